@@ -1,0 +1,145 @@
+//! The guard in front of every API route. It lets a request through only with the key
+//! and secret of an active token, and answers everything else with the 401 envelope.
+//!
+//! Per request it does a cache lookup, a SHA-256 and a constant-time compare: no argon2,
+//! and no database write. A cache miss reads the database once.
+
+use std::sync::Arc;
+
+use actix_web::body::{EitherBody, MessageBody};
+use actix_web::dev::{Payload, ServiceRequest, ServiceResponse};
+use actix_web::http::header::AUTHORIZATION;
+use actix_web::middleware::Next;
+use actix_web::{FromRequest, HttpMessage, HttpRequest, ResponseError, web};
+
+use super::basic::{self, BasicError};
+use super::cache::CachedToken;
+use crate::db;
+use crate::domain::{Scope, TokenKey, TokenSecret};
+use crate::error::{AppError, AuthFailure};
+use crate::state::AppState;
+
+/// The token a request was authenticated with. Handlers take it as an argument.
+#[derive(Debug, Clone)]
+pub struct ApiCaller(pub Arc<CachedToken>);
+
+impl ApiCaller {
+    /// A 403 naming the scope when the token lacks it.
+    pub fn require(&self, scope: Scope) -> Result<(), AppError> {
+        if self.0.scopes.contains(scope) {
+            Ok(())
+        } else {
+            Err(AppError::forbidden(format!(
+                "This API token does not have the '{}' scope that this request needs.",
+                scope.as_str()
+            )))
+        }
+    }
+
+    pub fn account(&self) -> crate::domain::AccountId {
+        self.0.account_id
+    }
+}
+
+impl FromRequest for ApiCaller {
+    type Error = AppError;
+    type Future = std::future::Ready<Result<Self, AppError>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        // Only the guard puts a caller here; a route without the guard fails loudly.
+        std::future::ready(
+            req.extensions()
+                .get::<ApiCaller>()
+                .cloned()
+                .ok_or_else(|| AppError::internal("API route is missing the token guard")),
+        )
+    }
+}
+
+/// actix middleware: `.wrap(from_fn(guard::require_token))`.
+pub async fn require_token(
+    req: ServiceRequest,
+    next: Next<impl MessageBody>,
+) -> Result<ServiceResponse<EitherBody<impl MessageBody>>, actix_web::Error> {
+    let Some(state) = req.app_data::<web::Data<AppState>>().cloned() else {
+        let err = AppError::internal("application state is missing");
+        return Ok(req.into_response(err.error_response()).map_into_right_body());
+    };
+    let header = req.headers().get(AUTHORIZATION).map(|v| v.as_bytes());
+    // The peer address, not X-Forwarded-For, which any client can write.
+    let ip = req.peer_addr().map(|a| a.ip().to_string());
+    match authenticate(&state, header).await {
+        Ok(token) => {
+            state
+                .usage
+                .record(token.id, chrono::Utc::now().naive_utc(), ip);
+            req.extensions_mut().insert(ApiCaller(token));
+            next.call(req).await.map(ServiceResponse::map_into_left_body)
+        }
+        Err(err) => Ok(req.into_response(err.error_response()).map_into_right_body()),
+    }
+}
+
+/// Decides whether the header belongs to an active token of an active account.
+pub async fn authenticate(
+    state: &AppState,
+    header: Option<&[u8]>,
+) -> Result<Arc<CachedToken>, AppError> {
+    let denied = |failure| AppError::Unauthorized {
+        failure,
+        support: state.config.support_email.to_string(),
+    };
+    let credentials = basic::parse(header).map_err(|e| match e {
+        BasicError::EmptyPassword => denied(AuthFailure::EmptyPassword),
+        BasicError::Missing | BasicError::Malformed => denied(AuthFailure::Inactive),
+    })?;
+    let key = TokenKey::parse(&credentials.user).map_err(|_| denied(AuthFailure::Inactive))?;
+    let secret =
+        TokenSecret::parse(&credentials.password).map_err(|_| denied(AuthFailure::Inactive))?;
+
+    let token = match state.cache.get(key.as_str()) {
+        Some(token) => token,
+        None => load(state, key).await?.ok_or_else(|| denied(AuthFailure::Inactive))?,
+    };
+    if token.digest != secret.digest() || token.revoked {
+        return Err(denied(AuthFailure::Inactive));
+    }
+    if token.is_expired_at(chrono::Utc::now().naive_utc()) {
+        state.usage.note_expired(token.id);
+        return Err(denied(AuthFailure::Inactive));
+    }
+    if token.account_suspended {
+        return Err(AppError::forbidden(format!(
+            "Your API access has been suspended due to a Terms of Service violation. Please contact {}.",
+            state.config.support_email
+        )));
+    }
+    Ok(token)
+}
+
+/// Reads a token from the database and caches it. `None` when no token has the key.
+async fn load(state: &AppState, key: TokenKey) -> Result<Option<Arc<CachedToken>>, AppError> {
+    let generation = state.cache.generation();
+    let found = db::run(&state.pool, move |conn| db::tokens::find_for_guard(conn, &key)).await?;
+    let Some((token, account)) = found else {
+        return Ok(None);
+    };
+    let digest = crate::domain::SecretDigest::from_bytes(&token.secret_digest)
+        .ok_or_else(|| AppError::internal(format!("token {} has a malformed digest", token.id)))?;
+    let cached = Arc::new(CachedToken {
+        id: token.token_id(),
+        scopes: token.scopes(),
+        digest,
+        revoked: token.revoked_at.is_some(),
+        created_at: token.created_at,
+        expires_at: token.expires_at,
+        account_id: account.account_id(),
+        account_suspended: account.is_suspended(),
+        account_slug: account.slug,
+        account_name: account.name,
+        key: token.key,
+        name: token.name,
+    });
+    state.cache.insert_if_unchanged(cached.clone(), generation);
+    Ok(Some(cached))
+}

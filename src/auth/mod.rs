@@ -1,0 +1,7 @@
+//! Who is calling: Basic-Auth for the API, sessions and CSRF for the dashboard.
+
+pub mod basic;
+pub mod cache;
+pub mod guard;
+pub mod password;
+pub mod usage;

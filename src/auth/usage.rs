@@ -1,0 +1,68 @@
+//! `last_used_at` and `last_used_ip`, gathered in memory by the guard and written in
+//! batches, so an API request never writes to the database. A crash loses at most one
+//! interval of "last used" figures, never a token.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Mutex;
+
+use chrono::NaiveDateTime;
+
+use crate::db::{self, Pool};
+use crate::domain::TokenId;
+use crate::error::AppError;
+
+#[derive(Default)]
+pub struct UsageRecorder {
+    latest: Mutex<HashMap<TokenId, (NaiveDateTime, Option<String>)>>,
+    expired: Mutex<HashSet<TokenId>>,
+}
+
+impl UsageRecorder {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    pub fn record(&self, token: TokenId, at: NaiveDateTime, ip: Option<String>) {
+        let mut latest = self.latest.lock().unwrap_or_else(|e| e.into_inner());
+        latest.insert(token, (at, ip));
+    }
+
+    /// Notes a token seen past its expiry, so its `token.expired` event is logged once.
+    pub fn note_expired(&self, token: TokenId) {
+        let mut expired = self.expired.lock().unwrap_or_else(|e| e.into_inner());
+        expired.insert(token);
+    }
+
+    /// Writes what has gathered since the last flush. Blocking: call off the async workers.
+    pub fn flush(&self, pool: &Pool) -> Result<usize, AppError> {
+        let batch: Vec<db::tokens::Usage> = {
+            let mut latest = self.latest.lock().unwrap_or_else(|e| e.into_inner());
+            latest
+                .drain()
+                .map(|(token, (at, ip))| db::tokens::Usage { token, at, ip })
+                .collect()
+        };
+        let expired: Vec<TokenId> = {
+            let mut expired = self.expired.lock().unwrap_or_else(|e| e.into_inner());
+            expired.drain().collect()
+        };
+        if batch.is_empty() && expired.is_empty() {
+            return Ok(0);
+        }
+        let mut conn = pool.get()?;
+        if !batch.is_empty() {
+            if let Err(err) = db::tokens::record_usage(&mut conn, &batch) {
+                // Put the batch back so the next flush tries again, unless newer figures came in.
+                let mut latest = self.latest.lock().unwrap_or_else(|e| e.into_inner());
+                for usage in batch {
+                    latest.entry(usage.token).or_insert((usage.at, usage.ip));
+                }
+                return Err(err);
+            }
+        }
+        if !expired.is_empty() {
+            db::tokens::log_expired(&mut conn, &expired)?;
+        }
+        Ok(batch.len())
+    }
+}

@@ -1,0 +1,62 @@
+//! Loops that run beside the server: the `last_used` flusher, and the poller that
+//! picks up revocations and suspensions made by other processes on the same database.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicI32, Ordering};
+
+use crate::db;
+use crate::domain::AccountId;
+use crate::state::AppState;
+
+/// Applies every cache invalidation logged after `seen`, and advances it.
+pub fn apply_invalidations(state: &AppState, seen: &AtomicI32) -> Result<usize, crate::error::AppError> {
+    let mut conn = state.pool.get()?;
+    let notes = db::invalidations::since(&mut conn, seen.load(Ordering::Acquire))?;
+    for note in &notes {
+        if let Some(key) = &note.token_key {
+            state.cache.evict(key);
+        }
+        if let Some(account) = note.account_id {
+            state.cache.evict_account(AccountId(account));
+        }
+    }
+    if let Some(last) = notes.last() {
+        seen.store(last.seq, Ordering::Release);
+    }
+    Ok(notes.len())
+}
+
+/// Starts both loops on the current Tokio runtime. They end when the runtime does.
+pub fn spawn(state: actix_web::web::Data<AppState>, seen: Arc<AtomicI32>) {
+    let poll = state.config.invalidation_poll_interval;
+    let poller_state = state.clone();
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(poll);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            let state = poller_state.clone();
+            let seen = seen.clone();
+            match tokio::task::spawn_blocking(move || apply_invalidations(&state, &seen)).await {
+                Ok(Ok(_)) => {}
+                Ok(Err(err)) => tracing::warn!(error = %err, "could not poll for revocations"),
+                Err(err) => tracing::warn!(error = %err, "revocation poll task failed"),
+            }
+        }
+    });
+
+    let flush = state.config.usage_flush_interval;
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(flush);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            let state = state.clone();
+            match tokio::task::spawn_blocking(move || state.usage.flush(&state.pool)).await {
+                Ok(Ok(_)) => {}
+                Ok(Err(err)) => tracing::warn!(error = %err, "could not record token use"),
+                Err(err) => tracing::warn!(error = %err, "token use flush task failed"),
+            }
+        }
+    });
+}

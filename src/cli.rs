@@ -1,0 +1,79 @@
+//! The command line: `serve` (the default), and the operator's tools.
+
+use clap::{Parser, Subcommand};
+
+use crate::config::RawSettings;
+
+#[derive(Parser, Debug)]
+#[command(name = "keyward", version, about = "Self-hosted API tokens for your accounts")]
+pub struct Cli {
+    #[command(flatten)]
+    pub settings: RawSettings,
+
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Run the HTTP server (what runs when no command is given).
+    Serve,
+    /// Manage accounts.
+    #[command(subcommand)]
+    Account(AccountCommand),
+    /// Manage platform operators.
+    #[command(subcommand)]
+    Operator(OperatorCommand),
+    /// Create, list and revoke API tokens.
+    #[command(subcommand)]
+    Token(TokenCommand),
+}
+
+#[derive(Subcommand, Debug)]
+pub enum AccountCommand {
+    /// Create an account and print its slug.
+    Create {
+        #[arg(long)]
+        name: String,
+    },
+    /// List every account.
+    List,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum OperatorCommand {
+    /// Create an operator, or grant the flag to an existing user. Reads the password from stdin.
+    Create {
+        #[arg(long)]
+        email: String,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum TokenCommand {
+    /// Create a token and print its key and secret. The secret is shown only this once.
+    Create {
+        /// The account's slug.
+        #[arg(long)]
+        account: String,
+        #[arg(long)]
+        name: String,
+        /// Comma-separated: read, write.
+        #[arg(long, default_value = "read,write")]
+        scopes: String,
+        /// Days until the token stops working (default: never).
+        #[arg(long)]
+        expires_in_days: Option<u32>,
+    },
+    /// Revoke a token by its key, in any account.
+    Revoke {
+        key: String,
+        #[arg(long)]
+        reason: String,
+    },
+    /// List an account's tokens.
+    List {
+        #[arg(long)]
+        account: String,
+    },
+}

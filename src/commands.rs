@@ -1,0 +1,146 @@
+//! The operator's command-line tools. They work on the database file directly, so they
+//! run beside a live server: a revocation here reaches the server within a second
+//! through the invalidation log.
+
+use std::io::{BufRead, Write};
+
+use anyhow::{Context, bail};
+
+use crate::auth::password;
+use crate::cli::{AccountCommand, Cli, Command, OperatorCommand, TokenCommand};
+use crate::config::Config;
+use crate::db::{self, audit::Actor, tokens::TokenRequest};
+use crate::domain::{AccountName, Email, Password, Scopes, TokenKey, TokenName};
+use crate::error::AppError;
+
+/// Turns an `AppError` into a plain message for the terminal.
+fn plain(err: AppError) -> anyhow::Error {
+    match err {
+        AppError::Internal(e) => e,
+        other => anyhow::anyhow!(other.messages().join(" ")),
+    }
+}
+
+/// Runs any command but `serve`.
+pub fn execute(cli: Cli, stdin: &mut impl BufRead, out: &mut impl Write) -> anyhow::Result<()> {
+    let config = Config::try_from(cli.settings).map_err(|e| anyhow::anyhow!(e))?;
+    let command = match cli.command {
+        None | Some(Command::Serve) => bail!("`serve` runs the server; it is not a tool command"),
+        Some(command) => command,
+    };
+    let pool = db::connect(&config.database_url)?;
+    let mut conn = pool.get().context("cannot open a database connection")?;
+    match command {
+        Command::Serve => unreachable!("handled above"),
+        Command::Account(AccountCommand::Create { name }) => {
+            let name = AccountName::parse(&name).map_err(|e| anyhow::anyhow!(e))?;
+            let account = db::write(&mut conn, |conn| db::accounts::create(conn, &name))
+                .map_err(plain)?;
+            writeln!(out, "{}", account.slug)?;
+        }
+        Command::Account(AccountCommand::List) => {
+            for summary in db::accounts::list_with_counts(&mut conn).map_err(plain)? {
+                writeln!(
+                    out,
+                    "{}\t{}\t{}\t{} members\t{} active tokens",
+                    summary.account.slug,
+                    summary.account.name,
+                    summary.account.api_state,
+                    summary.members,
+                    summary.active_tokens
+                )?;
+            }
+        }
+        Command::Operator(OperatorCommand::Create { email }) => {
+            let email = Email::parse(&email).map_err(|e| anyhow::anyhow!(e))?;
+            if let Some(user) = db::users::find_by_email(&mut conn, &email).map_err(plain)? {
+                db::write(&mut conn, |conn| db::users::set_operator(conn, user.user_id()))
+                    .map_err(plain)?;
+                writeln!(out, "{email} is now an operator (password unchanged)")?;
+                return Ok(());
+            }
+            let mut line = String::new();
+            stdin.read_line(&mut line).context("cannot read the password from stdin")?;
+            let line = line.trim_end_matches(['\r', '\n']).to_string();
+            let password = Password::parse(line).map_err(|e| anyhow::anyhow!(e))?;
+            let hash = password::hash(&password).map_err(plain)?;
+            db::write(&mut conn, |conn| {
+                db::users::create(
+                    conn,
+                    db::users::NewUser {
+                        email: email.as_str(),
+                        password_hash: &hash,
+                        operator: true,
+                        created_at: db::now(),
+                    },
+                )
+            })
+            .map_err(plain)?;
+            writeln!(out, "{email} is now an operator")?;
+        }
+        Command::Token(TokenCommand::Create {
+            account,
+            name,
+            scopes,
+            expires_in_days,
+        }) => {
+            let account = db::accounts::find_by_slug(&mut conn, &account).map_err(plain)?;
+            let name = TokenName::parse(&name).map_err(|e| anyhow::anyhow!(e))?;
+            let scopes = Scopes::parse(&scopes).map_err(|e| anyhow::anyhow!(e))?;
+            let expires_at =
+                expires_in_days.map(|d| db::now() + chrono::Duration::days(i64::from(d)));
+            let (token, secret) = db::tokens::create(
+                &mut conn,
+                TokenRequest {
+                    account: account.account_id(),
+                    creator: None,
+                    name: &name,
+                    scopes: &scopes,
+                    expires_at,
+                },
+                &Actor::cli(),
+            )
+            .map_err(plain)?;
+            writeln!(out, "key: {}", token.key)?;
+            writeln!(out, "secret: {}", secret.expose())?;
+            eprintln!("Store the secret now: it will not be shown again.");
+        }
+        Command::Token(TokenCommand::Revoke { key, reason }) => {
+            let key = TokenKey::parse(&key).map_err(|e| anyhow::anyhow!(e))?;
+            let token =
+                db::tokens::revoke_by_key_any_account(&mut conn, &key, &Actor::cli(), &reason)
+                    .map_err(plain)?;
+            writeln!(out, "revoked {}", token.key)?;
+        }
+        Command::Token(TokenCommand::List { account }) => {
+            let account = db::accounts::find_by_slug(&mut conn, &account).map_err(plain)?;
+            let tokens = db::tokens::list_for_account(
+                &mut conn,
+                account.account_id(),
+                &Default::default(),
+            )
+            .map_err(plain)?;
+            for view in tokens {
+                let t = &view.token;
+                writeln!(
+                    out,
+                    "{}\t{}\t{}\t…{}\t{}\tcreated {}\tlast used {}",
+                    t.key,
+                    t.name,
+                    t.status().as_str(),
+                    t.secret_hint,
+                    t.scopes,
+                    t.created_at.format("%Y-%m-%d %H:%M"),
+                    t.last_used_at
+                        .map(|at| format!(
+                            "{} from {}",
+                            at.format("%Y-%m-%d %H:%M:%S"),
+                            t.last_used_ip.as_deref().unwrap_or("?")
+                        ))
+                        .unwrap_or_else(|| "never".into()),
+                )?;
+            }
+        }
+    }
+    Ok(())
+}

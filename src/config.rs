@@ -1,0 +1,171 @@
+//! Settings, from flags or `KEYWARD_*` environment variables, checked once at start.
+
+use std::fmt;
+use std::net::SocketAddr;
+
+use clap::Args;
+
+use crate::domain::Email;
+
+/// The raw settings as given on the command line or in the environment.
+#[derive(Args, Clone)]
+pub struct RawSettings {
+    /// Address to listen on.
+    #[arg(long, env = "KEYWARD_BIND", default_value = "127.0.0.1:8080", global = true)]
+    pub bind: String,
+
+    /// SQLite database file; created, and migrated, if needed.
+    #[arg(long, env = "KEYWARD_DATABASE_URL", default_value = "keyward.db", global = true)]
+    pub database_url: String,
+
+    /// The address named in every 401 and 403 body.
+    #[arg(long, env = "KEYWARD_SUPPORT_EMAIL", global = true)]
+    pub support_email: Option<String>,
+
+    /// Key that signs dashboard session cookies (at least 32 characters). Without it a
+    /// random key is generated once and kept in the database.
+    #[arg(long, env = "KEYWARD_SESSION_KEY", global = true, hide_env_values = true)]
+    pub session_key: Option<String>,
+
+    /// The URL people use to reach the dashboard, e.g. https://keys.example.com.
+    /// When it is https, session cookies are Secure and use the __Host- prefix.
+    #[arg(long, env = "KEYWARD_PUBLIC_URL", global = true)]
+    pub public_url: Option<String>,
+
+    /// HTTP worker threads (default: one per CPU).
+    #[arg(long, env = "KEYWARD_WORKERS", global = true)]
+    pub workers: Option<usize>,
+}
+
+impl fmt::Debug for RawSettings {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RawSettings")
+            .field("bind", &self.bind)
+            .field("database_url", &self.database_url)
+            .field("support_email", &self.support_email)
+            .field("session_key", &self.session_key.as_ref().map(|_| "<redacted>"))
+            .field("public_url", &self.public_url)
+            .field("workers", &self.workers)
+            .finish()
+    }
+}
+
+/// Where 401 and 403 bodies send people when no support address is configured.
+pub const DEFAULT_SUPPORT_EMAIL: &str = "support@keyward.invalid";
+
+/// Checked settings. Every field is usable as it is.
+#[derive(Clone)]
+pub struct Config {
+    pub bind: SocketAddr,
+    pub database_url: String,
+    pub support_email: Email,
+    pub support_email_was_set: bool,
+    pub session_key: Option<String>,
+    pub public_url: Option<String>,
+    pub workers: Option<usize>,
+    /// How often `last_used` figures are written. Tests shorten it.
+    pub usage_flush_interval: std::time::Duration,
+    /// How often other processes' revocations are picked up.
+    pub invalidation_poll_interval: std::time::Duration,
+}
+
+impl fmt::Debug for Config {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Config")
+            .field("bind", &self.bind)
+            .field("database_url", &self.database_url)
+            .field("support_email", &self.support_email)
+            .field("session_key", &self.session_key.as_ref().map(|_| "<redacted>"))
+            .field("public_url", &self.public_url)
+            .field("workers", &self.workers)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Config {
+    /// Settings for a test or a tool: a database file, port 0 and fast background loops.
+    pub fn for_database(database_url: impl Into<String>) -> Self {
+        Self {
+            bind: SocketAddr::from(([127, 0, 0, 1], 0)),
+            database_url: database_url.into(),
+            support_email: Email::parse("support@keyward.test").expect("a valid constant"),
+            support_email_was_set: true,
+            session_key: None,
+            public_url: None,
+            workers: Some(2),
+            usage_flush_interval: std::time::Duration::from_millis(200),
+            invalidation_poll_interval: std::time::Duration::from_millis(100),
+        }
+    }
+
+    /// Whether the dashboard is served over HTTPS, which makes cookies Secure.
+    pub fn is_https(&self) -> bool {
+        self.public_url.as_deref().is_some_and(|u| u.starts_with("https://"))
+    }
+}
+
+impl TryFrom<RawSettings> for Config {
+    type Error = String;
+
+    fn try_from(raw: RawSettings) -> Result<Self, String> {
+        let bind = raw.bind.trim().parse::<SocketAddr>().map_err(|_| {
+            format!(
+                "KEYWARD_BIND / --bind: \"{}\" is not an address with a port, such as 127.0.0.1:8080",
+                raw.bind
+            )
+        })?;
+        let database_url = raw
+            .database_url
+            .trim()
+            .trim_start_matches("sqlite://")
+            .to_string();
+        if database_url.is_empty() || database_url == ":memory:" {
+            return Err(
+                "KEYWARD_DATABASE_URL / --database-url: give a file path; an in-memory database would lose every token at exit".into(),
+            );
+        }
+        let (support_email, support_email_was_set) = match raw.support_email.as_deref() {
+            Some(given) if !given.trim().is_empty() => (
+                Email::parse(given)
+                    .map_err(|e| format!("KEYWARD_SUPPORT_EMAIL / --support-email: {e}"))?,
+                true,
+            ),
+            _ => (
+                Email::parse(DEFAULT_SUPPORT_EMAIL).map_err(|e| e.to_string())?,
+                false,
+            ),
+        };
+        if let Some(key) = &raw.session_key {
+            if key.len() < 32 {
+                return Err(
+                    "KEYWARD_SESSION_KEY / --session-key: use at least 32 characters".into(),
+                );
+            }
+        }
+        let public_url = match raw.public_url.as_deref().map(str::trim) {
+            None | Some("") => None,
+            Some(url) if url.starts_with("http://") || url.starts_with("https://") => {
+                Some(url.trim_end_matches('/').to_string())
+            }
+            Some(url) => {
+                return Err(format!(
+                    "KEYWARD_PUBLIC_URL / --public-url: \"{url}\" must start with http:// or https://"
+                ));
+            }
+        };
+        if raw.workers == Some(0) {
+            return Err("KEYWARD_WORKERS / --workers: use at least 1".into());
+        }
+        Ok(Self {
+            bind,
+            database_url,
+            support_email,
+            support_email_was_set,
+            session_key: raw.session_key,
+            public_url,
+            workers: raw.workers,
+            usage_flush_interval: std::time::Duration::from_secs(5),
+            invalidation_poll_interval: std::time::Duration::from_millis(250),
+        })
+    }
+}

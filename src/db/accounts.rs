@@ -1,0 +1,138 @@
+//! Accounts: the tenants. Each has a unique slug and an API state.
+
+use chrono::NaiveDateTime;
+use diesel::prelude::*;
+
+use super::schema::{accounts, clusters, memberships, tokens};
+use crate::domain::{AccountId, AccountName, Slug};
+use crate::error::AppError;
+
+#[derive(Debug, Clone, Queryable, Selectable, Identifiable)]
+#[diesel(table_name = accounts)]
+pub struct Account {
+    pub id: i32,
+    pub name: String,
+    pub slug: String,
+    pub api_state: String,
+    pub created_at: NaiveDateTime,
+}
+
+impl Account {
+    pub fn account_id(&self) -> AccountId {
+        AccountId(self.id)
+    }
+
+    pub fn is_suspended(&self) -> bool {
+        self.api_state == SUSPENDED
+    }
+}
+
+pub const ACTIVE: &str = "active";
+pub const SUSPENDED: &str = "suspended";
+
+#[derive(Insertable)]
+#[diesel(table_name = accounts)]
+struct NewAccount<'a> {
+    name: &'a str,
+    slug: &'a str,
+    api_state: &'a str,
+    created_at: NaiveDateTime,
+}
+
+/// Creates an account, with `acme-inc`, else `acme-inc-2`, `acme-inc-3`... as its slug.
+/// Call inside a write transaction.
+pub fn create(conn: &mut SqliteConnection, name: &AccountName) -> Result<Account, AppError> {
+    let base = Slug::from_name(name.as_str()).map_err(AppError::invalid)?;
+    let mut n = 1;
+    let slug = loop {
+        let candidate = if n == 1 { base.clone() } else { base.with_suffix(n) };
+        let taken: i64 = accounts::table
+            .filter(accounts::slug.eq(candidate.as_str()))
+            .count()
+            .get_result(conn)?;
+        if taken == 0 {
+            break candidate;
+        }
+        n += 1;
+    };
+    Ok(diesel::insert_into(accounts::table)
+        .values(NewAccount {
+            name: name.as_str(),
+            slug: slug.as_str(),
+            api_state: ACTIVE,
+            created_at: super::now(),
+        })
+        .returning(Account::as_returning())
+        .get_result(conn)?)
+}
+
+pub fn find(conn: &mut SqliteConnection, id: AccountId) -> Result<Account, AppError> {
+    Ok(accounts::table
+        .find(id.0)
+        .select(Account::as_select())
+        .first(conn)?)
+}
+
+pub fn find_by_slug(conn: &mut SqliteConnection, slug: &str) -> Result<Account, AppError> {
+    accounts::table
+        .filter(accounts::slug.eq(slug))
+        .select(Account::as_select())
+        .first(conn)
+        .optional()?
+        .ok_or_else(|| AppError::invalid(format!("No account has the slug \"{slug}\".")))
+}
+
+/// Sets the API state, and tells every process to drop the account's cached tokens.
+/// Call inside a write transaction.
+pub fn set_api_state(
+    conn: &mut SqliteConnection,
+    id: AccountId,
+    state: &str,
+) -> Result<(), AppError> {
+    diesel::update(accounts::table.find(id.0))
+        .set(accounts::api_state.eq(state))
+        .execute(conn)?;
+    super::invalidations::record_account(conn, id)?;
+    Ok(())
+}
+
+/// One row of the operator's account list.
+#[derive(Debug, Clone)]
+pub struct AccountSummary {
+    pub account: Account,
+    pub members: i64,
+    pub active_tokens: i64,
+    pub clusters: i64,
+}
+
+pub fn list_with_counts(conn: &mut SqliteConnection) -> Result<Vec<AccountSummary>, AppError> {
+    let all: Vec<Account> = accounts::table
+        .order(accounts::created_at.desc())
+        .select(Account::as_select())
+        .load(conn)?;
+    let now = super::now();
+    all.into_iter()
+        .map(|account| {
+            let members = memberships::table
+                .filter(memberships::account_id.eq(account.id))
+                .count()
+                .get_result(conn)?;
+            let active_tokens = tokens::table
+                .filter(tokens::account_id.eq(account.id))
+                .filter(tokens::revoked_at.is_null())
+                .filter(tokens::expires_at.is_null().or(tokens::expires_at.gt(now)))
+                .count()
+                .get_result(conn)?;
+            let clusters = clusters::table
+                .filter(clusters::account_id.eq(account.id))
+                .count()
+                .get_result(conn)?;
+            Ok(AccountSummary {
+                account,
+                members,
+                active_tokens,
+                clusters,
+            })
+        })
+        .collect()
+}

@@ -1,0 +1,139 @@
+//! Diesel's view of the tables in `migrations/`. Kept by hand, in step with the SQL.
+
+diesel::table! {
+    accounts (id) {
+        id -> Integer,
+        name -> Text,
+        slug -> Text,
+        api_state -> Text,
+        created_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    users (id) {
+        id -> Integer,
+        email -> Text,
+        password_hash -> Text,
+        operator -> Bool,
+        created_at -> Timestamp,
+        last_login_at -> Nullable<Timestamp>,
+    }
+}
+
+diesel::table! {
+    memberships (id) {
+        id -> Integer,
+        user_id -> Integer,
+        account_id -> Integer,
+        role -> Text,
+        created_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    tokens (id) {
+        id -> Integer,
+        account_id -> Integer,
+        user_id -> Nullable<Integer>,
+        name -> Text,
+        key -> Text,
+        secret_digest -> Binary,
+        secret_hint -> Text,
+        scopes -> Text,
+        created_at -> Timestamp,
+        expires_at -> Nullable<Timestamp>,
+        last_used_at -> Nullable<Timestamp>,
+        last_used_ip -> Nullable<Text>,
+        revoked_at -> Nullable<Timestamp>,
+        revoked_by -> Nullable<Integer>,
+        revoke_reason -> Nullable<Text>,
+        expiry_logged -> Bool,
+    }
+}
+
+diesel::table! {
+    audit_events (id) {
+        id -> Integer,
+        account_id -> Integer,
+        actor_id -> Nullable<Integer>,
+        actor_label -> Text,
+        action -> Text,
+        target -> Text,
+        token_id -> Nullable<Integer>,
+        ip -> Nullable<Text>,
+        at -> Timestamp,
+        detail -> Text,
+    }
+}
+
+diesel::table! {
+    cache_invalidations (seq) {
+        seq -> Integer,
+        token_key -> Nullable<Text>,
+        account_id -> Nullable<Integer>,
+        at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    clusters (id) {
+        id -> Integer,
+        account_id -> Integer,
+        slug -> Text,
+        name -> Text,
+        plan -> Text,
+        region -> Text,
+        state -> Text,
+        created_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    sessions (id) {
+        id -> Text,
+        state -> Text,
+        expires_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    invitations (id) {
+        id -> Integer,
+        account_id -> Integer,
+        email -> Text,
+        role -> Text,
+        token_digest -> Binary,
+        invited_by -> Nullable<Integer>,
+        created_at -> Timestamp,
+        expires_at -> Timestamp,
+        accepted_at -> Nullable<Timestamp>,
+    }
+}
+
+diesel::table! {
+    server_settings (name) {
+        name -> Text,
+        value -> Text,
+    }
+}
+
+diesel::joinable!(memberships -> accounts (account_id));
+diesel::joinable!(memberships -> users (user_id));
+diesel::joinable!(tokens -> accounts (account_id));
+diesel::joinable!(audit_events -> accounts (account_id));
+diesel::joinable!(clusters -> accounts (account_id));
+diesel::joinable!(invitations -> accounts (account_id));
+
+diesel::allow_tables_to_appear_in_same_query!(
+    accounts,
+    users,
+    memberships,
+    tokens,
+    audit_events,
+    cache_invalidations,
+    clusters,
+    sessions,
+    invitations,
+    server_settings,
+);

@@ -1,0 +1,100 @@
+//! Users: people who sign in. Emails are unique without regard to case.
+
+use chrono::NaiveDateTime;
+use diesel::prelude::*;
+
+use super::schema::users;
+use crate::domain::{Email, UserId};
+use crate::error::AppError;
+
+#[derive(Clone, Queryable, Selectable, Identifiable)]
+#[diesel(table_name = users)]
+pub struct User {
+    pub id: i32,
+    pub email: String,
+    pub password_hash: String,
+    pub operator: bool,
+    pub created_at: NaiveDateTime,
+    pub last_login_at: Option<NaiveDateTime>,
+}
+
+impl User {
+    pub fn user_id(&self) -> UserId {
+        UserId(self.id)
+    }
+}
+
+/// The hash is not secret in the way a password is, but it has no business in logs either.
+impl std::fmt::Debug for User {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("User")
+            .field("id", &self.id)
+            .field("email", &self.email)
+            .field("operator", &self.operator)
+            .finish_non_exhaustive()
+    }
+}
+
+#[derive(Insertable)]
+#[diesel(table_name = users)]
+pub struct NewUser<'a> {
+    pub email: &'a str,
+    pub password_hash: &'a str,
+    pub operator: bool,
+    pub created_at: NaiveDateTime,
+}
+
+pub fn find_by_email(conn: &mut SqliteConnection, email: &Email) -> Result<Option<User>, AppError> {
+    Ok(users::table
+        .filter(users::email.eq(email.as_str()))
+        .select(User::as_select())
+        .first(conn)
+        .optional()?)
+}
+
+pub fn find(conn: &mut SqliteConnection, id: UserId) -> Result<User, AppError> {
+    Ok(users::table.find(id.0).select(User::as_select()).first(conn)?)
+}
+
+/// Inserts a user; an email already in use is a clear 422, not a constraint error.
+pub fn create(conn: &mut SqliteConnection, new: NewUser<'_>) -> Result<User, AppError> {
+    let email = new.email.to_string();
+    diesel::insert_into(users::table)
+        .values(new)
+        .returning(User::as_returning())
+        .get_result(conn)
+        .map_err(|e| match e {
+            diesel::result::Error::DatabaseError(
+                diesel::result::DatabaseErrorKind::UniqueViolation,
+                _,
+            ) => AppError::invalid(format!(
+                "{email} already has a Keyward sign-in. Sign in instead, or use another email."
+            )),
+            other => other.into(),
+        })
+}
+
+pub fn set_operator(conn: &mut SqliteConnection, id: UserId) -> Result<(), AppError> {
+    diesel::update(users::table.find(id.0))
+        .set(users::operator.eq(true))
+        .execute(conn)?;
+    Ok(())
+}
+
+pub fn set_password_hash(
+    conn: &mut SqliteConnection,
+    id: UserId,
+    hash: &str,
+) -> Result<(), AppError> {
+    diesel::update(users::table.find(id.0))
+        .set(users::password_hash.eq(hash))
+        .execute(conn)?;
+    Ok(())
+}
+
+pub fn record_login(conn: &mut SqliteConnection, id: UserId) -> Result<(), AppError> {
+    diesel::update(users::table.find(id.0))
+        .set(users::last_login_at.eq(super::now()))
+        .execute(conn)?;
+    Ok(())
+}

@@ -1,0 +1,18 @@
+//! Types that can't hold an invalid value. Each `parse` returns a `Result`
+//! whose error is a sentence fit to show the user.
+
+mod email;
+mod ids;
+mod names;
+mod password;
+mod role;
+mod scope;
+mod token;
+
+pub use email::Email;
+pub use ids::{AccountId, ClusterId, TokenId, UserId};
+pub use names::{AccountName, ClusterName, Slug, TokenName};
+pub use password::Password;
+pub use role::Role;
+pub use scope::{Scope, Scopes};
+pub use token::{SecretDigest, TokenKey, TokenSecret, random_base62};

@@ -1,0 +1,129 @@
+//! Human-given names (of accounts, tokens and clusters) and the URL slugs made from them.
+
+use std::fmt;
+
+/// Trims, then insists on 1..=max characters with no control characters.
+fn parse_name(raw: &str, what: &str, max: usize) -> Result<String, String> {
+    let name = raw.trim();
+    if name.is_empty() {
+        return Err(format!("The {what} can't be blank."));
+    }
+    if name.chars().count() > max {
+        return Err(format!("The {what} must have at most {max} characters."));
+    }
+    if name.chars().any(char::is_control) {
+        return Err(format!("The {what} can't contain control characters."));
+    }
+    Ok(name.to_string())
+}
+
+macro_rules! name_type {
+    ($name:ident, $what:literal, $max:literal) => {
+        #[derive(Debug, Clone, PartialEq, Eq)]
+        pub struct $name(String);
+
+        impl $name {
+            pub fn parse(raw: &str) -> Result<Self, String> {
+                parse_name(raw, $what, $max).map(Self)
+            }
+
+            pub fn as_str(&self) -> &str {
+                &self.0
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(&self.0)
+            }
+        }
+    };
+}
+
+name_type!(AccountName, "account name", 100);
+name_type!(TokenName, "token name", 100);
+name_type!(ClusterName, "cluster name", 100);
+
+/// Lower-case ASCII letters, digits and single dashes: "Acme Inc" becomes `acme-inc`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Slug(String);
+
+impl Slug {
+    const MAX: usize = 60;
+
+    /// Makes a slug from any name. Fails only when nothing usable is left.
+    pub fn from_name(name: &str) -> Result<Self, String> {
+        let mut slug = String::new();
+        for c in name.chars().flat_map(char::to_lowercase) {
+            if c.is_ascii_alphanumeric() {
+                slug.push(c);
+            } else if !slug.is_empty() && !slug.ends_with('-') {
+                slug.push('-');
+            }
+        }
+        let slug: String = slug.trim_end_matches('-').chars().take(Self::MAX).collect();
+        let slug = slug.trim_end_matches('-').to_string();
+        if slug.is_empty() {
+            return Err(format!(
+                "\"{}\" has no letters or digits to make a slug from.",
+                name.trim()
+            ));
+        }
+        Ok(Self(slug))
+    }
+
+    /// Accepts only a slug already in canonical form, as found in a URL.
+    pub fn parse(raw: &str) -> Result<Self, String> {
+        match Self::from_name(raw) {
+            Ok(slug) if slug.0 == raw => Ok(slug),
+            _ => Err(format!("\"{raw}\" is not a slug.")),
+        }
+    }
+
+    /// The same slug with a numeric suffix, for when the plain one is taken.
+    pub fn with_suffix(&self, n: u32) -> Self {
+        Self(format!("{}-{n}", self.0))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for Slug {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn slugs_are_made_from_names() {
+        for (name, slug) in [
+            ("Acme Inc", "acme-inc"),
+            ("  Acme,  Inc. ", "acme-inc"),
+            ("Zürich Search", "z-rich-search"),
+            ("42", "42"),
+        ] {
+            assert_eq!(Slug::from_name(name).unwrap().as_str(), slug, "{name}");
+        }
+        assert!(Slug::from_name("!!!").is_err());
+    }
+
+    #[test]
+    fn only_canonical_slugs_parse() {
+        assert!(Slug::parse("acme-inc").is_ok());
+        assert!(Slug::parse("Acme").is_err());
+        assert!(Slug::parse("acme--inc").is_err());
+    }
+
+    #[test]
+    fn blank_and_long_names_are_refused() {
+        assert!(TokenName::parse("   ").unwrap_err().contains("blank"));
+        assert!(TokenName::parse(&"x".repeat(101)).unwrap_err().contains("100"));
+        assert_eq!(TokenName::parse(" ci ").unwrap().as_str(), "ci");
+    }
+}

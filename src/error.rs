@@ -1,0 +1,174 @@
+//! One error type. The API renders it as Bonsai's envelope,
+//! `{"errors": [...], "status": N}`; the dashboard renders it as a page (see `HtmlError`).
+
+use actix_web::http::StatusCode;
+use actix_web::http::header::{self, HeaderValue};
+use actix_web::{HttpResponse, ResponseError};
+use serde_json::json;
+
+/// Sentences of the 401 body, in the reference's order.
+pub const NO_PASSWORD: &str = "The 'Authorization' header has no value for the password field.";
+pub const TOKEN_INACTIVE: &str = "The API token is missing, inactive or does not exist.";
+pub const AUTH_FAILED: &str = "Authentication failed.";
+pub const NOT_AUTHENTICATED: &str = "Could not authenticate your request.";
+
+pub const WWW_AUTHENTICATE: &str = r#"Basic realm="keyward", charset="UTF-8""#;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AuthFailure {
+    /// Missing, malformed, unknown, wrong, revoked or expired: one answer for all.
+    Inactive,
+    /// A user name with nothing after it.
+    EmptyPassword,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum AppError {
+    #[error("unauthorized")]
+    Unauthorized { failure: AuthFailure, support: String },
+    /// The dashboard's "please sign in", which the page renderer turns into a redirect.
+    #[error("sign-in required")]
+    SignInRequired,
+    #[error("forbidden: {0:?}")]
+    Forbidden(Vec<String>),
+    #[error("not found")]
+    NotFound,
+    #[error("method not allowed")]
+    MethodNotAllowed,
+    #[error("invalid input: {0:?}")]
+    Invalid(Vec<String>),
+    #[error("too many requests")]
+    TooManyRequests { retry_after_secs: u64, message: String },
+    #[error(transparent)]
+    Internal(#[from] anyhow::Error),
+}
+
+impl AppError {
+    pub fn invalid(message: impl Into<String>) -> Self {
+        Self::Invalid(vec![message.into()])
+    }
+
+    pub fn forbidden(message: impl Into<String>) -> Self {
+        Self::Forbidden(vec![message.into()])
+    }
+
+    pub fn internal(message: impl Into<String>) -> Self {
+        Self::Internal(anyhow::anyhow!(message.into()))
+    }
+
+    /// The sentences people see.
+    pub fn messages(&self) -> Vec<String> {
+        match self {
+            AppError::Unauthorized { failure, support } => {
+                let mut errors = Vec::with_capacity(5);
+                if *failure == AuthFailure::EmptyPassword {
+                    errors.push(NO_PASSWORD.to_string());
+                }
+                errors.extend([
+                    TOKEN_INACTIVE.to_string(),
+                    AUTH_FAILED.to_string(),
+                    NOT_AUTHENTICATED.to_string(),
+                    format!(
+                        "This request has failed authentication. Please read the docs or email us at {support}."
+                    ),
+                ]);
+                errors
+            }
+            AppError::SignInRequired => vec!["Please sign in to continue.".into()],
+            AppError::Forbidden(messages) | AppError::Invalid(messages) => messages.clone(),
+            AppError::NotFound => {
+                vec!["The requested resource could not be found.".into()]
+            }
+            AppError::MethodNotAllowed => {
+                vec!["This method is not allowed for the requested resource.".into()]
+            }
+            AppError::TooManyRequests { message, .. } => vec![message.clone()],
+            AppError::Internal(_) => vec![
+                "Something went wrong on our side. Please try again; if it keeps happening, contact support."
+                    .into(),
+            ],
+        }
+    }
+}
+
+impl ResponseError for AppError {
+    fn status_code(&self) -> StatusCode {
+        match self {
+            AppError::Unauthorized { .. } | AppError::SignInRequired => StatusCode::UNAUTHORIZED,
+            AppError::Forbidden(_) => StatusCode::FORBIDDEN,
+            AppError::NotFound => StatusCode::NOT_FOUND,
+            AppError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            AppError::Invalid(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            AppError::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
+            AppError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        let status = self.status_code();
+        if let AppError::Internal(err) = self {
+            tracing::error!(error = %format!("{err:#}"), "internal error");
+        }
+        let mut response = HttpResponse::build(status);
+        match self {
+            AppError::Unauthorized { .. } | AppError::SignInRequired => {
+                response.insert_header((
+                    header::WWW_AUTHENTICATE,
+                    HeaderValue::from_static(WWW_AUTHENTICATE),
+                ));
+            }
+            AppError::TooManyRequests {
+                retry_after_secs, ..
+            } => {
+                response.insert_header((header::RETRY_AFTER, retry_after_secs.to_string()));
+            }
+            _ => {}
+        }
+        response.insert_header((header::CACHE_CONTROL, "no-store"));
+        response.json(json!({ "errors": self.messages(), "status": status.as_u16() }))
+    }
+}
+
+impl From<diesel::result::Error> for AppError {
+    fn from(err: diesel::result::Error) -> Self {
+        match err {
+            diesel::result::Error::NotFound => AppError::NotFound,
+            other => AppError::Internal(other.into()),
+        }
+    }
+}
+
+impl From<r2d2::Error> for AppError {
+    fn from(err: r2d2::Error) -> Self {
+        AppError::Internal(err.into())
+    }
+}
+
+impl From<actix_web::error::BlockingError> for AppError {
+    fn from(err: actix_web::error::BlockingError) -> Self {
+        AppError::Internal(anyhow::anyhow!("blocking task failed: {err}"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn empty_password_sentence_comes_first() {
+        let err = AppError::Unauthorized {
+            failure: AuthFailure::EmptyPassword,
+            support: "help@example.com".into(),
+        };
+        let messages = err.messages();
+        assert_eq!(messages.len(), 5);
+        assert_eq!(messages[0], NO_PASSWORD);
+        assert!(messages[4].ends_with("email us at help@example.com."));
+    }
+
+    #[test]
+    fn diesel_not_found_is_a_404() {
+        let err: AppError = diesel::result::Error::NotFound.into();
+        assert_eq!(err.status_code(), StatusCode::NOT_FOUND);
+    }
+}

@@ -1,0 +1,47 @@
+//! What every worker shares. Built once, outside `HttpServer::new`, and handed to each
+//! worker's `App`, so that a revocation seen by one worker is seen by all.
+
+use std::sync::Arc;
+
+use crate::auth::cache::TokenCache;
+use crate::auth::usage::UsageRecorder;
+use crate::config::Config;
+use crate::db::{self, Pool};
+use crate::domain::{AccountId, TokenId};
+use crate::error::AppError;
+
+pub struct AppState {
+    pub pool: Pool,
+    pub config: Arc<Config>,
+    pub cache: Arc<TokenCache>,
+    pub usage: Arc<UsageRecorder>,
+}
+
+impl AppState {
+    pub fn new(pool: Pool, config: Config) -> Self {
+        Self {
+            pool,
+            config: Arc::new(config),
+            cache: Arc::new(TokenCache::new()),
+            usage: Arc::new(UsageRecorder::new()),
+        }
+    }
+
+    /// Revokes one of the account's tokens. The order matters: the revocation commits,
+    /// then leaves the cache, then the caller answers; so once anyone is told "revoked",
+    /// no worker lets the token in again.
+    pub async fn revoke_token(
+        &self,
+        account: AccountId,
+        token: TokenId,
+        actor: db::audit::Actor,
+        reason: String,
+    ) -> Result<db::tokens::Token, AppError> {
+        let revoked = db::run(&self.pool, move |conn| {
+            db::tokens::revoke(conn, account, token, &actor, &reason)
+        })
+        .await?;
+        self.cache.evict(&revoked.key);
+        Ok(revoked)
+    }
+}

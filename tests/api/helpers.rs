@@ -1,0 +1,763 @@
+//! What every API test needs: a server on its own SQLite file, the command line, and the checks
+//! for Keyward's JSON envelopes.
+
+use std::io::{BufRead, BufReader, Read};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::mpsc;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use clap::Parser;
+use keyward::cli::Cli;
+use keyward::commands;
+use keyward::config::Config;
+use keyward::startup::Application;
+use reqwest::header::{AUTHORIZATION, CONTENT_TYPE, HeaderValue, WWW_AUTHENTICATE};
+use reqwest::{Response, StatusCode};
+use serde_json::{Value, json};
+use tempfile::TempDir;
+
+/// The support address the test servers are configured with.
+pub const SUPPORT_EMAIL: &str = "support@keyward.test";
+
+/// Every 401 carries this challenge.
+pub const CHALLENGE: &str = r#"Basic realm="keyward", charset="UTF-8""#;
+
+/// How long a server (a debug build, migrating a fresh file) may take to come up.
+const STARTUP_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// How long one run of the binary as a command-line tool may take.
+const COMMAND_TIMEOUT: Duration = Duration::from_secs(30);
+
+// ---------------------------------------------------------------------------------------------
+// The database file
+// ---------------------------------------------------------------------------------------------
+
+/// A SQLite file in a directory of its own, deleted with it.
+pub struct TestDb {
+    _dir: TempDir,
+    pub path: String,
+}
+
+impl TestDb {
+    pub fn new() -> Self {
+        let dir = tempfile::tempdir().expect("a temporary directory");
+        let path = dir
+            .path()
+            .join("keyward.db")
+            .to_str()
+            .expect("temporary paths are UTF-8")
+            .to_string();
+        Self { _dir: dir, path }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The command line, in process
+// ---------------------------------------------------------------------------------------------
+
+/// A token's credentials, as `token create` prints them.
+#[derive(Debug, Clone)]
+pub struct Token {
+    pub key: String,
+    pub secret: String,
+}
+
+/// Runs `keyward --database-url DB ARGS...` in this process, with `stdin` as its input.
+/// Returns what it printed, or the error (with its causes) as text.
+pub fn keyward_cli(database: &str, args: &[&str], stdin: &str) -> Result<String, String> {
+    let mut argv = vec!["keyward", "--database-url", database];
+    argv.extend_from_slice(args);
+    let cli = Cli::try_parse_from(argv).map_err(|e| format!("clap refused the arguments: {e}"))?;
+    let mut input: &[u8] = stdin.as_bytes();
+    let mut output: Vec<u8> = Vec::new();
+    let result = commands::execute(cli, &mut input, &mut output);
+    let printed = String::from_utf8(output).map_err(|_| "the CLI printed non-UTF-8".to_string())?;
+    match result {
+        Ok(()) => Ok(printed),
+        Err(e) => Err(format!("{e:#}")),
+    }
+}
+
+/// Like `keyward_cli`, but panics with the command and its error when it fails.
+pub fn keyward_cli_ok(database: &str, args: &[&str]) -> String {
+    keyward_cli(database, args, "")
+        .unwrap_or_else(|e| panic!("`keyward {}` failed: {e}", args.join(" ")))
+}
+
+/// `account create --name NAME`; returns the printed slug.
+pub fn create_account(database: &str, name: &str) -> String {
+    let out = keyward_cli_ok(database, &["account", "create", "--name", name]);
+    let slug = out.trim();
+    assert!(
+        !slug.is_empty() && !slug.contains('\n'),
+        "`account create` should print the slug on its own line, printed {out:?}"
+    );
+    slug.to_string()
+}
+
+/// `token create --account SLUG --name NAME --scopes SCOPES [EXTRA...]`.
+pub fn create_token(database: &str, account: &str, name: &str, scopes: &str, extra: &[&str]) -> Token {
+    let mut args = vec!["token", "create", "--account", account, "--name", name, "--scopes", scopes];
+    args.extend_from_slice(extra);
+    parse_token_output(&keyward_cli_ok(database, &args))
+}
+
+/// `token revoke KEY --reason REASON`.
+pub fn revoke(database: &str, key: &str) {
+    keyward_cli_ok(database, &["token", "revoke", key, "--reason", "revoked by a test"]);
+}
+
+/// Reads the two lines `key: kw_...` and `secret: kws_...` that `token create` prints.
+pub fn parse_token_output(out: &str) -> Token {
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(
+        lines.len(),
+        2,
+        "`token create` should print exactly two lines, printed {out:?}"
+    );
+    let key = lines[0]
+        .strip_prefix("key: ")
+        .unwrap_or_else(|| panic!("the first line should be `key: ...`, was {:?}", lines[0]));
+    let secret = lines[1]
+        .strip_prefix("secret: ")
+        .unwrap_or_else(|| panic!("the second line should be `secret: ...`, was {:?}", lines[1]));
+    assert!(key.starts_with("kw_"), "keys start with kw_, got {key:?}");
+    assert!(secret.starts_with("kws_"), "secrets start with kws_, got {secret:?}");
+    Token {
+        key: key.to_string(),
+        secret: secret.to_string(),
+    }
+}
+
+/// A key of the published shape that no database holds.
+pub fn unknown_key() -> String {
+    format!("kw_{}", "Zq8UnknownKey000")
+}
+
+// ---------------------------------------------------------------------------------------------
+// The server, in process
+// ---------------------------------------------------------------------------------------------
+
+pub struct TestApp {
+    /// `http://127.0.0.1:PORT`
+    pub address: String,
+    pub db: TestDb,
+    pub client: reqwest::Client,
+    handle: actix_web::dev::ServerHandle,
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        // `stop` sends its command at once; the returned future only waits for the answer.
+        drop(self.handle.stop(false));
+    }
+}
+
+/// Starts Keyward on a fresh SQLite file and a free port (2 workers, fast background loops).
+pub async fn spawn_app() -> TestApp {
+    let db = TestDb::new();
+    let config = Config::for_database(db.path.clone());
+    let app = Application::build(config)
+        .await
+        .expect("the application should build on a fresh database");
+    let port = app.port();
+    let handle = app.handle();
+    tokio::spawn(app.run_until_stopped());
+    TestApp {
+        address: format!("http://127.0.0.1:{port}"),
+        db,
+        client: http_client(),
+        handle,
+    }
+}
+
+/// A client that never goes through a proxy and never hangs a test for long.
+pub fn http_client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .no_proxy()
+        .timeout(Duration::from_secs(15))
+        .build()
+        .expect("a reqwest client")
+}
+
+/// A client that opens a new connection for every request, so that requests spread over
+/// the server's workers.
+pub fn unpooled_client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .no_proxy()
+        .pool_max_idle_per_host(0)
+        .timeout(Duration::from_secs(15))
+        .build()
+        .expect("a reqwest client")
+}
+
+impl TestApp {
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.address)
+    }
+
+    /// Runs the command line on this server's database, off the async thread.
+    pub async fn cli(&self, args: &[&str]) -> Result<String, String> {
+        let database = self.db.path.clone();
+        let args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
+        tokio::task::spawn_blocking(move || {
+            let args: Vec<&str> = args.iter().map(String::as_str).collect();
+            keyward_cli(&database, &args, "")
+        })
+        .await
+        .expect("the CLI task should not panic")
+    }
+
+    pub async fn create_account(&self, name: &str) -> String {
+        let database = self.db.path.clone();
+        let name = name.to_string();
+        tokio::task::spawn_blocking(move || create_account(&database, &name))
+            .await
+            .expect("account create")
+    }
+
+    /// A token with the given comma-separated scopes and no expiry.
+    pub async fn create_token(&self, account: &str, name: &str, scopes: &str) -> Token {
+        self.create_token_with(account, name, scopes, &[]).await
+    }
+
+    pub async fn create_token_with(&self, account: &str, name: &str, scopes: &str, extra: &[&str]) -> Token {
+        let database = self.db.path.clone();
+        let (account, name, scopes) = (account.to_string(), name.to_string(), scopes.to_string());
+        let extra: Vec<String> = extra.iter().map(|a| a.to_string()).collect();
+        tokio::task::spawn_blocking(move || {
+            let extra: Vec<&str> = extra.iter().map(String::as_str).collect();
+            create_token(&database, &account, &name, &scopes, &extra)
+        })
+        .await
+        .expect("token create")
+    }
+
+    /// A new account with one read+write token.
+    pub async fn account_with_token(&self, account_name: &str) -> (String, Token) {
+        let slug = self.create_account(account_name).await;
+        let token = self.create_token(&slug, "ci", "read,write").await;
+        (slug, token)
+    }
+
+    /// Revokes through the command line: the database path, not this server's memory.
+    pub async fn revoke(&self, key: &str) {
+        let database = self.db.path.clone();
+        let key = key.to_string();
+        tokio::task::spawn_blocking(move || revoke(&database, &key))
+            .await
+            .expect("token revoke")
+    }
+
+    pub async fn get_with_auth(&self, path: &str, token: &Token) -> Response {
+        self.client
+            .get(self.url(path))
+            .basic_auth(&token.key, Some(&token.secret))
+            .send()
+            .await
+            .expect("the server should answer")
+    }
+
+    pub async fn get_with_header(&self, path: &str, authorization: Option<HeaderValue>) -> Response {
+        let mut request = self.client.get(self.url(path));
+        if let Some(value) = authorization {
+            request = request.header(AUTHORIZATION, value);
+        }
+        request.send().await.expect("the server should answer")
+    }
+
+    pub async fn get_without_auth(&self, path: &str) -> Response {
+        self.get_with_header(path, None).await
+    }
+
+    pub async fn post_json(&self, path: &str, token: &Token, body: &Value) -> Response {
+        self.client
+            .post(self.url(path))
+            .basic_auth(&token.key, Some(&token.secret))
+            .json(body)
+            .send()
+            .await
+            .expect("the server should answer")
+    }
+
+    pub async fn put_json(&self, path: &str, token: &Token, body: &Value) -> Response {
+        self.client
+            .put(self.url(path))
+            .basic_auth(&token.key, Some(&token.secret))
+            .json(body)
+            .send()
+            .await
+            .expect("the server should answer")
+    }
+
+    /// Sends `body` as it is, labelled `application/json`.
+    pub async fn send_raw_json(&self, method: reqwest::Method, path: &str, token: &Token, body: &str) -> Response {
+        self.client
+            .request(method, self.url(path))
+            .basic_auth(&token.key, Some(&token.secret))
+            .header(CONTENT_TYPE, "application/json")
+            .body(body.to_string())
+            .send()
+            .await
+            .expect("the server should answer")
+    }
+
+    pub async fn delete(&self, path: &str, token: &Token) -> Response {
+        self.client
+            .delete(self.url(path))
+            .basic_auth(&token.key, Some(&token.secret))
+            .send()
+            .await
+            .expect("the server should answer")
+    }
+
+    /// A plan and a region the server accepts, preferring `sandbox` in `us-east-1`.
+    pub async fn a_plan_and_region(&self, token: &Token) -> (String, String) {
+        let body = expect_json(self.get_with_auth("/plans", token).await, StatusCode::OK).await;
+        plan_and_region(&body)
+    }
+
+    pub async fn create_cluster(&self, token: &Token, name: &str) -> Value {
+        let (plan, region) = self.a_plan_and_region(token).await;
+        let response = self
+            .post_json("/clusters", token, &json!({"name": name, "plan": plan, "region": region}))
+            .await;
+        expect_json(response, StatusCode::CREATED).await
+    }
+
+    /// The slugs of the token's account's clusters (first page of 100).
+    pub async fn cluster_slugs(&self, token: &Token) -> Vec<String> {
+        let body = expect_json(self.get_with_auth("/clusters?size=100", token).await, StatusCode::OK).await;
+        cluster_slugs(&body)
+    }
+}
+
+/// Picks `sandbox`/`us-east-1` from a `GET /plans` body when offered, else the first of each.
+pub fn plan_and_region(plans_body: &Value) -> (String, String) {
+    let plans = plans_body["plans"]
+        .as_array()
+        .unwrap_or_else(|| panic!("`plans` should be an array in {plans_body}"));
+    let plan = plans
+        .iter()
+        .find(|p| p["slug"] == "sandbox")
+        .or_else(|| plans.first())
+        .unwrap_or_else(|| panic!("the plan catalogue should not be empty: {plans_body}"));
+    let regions = plan["available_regions"]
+        .as_array()
+        .unwrap_or_else(|| panic!("a plan should list `available_regions`: {plan}"));
+    let region = regions
+        .iter()
+        .find(|r| *r == "us-east-1")
+        .or_else(|| regions.first())
+        .and_then(Value::as_str)
+        .unwrap_or_else(|| panic!("a plan should offer at least one region: {plan}"));
+    let slug = plan["slug"]
+        .as_str()
+        .unwrap_or_else(|| panic!("a plan should have a string `slug`: {plan}"));
+    (slug.to_string(), region.to_string())
+}
+
+pub fn cluster_slugs(list_body: &Value) -> Vec<String> {
+    list_body["clusters"]
+        .as_array()
+        .unwrap_or_else(|| panic!("`clusters` should be an array in {list_body}"))
+        .iter()
+        .map(|c| {
+            c["slug"]
+                .as_str()
+                .unwrap_or_else(|| panic!("a cluster should have a string slug: {c}"))
+                .to_string()
+        })
+        .collect()
+}
+
+// ---------------------------------------------------------------------------------------------
+// Assertions on what the client sees
+// ---------------------------------------------------------------------------------------------
+
+/// The exact 401 body, with the empty-password sentence first when asked for.
+pub fn expected_401_body(empty_password: bool, support_email: &str) -> Value {
+    let mut errors = Vec::new();
+    if empty_password {
+        errors.push("The 'Authorization' header has no value for the password field.".to_string());
+    }
+    errors.extend([
+        "The API token is missing, inactive or does not exist.".to_string(),
+        "Authentication failed.".to_string(),
+        "Could not authenticate your request.".to_string(),
+        format!("This request has failed authentication. Please read the docs or email us at {support_email}."),
+    ]);
+    json!({"errors": errors, "status": 401})
+}
+
+/// Whether a `Content-Type` names JSON (a `charset` parameter is allowed).
+fn is_json_content_type(response: &Response) -> Result<(), String> {
+    let value = response
+        .headers()
+        .get(CONTENT_TYPE)
+        .ok_or("no Content-Type header")?
+        .to_str()
+        .map_err(|_| "Content-Type is not text")?;
+    let media_type = value.split(';').next().unwrap_or("").trim();
+    if media_type.eq_ignore_ascii_case("application/json") {
+        Ok(())
+    } else {
+        Err(format!("Content-Type is {value:?}, expected application/json"))
+    }
+}
+
+/// Checks a 401 against the contract; the error says every way it differs.
+pub async fn check_401(response: Response, empty_password: bool, support_email: &str) -> Result<(), String> {
+    let mut problems = Vec::new();
+    if response.status() != StatusCode::UNAUTHORIZED {
+        problems.push(format!("status is {}, expected 401", response.status()));
+    }
+    match response.headers().get(WWW_AUTHENTICATE).map(|v| v.to_str()) {
+        Some(Ok(value)) if value == CHALLENGE => {}
+        other => problems.push(format!("WWW-Authenticate is {other:?}, expected {CHALLENGE:?}")),
+    }
+    if let Err(problem) = is_json_content_type(&response) {
+        problems.push(problem);
+    }
+    let text = response.text().await.unwrap_or_default();
+    let expected = expected_401_body(empty_password, support_email);
+    match serde_json::from_str::<Value>(&text) {
+        Ok(body) if body == expected => {}
+        Ok(body) => problems.push(format!("body is {body}, expected {expected}")),
+        Err(_) => problems.push(format!("body is not JSON: {text:?}")),
+    }
+    if problems.is_empty() {
+        Ok(())
+    } else {
+        Err(problems.join("; "))
+    }
+}
+
+/// Asserts a 401 with the challenge, JSON content type and the exact body.
+pub async fn assert_401(response: Response, empty_password: bool) {
+    if let Err(problems) = check_401(response, empty_password, SUPPORT_EMAIL).await {
+        panic!("not the contracted 401: {problems}");
+    }
+}
+
+/// Asserts the status and a JSON body; returns the body.
+pub async fn expect_json(response: Response, status: StatusCode) -> Value {
+    let actual = response.status();
+    let content_type = is_json_content_type(&response);
+    let url = response.url().clone();
+    let text = response.text().await.unwrap_or_default();
+    assert_eq!(actual, status, "{url} answered {actual} with body {text}");
+    if let Err(problem) = content_type {
+        panic!("{url}: {problem}; body {text}");
+    }
+    let body: Value =
+        serde_json::from_str(&text).unwrap_or_else(|e| panic!("{url}: body is not JSON ({e}): {text:?}"));
+    assert_eq!(
+        body["status"],
+        json!(status.as_u16()),
+        "{url}: the body's \"status\" should repeat the HTTP status: {body}"
+    );
+    body
+}
+
+/// Asserts the error envelope `{"errors": [sentences...], "status": N}` and returns the sentences.
+pub async fn assert_error_envelope(response: Response, status: StatusCode) -> Vec<String> {
+    let body = expect_json(response, status).await;
+    let object = body
+        .as_object()
+        .unwrap_or_else(|| panic!("the error body should be an object: {body}"));
+    let mut keys: Vec<&str> = object.keys().map(String::as_str).collect();
+    keys.sort_unstable();
+    assert_eq!(keys, ["errors", "status"], "the error envelope has exactly these keys: {body}");
+    let errors: Vec<String> = body["errors"]
+        .as_array()
+        .unwrap_or_else(|| panic!("`errors` should be an array: {body}"))
+        .iter()
+        .map(|e| {
+            e.as_str()
+                .unwrap_or_else(|| panic!("each error should be a sentence: {body}"))
+                .to_string()
+        })
+        .collect();
+    assert!(
+        !errors.is_empty() && errors.iter().all(|e| !e.trim().is_empty()),
+        "the envelope should carry at least one sentence: {body}"
+    );
+    errors
+}
+
+/// Polls `check` every `every` until it holds or `within` has passed. Returns whether it held.
+pub async fn eventually<F, Fut>(within: Duration, every: Duration, mut check: F) -> bool
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = Instant::now() + within;
+    loop {
+        if check().await {
+            return true;
+        }
+        if Instant::now() >= deadline {
+            return false;
+        }
+        tokio::time::sleep(every).await;
+    }
+}
+
+/// Standard base64 with padding, for building Authorization headers by hand.
+pub fn base64(bytes: &[u8]) -> String {
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
+    for chunk in bytes.chunks(3) {
+        let b1 = chunk.get(1).copied().unwrap_or(0);
+        let b2 = chunk.get(2).copied().unwrap_or(0);
+        let n = (u32::from(chunk[0]) << 16) | (u32::from(b1) << 8) | u32::from(b2);
+        for i in 0..4 {
+            if i <= chunk.len() {
+                out.push(char::from(ALPHABET[((n >> (18 - 6 * i)) & 63) as usize]));
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
+}
+
+/// `Basic base64(user:password)` as a header value.
+pub fn basic(credentials: &str) -> HeaderValue {
+    HeaderValue::from_str(&format!("Basic {}", base64(credentials.as_bytes()))).expect("base64 is a valid header value")
+}
+
+#[test]
+fn base64_matches_the_rfc_example() {
+    assert_eq!(base64(b"Aladdin:open sesame"), "QWxhZGRpbjpvcGVuIHNlc2FtZQ==");
+    assert_eq!(base64(b"f"), "Zg==");
+    assert_eq!(base64(b"fo"), "Zm8=");
+    assert_eq!(base64(b"foo"), "Zm9v");
+}
+
+// ---------------------------------------------------------------------------------------------
+// The real binary
+// ---------------------------------------------------------------------------------------------
+
+const KEYWARD_ENV: [&str; 6] = [
+    "KEYWARD_BIND",
+    "KEYWARD_DATABASE_URL",
+    "KEYWARD_SUPPORT_EMAIL",
+    "KEYWARD_SESSION_KEY",
+    "KEYWARD_PUBLIC_URL",
+    "KEYWARD_WORKERS",
+];
+
+fn keyward_command() -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_keyward"));
+    for name in KEYWARD_ENV {
+        command.env_remove(name);
+    }
+    command
+}
+
+/// Reads a pipe to its end on a thread of its own.
+fn drain(mut pipe: impl Read + Send + 'static) -> JoinHandle<String> {
+    std::thread::spawn(move || {
+        let mut bytes = Vec::new();
+        let _ = pipe.read_to_end(&mut bytes);
+        String::from_utf8_lossy(&bytes).into_owned()
+    })
+}
+
+/// The first `http://127.0.0.1:PORT` in a line, if any.
+pub fn find_local_url(line: &str) -> Option<String> {
+    let start = line.find("http://127.0.0.1:")?;
+    let rest = &line[start + "http://127.0.0.1:".len()..];
+    let port: String = rest.chars().take_while(char::is_ascii_digit).collect();
+    let port: u16 = port.parse().ok()?;
+    Some(format!("http://127.0.0.1:{port}"))
+}
+
+/// `keyward serve` as a child process. Dropping it kills the process.
+pub struct ServerProcess {
+    child: Child,
+    /// `http://127.0.0.1:PORT`
+    pub address: String,
+    stderr: Option<JoinHandle<String>>,
+}
+
+impl ServerProcess {
+    /// Starts the binary on `database` and waits for it to print where it listens.
+    pub async fn start(database: &str) -> Self {
+        Self::start_with(database, &[]).await
+    }
+
+    /// The same, with extra environment variables.
+    pub async fn start_with(database: &str, env: &[(&str, &str)]) -> Self {
+        let database = database.to_string();
+        let env: Vec<(String, String)> = env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        tokio::task::spawn_blocking(move || Self::start_blocking(&database, &env))
+            .await
+            .expect("starting the server should not panic")
+    }
+
+    fn start_blocking(database: &str, env: &[(String, String)]) -> Self {
+        let mut command = keyward_command();
+        command
+            .arg("serve")
+            .env("KEYWARD_BIND", "127.0.0.1:0")
+            .env("KEYWARD_DATABASE_URL", database)
+            .env("KEYWARD_SUPPORT_EMAIL", SUPPORT_EMAIL)
+            .env("KEYWARD_WORKERS", "2")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        for (name, value) in env {
+            command.env(name, value);
+        }
+        let mut child = command.spawn().expect("the keyward binary should start");
+        let stdout = child.stdout.take().expect("stdout is piped");
+        let stderr = drain(child.stderr.take().expect("stderr is piped"));
+
+        // The reader keeps draining stdout after the address, so the server never blocks on it.
+        let (lines_tx, lines_rx) = mpsc::channel::<String>();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                let _ = lines_tx.send(line);
+            }
+        });
+
+        let deadline = Instant::now() + STARTUP_TIMEOUT;
+        let mut seen = Vec::new();
+        loop {
+            let remaining = deadline.saturating_duration_since(Instant::now());
+            match lines_rx.recv_timeout(remaining) {
+                Ok(line) => {
+                    if let Some(address) = find_local_url(&line) {
+                        return Self {
+                            child,
+                            address,
+                            stderr: Some(stderr),
+                        };
+                    }
+                    seen.push(line);
+                }
+                Err(why) => {
+                    let _ = child.kill();
+                    let status = child.wait();
+                    let stderr = stderr.join().unwrap_or_default();
+                    panic!(
+                        "`keyward serve` printed no http://127.0.0.1:PORT line ({why:?}, exit {status:?}).\nstdout: {seen:?}\nstderr: {stderr}"
+                    );
+                }
+            }
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.address)
+    }
+
+    /// SIGKILL (what `Child::kill` sends on Unix), then reap.
+    pub fn kill(mut self) {
+        self.kill_now();
+    }
+
+    fn kill_now(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        if let Some(stderr) = self.stderr.take() {
+            let _ = stderr.join();
+        }
+    }
+}
+
+impl Drop for ServerProcess {
+    fn drop(&mut self) {
+        self.kill_now();
+    }
+}
+
+/// What a run of the binary left behind. `status` is `None` when it had to be killed.
+#[derive(Debug)]
+pub struct BinaryOutput {
+    pub status: Option<ExitStatus>,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+/// Runs the binary to its end (killing it after a timeout) with only the given KEYWARD_* vars.
+pub fn keyward_binary(args: &[&str], env: &[(&str, &str)]) -> BinaryOutput {
+    let mut command = keyward_command();
+    command
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    for (name, value) in env {
+        command.env(name, value);
+    }
+    let mut child = command.spawn().expect("the keyward binary should start");
+    let stdout = drain(child.stdout.take().expect("stdout is piped"));
+    let stderr = drain(child.stderr.take().expect("stderr is piped"));
+    let deadline = Instant::now() + COMMAND_TIMEOUT;
+    let status = loop {
+        match child.try_wait() {
+            Ok(Some(status)) => break Some(status),
+            Ok(None) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(20)),
+            _ => {
+                let _ = child.kill();
+                let _ = child.wait();
+                break None;
+            }
+        }
+    };
+    BinaryOutput {
+        status,
+        stdout: stdout.join().unwrap_or_default(),
+        stderr: stderr.join().unwrap_or_default(),
+    }
+}
+
+/// Runs `keyward --database-url DB ARGS...` as a separate process, off the async thread, and
+/// insists that it succeeds. Returns its stdout.
+pub async fn keyward_binary_ok(database: &str, args: &[&str]) -> String {
+    let mut argv = vec!["--database-url".to_string(), database.to_string()];
+    argv.extend(args.iter().map(|a| a.to_string()));
+    let output = tokio::task::spawn_blocking(move || {
+        let argv: Vec<&str> = argv.iter().map(String::as_str).collect();
+        keyward_binary(&argv, &[])
+    })
+    .await
+    .expect("running the binary should not panic");
+    assert!(
+        output.status.is_some_and(|s| s.success()),
+        "`keyward {}` failed: {output:?}",
+        args.join(" ")
+    );
+    output.stdout
+}
+
+/// A server, account and token made entirely through the binary.
+pub async fn binary_account_with_token(database: &str, account_name: &str, token_name: &str) -> (String, Token) {
+    let slug = keyward_binary_ok(database, &["account", "create", "--name", account_name])
+        .await
+        .trim()
+        .to_string();
+    let token = binary_token(database, &slug, token_name).await;
+    (slug, token)
+}
+
+pub async fn binary_token(database: &str, account: &str, token_name: &str) -> Token {
+    parse_token_output(&keyward_binary_ok(database, &["token", "create", "--account", account, "--name", token_name]).await)
+}
+
+/// The status of one GET made with a token's credentials.
+pub async fn status_with(client: &reqwest::Client, url: &str, token: &Token) -> StatusCode {
+    client
+        .get(url)
+        .basic_auth(&token.key, Some(&token.secret))
+        .send()
+        .await
+        .expect("the server should answer")
+        .status()
+}

@@ -1,0 +1,81 @@
+//! What survives the server process: tokens, revocations and clusters across a restart and a
+//! `kill -9` (Child::kill sends SIGKILL on Unix).
+
+use reqwest::StatusCode;
+use serde_json::json;
+
+use crate::helpers::{
+    ServerProcess, TestDb, assert_401, binary_account_with_token, binary_token, cluster_slugs, expect_json,
+    http_client, keyward_binary_ok, plan_and_region, status_with,
+};
+
+#[tokio::test]
+async fn tokens_and_revocations_survive_a_restart() {
+    let db = TestDb::new();
+    let server = ServerProcess::start(&db.path).await;
+    let (account, kept) = binary_account_with_token(&db.path, "Restarted", "kept").await;
+    let dropped = binary_token(&db.path, &account, "dropped").await;
+    let client = http_client();
+    assert_eq!(status_with(&client, &server.url("/clusters/"), &kept).await, StatusCode::OK);
+    assert_eq!(status_with(&client, &server.url("/clusters/"), &dropped).await, StatusCode::OK);
+
+    // Revoke, then kill the server before it has necessarily noticed.
+    keyward_binary_ok(&db.path, &["token", "revoke", &dropped.key, "--reason", "rotated"]).await;
+    server.kill();
+    let server = ServerProcess::start(&db.path).await;
+
+    assert_eq!(status_with(&client, &server.url("/clusters/"), &kept).await, StatusCode::OK);
+    let response = client
+        .get(server.url("/clusters/"))
+        .basic_auth(&dropped.key, Some(&dropped.secret))
+        .send()
+        .await
+        .expect("the restarted server should answer");
+    assert_401(response, false).await;
+}
+
+#[tokio::test]
+async fn a_shown_secret_and_an_answered_write_survive_kill_9() {
+    let db = TestDb::new();
+    let server = ServerProcess::start(&db.path).await;
+    let (account, used) = binary_account_with_token(&db.path, "Crashy", "used").await;
+    let client = http_client();
+    let plans = expect_json(
+        client
+            .get(server.url("/plans"))
+            .basic_auth(&used.key, Some(&used.secret))
+            .send()
+            .await
+            .expect("the server should answer"),
+        StatusCode::OK,
+    )
+    .await;
+    let (plan, region) = plan_and_region(&plans);
+    let created = client
+        .post(server.url("/clusters"))
+        .basic_auth(&used.key, Some(&used.secret))
+        .json(&json!({"name": "Durable", "plan": plan, "region": region}))
+        .send()
+        .await
+        .expect("the server should answer");
+    assert_eq!(created.status(), StatusCode::CREATED);
+    // A second token whose secret has been printed but which was never used.
+    let unused = binary_token(&db.path, &account, "unused").await;
+
+    server.kill();
+    let server = ServerProcess::start(&db.path).await;
+
+    assert_eq!(status_with(&client, &server.url("/clusters/"), &used).await, StatusCode::OK);
+    assert_eq!(status_with(&client, &server.url("/clusters/"), &unused).await, StatusCode::OK);
+    let list = expect_json(
+        client
+            .get(server.url("/clusters/"))
+            .basic_auth(&used.key, Some(&used.secret))
+            .send()
+            .await
+            .expect("the server should answer"),
+        StatusCode::OK,
+    )
+    .await;
+    assert_eq!(cluster_slugs(&list), ["durable"], "the cluster answered with 201 is still there");
+}
