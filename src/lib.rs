@@ -9,6 +9,7 @@ pub mod db;
 pub mod domain;
 pub mod error;
 pub mod plans;
+pub mod policy;
 pub mod routes;
 pub mod startup;
 pub mod state;

@@ -9,6 +9,12 @@ use actix_web::middleware::from_fn;
 use actix_web::{App, HttpServer, web};
 use anyhow::Context;
 
+use actix_session::SessionMiddleware;
+use actix_session::config::{BrowserSession, CookieContentSecurity, TtlExtensionPolicy};
+use actix_web::cookie::{Key, SameSite, time::Duration};
+use actix_web::middleware::DefaultHeaders;
+
+use crate::auth::session::{self, DbSessionStore};
 use crate::config::Config;
 use crate::state::AppState;
 use crate::{background, db, routes, telemetry};
@@ -31,6 +37,9 @@ impl Application {
             db::invalidations::latest_seq(&mut conn).map_err(|e| anyhow::anyhow!("{e}"))?
         };
 
+        let session_key = session_key(&pool, config.session_key.as_deref())?;
+        let https = config.is_https();
+
         let listener = TcpListener::bind(config.bind)
             .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", config.bind))?;
         let port = listener.local_addr()?.port();
@@ -39,12 +48,20 @@ impl Application {
         // Built once: every worker gets a handle to the same cache and recorder.
         let state = web::Data::new(AppState::new(pool, config));
         let app_state = state.clone();
+        let store = DbSessionStore::new(state.pool.clone());
         let mut server = HttpServer::new(move || {
             App::new()
                 .app_data(app_state.clone())
+                .wrap(security_headers())
                 .wrap(from_fn(telemetry::log_request))
                 .configure(routes::api::configure)
-                .default_service(web::to(routes::not_found))
+                .service(
+                    // The dashboard, and only the dashboard, reads the session cookie.
+                    web::scope("")
+                        .wrap(session_middleware(store.clone(), session_key.clone(), https))
+                        .configure(routes::dashboard::configure)
+                        .default_service(web::to(routes::not_found)),
+                )
         })
         .listen(listener)?;
         if let Some(workers) = workers {
@@ -83,4 +100,53 @@ impl Application {
         }
         result
     }
+}
+
+/// The cookie-signing key: the configured one, else one generated and kept in the
+/// database so sessions survive a restart.
+fn session_key(pool: &db::Pool, configured: Option<&str>) -> anyhow::Result<Key> {
+    let material = match configured {
+        Some(key) => key.to_string(),
+        None => {
+            let mut conn = pool.get()?;
+            db::server_settings::get_or_init(&mut conn, "session_key", || {
+                crate::domain::random_base62(86)
+            })
+            .map_err(|e| anyhow::anyhow!("cannot store the session key: {e}"))?
+        }
+    };
+    Ok(Key::derive_from(material.as_bytes()))
+}
+
+fn session_middleware(
+    store: DbSessionStore,
+    key: Key,
+    https: bool,
+) -> SessionMiddleware<DbSessionStore> {
+    SessionMiddleware::builder(store, key)
+        .cookie_name(session::cookie_name(https).to_string())
+        .cookie_secure(https)
+        .cookie_http_only(true)
+        .cookie_same_site(SameSite::Lax)
+        .cookie_path("/".to_string())
+        .cookie_content_security(CookieContentSecurity::Signed)
+        .session_lifecycle(
+            BrowserSession::default()
+                .state_ttl(Duration::hours(session::IDLE_TIMEOUT_HOURS))
+                .state_ttl_extension_policy(TtlExtensionPolicy::OnEveryRequest),
+        )
+        .build()
+}
+
+/// Sent with every response. The policy allows no inline script and no framing.
+fn security_headers() -> DefaultHeaders {
+    DefaultHeaders::new()
+        .add((
+            "Content-Security-Policy",
+            "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; \
+             form-action 'self'; frame-ancestors 'none'; base-uri 'none'; object-src 'none'",
+        ))
+        .add(("X-Frame-Options", "DENY"))
+        .add(("Referrer-Policy", "same-origin"))
+        .add(("X-Content-Type-Options", "nosniff"))
 }

@@ -4,6 +4,7 @@
 use std::sync::Arc;
 
 use crate::auth::cache::TokenCache;
+use crate::auth::throttle::LoginThrottle;
 use crate::auth::usage::UsageRecorder;
 use crate::config::Config;
 use crate::db::{self, Pool};
@@ -15,6 +16,7 @@ pub struct AppState {
     pub config: Arc<Config>,
     pub cache: Arc<TokenCache>,
     pub usage: Arc<UsageRecorder>,
+    pub throttle: Arc<LoginThrottle>,
 }
 
 impl AppState {
@@ -24,6 +26,7 @@ impl AppState {
             config: Arc::new(config),
             cache: Arc::new(TokenCache::new()),
             usage: Arc::new(UsageRecorder::new()),
+            throttle: Arc::new(LoginThrottle::new()),
         }
     }
 

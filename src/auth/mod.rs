@@ -2,6 +2,9 @@
 
 pub mod basic;
 pub mod cache;
+pub mod csrf;
 pub mod guard;
 pub mod password;
+pub mod session;
+pub mod throttle;
 pub mod usage;

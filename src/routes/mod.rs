@@ -1,10 +1,7 @@
 //! HTTP routes: the JSON API under the token guard, and the server-rendered dashboard.
 
 pub mod api;
+pub mod dashboard;
 
-use crate::error::AppError;
+pub use dashboard::not_found;
 
-/// Any path no route claims.
-pub async fn not_found() -> Result<actix_web::HttpResponse, AppError> {
-    Err(AppError::NotFound)
-}

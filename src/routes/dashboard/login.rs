@@ -1,0 +1,138 @@
+//! `/login` and `POST /logout`.
+//!
+//! A wrong password and an unknown email get the same page, after the same argon2 work,
+//! and both count against the sign-in limit.
+
+use actix_session::Session;
+use actix_web::{HttpRequest, HttpResponse, web};
+use askama::Template;
+use serde::Deserialize;
+
+use super::layout::{self, Layout};
+use super::{HtmlError, redirect, render, render_with_status};
+use crate::auth::csrf::{CsrfForm, NoFields};
+use crate::auth::password;
+use crate::db::{self, audit, audit::Actor};
+use crate::domain::{Email, Password};
+use crate::error::AppError;
+use crate::state::AppState;
+
+#[derive(Template)]
+#[template(path = "login.html")]
+struct LoginPage {
+    layout: Layout,
+    error: Option<String>,
+    email: String,
+}
+
+pub async fn form(session: Session) -> Result<HttpResponse, HtmlError> {
+    render(&LoginPage {
+        layout: Layout::public("Sign in", &session)?,
+        error: None,
+        email: String::new(),
+    })
+}
+
+#[derive(Deserialize)]
+pub struct LoginForm {
+    #[serde(default)]
+    email: String,
+    #[serde(default)]
+    password: String,
+}
+
+const MISMATCH: &str = "That email and password don't match an account. Check both and try again.";
+
+pub async fn submit(
+    req: HttpRequest,
+    session: Session,
+    state: web::Data<AppState>,
+    CsrfForm(form): CsrfForm<LoginForm>,
+) -> Result<HttpResponse, HtmlError> {
+    let ip = req
+        .peer_addr()
+        .map(|a| a.ip().to_string())
+        .unwrap_or_default();
+    if let Err(wait) = state.throttle.check(&form.email, &ip) {
+        let minutes = wait.as_secs().div_ceil(60).max(1);
+        return Err(AppError::TooManyRequests {
+            retry_after_secs: wait.as_secs().max(1),
+            message: format!(
+                "Too many failed sign-ins for this email or network. Try again in {minutes} minute{}.",
+                if minutes == 1 { "" } else { "s" }
+            ),
+        }
+        .into());
+    }
+
+    let email = Email::parse(&form.email).ok();
+    let password = Password::for_sign_in(form.password);
+    let actor_ip = Some(ip.clone()).filter(|i| !i.is_empty());
+    let outcome = db::run(&state.pool, move |conn| {
+        let user = match &email {
+            Some(email) => db::users::find_by_email(conn, email)?,
+            None => None,
+        };
+        let ok = password::verify(user.as_ref().map(|u| u.password_hash.as_str()), &password);
+        let Some(user) = user else { return Ok(None) };
+        let memberships = db::memberships::accounts_of(conn, user.user_id())?;
+        let actor = Actor {
+            user_id: Some(user.user_id()),
+            label: user.email.clone(),
+            ip: actor_ip,
+        };
+        let action = if ok {
+            audit::action::LOGIN_SUCCEEDED
+        } else {
+            audit::action::LOGIN_FAILED
+        };
+        db::write(conn, |conn| {
+            if ok {
+                db::users::record_login(conn, user.user_id())?;
+            }
+            for (account, _) in &memberships {
+                audit::record(
+                    conn,
+                    account.account_id(),
+                    &actor,
+                    audit::Event {
+                        action,
+                        target: &format!("user {}", user.email),
+                        token: None,
+                        detail: "",
+                    },
+                )?;
+            }
+            Ok(())
+        })?;
+        Ok(ok.then(|| (user, memberships.first().map(|(a, _)| a.account_id()))))
+    })
+    .await?;
+
+    match outcome {
+        Some((user, account)) => {
+            layout::sign_in(&session, user.user_id(), account)?;
+            Ok(redirect(if account.is_some() { "/tokens" } else { "/admin" }))
+        }
+        None => {
+            state.throttle.record_failure(&form.email, &ip);
+            render_with_status(
+                &LoginPage {
+                    layout: Layout::public("Sign in", &session)?,
+                    error: Some(MISMATCH.into()),
+                    email: form.email,
+                },
+                actix_web::http::StatusCode::UNAUTHORIZED,
+            )
+        }
+    }
+}
+
+/// Ends the session on the server, so the cookie is worthless even if copied.
+pub async fn logout(
+    session: Session,
+    _form: CsrfForm<NoFields>,
+) -> Result<HttpResponse, HtmlError> {
+    session.purge();
+    Ok(redirect("/login"))
+}

@@ -1,0 +1,156 @@
+//! The server-rendered dashboard: sign-up, sign-in, tokens, members, audit and the
+//! operator console. Pages work without JavaScript.
+
+mod assets;
+mod layout;
+mod login;
+mod signup;
+mod tokens;
+
+use actix_web::http::StatusCode;
+use actix_web::http::header::{self, HeaderValue};
+use actix_web::{HttpRequest, HttpResponse, ResponseError, web};
+use askama::Template;
+
+pub use layout::{Flash, Layout, SignedIn, TimeView};
+
+use crate::error::AppError;
+
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.route("/", web::get().to(home))
+        .service(assets::scope())
+        .service(
+            web::resource("/signup")
+                .route(web::get().to(signup::form))
+                .route(web::post().to(signup::submit))
+                .default_service(web::to(page_method_not_allowed)),
+        )
+        .service(
+            web::resource("/login")
+                .route(web::get().to(login::form))
+                .route(web::post().to(login::submit))
+                .default_service(web::to(page_method_not_allowed)),
+        )
+        .service(
+            web::resource("/logout")
+                .route(web::post().to(login::logout))
+                .default_service(web::to(page_method_not_allowed)),
+        )
+        .configure(tokens::configure);
+}
+
+async fn home(signed_in: Option<SignedIn>) -> HttpResponse {
+    redirect(if signed_in.is_some() { "/tokens" } else { "/login" })
+}
+
+/// 303 See Other: after a POST, the browser follows with a GET.
+pub fn redirect(to: &str) -> HttpResponse {
+    HttpResponse::SeeOther()
+        .insert_header((header::LOCATION, to))
+        .finish()
+}
+
+/// Renders a page, with no caching: pages show account data.
+pub fn render(template: &impl Template) -> Result<HttpResponse, HtmlError> {
+    render_with_status(template, StatusCode::OK)
+}
+
+pub fn render_with_status(
+    template: &impl Template,
+    status: StatusCode,
+) -> Result<HttpResponse, HtmlError> {
+    let body = template
+        .render()
+        .map_err(|e| AppError::internal(format!("template: {e}")))?;
+    Ok(HttpResponse::build(status)
+        .content_type("text/html; charset=utf-8")
+        .insert_header((header::CACHE_CONTROL, "no-store"))
+        .body(body))
+}
+
+pub async fn page_method_not_allowed() -> Result<HttpResponse, HtmlError> {
+    Err(HtmlError(AppError::MethodNotAllowed))
+}
+
+/// Any path no route claims: a page for browsers, the JSON envelope for programs.
+pub async fn not_found(req: HttpRequest) -> Result<HttpResponse, AppError> {
+    let wants_html = req
+        .headers()
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.contains("text/html"));
+    if wants_html {
+        Ok(HtmlError(AppError::NotFound).error_response())
+    } else {
+        Err(AppError::NotFound)
+    }
+}
+
+/// The dashboard's rendering of `AppError`: the same error, as a page.
+#[derive(Debug)]
+pub struct HtmlError(pub AppError);
+
+impl From<AppError> for HtmlError {
+    fn from(err: AppError) -> Self {
+        HtmlError(err)
+    }
+}
+
+impl std::fmt::Display for HtmlError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+#[derive(Template)]
+#[template(path = "error.html")]
+struct ErrorPage {
+    layout: Layout,
+    status: u16,
+    heading: &'static str,
+    messages: Vec<String>,
+}
+
+impl ResponseError for HtmlError {
+    fn status_code(&self) -> StatusCode {
+        self.0.status_code()
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        if let AppError::SignInRequired = self.0 {
+            return redirect("/login");
+        }
+        if let AppError::Internal(err) = &self.0 {
+            tracing::error!(error = %format!("{err:#}"), "internal error");
+        }
+        let status = self.status_code();
+        let heading = match &self.0 {
+            AppError::Forbidden(_) => "Not allowed",
+            AppError::NotFound => "Page not found",
+            AppError::MethodNotAllowed => "Method not allowed",
+            AppError::Invalid(_) => "Please check what you entered",
+            AppError::TooManyRequests { .. } => "Too many attempts",
+            AppError::Internal(_) => "Something went wrong",
+            AppError::Unauthorized { .. } | AppError::SignInRequired => "Please sign in",
+        };
+        let page = ErrorPage {
+            layout: Layout::anonymous(heading),
+            status: status.as_u16(),
+            heading,
+            messages: self.0.messages(),
+        };
+        let mut response = match render_with_status(&page, status) {
+            Ok(response) => response,
+            Err(_) => HttpResponse::build(status).body(heading),
+        };
+        if let AppError::TooManyRequests {
+            retry_after_secs, ..
+        } = &self.0
+        {
+            if let Ok(value) = HeaderValue::from_str(&retry_after_secs.to_string()) {
+                response.headers_mut().insert(header::RETRY_AFTER, value);
+            }
+        }
+        response
+    }
+}

@@ -1,0 +1,133 @@
+//! `/signup`: creates an account and its owner, then signs the owner in.
+
+use actix_session::Session;
+use actix_web::{HttpRequest, HttpResponse, web};
+use askama::Template;
+use serde::Deserialize;
+
+use super::layout::{self, Layout};
+use super::{HtmlError, redirect, render, render_with_status};
+use crate::auth::csrf::CsrfForm;
+use crate::auth::password;
+use crate::db::{self, audit, audit::Actor};
+use crate::domain::{AccountName, Email, Password, Role};
+use crate::error::AppError;
+use crate::state::AppState;
+
+#[derive(Template)]
+#[template(path = "signup.html")]
+struct SignupPage {
+    layout: Layout,
+    errors: Vec<String>,
+    account_name: String,
+    email: String,
+}
+
+pub async fn form(session: Session) -> Result<HttpResponse, HtmlError> {
+    render(&SignupPage {
+        layout: Layout::public("Create your account", &session)?,
+        errors: Vec::new(),
+        account_name: String::new(),
+        email: String::new(),
+    })
+}
+
+#[derive(Deserialize)]
+pub struct SignupForm {
+    #[serde(default)]
+    account_name: String,
+    #[serde(default)]
+    email: String,
+    #[serde(default)]
+    password: String,
+    #[serde(default)]
+    password_confirmation: String,
+}
+
+pub async fn submit(
+    req: HttpRequest,
+    session: Session,
+    state: web::Data<AppState>,
+    CsrfForm(form): CsrfForm<SignupForm>,
+) -> Result<HttpResponse, HtmlError> {
+    let mut errors = Vec::new();
+    let name = AccountName::parse(&form.account_name).map_err(|e| errors.push(e)).ok();
+    let email = Email::parse(&form.email).map_err(|e| errors.push(e)).ok();
+    let password = Password::parse(form.password.clone())
+        .map_err(|e| errors.push(e))
+        .ok();
+    if form.password != form.password_confirmation {
+        errors.push("The two passwords don't match.".into());
+    }
+    let (Some(name), Some(email), Some(password), true) = (name, email, password, errors.is_empty())
+    else {
+        return again(&session, form, errors);
+    };
+
+    let ip = req.peer_addr().map(|a| a.ip().to_string());
+    let created = db::run(&state.pool, move |conn| {
+        let hash = password::hash(&password)?;
+        db::write(conn, |conn| {
+            let user = db::users::create(
+                conn,
+                db::users::NewUser {
+                    email: email.as_str(),
+                    password_hash: &hash,
+                    operator: false,
+                    created_at: db::now(),
+                },
+            )?;
+            let account = db::accounts::create(conn, &name)?;
+            db::memberships::create(conn, user.user_id(), account.account_id(), Role::Owner)?;
+            let actor = Actor {
+                user_id: Some(user.user_id()),
+                label: user.email.clone(),
+                ip,
+            };
+            let target = format!("account {} ({})", account.name, account.slug);
+            audit::record(
+                conn,
+                account.account_id(),
+                &actor,
+                audit::Event {
+                    action: audit::action::ACCOUNT_CREATED,
+                    target: &target,
+                    token: None,
+                    detail: "signed up as owner",
+                },
+            )?;
+            Ok((user, account))
+        })
+    })
+    .await;
+    match created {
+        Ok((user, account)) => {
+            layout::sign_in(&session, user.user_id(), Some(account.account_id()))?;
+            layout::Flash::success(format!(
+                "Welcome to Keyward. {} is ready: create its first API token.",
+                account.name
+            ))
+            .set(&session);
+            Ok(redirect("/tokens"))
+        }
+        Err(AppError::Invalid(messages)) => again(&session, form, messages),
+        Err(other) => Err(other.into()),
+    }
+}
+
+/// The form again, with what was typed (never the passwords) and what to fix.
+fn again(
+    session: &Session,
+    form: SignupForm,
+    errors: Vec<String>,
+) -> Result<HttpResponse, HtmlError> {
+    render_with_status(
+        &SignupPage {
+            layout: Layout::public("Create your account", session)?,
+            errors,
+            account_name: form.account_name,
+            email: form.email,
+        },
+        actix_web::http::StatusCode::UNPROCESSABLE_ENTITY,
+    )
+}
