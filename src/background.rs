@@ -9,7 +9,10 @@ use crate::domain::AccountId;
 use crate::state::AppState;
 
 /// Applies every cache invalidation logged after `seen`, and advances it.
-pub fn apply_invalidations(state: &AppState, seen: &AtomicI32) -> Result<usize, crate::error::AppError> {
+pub fn apply_invalidations(
+    state: &AppState,
+    seen: &AtomicI32,
+) -> Result<usize, crate::error::AppError> {
     let mut conn = state.pool.get()?;
     let notes = db::invalidations::since(&mut conn, seen.load(Ordering::Acquire))?;
     for note in &notes {

@@ -5,7 +5,11 @@ use clap::{Parser, Subcommand};
 use crate::config::RawSettings;
 
 #[derive(Parser, Debug)]
-#[command(name = "keyward", version, about = "Self-hosted API tokens for your accounts")]
+#[command(
+    name = "keyward",
+    version,
+    about = "Self-hosted API tokens for your accounts"
+)]
 pub struct Cli {
     #[command(flatten)]
     pub settings: RawSettings,

@@ -34,8 +34,8 @@ pub fn execute(cli: Cli, stdin: &mut impl BufRead, out: &mut impl Write) -> anyh
         Command::Serve => unreachable!("handled above"),
         Command::Account(AccountCommand::Create { name }) => {
             let name = AccountName::parse(&name).map_err(|e| anyhow::anyhow!(e))?;
-            let account = db::write(&mut conn, |conn| db::accounts::create(conn, &name))
-                .map_err(plain)?;
+            let account =
+                db::write(&mut conn, |conn| db::accounts::create(conn, &name)).map_err(plain)?;
             writeln!(out, "{}", account.slug)?;
         }
         Command::Account(AccountCommand::List) => {
@@ -54,13 +54,17 @@ pub fn execute(cli: Cli, stdin: &mut impl BufRead, out: &mut impl Write) -> anyh
         Command::Operator(OperatorCommand::Create { email }) => {
             let email = Email::parse(&email).map_err(|e| anyhow::anyhow!(e))?;
             if let Some(user) = db::users::find_by_email(&mut conn, &email).map_err(plain)? {
-                db::write(&mut conn, |conn| db::users::set_operator(conn, user.user_id()))
-                    .map_err(plain)?;
+                db::write(&mut conn, |conn| {
+                    db::users::set_operator(conn, user.user_id())
+                })
+                .map_err(plain)?;
                 writeln!(out, "{email} is now an operator (password unchanged)")?;
                 return Ok(());
             }
             let mut line = String::new();
-            stdin.read_line(&mut line).context("cannot read the password from stdin")?;
+            stdin
+                .read_line(&mut line)
+                .context("cannot read the password from stdin")?;
             let line = line.trim_end_matches(['\r', '\n']).to_string();
             let password = Password::parse(line).map_err(|e| anyhow::anyhow!(e))?;
             let hash = password::hash(&password).map_err(plain)?;
@@ -114,12 +118,9 @@ pub fn execute(cli: Cli, stdin: &mut impl BufRead, out: &mut impl Write) -> anyh
         }
         Command::Token(TokenCommand::List { account }) => {
             let account = db::accounts::find_by_slug(&mut conn, &account).map_err(plain)?;
-            let tokens = db::tokens::list_for_account(
-                &mut conn,
-                account.account_id(),
-                &Default::default(),
-            )
-            .map_err(plain)?;
+            let tokens =
+                db::tokens::list_for_account(&mut conn, account.account_id(), &Default::default())
+                    .map_err(plain)?;
             for view in tokens {
                 let t = &view.token;
                 writeln!(

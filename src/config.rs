@@ -11,11 +11,21 @@ use crate::domain::Email;
 #[derive(Args, Clone)]
 pub struct RawSettings {
     /// Address to listen on.
-    #[arg(long, env = "KEYWARD_BIND", default_value = "127.0.0.1:8080", global = true)]
+    #[arg(
+        long,
+        env = "KEYWARD_BIND",
+        default_value = "127.0.0.1:8080",
+        global = true
+    )]
     pub bind: String,
 
     /// SQLite database file; created, and migrated, if needed.
-    #[arg(long, env = "KEYWARD_DATABASE_URL", default_value = "keyward.db", global = true)]
+    #[arg(
+        long,
+        env = "KEYWARD_DATABASE_URL",
+        default_value = "keyward.db",
+        global = true
+    )]
     pub database_url: String,
 
     /// The address named in every 401 and 403 body.
@@ -24,7 +34,12 @@ pub struct RawSettings {
 
     /// Key that signs dashboard session cookies (at least 32 characters). Without it a
     /// random key is generated once and kept in the database.
-    #[arg(long, env = "KEYWARD_SESSION_KEY", global = true, hide_env_values = true)]
+    #[arg(
+        long,
+        env = "KEYWARD_SESSION_KEY",
+        global = true,
+        hide_env_values = true
+    )]
     pub session_key: Option<String>,
 
     /// The URL people use to reach the dashboard, e.g. https://keys.example.com.
@@ -43,7 +58,10 @@ impl fmt::Debug for RawSettings {
             .field("bind", &self.bind)
             .field("database_url", &self.database_url)
             .field("support_email", &self.support_email)
-            .field("session_key", &self.session_key.as_ref().map(|_| "<redacted>"))
+            .field(
+                "session_key",
+                &self.session_key.as_ref().map(|_| "<redacted>"),
+            )
             .field("public_url", &self.public_url)
             .field("workers", &self.workers)
             .finish()
@@ -75,7 +93,10 @@ impl fmt::Debug for Config {
             .field("bind", &self.bind)
             .field("database_url", &self.database_url)
             .field("support_email", &self.support_email)
-            .field("session_key", &self.session_key.as_ref().map(|_| "<redacted>"))
+            .field(
+                "session_key",
+                &self.session_key.as_ref().map(|_| "<redacted>"),
+            )
             .field("public_url", &self.public_url)
             .field("workers", &self.workers)
             .finish_non_exhaustive()
@@ -100,7 +121,9 @@ impl Config {
 
     /// Whether the dashboard is served over HTTPS, which makes cookies Secure.
     pub fn is_https(&self) -> bool {
-        self.public_url.as_deref().is_some_and(|u| u.starts_with("https://"))
+        self.public_url
+            .as_deref()
+            .is_some_and(|u| u.starts_with("https://"))
     }
 }
 
@@ -135,12 +158,10 @@ impl TryFrom<RawSettings> for Config {
                 false,
             ),
         };
-        if let Some(key) = &raw.session_key {
-            if key.len() < 32 {
-                return Err(
-                    "KEYWARD_SESSION_KEY / --session-key: use at least 32 characters".into(),
-                );
-            }
+        if let Some(key) = &raw.session_key
+            && key.len() < 32
+        {
+            return Err("KEYWARD_SESSION_KEY / --session-key: use at least 32 characters".into());
         }
         let public_url = match raw.public_url.as_deref().map(str::trim) {
             None | Some("") => None,

@@ -25,7 +25,10 @@ pub enum AuthFailure {
 #[derive(Debug, thiserror::Error)]
 pub enum AppError {
     #[error("unauthorized")]
-    Unauthorized { failure: AuthFailure, support: String },
+    Unauthorized {
+        failure: AuthFailure,
+        support: String,
+    },
     /// The dashboard's "please sign in", which the page renderer turns into a redirect.
     #[error("sign-in required")]
     SignInRequired,
@@ -38,7 +41,10 @@ pub enum AppError {
     #[error("invalid input: {0:?}")]
     Invalid(Vec<String>),
     #[error("too many requests")]
-    TooManyRequests { retry_after_secs: u64, message: String },
+    TooManyRequests {
+        retry_after_secs: u64,
+        message: String,
+    },
     #[error(transparent)]
     Internal(#[from] anyhow::Error),
 }

@@ -26,14 +26,12 @@ fn main() {
 fn serve(cli: Cli) -> anyhow::Result<()> {
     let config = Config::try_from(cli.settings).map_err(|e| anyhow::anyhow!(e))?;
     actix_web::rt::System::new().block_on(async move {
-        if !config.support_email_was_set {
-            tracing::warn!(
-                "KEYWARD_SUPPORT_EMAIL is not set; 401 bodies will name {}",
-                config.support_email
-            );
-        }
         let bind = config.bind;
+        let unset_support = (!config.support_email_was_set).then(|| config.support_email.clone());
         let app = Application::build(config).await?;
+        if let Some(address) = unset_support {
+            tracing::warn!("KEYWARD_SUPPORT_EMAIL is not set; 401 bodies will name {address}");
+        }
         let url = format!("http://{}:{}", bind.ip(), app.port());
         println!("Keyward is listening on {url} — sign up at {url}/signup");
         app.run_until_stopped().await?;

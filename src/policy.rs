@@ -6,7 +6,9 @@ use crate::domain::{Role, UserId};
 pub enum Action {
     CreateToken,
     /// See or revoke a token; `creator` is who made it.
-    ManageToken { creator: Option<UserId> },
+    ManageToken {
+        creator: Option<UserId>,
+    },
     SeeAllTokens,
     ManageMembers,
     ChangeRoles,
@@ -31,10 +33,28 @@ mod tests {
     #[test]
     fn members_manage_only_their_own_tokens() {
         let me = UserId(1);
-        assert!(allows(Role::Member, me, Action::ManageToken { creator: Some(me) }));
-        assert!(!allows(Role::Member, me, Action::ManageToken { creator: Some(UserId(2)) }));
-        assert!(!allows(Role::Member, me, Action::ManageToken { creator: None }));
-        assert!(allows(Role::Admin, me, Action::ManageToken { creator: None }));
+        assert!(allows(
+            Role::Member,
+            me,
+            Action::ManageToken { creator: Some(me) }
+        ));
+        assert!(!allows(
+            Role::Member,
+            me,
+            Action::ManageToken {
+                creator: Some(UserId(2))
+            }
+        ));
+        assert!(!allows(
+            Role::Member,
+            me,
+            Action::ManageToken { creator: None }
+        ));
+        assert!(allows(
+            Role::Admin,
+            me,
+            Action::ManageToken { creator: None }
+        ));
     }
 
     #[test]

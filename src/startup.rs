@@ -58,7 +58,11 @@ impl Application {
                 .service(
                     // The dashboard, and only the dashboard, reads the session cookie.
                     web::scope("")
-                        .wrap(session_middleware(store.clone(), session_key.clone(), https))
+                        .wrap(session_middleware(
+                            store.clone(),
+                            session_key.clone(),
+                            https,
+                        ))
                         .configure(routes::dashboard::configure)
                         .default_service(web::to(routes::not_found)),
                 )

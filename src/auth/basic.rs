@@ -52,7 +52,9 @@ pub fn parse(header: Option<&[u8]>) -> Result<Credentials, BasicError> {
     if encoded.is_empty() {
         return Err(BasicError::Malformed);
     }
-    let decoded = STANDARD.decode(encoded).map_err(|_| BasicError::Malformed)?;
+    let decoded = STANDARD
+        .decode(encoded)
+        .map_err(|_| BasicError::Malformed)?;
     let decoded = String::from_utf8(decoded).map_err(|_| BasicError::Malformed)?;
     if decoded.chars().any(char::is_control) {
         return Err(BasicError::Malformed);
@@ -102,17 +104,49 @@ mod tests {
         let cases: Vec<(&str, Option<Vec<u8>>, BasicError)> = vec![
             ("absent", None, BasicError::Missing),
             ("empty", Some(b"".to_vec()), BasicError::Missing),
-            ("scheme only", Some(b"Basic".to_vec()), BasicError::Malformed),
-            ("scheme and space", Some(b"Basic ".to_vec()), BasicError::Malformed),
+            (
+                "scheme only",
+                Some(b"Basic".to_vec()),
+                BasicError::Malformed,
+            ),
+            (
+                "scheme and space",
+                Some(b"Basic ".to_vec()),
+                BasicError::Malformed,
+            ),
             ("bearer", Some(b"Bearer x".to_vec()), BasicError::Malformed),
-            ("bad base64", Some(b"Basic !!!".to_vec()), BasicError::Malformed),
-            ("not utf-8 header", Some(b"Basic \xff".to_vec()), BasicError::Malformed),
-            ("not utf-8 credentials", Some(basic(b"\xff\xfe:A")), BasicError::Malformed),
-            ("control character", Some(basic(b"kw_a:b\x01c")), BasicError::Malformed),
+            (
+                "bad base64",
+                Some(b"Basic !!!".to_vec()),
+                BasicError::Malformed,
+            ),
+            (
+                "not utf-8 header",
+                Some(b"Basic \xff".to_vec()),
+                BasicError::Malformed,
+            ),
+            (
+                "not utf-8 credentials",
+                Some(basic(b"\xff\xfe:A")),
+                BasicError::Malformed,
+            ),
+            (
+                "control character",
+                Some(basic(b"kw_a:b\x01c")),
+                BasicError::Malformed,
+            ),
             ("tab", Some(basic(b"kw_a\t:bc")), BasicError::Malformed),
             ("no user", Some(basic(b":secret")), BasicError::Malformed),
-            ("no colon", Some(basic(b"kw_abc")), BasicError::EmptyPassword),
-            ("empty password", Some(basic(b"kw_abc:")), BasicError::EmptyPassword),
+            (
+                "no colon",
+                Some(basic(b"kw_abc")),
+                BasicError::EmptyPassword,
+            ),
+            (
+                "empty password",
+                Some(basic(b"kw_abc:")),
+                BasicError::EmptyPassword,
+            ),
             ("too long", Some(long.into_bytes()), BasicError::Malformed),
         ];
         for (name, header, expected) in cases {

@@ -10,9 +10,9 @@
 //! it started reading.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::sync::RwLock;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
 
 use chrono::NaiveDateTime;
 

@@ -56,10 +56,10 @@ fn check_token(session: &Session, sent: &str) -> Result<(), AppError> {
 
 /// The origin this site is served from: the public URL if set, else what the browser used.
 pub fn site_origin(req: &HttpRequest) -> String {
-    if let Some(state) = req.app_data::<web::Data<AppState>>() {
-        if let Some(url) = &state.config.public_url {
-            return url.clone();
-        }
+    if let Some(state) = req.app_data::<web::Data<AppState>>()
+        && let Some(url) = &state.config.public_url
+    {
+        return url.clone();
     }
     let info = req.connection_info();
     format!("{}://{}", info.scheme(), info.host())

@@ -63,7 +63,9 @@ pub async fn require_token(
 ) -> Result<ServiceResponse<EitherBody<impl MessageBody>>, actix_web::Error> {
     let Some(state) = req.app_data::<web::Data<AppState>>().cloned() else {
         let err = AppError::internal("application state is missing");
-        return Ok(req.into_response(err.error_response()).map_into_right_body());
+        return Ok(req
+            .into_response(err.error_response())
+            .map_into_right_body());
     };
     let header = req.headers().get(AUTHORIZATION).map(|v| v.as_bytes());
     // The peer address, not X-Forwarded-For, which any client can write.
@@ -74,9 +76,13 @@ pub async fn require_token(
                 .usage
                 .record(token.id, chrono::Utc::now().naive_utc(), ip);
             req.extensions_mut().insert(ApiCaller(token));
-            next.call(req).await.map(ServiceResponse::map_into_left_body)
+            next.call(req)
+                .await
+                .map(ServiceResponse::map_into_left_body)
         }
-        Err(err) => Ok(req.into_response(err.error_response()).map_into_right_body()),
+        Err(err) => Ok(req
+            .into_response(err.error_response())
+            .map_into_right_body()),
     }
 }
 
@@ -99,7 +105,9 @@ pub async fn authenticate(
 
     let token = match state.cache.get(key.as_str()) {
         Some(token) => token,
-        None => load(state, key).await?.ok_or_else(|| denied(AuthFailure::Inactive))?,
+        None => load(state, key)
+            .await?
+            .ok_or_else(|| denied(AuthFailure::Inactive))?,
     };
     if token.digest != secret.digest() || token.revoked {
         return Err(denied(AuthFailure::Inactive));
@@ -120,7 +128,10 @@ pub async fn authenticate(
 /// Reads a token from the database and caches it. `None` when no token has the key.
 async fn load(state: &AppState, key: TokenKey) -> Result<Option<Arc<CachedToken>>, AppError> {
     let generation = state.cache.generation();
-    let found = db::run(&state.pool, move |conn| db::tokens::find_for_guard(conn, &key)).await?;
+    let found = db::run(&state.pool, move |conn| {
+        db::tokens::find_for_guard(conn, &key)
+    })
+    .await?;
     let Some((token, account)) = found else {
         return Ok(None);
     };

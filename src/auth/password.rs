@@ -51,9 +51,15 @@ mod tests {
     fn hashes_are_argon2id_at_the_required_cost_and_verify() {
         let password = Password::parse("correct horse battery staple".into()).unwrap();
         let stored = hash(&password).unwrap();
-        assert!(stored.starts_with("$argon2id$v=19$m=19456,t=2,p=1$"), "{stored}");
+        assert!(
+            stored.starts_with("$argon2id$v=19$m=19456,t=2,p=1$"),
+            "{stored}"
+        );
         assert!(verify(Some(&stored), &password));
-        assert!(!verify(Some(&stored), &Password::for_sign_in("wrong horse battery".into())));
+        assert!(!verify(
+            Some(&stored),
+            &Password::for_sign_in("wrong horse battery".into())
+        ));
     }
 
     #[test]

@@ -76,7 +76,8 @@ impl SessionStore for DbSessionStore {
         ttl: &Duration,
     ) -> Result<SessionKey, SaveError> {
         let body = serde_json::to_string(&state).map_err(|e| SaveError::Serialization(e.into()))?;
-        let key = SessionKey::try_from(random_base62(64)).map_err(|e| SaveError::Other(e.into()))?;
+        let key =
+            SessionKey::try_from(random_base62(64)).map_err(|e| SaveError::Other(e.into()))?;
         let id = row_id(&key);
         let expires_at = expiry(ttl);
         self.blocking(move |conn| db::sessions::upsert(conn, &id, &body, expires_at))
@@ -110,6 +111,7 @@ impl SessionStore for DbSessionStore {
 
     async fn delete(&self, key: &SessionKey) -> Result<(), anyhow::Error> {
         let id = row_id(key);
-        self.blocking(move |conn| db::sessions::delete(conn, &id)).await
+        self.blocking(move |conn| db::sessions::delete(conn, &id))
+            .await
     }
 }

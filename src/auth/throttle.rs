@@ -39,7 +39,10 @@ impl LoginThrottle {
         let mut wait = None;
         for (key, limit) in Self::keys(email, ip) {
             if let Some(times) = failures.get_mut(&key) {
-                while times.front().is_some_and(|t| now.duration_since(*t) >= WINDOW) {
+                while times
+                    .front()
+                    .is_some_and(|t| now.duration_since(*t) >= WINDOW)
+                {
                     times.pop_front();
                 }
                 if times.len() >= limit {
@@ -59,7 +62,11 @@ impl LoginThrottle {
     pub fn record_failure_at(&self, email: &str, ip: &str, now: Instant) {
         let mut failures = self.failures.lock().unwrap_or_else(|e| e.into_inner());
         if failures.len() >= MAX_KEYS {
-            failures.retain(|_, times| times.back().is_some_and(|t| now.duration_since(*t) < WINDOW));
+            failures.retain(|_, times| {
+                times
+                    .back()
+                    .is_some_and(|t| now.duration_since(*t) < WINDOW)
+            });
         }
         for (key, _) in Self::keys(email, ip) {
             failures.entry(key).or_default().push_back(now);
@@ -76,13 +83,21 @@ mod tests {
         let throttle = LoginThrottle::new();
         let start = Instant::now();
         for i in 0..PER_EMAIL {
-            assert!(throttle.check_at("a@x.io", &format!("10.0.0.{}", i % 250), start).is_ok());
+            assert!(
+                throttle
+                    .check_at("a@x.io", &format!("10.0.0.{}", i % 250), start)
+                    .is_ok()
+            );
             throttle.record_failure_at("a@x.io", &format!("10.0.0.{}", i % 250), start);
         }
         let wait = throttle.check_at("A@x.io", "10.9.9.9", start).unwrap_err();
         assert!(wait > Duration::from_secs(3500), "{wait:?}");
         assert!(throttle.check_at("b@x.io", "10.9.9.9", start).is_ok());
-        assert!(throttle.check_at("a@x.io", "10.9.9.9", start + WINDOW).is_ok());
+        assert!(
+            throttle
+                .check_at("a@x.io", "10.9.9.9", start + WINDOW)
+                .is_ok()
+        );
     }
 
     #[test]

@@ -50,15 +50,15 @@ impl UsageRecorder {
             return Ok(0);
         }
         let mut conn = pool.get()?;
-        if !batch.is_empty() {
-            if let Err(err) = db::tokens::record_usage(&mut conn, &batch) {
-                // Put the batch back so the next flush tries again, unless newer figures came in.
-                let mut latest = self.latest.lock().unwrap_or_else(|e| e.into_inner());
-                for usage in batch {
-                    latest.entry(usage.token).or_insert((usage.at, usage.ip));
-                }
-                return Err(err);
+        if !batch.is_empty()
+            && let Err(err) = db::tokens::record_usage(&mut conn, &batch)
+        {
+            // Put the batch back so the next flush tries again, unless newer figures came in.
+            let mut latest = self.latest.lock().unwrap_or_else(|e| e.into_inner());
+            for usage in batch {
+                latest.entry(usage.token).or_insert((usage.at, usage.ip));
             }
+            return Err(err);
         }
         if !expired.is_empty() {
             db::tokens::log_expired(&mut conn, &expired)?;

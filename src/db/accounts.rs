@@ -45,7 +45,11 @@ pub fn create(conn: &mut SqliteConnection, name: &AccountName) -> Result<Account
     let base = Slug::from_name(name.as_str()).map_err(AppError::invalid)?;
     let mut n = 1;
     let slug = loop {
-        let candidate = if n == 1 { base.clone() } else { base.with_suffix(n) };
+        let candidate = if n == 1 {
+            base.clone()
+        } else {
+            base.with_suffix(n)
+        };
         let taken: i64 = accounts::table
             .filter(accounts::slug.eq(candidate.as_str()))
             .count()

@@ -68,19 +68,18 @@ pub struct Member {
 }
 
 pub fn list(conn: &mut SqliteConnection, account: AccountId) -> Result<Vec<Member>, AppError> {
-    let rows: Vec<(i32, String, String, NaiveDateTime, Option<NaiveDateTime>)> =
-        memberships::table
-            .inner_join(users::table)
-            .filter(memberships::account_id.eq(account.0))
-            .order(users::email.asc())
-            .select((
-                users::id,
-                users::email,
-                memberships::role,
-                memberships::created_at,
-                users::last_login_at,
-            ))
-            .load(conn)?;
+    let rows: Vec<(i32, String, String, NaiveDateTime, Option<NaiveDateTime>)> = memberships::table
+        .inner_join(users::table)
+        .filter(memberships::account_id.eq(account.0))
+        .order(users::email.asc())
+        .select((
+            users::id,
+            users::email,
+            memberships::role,
+            memberships::created_at,
+            users::last_login_at,
+        ))
+        .load(conn)?;
     rows.into_iter()
         .map(|(id, email, role, joined_at, last_login_at)| {
             Ok(Member {

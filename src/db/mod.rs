@@ -17,6 +17,7 @@ pub mod accounts;
 pub mod audit;
 pub mod clusters;
 pub mod invalidations;
+pub mod invitations;
 pub mod memberships;
 pub mod schema;
 pub mod server_settings;

@@ -14,7 +14,10 @@ pub fn get_or_init(
 ) -> Result<String, AppError> {
     super::write(conn, |conn| {
         diesel::insert_or_ignore_into(server_settings::table)
-            .values((server_settings::name.eq(name), server_settings::value.eq(make())))
+            .values((
+                server_settings::name.eq(name),
+                server_settings::value.eq(make()),
+            ))
             .execute(conn)?;
         Ok(server_settings::table
             .find(name)

@@ -171,16 +171,17 @@ pub struct TokenView {
 }
 
 fn with_people(conn: &mut SqliteConnection, token: Token) -> Result<TokenView, AppError> {
-    let email_of = |conn: &mut SqliteConnection, id: Option<i32>| -> Result<Option<String>, AppError> {
-        match id {
-            Some(id) => Ok(users::table
-                .find(id)
-                .select(users::email)
-                .first(conn)
-                .optional()?),
-            None => Ok(None),
-        }
-    };
+    let email_of =
+        |conn: &mut SqliteConnection, id: Option<i32>| -> Result<Option<String>, AppError> {
+            match id {
+                Some(id) => Ok(users::table
+                    .find(id)
+                    .select(users::email)
+                    .first(conn)
+                    .optional()?),
+                None => Ok(None),
+            }
+        };
     let creator_email = email_of(conn, token.user_id)?;
     let revoker_email = email_of(conn, token.revoked_by)?;
     Ok(TokenView {
@@ -378,9 +379,11 @@ pub fn record_usage(conn: &mut SqliteConnection, batch: &[Usage]) -> Result<(), 
     super::write(conn, |conn| {
         for usage in batch {
             diesel::update(
-                tokens::table
-                    .find(usage.token.0)
-                    .filter(tokens::last_used_at.is_null().or(tokens::last_used_at.lt(usage.at))),
+                tokens::table.find(usage.token.0).filter(
+                    tokens::last_used_at
+                        .is_null()
+                        .or(tokens::last_used_at.lt(usage.at)),
+                ),
             )
             .set((
                 tokens::last_used_at.eq(usage.at),

@@ -53,7 +53,10 @@ pub fn find_by_email(conn: &mut SqliteConnection, email: &Email) -> Result<Optio
 }
 
 pub fn find(conn: &mut SqliteConnection, id: UserId) -> Result<User, AppError> {
-    Ok(users::table.find(id.0).select(User::as_select()).first(conn)?)
+    Ok(users::table
+        .find(id.0)
+        .select(User::as_select())
+        .first(conn)?)
 }
 
 /// Inserts a user; an email already in use is a clear 422, not a constraint error.

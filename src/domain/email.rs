@@ -44,12 +44,23 @@ mod tests {
 
     #[test]
     fn case_and_spaces_are_normalised() {
-        assert_eq!(Email::parse("  Ada@Example.COM ").unwrap().as_str(), "ada@example.com");
+        assert_eq!(
+            Email::parse("  Ada@Example.COM ").unwrap().as_str(),
+            "ada@example.com"
+        );
     }
 
     #[test]
     fn malformed_addresses_are_refused() {
-        for raw in ["", "ada", "@example.com", "ada@", "a b@example.com", "a@b@c", "ada@.com"] {
+        for raw in [
+            "",
+            "ada",
+            "@example.com",
+            "ada@",
+            "a b@example.com",
+            "a@b@c",
+            "ada@.com",
+        ] {
             assert!(Email::parse(raw).is_err(), "{raw:?} was accepted");
         }
     }

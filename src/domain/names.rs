@@ -123,7 +123,11 @@ mod tests {
     #[test]
     fn blank_and_long_names_are_refused() {
         assert!(TokenName::parse("   ").unwrap_err().contains("blank"));
-        assert!(TokenName::parse(&"x".repeat(101)).unwrap_err().contains("100"));
+        assert!(
+            TokenName::parse(&"x".repeat(101))
+                .unwrap_err()
+                .contains("100")
+        );
         assert_eq!(TokenName::parse(" ci ").unwrap().as_str(), "ci");
     }
 }

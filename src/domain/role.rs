@@ -17,7 +17,9 @@ impl Role {
             "owner" => Ok(Role::Owner),
             "admin" => Ok(Role::Admin),
             "member" => Ok(Role::Member),
-            other => Err(format!("\"{other}\" is not a role: use owner, admin or member.")),
+            other => Err(format!(
+                "\"{other}\" is not a role: use owner, admin or member."
+            )),
         }
     }
 

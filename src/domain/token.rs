@@ -88,15 +88,17 @@ impl TokenSecret {
 
     /// Accepts only a well-formed secret whose checksum matches.
     pub fn parse(raw: &str) -> Result<Self, String> {
-        let well_formed = raw
-            .strip_prefix(SECRET_PREFIX)
-            .is_some_and(|rest| rest.len() > CHECKSUM_CHARS + 40 - 1 && rest.len() <= 128 && is_base62(rest));
+        let well_formed = raw.strip_prefix(SECRET_PREFIX).is_some_and(|rest| {
+            rest.len() > CHECKSUM_CHARS + 40 - 1 && rest.len() <= 128 && is_base62(rest)
+        });
         if !well_formed {
             return Err("That is not a Keyward token secret.".into());
         }
         let (body, sum) = raw.split_at(raw.len() - CHECKSUM_CHARS);
         if checksum(body) != sum {
-            return Err("That secret's checksum does not match: it was mistyped or cut short.".into());
+            return Err(
+                "That secret's checksum does not match: it was mistyped or cut short.".into(),
+            );
         }
         Ok(Self(raw.to_string()))
     }
@@ -194,13 +196,21 @@ mod tests {
     #[test]
     fn digests_compare_by_value() {
         let secret = TokenSecret::generate();
-        assert_eq!(secret.digest(), TokenSecret::parse(secret.expose()).unwrap().digest());
+        assert_eq!(
+            secret.digest(),
+            TokenSecret::parse(secret.expose()).unwrap().digest()
+        );
         assert_ne!(secret.digest(), TokenSecret::generate().digest());
     }
 
     #[test]
     fn keys_with_colons_or_wrong_prefixes_are_refused() {
-        for raw in ["kw_short", "kx_0123456789abcdef", "kw_0123456789abcdef:", "kw_0123456789abcde!"] {
+        for raw in [
+            "kw_short",
+            "kx_0123456789abcdef",
+            "kw_0123456789abcdef:",
+            "kw_0123456789abcde!",
+        ] {
             assert!(TokenKey::parse(raw).is_err(), "{raw}");
         }
     }

@@ -4,4 +4,3 @@ pub mod api;
 pub mod dashboard;
 
 pub use dashboard::not_found;
-

@@ -26,7 +26,9 @@ fn pagination(query: &str) -> Result<(i64, i64), AppError> {
         match name.as_str() {
             "page" => match value.parse::<i64>() {
                 Ok(n) if n >= 1 => page = n,
-                _ => errors.push(format!("'page' must be a whole number from 1 up, not \"{value}\".")),
+                _ => errors.push(format!(
+                    "'page' must be a whole number from 1 up, not \"{value}\"."
+                )),
             },
             "size" => match value.parse::<i64>() {
                 Ok(n) if (1..=MAX_PAGE_SIZE).contains(&n) => size = n,
@@ -52,8 +54,10 @@ pub async fn list(
     caller.require(Scope::Read)?;
     let (page, size) = pagination(req.query_string())?;
     let account = caller.account();
-    let (clusters, total) =
-        db::run(&state.pool, move |conn| db::clusters::list(conn, account, page, size)).await?;
+    let (clusters, total) = db::run(&state.pool, move |conn| {
+        db::clusters::list(conn, account, page, size)
+    })
+    .await?;
     Ok(super::ok(
         StatusCode::OK,
         json!({
@@ -134,8 +138,14 @@ pub async fn create(
     caller.require(Scope::Write)?;
     let new = check_new_cluster(super::parse_json(&body)?)?;
     let account = caller.account();
-    let cluster = db::run(&state.pool, move |conn| db::clusters::create(conn, account, new)).await?;
-    Ok(super::ok(StatusCode::CREATED, json!({ "cluster": cluster })))
+    let cluster = db::run(&state.pool, move |conn| {
+        db::clusters::create(conn, account, new)
+    })
+    .await?;
+    Ok(super::ok(
+        StatusCode::CREATED,
+        json!({ "cluster": cluster }),
+    ))
 }
 
 /// A slug from the path; one that can't exist is simply not found.
@@ -151,7 +161,10 @@ pub async fn show(
     caller.require(Scope::Read)?;
     let slug = path_slug(&slug)?;
     let account = caller.account();
-    let cluster = db::run(&state.pool, move |conn| db::clusters::find(conn, account, &slug)).await?;
+    let cluster = db::run(&state.pool, move |conn| {
+        db::clusters::find(conn, account, &slug)
+    })
+    .await?;
     Ok(super::ok(StatusCode::OK, json!({ "cluster": cluster })))
 }
 
@@ -183,8 +196,10 @@ pub async fn update(
         return Err(AppError::Invalid(errors));
     }
     let account = caller.account();
-    let cluster =
-        db::run(&state.pool, move |conn| db::clusters::update(conn, account, &slug, change)).await?;
+    let cluster = db::run(&state.pool, move |conn| {
+        db::clusters::update(conn, account, &slug, change)
+    })
+    .await?;
     Ok(super::ok(StatusCode::OK, json!({ "cluster": cluster })))
 }
 
@@ -196,7 +211,10 @@ pub async fn delete(
     caller.require(Scope::Write)?;
     let slug = path_slug(&slug)?;
     let account = caller.account();
-    let cluster = db::run(&state.pool, move |conn| db::clusters::delete(conn, account, &slug)).await?;
+    let cluster = db::run(&state.pool, move |conn| {
+        db::clusters::delete(conn, account, &slug)
+    })
+    .await?;
     Ok(super::ok(
         StatusCode::OK,
         json!({ "message": format!("Cluster {} was deleted.", cluster.slug) }),

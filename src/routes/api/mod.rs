@@ -67,7 +67,9 @@ fn ok(status: actix_web::http::StatusCode, body: serde_json::Value) -> HttpRespo
 /// Parses a JSON body whatever its Content-Type, with a 422 that names the problem.
 fn parse_json<T: DeserializeOwned>(body: &[u8]) -> Result<T, AppError> {
     if body.iter().all(u8::is_ascii_whitespace) {
-        return Err(AppError::invalid("The request body is empty; send a JSON object."));
+        return Err(AppError::invalid(
+            "The request body is empty; send a JSON object.",
+        ));
     }
     serde_json::from_slice(body)
         .map_err(|e| AppError::invalid(format!("The request body is not valid JSON: {e}.")))

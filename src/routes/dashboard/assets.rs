@@ -20,8 +20,7 @@ fn short_hash(body: &str) -> String {
 
 static CSS_HREF: LazyLock<String> =
     LazyLock::new(|| format!("/static/app.css?v={}", short_hash(CSS)));
-static JS_HREF: LazyLock<String> =
-    LazyLock::new(|| format!("/static/app.js?v={}", short_hash(JS)));
+static JS_HREF: LazyLock<String> = LazyLock::new(|| format!("/static/app.js?v={}", short_hash(JS)));
 
 pub fn css_href() -> String {
     CSS_HREF.clone()
@@ -40,7 +39,10 @@ fn serve(body: &'static str, content_type: &'static str) -> HttpResponse {
 
 pub fn scope() -> actix_web::Scope {
     web::scope("/static")
-        .route("/app.css", web::get().to(|| async { serve(CSS, "text/css; charset=utf-8") }))
+        .route(
+            "/app.css",
+            web::get().to(|| async { serve(CSS, "text/css; charset=utf-8") }),
+        )
         .route(
             "/app.js",
             web::get().to(|| async { serve(JS, "text/javascript; charset=utf-8") }),

@@ -75,7 +75,11 @@ impl TimeView {
             s => (s / (86_400 * 365), "year"),
         };
         let relative = if n == 0 {
-            if secs >= 0 { "just now".to_string() } else { "in under a minute".to_string() }
+            if secs >= 0 {
+                "just now".to_string()
+            } else {
+                "in under a minute".to_string()
+            }
         } else {
             let plural = if n == 1 { "" } else { "s" };
             if secs >= 0 {
@@ -176,7 +180,9 @@ impl SignedIn {
             .as_ref()
             .map(|(a, r)| (a, *r))
             .ok_or_else(|| {
-                AppError::forbidden("You don't belong to an account yet. Ask an admin for an invitation.")
+                AppError::forbidden(
+                    "You don't belong to an account yet. Ask an admin for an invitation.",
+                )
             })
     }
 
@@ -247,7 +253,11 @@ impl SignedIn {
 }
 
 /// Starts a signed-in session for `user` in `account`, under a new session id.
-pub fn sign_in(session: &Session, user: UserId, account: Option<AccountId>) -> Result<(), AppError> {
+pub fn sign_in(
+    session: &Session,
+    user: UserId,
+    account: Option<AccountId>,
+) -> Result<(), AppError> {
     let fail = |e: actix_session::SessionInsertError| AppError::internal(format!("session: {e}"));
     // A new id at sign-in, so an id planted before sign-in is worth nothing after.
     session.renew();
@@ -284,8 +294,8 @@ impl FromRequest for SignedIn {
             }
             let wanted = session.get::<i32>(ACCOUNT_ID).ok().flatten();
             let (user, memberships) = db::run(&state.pool, move |conn| {
-                let user = db::users::find(conn, UserId(user_id))
-                    .map_err(|_| AppError::SignInRequired)?;
+                let user =
+                    db::users::find(conn, UserId(user_id)).map_err(|_| AppError::SignInRequired)?;
                 let memberships = db::memberships::accounts_of(conn, user.user_id())?;
                 Ok((user, memberships))
             })
@@ -297,10 +307,10 @@ impl FromRequest for SignedIn {
                 .find(|(a, _)| Some(a.id) == wanted)
                 .or(memberships.first())
                 .cloned();
-            if let Some((account, _)) = &membership {
-                if Some(account.id) != wanted {
-                    let _ = session.insert(ACCOUNT_ID, account.id);
-                }
+            if let Some((account, _)) = &membership
+                && Some(account.id) != wanted
+            {
+                let _ = session.insert(ACCOUNT_ID, account.id);
             }
             Ok(SignedIn {
                 session,

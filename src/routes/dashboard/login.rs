@@ -112,7 +112,11 @@ pub async fn submit(
     match outcome {
         Some((user, account)) => {
             layout::sign_in(&session, user.user_id(), account)?;
-            Ok(redirect(if account.is_some() { "/tokens" } else { "/admin" }))
+            Ok(redirect(if account.is_some() {
+                "/tokens"
+            } else {
+                "/admin"
+            }))
         }
         None => {
             state.throttle.record_failure(&form.email, &ip);

@@ -1,9 +1,13 @@
 //! The server-rendered dashboard: sign-up, sign-in, tokens, members, audit and the
 //! operator console. Pages work without JavaScript.
 
+mod admin;
 mod assets;
+mod audit;
+mod invitations;
 mod layout;
 mod login;
+mod members;
 mod signup;
 mod tokens;
 
@@ -31,16 +35,20 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                 .route(web::post().to(login::submit))
                 .default_service(web::to(page_method_not_allowed)),
         )
-        .service(
-            web::resource("/logout")
-                .route(web::post().to(login::logout))
-                .default_service(web::to(page_method_not_allowed)),
-        )
-        .configure(tokens::configure);
+        .service(post_only("/logout", login::logout))
+        .configure(tokens::configure)
+        .configure(members::configure)
+        .configure(invitations::configure)
+        .configure(audit::configure)
+        .configure(admin::configure);
 }
 
 async fn home(signed_in: Option<SignedIn>) -> HttpResponse {
-    redirect(if signed_in.is_some() { "/tokens" } else { "/login" })
+    redirect(if signed_in.is_some() {
+        "/tokens"
+    } else {
+        "/login"
+    })
 }
 
 /// 303 See Other: after a POST, the browser follows with a GET.
@@ -66,6 +74,18 @@ pub fn render_with_status(
         .content_type("text/html; charset=utf-8")
         .insert_header((header::CACHE_CONTROL, "no-store"))
         .body(body))
+}
+
+/// A resource that only accepts POST; a GET there is a 405 page, never a state change.
+pub fn post_only<F, Args>(path: &str, handler: F) -> actix_web::Resource
+where
+    F: actix_web::Handler<Args>,
+    Args: actix_web::FromRequest + 'static,
+    F::Output: actix_web::Responder + 'static,
+{
+    web::resource(path.to_string())
+        .route(web::post().to(handler))
+        .default_service(web::to(page_method_not_allowed))
 }
 
 pub async fn page_method_not_allowed() -> Result<HttpResponse, HtmlError> {
@@ -146,10 +166,9 @@ impl ResponseError for HtmlError {
         if let AppError::TooManyRequests {
             retry_after_secs, ..
         } = &self.0
+            && let Ok(value) = HeaderValue::from_str(&retry_after_secs.to_string())
         {
-            if let Ok(value) = HeaderValue::from_str(&retry_after_secs.to_string()) {
-                response.headers_mut().insert(header::RETRY_AFTER, value);
-            }
+            response.headers_mut().insert(header::RETRY_AFTER, value);
         }
         response
     }

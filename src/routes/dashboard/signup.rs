@@ -51,7 +51,9 @@ pub async fn submit(
     CsrfForm(form): CsrfForm<SignupForm>,
 ) -> Result<HttpResponse, HtmlError> {
     let mut errors = Vec::new();
-    let name = AccountName::parse(&form.account_name).map_err(|e| errors.push(e)).ok();
+    let name = AccountName::parse(&form.account_name)
+        .map_err(|e| errors.push(e))
+        .ok();
     let email = Email::parse(&form.email).map_err(|e| errors.push(e)).ok();
     let password = Password::parse(form.password.clone())
         .map_err(|e| errors.push(e))
@@ -59,7 +61,8 @@ pub async fn submit(
     if form.password != form.password_confirmation {
         errors.push("The two passwords don't match.".into());
     }
-    let (Some(name), Some(email), Some(password), true) = (name, email, password, errors.is_empty())
+    let (Some(name), Some(email), Some(password), true) =
+        (name, email, password, errors.is_empty())
     else {
         return again(&session, form, errors);
     };

@@ -7,7 +7,7 @@ use askama::Template;
 use serde::Deserialize;
 
 use super::layout::{Flash, Layout, SignedIn, TimeView};
-use super::{HtmlError, page_method_not_allowed, redirect, render, render_with_status};
+use super::{HtmlError, page_method_not_allowed, post_only, redirect, render, render_with_status};
 use crate::auth::csrf::{CsrfForm, site_origin};
 use crate::db::{self, audit::AuditEvent, tokens::Status, tokens::TokenFilter, tokens::TokenView};
 use crate::domain::{Scope, Scopes, TokenId, TokenName, UserId, random_base62};
@@ -37,11 +37,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .route(web::get().to(confirm_revoke))
             .default_service(web::to(page_method_not_allowed)),
     )
-    .service(
-        web::resource("/tokens/{id}/revoke")
-            .route(web::post().to(revoke))
-            .default_service(web::to(page_method_not_allowed)),
-    );
+    .service(post_only("/tokens/{id}/revoke", revoke));
 }
 
 /// A token shaped for the pages: every value already formatted.
@@ -128,7 +124,11 @@ async fn list(
         .map(UserId);
     // Members see their own tokens; admins see everyone's and may filter by member.
     let filter = TokenFilter {
-        creator: if sees_all { member } else { Some(signed_in.user_id()) },
+        creator: if sees_all {
+            member
+        } else {
+            Some(signed_in.user_id())
+        },
         status,
     };
     let (views, members) = db::run(&state.pool, move |conn| {
@@ -271,7 +271,9 @@ async fn create(
     }
 
     let mut errors = Vec::new();
-    let name = TokenName::parse(&form.name).map_err(|e| errors.push(e)).ok();
+    let name = TokenName::parse(&form.name)
+        .map_err(|e| errors.push(e))
+        .ok();
     let mut chosen = Vec::new();
     if form.read.is_some() {
         chosen.push(Scope::Read);
@@ -284,7 +286,10 @@ async fn create(
         "" => Ok(None),
         days => match days.parse::<i64>() {
             Ok(d @ 1..=3650) => Ok(Some(db::now() + chrono::Duration::days(d))),
-            _ => Err(errors.push("Choose when the token expires from the list.".into())),
+            _ => {
+                errors.push("Choose when the token expires from the list.".to_string());
+                Err(())
+            }
         },
     };
     let (Some(name), Some(scopes), Ok(expires_at)) = (name, scopes, expires_at) else {
@@ -392,7 +397,10 @@ async fn show(
     let view = visible_token(&signed_in, &state, token_id(&id)?).await?;
     let account = view.token.account();
     let id = view.token.token_id();
-    let trail = db::run(&state.pool, move |conn| db::audit::list_for_token(conn, account, id)).await?;
+    let trail = db::run(&state.pool, move |conn| {
+        db::audit::list_for_token(conn, account, id)
+    })
+    .await?;
     render(&ShowPage {
         layout: signed_in.layout(&format!("Token {}", view.token.name), "/tokens")?,
         token: TokenRow::from(&view),

@@ -1,0 +1,215 @@
+//! `/admin`: the operator console. Accounts with their counts; a token found by its key
+//! or by a pasted (leaked) secret, across all accounts; revocation with a reason; and
+//! suspending an account's API access. Every action lands in the affected account's
+//! audit log with the operator as the actor.
+
+use actix_web::{HttpResponse, web};
+use askama::Template;
+use serde::Deserialize;
+
+use super::layout::{Flash, Layout, SignedIn};
+use super::members::apply_api_access;
+use super::tokens::TokenRow;
+use super::{HtmlError, page_method_not_allowed, post_only, redirect, render};
+use crate::auth::csrf::CsrfForm;
+use crate::db::{self, audit::Actor};
+use crate::domain::{AccountId, TokenKey, TokenSecret};
+use crate::error::AppError;
+use crate::state::AppState;
+
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.service(
+        web::resource("/admin")
+            .route(web::get().to(console))
+            .default_service(web::to(page_method_not_allowed)),
+    )
+    .service(post_only("/admin/revoke", revoke))
+    .service(post_only("/admin/accounts/{id}/api-access", api_access));
+}
+
+fn require_operator(signed_in: &SignedIn) -> Result<Actor, AppError> {
+    if !signed_in.user.operator {
+        return Err(AppError::forbidden(
+            "The operator console is for platform operators.",
+        ));
+    }
+    Ok(Actor {
+        label: format!("{} (operator)", signed_in.user.email),
+        ..signed_in.actor()
+    })
+}
+
+pub struct AccountRow {
+    pub id: i32,
+    pub name: String,
+    pub slug: String,
+    pub suspended: bool,
+    pub members: i64,
+    pub active_tokens: i64,
+    pub clusters: i64,
+}
+
+pub struct FoundToken {
+    pub row: TokenRow,
+    pub account_name: String,
+    pub account_slug: String,
+}
+
+#[derive(Template)]
+#[template(path = "admin/index.html")]
+struct ConsolePage {
+    layout: Layout,
+    accounts: Vec<AccountRow>,
+    query: String,
+    found: Option<FoundToken>,
+    search_error: Option<String>,
+}
+
+#[derive(Deserialize)]
+pub struct SearchQuery {
+    #[serde(default)]
+    q: String,
+}
+
+enum Lookup {
+    Key(TokenKey),
+    Secret(TokenSecret),
+}
+
+fn parse_lookup(raw: &str) -> Result<Lookup, String> {
+    let raw = raw.trim();
+    if raw.starts_with("kws_") {
+        return TokenSecret::parse(raw).map(Lookup::Secret);
+    }
+    TokenKey::parse(raw)
+        .map(Lookup::Key)
+        .map_err(|_| "Paste a token key (kw_…) or a full secret (kws_…).".to_string())
+}
+
+async fn console(
+    signed_in: SignedIn,
+    state: web::Data<AppState>,
+    query: web::Query<SearchQuery>,
+) -> Result<HttpResponse, HtmlError> {
+    require_operator(&signed_in)?;
+    let q = query.into_inner().q;
+    let lookup = (!q.trim().is_empty()).then(|| parse_lookup(&q));
+    let mut search_error = None;
+    let wanted = match lookup {
+        Some(Ok(lookup)) => Some(lookup),
+        Some(Err(message)) => {
+            search_error = Some(message);
+            None
+        }
+        None => None,
+    };
+    let searched = wanted.is_some();
+    let (accounts, found) = db::run(&state.pool, move |conn| {
+        let accounts = db::accounts::list_with_counts(conn)?;
+        let found = match wanted {
+            Some(Lookup::Key(key)) => db::tokens::find_by_key_any_account(conn, &key)?,
+            Some(Lookup::Secret(secret)) => {
+                db::tokens::find_by_digest_any_account(conn, &secret.digest())?
+            }
+            None => None,
+        };
+        let found = match found {
+            Some(view) => {
+                let account = db::accounts::find(conn, view.token.account())?;
+                Some((view, account))
+            }
+            None => None,
+        };
+        Ok((accounts, found))
+    })
+    .await?;
+    if searched && found.is_none() {
+        search_error =
+            Some("No token matches. Check that the whole key or secret was pasted.".into());
+    }
+    render(&ConsolePage {
+        layout: signed_in.layout("Operator console", "/admin")?,
+        accounts: accounts
+            .into_iter()
+            .map(|s| AccountRow {
+                id: s.account.id,
+                suspended: s.account.is_suspended(),
+                name: s.account.name,
+                slug: s.account.slug,
+                members: s.members,
+                active_tokens: s.active_tokens,
+                clusters: s.clusters,
+            })
+            .collect(),
+        query: q,
+        found: found.map(|(view, account)| FoundToken {
+            row: TokenRow::from(&view),
+            account_name: account.name,
+            account_slug: account.slug,
+        }),
+        search_error,
+    })
+}
+
+#[derive(Deserialize)]
+pub struct RevokeForm {
+    #[serde(default)]
+    key: String,
+    #[serde(default)]
+    reason: String,
+}
+
+async fn revoke(
+    signed_in: SignedIn,
+    state: web::Data<AppState>,
+    CsrfForm(form): CsrfForm<RevokeForm>,
+) -> Result<HttpResponse, HtmlError> {
+    let actor = require_operator(&signed_in)?;
+    let key = TokenKey::parse(form.key.trim()).map_err(AppError::invalid)?;
+    let reason: String = form.reason.trim().chars().take(500).collect();
+    if reason.is_empty() {
+        return Err(AppError::invalid("Give a reason: the token's owners will read it.").into());
+    }
+    let token = db::run(&state.pool, move |conn| {
+        db::tokens::revoke_by_key_any_account(conn, &key, &actor, &reason)
+    })
+    .await?;
+    state.cache.evict(&token.key);
+    Flash::success(format!("Token {} was revoked.", token.key)).set(&signed_in.session);
+    Ok(redirect(&format!("/admin?q={}", token.key)))
+}
+
+#[derive(Deserialize)]
+pub struct ApiAccessForm {
+    #[serde(default)]
+    state: String,
+    #[serde(default)]
+    reason: String,
+}
+
+async fn api_access(
+    signed_in: SignedIn,
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+    CsrfForm(form): CsrfForm<ApiAccessForm>,
+) -> Result<HttpResponse, HtmlError> {
+    let actor = require_operator(&signed_in)?;
+    let account = path
+        .parse::<i32>()
+        .map(AccountId)
+        .map_err(|_| AppError::NotFound)?;
+    let suspend = match form.state.as_str() {
+        "suspended" => true,
+        "active" => false,
+        _ => return Err(AppError::invalid("Choose to suspend or restore API access.").into()),
+    };
+    let reason: String = form.reason.trim().chars().take(500).collect();
+    apply_api_access(&state, account, suspend, actor, reason).await?;
+    Flash::success(if suspend {
+        "The account's API access is suspended."
+    } else {
+        "The account's API access is restored."
+    })
+    .set(&signed_in.session);
+    Ok(redirect("/admin"))
+}

@@ -1,0 +1,124 @@
+//! `/audit`: the account's audit log, newest first, filterable by action and actor.
+
+use actix_web::{HttpResponse, web};
+use askama::Template;
+use serde::Deserialize;
+
+use super::layout::{Layout, SignedIn, TimeView};
+use super::{HtmlError, page_method_not_allowed, render};
+use crate::db::{self, audit::AuditFilter, audit::action};
+use crate::policy::Action;
+use crate::state::AppState;
+
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.service(
+        web::resource("/audit")
+            .route(web::get().to(list))
+            .default_service(web::to(page_method_not_allowed)),
+    );
+}
+
+pub struct EventRow {
+    pub at: TimeView,
+    pub actor: String,
+    pub action: String,
+    pub target: String,
+    pub ip: String,
+    pub detail: String,
+    pub token_id: Option<i32>,
+}
+
+pub struct Choice {
+    pub value: String,
+    pub selected: bool,
+}
+
+#[derive(Template)]
+#[template(path = "audit/list.html")]
+struct AuditPage {
+    layout: Layout,
+    events: Vec<EventRow>,
+    actions: Vec<Choice>,
+    actors: Vec<Choice>,
+    page: i64,
+    prev_href: Option<String>,
+    next_href: Option<String>,
+    filtered: bool,
+}
+
+#[derive(Deserialize)]
+pub struct AuditQuery {
+    action: Option<String>,
+    actor: Option<String>,
+    page: Option<i64>,
+}
+
+fn href(filter: &AuditFilter, page: i64) -> String {
+    let mut pairs = vec![("page", page.to_string())];
+    if let Some(action) = &filter.action {
+        pairs.push(("action", action.clone()));
+    }
+    if let Some(actor) = &filter.actor {
+        pairs.push(("actor", actor.clone()));
+    }
+    format!(
+        "/audit?{}",
+        serde_urlencoded::to_string(pairs).unwrap_or_default()
+    )
+}
+
+async fn list(
+    signed_in: SignedIn,
+    state: web::Data<AppState>,
+    query: web::Query<AuditQuery>,
+) -> Result<HttpResponse, HtmlError> {
+    signed_in.require(Action::ReadAudit)?;
+    let query = query.into_inner();
+    let filter = AuditFilter {
+        action: query.action.filter(|a| action::ALL.contains(&a.as_str())),
+        actor: query.actor.filter(|a| !a.is_empty()),
+    };
+    let page = query.page.unwrap_or(1).max(1);
+    let account = signed_in.account_id()?;
+    let lookup = filter.clone();
+    let ((events, more), actors) = db::run(&state.pool, move |conn| {
+        Ok((
+            db::audit::list_for_account(conn, account, &lookup, page)?,
+            db::audit::actors_for_account(conn, account)?,
+        ))
+    })
+    .await?;
+    render(&AuditPage {
+        layout: signed_in.layout("Audit log", "/audit")?,
+        events: events
+            .into_iter()
+            .map(|e| EventRow {
+                at: TimeView::new(e.at),
+                actor: e.actor_label,
+                action: e.action,
+                target: e.target,
+                ip: e.ip.unwrap_or_default(),
+                detail: e.detail,
+                token_id: e.token_id,
+            })
+            .collect(),
+        actions: action::ALL
+            .iter()
+            .map(|a| Choice {
+                value: a.to_string(),
+                selected: filter.action.as_deref() == Some(a),
+            })
+            .collect(),
+        actors: actors
+            .into_iter()
+            .map(|a| Choice {
+                selected: filter.actor.as_deref() == Some(a.as_str()),
+                value: a,
+            })
+            .collect(),
+        page,
+        prev_href: (page > 1).then(|| href(&filter, page - 1)),
+        next_href: more.then(|| href(&filter, page + 1)),
+        filtered: filter.action.is_some() || filter.actor.is_some(),
+    })
+}
