@@ -48,6 +48,25 @@ pub fn spawn(state: actix_web::web::Data<AppState>, seen: Arc<AtomicI32>) {
         }
     });
 
+    let sweeper_state = state.clone();
+    tokio::spawn(async move {
+        // Anonymous visitors leave a session (it holds their sign-in form's CSRF token);
+        // expired ones are swept here rather than on a request's path.
+        let mut tick = tokio::time::interval(std::time::Duration::from_secs(600));
+        loop {
+            tick.tick().await;
+            let state = sweeper_state.clone();
+            let swept = tokio::task::spawn_blocking(move || {
+                let mut conn = state.pool.get()?;
+                db::sessions::delete_expired(&mut conn, db::now())
+            })
+            .await;
+            if let Ok(Err(err)) = swept {
+                tracing::warn!(error = %err, "could not sweep expired sessions");
+            }
+        }
+    });
+
     let flush = state.config.usage_flush_interval;
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(flush);

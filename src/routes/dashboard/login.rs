@@ -105,7 +105,10 @@ pub async fn submit(
             }
             Ok(())
         })?;
-        Ok(ok.then(|| (user, memberships.first().map(|(a, _)| a.account_id()))))
+        Ok(ok.then(|| {
+            let account = memberships.first().map(|(a, _)| a.account_id());
+            (user, account)
+        }))
     })
     .await?;
 
