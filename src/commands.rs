@@ -69,15 +69,7 @@ pub fn execute(cli: Cli, stdin: &mut impl BufRead, out: &mut impl Write) -> anyh
             let password = Password::parse(line).map_err(|e| anyhow::anyhow!(e))?;
             let hash = password::hash(&password).map_err(plain)?;
             db::write(&mut conn, |conn| {
-                db::users::create(
-                    conn,
-                    db::users::NewUser {
-                        email: email.as_str(),
-                        password_hash: &hash,
-                        operator: true,
-                        created_at: db::now(),
-                    },
-                )
+                db::users::create(conn, &email, &hash, true)
             })
             .map_err(plain)?;
             writeln!(out, "{email} is now an operator")?;

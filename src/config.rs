@@ -8,7 +8,7 @@ use clap::Args;
 use crate::domain::Email;
 
 /// The raw settings as given on the command line or in the environment.
-#[derive(Args, Clone)]
+#[derive(Args, Clone, Debug)]
 pub struct RawSettings {
     /// Address to listen on.
     #[arg(
@@ -40,7 +40,7 @@ pub struct RawSettings {
         global = true,
         hide_env_values = true
     )]
-    pub session_key: Option<String>,
+    pub session_key: Option<SecretSetting>,
 
     /// The URL people use to reach the dashboard, e.g. https://keys.example.com.
     /// When it is https, session cookies are Secure and use the __Host- prefix.
@@ -52,19 +52,27 @@ pub struct RawSettings {
     pub workers: Option<usize>,
 }
 
-impl fmt::Debug for RawSettings {
+/// A setting that must not be printed, such as the session key. `Debug` redacts it.
+#[derive(Clone)]
+pub struct SecretSetting(String);
+
+impl SecretSetting {
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::str::FromStr for SecretSetting {
+    type Err = std::convert::Infallible;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Ok(Self(s.to_string()))
+    }
+}
+
+impl fmt::Debug for SecretSetting {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("RawSettings")
-            .field("bind", &self.bind)
-            .field("database_url", &self.database_url)
-            .field("support_email", &self.support_email)
-            .field(
-                "session_key",
-                &self.session_key.as_ref().map(|_| "<redacted>"),
-            )
-            .field("public_url", &self.public_url)
-            .field("workers", &self.workers)
-            .finish()
+        f.write_str("<redacted>")
     }
 }
 
@@ -72,35 +80,19 @@ impl fmt::Debug for RawSettings {
 pub const DEFAULT_SUPPORT_EMAIL: &str = "support@keyward.invalid";
 
 /// Checked settings. Every field is usable as it is.
-#[derive(Clone)]
+#[derive(Clone, Debug)]
 pub struct Config {
     pub bind: SocketAddr,
     pub database_url: String,
     pub support_email: Email,
     pub support_email_was_set: bool,
-    pub session_key: Option<String>,
+    pub session_key: Option<SecretSetting>,
     pub public_url: Option<String>,
     pub workers: Option<usize>,
     /// How often `last_used` figures are written. Tests shorten it.
     pub usage_flush_interval: std::time::Duration,
     /// How often other processes' revocations are picked up.
     pub invalidation_poll_interval: std::time::Duration,
-}
-
-impl fmt::Debug for Config {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Config")
-            .field("bind", &self.bind)
-            .field("database_url", &self.database_url)
-            .field("support_email", &self.support_email)
-            .field(
-                "session_key",
-                &self.session_key.as_ref().map(|_| "<redacted>"),
-            )
-            .field("public_url", &self.public_url)
-            .field("workers", &self.workers)
-            .finish_non_exhaustive()
-    }
 }
 
 impl Config {
@@ -159,7 +151,7 @@ impl TryFrom<RawSettings> for Config {
             ),
         };
         if let Some(key) = &raw.session_key
-            && key.len() < 32
+            && key.expose().len() < 32
         {
             return Err("KEYWARD_SESSION_KEY / --session-key: use at least 32 characters".into());
         }

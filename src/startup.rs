@@ -37,7 +37,7 @@ impl Application {
             db::invalidations::latest_seq(&mut conn).map_err(|e| anyhow::anyhow!("{e}"))?
         };
 
-        let session_key = session_key(&pool, config.session_key.as_deref())?;
+        let session_key = session_key(&pool, config.session_key.as_ref().map(|k| k.expose()))?;
         let https = config.is_https();
 
         let listener = TcpListener::bind(config.bind)

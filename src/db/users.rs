@@ -37,11 +37,11 @@ impl std::fmt::Debug for User {
 
 #[derive(Insertable)]
 #[diesel(table_name = users)]
-pub struct NewUser<'a> {
-    pub email: &'a str,
-    pub password_hash: &'a str,
-    pub operator: bool,
-    pub created_at: NaiveDateTime,
+struct NewUser<'a> {
+    email: &'a str,
+    password_hash: &'a str,
+    operator: bool,
+    created_at: NaiveDateTime,
 }
 
 pub fn find_by_email(conn: &mut SqliteConnection, email: &Email) -> Result<Option<User>, AppError> {
@@ -60,10 +60,19 @@ pub fn find(conn: &mut SqliteConnection, id: UserId) -> Result<User, AppError> {
 }
 
 /// Inserts a user; an email already in use is a clear 422, not a constraint error.
-pub fn create(conn: &mut SqliteConnection, new: NewUser<'_>) -> Result<User, AppError> {
-    let email = new.email.to_string();
+pub fn create(
+    conn: &mut SqliteConnection,
+    email: &Email,
+    password_hash: &str,
+    operator: bool,
+) -> Result<User, AppError> {
     diesel::insert_into(users::table)
-        .values(new)
+        .values(NewUser {
+            email: email.as_str(),
+            password_hash,
+            operator,
+            created_at: super::now(),
+        })
         .returning(User::as_returning())
         .get_result(conn)
         .map_err(|e| match e {

@@ -6,7 +6,7 @@ use serde::Deserialize;
 
 use super::layout::{Layout, SignedIn, TimeView};
 use super::{HtmlError, page_method_not_allowed, render};
-use crate::db::{self, audit::AuditFilter, audit::action};
+use crate::db::{self, audit::AuditEvent, audit::AuditFilter, audit::action};
 use crate::policy::Action;
 use crate::state::AppState;
 
@@ -26,6 +26,20 @@ pub struct EventRow {
     pub ip: String,
     pub detail: String,
     pub token_id: Option<i32>,
+}
+
+impl From<AuditEvent> for EventRow {
+    fn from(e: AuditEvent) -> Self {
+        Self {
+            at: TimeView::new(e.at),
+            actor: e.actor_label,
+            action: e.action,
+            target: e.target,
+            ip: e.ip.unwrap_or_default(),
+            detail: e.detail,
+            token_id: e.token_id,
+        }
+    }
 }
 
 pub struct Choice {
@@ -90,18 +104,7 @@ async fn list(
     .await?;
     render(&AuditPage {
         layout: signed_in.layout("Audit log", "/audit")?,
-        events: events
-            .into_iter()
-            .map(|e| EventRow {
-                at: TimeView::new(e.at),
-                actor: e.actor_label,
-                action: e.action,
-                target: e.target,
-                ip: e.ip.unwrap_or_default(),
-                detail: e.detail,
-                token_id: e.token_id,
-            })
-            .collect(),
+        events: events.into_iter().map(EventRow::from).collect(),
         actions: action::ALL
             .iter()
             .map(|a| Choice {

@@ -122,15 +122,7 @@ async fn accept(
             db::invitations::mark_accepted(conn, invitation.id)?;
             let user = match (existing, new_hash) {
                 (Some(user), _) => user,
-                (None, Some(hash)) => db::users::create(
-                    conn,
-                    db::users::NewUser {
-                        email: email.as_str(),
-                        password_hash: &hash,
-                        operator: false,
-                        created_at: db::now(),
-                    },
-                )?,
+                (None, Some(hash)) => db::users::create(conn, &email, &hash, false)?,
                 (None, None) => return Err(AppError::internal("no password for a new user")),
             };
             let account = crate::domain::AccountId(invitation.account_id);

@@ -3,7 +3,7 @@
 
 mod admin;
 mod assets;
-mod audit;
+pub mod audit;
 mod invitations;
 mod layout;
 mod login;

@@ -71,15 +71,7 @@ pub async fn submit(
     let created = db::run(&state.pool, move |conn| {
         let hash = password::hash(&password)?;
         db::write(conn, |conn| {
-            let user = db::users::create(
-                conn,
-                db::users::NewUser {
-                    email: email.as_str(),
-                    password_hash: &hash,
-                    operator: false,
-                    created_at: db::now(),
-                },
-            )?;
+            let user = db::users::create(conn, &email, &hash, false)?;
             let account = db::accounts::create(conn, &name)?;
             db::memberships::create(conn, user.user_id(), account.account_id(), Role::Owner)?;
             let actor = Actor {

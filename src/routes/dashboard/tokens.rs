@@ -6,10 +6,11 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use askama::Template;
 use serde::Deserialize;
 
+use super::audit::EventRow;
 use super::layout::{Flash, Layout, SignedIn, TimeView};
 use super::{HtmlError, page_method_not_allowed, post_only, redirect, render, render_with_status};
 use crate::auth::csrf::{CsrfForm, site_origin};
-use crate::db::{self, audit::AuditEvent, tokens::Status, tokens::TokenFilter, tokens::TokenView};
+use crate::db::{self, tokens::Status, tokens::TokenFilter, tokens::TokenView};
 use crate::domain::{Scope, Scopes, TokenId, TokenName, UserId, random_base62};
 use crate::error::AppError;
 use crate::policy::Action;
@@ -357,32 +358,12 @@ async fn visible_token(
     Ok(view)
 }
 
-pub struct TrailRow {
-    pub at: TimeView,
-    pub actor: String,
-    pub action: String,
-    pub ip: String,
-    pub detail: String,
-}
-
-impl From<AuditEvent> for TrailRow {
-    fn from(e: AuditEvent) -> Self {
-        Self {
-            at: TimeView::new(e.at),
-            actor: e.actor_label,
-            action: e.action,
-            ip: e.ip.unwrap_or_default(),
-            detail: e.detail,
-        }
-    }
-}
-
 #[derive(Template)]
 #[template(path = "tokens/show.html")]
 struct ShowPage {
     layout: Layout,
     token: TokenRow,
-    trail: Vec<TrailRow>,
+    events: Vec<EventRow>,
 }
 
 fn token_id(raw: &str) -> Result<i32, AppError> {
@@ -404,7 +385,7 @@ async fn show(
     render(&ShowPage {
         layout: signed_in.layout(&format!("Token {}", view.token.name), "/tokens")?,
         token: TokenRow::from(&view),
-        trail: trail.into_iter().map(TrailRow::from).collect(),
+        events: trail.into_iter().map(EventRow::from).collect(),
     })
 }
 
