@@ -6,8 +6,8 @@ use keyward::cli::Cli;
 use keyward::commands;
 
 use crate::helpers::{
-    TestDb, create_account, create_token, keyward_binary, keyward_cli, keyward_cli_ok, parse_token_output, revoke,
-    unknown_key,
+    TestDb, create_account, create_token, keyward_binary, keyward_cli, keyward_cli_ok,
+    parse_token_output, revoke, unknown_key,
 };
 
 #[test]
@@ -19,14 +19,25 @@ fn an_account_gets_a_slug_from_its_name_and_a_suffix_when_taken() {
 
     assert_eq!(first, "acme-inc");
     assert_ne!(second, first, "two accounts cannot share a slug");
-    assert!(second.starts_with("acme-inc-"), "the second slug is suffixed: {second:?}");
+    assert!(
+        second.starts_with("acme-inc-"),
+        "the second slug is suffixed: {second:?}"
+    );
 }
 
 #[test]
 fn the_database_flag_may_follow_the_subcommand() {
     let db = TestDb::new();
-    let cli = Cli::try_parse_from(["keyward", "account", "create", "--name", "Late Flag", "--database-url", &db.path])
-        .expect("--database-url is global");
+    let cli = Cli::try_parse_from([
+        "keyward",
+        "account",
+        "create",
+        "--name",
+        "Late Flag",
+        "--database-url",
+        &db.path,
+    ])
+    .expect("--database-url is global");
     let mut printed = Vec::new();
     commands::execute(cli, &mut &b""[..], &mut printed).expect("account create with the flag last");
     let slug = String::from_utf8(printed).expect("UTF-8");
@@ -41,17 +52,31 @@ fn token_create_prints_the_key_and_the_secret_once() {
     let db = TestDb::new();
     let account = create_account(&db.path, "Printer");
 
-    let out = keyward_cli_ok(&db.path, &["token", "create", "--account", &account, "--name", "ci"]);
+    let out = keyward_cli_ok(
+        &db.path,
+        &["token", "create", "--account", &account, "--name", "ci"],
+    );
     let token = parse_token_output(&out);
 
-    assert!(!token.key.contains(':'), "a key never contains a colon: {}", token.key);
-    assert!(token.secret.len() >= 40, "a secret carries at least 256 bits: {}", token.secret);
+    assert!(
+        !token.key.contains(':'),
+        "a key never contains a colon: {}",
+        token.key
+    );
+    assert!(
+        token.secret.len() >= 40,
+        "a secret carries at least 256 bits: {}",
+        token.secret
+    );
     let again = create_token(&db.path, &account, "ci 2", "read,write", &[]);
     assert_ne!(again.key, token.key);
     assert_ne!(again.secret, token.secret);
     // The list never shows a secret.
     let listed = keyward_cli_ok(&db.path, &["token", "list", "--account", &account]);
-    assert!(!listed.contains(&token.secret), "token list printed a secret:\n{listed}");
+    assert!(
+        !listed.contains(&token.secret),
+        "token list printed a secret:\n{listed}"
+    );
 }
 
 #[test]
@@ -60,7 +85,13 @@ fn token_list_shows_each_tokens_status() {
     let account = create_account(&db.path, "Statuses");
     let active = create_token(&db.path, &account, "alive-token", "read,write", &[]);
     let revoked = create_token(&db.path, &account, "revoked-token", "read,write", &[]);
-    let expired = create_token(&db.path, &account, "expired-token", "read", &["--expires-in-days", "0"]);
+    let expired = create_token(
+        &db.path,
+        &account,
+        "expired-token",
+        "read",
+        &["--expires-in-days", "0"],
+    );
     revoke(&db.path, &revoked.key);
 
     let listed = keyward_cli_ok(&db.path, &["token", "list", "--account", &account]);
@@ -74,8 +105,15 @@ fn token_list_shows_each_tokens_status() {
             .lines()
             .find(|l| l.contains(&token.key))
             .unwrap_or_else(|| panic!("{name} ({}) is not listed:\n{listed}", token.key));
-        assert!(line.contains(name), "the line for {} should name it {name:?}: {line}", token.key);
-        assert!(line.contains(status), "{name} should be listed as {status}: {line}");
+        assert!(
+            line.contains(name),
+            "the line for {} should name it {name:?}: {line}",
+            token.key
+        );
+        assert!(
+            line.contains(status),
+            "{name} should be listed as {status}: {line}"
+        );
     }
 }
 
@@ -90,7 +128,10 @@ fn token_list_shows_only_that_accounts_tokens() {
     let listed = keyward_cli_ok(&db.path, &["token", "list", "--account", &mine]);
 
     assert!(listed.contains(&my_token.key), "{listed}");
-    assert!(!listed.contains(&their_token.key), "another account's token was listed:\n{listed}");
+    assert!(
+        !listed.contains(&their_token.key),
+        "another account's token was listed:\n{listed}"
+    );
 }
 
 #[test]
@@ -101,13 +142,59 @@ fn the_command_line_refuses_what_it_cannot_do() {
 
     let unknown = unknown_key();
     let cases: Vec<(&str, Vec<&str>)> = vec![
-        ("revoke an unknown key", vec!["token", "revoke", &unknown, "--reason", "typo"]),
-        ("revoke something that is not a key", vec!["token", "revoke", "not-a-key", "--reason", "typo"]),
-        ("a token for an unknown account", vec!["token", "create", "--account", "no-such-account", "--name", "x"]),
-        ("a scope that does not exist", vec!["token", "create", "--account", &account, "--name", "x", "--scopes", "read,admin"]),
-        ("no scopes at all", vec!["token", "create", "--account", &account, "--name", "x", "--scopes", ""]),
-        ("a blank token name", vec!["token", "create", "--account", &account, "--name", "  "]),
-        ("a blank account name", vec!["account", "create", "--name", "   "]),
+        (
+            "revoke an unknown key",
+            vec!["token", "revoke", &unknown, "--reason", "typo"],
+        ),
+        (
+            "revoke something that is not a key",
+            vec!["token", "revoke", "not-a-key", "--reason", "typo"],
+        ),
+        (
+            "a token for an unknown account",
+            vec![
+                "token",
+                "create",
+                "--account",
+                "no-such-account",
+                "--name",
+                "x",
+            ],
+        ),
+        (
+            "a scope that does not exist",
+            vec![
+                "token",
+                "create",
+                "--account",
+                &account,
+                "--name",
+                "x",
+                "--scopes",
+                "read,admin",
+            ],
+        ),
+        (
+            "no scopes at all",
+            vec![
+                "token",
+                "create",
+                "--account",
+                &account,
+                "--name",
+                "x",
+                "--scopes",
+                "",
+            ],
+        ),
+        (
+            "a blank token name",
+            vec!["token", "create", "--account", &account, "--name", "  "],
+        ),
+        (
+            "a blank account name",
+            vec!["account", "create", "--name", "   "],
+        ),
     ];
     let mut accepted = Vec::new();
     for (name, args) in cases {
@@ -115,12 +202,23 @@ fn the_command_line_refuses_what_it_cannot_do() {
             accepted.push(format!("  {name}: succeeded and printed {out:?}"));
         }
     }
-    assert!(accepted.is_empty(), "these should have been errors:\n{}", accepted.join("\n"));
+    assert!(
+        accepted.is_empty(),
+        "these should have been errors:\n{}",
+        accepted.join("\n")
+    );
 
     // None of the refusals touched the existing token.
     let listed = keyward_cli_ok(&db.path, &["token", "list", "--account", &account]);
-    assert_eq!(listed.lines().filter(|l| l.contains("kw_")).count(), 1, "only the first token exists:\n{listed}");
-    let line = listed.lines().find(|l| l.contains(&token.key)).expect("the token is listed");
+    assert_eq!(
+        listed.lines().filter(|l| l.contains("kw_")).count(),
+        1,
+        "only the first token exists:\n{listed}"
+    );
+    let line = listed
+        .lines()
+        .find(|l| l.contains(&token.key))
+        .expect("the token is listed");
     assert!(line.contains("active"), "{line}");
 }
 
@@ -128,35 +226,79 @@ fn the_command_line_refuses_what_it_cannot_do() {
 fn an_operator_is_created_with_a_password_from_stdin() {
     let db = TestDb::new();
 
-    let created = keyward_cli(&db.path, &["operator", "create", "--email", "ops@example.com"], "a long enough passphrase\n");
+    let created = keyward_cli(
+        &db.path,
+        &["operator", "create", "--email", "ops@example.com"],
+        "a long enough passphrase\n",
+    );
     assert!(created.is_ok(), "operator create failed: {created:?}");
 
-    let too_short = keyward_cli(&db.path, &["operator", "create", "--email", "ops2@example.com"], "short\n");
+    let too_short = keyward_cli(
+        &db.path,
+        &["operator", "create", "--email", "ops2@example.com"],
+        "short\n",
+    );
     assert!(too_short.is_err(), "a 5-character password was accepted");
 }
 
 #[test]
 fn bad_settings_stop_the_server_with_one_clear_line() {
     let db = TestDb::new();
+    // Held until the end of the test, so its port stays taken.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("a free port");
+    let taken = listener.local_addr().expect("its address").to_string();
+    // Every row starts from good settings and spoils exactly one.
+    let good = [
+        ("KEYWARD_BIND", "127.0.0.1:0"),
+        ("KEYWARD_DATABASE_URL", db.path.as_str()),
+        ("KEYWARD_SUPPORT_EMAIL", "support@keyward.test"),
+    ];
     let cases = [
-        ("bind is not an address", [("KEYWARD_BIND", "not-an-address"), ("KEYWARD_DATABASE_URL", db.path.as_str())]),
-        ("database in a missing directory", [("KEYWARD_BIND", "127.0.0.1:0"), ("KEYWARD_DATABASE_URL", "/nonexistent-dir/x.db")]),
-        ("support address is not an email", [("KEYWARD_BIND", "127.0.0.1:0"), ("KEYWARD_SUPPORT_EMAIL", "not-an-email")]),
+        ("bind is not an address", ("KEYWARD_BIND", "not-an-address")),
+        (
+            "bind address already in use",
+            ("KEYWARD_BIND", taken.as_str()),
+        ),
+        (
+            "database in a missing directory",
+            ("KEYWARD_DATABASE_URL", "/nonexistent-dir/x.db"),
+        ),
+        (
+            "support address is not an email",
+            ("KEYWARD_SUPPORT_EMAIL", "not-an-email"),
+        ),
+        ("zero workers", ("KEYWARD_WORKERS", "0")),
+        ("a short session key", ("KEYWARD_SESSION_KEY", "too-short")),
     ];
     let mut failures = Vec::new();
-    for (name, env) in cases {
-        let mut env = env.to_vec();
-        if !env.iter().any(|(k, _)| *k == "KEYWARD_DATABASE_URL") {
-            env.push(("KEYWARD_DATABASE_URL", db.path.as_str()));
-        }
+    for (name, (bad_name, bad_value)) in cases {
+        let mut env: Vec<(&str, &str)> = good
+            .iter()
+            .filter(|(k, _)| *k != bad_name)
+            .copied()
+            .collect();
+        env.push((bad_name, bad_value));
         let output = keyward_binary(&["serve"], &env);
-        let stderr_lines: Vec<&str> = output.stderr.lines().filter(|l| !l.trim().is_empty()).collect();
+        let stderr_lines: Vec<&str> = output
+            .stderr
+            .lines()
+            .filter(|l| !l.trim().is_empty())
+            .collect();
         let problems: Vec<&str> = [
-            (output.status.is_none(), "kept running (killed after the timeout)"),
-            (output.status.is_some_and(|s| s.success()), "exited with status 0"),
+            (
+                output.status.is_none(),
+                "kept running (killed after the timeout)",
+            ),
+            (
+                output.status.is_some_and(|s| s.success()),
+                "exited with status 0",
+            ),
             (stderr_lines.len() != 1, "stderr is not exactly one line"),
             (output.stderr.contains("panicked"), "panicked"),
-            (output.stdout.contains("http://"), "printed a listening address"),
+            (
+                output.stdout.contains("http://"),
+                "printed a listening address",
+            ),
         ]
         .into_iter()
         .filter_map(|(failed, what)| failed.then_some(what))
@@ -171,5 +313,9 @@ fn bad_settings_stop_the_server_with_one_clear_line() {
             ));
         }
     }
-    assert!(failures.is_empty(), "bad settings were not refused cleanly:\n{}", failures.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "bad settings were not refused cleanly:\n{}",
+        failures.join("\n")
+    );
 }

@@ -6,7 +6,10 @@ use serde_json::{Value, json};
 use crate::helpers::{assert_error_envelope, cluster_slugs, expect_json, spawn_app};
 
 fn keys(body: &Value) -> Vec<String> {
-    let mut keys: Vec<String> = body.as_object().map(|o| o.keys().cloned().collect()).unwrap_or_default();
+    let mut keys: Vec<String> = body
+        .as_object()
+        .map(|o| o.keys().cloned().collect())
+        .unwrap_or_default();
     keys.sort_unstable();
     keys
 }
@@ -19,7 +22,11 @@ async fn an_account_without_clusters_lists_none_with_or_without_the_slash() {
     for path in ["/clusters/", "/clusters"] {
         let body = expect_json(app.get_with_auth(path, &token).await, StatusCode::OK).await;
 
-        assert_eq!(keys(&body), ["clusters", "pagination", "status"], "GET {path}: {body}");
+        assert_eq!(
+            keys(&body),
+            ["clusters", "pagination", "status"],
+            "GET {path}: {body}"
+        );
         assert_eq!(body["clusters"], json!([]), "GET {path}: {body}");
         assert_eq!(body["pagination"]["total_records"], 0, "GET {path}: {body}");
     }
@@ -33,7 +40,11 @@ async fn a_cluster_is_created_read_renamed_and_deleted() {
 
     // Create.
     let response = app
-        .post_json("/clusters", &token, &json!({"name": "Search One", "plan": plan, "region": region}))
+        .post_json(
+            "/clusters",
+            &token,
+            &json!({"name": "Search One", "plan": plan, "region": region}),
+        )
         .await;
     let created = expect_json(response, StatusCode::CREATED).await;
     assert_eq!(keys(&created), ["cluster", "status"], "{created}");
@@ -42,31 +53,71 @@ async fn a_cluster_is_created_read_renamed_and_deleted() {
     assert_eq!(cluster["name"], "Search One", "{created}");
     assert_eq!(cluster["plan"], json!(plan), "{created}");
     assert_eq!(cluster["region"], json!(region), "{created}");
-    assert!(cluster["state"].as_str().is_some_and(|s| !s.is_empty()), "a state: {created}");
-    assert!(cluster["created_at"].as_str().is_some_and(|s| !s.is_empty()), "a creation time: {created}");
+    assert!(
+        cluster["state"].as_str().is_some_and(|s| !s.is_empty()),
+        "a state: {created}"
+    );
+    assert!(
+        cluster["created_at"]
+            .as_str()
+            .is_some_and(|s| !s.is_empty()),
+        "a creation time: {created}"
+    );
 
     // Read it back, alone and in the list.
-    let shown = expect_json(app.get_with_auth("/clusters/search-one", &token).await, StatusCode::OK).await;
+    let shown = expect_json(
+        app.get_with_auth("/clusters/search-one", &token).await,
+        StatusCode::OK,
+    )
+    .await;
     assert_eq!(keys(&shown), ["cluster", "status"], "{shown}");
-    assert_eq!(shown["cluster"], created["cluster"], "GET shows what POST created");
+    assert_eq!(
+        shown["cluster"], created["cluster"],
+        "GET shows what POST created"
+    );
     assert_eq!(app.cluster_slugs(&token).await, ["search-one"]);
 
     // Rename.
     let renamed = expect_json(
-        app.put_json("/clusters/search-one", &token, &json!({"name": "Search Uno"})).await,
+        app.put_json(
+            "/clusters/search-one",
+            &token,
+            &json!({"name": "Search Uno"}),
+        )
+        .await,
         StatusCode::OK,
     )
     .await;
     assert_eq!(renamed["cluster"]["name"], "Search Uno", "{renamed}");
-    assert_eq!(renamed["cluster"]["plan"], json!(plan), "a rename keeps the plan: {renamed}");
-    let slug = renamed["cluster"]["slug"].as_str().expect("the updated cluster has a slug").to_string();
-    let shown = expect_json(app.get_with_auth(&format!("/clusters/{slug}"), &token).await, StatusCode::OK).await;
-    assert_eq!(shown["cluster"]["name"], "Search Uno", "the rename was kept: {shown}");
+    assert_eq!(
+        renamed["cluster"]["plan"],
+        json!(plan),
+        "a rename keeps the plan: {renamed}"
+    );
+    let slug = renamed["cluster"]["slug"]
+        .as_str()
+        .expect("the updated cluster has a slug")
+        .to_string();
+    let shown = expect_json(
+        app.get_with_auth(&format!("/clusters/{slug}"), &token)
+            .await,
+        StatusCode::OK,
+    )
+    .await;
+    assert_eq!(
+        shown["cluster"]["name"], "Search Uno",
+        "the rename was kept: {shown}"
+    );
 
     // Delete, and it is gone.
     let deleted = app.delete(&format!("/clusters/{slug}"), &token).await;
     expect_json(deleted, StatusCode::OK).await;
-    assert_error_envelope(app.get_with_auth(&format!("/clusters/{slug}"), &token).await, StatusCode::NOT_FOUND).await;
+    assert_error_envelope(
+        app.get_with_auth(&format!("/clusters/{slug}"), &token)
+            .await,
+        StatusCode::NOT_FOUND,
+    )
+    .await;
     assert!(app.cluster_slugs(&token).await.is_empty());
 }
 
@@ -78,24 +129,40 @@ async fn a_cluster_can_move_to_another_plan() {
     let (first_plan, region) = app.a_plan_and_region(&token).await;
     app.create_cluster(&token, "Growing").await;
     // Another plan offered in the same region, if the catalogue has one.
-    let Some(other_plan) = plans["plans"].as_array().into_iter().flatten().find_map(|p| {
-        let slug = p["slug"].as_str()?;
-        let offered = p["available_regions"].as_array()?.iter().any(|r| *r == json!(region));
-        (slug != first_plan && offered).then(|| slug.to_string())
-    }) else {
+    let Some(other_plan) = plans["plans"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find_map(|p| {
+            let slug = p["slug"].as_str()?;
+            let offered = p["available_regions"]
+                .as_array()?
+                .iter()
+                .any(|r| *r == json!(region));
+            (slug != first_plan && offered).then(|| slug.to_string())
+        })
+    else {
         eprintln!("only one plan offered in {region}; nothing to move to");
         return;
     };
 
     let updated = expect_json(
-        app.put_json("/clusters/growing", &token, &json!({"plan": other_plan})).await,
+        app.put_json("/clusters/growing", &token, &json!({"plan": other_plan}))
+            .await,
         StatusCode::OK,
     )
     .await;
 
     assert_eq!(updated["cluster"]["plan"], json!(other_plan), "{updated}");
-    assert_eq!(updated["cluster"]["name"], "Growing", "a plan change keeps the name: {updated}");
-    let shown = expect_json(app.get_with_auth("/clusters/growing", &token).await, StatusCode::OK).await;
+    assert_eq!(
+        updated["cluster"]["name"], "Growing",
+        "a plan change keeps the name: {updated}"
+    );
+    let shown = expect_json(
+        app.get_with_auth("/clusters/growing", &token).await,
+        StatusCode::OK,
+    )
+    .await;
     assert_eq!(shown["cluster"]["plan"], json!(other_plan), "{shown}");
 }
 
@@ -107,8 +174,16 @@ async fn clusters_are_listed_page_by_page() {
         app.create_cluster(&token, name).await;
     }
 
-    let second = expect_json(app.get_with_auth("/clusters?page=2&size=1", &token).await, StatusCode::OK).await;
-    assert_eq!(second["clusters"].as_array().map(Vec::len), Some(1), "{second}");
+    let second = expect_json(
+        app.get_with_auth("/clusters?page=2&size=1", &token).await,
+        StatusCode::OK,
+    )
+    .await;
+    assert_eq!(
+        second["clusters"].as_array().map(Vec::len),
+        Some(1),
+        "{second}"
+    );
     assert_eq!(second["pagination"]["page_number"], 2, "{second}");
     assert_eq!(second["pagination"]["page_size"], 1, "{second}");
     assert_eq!(second["pagination"]["total_records"], 3, "{second}");
@@ -117,7 +192,8 @@ async fn clusters_are_listed_page_by_page() {
     let mut seen = Vec::new();
     for page in 1..=3 {
         let body = expect_json(
-            app.get_with_auth(&format!("/clusters/?page={page}&size=1"), &token).await,
+            app.get_with_auth(&format!("/clusters/?page={page}&size=1"), &token)
+                .await,
             StatusCode::OK,
         )
         .await;
@@ -126,11 +202,23 @@ async fn clusters_are_listed_page_by_page() {
     seen.sort_unstable();
     assert_eq!(seen, ["alpha", "bravo", "charlie"]);
 
-    let past_the_end = expect_json(app.get_with_auth("/clusters?page=4&size=1", &token).await, StatusCode::OK).await;
+    let past_the_end = expect_json(
+        app.get_with_auth("/clusters?page=4&size=1", &token).await,
+        StatusCode::OK,
+    )
+    .await;
     assert_eq!(past_the_end["clusters"], json!([]), "{past_the_end}");
 
-    let largest = expect_json(app.get_with_auth("/clusters?size=100", &token).await, StatusCode::OK).await;
-    assert_eq!(largest["clusters"].as_array().map(Vec::len), Some(3), "{largest}");
+    let largest = expect_json(
+        app.get_with_auth("/clusters?size=100", &token).await,
+        StatusCode::OK,
+    )
+    .await;
+    assert_eq!(
+        largest["clusters"].as_array().map(Vec::len),
+        Some(3),
+        "{largest}"
+    );
 }
 
 #[tokio::test]
@@ -157,7 +245,11 @@ async fn bad_pagination_is_a_422() {
             failures.push(format!("  {name} ({path}): {status} {text}"));
         }
     }
-    assert!(failures.is_empty(), "expected a 422 envelope:\n{}", failures.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "expected a 422 envelope:\n{}",
+        failures.join("\n")
+    );
 }
 
 #[tokio::test]
@@ -170,16 +262,76 @@ async fn bad_cluster_bodies_are_422_and_change_nothing() {
     let valid = |name: &str| json!({"name": name, "plan": plan, "region": region}).to_string();
     // (row, method, path, raw body, a word the errors must mention)
     let cases: Vec<(&str, Method, &str, String, Option<&str>)> = vec![
-        ("POST body not JSON", Method::POST, "/clusters", "{name: Search".into(), Some("json")),
-        ("POST empty body", Method::POST, "/clusters", String::new(), None),
-        ("POST a JSON array", Method::POST, "/clusters", "[]".into(), None),
-        ("POST without a name", Method::POST, "/clusters", json!({"plan": plan, "region": region}).to_string(), Some("name")),
-        ("POST a blank name", Method::POST, "/clusters", valid("   "), Some("name")),
-        ("POST a name that is a number", Method::POST, "/clusters", json!({"name": 5, "plan": plan, "region": region}).to_string(), None),
-        ("POST an unknown plan", Method::POST, "/clusters", json!({"name": "Fancy", "plan": "no-such-plan", "region": region}).to_string(), Some("plan")),
-        ("PUT body not JSON", Method::PUT, "/clusters/keeper", "not json at all".into(), Some("json")),
-        ("PUT a blank name", Method::PUT, "/clusters/keeper", json!({"name": ""}).to_string(), Some("name")),
-        ("PUT an unknown plan", Method::PUT, "/clusters/keeper", json!({"plan": "no-such-plan"}).to_string(), Some("plan")),
+        (
+            "POST body not JSON",
+            Method::POST,
+            "/clusters",
+            "{name: Search".into(),
+            Some("json"),
+        ),
+        (
+            "POST empty body",
+            Method::POST,
+            "/clusters",
+            String::new(),
+            None,
+        ),
+        (
+            "POST a JSON array",
+            Method::POST,
+            "/clusters",
+            "[]".into(),
+            None,
+        ),
+        (
+            "POST without a name",
+            Method::POST,
+            "/clusters",
+            json!({"plan": plan, "region": region}).to_string(),
+            Some("name"),
+        ),
+        (
+            "POST a blank name",
+            Method::POST,
+            "/clusters",
+            valid("   "),
+            Some("name"),
+        ),
+        (
+            "POST a name that is a number",
+            Method::POST,
+            "/clusters",
+            json!({"name": 5, "plan": plan, "region": region}).to_string(),
+            None,
+        ),
+        (
+            "POST an unknown plan",
+            Method::POST,
+            "/clusters",
+            json!({"name": "Fancy", "plan": "no-such-plan", "region": region}).to_string(),
+            Some("plan"),
+        ),
+        (
+            "PUT body not JSON",
+            Method::PUT,
+            "/clusters/keeper",
+            "not json at all".into(),
+            Some("json"),
+        ),
+        (
+            "PUT a blank name",
+            Method::PUT,
+            "/clusters/keeper",
+            json!({"name": ""}).to_string(),
+            Some("name"),
+        ),
+        (
+            "PUT an unknown plan",
+            Method::PUT,
+            "/clusters/keeper",
+            json!({"plan": "no-such-plan"}).to_string(),
+            Some("plan"),
+        ),
     ];
     let mut failures = Vec::new();
     for (name, method, path, raw, mention) in cases {
@@ -189,19 +341,34 @@ async fn bad_cluster_bodies_are_422_and_change_nothing() {
         let body: Value = serde_json::from_str(&text).unwrap_or_default();
         let errors: Vec<String> = body["errors"]
             .as_array()
-            .map(|e| e.iter().filter_map(|s| s.as_str().map(str::to_lowercase)).collect())
+            .map(|e| {
+                e.iter()
+                    .filter_map(|s| s.as_str().map(str::to_lowercase))
+                    .collect()
+            })
             .unwrap_or_default();
-        let is_envelope = keys(&body) == ["errors", "status"] && body["status"] == 422 && !errors.is_empty();
+        let is_envelope =
+            keys(&body) == ["errors", "status"] && body["status"] == 422 && !errors.is_empty();
         let mentions = mention.is_none_or(|word| errors.iter().any(|e| e.contains(word)));
         if status != StatusCode::UNPROCESSABLE_ENTITY || !is_envelope || !mentions {
-            failures.push(format!("  {name} (errors should mention {mention:?}): {status} {text}"));
+            failures.push(format!(
+                "  {name} (errors should mention {mention:?}): {status} {text}"
+            ));
         }
     }
-    assert!(failures.is_empty(), "expected a 422 envelope naming the problem:\n{}", failures.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "expected a 422 envelope naming the problem:\n{}",
+        failures.join("\n")
+    );
 
     // Bad input loses nothing and adds nothing.
     assert_eq!(app.cluster_slugs(&token).await, ["keeper"]);
-    let keeper = expect_json(app.get_with_auth("/clusters/keeper", &token).await, StatusCode::OK).await;
+    let keeper = expect_json(
+        app.get_with_auth("/clusters/keeper", &token).await,
+        StatusCode::OK,
+    )
+    .await;
     assert_eq!(keeper["cluster"]["name"], "Keeper", "{keeper}");
     assert_eq!(keeper["cluster"]["plan"], json!(plan), "{keeper}");
 }
@@ -214,13 +381,22 @@ async fn an_unknown_cluster_is_a_404() {
     let get = app.get_with_auth("/clusters/no-such-cluster", &token).await;
     assert_error_envelope(get, StatusCode::NOT_FOUND).await;
 
-    let put = app.put_json("/clusters/no-such-cluster", &token, &json!({"name": "Found"})).await;
+    let put = app
+        .put_json(
+            "/clusters/no-such-cluster",
+            &token,
+            &json!({"name": "Found"}),
+        )
+        .await;
     assert_error_envelope(put, StatusCode::NOT_FOUND).await;
 
     let delete = app.delete("/clusters/no-such-cluster", &token).await;
     assert_error_envelope(delete, StatusCode::NOT_FOUND).await;
 
-    assert!(app.cluster_slugs(&token).await.is_empty(), "a PUT to nowhere creates nothing");
+    assert!(
+        app.cluster_slugs(&token).await.is_empty(),
+        "a PUT to nowhere creates nothing"
+    );
 }
 
 #[tokio::test]
@@ -231,20 +407,42 @@ async fn a_read_only_token_can_look_but_not_change() {
     let (plan, region) = app.a_plan_and_region(&writer).await;
     app.create_cluster(&writer, "Shared").await;
 
-    expect_json(app.get_with_auth("/clusters", &reader).await, StatusCode::OK).await;
-    expect_json(app.get_with_auth("/clusters/shared", &reader).await, StatusCode::OK).await;
+    expect_json(
+        app.get_with_auth("/clusters", &reader).await,
+        StatusCode::OK,
+    )
+    .await;
+    expect_json(
+        app.get_with_auth("/clusters/shared", &reader).await,
+        StatusCode::OK,
+    )
+    .await;
 
     let post = app
-        .post_json("/clusters", &reader, &json!({"name": "Sneaky", "plan": plan, "region": region}))
+        .post_json(
+            "/clusters",
+            &reader,
+            &json!({"name": "Sneaky", "plan": plan, "region": region}),
+        )
         .await;
-    assert_error_envelope(post, StatusCode::FORBIDDEN).await;
-    let put = app.put_json("/clusters/shared", &reader, &json!({"name": "Renamed"})).await;
+    let errors = assert_error_envelope(post, StatusCode::FORBIDDEN).await;
+    assert!(
+        errors.iter().any(|e| e.contains("write")),
+        "the 403 should name the missing scope: {errors:?}"
+    );
+    let put = app
+        .put_json("/clusters/shared", &reader, &json!({"name": "Renamed"}))
+        .await;
     assert_error_envelope(put, StatusCode::FORBIDDEN).await;
     let delete = app.delete("/clusters/shared", &reader).await;
     assert_error_envelope(delete, StatusCode::FORBIDDEN).await;
 
     assert_eq!(app.cluster_slugs(&writer).await, ["shared"]);
-    let shared = expect_json(app.get_with_auth("/clusters/shared", &writer).await, StatusCode::OK).await;
+    let shared = expect_json(
+        app.get_with_auth("/clusters/shared", &writer).await,
+        StatusCode::OK,
+    )
+    .await;
     assert_eq!(shared["cluster"]["name"], "Shared", "{shared}");
 }
 

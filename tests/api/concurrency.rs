@@ -33,8 +33,12 @@ async fn fifty_concurrent_writers_never_see_a_locked_database() {
                     .map_err(|e| format!("writer {i}: request failed: {e}"))?;
                 let status = response.status();
                 let text = response.text().await.unwrap_or_default();
-                if status != StatusCode::CREATED || text.to_lowercase().contains("database is locked") {
-                    return Err(format!("writer {i}: POST /clusters answered {status}: {text}"));
+                if status != StatusCode::CREATED
+                    || text.to_lowercase().contains("database is locked")
+                {
+                    return Err(format!(
+                        "writer {i}: POST /clusters answered {status}: {text}"
+                    ));
                 }
                 Ok(())
             });
@@ -46,7 +50,14 @@ async fn fifty_concurrent_writers_never_see_a_locked_database() {
                 tokio::task::spawn_blocking(move || {
                     let out = keyward_cli(
                         &database,
-                        &["token", "create", "--account", &account, "--name", &format!("tool {i:02}")],
+                        &[
+                            "token",
+                            "create",
+                            "--account",
+                            &account,
+                            "--name",
+                            &format!("tool {i:02}"),
+                        ],
                         "",
                     )
                     .map_err(|e| format!("writer {i}: token create failed: {e}"))?;
@@ -55,8 +66,12 @@ async fn fifty_concurrent_writers_never_see_a_locked_database() {
                         .find_map(|l| l.strip_prefix("key: "))
                         .ok_or_else(|| format!("writer {i}: no key in {out:?}"))?
                         .to_string();
-                    keyward_cli(&database, &["token", "revoke", &key, "--reason", "load test"], "")
-                        .map_err(|e| format!("writer {i}: token revoke failed: {e}"))?;
+                    keyward_cli(
+                        &database,
+                        &["token", "revoke", &key, "--reason", "load test"],
+                        "",
+                    )
+                    .map_err(|e| format!("writer {i}: token revoke failed: {e}"))?;
                     Ok(())
                 })
                 .await
@@ -70,7 +85,10 @@ async fn fifty_concurrent_writers_never_see_a_locked_database() {
             failures.push(failure);
         }
     }
-    let locked = failures.iter().filter(|f| f.to_lowercase().contains("database is locked")).count();
+    let locked = failures
+        .iter()
+        .filter(|f| f.to_lowercase().contains("database is locked"))
+        .count();
     assert!(
         failures.is_empty(),
         "{} of {WRITERS} writers failed ({locked} with \"database is locked\"):\n{}",
@@ -79,25 +97,41 @@ async fn fifty_concurrent_writers_never_see_a_locked_database() {
     );
 
     // Every cluster landed.
-    let list = expect_json(app.get_with_auth("/clusters?size=100", &token).await, StatusCode::OK).await;
+    let list = expect_json(
+        app.get_with_auth("/clusters?size=100", &token).await,
+        StatusCode::OK,
+    )
+    .await;
     assert_eq!(list["pagination"]["total_records"], WRITERS / 2, "{list}");
     let mut slugs = crate::helpers::cluster_slugs(&list);
     slugs.sort_unstable();
-    let expected: Vec<String> = (0..WRITERS).step_by(2).map(|i| format!("cluster-{i:02}")).collect();
+    let expected: Vec<String> = (0..WRITERS)
+        .step_by(2)
+        .map(|i| format!("cluster-{i:02}"))
+        .collect();
     assert_eq!(slugs, expected);
 
     // Every command-line token landed, and is revoked.
-    let listed = app.cli(&["token", "list", "--account", &account]).await.expect("token list");
+    let listed = app
+        .cli(&["token", "list", "--account", &account])
+        .await
+        .expect("token list");
     for i in (1..WRITERS).step_by(2) {
         let name = format!("tool {i:02}");
         let line = listed
             .lines()
             .find(|l| l.contains(&name))
             .unwrap_or_else(|| panic!("token {name:?} is missing from the list:\n{listed}"));
-        assert!(line.contains("revoked"), "token {name:?} should be revoked: {line}");
+        assert!(
+            line.contains("revoked"),
+            "token {name:?} should be revoked: {line}"
+        );
     }
     // The API token used throughout still works.
-    assert_eq!(app.get_with_auth("/token", &token).await.status(), StatusCode::OK);
+    assert_eq!(
+        app.get_with_auth("/token", &token).await.status(),
+        StatusCode::OK
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -120,6 +154,13 @@ async fn command_line_writes_alone_do_not_lock_each_other() {
         }
     }
 
-    let listed = app.cli(&["token", "list", "--account", &account]).await.expect("token list");
-    assert_eq!(listed.lines().filter(|l| l.contains("revoked")).count(), 20, "{listed}");
+    let listed = app
+        .cli(&["token", "list", "--account", &account])
+        .await
+        .expect("token list");
+    assert_eq!(
+        listed.lines().filter(|l| l.contains("revoked")).count(),
+        20,
+        "{listed}"
+    );
 }

@@ -28,7 +28,11 @@ async fn a_wrong_method_is_a_json_405() {
     let (_, token) = app.account_with_token("Wrong Verb").await;
 
     let mut failures = Vec::new();
-    for (method, path) in [(Method::PATCH, "/plans"), (Method::DELETE, "/token"), (Method::PATCH, "/clusters")] {
+    for (method, path) in [
+        (Method::PATCH, "/plans"),
+        (Method::DELETE, "/token"),
+        (Method::PATCH, "/clusters"),
+    ] {
         let response = app
             .client
             .request(method.clone(), app.url(path))
@@ -40,10 +44,15 @@ async fn a_wrong_method_is_a_json_405() {
         let status = response.status();
         let text = response.text().await.unwrap_or_default();
         let body: serde_json::Value = serde_json::from_str(&text).unwrap_or_default();
-        let is_envelope = body["status"] == 405 && body["errors"].as_array().is_some_and(|e| !e.is_empty());
+        let is_envelope =
+            body["status"] == 405 && body["errors"].as_array().is_some_and(|e| !e.is_empty());
         if status != StatusCode::METHOD_NOT_ALLOWED || !is_envelope {
             failures.push(format!("  {method} {path}: {status} {text}"));
         }
     }
-    assert!(failures.is_empty(), "expected a 405 envelope:\n{}", failures.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "expected a 405 envelope:\n{}",
+        failures.join("\n")
+    );
 }

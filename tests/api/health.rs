@@ -19,7 +19,10 @@ async fn health_ignores_a_bad_authorization_header() {
     let app = spawn_app().await;
 
     let response = app
-        .get_with_header("/healthz", Some(HeaderValue::from_static("Basic !!!notbase64")))
+        .get_with_header(
+            "/healthz",
+            Some(HeaderValue::from_static("Basic !!!notbase64")),
+        )
         .await;
 
     assert_eq!(response.status(), StatusCode::OK);

@@ -97,15 +97,33 @@ pub fn create_account(database: &str, name: &str) -> String {
 }
 
 /// `token create --account SLUG --name NAME --scopes SCOPES [EXTRA...]`.
-pub fn create_token(database: &str, account: &str, name: &str, scopes: &str, extra: &[&str]) -> Token {
-    let mut args = vec!["token", "create", "--account", account, "--name", name, "--scopes", scopes];
+pub fn create_token(
+    database: &str,
+    account: &str,
+    name: &str,
+    scopes: &str,
+    extra: &[&str],
+) -> Token {
+    let mut args = vec![
+        "token",
+        "create",
+        "--account",
+        account,
+        "--name",
+        name,
+        "--scopes",
+        scopes,
+    ];
     args.extend_from_slice(extra);
     parse_token_output(&keyward_cli_ok(database, &args))
 }
 
 /// `token revoke KEY --reason REASON`.
 pub fn revoke(database: &str, key: &str) {
-    keyward_cli_ok(database, &["token", "revoke", key, "--reason", "revoked by a test"]);
+    keyward_cli_ok(
+        database,
+        &["token", "revoke", key, "--reason", "revoked by a test"],
+    );
 }
 
 /// Reads the two lines `key: kw_...` and `secret: kws_...` that `token create` prints.
@@ -119,11 +137,17 @@ pub fn parse_token_output(out: &str) -> Token {
     let key = lines[0]
         .strip_prefix("key: ")
         .unwrap_or_else(|| panic!("the first line should be `key: ...`, was {:?}", lines[0]));
-    let secret = lines[1]
-        .strip_prefix("secret: ")
-        .unwrap_or_else(|| panic!("the second line should be `secret: ...`, was {:?}", lines[1]));
+    let secret = lines[1].strip_prefix("secret: ").unwrap_or_else(|| {
+        panic!(
+            "the second line should be `secret: ...`, was {:?}",
+            lines[1]
+        )
+    });
     assert!(key.starts_with("kw_"), "keys start with kw_, got {key:?}");
-    assert!(secret.starts_with("kws_"), "secrets start with kws_, got {secret:?}");
+    assert!(
+        secret.starts_with("kws_"),
+        "secrets start with kws_, got {secret:?}"
+    );
     Token {
         key: key.to_string(),
         secret: secret.to_string(),
@@ -222,7 +246,13 @@ impl TestApp {
         self.create_token_with(account, name, scopes, &[]).await
     }
 
-    pub async fn create_token_with(&self, account: &str, name: &str, scopes: &str, extra: &[&str]) -> Token {
+    pub async fn create_token_with(
+        &self,
+        account: &str,
+        name: &str,
+        scopes: &str,
+        extra: &[&str],
+    ) -> Token {
         let database = self.db.path.clone();
         let (account, name, scopes) = (account.to_string(), name.to_string(), scopes.to_string());
         let extra: Vec<String> = extra.iter().map(|a| a.to_string()).collect();
@@ -259,7 +289,11 @@ impl TestApp {
             .expect("the server should answer")
     }
 
-    pub async fn get_with_header(&self, path: &str, authorization: Option<HeaderValue>) -> Response {
+    pub async fn get_with_header(
+        &self,
+        path: &str,
+        authorization: Option<HeaderValue>,
+    ) -> Response {
         let mut request = self.client.get(self.url(path));
         if let Some(value) = authorization {
             request = request.header(AUTHORIZATION, value);
@@ -292,7 +326,13 @@ impl TestApp {
     }
 
     /// Sends `body` as it is, labelled `application/json`.
-    pub async fn send_raw_json(&self, method: reqwest::Method, path: &str, token: &Token, body: &str) -> Response {
+    pub async fn send_raw_json(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        token: &Token,
+        body: &str,
+    ) -> Response {
         self.client
             .request(method, self.url(path))
             .basic_auth(&token.key, Some(&token.secret))
@@ -321,14 +361,22 @@ impl TestApp {
     pub async fn create_cluster(&self, token: &Token, name: &str) -> Value {
         let (plan, region) = self.a_plan_and_region(token).await;
         let response = self
-            .post_json("/clusters", token, &json!({"name": name, "plan": plan, "region": region}))
+            .post_json(
+                "/clusters",
+                token,
+                &json!({"name": name, "plan": plan, "region": region}),
+            )
             .await;
         expect_json(response, StatusCode::CREATED).await
     }
 
     /// The slugs of the token's account's clusters (first page of 100).
     pub async fn cluster_slugs(&self, token: &Token) -> Vec<String> {
-        let body = expect_json(self.get_with_auth("/clusters?size=100", token).await, StatusCode::OK).await;
+        let body = expect_json(
+            self.get_with_auth("/clusters?size=100", token).await,
+            StatusCode::OK,
+        )
+        .await;
         cluster_slugs(&body)
     }
 }
@@ -391,7 +439,7 @@ pub fn expected_401_body(empty_password: bool, support_email: &str) -> Value {
     json!({"errors": errors, "status": 401})
 }
 
-/// Whether a `Content-Type` names JSON (a `charset` parameter is allowed).
+/// Whether the `Content-Type` is exactly `application/json`, as the contract says.
 fn is_json_content_type(response: &Response) -> Result<(), String> {
     let value = response
         .headers()
@@ -399,23 +447,30 @@ fn is_json_content_type(response: &Response) -> Result<(), String> {
         .ok_or("no Content-Type header")?
         .to_str()
         .map_err(|_| "Content-Type is not text")?;
-    let media_type = value.split(';').next().unwrap_or("").trim();
-    if media_type.eq_ignore_ascii_case("application/json") {
+    if value == "application/json" {
         Ok(())
     } else {
-        Err(format!("Content-Type is {value:?}, expected application/json"))
+        Err(format!(
+            "Content-Type is {value:?}, expected \"application/json\""
+        ))
     }
 }
 
 /// Checks a 401 against the contract; the error says every way it differs.
-pub async fn check_401(response: Response, empty_password: bool, support_email: &str) -> Result<(), String> {
+pub async fn check_401(
+    response: Response,
+    empty_password: bool,
+    support_email: &str,
+) -> Result<(), String> {
     let mut problems = Vec::new();
     if response.status() != StatusCode::UNAUTHORIZED {
         problems.push(format!("status is {}, expected 401", response.status()));
     }
     match response.headers().get(WWW_AUTHENTICATE).map(|v| v.to_str()) {
         Some(Ok(value)) if value == CHALLENGE => {}
-        other => problems.push(format!("WWW-Authenticate is {other:?}, expected {CHALLENGE:?}")),
+        other => problems.push(format!(
+            "WWW-Authenticate is {other:?}, expected {CHALLENGE:?}"
+        )),
     }
     if let Err(problem) = is_json_content_type(&response) {
         problems.push(problem);
@@ -451,8 +506,8 @@ pub async fn expect_json(response: Response, status: StatusCode) -> Value {
     if let Err(problem) = content_type {
         panic!("{url}: {problem}; body {text}");
     }
-    let body: Value =
-        serde_json::from_str(&text).unwrap_or_else(|e| panic!("{url}: body is not JSON ({e}): {text:?}"));
+    let body: Value = serde_json::from_str(&text)
+        .unwrap_or_else(|e| panic!("{url}: body is not JSON ({e}): {text:?}"));
     assert_eq!(
         body["status"],
         json!(status.as_u16()),
@@ -469,7 +524,11 @@ pub async fn assert_error_envelope(response: Response, status: StatusCode) -> Ve
         .unwrap_or_else(|| panic!("the error body should be an object: {body}"));
     let mut keys: Vec<&str> = object.keys().map(String::as_str).collect();
     keys.sort_unstable();
-    assert_eq!(keys, ["errors", "status"], "the error envelope has exactly these keys: {body}");
+    assert_eq!(
+        keys,
+        ["errors", "status"],
+        "the error envelope has exactly these keys: {body}"
+    );
     let errors: Vec<String> = body["errors"]
         .as_array()
         .unwrap_or_else(|| panic!("`errors` should be an array: {body}"))
@@ -526,12 +585,16 @@ pub fn base64(bytes: &[u8]) -> String {
 
 /// `Basic base64(user:password)` as a header value.
 pub fn basic(credentials: &str) -> HeaderValue {
-    HeaderValue::from_str(&format!("Basic {}", base64(credentials.as_bytes()))).expect("base64 is a valid header value")
+    HeaderValue::from_str(&format!("Basic {}", base64(credentials.as_bytes())))
+        .expect("base64 is a valid header value")
 }
 
 #[test]
 fn base64_matches_the_rfc_example() {
-    assert_eq!(base64(b"Aladdin:open sesame"), "QWxhZGRpbjpvcGVuIHNlc2FtZQ==");
+    assert_eq!(
+        base64(b"Aladdin:open sesame"),
+        "QWxhZGRpbjpvcGVuIHNlc2FtZQ=="
+    );
     assert_eq!(base64(b"f"), "Zg==");
     assert_eq!(base64(b"fo"), "Zm8=");
     assert_eq!(base64(b"foo"), "Zm9v");
@@ -593,7 +656,10 @@ impl ServerProcess {
     /// The same, with extra environment variables.
     pub async fn start_with(database: &str, env: &[(&str, &str)]) -> Self {
         let database = database.to_string();
-        let env: Vec<(String, String)> = env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        let env: Vec<(String, String)> = env
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
         tokio::task::spawn_blocking(move || Self::start_blocking(&database, &env))
             .await
             .expect("starting the server should not panic")
@@ -660,6 +726,16 @@ impl ServerProcess {
     /// SIGKILL (what `Child::kill` sends on Unix), then reap.
     pub fn kill(mut self) {
         self.kill_now();
+    }
+
+    /// SIGKILL, then everything the server wrote to stderr: its log.
+    pub fn kill_and_read_log(mut self) -> String {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        self.stderr
+            .take()
+            .and_then(|stderr| stderr.join().ok())
+            .unwrap_or_default()
     }
 
     fn kill_now(&mut self) {
@@ -738,7 +814,11 @@ pub async fn keyward_binary_ok(database: &str, args: &[&str]) -> String {
 }
 
 /// A server, account and token made entirely through the binary.
-pub async fn binary_account_with_token(database: &str, account_name: &str, token_name: &str) -> (String, Token) {
+pub async fn binary_account_with_token(
+    database: &str,
+    account_name: &str,
+    token_name: &str,
+) -> (String, Token) {
     let slug = keyward_binary_ok(database, &["account", "create", "--name", account_name])
         .await
         .trim()
@@ -748,7 +828,20 @@ pub async fn binary_account_with_token(database: &str, account_name: &str, token
 }
 
 pub async fn binary_token(database: &str, account: &str, token_name: &str) -> Token {
-    parse_token_output(&keyward_binary_ok(database, &["token", "create", "--account", account, "--name", token_name]).await)
+    parse_token_output(
+        &keyward_binary_ok(
+            database,
+            &[
+                "token",
+                "create",
+                "--account",
+                account,
+                "--name",
+                token_name,
+            ],
+        )
+        .await,
+    )
 }
 
 /// The status of one GET made with a token's credentials.

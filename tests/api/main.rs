@@ -1,16 +1,31 @@
 //! Keyward's API as its clients see it. One module per route group; every test starts its own
 //! server on its own SQLite file, acts as a client would, and asserts on what comes back.
 
+mod admin_helpers;
+mod dashboard_helpers;
 mod helpers;
 
 mod auth_header;
 mod cli;
 mod clusters;
 mod concurrency;
+mod csrf;
 mod fallback;
 mod health;
+mod login;
+mod logs;
 mod persistence;
 mod plans;
 mod revocation;
+mod sessions;
+mod signup;
 mod tenancy;
 mod token;
+mod tokens_pages;
+
+// Accounts and admins.
+mod admin;
+mod audit;
+mod invitations;
+mod members;
+mod roles;

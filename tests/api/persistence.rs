@@ -5,8 +5,8 @@ use reqwest::StatusCode;
 use serde_json::json;
 
 use crate::helpers::{
-    ServerProcess, TestDb, assert_401, binary_account_with_token, binary_token, cluster_slugs, expect_json,
-    http_client, keyward_binary_ok, plan_and_region, status_with,
+    ServerProcess, TestDb, assert_401, binary_account_with_token, binary_token, cluster_slugs,
+    expect_json, http_client, keyward_binary_ok, plan_and_region, status_with,
 };
 
 #[tokio::test]
@@ -16,15 +16,28 @@ async fn tokens_and_revocations_survive_a_restart() {
     let (account, kept) = binary_account_with_token(&db.path, "Restarted", "kept").await;
     let dropped = binary_token(&db.path, &account, "dropped").await;
     let client = http_client();
-    assert_eq!(status_with(&client, &server.url("/clusters/"), &kept).await, StatusCode::OK);
-    assert_eq!(status_with(&client, &server.url("/clusters/"), &dropped).await, StatusCode::OK);
+    assert_eq!(
+        status_with(&client, &server.url("/clusters/"), &kept).await,
+        StatusCode::OK
+    );
+    assert_eq!(
+        status_with(&client, &server.url("/clusters/"), &dropped).await,
+        StatusCode::OK
+    );
 
     // Revoke, then kill the server before it has necessarily noticed.
-    keyward_binary_ok(&db.path, &["token", "revoke", &dropped.key, "--reason", "rotated"]).await;
+    keyward_binary_ok(
+        &db.path,
+        &["token", "revoke", &dropped.key, "--reason", "rotated"],
+    )
+    .await;
     server.kill();
     let server = ServerProcess::start(&db.path).await;
 
-    assert_eq!(status_with(&client, &server.url("/clusters/"), &kept).await, StatusCode::OK);
+    assert_eq!(
+        status_with(&client, &server.url("/clusters/"), &kept).await,
+        StatusCode::OK
+    );
     let response = client
         .get(server.url("/clusters/"))
         .basic_auth(&dropped.key, Some(&dropped.secret))
@@ -65,8 +78,14 @@ async fn a_shown_secret_and_an_answered_write_survive_kill_9() {
     server.kill();
     let server = ServerProcess::start(&db.path).await;
 
-    assert_eq!(status_with(&client, &server.url("/clusters/"), &used).await, StatusCode::OK);
-    assert_eq!(status_with(&client, &server.url("/clusters/"), &unused).await, StatusCode::OK);
+    assert_eq!(
+        status_with(&client, &server.url("/clusters/"), &used).await,
+        StatusCode::OK
+    );
+    assert_eq!(
+        status_with(&client, &server.url("/clusters/"), &unused).await,
+        StatusCode::OK
+    );
     let list = expect_json(
         client
             .get(server.url("/clusters/"))
@@ -77,5 +96,9 @@ async fn a_shown_secret_and_an_answered_write_survive_kill_9() {
         StatusCode::OK,
     )
     .await;
-    assert_eq!(cluster_slugs(&list), ["durable"], "the cluster answered with 201 is still there");
+    assert_eq!(
+        cluster_slugs(&list),
+        ["durable"],
+        "the cluster answered with 201 is still there"
+    );
 }

@@ -12,7 +12,10 @@ async fn plans_list_the_catalogue_with_regions() {
     let body = expect_json(app.get_with_auth("/plans", &token).await, StatusCode::OK).await;
 
     let plans = body["plans"].as_array().expect("`plans` is an array");
-    assert!(!plans.is_empty(), "the catalogue should not be empty: {body}");
+    assert!(
+        !plans.is_empty(),
+        "the catalogue should not be empty: {body}"
+    );
     for plan in plans {
         assert!(
             plan["slug"].as_str().is_some_and(|s| !s.is_empty()),

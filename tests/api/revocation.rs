@@ -8,7 +8,7 @@ use tokio::task::JoinSet;
 
 use crate::helpers::{
     ServerProcess, TestDb, assert_401, binary_account_with_token, binary_token, http_client,
-    keyward_binary_ok, status_with, spawn_app, unpooled_client,
+    keyward_binary_ok, spawn_app, status_with, unpooled_client,
 };
 
 /// How long a revocation made by another process may take to reach a running server.
@@ -35,11 +35,18 @@ async fn a_token_revoked_from_the_command_line_is_refused_by_every_worker() {
         status_with(&fresh, &url, &token).await == StatusCode::UNAUTHORIZED
     })
     .await;
-    assert!(refused, "the revoked token still worked {PROPAGATION:?} after the revoke");
+    assert!(
+        refused,
+        "the revoked token still worked {PROPAGATION:?} after the revoke"
+    );
     assert_401(app.get_with_auth("/clusters/", &token).await, false).await;
     for attempt in 0..20 {
         let status = status_with(&fresh, &url, &token).await;
-        assert_eq!(status, StatusCode::UNAUTHORIZED, "attempt {attempt} on a new connection got in");
+        assert_eq!(
+            status,
+            StatusCode::UNAUTHORIZED,
+            "attempt {attempt} on a new connection got in"
+        );
     }
     // Revoking one token leaves its siblings alone.
     assert_eq!(status_with(&fresh, &url, &sibling).await, StatusCode::OK);
@@ -70,12 +77,19 @@ async fn once_a_revocation_has_taken_effect_no_request_gets_through() {
         status_with(&fresh, &url, &token).await == StatusCode::UNAUTHORIZED
     })
     .await;
-    assert!(refused, "the revoked token still worked {PROPAGATION:?} after the revoke");
+    assert!(
+        refused,
+        "the revoked token still worked {PROPAGATION:?} after the revoke"
+    );
 
     // 200 requests over 8 concurrent callers: half reuse the warm connections, half open new ones.
     let mut callers = JoinSet::new();
     for caller in 0..8 {
-        let client = if caller % 2 == 0 { pooled.clone() } else { fresh.clone() };
+        let client = if caller % 2 == 0 {
+            pooled.clone()
+        } else {
+            fresh.clone()
+        };
         let (url, token) = (url.clone(), token.clone());
         callers.spawn(async move {
             let mut let_in = Vec::new();
@@ -92,7 +106,11 @@ async fn once_a_revocation_has_taken_effect_no_request_gets_through() {
     while let Some(result) = callers.join_next().await {
         let_in.extend(result.expect("caller task"));
     }
-    assert!(let_in.is_empty(), "requests with a revoked token were not refused:\n{}", let_in.join("\n"));
+    assert!(
+        let_in.is_empty(),
+        "requests with a revoked token were not refused:\n{}",
+        let_in.join("\n")
+    );
 }
 
 #[tokio::test]
@@ -107,18 +125,33 @@ async fn the_binary_cli_revokes_on_a_running_binary_server() {
         assert_eq!(status_with(&fresh, &url, &token).await, StatusCode::OK);
     }
 
-    keyward_binary_ok(&db.path, &["token", "revoke", &token.key, "--reason", "leaked in a log"]).await;
+    keyward_binary_ok(
+        &db.path,
+        &["token", "revoke", &token.key, "--reason", "leaked in a log"],
+    )
+    .await;
 
     let refused = crate::helpers::eventually(PROPAGATION, POLL, || async {
         status_with(&fresh, &url, &token).await == StatusCode::UNAUTHORIZED
     })
     .await;
-    assert!(refused, "the token revoked by `keyward token revoke` still worked after {PROPAGATION:?}");
+    assert!(
+        refused,
+        "the token revoked by `keyward token revoke` still worked after {PROPAGATION:?}"
+    );
     let pooled = http_client();
     for attempt in 0..100 {
         let client = if attempt % 2 == 0 { &pooled } else { &fresh };
         let status = status_with(client, &url, &token).await;
-        assert_eq!(status, StatusCode::UNAUTHORIZED, "attempt {attempt} after the revoke got in");
+        assert_eq!(
+            status,
+            StatusCode::UNAUTHORIZED,
+            "attempt {attempt} after the revoke got in"
+        );
     }
-    assert_eq!(status_with(&fresh, &url, &sibling).await, StatusCode::OK, "the sibling token still works");
+    assert_eq!(
+        status_with(&fresh, &url, &sibling).await,
+        StatusCode::OK,
+        "the sibling token still works"
+    );
 }

@@ -16,15 +16,36 @@ async fn one_account_cannot_see_or_touch_anothers_clusters() {
 
     let get = app.get_with_auth("/clusters/b-cluster", &alice).await;
     assert_error_envelope(get, StatusCode::NOT_FOUND).await;
-    let put = app.put_json("/clusters/b-cluster", &alice, &json!({"name": "Taken Over"})).await;
+    let put = app
+        .put_json(
+            "/clusters/b-cluster",
+            &alice,
+            &json!({"name": "Taken Over"}),
+        )
+        .await;
     assert_error_envelope(put, StatusCode::NOT_FOUND).await;
     let delete = app.delete("/clusters/b-cluster", &alice).await;
     assert_error_envelope(delete, StatusCode::NOT_FOUND).await;
 
-    assert_eq!(app.cluster_slugs(&alice).await, ["a-cluster"], "A lists only A's clusters");
-    assert_eq!(app.cluster_slugs(&bob).await, ["b-cluster"], "B lists only B's clusters");
-    let survivor = expect_json(app.get_with_auth("/clusters/b-cluster", &bob).await, StatusCode::OK).await;
-    assert_eq!(survivor["cluster"]["name"], "b-cluster", "B's cluster is untouched: {survivor}");
+    assert_eq!(
+        app.cluster_slugs(&alice).await,
+        ["a-cluster"],
+        "A lists only A's clusters"
+    );
+    assert_eq!(
+        app.cluster_slugs(&bob).await,
+        ["b-cluster"],
+        "B lists only B's clusters"
+    );
+    let survivor = expect_json(
+        app.get_with_auth("/clusters/b-cluster", &bob).await,
+        StatusCode::OK,
+    )
+    .await;
+    assert_eq!(
+        survivor["cluster"]["name"], "b-cluster",
+        "B's cluster is untouched: {survivor}"
+    );
 }
 
 #[tokio::test]

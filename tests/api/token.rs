@@ -13,7 +13,10 @@ async fn a_token_describes_itself() {
 
     let response = app.get_with_auth("/token", &token).await;
     let text = response.text().await.expect("a body");
-    assert!(!text.contains(&token.secret), "the secret must never be sent back: {text}");
+    assert!(
+        !text.contains(&token.secret),
+        "the secret must never be sent back: {text}"
+    );
     let body: serde_json::Value = serde_json::from_str(&text).expect("JSON");
 
     assert_eq!(body["status"], 200, "{body}");
@@ -57,7 +60,9 @@ async fn a_read_only_token_with_an_expiry_says_so() {
 
     assert_eq!(body["token"]["scopes"], json!(["read"]), "{body}");
     assert!(
-        body["token"]["expires_at"].as_str().is_some_and(|s| !s.is_empty()),
+        body["token"]["expires_at"]
+            .as_str()
+            .is_some_and(|s| !s.is_empty()),
         "an expiring token gives its expiry as a string: {body}"
     );
 }
@@ -93,10 +98,15 @@ async fn a_successful_call_is_recorded_as_the_tokens_last_use() {
     let (account, used) = app.account_with_token("Usage").await;
     let idle = app.create_token(&account, "idle", "read,write").await;
     let list = || async {
-        app.cli(&["token", "list", "--account", &account]).await.expect("token list")
+        app.cli(&["token", "list", "--account", &account])
+            .await
+            .expect("token list")
     };
     let before = list().await;
-    assert!(listed_line(&before, &used.key).contains("never"), "a new token was never used: {before}");
+    assert!(
+        listed_line(&before, &used.key).contains("never"),
+        "a new token was never used: {before}"
+    );
 
     // A refused attempt is not a use; a successful call is.
     let refused = app
@@ -107,7 +117,10 @@ async fn a_successful_call_is_recorded_as_the_tokens_last_use() {
         .await
         .expect("the server should answer");
     assert_401(refused, false).await;
-    assert_eq!(app.get_with_auth("/clusters/", &used).await.status(), StatusCode::OK);
+    assert_eq!(
+        app.get_with_auth("/clusters/", &used).await.status(),
+        StatusCode::OK
+    );
 
     let recorded = crate::helpers::eventually(
         std::time::Duration::from_secs(3),
@@ -119,7 +132,10 @@ async fn a_successful_call_is_recorded_as_the_tokens_last_use() {
     )
     .await;
     let after = list().await;
-    assert!(recorded, "the call's time and address never reached the token list:\n{after}");
+    assert!(
+        recorded,
+        "the call's time and address never reached the token list:\n{after}"
+    );
     assert!(
         listed_line(&after, &idle.key).contains("never"),
         "a refused attempt was recorded as a use:\n{after}"

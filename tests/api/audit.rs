@@ -1,0 +1,210 @@
+//! `/audit`: the account's log, newest first, filtered by action and actor, a page at a time;
+//! and the whole admins story, told by the log at the end.
+
+use reqwest::StatusCode;
+
+use crate::admin_helpers::{
+    assert_api_refuses, assert_api_works, audit_log, audit_rows, find_event, join, member_id,
+    operator, submit,
+};
+use crate::dashboard_helpers::{Browser, email_for, signed_up};
+use crate::helpers::spawn_app;
+
+/// How many events one page of the log shows.
+const PAGE_SIZE: usize = 50;
+
+#[tokio::test]
+async fn an_invited_members_token_is_revoked_by_an_admin_and_a_leaked_one_by_an_operator() {
+    let app = spawn_app().await;
+    let owner_email = email_for("Story Co");
+    let owner = signed_up(&app.address, "Story Co").await;
+    let owners_token = owner.create_token("owner's script").await;
+
+    // The owner invites an admin and a member; both join.
+    let admin_email = email_for("story admin");
+    let admin = join(&owner, &admin_email, "admin").await;
+    let member_email = email_for("story member");
+    let member = join(&owner, &member_email, "member").await;
+
+    // The member makes a token, and it works.
+    let deploy = member.create_token("deploy bot").await;
+    assert_api_works(&app, &deploy.token).await;
+
+    // The admin finds it among the member's active tokens and revokes it, saying why.
+    let member_id = member_id(&admin, &member_email).await;
+    let active = admin
+        .get(&format!("/tokens?member={member_id}&status=active"))
+        .await;
+    active
+        .assert_html_page(StatusCode::OK)
+        .assert_contains(&deploy.token.key);
+    assert!(
+        !active.body.contains(&owners_token.token.key),
+        "filtering by member hides others' tokens; body:\n{}",
+        active.body
+    );
+    let reason = "Rotating keys after the offboarding checklist";
+    admin
+        .revoke(deploy.id, reason)
+        .await
+        .assert_redirect(&format!("/tokens/{}", deploy.id));
+    assert_api_refuses(&app, &deploy.token).await;
+    let revoked = admin
+        .get(&format!("/tokens?member={member_id}&status=revoked"))
+        .await;
+    revoked.assert_contains(&deploy.token.key);
+    let still_active = admin
+        .get(&format!("/tokens?member={member_id}&status=active"))
+        .await;
+    assert!(
+        !still_active.body.contains(&deploy.token.key),
+        "a revoked token is no longer listed as active; body:\n{}",
+        still_active.body
+    );
+
+    // The member sees who revoked it and why.
+    member
+        .get(&format!("/tokens/{}", deploy.id))
+        .await
+        .assert_html_page(StatusCode::OK)
+        .assert_contains("badge-revoked")
+        .assert_contains(&format!("by {admin_email}: “{reason}”"));
+
+    // Another of the member's tokens leaks; an operator revokes it by the pasted secret.
+    let leaked = member.create_token("laptop script").await;
+    let op_email = email_for("story operator");
+    let op = operator(&app, &op_email).await;
+    op.get(&format!("/admin?q={}", leaked.token.secret))
+        .await
+        .assert_html_page(StatusCode::OK)
+        .assert_contains(&leaked.token.key);
+    let leak_reason = "Found in a public paste by a secret scanner";
+    let fields = [("key", leaked.token.key.as_str()), ("reason", leak_reason)];
+    submit(&op, "/admin", "/admin/revoke", &fields)
+        .await
+        .assert_redirect(&format!("/admin?q={}", leaked.token.key));
+    assert_api_refuses(&app, &leaked.token).await;
+    assert_api_works(&app, &owners_token.token).await;
+    member
+        .get(&format!("/tokens/{}", leaked.id))
+        .await
+        .assert_contains(&format!("by {op_email}: “{leak_reason}”"));
+
+    // The owner's log tells all of it, newest first.
+    let log = audit_log(&owner, "").await;
+    let op_label = format!("{op_email} (operator)");
+    let newest = &log[0];
+    assert_eq!(
+        (
+            newest.action.as_str(),
+            newest.actor.as_str(),
+            newest.detail.as_str()
+        ),
+        ("token.revoked", op_label.as_str(), leak_reason),
+        "the operator's revocation is the newest event: {log:#?}"
+    );
+    assert!(newest.target.contains(&leaked.token.key), "{log:#?}");
+    let by_admin = find_event(&log, "token.revoked", &deploy.token.key);
+    assert_eq!(
+        (by_admin.actor.as_str(), by_admin.detail.as_str()),
+        (admin_email.as_str(), reason)
+    );
+    for token in [&deploy, &leaked] {
+        assert_eq!(
+            find_event(&log, "token.created", &token.token.key).actor,
+            member_email
+        );
+    }
+    for (email, role) in [(&admin_email, "admin"), (&member_email, "member")] {
+        let invited = find_event(&log, "member.invited", email);
+        assert_eq!(
+            (invited.actor.as_str(), invited.detail.as_str()),
+            (owner_email.as_str(), format!("as {role}").as_str())
+        );
+        assert_eq!(&find_event(&log, "member.joined", email).actor, email);
+    }
+    let position = |action: &str, target: &str| {
+        log.iter()
+            .position(|r| r.action == action && r.target.contains(target))
+    };
+    assert!(
+        position("member.joined", &member_email) < position("member.invited", &member_email)
+            && position("token.created", &deploy.token.key)
+                < position("member.joined", &member_email),
+        "newer events come first: {log:#?}"
+    );
+}
+
+#[tokio::test]
+async fn the_log_pages_newest_first_and_filters_by_action_and_actor() {
+    let app = spawn_app().await;
+    let owner_email = email_for("Busy Co");
+    let owner = signed_up(&app.address, "Busy Co").await;
+    let mut keys = Vec::new();
+    for n in 1..=PAGE_SIZE + 5 {
+        keys.push(owner.create_token(&format!("token {n:02}")).await.token.key);
+    }
+    let first_key = &keys[0];
+    let last_key = &keys[keys.len() - 1];
+
+    let page_one = owner.get("/audit").await;
+    page_one.assert_html_page(StatusCode::OK);
+    let one = audit_rows(&page_one);
+    assert_eq!(one.len(), PAGE_SIZE, "a full first page: {one:#?}");
+    assert!(
+        one[0].action == "token.created" && one[0].target.contains(last_key.as_str()),
+        "the newest token comes first: {:#?}",
+        one[0]
+    );
+    assert!(
+        page_one.body.contains("href=\"/audit?page=2\""),
+        "the first page links to older events; body:\n{}",
+        page_one.body
+    );
+    let two = audit_log(&owner, "?page=2").await;
+    assert!(!two.is_empty(), "older events are on page 2");
+    assert!(
+        two.iter().any(|r| r.target.contains(first_key.as_str())),
+        "the oldest token's creation is on page 2: {two:#?}"
+    );
+    assert!(
+        !one.iter().any(|r| r.target.contains(first_key.as_str())),
+        "and not on page 1"
+    );
+
+    // By action: only that action, paged the same way.
+    let created = audit_log(&owner, "?action=token.created").await;
+    let created_two = audit_log(&owner, "?action=token.created&page=2").await;
+    assert_eq!(
+        (created.len(), created_two.len()),
+        (PAGE_SIZE, 5),
+        "55 creations: 50 on page 1, 5 on page 2"
+    );
+    assert!(
+        created
+            .iter()
+            .chain(&created_two)
+            .all(|r| r.action == "token.created"),
+        "{created:#?}{created_two:#?}"
+    );
+
+    // A failed sign-in for the owner's email is logged in the account, under that actor.
+    let stranger = Browser::new(&app.address);
+    stranger
+        .log_in(&owner_email, "not the owner's password")
+        .await
+        .assert_status(StatusCode::UNAUTHORIZED);
+    let failed = audit_log(&owner, "?action=login.failed").await;
+    assert_eq!(failed.len(), 1, "{failed:#?}");
+    assert_eq!(failed[0].actor, owner_email);
+    let query = serde_urlencoded::to_string([("actor", owner_email.as_str())]).expect("a query");
+    let by_owner = audit_log(&owner, &format!("?{query}")).await;
+    assert!(
+        !by_owner.is_empty() && by_owner.iter().all(|r| r.actor == owner_email),
+        "filtering by actor shows only theirs: {by_owner:#?}"
+    );
+    assert!(
+        audit_log(&owner, "?action=member.removed").await.is_empty(),
+        "an action that never happened shows no events"
+    );
+}

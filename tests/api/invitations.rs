@@ -1,0 +1,291 @@
+//! `/invitations/{token}`: the one-time link an admin passes on. It works once, for a while,
+//! joins exactly the account that made it, and an existing user must prove who they are.
+
+use reqwest::StatusCode;
+
+use crate::admin_helpers::{
+    accept_as_new_user, account_id, assert_invalid, assert_not_found_page, audit_log,
+    expire_invitations, invitation_link, invite, member_role, members_page, operator, submit,
+};
+use crate::dashboard_helpers::{Browser, PASSWORD, Page, email_for, signed_up};
+use crate::helpers::spawn_app;
+
+const OTHER_PASSWORD: &str = "a different password entirely";
+
+/// What `/members` says about an invitation that is still open.
+fn open_invitation(email: &str, role: &str) -> String {
+    format!("{email} as {role}")
+}
+
+/// Whether the page offers the account switcher, which only a member of several accounts has.
+fn has_switcher(page: &Page) -> bool {
+    page.body.contains("action=\"/account/switch\"")
+}
+
+/// The id the account switcher gives `account_name`.
+fn switcher_id(page: &Page, account_name: &str) -> Option<String> {
+    let before = &page.body[..page.body.find(&format!(">{account_name}</option>"))?];
+    let value = &before[before.rfind("value=\"")? + "value=\"".len()..];
+    Some(value[..value.find('"')?].to_string())
+}
+
+/// The link's page is a 404, submitting a password to it is a 404 (the CSRF token comes from
+/// the sign-in page, as the link's own page no longer opens), and that password signs no one in.
+async fn assert_link_is_dead(browser: &Browser, link: &str, email: &str, password: &str) {
+    assert_not_found_page(&browser.get(link).await);
+    let fields = [("password", password), ("password_confirmation", password)];
+    assert_not_found_page(&submit(browser, "/login", link, &fields).await);
+    browser
+        .log_in(email, password)
+        .await
+        .assert_status(StatusCode::UNAUTHORIZED);
+}
+
+#[tokio::test]
+async fn an_invitation_link_works_once() {
+    let app = spawn_app().await;
+    let owner = signed_up(&app.address, "Once Co").await;
+    let email = email_for("once invitee");
+    let link = invitation_link(&owner, &email, "member").await;
+    members_page(&owner)
+        .await
+        .assert_contains(&open_invitation(&email, "member"));
+
+    let invitee = Browser::new(&app.address);
+    invitee
+        .get(&link)
+        .await
+        .assert_html_page(StatusCode::OK)
+        .assert_contains("Join Once Co")
+        .assert_contains(&email);
+    accept_as_new_user(&invitee, &link, PASSWORD)
+        .await
+        .assert_redirect("/tokens");
+    invitee
+        .get("/tokens")
+        .await
+        .assert_html_page(StatusCode::OK)
+        .assert_contains("Welcome to Once Co.");
+
+    // Whoever holds the link next finds nothing, and can't set a password with it.
+    let second = Browser::new(&app.address);
+    assert_link_is_dead(&second, &link, &email, OTHER_PASSWORD).await;
+
+    let members = members_page(&owner).await;
+    assert!(
+        !members.text().contains(&open_invitation(&email, "member")),
+        "a used invitation is no longer open; body:\n{}",
+        members.body
+    );
+    assert_eq!(member_role(&owner, &email).await.as_deref(), Some("member"));
+}
+
+#[tokio::test]
+async fn an_expired_invitation_link_is_not_found_and_creates_no_one() {
+    let app = spawn_app().await;
+    let owner = signed_up(&app.address, "Late Co").await;
+    let email = email_for("late invitee");
+    let link = invitation_link(&owner, &email, "admin").await;
+    expire_invitations(&app).await;
+
+    let invitee = Browser::new(&app.address);
+    assert_link_is_dead(&invitee, &link, &email, PASSWORD).await;
+    assert_eq!(member_role(&owner, &email).await, None);
+    let members = members_page(&owner).await;
+    assert!(
+        !members.text().contains(&open_invitation(&email, "admin")),
+        "an expired invitation is not listed as open; body:\n{}",
+        members.body
+    );
+}
+
+#[tokio::test]
+async fn an_invitation_joins_the_account_that_made_it_and_no_other() {
+    let app = spawn_app().await;
+    let home = signed_up(&app.address, "Home Co").await;
+    let other_owner_email = email_for("Other Co");
+    let other = signed_up(&app.address, "Other Co").await;
+    let op = operator(&app, &email_for("binding operator")).await;
+    let other_id = account_id(&op, "Other Co").await.to_string();
+
+    let email = email_for("bound invitee");
+    let link = invitation_link(&home, &email, "member").await;
+
+    // The link is opened in a browser signed in to Other Co, and the form is given an
+    // account id of its own: the invitation decides who joins what, nothing else.
+    let joined = submit(
+        &other,
+        &link,
+        &link,
+        &[
+            ("password", PASSWORD),
+            ("password_confirmation", PASSWORD),
+            ("account_id", other_id.as_str()),
+        ],
+    )
+    .await;
+    joined.assert_redirect("/tokens");
+    let tokens = other.get("/tokens").await;
+    tokens
+        .assert_html_page(StatusCode::OK)
+        .assert_contains(&email)
+        .assert_contains("Home Co");
+    assert!(
+        !has_switcher(&tokens),
+        "the invitee belongs to one account only; body:\n{}",
+        tokens.body
+    );
+    assert_not_found_page(
+        &submit(
+            &other,
+            "/tokens",
+            "/account/switch",
+            &[("account_id", other_id.as_str())],
+        )
+        .await,
+    );
+
+    assert_eq!(member_role(&home, &email).await.as_deref(), Some("member"));
+    assert_eq!(
+        member_role(&home, &other_owner_email).await,
+        None,
+        "whoever's browser opened the link did not join"
+    );
+    let other_again = Browser::new(&app.address);
+    other_again
+        .log_in(&other_owner_email, PASSWORD)
+        .await
+        .assert_redirect("/tokens");
+    assert_eq!(
+        member_role(&other_again, &email).await,
+        None,
+        "the invitee did not join Other Co"
+    );
+    assert!(!has_switcher(&other_again.get("/tokens").await));
+}
+
+#[tokio::test]
+async fn an_existing_user_joins_with_their_own_password_and_a_wrong_one_joins_nothing() {
+    let app = spawn_app().await;
+    let host = signed_up(&app.address, "Host Co").await;
+    let guest_email = email_for("Guest Co");
+    signed_up(&app.address, "Guest Co").await;
+    let link = invitation_link(&host, &guest_email, "admin").await;
+
+    // They already have a sign-in, so the form asks for their password, once.
+    let guest = Browser::new(&app.address);
+    let form = guest.get(&link).await;
+    form.assert_html_page(StatusCode::OK)
+        .assert_contains("Your Keyward password");
+    assert_eq!(form.field_value("password_confirmation"), None);
+
+    let wrong = submit(&guest, &link, &link, &[("password", OTHER_PASSWORD)]).await;
+    assert_invalid(
+        &wrong,
+        "That is not the password of this email's Keyward sign-in.",
+    );
+    assert_eq!(member_role(&host, &guest_email).await, None);
+    assert!(
+        audit_log(&host, "?action=member.joined").await.is_empty(),
+        "nobody joined"
+    );
+    guest.get(&link).await.assert_html_page(StatusCode::OK);
+
+    submit(&guest, &link, &link, &[("password", PASSWORD)])
+        .await
+        .assert_redirect("/tokens");
+    assert_eq!(
+        member_role(&host, &guest_email).await.as_deref(),
+        Some("admin")
+    );
+
+    // Now in two accounts, working in the one just joined, and able to switch back.
+    let tokens = guest.get("/tokens").await;
+    tokens.assert_html_page(StatusCode::OK);
+    assert!(has_switcher(&tokens), "body:\n{}", tokens.body);
+    let guest_co = switcher_id(&tokens, "Guest Co")
+        .unwrap_or_else(|| panic!("the switcher should offer Guest Co; body:\n{}", tokens.body));
+    submit(
+        &guest,
+        "/tokens",
+        "/account/switch",
+        &[("account_id", guest_co.as_str())],
+    )
+    .await
+    .assert_redirect("/tokens");
+    guest
+        .get("/tokens")
+        .await
+        .assert_contains("You are now working in Guest Co.");
+}
+
+#[tokio::test]
+async fn a_bad_password_for_a_new_user_joins_nothing_and_leaves_the_link_open() {
+    let app = spawn_app().await;
+    let owner = signed_up(&app.address, "Careful Co").await;
+    let email = email_for("careful invitee");
+    let link = invitation_link(&owner, &email, "member").await;
+    let invitee = Browser::new(&app.address);
+
+    let cases = [
+        (PASSWORD, OTHER_PASSWORD, "The two passwords don't match."),
+        (
+            "short",
+            "short",
+            "The password must have at least 12 characters.",
+        ),
+        ("", "", "The password must have at least 12 characters."),
+    ];
+    for (password, confirmation, message) in cases {
+        let fields = [
+            ("password", password),
+            ("password_confirmation", confirmation),
+        ];
+        let page = submit(&invitee, &link, &link, &fields).await;
+        assert_invalid(&page, message);
+    }
+    assert_eq!(member_role(&owner, &email).await, None);
+    accept_as_new_user(&invitee, &link, PASSWORD)
+        .await
+        .assert_redirect("/tokens");
+}
+
+#[tokio::test]
+async fn a_bad_invitation_is_refused_and_makes_no_link() {
+    let app = spawn_app().await;
+    let owner_email = email_for("Picky Co");
+    let owner = signed_up(&app.address, "Picky Co").await;
+    let newcomer = email_for("picky newcomer");
+
+    let cases = [
+        (
+            "not-an-email",
+            "member",
+            "\"not-an-email\" is not an email address.",
+        ),
+        (newcomer.as_str(), "owner", "Invite as admin or member"),
+        (
+            newcomer.as_str(),
+            "superuser",
+            "\"superuser\" is not a role",
+        ),
+        (
+            owner_email.as_str(),
+            "member",
+            "is already a member of this account.",
+        ),
+    ];
+    for (email, role, message) in cases {
+        let page = invite(&owner, email, role).await;
+        assert_invalid(&page, message);
+        assert_eq!(
+            page.element_text("invite-link"),
+            None,
+            "a refused invitation shows no link"
+        );
+    }
+    assert!(
+        audit_log(&owner, "?action=member.invited").await.is_empty(),
+        "no invitation was recorded"
+    );
+}

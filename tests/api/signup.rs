@@ -1,0 +1,157 @@
+//! `/signup`: a person creates an account, becomes its owner and lands signed in; bad input
+//! comes back with what to fix, keeping what was typed except the passwords.
+
+use reqwest::StatusCode;
+
+use crate::dashboard_helpers::{
+    Browser, CaseFailures, PASSWORD, email_for, refused_form_problems, signed_up,
+};
+use crate::helpers::spawn_app;
+
+#[tokio::test]
+async fn signing_up_creates_the_account_and_signs_its_owner_in() {
+    let app = spawn_app().await;
+    let browser = Browser::new(&app.address);
+
+    let form = browser.get("/signup").await;
+    form.assert_html_page(StatusCode::OK);
+    for field in [
+        "account_name",
+        "email",
+        "password",
+        "password_confirmation",
+        "csrf_token",
+    ] {
+        assert!(
+            form.body.contains(&format!("name=\"{field}\"")),
+            "the sign-up form should have a {field} field; body:\n{}",
+            form.body
+        );
+    }
+
+    let email = email_for("Acme Rockets owner");
+    browser
+        .submit_signup("Acme Rockets", &email, PASSWORD, PASSWORD)
+        .await
+        .assert_redirect("/tokens");
+
+    let tokens = browser.get("/tokens").await;
+    tokens
+        .assert_html_page(StatusCode::OK)
+        .assert_contains("Acme Rockets")
+        .assert_contains(&email);
+}
+
+/// What the person typed into the sign-up form.
+struct Typed<'a> {
+    account_name: &'a str,
+    email: &'a str,
+    password: &'a str,
+    confirmation: &'a str,
+}
+
+#[tokio::test]
+async fn bad_sign_up_input_is_refused_with_what_to_fix_keeping_the_name_and_email_but_no_password()
+{
+    let app = spawn_app().await;
+    let taken = email_for("Already Here");
+    signed_up(&app.address, "Already Here").await;
+    let taken_other_case = taken.to_uppercase();
+
+    // Each password is unique to its case, so the page echoing one can't hide behind another.
+    let cases = [
+        (
+            "blank account name",
+            Typed {
+                account_name: "   ",
+                email: "blank.name@example.test",
+                password: "Gq4Wn8Tz2Lp6Rx",
+                confirmation: "Gq4Wn8Tz2Lp6Rx",
+            },
+            "The account name can't be blank.",
+        ),
+        (
+            "bad email",
+            Typed {
+                account_name: "Bad Email Inc",
+                email: "not-an-email",
+                password: "Hv5Kc9Jm3Qs7Yd",
+                confirmation: "Hv5Kc9Jm3Qs7Yd",
+            },
+            "\"not-an-email\" is not an email address.",
+        ),
+        (
+            "short password",
+            Typed {
+                account_name: "Short Pw Inc",
+                email: "short.pw@example.test",
+                password: "Zq7Wv3Bn",
+                confirmation: "Zq7Wv3Bn",
+            },
+            "The password must have at least 12 characters.",
+        ),
+        (
+            "mismatched confirmation",
+            Typed {
+                account_name: "Mismatch Inc",
+                email: "mismatch@example.test",
+                password: "Kp4Rt8Lm2Nx9Vb",
+                confirmation: "Ud6Fe1Sg5Hw3Jo",
+            },
+            "The two passwords don't match.",
+        ),
+        (
+            "duplicate email",
+            Typed {
+                account_name: "Copycat Inc",
+                email: &taken,
+                password: "Mc2Xv7Bn4Lk9Pj",
+                confirmation: "Mc2Xv7Bn4Lk9Pj",
+            },
+            "already has a Keyward sign-in",
+        ),
+        (
+            "duplicate email in other case",
+            Typed {
+                account_name: "Copycat Two",
+                email: &taken_other_case,
+                password: "Rf8Tg3Yh6Uj1Ik",
+                confirmation: "Rf8Tg3Yh6Uj1Ik",
+            },
+            "already has a Keyward sign-in",
+        ),
+    ];
+
+    let mut failures = CaseFailures::default();
+    for (label, typed, message) in cases {
+        // A browser of its own, so no case signs in another's session.
+        let browser = Browser::new(&app.address);
+        let page = browser
+            .submit_signup(
+                typed.account_name,
+                typed.email,
+                typed.password,
+                typed.confirmation,
+            )
+            .await;
+        let mut problems = refused_form_problems(
+            &page,
+            message,
+            &[("account_name", typed.account_name), ("email", typed.email)],
+        );
+        for secret in [typed.password, typed.confirmation] {
+            if page.body.contains(secret) {
+                problems.push(format!("the page echoes the password {secret:?}"));
+            }
+        }
+        let after = browser.get("/tokens").await;
+        if after.status != StatusCode::SEE_OTHER {
+            problems.push(format!(
+                "the refused sign-up left the browser signed in (GET /tokens: {})",
+                after.status
+            ));
+        }
+        failures.record(label, problems, &page);
+    }
+    failures.assert_none("bad sign-ups not refused as contracted");
+}
