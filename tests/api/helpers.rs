@@ -180,8 +180,14 @@ impl Drop for TestApp {
 
 /// Starts Keyward on a fresh SQLite file and a free port (2 workers, fast background loops).
 pub async fn spawn_app() -> TestApp {
+    spawn_app_with(|_| {}).await
+}
+
+/// The same, with settings changed by `adjust` first.
+pub async fn spawn_app_with(adjust: impl FnOnce(&mut Config)) -> TestApp {
     let db = TestDb::new();
-    let config = Config::for_database(db.path.clone());
+    let mut config = Config::for_database(db.path.clone());
+    adjust(&mut config);
     let app = Application::build(config)
         .await
         .expect("the application should build on a fresh database");

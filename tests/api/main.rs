@@ -9,6 +9,7 @@ mod auth_header;
 mod cli;
 mod clusters;
 mod concurrency;
+mod cookies;
 mod csrf;
 mod fallback;
 mod health;
