@@ -346,7 +346,7 @@ async fn every_page_sends_the_security_headers() {
     let browser = signed_up(&app.address, "Header Check").await;
     let form = browser.token_form().await;
 
-    let pages = vec![
+    let pages = [
         anonymous.get("/login").await,
         anonymous.get("/signup").await,
         browser.get("/tokens").await,
