@@ -52,22 +52,23 @@ sleep 1
 echo "idle RSS: $(ps -o rss= -p "$SERVER_PID" | tr -d ' ') KiB"
 echo "machine: $(nproc) cores; wrk -t$THREADS -c$CONNECTIONS -d${DURATION}s; server log level $KEYWARD_LOG"
 
+# run NAME LABEL WRK-ARGS...: one bounded wrk run, summarised on one line.
 run() {
-    local label="$1"; shift
-    local rps
-    rps="$(wrk -t"$THREADS" -c"$CONNECTIONS" -d"${DURATION}s" --latency "$@" | tee "$WORK/$label.txt" | awk '/Requests\/sec/ {print $2}')"
-    local p99
-    p99="$(awk '/ 99%/ {print $2}' "$WORK/$label.txt")"
-    local non2xx
-    non2xx="$(awk '/Non-2xx/ {print $4}' "$WORK/$label.txt")"
-    printf '%-32s %10s req/s   p99 %8s   non-2xx %s\n' "$label" "$rps" "$p99" "${non2xx:-0}"
-    echo "$rps" >"$WORK/$label.rps"
+    local name="$1" label="$2"; shift 2
+    wrk -t"$THREADS" -c"$CONNECTIONS" -d"${DURATION}s" --latency "$@" >"$WORK/$name.txt"
+    local rps p99 non2xx
+    rps="$(awk '/Requests\/sec/ {print $2}' "$WORK/$name.txt")"
+    p99="$(awk '$1 == "99%" {print $2}' "$WORK/$name.txt")"
+    non2xx="$(awk '/Non-2xx/ {print $NF}' "$WORK/$name.txt")"
+    printf '%-34s %10s req/s   p99 %8s   non-2xx %s\n' "$label" "$rps" "$p99" "${non2xx:-0}"
+    echo "$rps" >"$WORK/$name.rps"
 }
 
-run "GET /healthz (unguarded)" "$URL/healthz"
-run "GET /plans (guarded, valid)" -H "Authorization: $AUTH" "$URL/plans"
-run "GET /plans (wrong secret, 401)" -H "Authorization: Basic $(printf '%s:%s' "$KEY" "kws_wrong" | base64 -w0)" "$URL/plans"
+WRONG="Basic $(printf '%s:%s' "$KEY" "kws_wrong" | base64 -w0)"
+run healthz "GET /healthz (unguarded)" "$URL/healthz"
+run plans "GET /plans (guarded, valid token)" -H "Authorization: $AUTH" "$URL/plans"
+run wrong "GET /plans (wrong secret: 401)" -H "Authorization: $WRONG" "$URL/plans"
 
 echo "RSS after load: $(ps -o rss= -p "$SERVER_PID" | tr -d ' ') KiB"
-awk -v a="$(cat "$WORK/GET /healthz (unguarded).rps")" -v b="$(cat "$WORK/GET /plans (guarded, valid).rps")" \
+awk -v a="$(cat "$WORK/healthz.rps")" -v b="$(cat "$WORK/plans.rps")" \
     'BEGIN { printf "guarded / unguarded throughput: %.1f%%\n", 100 * b / a }'

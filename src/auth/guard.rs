@@ -69,7 +69,7 @@ pub async fn require_token(
     };
     let header = req.headers().get(AUTHORIZATION).map(|v| v.as_bytes());
     // The peer address, not X-Forwarded-For, which any client can write.
-    let ip = req.peer_addr().map(|a| a.ip().to_string());
+    let ip = req.peer_addr().map(|a| a.ip());
     match authenticate(&state, header).await {
         Ok(token) => {
             state

@@ -3,6 +3,7 @@
 //! interval of "last used" figures, never a token.
 
 use std::collections::{HashMap, HashSet};
+use std::net::IpAddr;
 use std::sync::Mutex;
 
 use chrono::NaiveDateTime;
@@ -13,7 +14,8 @@ use crate::error::AppError;
 
 #[derive(Default)]
 pub struct UsageRecorder {
-    latest: Mutex<HashMap<TokenId, (NaiveDateTime, Option<String>)>>,
+    // IpAddr is Copy: recording a use allocates nothing.
+    latest: Mutex<HashMap<TokenId, (NaiveDateTime, Option<IpAddr>)>>,
     expired: Mutex<HashSet<TokenId>>,
 }
 
@@ -22,7 +24,7 @@ impl UsageRecorder {
         Self::default()
     }
 
-    pub fn record(&self, token: TokenId, at: NaiveDateTime, ip: Option<String>) {
+    pub fn record(&self, token: TokenId, at: NaiveDateTime, ip: Option<IpAddr>) {
         let mut latest = self.latest.lock().unwrap_or_else(|e| e.into_inner());
         latest.insert(token, (at, ip));
     }
@@ -39,7 +41,11 @@ impl UsageRecorder {
             let mut latest = self.latest.lock().unwrap_or_else(|e| e.into_inner());
             latest
                 .drain()
-                .map(|(token, (at, ip))| db::tokens::Usage { token, at, ip })
+                .map(|(token, (at, ip))| db::tokens::Usage {
+                    token,
+                    at,
+                    ip: ip.map(|ip| ip.to_string()),
+                })
                 .collect()
         };
         let expired: Vec<TokenId> = {
@@ -56,7 +62,8 @@ impl UsageRecorder {
             // Put the batch back so the next flush tries again, unless newer figures came in.
             let mut latest = self.latest.lock().unwrap_or_else(|e| e.into_inner());
             for usage in batch {
-                latest.entry(usage.token).or_insert((usage.at, usage.ip));
+                let ip = usage.ip.and_then(|ip| ip.parse().ok());
+                latest.entry(usage.token).or_insert((usage.at, ip));
             }
             return Err(err);
         }

@@ -123,7 +123,14 @@ async fn after_signing_out_a_replayed_session_cookie_is_sent_to_sign_in() {
         .await
         .assert_html_page(StatusCode::OK);
 
-    browser.log_out().await.assert_redirect("/login");
+    browser
+        .log_out()
+        .await
+        .assert_redirect("/login?signed_out=1");
+    browser
+        .get("/login?signed_out=1")
+        .await
+        .assert_contains("You have signed out.");
 
     browser.get("/tokens").await.assert_redirect("/login");
     Browser::with_session_cookie(&app.address, &copied)

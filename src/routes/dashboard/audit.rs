@@ -52,6 +52,7 @@ pub struct Choice {
 struct AuditPage {
     layout: Layout,
     events: Vec<EventRow>,
+    show_target: bool,
     actions: Vec<Choice>,
     actors: Vec<Choice>,
     page: i64,
@@ -105,6 +106,7 @@ async fn list(
     render(&AuditPage {
         layout: signed_in.layout("Audit log", "/audit")?,
         events: events.into_iter().map(EventRow::from).collect(),
+        show_target: true,
         actions: action::ALL
             .iter()
             .map(|a| Choice {

@@ -66,13 +66,20 @@ impl TimeView {
 
     pub fn at(at: NaiveDateTime, now: NaiveDateTime) -> Self {
         let secs = (now - at).num_seconds();
-        let (n, unit) = match secs.abs() {
+        let (divisor, unit) = match secs.abs() {
             s if s < 60 => (0, ""),
-            s if s < 3600 => (s / 60, "minute"),
-            s if s < 86_400 => (s / 3600, "hour"),
-            s if s < 86_400 * 60 => (s / 86_400, "day"),
-            s if s < 86_400 * 730 => (s / (86_400 * 30), "month"),
-            s => (s / (86_400 * 365), "year"),
+            s if s < 3600 => (60, "minute"),
+            s if s < 86_400 => (3600, "hour"),
+            s if s < 86_400 * 60 => (86_400, "day"),
+            s if s < 86_400 * 730 => (86_400 * 30, "month"),
+            _ => (86_400 * 365, "year"),
+        };
+        // The past rounds down ("3 days ago" until the fourth day is over); the future
+        // rounds to the nearest, so a 30-day token reads "in 30 days", not "in 29 days".
+        let n = match divisor {
+            0 => 0,
+            d if secs >= 0 => secs / d,
+            d => (secs.abs() + d / 2) / d,
         };
         let relative = if n == 0 {
             if secs >= 0 {
@@ -337,6 +344,8 @@ mod tests {
             (7200, "2 hours ago"),
             (86_400 * 3, "3 days ago"),
             (-86_400 * 30, "in 30 days"),
+            (-(86_400 * 30 - 5), "in 30 days"),
+            (86_400 * 30 - 5, "29 days ago"),
         ];
         for (ago, expected) in cases {
             let at = now - chrono::Duration::seconds(ago);

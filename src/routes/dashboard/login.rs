@@ -25,9 +25,21 @@ struct LoginPage {
     email: String,
 }
 
-pub async fn form(session: Session) -> Result<HttpResponse, HtmlError> {
+#[derive(Deserialize)]
+pub struct LoginQuery {
+    signed_out: Option<String>,
+}
+
+pub async fn form(
+    session: Session,
+    query: web::Query<LoginQuery>,
+) -> Result<HttpResponse, HtmlError> {
+    let mut layout = Layout::public("Sign in", &session)?;
+    if query.signed_out.is_some() {
+        layout.flash = Some(layout::Flash::success("You have signed out."));
+    }
     render(&LoginPage {
-        layout: Layout::public("Sign in", &session)?,
+        layout,
         error: None,
         email: String::new(),
     })
@@ -141,5 +153,5 @@ pub async fn logout(
     _form: CsrfForm<NoFields>,
 ) -> Result<HttpResponse, HtmlError> {
     session.purge();
-    Ok(redirect("/login"))
+    Ok(redirect("/login?signed_out=1"))
 }

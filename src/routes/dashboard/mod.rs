@@ -93,14 +93,18 @@ pub async fn page_method_not_allowed() -> Result<HttpResponse, HtmlError> {
 }
 
 /// Any path no route claims: a page for browsers, the JSON envelope for programs.
-pub async fn not_found(req: HttpRequest) -> Result<HttpResponse, AppError> {
+pub async fn not_found(
+    req: HttpRequest,
+    signed_in: Option<SignedIn>,
+) -> Result<HttpResponse, AppError> {
     let wants_html = req
         .headers()
         .get(header::ACCEPT)
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.contains("text/html"));
     if wants_html {
-        Ok(HtmlError(AppError::NotFound).error_response())
+        let layout = signed_in.and_then(|s| s.layout("Page not found", "").ok());
+        Ok(error_page(&AppError::NotFound, layout))
     } else {
         Err(AppError::NotFound)
     }
@@ -137,39 +141,52 @@ impl ResponseError for HtmlError {
     }
 
     fn error_response(&self) -> HttpResponse {
-        if let AppError::SignInRequired = self.0 {
-            return redirect("/login");
-        }
-        if let AppError::Internal(err) = &self.0 {
-            tracing::error!(error = %format!("{err:#}"), "internal error");
-        }
-        let status = self.status_code();
-        let heading = match &self.0 {
-            AppError::Forbidden(_) => "Not allowed",
-            AppError::NotFound => "Page not found",
-            AppError::MethodNotAllowed => "Method not allowed",
-            AppError::Invalid(_) => "Please check what you entered",
-            AppError::TooManyRequests { .. } => "Too many attempts",
-            AppError::Internal(_) => "Something went wrong",
-            AppError::Unauthorized { .. } | AppError::SignInRequired => "Please sign in",
-        };
-        let page = ErrorPage {
-            layout: Layout::anonymous(heading),
-            status: status.as_u16(),
-            heading,
-            messages: self.0.messages(),
-        };
-        let mut response = match render_with_status(&page, status) {
-            Ok(response) => response,
-            Err(_) => HttpResponse::build(status).body(heading),
-        };
-        if let AppError::TooManyRequests {
-            retry_after_secs, ..
-        } = &self.0
-            && let Ok(value) = HeaderValue::from_str(&retry_after_secs.to_string())
-        {
-            response.headers_mut().insert(header::RETRY_AFTER, value);
-        }
-        response
+        error_page(&self.0, None)
     }
+}
+
+/// The page for an error. With the signed-in person's layout when there is one, so the
+/// header and its links stay; an error raised inside a handler has none to hand.
+fn error_page(err: &AppError, layout: Option<Layout>) -> HttpResponse {
+    if let AppError::SignInRequired = err {
+        return redirect("/login");
+    }
+    if let AppError::Internal(e) = err {
+        tracing::error!(error = %format!("{e:#}"), "internal error");
+    }
+    let status = err.status_code();
+    let heading = match err {
+        AppError::Forbidden(_) => "Not allowed",
+        AppError::NotFound => "Page not found",
+        AppError::MethodNotAllowed => "Method not allowed",
+        AppError::Invalid(_) => "Please check what you entered",
+        AppError::TooManyRequests { .. } => "Too many attempts",
+        AppError::Internal(_) => "Something went wrong",
+        AppError::Unauthorized { .. } | AppError::SignInRequired => "Please sign in",
+    };
+    let messages = match err {
+        AppError::NotFound => vec![
+            "There is nothing at this address. Check the link, or go back to the dashboard."
+                .to_string(),
+        ],
+        other => other.messages(),
+    };
+    let page = ErrorPage {
+        layout: layout.unwrap_or_else(|| Layout::anonymous(heading)),
+        status: status.as_u16(),
+        heading,
+        messages,
+    };
+    let mut response = match render_with_status(&page, status) {
+        Ok(response) => response,
+        Err(_) => HttpResponse::build(status).body(heading),
+    };
+    if let AppError::TooManyRequests {
+        retry_after_secs, ..
+    } = err
+        && let Ok(value) = HeaderValue::from_str(&retry_after_secs.to_string())
+    {
+        response.headers_mut().insert(header::RETRY_AFTER, value);
+    }
+    response
 }

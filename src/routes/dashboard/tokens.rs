@@ -364,6 +364,8 @@ struct ShowPage {
     layout: Layout,
     token: TokenRow,
     events: Vec<EventRow>,
+    /// Every event here is about this token; the column would repeat it.
+    show_target: bool,
 }
 
 fn token_id(raw: &str) -> Result<i32, AppError> {
@@ -386,6 +388,7 @@ async fn show(
         layout: signed_in.layout(&format!("Token {}", view.token.name), "/tokens")?,
         token: TokenRow::from(&view),
         events: trail.into_iter().map(EventRow::from).collect(),
+        show_target: false,
     })
 }
 
@@ -434,7 +437,7 @@ async fn revoke(
         )
         .await?;
     Flash::success(format!(
-        "Token \"{}\" ({}) was revoked. Requests that use it now get 401.",
+        "Token “{}” ({}) was revoked. Requests that use it now get 401.",
         token.name, token.key
     ))
     .set(&signed_in.session);

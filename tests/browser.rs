@@ -1,0 +1,765 @@
+//! A person in a real browser: sign up, create a token, call the API with it, revoke it, and see
+//! the API turn it away. Headless Chromium is driven over WebDriver by Debian's chromedriver.
+//!
+//! Run it with `cargo test --test browser -- --ignored`. With `KEYWARD_SCREENSHOTS=<dir>` set,
+//! it also saves a PNG of every page it visits, at desktop and phone sizes.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use fantoccini::{Client, ClientBuilder, Locator};
+use hyper_util::client::legacy::connect::HttpConnector;
+use reqwest::StatusCode;
+use reqwest::header::{ACCEPT, CONTENT_TYPE, WWW_AUTHENTICATE};
+use serde_json::{Value, json};
+use tempfile::TempDir;
+
+const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
+const CHROMIUM: &str = "/usr/bin/chromium";
+const SUPPORT_EMAIL: &str = "support@keyward.test";
+
+/// A debug build migrating a fresh SQLite file, or Chromium's first start, on a busy machine.
+const STARTUP_TIMEOUT: Duration = Duration::from_secs(60);
+/// One page to load, one element to appear, one URL to be reached.
+const STEP_TIMEOUT: Duration = Duration::from_secs(20);
+/// The whole story, screenshots included.
+const STORY_TIMEOUT: Duration = Duration::from_secs(300);
+
+const DESKTOP: (u32, u32) = (1280, 900);
+const PHONE: (u32, u32) = (390, 844);
+
+const EMAIL: &str = "ada@example.test";
+const PASSWORD: &str = "correct horse battery staple";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs chromium and chromedriver: cargo test --test browser -- --ignored"]
+async fn a_person_creates_uses_and_revokes_a_token_in_a_browser() {
+    let server = Server::start();
+    let driver = ChromeDriver::start();
+    let browser = driver.session().await;
+    let shots = Screenshots::from_env();
+
+    // The story runs in its own task so that, pass or panic, the browser session is closed
+    // before the processes behind it are killed.
+    let story = tokio::spawn(story(browser.clone(), server.url.clone(), shots));
+    let outcome = tokio::time::timeout(STORY_TIMEOUT, story).await;
+    let _ = tokio::time::timeout(Duration::from_secs(10), browser.close()).await;
+    drop(driver);
+    if !matches!(outcome, Ok(Ok(()))) {
+        eprintln!("keyward's log, last lines:\n{}", server.log_tail());
+    }
+    drop(server);
+    match outcome {
+        Err(_) => panic!("the browser story took longer than {STORY_TIMEOUT:?}"),
+        Ok(Err(join)) if join.is_panic() => std::panic::resume_unwind(join.into_panic()),
+        Ok(Err(join)) => panic!("the browser story was cancelled: {join}"),
+        Ok(Ok(())) => {}
+    }
+}
+
+async fn story(b: Client, base: String, shots: Screenshots) {
+    let page = Page {
+        b: &b,
+        base: &base,
+        shots,
+    };
+    let api = reqwest::Client::builder()
+        .no_proxy()
+        .timeout(STEP_TIMEOUT)
+        .build()
+        .expect("an HTTP client");
+
+    // Signing up: a wrong confirmation is caught, then the account is created.
+    page.open("/signup").await;
+    page.shoot("signup").await;
+    page.fill("account_name", "Acme Search").await;
+    page.fill("email", EMAIL).await;
+    page.fill("password", PASSWORD).await;
+    page.fill("password_confirmation", "not the same password")
+        .await;
+    page.click_button("Create account").await;
+    page.wait_for(Locator::Css(".flash-error[role=alert]"))
+        .await;
+    page.shoot("signup-errors").await;
+    page.fill("account_name", "Acme Search").await;
+    page.fill("email", EMAIL).await;
+    page.fill("password", PASSWORD).await;
+    page.fill("password_confirmation", PASSWORD).await;
+    page.click_button("Create account").await;
+    page.wait_for_path("/tokens").await;
+    page.assert_text_contains("No tokens yet").await;
+    page.shoot("tokens-empty").await;
+
+    // Creating a token.
+    page.click_link("New token").await;
+    page.wait_for_path("/tokens/new").await;
+    page.fill("name", "CI deploys").await;
+    let read = page
+        .find(Locator::Css("input[type=checkbox][name=read]"))
+        .await;
+    if !read.is_selected().await.expect("the read checkbox's state") {
+        read.click().await.expect("ticking read");
+    }
+    page.find(Locator::Id("expires_in_days"))
+        .await
+        .select_by_value("30")
+        .await
+        .expect("choosing an expiry");
+    page.shoot("token-new").await;
+    page.click_button("Create token").await;
+
+    let key = page.text_of(Locator::Id("token-key")).await;
+    let secret = page.text_of(Locator::Id("token-secret")).await;
+    let curl = page.text_of(Locator::Id("curl-line")).await;
+    assert!(key.starts_with("kw_"), "a key looks like kw_…, got {key:?}");
+    assert!(secret.len() >= 32, "the secret is long, got {secret:?}");
+    assert_eq!(curl, format!("curl -u {key}:{secret} {base}/clusters/"));
+    page.shoot("token-created").await;
+
+    // The program's side: the new token opens the API.
+    let response = api
+        .get(format!("{base}/clusters/"))
+        .basic_auth(&key, Some(&secret))
+        .send()
+        .await
+        .expect("GET /clusters/ with the new token");
+    assert_eq!(response.status(), StatusCode::OK);
+    let body: Value = response.json().await.expect("a JSON body");
+    assert_eq!(body["status"], json!(200), "body: {body}");
+    assert!(body["clusters"].is_array(), "body: {body}");
+
+    // The token's page never shows the secret, only its last four characters.
+    page.click_link("I have stored the secret").await;
+    let token_path = page.wait_for_path_prefix("/tokens/").await;
+    page.wait_for(Locator::Css("h1 .badge-active")).await;
+    page.assert_secret_absent(&secret, "the token's page").await;
+    let hint = &secret[secret.len() - 4..];
+    page.assert_text_contains(&format!("…{hint}")).await;
+
+    // Going back to the page that showed the secret, then reloading it, shows it no more.
+    b.back().await.expect("going back");
+    page.settle().await;
+    page.assert_secret_absent(&secret, "the created page, reached with Back")
+        .await;
+    b.refresh().await.expect("reloading");
+    page.settle().await;
+    page.assert_secret_absent(&secret, "the created page, reloaded")
+        .await;
+
+    // The call shows up as the token's last use once the server has recorded it (in batches).
+    page.open_until(&token_path, "from 127.0.0.1").await;
+    page.shoot("token-show").await;
+    page.open("/tokens").await;
+    page.wait_for(Locator::Css("td .badge-active")).await;
+    page.assert_text_contains("from 127.0.0.1").await;
+    page.shoot("tokens-list").await;
+
+    // Revoking, through the confirmation step.
+    page.open(&token_path).await;
+    page.click(Locator::XPath(
+        "//a[starts-with(normalize-space(.), 'Revoke')]",
+    ))
+    .await;
+    page.wait_for_path(&format!("{token_path}/confirm-revoke"))
+        .await;
+    page.assert_text_contains(&key).await;
+    page.shoot("token-confirm-revoke").await;
+    page.fill("reason", "Pasted into a public CI log").await;
+    page.click_button("Revoke token").await;
+    page.wait_for_path(&token_path).await;
+    page.wait_for(Locator::Css("h1 .badge-revoked")).await;
+    let flash = page.text_of(Locator::Css(".flash[role=status]")).await;
+    assert!(!flash.is_empty(), "a flash message confirms the revocation");
+    page.assert_text_contains("Pasted into a public CI log")
+        .await;
+    assert!(
+        page.find_all(Locator::Css("a[href$='/confirm-revoke']"))
+            .await
+            .is_empty(),
+        "a revoked token offers no Revoke link"
+    );
+    page.assert_secret_absent(&secret, "the revoked token's page")
+        .await;
+    page.shoot("token-revoked").await;
+
+    // The same call is now turned away, in Bonsai's envelope.
+    let response = api
+        .get(format!("{base}/clusters/"))
+        .basic_auth(&key, Some(&secret))
+        .send()
+        .await
+        .expect("GET /clusters/ with the revoked token");
+    assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        response.headers()[WWW_AUTHENTICATE],
+        r#"Basic realm="keyward", charset="UTF-8""#
+    );
+    let body: Value = response.json().await.expect("a JSON body");
+    assert_eq!(
+        body,
+        json!({
+            "errors": [
+                "The API token is missing, inactive or does not exist.",
+                "Authentication failed.",
+                "Could not authenticate your request.",
+                format!(
+                    "This request has failed authentication. Please read the docs or email us at {SUPPORT_EMAIL}."
+                ),
+            ],
+            "status": 401
+        })
+    );
+
+    // The list, with the token marked revoked.
+    page.open("/tokens").await;
+    page.wait_for(Locator::Css("td .badge-revoked")).await;
+    page.shoot("tokens-list-revoked").await;
+
+    // The owner's other pages: the audit log tells the story, the members page lists them.
+    page.open("/audit").await;
+    page.assert_text_contains("token.revoked").await;
+    page.shoot("audit").await;
+    page.open("/members").await;
+    page.assert_text_contains(EMAIL).await;
+    page.shoot("members").await;
+
+    // A page that does not exist, as a browser asks for it.
+    let response = api
+        .get(format!("{base}/nope"))
+        .header(ACCEPT, "text/html,application/xhtml+xml,*/*;q=0.8")
+        .send()
+        .await
+        .expect("GET /nope");
+    assert_eq!(response.status(), StatusCode::NOT_FOUND);
+    let content_type = response.headers()[CONTENT_TYPE].to_str().unwrap_or("");
+    assert!(content_type.starts_with("text/html"), "got {content_type}");
+    page.open("/nope").await;
+    page.assert_text_contains("404").await;
+    page.shoot("not-found").await;
+
+    // Signing out lands on the sign-in page; signing in again shows the same tokens.
+    page.open("/tokens").await;
+    page.click_button("Sign out").await;
+    page.wait_for_path("/login").await;
+    page.assert_text_contains("You have signed out.").await;
+    page.shoot("login").await;
+    page.fill("email", EMAIL).await;
+    page.fill("password", PASSWORD).await;
+    page.click_button("Sign in").await;
+    page.wait_for_path("/tokens").await;
+    page.wait_for(Locator::Css("td .badge-revoked")).await;
+}
+
+// ---------------------------------------------------------------------------------------------
+// The browser, one page at a time
+// ---------------------------------------------------------------------------------------------
+
+struct Page<'a> {
+    b: &'a Client,
+    base: &'a str,
+    shots: Screenshots,
+}
+
+impl Page<'_> {
+    async fn open(&self, path: &str) {
+        let url = format!("{}{path}", self.base);
+        self.b
+            .goto(&url)
+            .await
+            .unwrap_or_else(|e| panic!("opening {url}: {e}"));
+    }
+
+    /// Opens `path` again and again, bounded, until it shows `needle`: for what the server
+    /// records in the background.
+    async fn open_until(&self, path: &str, needle: &str) {
+        let deadline = Instant::now() + STEP_TIMEOUT;
+        loop {
+            self.open(path).await;
+            if self.visible_text().await.contains(needle) {
+                return;
+            }
+            if Instant::now() > deadline {
+                panic!(
+                    "{path} did not show {needle:?} within {STEP_TIMEOUT:?}:\n{}",
+                    self.visible_text().await
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+    }
+
+    async fn find(&self, locator: Locator<'_>) -> fantoccini::elements::Element {
+        match self.b.find(locator).await {
+            Ok(element) => element,
+            Err(e) => panic!("finding {locator:?} on {}: {e}", self.path().await),
+        }
+    }
+
+    async fn find_all(&self, locator: Locator<'_>) -> Vec<fantoccini::elements::Element> {
+        self.b
+            .find_all(locator)
+            .await
+            .unwrap_or_else(|e| panic!("looking for {locator:?}: {e}"))
+    }
+
+    /// Waits, bounded, for an element to appear: pages load after a click.
+    async fn wait_for(&self, locator: Locator<'_>) -> fantoccini::elements::Element {
+        match self
+            .b
+            .wait()
+            .at_most(STEP_TIMEOUT)
+            .for_element(locator)
+            .await
+        {
+            Ok(element) => element,
+            Err(e) => panic!(
+                "waiting for {locator:?} on {}: {e}\n{}",
+                self.path().await,
+                self.visible_text().await
+            ),
+        }
+    }
+
+    async fn text_of(&self, locator: Locator<'_>) -> String {
+        let element = self.wait_for(locator).await;
+        let text = element.text().await.expect("an element's text");
+        text.trim().to_string()
+    }
+
+    async fn fill(&self, id: &str, value: &str) {
+        let field = self.wait_for(Locator::Id(id)).await;
+        field.clear().await.expect("clearing a field");
+        field.send_keys(value).await.expect("typing into a field");
+    }
+
+    async fn click(&self, locator: Locator<'_>) {
+        let element = self.wait_for(locator).await;
+        element
+            .click()
+            .await
+            .unwrap_or_else(|e| panic!("clicking {locator:?}: {e}"));
+    }
+
+    async fn click_link(&self, text: &str) {
+        self.click(Locator::LinkText(text)).await;
+    }
+
+    async fn click_button(&self, label: &str) {
+        let xpath = format!("//button[normalize-space(.)='{label}']");
+        self.click(Locator::XPath(&xpath)).await;
+    }
+
+    async fn path(&self) -> String {
+        match self.b.current_url().await {
+            Ok(url) => url.path().to_string(),
+            Err(e) => format!("<no URL: {e}>"),
+        }
+    }
+
+    async fn visible_text(&self) -> String {
+        match self.b.find(Locator::Css("body")).await {
+            Ok(body) => body.text().await.unwrap_or_default(),
+            Err(_) => String::new(),
+        }
+    }
+
+    /// Waits, bounded, until the browser is on `path`.
+    async fn wait_for_path(&self, path: &str) {
+        self.wait_for_url(|p| p == path, path).await;
+    }
+
+    /// Waits, bounded, until the browser is on a path under `prefix`, and returns it.
+    async fn wait_for_path_prefix(&self, prefix: &str) -> String {
+        self.wait_for_url(|p| p.starts_with(prefix) && p.len() > prefix.len(), prefix)
+            .await
+    }
+
+    async fn wait_for_url(&self, matches: impl Fn(&str) -> bool, what: &str) -> String {
+        let deadline = Instant::now() + STEP_TIMEOUT;
+        loop {
+            let path = self.path().await;
+            if matches(&path) && self.loaded().await {
+                return path;
+            }
+            if Instant::now() > deadline {
+                panic!(
+                    "waited {STEP_TIMEOUT:?} for {what}, still on {path}\n{}",
+                    self.visible_text().await
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    async fn loaded(&self) -> bool {
+        matches!(
+            self.b.execute("return document.readyState", vec![]).await,
+            Ok(Value::String(state)) if state == "complete"
+        )
+    }
+
+    /// Waits, bounded, for a navigation started by Back or Reload to finish.
+    async fn settle(&self) {
+        let deadline = Instant::now() + STEP_TIMEOUT;
+        while !self.loaded().await && Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    async fn assert_text_contains(&self, needle: &str) {
+        let text = self.visible_text().await;
+        assert!(
+            text.contains(needle),
+            "{} should show {needle:?}; it shows:\n{text}",
+            self.path().await
+        );
+    }
+
+    /// The secret appears nowhere in the document: not in text, attributes or scripts.
+    async fn assert_secret_absent(&self, secret: &str, page: &str) {
+        let source = self.b.source().await.expect("the page's source");
+        assert!(
+            !source.contains(secret),
+            "{page} ({}) must not show the secret",
+            self.path().await
+        );
+    }
+
+    async fn shoot(&self, name: &str) {
+        self.shots.take(self.b, name).await;
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Screenshots, when KEYWARD_SCREENSHOTS names a folder
+// ---------------------------------------------------------------------------------------------
+
+struct Screenshots {
+    dir: Option<PathBuf>,
+    taken: std::sync::atomic::AtomicUsize,
+}
+
+impl Screenshots {
+    fn from_env() -> Self {
+        let dir = std::env::var_os("KEYWARD_SCREENSHOTS")
+            .filter(|d| !d.is_empty())
+            .map(PathBuf::from);
+        if let Some(dir) = &dir {
+            std::fs::create_dir_all(dir)
+                .unwrap_or_else(|e| panic!("creating {}: {e}", dir.display()));
+        }
+        Self {
+            dir,
+            taken: Default::default(),
+        }
+    }
+
+    /// Saves the whole page at each size as `NN-name-desktop.png` and `NN-name-phone.png`,
+    /// then puts the window back to the desktop size.
+    async fn take(&self, b: &Client, name: &str) {
+        let Some(dir) = &self.dir else { return };
+        let n = self
+            .taken
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+            + 1;
+        // No caret or focus ring left over from the last field typed into.
+        let _ = b
+            .execute(
+                "document.activeElement && document.activeElement.blur(); window.scrollTo(0, 0)",
+                vec![],
+            )
+            .await;
+        for (size, label) in [(DESKTOP, "desktop"), (PHONE, "phone")] {
+            set_viewport(b, size).await;
+            // The full height of the page at this width, so nothing below the fold is missed.
+            let height = match b
+                .execute("return document.documentElement.scrollHeight", vec![])
+                .await
+            {
+                Ok(Value::Number(h)) => h.as_u64().unwrap_or(0) as u32,
+                _ => 0,
+            };
+            if height > size.1 {
+                set_viewport(b, (size.0, height.min(8000))).await;
+            }
+            let png = b.screenshot().await.expect("a screenshot");
+            let path = dir.join(format!("{n:02}-{name}-{label}.png"));
+            write_file(&path, &png);
+        }
+        set_viewport(b, DESKTOP).await;
+    }
+}
+
+fn write_file(path: &Path, bytes: &[u8]) {
+    std::fs::write(path, bytes).unwrap_or_else(|e| panic!("writing {}: {e}", path.display()));
+}
+
+/// Sizes the window so that the page itself (the viewport) is `width` × `height`.
+async fn set_viewport(b: &Client, (width, height): (u32, u32)) {
+    let mut outer = (width, height);
+    for _ in 0..3 {
+        b.set_window_size(outer.0, outer.1)
+            .await
+            .expect("resizing the window");
+        let inner = b
+            .execute("return [window.innerWidth, window.innerHeight]", vec![])
+            .await
+            .expect("the viewport's size");
+        let (w, h) = (
+            inner[0].as_u64().unwrap_or(0) as u32,
+            inner[1].as_u64().unwrap_or(0) as u32,
+        );
+        if (w, h) == (width, height) {
+            return;
+        }
+        let grow = |outer: u32, want: u32, got: u32| (outer + want).saturating_sub(got).max(1);
+        outer = (grow(outer.0, width, w), grow(outer.1, height, h));
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The processes: Keyward and chromedriver, each killed on drop
+// ---------------------------------------------------------------------------------------------
+
+/// `keyward serve` on 127.0.0.1 with its own SQLite file.
+struct Server {
+    child: Child,
+    url: String,
+    log_path: PathBuf,
+    _dir: TempDir,
+}
+
+impl Server {
+    fn start() -> Self {
+        let dir = tempfile::tempdir().expect("a temporary directory");
+        let database = dir.path().join("k.db");
+        // The request log goes to a file, shown only when the story fails.
+        let log_path = dir.path().join("server.log");
+        let log = std::fs::File::create(&log_path).expect("a log file for the server");
+        let mut command = Command::new(env!("CARGO_BIN_EXE_keyward"));
+        for (name, _) in std::env::vars_os() {
+            if name.to_string_lossy().starts_with("KEYWARD_") {
+                command.env_remove(name);
+            }
+        }
+        command
+            .env("KEYWARD_BIND", "127.0.0.1:0")
+            .env("KEYWARD_DATABASE_URL", &database)
+            .env("KEYWARD_SUPPORT_EMAIL", SUPPORT_EMAIL)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(log);
+        let mut child = command.spawn().expect("the keyward binary should start");
+        let stdout = child.stdout.take().expect("keyward's stdout");
+
+        // Reads the line that says where it listens, then keeps draining so the server never
+        // blocks on a full pipe.
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            let mut tx = Some(tx);
+            for line in BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                if let Some(rest) = line.split("is listening on ").nth(1)
+                    && let Some(tx) = tx.take()
+                {
+                    let url = rest.split_whitespace().next().unwrap_or("").to_string();
+                    let _ = tx.send(url);
+                }
+            }
+        });
+        let mut server = Self {
+            child,
+            url: String::new(),
+            log_path,
+            _dir: dir,
+        };
+        match rx.recv_timeout(STARTUP_TIMEOUT) {
+            Ok(url) if url.starts_with("http://127.0.0.1:") => server.url = url,
+            Ok(url) => panic!("keyward should listen on 127.0.0.1, it said {url:?}"),
+            Err(_) => panic!("keyward did not say where it listens within {STARTUP_TIMEOUT:?}"),
+        }
+        server
+    }
+}
+
+impl Server {
+    /// The last lines the server logged, for a failure's report.
+    fn log_tail(&self) -> String {
+        let log = std::fs::read_to_string(&self.log_path).unwrap_or_default();
+        let lines: Vec<&str> = log.lines().collect();
+        lines[lines.len().saturating_sub(40)..].join("\n")
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Debian's chromedriver on a free loopback port, in a process group of its own so that the
+/// Chromium it starts can be ended with it.
+struct ChromeDriver {
+    child: Child,
+    port: u16,
+    profile: TempDir,
+}
+
+impl ChromeDriver {
+    fn start() -> Self {
+        for program in [CHROMEDRIVER, CHROMIUM] {
+            assert!(
+                Path::new(program).exists(),
+                "{program} is missing: apt-get install chromium chromium-driver"
+            );
+        }
+        let port = free_port();
+        let profile = tempfile::tempdir().expect("a temporary directory for the profile");
+        // Without --allowed-ips, chromedriver listens on the loopback interface only.
+        let mut command = Command::new(CHROMEDRIVER);
+        command
+            .arg(format!("--port={port}"))
+            .arg("--log-level=SEVERE")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit());
+        std::os::unix::process::CommandExt::process_group(&mut command, 0);
+        let child = command.spawn().expect("chromedriver should start");
+        let driver = Self {
+            child,
+            port,
+            profile,
+        };
+        let deadline = Instant::now() + STARTUP_TIMEOUT;
+        while !driver.ready() {
+            assert!(
+                Instant::now() < deadline,
+                "chromedriver was not ready on port {port} within {STARTUP_TIMEOUT:?}"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        driver
+    }
+
+    fn url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    /// `GET /status` answers `"ready": true`.
+    fn ready(&self) -> bool {
+        http_get_loopback(self.port, "/status")
+            .is_some_and(|body| body.contains("\"ready\":true") || body.contains("\"ready\": true"))
+    }
+
+    /// A new headless Chromium session with a fresh profile.
+    async fn session(&self) -> Client {
+        let mut capabilities = serde_json::Map::new();
+        capabilities.insert("browserName".into(), json!("chrome"));
+        capabilities.insert(
+            "goog:chromeOptions".into(),
+            json!({
+                "binary": CHROMIUM,
+                "args": [
+                    "--headless",
+                    "--no-sandbox",
+                    "--disable-gpu",
+                    "--disable-background-networking",
+                    "--disable-component-update",
+                    "--disable-sync",
+                    "--no-first-run",
+                    "--disable-dev-shm-usage",
+                    format!("--window-size={},{}", DESKTOP.0, DESKTOP.1),
+                    format!("--user-data-dir={}", self.profile.path().display()),
+                ],
+            }),
+        );
+        capabilities.insert(
+            "timeouts".into(),
+            json!({ "pageLoad": STEP_TIMEOUT.as_millis() as u64, "script": 10_000, "implicit": 0 }),
+        );
+        let mut builder = ClientBuilder::new(HttpConnector::new());
+        builder.capabilities(capabilities);
+        let url = self.url();
+        let connect = builder.connect(&url);
+        match tokio::time::timeout(STARTUP_TIMEOUT, connect).await {
+            Ok(Ok(client)) => client,
+            Ok(Err(e)) => panic!("chromedriver could not start Chromium: {e}"),
+            Err(_) => panic!("Chromium did not start within {STARTUP_TIMEOUT:?}"),
+        }
+    }
+}
+
+impl Drop for ChromeDriver {
+    fn drop(&mut self) {
+        // Ask chromedriver to quit its browsers, then end the whole group in any case.
+        let _ = http_get_loopback(self.port, "/shutdown");
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let group = format!("-{}", self.child.id());
+        let _ = Command::new("kill")
+            .args(["-KILL", "--", &group])
+            .stderr(Stdio::null())
+            .status();
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A port that was free a moment ago on 127.0.0.1.
+fn free_port() -> u16 {
+    let listener =
+        TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).expect("binding a free loopback port");
+    listener.local_addr().expect("a local address").port()
+}
+
+/// A bounded, dependency-free GET on 127.0.0.1, for chromedriver's status and shutdown.
+fn http_get_loopback(port: u16, path: &str) -> Option<String> {
+    let address = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
+    let timeout = Duration::from_secs(2);
+    let mut stream = TcpStream::connect_timeout(&address, timeout).ok()?;
+    stream.set_read_timeout(Some(timeout)).ok()?;
+    stream.set_write_timeout(Some(timeout)).ok()?;
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n\r\n"
+    )
+    .ok()?;
+    // chromedriver keeps the connection open despite `Connection: close`: read up to the
+    // length it announces.
+    let mut response = Vec::new();
+    let mut chunk = [0u8; 4096];
+    loop {
+        match stream.read(&mut chunk) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => response.extend_from_slice(&chunk[..n]),
+        }
+        if complete(&response) {
+            break;
+        }
+    }
+    let response = String::from_utf8_lossy(&response).into_owned();
+    (!response.is_empty()).then_some(response)
+}
+
+/// Whether an HTTP/1.1 response holds its whole body, going by `Content-Length`.
+fn complete(response: &[u8]) -> bool {
+    let text = String::from_utf8_lossy(response);
+    let Some((head, body)) = text.split_once("\r\n\r\n") else {
+        return false;
+    };
+    head.lines()
+        .filter_map(|line| line.split_once(':'))
+        .find(|(name, _)| name.trim().eq_ignore_ascii_case("content-length"))
+        .and_then(|(_, value)| value.trim().parse::<usize>().ok())
+        .is_some_and(|length| body.len() >= length)
+}
