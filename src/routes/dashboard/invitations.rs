@@ -125,6 +125,7 @@ async fn accept(
                 (None, Some(hash)) => db::users::create(conn, &email, &hash, false)?,
                 (None, None) => return Err(AppError::internal("no password for a new user")),
             };
+            db::users::record_login(conn, user.user_id())?;
             let account = crate::domain::AccountId(invitation.account_id);
             db::memberships::create(conn, user.user_id(), account, invitation.role())?;
             let actor = Actor {

@@ -72,6 +72,7 @@ pub async fn submit(
         let hash = password::hash(&password)?;
         db::write(conn, |conn| {
             let user = db::users::create(conn, &email, &hash, false)?;
+            db::users::record_login(conn, user.user_id())?;
             let account = db::accounts::create(conn, &name)?;
             db::memberships::create(conn, user.user_id(), account.account_id(), Role::Owner)?;
             let actor = Actor {
