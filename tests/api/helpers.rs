@@ -13,7 +13,7 @@ use keyward::commands;
 use keyward::config::Config;
 use keyward::startup::Application;
 use reqwest::header::{AUTHORIZATION, CONTENT_TYPE, HeaderValue, WWW_AUTHENTICATE};
-use reqwest::{Response, StatusCode};
+use reqwest::{RequestBuilder, Response, StatusCode};
 use serde_json::{Value, json};
 use tempfile::TempDir;
 
@@ -202,6 +202,11 @@ pub async fn spawn_app_with(adjust: impl FnOnce(&mut Config)) -> TestApp {
     }
 }
 
+/// Sends a request; a server that doesn't answer fails the test.
+async fn answer(request: RequestBuilder) -> Response {
+    request.send().await.expect("the server should answer")
+}
+
 /// A client that never goes through a proxy and never hangs a test for long.
 pub fn http_client() -> reqwest::Client {
     reqwest::Client::builder()
@@ -286,13 +291,15 @@ impl TestApp {
             .expect("token revoke")
     }
 
-    pub async fn get_with_auth(&self, path: &str, token: &Token) -> Response {
+    /// A request carrying the token's key and secret as Basic credentials.
+    fn authed(&self, method: reqwest::Method, path: &str, token: &Token) -> RequestBuilder {
         self.client
-            .get(self.url(path))
+            .request(method, self.url(path))
             .basic_auth(&token.key, Some(&token.secret))
-            .send()
-            .await
-            .expect("the server should answer")
+    }
+
+    pub async fn get_with_auth(&self, path: &str, token: &Token) -> Response {
+        answer(self.authed(reqwest::Method::GET, path, token)).await
     }
 
     pub async fn get_with_header(
@@ -304,7 +311,7 @@ impl TestApp {
         if let Some(value) = authorization {
             request = request.header(AUTHORIZATION, value);
         }
-        request.send().await.expect("the server should answer")
+        answer(request).await
     }
 
     pub async fn get_without_auth(&self, path: &str) -> Response {
@@ -312,23 +319,11 @@ impl TestApp {
     }
 
     pub async fn post_json(&self, path: &str, token: &Token, body: &Value) -> Response {
-        self.client
-            .post(self.url(path))
-            .basic_auth(&token.key, Some(&token.secret))
-            .json(body)
-            .send()
-            .await
-            .expect("the server should answer")
+        answer(self.authed(reqwest::Method::POST, path, token).json(body)).await
     }
 
     pub async fn put_json(&self, path: &str, token: &Token, body: &Value) -> Response {
-        self.client
-            .put(self.url(path))
-            .basic_auth(&token.key, Some(&token.secret))
-            .json(body)
-            .send()
-            .await
-            .expect("the server should answer")
+        answer(self.authed(reqwest::Method::PUT, path, token).json(body)).await
     }
 
     /// Sends `body` as it is, labelled `application/json`.
@@ -339,23 +334,15 @@ impl TestApp {
         token: &Token,
         body: &str,
     ) -> Response {
-        self.client
-            .request(method, self.url(path))
-            .basic_auth(&token.key, Some(&token.secret))
+        let request = self
+            .authed(method, path, token)
             .header(CONTENT_TYPE, "application/json")
-            .body(body.to_string())
-            .send()
-            .await
-            .expect("the server should answer")
+            .body(body.to_string());
+        answer(request).await
     }
 
     pub async fn delete(&self, path: &str, token: &Token) -> Response {
-        self.client
-            .delete(self.url(path))
-            .basic_auth(&token.key, Some(&token.secret))
-            .send()
-            .await
-            .expect("the server should answer")
+        answer(self.authed(reqwest::Method::DELETE, path, token)).await
     }
 
     /// A plan and a region the server accepts, preferring `sandbox` in `us-east-1`.
