@@ -29,7 +29,7 @@ pub async fn log_request(
         %method,
         path,
         status = response.status().as_u16(),
-        ms = started.elapsed().as_secs_f64() * 1000.0,
+        ms = %format_args!("{:.2}", started.elapsed().as_secs_f64() * 1000.0),
         "request"
     );
     Ok(response)
