@@ -17,13 +17,22 @@ pub fn init() {
         .try_init();
 }
 
+/// The path as it may be logged. An invitation link's last segment is a one-time
+/// secret, so it is replaced.
+pub fn loggable_path(path: &str) -> String {
+    match path.strip_prefix("/invitations/") {
+        Some(rest) if !rest.is_empty() => "/invitations/<redacted>".to_string(),
+        _ => path.to_string(),
+    }
+}
+
 pub async fn log_request(
     req: ServiceRequest,
     next: Next<impl MessageBody>,
 ) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
     let started = std::time::Instant::now();
     let method = req.method().clone();
-    let path = req.path().to_string();
+    let path = loggable_path(req.path());
     let response = next.call(req).await?;
     tracing::info!(
         %method,
@@ -33,4 +42,19 @@ pub async fn log_request(
         "request"
     );
     Ok(response)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::loggable_path;
+
+    #[test]
+    fn invitation_links_are_redacted_and_other_paths_kept() {
+        assert_eq!(
+            loggable_path("/invitations/abc123"),
+            "/invitations/<redacted>"
+        );
+        assert_eq!(loggable_path("/tokens/7"), "/tokens/7");
+        assert_eq!(loggable_path("/clusters/"), "/clusters/");
+    }
 }

@@ -32,6 +32,8 @@ async fn the_log_has_a_line_per_request_and_no_credentials() {
         client
             .post(server.url("/login"))
             .form(&[("email", "ada@example.com"), ("password", password)]),
+        // An invitation link's token is a one-time secret too.
+        client.get(server.url("/invitations/InviteLinkSecretThatMustNotBeLogged")),
     ];
     let mut statuses = Vec::new();
     for request in requests {
@@ -46,14 +48,14 @@ async fn the_log_has_a_line_per_request_and_no_credentials() {
     }
     assert_eq!(
         statuses,
-        [200, 401, 401, 200, 403],
+        [200, 401, 401, 200, 403, 404],
         "the requests did what the test expects"
     );
 
     let log = server.kill_and_read_log();
     let request_lines = log.lines().filter(|l| l.contains("request")).count();
     assert!(
-        request_lines >= 5,
+        request_lines >= 6,
         "expected a line per request, got:\n{log}"
     );
     for needle in [
@@ -63,6 +65,7 @@ async fn the_log_has_a_line_per_request_and_no_credentials() {
         "Authorization",
         "authorization",
         "kws_wrong",
+        "InviteLinkSecretThatMustNotBeLogged",
     ] {
         assert!(!log.contains(needle), "the log holds {needle:?}:\n{log}");
     }
