@@ -34,11 +34,14 @@ const PHONE: (u32, u32) = (390, 844);
 
 const EMAIL: &str = "ada@example.test";
 const PASSWORD: &str = "correct horse battery staple";
+const OPERATOR_EMAIL: &str = "ops@example.test";
+const OPERATOR_PASSWORD: &str = "operators keep the lights on";
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "needs chromium and chromedriver: cargo test --test browser -- --ignored"]
 async fn a_person_creates_uses_and_revokes_a_token_in_a_browser() {
     let server = Server::start();
+    server.make_operator(OPERATOR_EMAIL, OPERATOR_PASSWORD);
     let driver = ChromeDriver::start();
     let browser = driver.session().await;
     let shots = Screenshots::from_env();
@@ -252,6 +255,30 @@ async fn story(b: Client, base: String, shots: Screenshots) {
     page.click_button("Sign in").await;
     page.wait_for_path("/tokens").await;
     page.wait_for(Locator::Css("td .badge-revoked")).await;
+
+    // An operator finds the token by its secret, as a secret scanner would report it, and
+    // sees who revoked it and why; then suspends and restores the account's API access.
+    page.click_button("Sign out").await;
+    page.wait_for_path("/login").await;
+    page.fill("email", OPERATOR_EMAIL).await;
+    page.fill("password", OPERATOR_PASSWORD).await;
+    page.click_button("Sign in").await;
+    page.wait_for_path("/admin").await;
+    page.assert_text_contains("Acme Search").await;
+    page.fill("q", &secret).await;
+    page.click_button("Find").await;
+    page.assert_text_contains(&key).await;
+    page.assert_text_contains("Pasted into a public CI log")
+        .await;
+    page.assert_secret_absent(&secret, "/admin after a search")
+        .await;
+    page.shoot("operator-console").await;
+    page.fill("reason-1", "Abuse report under review").await;
+    page.click_button("Suspend API access").await;
+    page.wait_for(Locator::Css("td .badge-suspended")).await;
+    page.shoot("operator-suspended").await;
+    page.click_button("Restore API access").await;
+    page.wait_for(Locator::Css("td .badge-active")).await;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -530,6 +557,7 @@ struct Server {
     child: Child,
     url: String,
     log_path: PathBuf,
+    database: PathBuf,
     _dir: TempDir,
 }
 
@@ -575,6 +603,7 @@ impl Server {
             child,
             url: String::new(),
             log_path,
+            database,
             _dir: dir,
         };
         match rx.recv_timeout(STARTUP_TIMEOUT) {
@@ -587,6 +616,24 @@ impl Server {
 }
 
 impl Server {
+    /// `keyward operator create` on the server's database, with the password on stdin.
+    fn make_operator(&self, email: &str, password: &str) {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_keyward"))
+            .args(["--database-url"])
+            .arg(&self.database)
+            .args(["operator", "create", "--email", email])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("keyward operator create should start");
+        if let Some(mut stdin) = child.stdin.take() {
+            writeln!(stdin, "{password}").expect("the password is written to stdin");
+        }
+        let status = child.wait().expect("keyward operator create should finish");
+        assert!(status.success(), "keyward operator create failed: {status}");
+    }
+
     /// The last lines the server logged, for a failure's report.
     fn log_tail(&self) -> String {
         let log = std::fs::read_to_string(&self.log_path).unwrap_or_default();

@@ -39,7 +39,18 @@ async fn an_operator_revokes_a_leaked_token_found_by_its_secret_and_the_account_
         .assert_contains("No token matches.");
 
     // The pasted secret finds the token, in its account, with a revoke form for its key.
-    let found = op.get(&format!("/admin?q={}", leaked.token.secret)).await;
+    // A secret is searched with a POST, so it never sits in a URL, and never comes back.
+    let found = submit(
+        &op,
+        "/admin",
+        "/admin",
+        &[("q", leaked.token.secret.as_str())],
+    )
+    .await;
+    assert!(
+        !found.text().contains(&leaked.token.secret),
+        "the console wrote the pasted secret back into the page"
+    );
     found
         .assert_html_page(StatusCode::OK)
         .assert_contains("Leaky Co")

@@ -74,10 +74,15 @@ async fn an_invited_members_token_is_revoked_by_an_admin_and_a_leaked_one_by_an_
     let leaked = member.create_token("laptop script").await;
     let op_email = email_for("story operator");
     let op = operator(&app, &op_email).await;
-    op.get(&format!("/admin?q={}", leaked.token.secret))
-        .await
-        .assert_html_page(StatusCode::OK)
-        .assert_contains(&leaked.token.key);
+    submit(
+        &op,
+        "/admin",
+        "/admin",
+        &[("q", leaked.token.secret.as_str())],
+    )
+    .await
+    .assert_html_page(StatusCode::OK)
+    .assert_contains(&leaked.token.key);
     let leak_reason = "Found in a public paste by a secret scanner";
     let fields = [("key", leaked.token.key.as_str()), ("reason", leak_reason)];
     submit(&op, "/admin", "/admin/revoke", &fields)

@@ -21,6 +21,9 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(
         web::resource("/admin")
             .route(web::get().to(console))
+            // Searching by a leaked secret is a POST, so the secret stays out of URLs,
+            // browser history and proxy logs.
+            .route(web::post().to(search))
             .default_service(web::to(page_method_not_allowed)),
     )
     .service(post_only("/admin/revoke", revoke))
@@ -91,8 +94,23 @@ async fn console(
     state: web::Data<AppState>,
     query: web::Query<SearchQuery>,
 ) -> Result<HttpResponse, HtmlError> {
+    console_page(signed_in, state, query.into_inner().q).await
+}
+
+async fn search(
+    signed_in: SignedIn,
+    state: web::Data<AppState>,
+    CsrfForm(form): CsrfForm<SearchQuery>,
+) -> Result<HttpResponse, HtmlError> {
+    console_page(signed_in, state, form.q).await
+}
+
+async fn console_page(
+    signed_in: SignedIn,
+    state: web::Data<AppState>,
+    q: String,
+) -> Result<HttpResponse, HtmlError> {
     require_operator(&signed_in)?;
-    let q = query.into_inner().q;
     let lookup = (!q.trim().is_empty()).then(|| parse_lookup(&q));
     let mut search_error = None;
     let wanted = match lookup {
@@ -141,7 +159,12 @@ async fn console(
                 clusters: s.clusters,
             })
             .collect(),
-        query: q,
+        // A pasted secret is never written back into the page; the key stands in for it.
+        query: match &found {
+            Some((view, _)) => view.token.key.clone(),
+            None if q.trim().starts_with("kws_") => String::new(),
+            None => q,
+        },
         found: found.map(|(view, account)| FoundToken {
             row: TokenRow::from(&view),
             account_name: account.name,
