@@ -1,6 +1,8 @@
 //! `/audit`: the account's log, newest first, filtered by action and actor, a page at a time;
 //! and the whole admins story, told by the log at the end.
 
+use std::time::Duration;
+
 use reqwest::StatusCode;
 
 use crate::admin_helpers::{
@@ -8,7 +10,7 @@ use crate::admin_helpers::{
     operator, submit,
 };
 use crate::dashboard_helpers::{Browser, email_for, signed_up};
-use crate::helpers::spawn_app;
+use crate::helpers::{assert_401, eventually, spawn_app};
 
 /// How many events one page of the log shows.
 const PAGE_SIZE: usize = 50;
@@ -212,4 +214,49 @@ async fn the_log_pages_newest_first_and_filters_by_action_and_actor() {
         audit_log(&owner, "?action=member.removed").await.is_empty(),
         "an action that never happened shows no events"
     );
+}
+
+#[tokio::test]
+async fn an_expired_token_is_logged_once_the_first_time_it_is_refused() {
+    let app = spawn_app().await;
+    let owner = signed_up(&app.address, "Expiry Co").await;
+    let token = app
+        .create_token_with(
+            "expiry-co",
+            "short-lived",
+            "read",
+            &["--expires-in-days", "0"],
+        )
+        .await;
+    assert!(
+        audit_log(&owner, "?action=token.expired").await.is_empty(),
+        "nothing has seen the token expire yet"
+    );
+
+    for _ in 0..3 {
+        assert_401(app.get_with_auth("/clusters/", &token).await, false).await;
+    }
+
+    // The guard notes the expiry; the background flush writes the event.
+    let key = token.key.clone();
+    let logged = eventually(Duration::from_secs(5), Duration::from_millis(50), || {
+        let (owner, key) = (&owner, key.clone());
+        async move {
+            audit_log(owner, "?action=token.expired")
+                .await
+                .iter()
+                .any(|row| row.target.contains(&key))
+        }
+    })
+    .await;
+    assert!(logged, "token.expired was not logged for {}", token.key);
+
+    // Later refusals don't log it again.
+    for _ in 0..3 {
+        assert_401(app.get_with_auth("/clusters/", &token).await, false).await;
+    }
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    let rows = audit_log(&owner, "?action=token.expired").await;
+    assert_eq!(rows.len(), 1, "{rows:#?}");
+    assert_eq!(rows[0].actor, "system");
 }
