@@ -141,60 +141,15 @@ fn the_command_line_refuses_what_it_cannot_do() {
     let token = create_token(&db.path, &account, "ci", "read", &[]);
 
     let unknown = unknown_key();
+    #[rustfmt::skip]
     let cases: Vec<(&str, Vec<&str>)> = vec![
-        (
-            "revoke an unknown key",
-            vec!["token", "revoke", &unknown, "--reason", "typo"],
-        ),
-        (
-            "revoke something that is not a key",
-            vec!["token", "revoke", "not-a-key", "--reason", "typo"],
-        ),
-        (
-            "a token for an unknown account",
-            vec![
-                "token",
-                "create",
-                "--account",
-                "no-such-account",
-                "--name",
-                "x",
-            ],
-        ),
-        (
-            "a scope that does not exist",
-            vec![
-                "token",
-                "create",
-                "--account",
-                &account,
-                "--name",
-                "x",
-                "--scopes",
-                "read,admin",
-            ],
-        ),
-        (
-            "no scopes at all",
-            vec![
-                "token",
-                "create",
-                "--account",
-                &account,
-                "--name",
-                "x",
-                "--scopes",
-                "",
-            ],
-        ),
-        (
-            "a blank token name",
-            vec!["token", "create", "--account", &account, "--name", "  "],
-        ),
-        (
-            "a blank account name",
-            vec!["account", "create", "--name", "   "],
-        ),
+        ("revoke an unknown key", vec!["token", "revoke", &unknown, "--reason", "typo"]),
+        ("revoke something that is not a key", vec!["token", "revoke", "not-a-key", "--reason", "typo"]),
+        ("a token for an unknown account", vec!["token", "create", "--account", "no-such-account", "--name", "x"]),
+        ("a scope that does not exist", vec!["token", "create", "--account", &account, "--name", "x", "--scopes", "read,admin"]),
+        ("no scopes at all", vec!["token", "create", "--account", &account, "--name", "x", "--scopes", ""]),
+        ("a blank token name", vec!["token", "create", "--account", &account, "--name", "  "]),
+        ("a blank account name", vec!["account", "create", "--name", "   "]),
     ];
     let mut accepted = Vec::new();
     for (name, args) in cases {
