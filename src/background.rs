@@ -67,6 +67,31 @@ pub fn spawn(state: actix_web::web::Data<AppState>, seen: Arc<AtomicI32>) {
         }
     });
 
+    let sweep = state.config.expiry_sweep_interval;
+    let expiry_state = state.clone();
+    tokio::spawn(async move {
+        // The guard logs an expiry when it refuses the token; a token that expires
+        // unused is found here, so the audit log misses none.
+        let mut tick = tokio::time::interval(sweep);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            let state = expiry_state.clone();
+            let swept = tokio::task::spawn_blocking(move || {
+                let mut conn = state.pool.get()?;
+                let expired = db::tokens::expired_unlogged(&mut conn)?;
+                if expired.is_empty() {
+                    return Ok(());
+                }
+                db::tokens::log_expired(&mut conn, &expired)
+            })
+            .await;
+            if let Ok(Err(err)) = swept {
+                tracing::warn!(error = %err, "could not log expired tokens");
+            }
+        }
+    });
+
     let flush = state.config.usage_flush_interval;
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(flush);

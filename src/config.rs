@@ -93,6 +93,8 @@ pub struct Config {
     pub usage_flush_interval: std::time::Duration,
     /// How often other processes' revocations are picked up.
     pub invalidation_poll_interval: std::time::Duration,
+    /// How often tokens that expired unused get their `token.expired` event.
+    pub expiry_sweep_interval: std::time::Duration,
 }
 
 impl Config {
@@ -108,6 +110,7 @@ impl Config {
             workers: Some(2),
             usage_flush_interval: std::time::Duration::from_millis(200),
             invalidation_poll_interval: std::time::Duration::from_millis(100),
+            expiry_sweep_interval: std::time::Duration::from_millis(200),
         }
     }
 
@@ -179,6 +182,7 @@ impl TryFrom<RawSettings> for Config {
             workers: raw.workers,
             usage_flush_interval: std::time::Duration::from_secs(5),
             invalidation_poll_interval: std::time::Duration::from_millis(250),
+            expiry_sweep_interval: std::time::Duration::from_secs(60),
         })
     }
 }

@@ -395,6 +395,18 @@ pub fn record_usage(conn: &mut SqliteConnection, batch: &[Usage]) -> Result<(), 
     })
 }
 
+/// Active tokens past their expiry whose `token.expired` event is not yet logged.
+pub fn expired_unlogged(conn: &mut SqliteConnection) -> Result<Vec<TokenId>, AppError> {
+    let ids: Vec<i32> = tokens::table
+        .filter(tokens::expiry_logged.eq(false))
+        .filter(tokens::revoked_at.is_null())
+        .filter(tokens::expires_at.le(super::now()))
+        .select(tokens::id)
+        .limit(1000)
+        .load(conn)?;
+    Ok(ids.into_iter().map(TokenId).collect())
+}
+
 /// Logs `token.expired` for each token the first time it is seen expired.
 pub fn log_expired(conn: &mut SqliteConnection, ids: &[TokenId]) -> Result<(), AppError> {
     super::write(conn, |conn| {

@@ -6,11 +6,11 @@ use std::time::Duration;
 use reqwest::StatusCode;
 
 use crate::admin_helpers::{
-    assert_api_refuses, assert_api_works, audit_log, audit_rows, find_event, join, member_id,
-    operator, submit,
+    AuditRow, assert_api_refuses, assert_api_works, audit_log, audit_rows, find_event, join,
+    member_id, operator, submit,
 };
 use crate::dashboard_helpers::{Browser, email_for, signed_up};
-use crate::helpers::{assert_401, eventually, spawn_app};
+use crate::helpers::{TestApp, Token, assert_401, eventually, spawn_app};
 
 /// How many events one page of the log shows.
 const PAGE_SIZE: usize = 50;
@@ -216,8 +216,37 @@ async fn the_log_pages_newest_first_and_filters_by_action_and_actor() {
     );
 }
 
+/// The `token.expired` rows for `key` in the owner's audit log.
+async fn expiry_events(owner: &Browser, key: &str) -> Vec<AuditRow> {
+    audit_log(owner, "?action=token.expired")
+        .await
+        .into_iter()
+        .filter(|row| row.target.contains(key))
+        .collect()
+}
+
+/// Waits, bounded, for the expiry to be logged, then checks it stays logged once, by "system".
+async fn assert_expiry_logged_once(app: &TestApp, owner: &Browser, token: &Token) {
+    let logged = eventually(
+        Duration::from_secs(5),
+        Duration::from_millis(50),
+        || async { !expiry_events(owner, &token.key).await.is_empty() },
+    )
+    .await;
+    assert!(logged, "token.expired was not logged for {}", token.key);
+
+    // Later refusals, and later sweeps, don't log it again.
+    for _ in 0..3 {
+        assert_401(app.get_with_auth("/clusters/", token).await, false).await;
+    }
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    let rows = expiry_events(owner, &token.key).await;
+    assert_eq!(rows.len(), 1, "{rows:#?}");
+    assert_eq!(rows[0].actor, "system");
+}
+
 #[tokio::test]
-async fn an_expired_token_is_logged_once_the_first_time_it_is_refused() {
+async fn an_expired_token_is_logged_once_when_it_is_refused() {
     let app = spawn_app().await;
     let owner = signed_up(&app.address, "Expiry Co").await;
     let token = app
@@ -228,35 +257,23 @@ async fn an_expired_token_is_logged_once_the_first_time_it_is_refused() {
             &["--expires-in-days", "0"],
         )
         .await;
+    assert_401(app.get_with_auth("/clusters/", &token).await, false).await;
+    assert_expiry_logged_once(&app, &owner, &token).await;
+}
+
+#[tokio::test]
+async fn a_token_that_expires_unused_is_logged_too() {
+    let app = spawn_app().await;
+    let owner = signed_up(&app.address, "Idle Co").await;
+    let token = app
+        .create_token_with("idle-co", "never used", "read", &["--expires-in-days", "0"])
+        .await;
+    let live = app
+        .create_token_with("idle-co", "still valid", "read", &[])
+        .await;
+    assert_expiry_logged_once(&app, &owner, &token).await;
     assert!(
-        audit_log(&owner, "?action=token.expired").await.is_empty(),
-        "nothing has seen the token expire yet"
+        expiry_events(&owner, &live.key).await.is_empty(),
+        "a token that has not expired was logged as expired"
     );
-
-    for _ in 0..3 {
-        assert_401(app.get_with_auth("/clusters/", &token).await, false).await;
-    }
-
-    // The guard notes the expiry; the background flush writes the event.
-    let key = token.key.clone();
-    let logged = eventually(Duration::from_secs(5), Duration::from_millis(50), || {
-        let (owner, key) = (&owner, key.clone());
-        async move {
-            audit_log(owner, "?action=token.expired")
-                .await
-                .iter()
-                .any(|row| row.target.contains(&key))
-        }
-    })
-    .await;
-    assert!(logged, "token.expired was not logged for {}", token.key);
-
-    // Later refusals don't log it again.
-    for _ in 0..3 {
-        assert_401(app.get_with_auth("/clusters/", &token).await, false).await;
-    }
-    tokio::time::sleep(Duration::from_millis(600)).await;
-    let rows = audit_log(&owner, "?action=token.expired").await;
-    assert_eq!(rows.len(), 1, "{rows:#?}");
-    assert_eq!(rows[0].actor, "system");
 }
