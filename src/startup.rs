@@ -1,8 +1,6 @@
 //! Builds the server: pool and migrations, shared state, routes, background loops.
 
 use std::net::TcpListener;
-use std::sync::Arc;
-use std::sync::atomic::AtomicI32;
 
 use actix_web::dev::{Server, ServerHandle};
 use actix_web::middleware::from_fn;
@@ -32,7 +30,7 @@ impl Application {
         let pool = tokio::task::spawn_blocking(move || db::connect(&database_url))
             .await
             .context("database setup task failed")??;
-        let seen = {
+        let log_end = {
             let mut conn = pool.get()?;
             db::invalidations::latest_seq(&mut conn).map_err(|e| anyhow::anyhow!("{e}"))?
         };
@@ -47,6 +45,7 @@ impl Application {
 
         // Built once: every worker gets a handle to the same cache and recorder.
         let state = web::Data::new(AppState::new(pool, config));
+        state.cache.skip_to(log_end);
         let app_state = state.clone();
         let store = DbSessionStore::new(state.pool.clone());
         let mut server = HttpServer::new(move || {
@@ -72,7 +71,7 @@ impl Application {
             server = server.workers(workers);
         }
         let server = server.run();
-        background::spawn(state.clone(), Arc::new(AtomicI32::new(seen)));
+        background::spawn(state.clone());
         Ok(Self {
             port,
             server,

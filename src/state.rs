@@ -44,7 +44,16 @@ impl AppState {
             db::tokens::revoke(conn, account, token, &actor, &reason)
         })
         .await?;
-        self.cache.evict(&revoked.key);
+        self.sync_cache().await?;
         Ok(revoked)
+    }
+
+    /// Applies the invalidation log to this process's cache now. Call it after a change
+    /// that wrote to the log and before answering, so that every worker already refuses
+    /// what was revoked or suspended.
+    pub async fn sync_cache(&self) -> Result<(), AppError> {
+        let cache = self.cache.clone();
+        db::run(&self.pool, move |conn| cache.apply_invalidations(conn)).await?;
+        Ok(())
     }
 }

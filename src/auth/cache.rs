@@ -8,15 +8,22 @@
 //! revocation commits and evicts it, then put its stale copy in afterwards. Every
 //! eviction bumps `generation`, and a load only inserts if no eviction happened since
 //! it started reading.
+//!
+//! Entries leave the cache one way only: through the `cache_invalidations` log, which
+//! every revocation and suspension writes in its own transaction. The poller applies it
+//! for changes made elsewhere; a change made here applies it before answering.
 
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::RwLock;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicI32, AtomicU64, Ordering};
 
 use chrono::NaiveDateTime;
+use diesel::SqliteConnection;
 
+use crate::db;
 use crate::domain::{AccountId, Scopes, SecretDigest, TokenId};
+use crate::error::AppError;
 
 /// What the guard needs to know about a token, and what `GET /token` shows.
 #[derive(Debug, Clone)]
@@ -45,6 +52,8 @@ impl CachedToken {
 pub struct TokenCache {
     entries: RwLock<HashMap<String, Arc<CachedToken>>>,
     generation: AtomicU64,
+    /// The last `cache_invalidations.seq` applied.
+    applied: AtomicI32,
 }
 
 impl TokenCache {
@@ -71,24 +80,39 @@ impl TokenCache {
         true
     }
 
-    pub fn evict(&self, key: &str) {
+    /// Starts from the log's current end: a fresh cache has nothing older to forget.
+    pub fn skip_to(&self, seq: i32) {
+        self.applied.fetch_max(seq, Ordering::AcqRel);
+    }
+
+    /// Evicts everything the invalidation log names after the last entry applied.
+    /// Blocking: call off the async workers.
+    pub fn apply_invalidations(&self, conn: &mut SqliteConnection) -> Result<usize, AppError> {
+        let notes = db::invalidations::since(conn, self.applied.load(Ordering::Acquire))?;
+        for note in &notes {
+            if let Some(key) = &note.token_key {
+                self.evict(key);
+            }
+            if let Some(account) = note.account_id {
+                self.evict_account(AccountId(account));
+            }
+        }
+        if let Some(last) = notes.last() {
+            self.applied.fetch_max(last.seq, Ordering::AcqRel);
+        }
+        Ok(notes.len())
+    }
+
+    fn evict(&self, key: &str) {
         let mut entries = self.write();
         entries.remove(key);
         self.generation.fetch_add(1, Ordering::AcqRel);
     }
 
-    pub fn evict_account(&self, account: AccountId) {
+    fn evict_account(&self, account: AccountId) {
         let mut entries = self.write();
         entries.retain(|_, t| t.account_id != account);
         self.generation.fetch_add(1, Ordering::AcqRel);
-    }
-
-    pub fn len(&self) -> usize {
-        self.read().len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
     }
 
     // A panic while holding the lock can't leave the map half-written (every write is

@@ -113,7 +113,6 @@ pub async fn authenticate(
         return Err(denied(AuthFailure::Inactive));
     }
     if token.is_expired_at(chrono::Utc::now().naive_utc()) {
-        state.usage.note_expired(token.id);
         return Err(denied(AuthFailure::Inactive));
     }
     if token.account_suspended {

@@ -2,7 +2,7 @@
 //! batches, so an API request never writes to the database. A crash loses at most one
 //! interval of "last used" figures, never a token.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::Mutex;
 
@@ -16,7 +16,6 @@ use crate::error::AppError;
 pub struct UsageRecorder {
     // IpAddr is Copy: recording a use allocates nothing.
     latest: Mutex<HashMap<TokenId, (NaiveDateTime, Option<IpAddr>)>>,
-    expired: Mutex<HashSet<TokenId>>,
 }
 
 impl UsageRecorder {
@@ -29,46 +28,29 @@ impl UsageRecorder {
         latest.insert(token, (at, ip));
     }
 
-    /// Notes a token seen past its expiry, so its `token.expired` event is logged once.
-    pub fn note_expired(&self, token: TokenId) {
-        let mut expired = self.expired.lock().unwrap_or_else(|e| e.into_inner());
-        expired.insert(token);
-    }
-
     /// Writes what has gathered since the last flush. Blocking: call off the async workers.
     pub fn flush(&self, pool: &Pool) -> Result<usize, AppError> {
         let batch: Vec<db::tokens::Usage> = {
             let mut latest = self.latest.lock().unwrap_or_else(|e| e.into_inner());
             latest
                 .drain()
-                .map(|(token, (at, ip))| db::tokens::Usage {
-                    token,
-                    at,
-                    ip: ip.map(|ip| ip.to_string()),
-                })
+                .map(|(token, (at, ip))| db::tokens::Usage { token, at, ip })
                 .collect()
         };
-        let expired: Vec<TokenId> = {
-            let mut expired = self.expired.lock().unwrap_or_else(|e| e.into_inner());
-            expired.drain().collect()
-        };
-        if batch.is_empty() && expired.is_empty() {
+        if batch.is_empty() {
             return Ok(0);
         }
-        let mut conn = pool.get()?;
-        if !batch.is_empty()
-            && let Err(err) = db::tokens::record_usage(&mut conn, &batch)
-        {
+        let written = pool
+            .get()
+            .map_err(AppError::from)
+            .and_then(|mut conn| db::tokens::record_usage(&mut conn, &batch));
+        if let Err(err) = written {
             // Put the batch back so the next flush tries again, unless newer figures came in.
             let mut latest = self.latest.lock().unwrap_or_else(|e| e.into_inner());
             for usage in batch {
-                let ip = usage.ip.and_then(|ip| ip.parse().ok());
-                latest.entry(usage.token).or_insert((usage.at, ip));
+                latest.entry(usage.token).or_insert((usage.at, usage.ip));
             }
             return Err(err);
-        }
-        if !expired.is_empty() {
-            db::tokens::log_expired(&mut conn, &expired)?;
         }
         Ok(batch.len())
     }

@@ -371,7 +371,7 @@ pub fn find_for_guard(
 pub struct Usage {
     pub token: TokenId,
     pub at: NaiveDateTime,
-    pub ip: Option<String>,
+    pub ip: Option<std::net::IpAddr>,
 }
 
 /// Writes a batch of uses in one transaction. Never moves `last_used_at` backwards.
@@ -387,7 +387,7 @@ pub fn record_usage(conn: &mut SqliteConnection, batch: &[Usage]) -> Result<(), 
             )
             .set((
                 tokens::last_used_at.eq(usage.at),
-                tokens::last_used_ip.eq(usage.ip.as_deref()),
+                tokens::last_used_ip.eq(usage.ip.map(|ip| ip.to_string())),
             ))
             .execute(conn)?;
         }
@@ -395,29 +395,25 @@ pub fn record_usage(conn: &mut SqliteConnection, batch: &[Usage]) -> Result<(), 
     })
 }
 
-/// Active tokens past their expiry whose `token.expired` event is not yet logged.
-pub fn expired_unlogged(conn: &mut SqliteConnection) -> Result<Vec<TokenId>, AppError> {
-    let ids: Vec<i32> = tokens::table
-        .filter(tokens::expiry_logged.eq(false))
-        .filter(tokens::revoked_at.is_null())
-        .filter(tokens::expires_at.le(super::now()))
-        .select(tokens::id)
-        .limit(1000)
-        .load(conn)?;
-    Ok(ids.into_iter().map(TokenId).collect())
-}
-
-/// Logs `token.expired` for each token the first time it is seen expired.
-pub fn log_expired(conn: &mut SqliteConnection, ids: &[TokenId]) -> Result<(), AppError> {
+/// Logs `token.expired` once for every unrevoked token past its expiry, and returns how
+/// many it logged. The read that finds none takes no write lock.
+pub fn log_expired(conn: &mut SqliteConnection) -> Result<usize, AppError> {
+    let unlogged = |conn: &mut SqliteConnection| {
+        tokens::table
+            .filter(tokens::expiry_logged.eq(false))
+            .filter(tokens::revoked_at.is_null())
+            .filter(tokens::expires_at.le(super::now()))
+            .select(Token::as_select())
+            .limit(1000)
+            .load::<Token>(conn)
+    };
+    if unlogged(conn)?.is_empty() {
+        return Ok(0);
+    }
     super::write(conn, |conn| {
-        for id in ids {
-            let token: Option<Token> = tokens::table
-                .find(id.0)
-                .filter(tokens::expiry_logged.eq(false))
-                .select(Token::as_select())
-                .first(conn)
-                .optional()?;
-            let Some(token) = token else { continue };
+        // Read again under the write lock: another process may have logged them meanwhile.
+        let expired = unlogged(conn)?;
+        for token in &expired {
             diesel::update(tokens::table.find(token.id))
                 .set(tokens::expiry_logged.eq(true))
                 .execute(conn)?;
@@ -431,12 +427,12 @@ pub fn log_expired(conn: &mut SqliteConnection, ids: &[TokenId]) -> Result<(), A
                 &Actor::system(),
                 Event {
                     action: action::TOKEN_EXPIRED,
-                    target: &token_target(&token),
+                    target: &token_target(token),
                     token: Some(token.token_id()),
                     detail: &detail,
                 },
             )?;
         }
-        Ok(())
+        Ok(expired.len())
     })
 }

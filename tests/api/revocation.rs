@@ -155,3 +155,60 @@ async fn the_binary_cli_revokes_on_a_running_binary_server() {
         "the sibling token still works"
     );
 }
+
+/// A server whose poll for other processes' changes never comes in a test's lifetime:
+/// whatever it refuses at once, it refuses because the change itself emptied its cache.
+async fn app_that_never_polls() -> crate::helpers::TestApp {
+    crate::helpers::spawn_app_with(|config| {
+        config.invalidation_poll_interval = Duration::from_secs(3600);
+    })
+    .await
+}
+
+#[tokio::test]
+async fn revocations_made_through_the_dashboard_take_effect_before_the_page_answers() {
+    use crate::admin_helpers::{
+        account_id, assert_api_refuses, assert_api_works, assert_suspended, call_api, join,
+        member_id, operator, submit,
+    };
+    use crate::dashboard_helpers::{email_for, signed_up};
+
+    let app = app_that_never_polls().await;
+    let owner = signed_up(&app.address, "No Poll Co").await;
+    let member_email = email_for("no poll member");
+    let member = join(&owner, &member_email, "member").await;
+    let own = owner.create_token("revoked on its page").await;
+    let members = member.create_token("member's token").await;
+    let leaked = owner.create_token("leaked").await;
+    let kept = owner.create_token("kept").await;
+    for token in [&own, &members, &leaked, &kept] {
+        assert_api_works(&app, &token.token).await;
+    }
+
+    // A token revoked on its page.
+    owner.revoke(own.id, "rotated").await;
+    assert_api_refuses(&app, &own.token).await;
+
+    // A member removed with their tokens.
+    let id = member_id(&owner, &member_email).await;
+    submit(&owner, "/members", &format!("/members/{id}/remove"), &[]).await;
+    assert_api_refuses(&app, &members.token).await;
+
+    // An operator's revocation, and an operator's suspension.
+    let op = operator(&app, &email_for("no poll operator")).await;
+    let fields = [("key", leaked.token.key.as_str()), ("reason", "leaked")];
+    submit(&op, "/admin", "/admin/revoke", &fields).await;
+    assert_api_refuses(&app, &leaked.token).await;
+    let account = account_id(&op, "No Poll Co").await;
+    let path = format!("/admin/accounts/{account}/api-access");
+    submit(
+        &op,
+        "/admin",
+        &path,
+        &[("state", "suspended"), ("reason", "review")],
+    )
+    .await;
+    assert_suspended(call_api(&app, &kept.token).await).await;
+    submit(&op, "/admin", &path, &[("state", "active")]).await;
+    assert_api_works(&app, &kept.token).await;
+}

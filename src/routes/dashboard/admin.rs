@@ -197,7 +197,7 @@ async fn revoke(
         db::tokens::revoke_by_key_any_account(conn, &key, &actor, &reason)
     })
     .await?;
-    state.cache.evict(&token.key);
+    state.sync_cache().await?;
     Flash::success(format!("Token {} was revoked.", token.key)).set(&signed_in.session);
     Ok(redirect(&format!("/admin?q={}", token.key)))
 }

@@ -237,9 +237,7 @@ async fn remove(
         })
     })
     .await?;
-    for token in &revoked {
-        state.cache.evict(&token.key);
-    }
+    state.sync_cache().await?;
     Flash::success(format!(
         "{email} was removed, and {} of their tokens revoked.",
         revoked.len()
@@ -348,7 +346,7 @@ pub async fn apply_api_access(
         })
     })
     .await?;
-    state.cache.evict_account(account);
+    state.sync_cache().await?;
     Ok(())
 }
 
