@@ -38,6 +38,16 @@ impl DbSessionStore {
         Self { pool }
     }
 
+    /// Stores `body` under a new random session key.
+    async fn insert(&self, body: String, ttl: &Duration) -> anyhow::Result<SessionKey> {
+        let key = SessionKey::try_from(random_base62(64))?;
+        let id = row_id(&key);
+        let expires_at = expiry(ttl);
+        self.blocking(move |conn| db::sessions::insert(conn, &id, &body, expires_at))
+            .await?;
+        Ok(key)
+    }
+
     async fn blocking<T, F>(&self, f: F) -> anyhow::Result<T>
     where
         T: Send + 'static,
@@ -76,14 +86,7 @@ impl SessionStore for DbSessionStore {
         ttl: &Duration,
     ) -> Result<SessionKey, SaveError> {
         let body = serde_json::to_string(&state).map_err(|e| SaveError::Serialization(e.into()))?;
-        let key =
-            SessionKey::try_from(random_base62(64)).map_err(|e| SaveError::Other(e.into()))?;
-        let id = row_id(&key);
-        let expires_at = expiry(ttl);
-        self.blocking(move |conn| db::sessions::upsert(conn, &id, &body, expires_at))
-            .await
-            .map_err(SaveError::Other)?;
-        Ok(key)
+        self.insert(body, ttl).await.map_err(SaveError::Other)
     }
 
     async fn update(
@@ -96,10 +99,18 @@ impl SessionStore for DbSessionStore {
             serde_json::to_string(&state).map_err(|e| UpdateError::Serialization(e.into()))?;
         let id = row_id(&key);
         let expires_at = expiry(ttl);
-        self.blocking(move |conn| db::sessions::upsert(conn, &id, &body, expires_at))
+        let updated = self
+            .blocking(move |conn| db::sessions::update(conn, &id, &body, expires_at))
             .await
             .map_err(UpdateError::Other)?;
-        Ok(key)
+        if updated {
+            return Ok(key);
+        }
+        // The session ended (logout, expiry) while this request ran. Writing its state
+        // back would undo the logout, so the browser gets a new, empty session instead.
+        self.insert("{}".to_string(), ttl)
+            .await
+            .map_err(UpdateError::Other)
     }
 
     async fn update_ttl(&self, key: &SessionKey, ttl: &Duration) -> Result<(), anyhow::Error> {
@@ -113,5 +124,56 @@ impl SessionStore for DbSessionStore {
         let id = row_id(key);
         self.blocking(move |conn| db::sessions::delete(conn, &id))
             .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn signed_in_state() -> HashMap<String, String> {
+        HashMap::from([("user_id".to_string(), "7".to_string())])
+    }
+
+    #[actix_web::test]
+    async fn a_request_that_ends_after_logout_does_not_bring_the_session_back() {
+        let dir = tempfile::tempdir().unwrap();
+        let pool = db::connect(dir.path().join("s.db").to_str().unwrap()).unwrap();
+        let store = DbSessionStore::new(pool);
+        let ttl = Duration::hours(2);
+
+        let key = store.save(signed_in_state(), &ttl).await.unwrap();
+        let same = SessionKey::try_from(key.as_ref().to_string()).unwrap();
+        // Another tab logs out...
+        store.delete(&key).await.unwrap();
+        // ...while a slower request still holds the signed-in state and saves it.
+        let after = store.update(same, signed_in_state(), &ttl).await.unwrap();
+
+        assert_ne!(
+            after.as_ref(),
+            key.as_ref(),
+            "the ended session id was reused"
+        );
+        assert_eq!(store.load(&key).await.unwrap(), None);
+        let fresh = store.load(&after).await.unwrap().unwrap();
+        assert!(
+            fresh.is_empty(),
+            "the new session carries no sign-in: {fresh:?}"
+        );
+    }
+
+    #[actix_web::test]
+    async fn a_live_session_keeps_its_id_when_its_state_changes() {
+        let dir = tempfile::tempdir().unwrap();
+        let pool = db::connect(dir.path().join("s.db").to_str().unwrap()).unwrap();
+        let store = DbSessionStore::new(pool);
+        let ttl = Duration::hours(2);
+
+        let key = store.save(HashMap::new(), &ttl).await.unwrap();
+        let same = SessionKey::try_from(key.as_ref().to_string()).unwrap();
+        let after = store.update(same, signed_in_state(), &ttl).await.unwrap();
+
+        assert_eq!(after.as_ref(), key.as_ref());
+        assert_eq!(store.load(&key).await.unwrap(), Some(signed_in_state()));
     }
 }

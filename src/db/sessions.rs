@@ -19,14 +19,14 @@ pub fn load(
         .optional()?)
 }
 
-pub fn upsert(
+pub fn insert(
     conn: &mut SqliteConnection,
     id: &str,
     state: &str,
     expires_at: NaiveDateTime,
 ) -> Result<(), AppError> {
     super::write(conn, |conn| {
-        diesel::replace_into(sessions::table)
+        diesel::insert_into(sessions::table)
             .values((
                 sessions::id.eq(id),
                 sessions::state.eq(state),
@@ -34,6 +34,25 @@ pub fn upsert(
             ))
             .execute(conn)?;
         Ok(())
+    })
+}
+
+/// Changes a live session's state. `false` when the row is gone (logged out meanwhile):
+/// it is never brought back.
+pub fn update(
+    conn: &mut SqliteConnection,
+    id: &str,
+    state: &str,
+    expires_at: NaiveDateTime,
+) -> Result<bool, AppError> {
+    super::write(conn, |conn| {
+        let changed = diesel::update(sessions::table.find(id))
+            .set((
+                sessions::state.eq(state),
+                sessions::expires_at.eq(expires_at),
+            ))
+            .execute(conn)?;
+        Ok(changed == 1)
     })
 }
 

@@ -289,3 +289,24 @@ async fn a_bad_invitation_is_refused_and_makes_no_link() {
         "no invitation was recorded"
     );
 }
+
+#[tokio::test]
+async fn a_second_invitation_to_someone_already_in_is_refused_with_a_reason() {
+    let app = spawn_app().await;
+    let owner = signed_up(&app.address, "Twice Co").await;
+    let email = email_for("invited twice");
+    let first = invitation_link(&owner, &email, "member").await;
+    let second = invitation_link(&owner, &email, "admin").await;
+    let browser = Browser::new(&app.address);
+    accept_as_new_user(&browser, &first, PASSWORD)
+        .await
+        .assert_redirect("/tokens");
+
+    let again = submit(&browser, &second, &second, &[("password", PASSWORD)]).await;
+    assert_invalid(&again, "is already a member of Twice Co");
+    assert_eq!(
+        member_role(&owner, &email).await.as_deref(),
+        Some("member"),
+        "the second invitation changed nothing"
+    );
+}

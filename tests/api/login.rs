@@ -5,6 +5,7 @@ use futures_util::future::join_all;
 use reqwest::StatusCode;
 use reqwest::header::RETRY_AFTER;
 
+use crate::admin_helpers::{invitation_link, join, member_id, submit};
 use crate::dashboard_helpers::{Browser, PASSWORD, email_for, signed_up};
 use crate::helpers::spawn_app;
 
@@ -154,4 +155,38 @@ async fn the_101st_failed_sign_in_for_an_email_is_refused_with_429() {
         )
         .await;
     other.assert_html_page(StatusCode::UNAUTHORIZED);
+
+    // An invitation asks an existing user for the same password: it is no way around the limit.
+    let inviter = signed_up(&app.address, "Inviting Co").await;
+    let link = invitation_link(&inviter, &target, "member").await;
+    let via_invitation = submit(&attacker, &link, &link, &[("password", PASSWORD)]).await;
+    via_invitation.assert_html_page(StatusCode::TOO_MANY_REQUESTS);
+    assert!(
+        via_invitation.text().contains("Try again in"),
+        "{}",
+        via_invitation.body
+    );
+}
+
+#[tokio::test]
+async fn someone_who_belongs_to_no_account_signs_in_to_a_page_that_says_so() {
+    let app = spawn_app().await;
+    let owner = signed_up(&app.address, "Parting Co").await;
+    let leaver_email = email_for("leaver");
+    join(&owner, &leaver_email, "member").await;
+    let id = member_id(&owner, &leaver_email).await;
+    submit(&owner, "/members", &format!("/members/{id}/remove"), &[])
+        .await
+        .assert_redirect("/members");
+
+    let leaver = Browser::new(&app.address);
+    leaver
+        .log_in(&leaver_email, PASSWORD)
+        .await
+        .assert_redirect("/tokens");
+    leaver
+        .get("/tokens")
+        .await
+        .assert_html_page(StatusCode::FORBIDDEN)
+        .assert_contains("You don't belong to an account yet.");
 }

@@ -36,10 +36,6 @@ struct AcceptPage {
     errors: Vec<String>,
 }
 
-fn gone() -> AppError {
-    AppError::NotFound
-}
-
 async fn page(
     state: &AppState,
     session: &Session,
@@ -53,11 +49,7 @@ async fn page(
         let has_sign_in = db::users::find_by_email(conn, &email)?.is_some();
         Ok((invitation, account_name, has_sign_in))
     })
-    .await
-    .map_err(|e| match e {
-        AppError::NotFound => gone(),
-        other => other,
-    })?;
+    .await?;
     Ok(AcceptPage {
         layout: Layout::public("Join an account", session)?,
         token,
@@ -95,6 +87,7 @@ async fn accept(
     let token = token.into_inner();
     let ip = req.peer_addr().map(|a| a.ip().to_string());
     let lookup = token.clone();
+    let throttle = state.throttle.clone();
     let joined = db::run(&state.pool, move |conn| {
         let (invitation, account_name) = db::invitations::find_open(conn, &lookup)?;
         let email = Email::parse(&invitation.email).map_err(AppError::internal)?;
@@ -102,12 +95,15 @@ async fn accept(
         // The slow part, argon2, runs before the write lock is taken.
         let new_hash = match &existing {
             Some(user) => {
+                // A password check like sign-in's, so it is limited like sign-in.
+                let attempt = throttle.attempt(&user.email, ip.as_deref().unwrap_or_default())?;
                 let typed = Password::for_sign_in(form.password.clone());
                 if !password::verify(Some(&user.password_hash), &typed) {
                     return Err(AppError::invalid(
                         "That is not the password of this email's Keyward sign-in.",
                     ));
                 }
+                attempt.succeeded();
                 None
             }
             None => {
@@ -125,8 +121,14 @@ async fn accept(
                 (None, Some(hash)) => db::users::create(conn, &email, &hash, false)?,
                 (None, None) => return Err(AppError::internal("no password for a new user")),
             };
-            db::users::record_login(conn, user.user_id())?;
             let account = crate::domain::AccountId(invitation.account_id);
+            // Two invitations to one person: the first made them a member already.
+            if db::memberships::role_of(conn, user.user_id(), account)?.is_some() {
+                return Err(AppError::invalid(format!(
+                    "{email} is already a member of {account_name}. Sign in to use it."
+                )));
+            }
+            db::users::record_login(conn, user.user_id())?;
             db::memberships::create(conn, user.user_id(), account, invitation.role())?;
             let actor = Actor {
                 user_id: Some(user.user_id()),
@@ -158,7 +160,6 @@ async fn accept(
             &page(&state, &session, token, errors).await?,
             actix_web::http::StatusCode::UNPROCESSABLE_ENTITY,
         ),
-        Err(AppError::NotFound) => Err(gone().into()),
         Err(other) => Err(other.into()),
     }
 }

@@ -301,13 +301,20 @@ impl FromRequest for SignedIn {
             }
             let wanted = session.get::<i32>(ACCOUNT_ID).ok().flatten();
             let (user, memberships) = db::run(&state.pool, move |conn| {
-                let user =
-                    db::users::find(conn, UserId(user_id)).map_err(|_| AppError::SignInRequired)?;
+                let user = db::users::find(conn, UserId(user_id)).map_err(|e| match e {
+                    AppError::NotFound => AppError::SignInRequired,
+                    other => other,
+                })?;
                 let memberships = db::memberships::accounts_of(conn, user.user_id())?;
                 Ok((user, memberships))
             })
             .await
-            .inspect_err(|_| session.purge())?;
+            // A user that no longer exists ends the session; a database hiccup does not.
+            .inspect_err(|e| {
+                if matches!(e, AppError::SignInRequired) {
+                    session.purge();
+                }
+            })?;
             // The account asked for, if still a member; else the first one.
             let membership = memberships
                 .iter()

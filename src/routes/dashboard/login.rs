@@ -14,7 +14,6 @@ use crate::auth::csrf::{CsrfForm, NoFields};
 use crate::auth::password;
 use crate::db::{self, audit, audit::Actor};
 use crate::domain::{Email, Password};
-use crate::error::AppError;
 use crate::state::AppState;
 
 #[derive(Template)]
@@ -65,17 +64,7 @@ pub async fn submit(
         .peer_addr()
         .map(|a| a.ip().to_string())
         .unwrap_or_default();
-    if let Err(wait) = state.throttle.check(&form.email, &ip) {
-        let minutes = wait.as_secs().div_ceil(60).max(1);
-        return Err(AppError::TooManyRequests {
-            retry_after_secs: wait.as_secs().max(1),
-            message: format!(
-                "Too many failed sign-ins for this email or network. Try again in {minutes} minute{}.",
-                if minutes == 1 { "" } else { "s" }
-            ),
-        }
-        .into());
-    }
+    let attempt = state.throttle.attempt(&form.email, &ip)?;
 
     let email = Email::parse(&form.email).ok();
     let password = Password::for_sign_in(form.password);
@@ -126,15 +115,19 @@ pub async fn submit(
 
     match outcome {
         Some((user, account)) => {
+            attempt.succeeded();
             layout::sign_in(&session, user.user_id(), account)?;
-            Ok(redirect(if account.is_some() {
-                "/tokens"
-            } else {
+            // An operator who belongs to no account lands on the console; anyone else
+            // on the token list, which says when they belong to no account yet.
+            Ok(redirect(if account.is_none() && user.operator {
                 "/admin"
+            } else {
+                "/tokens"
             }))
         }
         None => {
-            state.throttle.record_failure(&form.email, &ip);
+            // The attempt stays counted as a failure.
+            drop(attempt);
             render_with_status(
                 &LoginPage {
                     layout: Layout::public("Sign in", &session)?,
