@@ -3,7 +3,7 @@
 
 use actix_web::http::StatusCode;
 use actix_web::http::header::{self, HeaderValue};
-use actix_web::{HttpResponse, ResponseError};
+use actix_web::{HttpResponse, HttpResponseBuilder, ResponseError};
 use serde_json::json;
 
 /// Sentences of the 401 body, in the reference's order.
@@ -112,10 +112,20 @@ impl ResponseError for AppError {
 
     fn error_response(&self) -> HttpResponse {
         let status = self.status_code();
+        self.response_builder()
+            .json(json!({ "errors": self.messages(), "status": status.as_u16() }))
+    }
+}
+
+impl AppError {
+    /// The status and headers of this error, whatever the body: the API's JSON and the
+    /// dashboard's page both start here. Logs an internal error's cause, which only the
+    /// log ever sees.
+    pub fn response_builder(&self) -> HttpResponseBuilder {
         if let AppError::Internal(err) = self {
             tracing::error!(error = %format!("{err:#}"), "internal error");
         }
-        let mut response = HttpResponse::build(status);
+        let mut response = HttpResponse::build(self.status_code());
         match self {
             AppError::Unauthorized { .. } | AppError::SignInRequired => {
                 response.insert_header((
@@ -131,7 +141,7 @@ impl ResponseError for AppError {
             _ => {}
         }
         response.insert_header((header::CACHE_CONTROL, "no-store"));
-        response.json(json!({ "errors": self.messages(), "status": status.as_u16() }))
+        response
     }
 }
 

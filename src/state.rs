@@ -8,7 +8,7 @@ use crate::auth::throttle::LoginThrottle;
 use crate::auth::usage::UsageRecorder;
 use crate::config::Config;
 use crate::db::{self, Pool};
-use crate::domain::{AccountId, TokenId};
+use crate::domain::{AccountId, Reason, TokenId};
 use crate::error::AppError;
 
 pub struct AppState {
@@ -38,10 +38,10 @@ impl AppState {
         account: AccountId,
         token: TokenId,
         actor: db::audit::Actor,
-        reason: String,
+        reason: Reason,
     ) -> Result<db::tokens::Token, AppError> {
         let revoked = db::run(&self.pool, move |conn| {
-            db::tokens::revoke(conn, account, token, &actor, &reason)
+            db::tokens::revoke(conn, account, token, &actor, reason.as_str())
         })
         .await?;
         self.sync_cache().await?;

@@ -11,10 +11,9 @@ use actix_session::storage::{LoadError, SaveError, SessionKey, SessionStore, Upd
 use actix_web::cookie::time::Duration;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use sha2::{Digest, Sha256};
 
 use crate::db::{self, Pool};
-use crate::domain::random_base62;
+use crate::domain::{SecretDigest, random_base62};
 
 pub const IDLE_TIMEOUT_HOURS: i64 = 2;
 pub const ABSOLUTE_LIFETIME_HOURS: i64 = 12;
@@ -61,7 +60,7 @@ impl DbSessionStore {
 
 /// The row id for a cookie's session key.
 fn row_id(key: &SessionKey) -> String {
-    URL_SAFE_NO_PAD.encode(Sha256::digest(key.as_ref().as_bytes()))
+    URL_SAFE_NO_PAD.encode(SecretDigest::of(key.as_ref()).as_bytes())
 }
 
 fn expiry(ttl: &Duration) -> chrono::NaiveDateTime {

@@ -3,10 +3,9 @@
 
 use chrono::NaiveDateTime;
 use diesel::prelude::*;
-use sha2::{Digest, Sha256};
 
 use super::schema::{accounts, invitations};
-use crate::domain::{AccountId, Email, Role, UserId, random_base62};
+use crate::domain::{AccountId, Email, Role, SecretDigest, UserId, random_base62};
 use crate::error::AppError;
 
 pub const VALID_DAYS: i64 = 7;
@@ -32,7 +31,7 @@ impl Invitation {
 }
 
 fn digest(token: &str) -> Vec<u8> {
-    Sha256::digest(token.as_bytes()).to_vec()
+    SecretDigest::of(token).as_bytes().to_vec()
 }
 
 /// Creates an invitation and returns it with the token for the link.

@@ -11,7 +11,7 @@ mod token;
 
 pub use email::Email;
 pub use ids::{AccountId, ClusterId, TokenId, UserId};
-pub use names::{AccountName, ClusterName, Slug, TokenName};
+pub use names::{AccountName, ClusterName, Reason, Slug, TokenName};
 pub use password::Password;
 pub use role::Role;
 pub use scope::{Scope, Scopes};

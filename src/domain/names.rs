@@ -44,6 +44,46 @@ name_type!(AccountName, "account name", 100);
 name_type!(TokenName, "token name", 100);
 name_type!(ClusterName, "cluster name", 100);
 
+/// Why something was revoked or suspended: optional, trimmed, at most 500 characters,
+/// line breaks allowed. Too long is an error, never a silent cut.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Reason(String);
+
+impl Reason {
+    const MAX: usize = 500;
+
+    pub fn parse(raw: &str) -> Result<Self, String> {
+        let reason = raw.trim();
+        if reason.chars().count() > Self::MAX {
+            return Err(format!(
+                "The reason must have at most {} characters.",
+                Self::MAX
+            ));
+        }
+        if reason
+            .chars()
+            .any(|c| c.is_control() && !matches!(c, '\n' | '\r' | '\t'))
+        {
+            return Err("The reason can't contain control characters.".into());
+        }
+        Ok(Self(reason.to_string()))
+    }
+
+    /// Like `parse`, but a blank reason is an error: for revocations whose readers
+    /// weren't there, such as an operator's.
+    pub fn required(raw: &str, why: &str) -> Result<Self, String> {
+        let reason = Self::parse(raw)?;
+        if reason.0.is_empty() {
+            return Err(why.to_string());
+        }
+        Ok(reason)
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
 /// Lower-case ASCII letters, digits and single dashes: "Acme Inc" becomes `acme-inc`.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct Slug(String);
@@ -118,6 +158,18 @@ mod tests {
         assert!(Slug::parse("acme-inc").is_ok());
         assert!(Slug::parse("Acme").is_err());
         assert!(Slug::parse("acme--inc").is_err());
+    }
+
+    #[test]
+    fn reasons_are_trimmed_and_long_ones_refused_not_cut() {
+        assert_eq!(
+            Reason::parse("  leaked\nin CI  ").unwrap().as_str(),
+            "leaked\nin CI"
+        );
+        assert_eq!(Reason::parse("").unwrap().as_str(), "");
+        assert!(Reason::parse(&"x".repeat(501)).unwrap_err().contains("500"));
+        assert!(Reason::parse("a\u{1}b").is_err());
+        assert_eq!(Reason::required(" ", "Say why.").unwrap_err(), "Say why.");
     }
 
     #[test]

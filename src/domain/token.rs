@@ -104,7 +104,7 @@ impl TokenSecret {
     }
 
     pub fn digest(&self) -> SecretDigest {
-        SecretDigest(Sha256::digest(self.0.as_bytes()).into())
+        SecretDigest::of(&self.0)
     }
 
     /// The last four characters, stored so a person can match a secret to its row.
@@ -129,6 +129,11 @@ impl fmt::Debug for TokenSecret {
 pub struct SecretDigest(pub [u8; 32]);
 
 impl SecretDigest {
+    /// SHA-256 of a random secret: an API token's, an invitation link's, a session id.
+    pub fn of(secret: &str) -> Self {
+        Self(Sha256::digest(secret.as_bytes()).into())
+    }
+
     pub fn from_bytes(bytes: &[u8]) -> Option<Self> {
         bytes.try_into().ok().map(Self)
     }

@@ -244,6 +244,25 @@ async fn revoking_takes_a_post_and_a_get_on_the_revoke_route_is_405() {
 }
 
 #[tokio::test]
+async fn a_reason_longer_than_500_characters_is_refused_and_revokes_nothing() {
+    let app = spawn_app().await;
+    let browser = signed_up(&app.address, "Wordy Co").await;
+    let created = browser.create_token("still needed").await;
+
+    browser
+        .revoke(created.id, &"because ".repeat(70))
+        .await
+        .assert_html_page(StatusCode::UNPROCESSABLE_ENTITY)
+        .assert_contains("The reason must have at most 500 characters.");
+
+    expect_json(
+        app.get_with_auth("/clusters/", &created.token).await,
+        StatusCode::OK,
+    )
+    .await;
+}
+
+#[tokio::test]
 async fn another_accounts_token_is_not_found_for_show_confirm_and_revoke_and_keeps_working() {
     let app = spawn_app().await;
     let bob = signed_up(&app.address, "Bob Builders").await;

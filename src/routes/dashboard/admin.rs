@@ -8,12 +8,12 @@ use askama::Template;
 use serde::Deserialize;
 
 use super::layout::{Flash, Layout, SignedIn};
-use super::members::apply_api_access;
+use super::members::{ApiAccessForm, apply_api_access};
 use super::tokens::TokenRow;
 use super::{HtmlError, page_method_not_allowed, post_only, redirect, render};
 use crate::auth::csrf::CsrfForm;
 use crate::db::{self, audit::Actor};
-use crate::domain::{AccountId, TokenKey, TokenSecret};
+use crate::domain::{AccountId, Reason, TokenKey, TokenSecret};
 use crate::error::AppError;
 use crate::state::AppState;
 
@@ -189,25 +189,18 @@ async fn revoke(
 ) -> Result<HttpResponse, HtmlError> {
     let actor = require_operator(&signed_in)?;
     let key = TokenKey::parse(form.key.trim()).map_err(AppError::invalid)?;
-    let reason: String = form.reason.trim().chars().take(500).collect();
-    if reason.is_empty() {
-        return Err(AppError::invalid("Give a reason: the token's owners will read it.").into());
-    }
+    let reason = Reason::required(
+        &form.reason,
+        "Give a reason: the token's owners will read it.",
+    )
+    .map_err(AppError::invalid)?;
     let token = db::run(&state.pool, move |conn| {
-        db::tokens::revoke_by_key_any_account(conn, &key, &actor, &reason)
+        db::tokens::revoke_by_key_any_account(conn, &key, &actor, reason.as_str())
     })
     .await?;
     state.sync_cache().await?;
     Flash::success(format!("Token {} was revoked.", token.key)).set(&signed_in.session);
     Ok(redirect(&format!("/admin?q={}", token.key)))
-}
-
-#[derive(Deserialize)]
-pub struct ApiAccessForm {
-    #[serde(default)]
-    state: String,
-    #[serde(default)]
-    reason: String,
 }
 
 async fn api_access(
@@ -221,12 +214,7 @@ async fn api_access(
         .parse::<i32>()
         .map(AccountId)
         .map_err(|_| AppError::NotFound)?;
-    let suspend = match form.state.as_str() {
-        "suspended" => true,
-        "active" => false,
-        _ => return Err(AppError::invalid("Choose to suspend or restore API access.").into()),
-    };
-    let reason: String = form.reason.trim().chars().take(500).collect();
+    let (suspend, reason) = form.parse()?;
     apply_api_access(&state, account, suspend, actor, reason).await?;
     Flash::success(if suspend {
         "The account's API access is suspended."

@@ -37,6 +37,13 @@ impl Flash {
         }
     }
 
+    pub fn error(text: impl Into<String>) -> Self {
+        Self {
+            kind: "error".into(),
+            text: text.into(),
+        }
+    }
+
     /// Leaves the message for the next page that renders.
     pub fn set(self, session: &Session) {
         let _ = session.insert(FLASH, self);
@@ -161,10 +168,10 @@ impl Layout {
 pub struct SignedIn {
     pub session: Session,
     pub user: User,
-    /// The current account and the user's role in it. `None` only for an operator
-    /// who belongs to no account.
-    pub membership: Option<(Account, Role)>,
+    /// Every account the user belongs to, with their role in it.
     pub memberships: Vec<(Account, Role)>,
+    /// Which of `memberships` they are working in; `None` when they belong to none.
+    current: Option<usize>,
     pub ip: Option<String>,
 }
 
@@ -181,16 +188,18 @@ impl SignedIn {
         }
     }
 
+    /// The current account and the user's role in it.
+    fn membership(&self) -> Option<&(Account, Role)> {
+        self.current.map(|i| &self.memberships[i])
+    }
+
     /// The current account, or a page saying there is none.
     pub fn account(&self) -> Result<(&Account, Role), AppError> {
-        self.membership
-            .as_ref()
-            .map(|(a, r)| (a, *r))
-            .ok_or_else(|| {
-                AppError::forbidden(
-                    "You don't belong to an account yet. Ask an admin for an invitation.",
-                )
-            })
+        self.membership().map(|(a, r)| (a, *r)).ok_or_else(|| {
+            AppError::forbidden(
+                "You don't belong to an account yet. Ask an admin for an invitation.",
+            )
+        })
     }
 
     pub fn account_id(&self) -> Result<AccountId, AppError> {
@@ -198,8 +207,7 @@ impl SignedIn {
     }
 
     pub fn can(&self, action: Action) -> bool {
-        self.membership
-            .as_ref()
+        self.membership()
             .is_some_and(|(_, role)| policy::allows(*role, self.user_id(), action))
     }
 
@@ -217,7 +225,7 @@ impl SignedIn {
 
     pub fn layout(&self, title: &str, current: &str) -> Result<Layout, AppError> {
         let mut nav = Vec::new();
-        if self.membership.is_some() {
+        if self.current.is_some() {
             nav.push(("/tokens", "Tokens"));
         }
         if self.can(Action::ManageMembers) {
@@ -229,18 +237,18 @@ impl SignedIn {
         if self.user.operator {
             nav.push(("/admin", "Operator"));
         }
-        let current_id = self.membership.as_ref().map(|(a, _)| a.id);
         Ok(Layout {
             title: title.to_string(),
             user_email: Some(self.user.email.clone()),
-            account_name: self.membership.as_ref().map(|(a, _)| a.name.clone()),
+            account_name: self.membership().map(|(a, _)| a.name.clone()),
             accounts: self
                 .memberships
                 .iter()
-                .map(|(a, _)| AccountChoice {
+                .enumerate()
+                .map(|(i, (a, _))| AccountChoice {
                     id: a.id,
                     name: a.name.clone(),
-                    current: Some(a.id) == current_id,
+                    current: Some(i) == self.current,
                 })
                 .collect(),
             nav: nav
@@ -316,21 +324,20 @@ impl FromRequest for SignedIn {
                 }
             })?;
             // The account asked for, if still a member; else the first one.
-            let membership = memberships
+            let current = memberships
                 .iter()
-                .find(|(a, _)| Some(a.id) == wanted)
-                .or(memberships.first())
-                .cloned();
-            if let Some((account, _)) = &membership
-                && Some(account.id) != wanted
+                .position(|(a, _)| Some(a.id) == wanted)
+                .or((!memberships.is_empty()).then_some(0));
+            if let Some(i) = current
+                && Some(memberships[i].0.id) != wanted
             {
-                let _ = session.insert(ACCOUNT_ID, account.id);
+                let _ = session.insert(ACCOUNT_ID, memberships[i].0.id);
             }
             Ok(SignedIn {
                 session,
                 user,
-                membership,
                 memberships,
+                current,
                 ip,
             })
         })

@@ -10,7 +10,7 @@ use super::layout::{Flash, Layout, SignedIn, TimeView};
 use super::{HtmlError, page_method_not_allowed, post_only, redirect, render};
 use crate::auth::csrf::{CsrfForm, site_origin};
 use crate::db::{self, accounts, audit, audit::Actor};
-use crate::domain::{AccountId, Email, Role, UserId};
+use crate::domain::{AccountId, Email, Reason, Role, UserId};
 use crate::error::AppError;
 use crate::policy::Action;
 use crate::state::AppState;
@@ -301,10 +301,32 @@ async fn change_role(
     Ok(redirect("/members"))
 }
 
+/// The switch for an account's API access, from the owner's page or the operator's.
 #[derive(Deserialize)]
 pub struct ApiAccessForm {
     #[serde(default)]
     state: String,
+    #[serde(default)]
+    reason: String,
+}
+
+impl ApiAccessForm {
+    /// `true` to suspend, `false` to restore, and the reason given.
+    pub fn parse(&self) -> Result<(bool, Reason), AppError> {
+        let suspend = match self.state.as_str() {
+            "suspended" => true,
+            "active" => false,
+            _ => {
+                return Err(AppError::invalid(
+                    "Choose to suspend or restore API access.",
+                ));
+            }
+        };
+        Ok((
+            suspend,
+            Reason::parse(&self.reason).map_err(AppError::invalid)?,
+        ))
+    }
 }
 
 /// Suspends or restores an account's API access, with its audit event, and drops the
@@ -314,7 +336,7 @@ pub async fn apply_api_access(
     account: AccountId,
     suspend: bool,
     actor: Actor,
-    reason: String,
+    reason: Reason,
 ) -> Result<(), AppError> {
     db::run(&state.pool, move |conn| {
         db::write(conn, |conn| {
@@ -340,7 +362,7 @@ pub async fn apply_api_access(
                     },
                     target: &format!("account {} ({})", target.name, target.slug),
                     token: None,
-                    detail: &reason,
+                    detail: reason.as_str(),
                 },
             )
         })
@@ -356,13 +378,9 @@ async fn set_api_access(
     CsrfForm(form): CsrfForm<ApiAccessForm>,
 ) -> Result<HttpResponse, HtmlError> {
     signed_in.require(Action::SuspendApi)?;
-    let suspend = match form.state.as_str() {
-        "suspended" => true,
-        "active" => false,
-        _ => return Err(AppError::invalid("Choose to suspend or restore API access.").into()),
-    };
+    let (suspend, reason) = form.parse()?;
     let account = signed_in.account_id()?;
-    apply_api_access(&state, account, suspend, signed_in.actor(), String::new()).await?;
+    apply_api_access(&state, account, suspend, signed_in.actor(), reason).await?;
     Flash::success(if suspend {
         "API access is suspended: every token of this account now gets 403."
     } else {

@@ -12,7 +12,7 @@ mod signup;
 mod tokens;
 
 use actix_web::http::StatusCode;
-use actix_web::http::header::{self, HeaderValue};
+use actix_web::http::header;
 use actix_web::{HttpRequest, HttpResponse, ResponseError, web};
 use askama::Template;
 
@@ -145,16 +145,13 @@ impl ResponseError for HtmlError {
     }
 }
 
-/// The page for an error. With the signed-in person's layout when there is one, so the
-/// header and its links stay; an error raised inside a handler has none to hand.
+/// The page for an error, with the status and headers the API would send. With the
+/// signed-in person's layout when there is one, so the header and its links stay; an
+/// error raised inside a handler has none to hand.
 fn error_page(err: &AppError, layout: Option<Layout>) -> HttpResponse {
     if let AppError::SignInRequired = err {
         return redirect("/login");
     }
-    if let AppError::Internal(e) = err {
-        tracing::error!(error = %format!("{e:#}"), "internal error");
-    }
-    let status = err.status_code();
     let heading = match err {
         AppError::Forbidden(_) => "Not allowed",
         AppError::NotFound => "Page not found",
@@ -173,20 +170,12 @@ fn error_page(err: &AppError, layout: Option<Layout>) -> HttpResponse {
     };
     let page = ErrorPage {
         layout: layout.unwrap_or_else(|| Layout::anonymous(heading)),
-        status: status.as_u16(),
+        status: err.status_code().as_u16(),
         heading,
         messages,
     };
-    let mut response = match render_with_status(&page, status) {
-        Ok(response) => response,
-        Err(_) => HttpResponse::build(status).body(heading),
-    };
-    if let AppError::TooManyRequests {
-        retry_after_secs, ..
-    } = err
-        && let Ok(value) = HeaderValue::from_str(&retry_after_secs.to_string())
-    {
-        response.headers_mut().insert(header::RETRY_AFTER, value);
-    }
-    response
+    let body = page.render().unwrap_or_else(|_| heading.to_string());
+    err.response_builder()
+        .content_type("text/html; charset=utf-8")
+        .body(body)
 }

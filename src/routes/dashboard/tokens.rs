@@ -1,7 +1,6 @@
 //! `/tokens`: list, create (the secret is shown once), show with its trail, and revoke
 //! after a confirmation step.
 
-use actix_web::http::header;
 use actix_web::{HttpRequest, HttpResponse, web};
 use askama::Template;
 use serde::Deserialize;
@@ -11,7 +10,7 @@ use super::layout::{Flash, Layout, SignedIn, TimeView};
 use super::{HtmlError, page_method_not_allowed, post_only, redirect, render, render_with_status};
 use crate::auth::csrf::{CsrfForm, site_origin};
 use crate::db::{self, tokens::Status, tokens::TokenFilter, tokens::TokenView};
-use crate::domain::{Scope, Scopes, TokenId, TokenName, UserId, random_base62};
+use crate::domain::{Reason, Scope, Scopes, TokenId, TokenName, UserId, random_base62};
 use crate::error::AppError;
 use crate::policy::Action;
 use crate::state::AppState;
@@ -261,11 +260,8 @@ async fn create(
         return Ok(match last {
             Some((nonce, id)) if nonce == form.nonce => redirect(&format!("/tokens/{id}")),
             _ => {
-                Flash {
-                    kind: "error".into(),
-                    text: "That form was already used or has expired. Fill it in again.".into(),
-                }
-                .set(session);
+                Flash::error("That form was already used or has expired. Fill it in again.")
+                    .set(session);
                 redirect("/tokens/new")
             }
         });
@@ -331,13 +327,8 @@ async fn create(
         key: token.key,
         secret: secret.expose().to_string(),
     };
-    let mut response = render(&page)?;
-    // The one page that holds a secret: keep it out of every cache and history snapshot.
-    response.headers_mut().insert(
-        header::CACHE_CONTROL,
-        header::HeaderValue::from_static("no-store, max-age=0"),
-    );
-    Ok(response)
+    // The one page that holds a secret. Like every page, it is sent `no-store`.
+    render(&page)
 }
 
 /// The token, if this user may see it: another account's token is a 404, a colleague's
@@ -427,7 +418,7 @@ async fn revoke(
     CsrfForm(form): CsrfForm<RevokeForm>,
 ) -> Result<HttpResponse, HtmlError> {
     let view = visible_token(&signed_in, &state, token_id(&id)?).await?;
-    let reason: String = form.reason.trim().chars().take(500).collect();
+    let reason = Reason::parse(&form.reason).map_err(AppError::invalid)?;
     let token = state
         .revoke_token(
             view.token.account(),
