@@ -10,7 +10,7 @@ use crate::auth::password;
 use crate::cli::{AccountCommand, Cli, Command, OperatorCommand, TokenCommand};
 use crate::config::Config;
 use crate::db::{self, audit::Actor, tokens::TokenRequest};
-use crate::domain::{AccountName, Email, Password, Scopes, TokenKey, TokenName};
+use crate::domain::{AccountName, Email, Password, Reason, Scopes, TokenKey, TokenName};
 use crate::error::AppError;
 
 /// Turns an `AppError` into a plain message for the terminal.
@@ -103,9 +103,16 @@ pub fn execute(cli: Cli, stdin: &mut impl BufRead, out: &mut impl Write) -> anyh
         }
         Command::Token(TokenCommand::Revoke { key, reason }) => {
             let key = TokenKey::parse(&key).map_err(|e| anyhow::anyhow!(e))?;
-            let token =
-                db::tokens::revoke_by_key_any_account(&mut conn, &key, &Actor::cli(), &reason)
-                    .map_err(plain)?;
+            let reason =
+                Reason::required(&reason, "Give a reason: the token's owners will read it.")
+                    .map_err(|e| anyhow::anyhow!(e))?;
+            let token = db::tokens::revoke_by_key_any_account(
+                &mut conn,
+                &key,
+                &Actor::cli(),
+                reason.as_str(),
+            )
+            .map_err(plain)?;
             writeln!(out, "revoked {}", token.key)?;
         }
         Command::Token(TokenCommand::List { account }) => {

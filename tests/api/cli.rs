@@ -145,6 +145,7 @@ fn the_command_line_refuses_what_it_cannot_do() {
     let cases: Vec<(&str, Vec<&str>)> = vec![
         ("revoke an unknown key", vec!["token", "revoke", &unknown, "--reason", "typo"]),
         ("revoke something that is not a key", vec!["token", "revoke", "not-a-key", "--reason", "typo"]),
+        ("revoke with a blank reason", vec!["token", "revoke", &token.key, "--reason", "  "]),
         ("a token for an unknown account", vec!["token", "create", "--account", "no-such-account", "--name", "x"]),
         ("a scope that does not exist", vec!["token", "create", "--account", &account, "--name", "x", "--scopes", "read,admin"]),
         ("no scopes at all", vec!["token", "create", "--account", &account, "--name", "x", "--scopes", ""]),

@@ -283,6 +283,11 @@ async fn a_bad_invitation_is_refused_and_makes_no_link() {
             None,
             "a refused invitation shows no link"
         );
+        assert_eq!(
+            page.field_value("email").as_deref(),
+            Some(email),
+            "the form keeps what was typed, to be fixed rather than retyped"
+        );
     }
     assert!(
         audit_log(&owner, "?action=member.invited").await.is_empty(),

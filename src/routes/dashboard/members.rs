@@ -2,12 +2,13 @@
 //! member's tokens in the same transaction); role changes; and the owner's switch for
 //! the account's API access.
 
+use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
 use askama::Template;
 use serde::Deserialize;
 
 use super::layout::{Flash, Layout, SignedIn, TimeView};
-use super::{HtmlError, page_method_not_allowed, post_only, redirect, render};
+use super::{HtmlError, page_method_not_allowed, post_only, redirect, render, render_with_status};
 use crate::auth::csrf::{CsrfForm, site_origin};
 use crate::db::{self, accounts, audit, audit::Actor};
 use crate::domain::{AccountId, Email, Reason, Role, UserId};
@@ -52,18 +53,27 @@ struct MembersPage {
     can_change_roles: bool,
     roles: [&'static str; 3],
     api_suspended: bool,
-    invite_link: Option<String>,
+    invite: InviteOutcome,
+}
+
+/// What the invite form shows after a submission: the new link, or what to fix with
+/// the email typed kept in the field.
+#[derive(Default)]
+pub struct InviteOutcome {
+    link: Option<String>,
+    email: String,
+    errors: Vec<String>,
 }
 
 async fn list(signed_in: SignedIn, state: web::Data<AppState>) -> Result<HttpResponse, HtmlError> {
     signed_in.require(Action::ManageMembers)?;
-    render(&members_page(&signed_in, &state, None).await?)
+    render(&members_page(&signed_in, &state, InviteOutcome::default()).await?)
 }
 
 async fn members_page(
     signed_in: &SignedIn,
     state: &AppState,
-    invite_link: Option<String>,
+    invite: InviteOutcome,
 ) -> Result<MembersPage, AppError> {
     let (account, _) = signed_in.account()?;
     let account_id = account.account_id();
@@ -99,7 +109,7 @@ async fn members_page(
         can_change_roles: signed_in.can(Action::ChangeRoles),
         roles: ["member", "admin", "owner"],
         api_suspended: account.is_suspended(),
-        invite_link,
+        invite,
     })
 }
 
@@ -118,20 +128,56 @@ async fn invite(
     CsrfForm(form): CsrfForm<InviteForm>,
 ) -> Result<HttpResponse, HtmlError> {
     signed_in.require(Action::ManageMembers)?;
+    let created = create_invitation(&signed_in, &state, &form).await;
+    let (status, invite, flash) = match created {
+        Ok(token) => (
+            StatusCode::OK,
+            InviteOutcome {
+                link: Some(format!("{}/invitations/{token}", site_origin(&req))),
+                ..InviteOutcome::default()
+            },
+            Some(Flash::success(format!(
+                "Invitation created for {}. Send them the link below; it works once, for {} days.",
+                form.email.trim(),
+                db::invitations::VALID_DAYS
+            ))),
+        ),
+        Err(AppError::Invalid(errors)) => (
+            StatusCode::UNPROCESSABLE_ENTITY,
+            InviteOutcome {
+                email: form.email,
+                errors,
+                ..InviteOutcome::default()
+            },
+            None,
+        ),
+        Err(other) => return Err(other.into()),
+    };
+    let mut page = members_page(&signed_in, &state, invite).await?;
+    page.layout.flash = flash.or(page.layout.flash);
+    render_with_status(&page, status)
+}
+
+/// Checks the invite form and creates the invitation with its audit event; returns the
+/// link's token.
+async fn create_invitation(
+    signed_in: &SignedIn,
+    state: &AppState,
+    form: &InviteForm,
+) -> Result<String, AppError> {
     let email = Email::parse(&form.email).map_err(AppError::invalid)?;
     let role = match Role::parse(&form.role).map_err(AppError::invalid)? {
         Role::Owner => {
             return Err(AppError::invalid(
                 "Invite as admin or member; an owner can promote them after they join.",
-            )
-            .into());
+            ));
         }
         role => role,
     };
     let account = signed_in.account_id()?;
     let inviter = signed_in.user_id();
     let actor = signed_in.actor();
-    let token = db::run(&state.pool, move |conn| {
+    db::run(&state.pool, move |conn| {
         db::write(conn, |conn| {
             let existing = db::users::find_by_email(conn, &email)?;
             if let Some(user) = existing
@@ -156,15 +202,7 @@ async fn invite(
             Ok(token)
         })
     })
-    .await?;
-    let link = format!("{}/invitations/{token}", site_origin(&req));
-    let mut page = members_page(&signed_in, &state, Some(link)).await?;
-    page.layout.flash = Some(Flash::success(format!(
-        "Invitation created for {}. Send them the link below; it works once, for {} days.",
-        form.email.trim(),
-        db::invitations::VALID_DAYS
-    )));
-    render(&page)
+    .await
 }
 
 fn member_id(raw: &str) -> Result<UserId, AppError> {
