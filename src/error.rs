@@ -45,6 +45,13 @@ pub enum AppError {
         retry_after_secs: u64,
         message: String,
     },
+    /// The server can't take this on right now (a full disk, a full hashing queue): a 503
+    /// with `Retry-After`. Nothing was changed.
+    #[error("unavailable: {message}")]
+    Unavailable {
+        retry_after_secs: u64,
+        message: String,
+    },
     #[error(transparent)]
     Internal(#[from] anyhow::Error),
 }
@@ -88,7 +95,9 @@ impl AppError {
             AppError::MethodNotAllowed => {
                 vec!["This method is not allowed for the requested resource.".into()]
             }
-            AppError::TooManyRequests { message, .. } => vec![message.clone()],
+            AppError::TooManyRequests { message, .. } | AppError::Unavailable { message, .. } => {
+                vec![message.clone()]
+            }
             AppError::Internal(_) => vec![
                 "Something went wrong on our side. Please try again; if it keeps happening, contact support."
                     .into(),
@@ -106,6 +115,7 @@ impl ResponseError for AppError {
             AppError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             AppError::Invalid(_) => StatusCode::UNPROCESSABLE_ENTITY,
             AppError::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
+            AppError::Unavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
             AppError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -134,6 +144,9 @@ impl AppError {
                 ));
             }
             AppError::TooManyRequests {
+                retry_after_secs, ..
+            }
+            | AppError::Unavailable {
                 retry_after_secs, ..
             } => {
                 response.insert_header((header::RETRY_AFTER, retry_after_secs.to_string()));

@@ -158,6 +158,7 @@ fn error_page(err: &AppError, layout: Option<Layout>) -> HttpResponse {
         AppError::MethodNotAllowed => "Method not allowed",
         AppError::Invalid(_) => "Please check what you entered",
         AppError::TooManyRequests { .. } => "Too many attempts",
+        AppError::Unavailable { .. } => "Please try again shortly",
         AppError::Internal(_) => "Something went wrong",
         AppError::Unauthorized { .. } | AppError::SignInRequired => "Please sign in",
     };
