@@ -9,8 +9,8 @@ use anyhow::{Context, bail};
 use crate::auth::password;
 use crate::cli::{AccountCommand, Cli, Command, OperatorCommand, TokenCommand};
 use crate::config::Config;
-use crate::db::{self, audit::Actor, tokens::TokenRequest};
-use crate::domain::{AccountName, Email, Password, Reason, Scopes, TokenKey, TokenName};
+use crate::db::{self, tokens::TokenRequest, tx::Principal, tx::Tx};
+use crate::domain::{AccountId, AccountName, Email, Password, Reason, Scopes, TokenKey, TokenName};
 use crate::error::AppError;
 
 /// Turns an `AppError` into a plain message for the terminal.
@@ -19,6 +19,15 @@ fn plain(err: AppError) -> anyhow::Error {
         AppError::Internal(e) => e,
         other => anyhow::anyhow!(other.messages().join(" ")),
     }
+}
+
+/// Runs a change through the write path, as the command line.
+fn write<T>(
+    conn: &mut db::Conn,
+    account: Option<AccountId>,
+    change: impl FnOnce(&mut Tx<'_>) -> Result<T, AppError>,
+) -> anyhow::Result<T> {
+    db::tx::transact(conn, &Principal::CommandLine, account, change).map_err(plain)
 }
 
 /// Runs any command but `serve`.
@@ -34,8 +43,7 @@ pub fn execute(cli: Cli, stdin: &mut impl BufRead, out: &mut impl Write) -> anyh
         Command::Serve => unreachable!("handled above"),
         Command::Account(AccountCommand::Create { name }) => {
             let name = AccountName::parse(&name).map_err(|e| anyhow::anyhow!(e))?;
-            let account =
-                db::write(&mut conn, |conn| db::accounts::create(conn, &name)).map_err(plain)?;
+            let account = write(&mut conn, None, |tx| db::accounts::create(tx.conn, &name))?;
             writeln!(out, "{}", account.slug)?;
         }
         Command::Account(AccountCommand::List) => {
@@ -54,10 +62,9 @@ pub fn execute(cli: Cli, stdin: &mut impl BufRead, out: &mut impl Write) -> anyh
         Command::Operator(OperatorCommand::Create { email }) => {
             let email = Email::parse(&email).map_err(|e| anyhow::anyhow!(e))?;
             if let Some(user) = db::users::find_by_email(&mut conn, &email).map_err(plain)? {
-                db::write(&mut conn, |conn| {
-                    db::users::set_operator(conn, user.user_id())
-                })
-                .map_err(plain)?;
+                write(&mut conn, None, |tx| {
+                    db::users::set_operator(tx.conn, user.user_id())
+                })?;
                 writeln!(out, "{email} is now an operator (password unchanged)")?;
                 return Ok(());
             }
@@ -68,10 +75,9 @@ pub fn execute(cli: Cli, stdin: &mut impl BufRead, out: &mut impl Write) -> anyh
             let line = line.trim_end_matches(['\r', '\n']).to_string();
             let password = Password::parse(line).map_err(|e| anyhow::anyhow!(e))?;
             let hash = password::hash(&password).map_err(plain)?;
-            db::write(&mut conn, |conn| {
-                db::users::create(conn, &email, &hash, true)
-            })
-            .map_err(plain)?;
+            write(&mut conn, None, |tx| {
+                db::users::create(tx.conn, &email, &hash, true)
+            })?;
             writeln!(out, "{email} is now an operator")?;
         }
         Command::Token(TokenCommand::Create {
@@ -85,18 +91,14 @@ pub fn execute(cli: Cli, stdin: &mut impl BufRead, out: &mut impl Write) -> anyh
             let scopes = Scopes::parse(&scopes).map_err(|e| anyhow::anyhow!(e))?;
             let expires_at =
                 expires_in_days.map(|d| db::now() + chrono::Duration::days(i64::from(d)));
-            let (token, secret) = db::tokens::create(
-                &mut conn,
-                TokenRequest {
-                    account: account.account_id(),
-                    creator: None,
-                    name: &name,
-                    scopes: &scopes,
-                    expires_at,
-                },
-                &Actor::cli(),
-            )
-            .map_err(plain)?;
+            let request = TokenRequest {
+                name,
+                scopes,
+                expires_at,
+            };
+            let (token, secret) = write(&mut conn, Some(account.account_id()), |tx| {
+                db::tokens::create(tx, request)
+            })?;
             writeln!(out, "key: {}", token.key)?;
             writeln!(out, "secret: {}", secret.expose())?;
             eprintln!("Store the secret now: it will not be shown again.");
@@ -106,13 +108,9 @@ pub fn execute(cli: Cli, stdin: &mut impl BufRead, out: &mut impl Write) -> anyh
             let reason =
                 Reason::required(&reason, "Give a reason: the token's owners will read it.")
                     .map_err(|e| anyhow::anyhow!(e))?;
-            let token = db::tokens::revoke_by_key_any_account(
-                &mut conn,
-                &key,
-                &Actor::cli(),
-                reason.as_str(),
-            )
-            .map_err(plain)?;
+            let token = write(&mut conn, None, |tx| {
+                db::tokens::revoke_by_key(tx, &key, &reason)
+            })?;
             writeln!(out, "revoked {}", token.key)?;
         }
         Command::Token(TokenCommand::List { account }) => {

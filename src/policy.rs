@@ -1,7 +1,10 @@
-//! Who may do what in an account: one table, consulted by every dashboard action.
+//! Who may do what: the one gate. Every change is checked here inside the transaction
+//! that makes it (see `db::tx`), and the dashboard builds its pages and navigation from
+//! the same answers, so a link is shown exactly when its action would be allowed.
 
 use crate::domain::{Role, UserId};
 
+/// What someone wants to do, with the facts about its target that the answer depends on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Action {
     CreateToken,
@@ -10,19 +13,112 @@ pub enum Action {
         creator: Option<UserId>,
     },
     SeeAllTokens,
+    /// See the members page and cancel open invitations.
     ManageMembers,
-    ChangeRoles,
+    /// Invite someone to join as `role`.
+    Invite {
+        role: Role,
+    },
+    /// Remove a member whose role is `role`.
+    RemoveMember {
+        role: Role,
+    },
+    ChangeRole {
+        from: Role,
+        to: Role,
+    },
     ReadAudit,
-    SuspendApi,
+    /// Suspend or restore the account's API access.
+    SetApiAccess,
+    /// The operator console: any account's tokens, found and revoked by key or secret.
+    OperatorConsole,
 }
 
-/// Whether `role`, held by `user`, allows `action`.
-pub fn allows(role: Role, user: UserId, action: Action) -> bool {
+/// Who is acting, as far as the rules care. Read inside the write's transaction by
+/// `db::tx`; read at the start of a request by the dashboard, for drawing pages only.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Standing {
+    /// The signed-in user; `None` for the command line, the system and visitors.
+    pub user: Option<UserId>,
+    /// Their role in the account acted on; `None` when they are not a member.
+    pub role: Option<Role>,
+    /// A platform operator acting as one (through the console).
+    pub operator: bool,
+    /// The command line and the system's own jobs: whoever runs them already holds the
+    /// database file, so no rule could stop them.
+    pub trusted: bool,
+}
+
+impl Standing {
+    pub const TRUSTED: Standing = Standing {
+        user: None,
+        role: None,
+        operator: false,
+        trusted: true,
+    };
+
+    pub const NOBODY: Standing = Standing {
+        user: None,
+        role: None,
+        operator: false,
+        trusted: false,
+    };
+
+    pub fn member(user: UserId, role: Option<Role>, operator: bool) -> Self {
+        Standing {
+            user: Some(user),
+            role,
+            operator,
+            trusted: false,
+        }
+    }
+}
+
+/// Whether `standing` allows `action`.
+pub fn allows(standing: &Standing, action: Action) -> bool {
+    if standing.trusted {
+        return true;
+    }
+    let role = standing.role;
+    let at_least = |needed: Role| role.is_some_and(|r| r >= needed);
     match action {
-        Action::CreateToken => true,
-        Action::ManageToken { creator } => role >= Role::Admin || creator == Some(user),
-        Action::SeeAllTokens | Action::ManageMembers | Action::ReadAudit => role >= Role::Admin,
-        Action::ChangeRoles | Action::SuspendApi => role >= Role::Owner,
+        Action::OperatorConsole => standing.operator,
+        Action::SetApiAccess => standing.operator || at_least(Role::Owner),
+        Action::CreateToken => role.is_some(),
+        Action::ManageToken { creator } => {
+            at_least(Role::Admin)
+                || (role.is_some() && creator.is_some() && creator == standing.user)
+        }
+        Action::SeeAllTokens | Action::ManageMembers | Action::ReadAudit => at_least(Role::Admin),
+        // Owners are made by promotion, never by invitation; admins only by an owner.
+        Action::Invite { role: invited } => match invited {
+            Role::Owner => false,
+            Role::Admin => at_least(Role::Owner),
+            Role::Member => at_least(Role::Admin),
+        },
+        Action::RemoveMember { role: target } => {
+            at_least(Role::Admin) && (target != Role::Owner || at_least(Role::Owner))
+        }
+        Action::ChangeRole { .. } => at_least(Role::Owner),
+    }
+}
+
+/// The sentence for a refusal: what a person sees on the 403 page.
+pub fn refusal(standing: &Standing, action: Action) -> &'static str {
+    match action {
+        Action::Invite { role: Role::Owner } => {
+            "Invite as admin or member; an owner can promote them after they join."
+        }
+        _ if standing.role.is_none()
+            && standing.user.is_some()
+            && action != Action::OperatorConsole =>
+        {
+            "You are not a member of this account (any more). Ask an owner or admin for an invitation."
+        }
+        Action::OperatorConsole => "The operator console is for platform operators.",
+        Action::Invite { role: Role::Admin } => "Only an owner can invite someone as an admin.",
+        Action::RemoveMember { role: Role::Owner } => "Only an owner can remove an owner.",
+        _ => "Your role in this account does not allow that. Ask an owner or admin.",
     }
 }
 
@@ -30,39 +126,85 @@ pub fn allows(role: Role, user: UserId, action: Action) -> bool {
 mod tests {
     use super::*;
 
+    const ME: UserId = UserId(1);
+
+    fn as_role(role: Role) -> Standing {
+        Standing::member(ME, Some(role), false)
+    }
+
     #[test]
     fn members_manage_only_their_own_tokens() {
-        let me = UserId(1);
-        assert!(allows(
-            Role::Member,
-            me,
-            Action::ManageToken { creator: Some(me) }
-        ));
+        let member = as_role(Role::Member);
+        assert!(allows(&member, Action::ManageToken { creator: Some(ME) }));
         assert!(!allows(
-            Role::Member,
-            me,
+            &member,
             Action::ManageToken {
                 creator: Some(UserId(2))
             }
         ));
-        assert!(!allows(
-            Role::Member,
-            me,
-            Action::ManageToken { creator: None }
-        ));
+        assert!(!allows(&member, Action::ManageToken { creator: None }));
         assert!(allows(
-            Role::Admin,
-            me,
+            &as_role(Role::Admin),
             Action::ManageToken { creator: None }
         ));
     }
 
     #[test]
-    fn only_owners_change_roles_and_suspend() {
-        for action in [Action::ChangeRoles, Action::SuspendApi] {
-            assert!(allows(Role::Owner, UserId(1), action));
-            assert!(!allows(Role::Admin, UserId(1), action));
-            assert!(!allows(Role::Member, UserId(1), action));
+    fn someone_who_is_no_longer_a_member_may_do_nothing_in_the_account() {
+        let gone = Standing::member(ME, None, false);
+        for action in [
+            Action::CreateToken,
+            Action::ManageToken { creator: Some(ME) },
+            Action::ManageMembers,
+            Action::Invite { role: Role::Member },
+            Action::ChangeRole {
+                from: Role::Member,
+                to: Role::Owner,
+            },
+            Action::SetApiAccess,
+        ] {
+            assert!(!allows(&gone, action), "{action:?}");
         }
+    }
+
+    #[test]
+    fn only_owners_change_roles_suspend_and_invite_admins() {
+        let owner_only = [
+            Action::ChangeRole {
+                from: Role::Member,
+                to: Role::Admin,
+            },
+            Action::SetApiAccess,
+            Action::Invite { role: Role::Admin },
+            Action::RemoveMember { role: Role::Owner },
+        ];
+        for action in owner_only {
+            assert!(allows(&as_role(Role::Owner), action), "{action:?}");
+            assert!(!allows(&as_role(Role::Admin), action), "{action:?}");
+            assert!(!allows(&as_role(Role::Member), action), "{action:?}");
+        }
+        assert!(allows(
+            &as_role(Role::Admin),
+            Action::Invite { role: Role::Member }
+        ));
+        assert!(allows(
+            &as_role(Role::Admin),
+            Action::RemoveMember { role: Role::Admin }
+        ));
+        assert!(!allows(
+            &as_role(Role::Owner),
+            Action::Invite { role: Role::Owner }
+        ));
+    }
+
+    #[test]
+    fn the_console_is_for_operators_acting_as_operators() {
+        let operator = Standing::member(ME, None, true);
+        assert!(allows(&operator, Action::OperatorConsole));
+        assert!(allows(&operator, Action::SetApiAccess));
+        assert!(!allows(&operator, Action::CreateToken));
+        assert!(!allows(&as_role(Role::Owner), Action::OperatorConsole));
+        assert!(!allows(&Standing::NOBODY, Action::OperatorConsole));
+        assert!(allows(&Standing::TRUSTED, Action::OperatorConsole));
     }
 }

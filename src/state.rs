@@ -7,8 +7,9 @@ use crate::auth::cache::TokenCache;
 use crate::auth::throttle::LoginThrottle;
 use crate::auth::usage::UsageRecorder;
 use crate::config::Config;
+use crate::db::tx::{Principal, Tx};
 use crate::db::{self, Pool};
-use crate::domain::{AccountId, Reason, TokenId};
+use crate::domain::AccountId;
 use crate::error::AppError;
 
 pub struct AppState {
@@ -30,27 +31,29 @@ impl AppState {
         }
     }
 
-    /// Revokes one of the account's tokens. The order matters: the revocation commits,
-    /// then leaves the cache, then the caller answers; so once anyone is told "revoked",
-    /// no worker lets the token in again.
-    pub async fn revoke_token(
+    /// The server's one way to change anything: runs `change` through the write path
+    /// (`db::tx::transact`: one IMMEDIATE transaction that re-reads who `who` is in
+    /// `account` and checks the rules inside it), then applies the invalidation log, so
+    /// that once the caller answers, every worker refuses whatever was revoked.
+    pub async fn write<T, F>(
         &self,
-        account: AccountId,
-        token: TokenId,
-        actor: db::audit::Actor,
-        reason: Reason,
-    ) -> Result<db::tokens::Token, AppError> {
-        let revoked = db::run(&self.pool, move |conn| {
-            db::tokens::revoke(conn, account, token, &actor, reason.as_str())
+        who: Principal,
+        account: Option<AccountId>,
+        change: F,
+    ) -> Result<T, AppError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut Tx<'_>) -> Result<T, AppError> + Send + 'static,
+    {
+        let done = db::run(&self.pool, move |conn| {
+            db::tx::transact(conn, &who, account, change)
         })
         .await?;
         self.sync_cache().await?;
-        Ok(revoked)
+        Ok(done)
     }
 
-    /// Applies the invalidation log to this process's cache now. Call it after a change
-    /// that wrote to the log and before answering, so that every worker already refuses
-    /// what was revoked or suspended.
+    /// Applies the invalidation log to this process's cache now.
     pub async fn sync_cache(&self) -> Result<(), AppError> {
         let cache = self.cache.clone();
         db::run(&self.pool, move |conn| cache.apply_invalidations(conn)).await?;

@@ -138,7 +138,7 @@ async fn load(state: &AppState, key: TokenKey) -> Result<Option<Arc<CachedToken>
         .ok_or_else(|| AppError::internal(format!("token {} has a malformed digest", token.id)))?;
     let cached = Arc::new(CachedToken {
         id: token.token_id(),
-        scopes: token.scopes(),
+        scopes: token.scopes,
         digest,
         revoked: token.revoked_at.is_some(),
         created_at: token.created_at,

@@ -3,9 +3,12 @@
 use chrono::NaiveDateTime;
 use diesel::prelude::*;
 
+use super::audit::{self, Event, action};
 use super::schema::{accounts, clusters, memberships, tokens};
-use crate::domain::{AccountId, AccountName, Slug};
+use super::tx::Tx;
+use crate::domain::{AccountId, AccountName, ApiState, Reason, Slug};
 use crate::error::AppError;
+use crate::policy::Action;
 
 #[derive(Debug, Clone, Queryable, Selectable, Identifiable)]
 #[diesel(table_name = accounts)]
@@ -13,7 +16,7 @@ pub struct Account {
     pub id: i32,
     pub name: String,
     pub slug: String,
-    pub api_state: String,
+    pub api_state: ApiState,
     pub created_at: NaiveDateTime,
 }
 
@@ -23,19 +26,16 @@ impl Account {
     }
 
     pub fn is_suspended(&self) -> bool {
-        self.api_state == SUSPENDED
+        self.api_state == ApiState::Suspended
     }
 }
-
-pub const ACTIVE: &str = "active";
-pub const SUSPENDED: &str = "suspended";
 
 #[derive(Insertable)]
 #[diesel(table_name = accounts)]
 struct NewAccount<'a> {
     name: &'a str,
     slug: &'a str,
-    api_state: &'a str,
+    api_state: ApiState,
     created_at: NaiveDateTime,
 }
 
@@ -63,7 +63,7 @@ pub fn create(conn: &mut SqliteConnection, name: &AccountName) -> Result<Account
         .values(NewAccount {
             name: name.as_str(),
             slug: slug.as_str(),
-            api_state: ACTIVE,
+            api_state: ApiState::Active,
             created_at: super::now(),
         })
         .returning(Account::as_returning())
@@ -86,18 +86,35 @@ pub fn find_by_slug(conn: &mut SqliteConnection, slug: &str) -> Result<Account, 
         .ok_or_else(|| AppError::invalid(format!("No account has the slug \"{slug}\".")))
 }
 
-/// Sets the API state, and tells every process to drop the account's cached tokens.
-/// Call inside a write transaction.
-pub fn set_api_state(
-    conn: &mut SqliteConnection,
-    id: AccountId,
-    state: &str,
-) -> Result<(), AppError> {
+/// Suspends or restores the account's API access, with its audit event, and tells every
+/// process to drop the account's cached tokens. Setting the state it already has
+/// changes nothing and logs nothing. For the account's owners, and for operators.
+pub fn set_api_access(tx: &mut Tx<'_>, state: ApiState, reason: &Reason) -> Result<(), AppError> {
+    tx.require(Action::SetApiAccess)?;
+    let id = tx.account()?;
+    let account = find(tx.conn, id)?;
+    if account.api_state == state {
+        return Ok(());
+    }
     diesel::update(accounts::table.find(id.0))
         .set(accounts::api_state.eq(state))
-        .execute(conn)?;
-    super::invalidations::record_account(conn, id)?;
-    Ok(())
+        .execute(tx.conn)?;
+    super::invalidations::record_account(tx.conn, id)?;
+    let actor = tx.actor().clone();
+    audit::record(
+        tx.conn,
+        id,
+        &actor,
+        Event {
+            action: match state {
+                ApiState::Suspended => action::API_SUSPENDED,
+                ApiState::Active => action::API_RESTORED,
+            },
+            target: &format!("account {} ({})", account.name, account.slug),
+            token: None,
+            detail: reason.as_str(),
+        },
+    )
 }
 
 /// One row of the operator's account list.

@@ -5,7 +5,7 @@ use chrono::NaiveDateTime;
 use diesel::prelude::*;
 
 use super::schema::audit_events;
-use crate::domain::{AccountId, TokenId, UserId};
+use crate::domain::{AccountId, AuditAction, TokenId, UserId};
 use crate::error::AppError;
 
 /// Who did something, and from where.
@@ -35,35 +35,24 @@ impl Actor {
     }
 }
 
-/// The actions the log records. Stored as their dotted names.
+/// The actions the log records, by their old constant names, for call sites that read
+/// better with them.
 pub mod action {
-    pub const TOKEN_CREATED: &str = "token.created";
-    pub const TOKEN_REVOKED: &str = "token.revoked";
-    pub const TOKEN_EXPIRED: &str = "token.expired";
-    pub const MEMBER_INVITED: &str = "member.invited";
-    pub const MEMBER_JOINED: &str = "member.joined";
-    pub const MEMBER_REMOVED: &str = "member.removed";
-    pub const MEMBER_ROLE_CHANGED: &str = "member.role_changed";
-    pub const LOGIN_SUCCEEDED: &str = "login.succeeded";
-    pub const LOGIN_FAILED: &str = "login.failed";
-    pub const API_SUSPENDED: &str = "api.suspended";
-    pub const API_RESTORED: &str = "api.restored";
-    pub const ACCOUNT_CREATED: &str = "account.created";
+    use crate::domain::AuditAction;
 
-    pub const ALL: [&str; 12] = [
-        TOKEN_CREATED,
-        TOKEN_REVOKED,
-        TOKEN_EXPIRED,
-        MEMBER_INVITED,
-        MEMBER_JOINED,
-        MEMBER_REMOVED,
-        MEMBER_ROLE_CHANGED,
-        LOGIN_SUCCEEDED,
-        LOGIN_FAILED,
-        API_SUSPENDED,
-        API_RESTORED,
-        ACCOUNT_CREATED,
-    ];
+    pub const TOKEN_CREATED: AuditAction = AuditAction::TokenCreated;
+    pub const TOKEN_REVOKED: AuditAction = AuditAction::TokenRevoked;
+    pub const TOKEN_EXPIRED: AuditAction = AuditAction::TokenExpired;
+    pub const MEMBER_INVITED: AuditAction = AuditAction::MemberInvited;
+    pub const INVITATION_CANCELLED: AuditAction = AuditAction::InvitationCancelled;
+    pub const MEMBER_JOINED: AuditAction = AuditAction::MemberJoined;
+    pub const MEMBER_REMOVED: AuditAction = AuditAction::MemberRemoved;
+    pub const MEMBER_ROLE_CHANGED: AuditAction = AuditAction::MemberRoleChanged;
+    pub const LOGIN_SUCCEEDED: AuditAction = AuditAction::LoginSucceeded;
+    pub const LOGIN_FAILED: AuditAction = AuditAction::LoginFailed;
+    pub const API_SUSPENDED: AuditAction = AuditAction::ApiSuspended;
+    pub const API_RESTORED: AuditAction = AuditAction::ApiRestored;
+    pub const ACCOUNT_CREATED: AuditAction = AuditAction::AccountCreated;
 }
 
 #[derive(Debug, Clone, Queryable, Selectable)]
@@ -73,7 +62,7 @@ pub struct AuditEvent {
     pub account_id: i32,
     pub actor_id: Option<i32>,
     pub actor_label: String,
-    pub action: String,
+    pub action: AuditAction,
     pub target: String,
     pub token_id: Option<i32>,
     pub ip: Option<String>,
@@ -87,7 +76,7 @@ struct NewAuditEvent<'a> {
     account_id: i32,
     actor_id: Option<i32>,
     actor_label: &'a str,
-    action: &'a str,
+    action: AuditAction,
     target: &'a str,
     token_id: Option<i32>,
     ip: Option<&'a str>,
@@ -97,7 +86,7 @@ struct NewAuditEvent<'a> {
 
 /// What happened, to what. `token` links the event to a token's trail.
 pub struct Event<'a> {
-    pub action: &'a str,
+    pub action: AuditAction,
     pub target: &'a str,
     pub token: Option<TokenId>,
     pub detail: &'a str,
@@ -127,7 +116,7 @@ pub fn record(
 
 #[derive(Debug, Clone, Default)]
 pub struct AuditFilter {
-    pub action: Option<String>,
+    pub action: Option<AuditAction>,
     pub actor: Option<String>,
 }
 
@@ -145,7 +134,7 @@ pub fn list_for_account(
         .select(AuditEvent::as_select())
         .into_boxed();
     if let Some(action) = &filter.action {
-        query = query.filter(audit_events::action.eq(action.clone()));
+        query = query.filter(audit_events::action.eq(*action));
     }
     if let Some(actor) = &filter.actor {
         query = query.filter(audit_events::actor_label.eq(actor.clone()));

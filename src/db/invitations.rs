@@ -1,12 +1,15 @@
-//! Invitations to join an account: a one-time link, valid for 7 days. Only the
-//! SHA-256 of the link's token is stored, like API token secrets.
+//! Invitations to join an account: a one-time link, valid for 7 days, until used or
+//! cancelled. Only the SHA-256 of the link's token is stored, like API token secrets.
 
 use chrono::NaiveDateTime;
 use diesel::prelude::*;
 
-use super::schema::{accounts, invitations};
+use super::audit::{self, Actor, Event, action};
+use super::schema::{accounts, invitations, users};
+use super::tx::Tx;
 use crate::domain::{AccountId, Email, Role, SecretDigest, UserId, random_base62};
 use crate::error::AppError;
+use crate::policy::{self, Action, Standing};
 
 pub const VALID_DAYS: i64 = 7;
 
@@ -16,52 +19,124 @@ pub struct Invitation {
     pub id: i32,
     pub account_id: i32,
     pub email: String,
-    pub role: String,
+    pub role: Role,
     pub token_digest: Vec<u8>,
     pub invited_by: Option<i32>,
     pub created_at: NaiveDateTime,
     pub expires_at: NaiveDateTime,
     pub accepted_at: Option<NaiveDateTime>,
-}
-
-impl Invitation {
-    pub fn role(&self) -> Role {
-        Role::parse(&self.role).unwrap_or(Role::Member)
-    }
+    pub cancelled_at: Option<NaiveDateTime>,
 }
 
 fn digest(token: &str) -> Vec<u8> {
     SecretDigest::of(token).as_bytes().to_vec()
 }
 
-/// Creates an invitation and returns it with the token for the link.
-/// Call inside a write transaction.
-pub fn create(
-    conn: &mut SqliteConnection,
-    account: AccountId,
+/// Invitations that can still be used at `now`: not accepted, not cancelled, not expired.
+#[diesel::dsl::auto_type(no_type_alias)]
+fn open_at(now: NaiveDateTime) -> _ {
+    invitations::accepted_at
+        .is_null()
+        .and(invitations::cancelled_at.is_null())
+        .and(invitations::expires_at.gt(now))
+}
+
+/// Invites `email` to the account acted in as `role`, with its audit event. Returns the
+/// invitation and the token for its link, which is shown once.
+pub fn invite(
+    tx: &mut Tx<'_>,
     email: &Email,
     role: Role,
-    invited_by: UserId,
 ) -> Result<(Invitation, String), AppError> {
+    tx.require(Action::Invite { role })?;
+    let account = tx.account()?;
+    let inviter = tx
+        .user()
+        .ok_or_else(|| AppError::internal("an invitation needs a signed-in inviter"))?;
+    if let Some(user) = super::users::find_by_email(tx.conn, email)?
+        && super::memberships::role_of(tx.conn, user.user_id(), account)?.is_some()
+    {
+        return Err(AppError::invalid(format!(
+            "{email} is already a member of this account."
+        )));
+    }
     let token = random_base62(43);
     let now = super::now();
     let invitation = diesel::insert_into(invitations::table)
         .values((
             invitations::account_id.eq(account.0),
             invitations::email.eq(email.as_str()),
-            invitations::role.eq(role.as_str()),
+            invitations::role.eq(role),
             invitations::token_digest.eq(digest(&token)),
-            invitations::invited_by.eq(invited_by.0),
+            invitations::invited_by.eq(inviter.0),
             invitations::created_at.eq(now),
             invitations::expires_at.eq(now + chrono::Duration::days(VALID_DAYS)),
         ))
         .returning(Invitation::as_returning())
-        .get_result(conn)?;
+        .get_result(tx.conn)?;
+    let actor = tx.actor().clone();
+    audit::record(
+        tx.conn,
+        account,
+        &actor,
+        Event {
+            action: action::MEMBER_INVITED,
+            target: &format!("user {email}"),
+            token: None,
+            detail: &format!("as {role}"),
+        },
+    )?;
     Ok((invitation, token))
 }
 
-/// The open invitation for a link's token, with its account's name. Used, expired and
-/// unknown links are all simply not found.
+/// Cancels one of the account's open invitations, with its audit event; its link stops
+/// working at once. Another account's, a used or an already cancelled one is a 404.
+pub fn cancel(tx: &mut Tx<'_>, id: i32) -> Result<Invitation, AppError> {
+    tx.require(Action::ManageMembers)?;
+    let account = tx.account()?;
+    let invitation: Invitation = diesel::update(
+        invitations::table
+            .filter(invitations::id.eq(id))
+            .filter(invitations::account_id.eq(account.0))
+            .filter(open_at(super::now())),
+    )
+    .set(invitations::cancelled_at.eq(super::now()))
+    .returning(Invitation::as_returning())
+    .get_result(tx.conn)?;
+    let actor = tx.actor().clone();
+    audit::record(
+        tx.conn,
+        account,
+        &actor,
+        Event {
+            action: action::INVITATION_CANCELLED,
+            target: &format!("user {}", invitation.email),
+            token: None,
+            detail: &format!("as {}", invitation.role),
+        },
+    )?;
+    Ok(invitation)
+}
+
+/// Cancels every open invitation `inviter` sent in the account; returns how many.
+/// Part of `memberships::remove_member`, inside its transaction.
+pub(super) fn cancel_all_from(
+    conn: &mut SqliteConnection,
+    account: AccountId,
+    inviter: UserId,
+) -> Result<usize, AppError> {
+    Ok(diesel::update(
+        invitations::table
+            .filter(invitations::account_id.eq(account.0))
+            .filter(invitations::invited_by.eq(inviter.0))
+            .filter(open_at(super::now())),
+    )
+    .set(invitations::cancelled_at.eq(super::now()))
+    .execute(conn)?)
+}
+
+/// The open invitation for a link's token, with its account's name. Used, cancelled,
+/// expired and unknown links are all simply not found.
 pub fn find_open(
     conn: &mut SqliteConnection,
     token: &str,
@@ -69,39 +144,116 @@ pub fn find_open(
     Ok(invitations::table
         .inner_join(accounts::table)
         .filter(invitations::token_digest.eq(digest(token)))
-        .filter(invitations::accepted_at.is_null())
-        .filter(invitations::expires_at.gt(super::now()))
+        .filter(open_at(super::now()))
         .select((Invitation::as_select(), accounts::name))
         .first(conn)?)
 }
 
-/// Marks the invitation used. Fails if someone used it first.
-/// Call inside a write transaction.
-pub fn mark_accepted(conn: &mut SqliteConnection, id: i32) -> Result<(), AppError> {
-    let changed = diesel::update(
-        invitations::table
-            .find(id)
-            .filter(invitations::accepted_at.is_null()),
-    )
-    .set(invitations::accepted_at.eq(super::now()))
-    .execute(conn)?;
-    if changed == 1 {
-        Ok(())
-    } else {
-        Err(AppError::NotFound)
+/// Who is taking up an invitation: a person who already has a sign-in (their password
+/// checked before the write), or a new one with the hash of the password they chose.
+pub enum Joiner {
+    Existing(UserId),
+    New(String),
+}
+
+/// What joining gave: the user, the account and its name.
+pub struct Joined {
+    pub user: UserId,
+    pub account: AccountId,
+    pub account_name: String,
+}
+
+/// Uses the invitation behind `token`: creates the user if new, makes them a member
+/// with the invited role, and logs it. The link must still be open, and whoever sent it
+/// must still be allowed to invite someone as that role: a removed or demoted admin's
+/// links are dead.
+pub fn accept(tx: &mut Tx<'_>, token: &str, joiner: Joiner) -> Result<Joined, AppError> {
+    let (invitation, account_name) = find_open(tx.conn, token)?;
+    let account = AccountId(invitation.account_id);
+    if tx.account()? != account {
+        return Err(AppError::NotFound);
     }
+    let inviter = invitation
+        .invited_by
+        .map(UserId)
+        .ok_or(AppError::NotFound)?;
+    let inviter_role = super::memberships::role_of(tx.conn, inviter, account)?;
+    if !policy::allows(
+        &Standing::member(inviter, inviter_role, false),
+        Action::Invite {
+            role: invitation.role,
+        },
+    ) {
+        return Err(AppError::NotFound);
+    }
+    let email = Email::parse(&invitation.email).map_err(AppError::internal)?;
+    let existing = super::users::find_by_email(tx.conn, &email)?;
+    let user = match (existing, joiner) {
+        (Some(user), Joiner::Existing(id)) if user.user_id() == id => user,
+        (None, Joiner::New(hash)) => super::users::create(tx.conn, &email, &hash, false)?,
+        // Someone signed up with this email between the form and now.
+        _ => {
+            return Err(AppError::invalid(
+                "This email's sign-in changed while you were joining. Reload the page and try again.",
+            ));
+        }
+    };
+    if super::memberships::role_of(tx.conn, user.user_id(), account)?.is_some() {
+        return Err(AppError::invalid(format!(
+            "{email} is already a member of {account_name}. Sign in to use it."
+        )));
+    }
+    diesel::update(invitations::table.find(invitation.id))
+        .set(invitations::accepted_at.eq(super::now()))
+        .execute(tx.conn)?;
+    super::users::record_login(tx.conn, user.user_id())?;
+    super::memberships::create(tx.conn, user.user_id(), account, invitation.role)?;
+    let actor = Actor {
+        user_id: Some(user.user_id()),
+        label: user.email.clone(),
+        ip: tx.actor().ip.clone(),
+    };
+    audit::record(
+        tx.conn,
+        account,
+        &actor,
+        Event {
+            action: action::MEMBER_JOINED,
+            target: &format!("user {}", user.email),
+            token: None,
+            detail: &format!("as {}", invitation.role),
+        },
+    )?;
+    Ok(Joined {
+        user: user.user_id(),
+        account,
+        account_name,
+    })
+}
+
+/// An open invitation as the members page lists it, with who sent it.
+pub struct OpenInvitation {
+    pub invitation: Invitation,
+    pub inviter_email: Option<String>,
 }
 
 /// The account's invitations that are still open, newest first.
 pub fn list_open(
     conn: &mut SqliteConnection,
     account: AccountId,
-) -> Result<Vec<Invitation>, AppError> {
-    Ok(invitations::table
+) -> Result<Vec<OpenInvitation>, AppError> {
+    let rows: Vec<(Invitation, Option<String>)> = invitations::table
+        .left_join(users::table.on(invitations::invited_by.eq(users::id.nullable())))
         .filter(invitations::account_id.eq(account.0))
-        .filter(invitations::accepted_at.is_null())
-        .filter(invitations::expires_at.gt(super::now()))
+        .filter(open_at(super::now()))
         .order(invitations::id.desc())
-        .select(Invitation::as_select())
-        .load(conn)?)
+        .select((Invitation::as_select(), users::email.nullable()))
+        .load(conn)?;
+    Ok(rows
+        .into_iter()
+        .map(|(invitation, inviter_email)| OpenInvitation {
+            invitation,
+            inviter_email,
+        })
+        .collect())
 }

@@ -23,6 +23,7 @@ pub mod schema;
 pub mod server_settings;
 pub mod sessions;
 pub mod tokens;
+pub mod tx;
 pub mod users;
 
 use anyhow::Context;
@@ -75,6 +76,7 @@ pub fn connect(database_url: &str) -> anyhow::Result<Pool> {
 }
 
 /// Runs `f` in a `BEGIN IMMEDIATE` transaction: the write lock is taken up front.
+/// Changes made on someone's behalf go through [`tx::transact`], which builds on this.
 pub fn write<T, F>(conn: &mut SqliteConnection, f: F) -> Result<T, AppError>
 where
     F: FnOnce(&mut SqliteConnection) -> Result<T, AppError>,

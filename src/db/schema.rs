@@ -108,6 +108,7 @@ diesel::table! {
         created_at -> Timestamp,
         expires_at -> Timestamp,
         accepted_at -> Nullable<Timestamp>,
+        cancelled_at -> Nullable<Timestamp>,
     }
 }
 

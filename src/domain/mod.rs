@@ -1,14 +1,19 @@
 //! Types that can't hold an invalid value. Each `parse` returns a `Result`
 //! whose error is a sentence fit to show the user.
 
+mod api_state;
+mod audit_action;
 mod email;
 mod ids;
 mod names;
 mod password;
 mod role;
 mod scope;
+mod sql;
 mod token;
 
+pub use api_state::ApiState;
+pub use audit_action::AuditAction;
 pub use email::Email;
 pub use ids::{AccountId, ClusterId, TokenId, UserId};
 pub use names::{AccountName, ClusterName, Reason, Slug, TokenName};

@@ -2,12 +2,26 @@
 
 use std::fmt;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    Hash,
+    diesel::AsExpression,
+    diesel::FromSqlRow,
+)]
+#[diesel(sql_type = diesel::sql_types::Text)]
 pub enum Role {
     Member,
     Admin,
     Owner,
 }
+
+super::sql::text_column!(Role);
 
 impl Role {
     pub const ALL: [Role; 3] = [Role::Owner, Role::Admin, Role::Member];
@@ -23,11 +37,19 @@ impl Role {
         }
     }
 
-    pub fn as_str(self) -> &'static str {
+    pub fn as_str(&self) -> &'static str {
         match self {
             Role::Owner => "owner",
             Role::Admin => "admin",
             Role::Member => "member",
+        }
+    }
+
+    /// "an admin", "a member": for sentences.
+    pub fn with_article(&self) -> String {
+        match self {
+            Role::Member => format!("a {self}"),
+            Role::Admin | Role::Owner => format!("an {self}"),
         }
     }
 }

@@ -1,6 +1,7 @@
 //! What a token may do. `read` covers every GET; `write` covers changes.
 
 use std::fmt;
+use std::sync::LazyLock;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Scope {
@@ -25,24 +26,46 @@ impl Scope {
             Scope::Write => "write",
         }
     }
+
+    fn bit(self) -> u8 {
+        1 << (self as u8)
+    }
 }
 
-/// A non-empty, sorted set of scopes, stored as `read,write`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Scopes(Vec<Scope>);
+/// A non-empty set of scopes, stored as `read,write` (sorted, comma-separated).
+/// A bit set, so the guard's cache holds a byte and the stored text is one of a few
+/// static strings.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, diesel::AsExpression, diesel::FromSqlRow)]
+#[diesel(sql_type = diesel::sql_types::Text)]
+pub struct Scopes(u8);
+
+super::sql::text_column!(Scopes);
+
+/// The stored form of every possible set, indexed by its bits.
+static NAMES: LazyLock<Vec<String>> = LazyLock::new(|| {
+    (0..1u8 << Scope::ALL.len())
+        .map(|bits| {
+            Scope::ALL
+                .iter()
+                .filter(|s| bits & s.bit() != 0)
+                .map(|s| s.as_str())
+                .collect::<Vec<_>>()
+                .join(",")
+        })
+        .collect()
+});
 
 impl Scopes {
-    pub fn new(mut scopes: Vec<Scope>) -> Result<Self, String> {
-        scopes.sort();
-        scopes.dedup();
-        if scopes.is_empty() {
+    pub fn new(scopes: impl IntoIterator<Item = Scope>) -> Result<Self, String> {
+        let bits = scopes.into_iter().fold(0, |bits, s| bits | s.bit());
+        if bits == 0 {
             return Err("A token needs at least one scope.".into());
         }
-        Ok(Self(scopes))
+        Ok(Self(bits))
     }
 
     pub fn all() -> Self {
-        Self(Scope::ALL.to_vec())
+        Self(Scope::ALL.iter().fold(0, |bits, s| bits | s.bit()))
     }
 
     /// Parses the stored or typed form, `read,write`.
@@ -56,21 +79,31 @@ impl Scopes {
     }
 
     pub fn contains(&self, scope: Scope) -> bool {
-        self.0.contains(&scope)
+        self.0 & scope.bit() != 0
     }
 
-    pub fn iter(&self) -> impl Iterator<Item = Scope> + '_ {
-        self.0.iter().copied()
+    /// True when every scope of `self` is also in `other`.
+    pub fn is_subset_of(&self, other: &Scopes) -> bool {
+        self.0 & !other.0 == 0
     }
 
     pub fn names(&self) -> Vec<&'static str> {
-        self.0.iter().map(|s| s.as_str()).collect()
+        Scope::ALL
+            .iter()
+            .filter(|s| self.contains(**s))
+            .map(|s| s.as_str())
+            .collect()
+    }
+
+    /// The stored form.
+    pub fn as_str(&self) -> &'static str {
+        NAMES[usize::from(self.0)].as_str()
     }
 }
 
 impl fmt::Display for Scopes {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.names().join(","))
+        f.write_str(self.as_str())
     }
 }
 
@@ -82,11 +115,20 @@ mod tests {
     fn stored_form_round_trips_sorted() {
         let scopes = Scopes::parse("write, read,read").unwrap();
         assert_eq!(scopes.to_string(), "read,write");
+        assert_eq!(Scopes::parse("write").unwrap().as_str(), "write");
+        assert_eq!(Scopes::parse(scopes.as_str()), Ok(scopes));
     }
 
     #[test]
     fn empty_and_unknown_scopes_are_refused() {
         assert!(Scopes::parse("").is_err());
         assert!(Scopes::parse("read,admin").unwrap_err().contains("admin"));
+    }
+
+    #[test]
+    fn subsets() {
+        let read = Scopes::parse("read").unwrap();
+        assert!(read.is_subset_of(&Scopes::all()));
+        assert!(!Scopes::all().is_subset_of(&read));
     }
 }

@@ -53,7 +53,7 @@ async fn removing_a_member_revokes_their_tokens_at_once_and_the_log_says_so() {
     let leaver_id = member_id(&owner, &leaver_email).await;
     remove(&owner, leaver_id).await.assert_redirect("/members");
     members_page(&owner).await.assert_contains(&format!(
-        "{leaver_email} was removed, and 2 of their tokens revoked."
+        "{leaver_email} was removed, 2 of their tokens revoked and 0 of their invitations cancelled."
     ));
     assert_eq!(
         member_role(&owner, &leaver_email).await,
@@ -88,7 +88,7 @@ async fn removing_a_member_revokes_their_tokens_at_once_and_the_log_says_so() {
         "the removal is the newest event, by the owner: {log:#?}"
     );
     assert_eq!(removed.target, format!("user {leaver_email}"));
-    assert_eq!(removed.detail, "2 token(s) revoked");
+    assert_eq!(removed.detail, "2 token(s) revoked, 0 invitation(s) cancelled");
     for token in [&deploy, &backup] {
         let revoked = find_event(&log, "token.revoked", &token.token.key);
         assert_eq!(

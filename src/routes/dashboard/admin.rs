@@ -8,13 +8,14 @@ use askama::Template;
 use serde::Deserialize;
 
 use super::layout::{Flash, Layout, SignedIn};
-use super::members::{ApiAccessForm, apply_api_access};
+use super::members::ApiAccessForm;
 use super::tokens::TokenRow;
 use super::{HtmlError, page_method_not_allowed, post_only, redirect, render};
 use crate::auth::csrf::CsrfForm;
-use crate::db::{self, audit::Actor};
-use crate::domain::{AccountId, Reason, TokenKey, TokenSecret};
+use crate::db;
+use crate::domain::{AccountId, ApiState, Reason, TokenKey, TokenSecret};
 use crate::error::AppError;
+use crate::policy::Action;
 use crate::state::AppState;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
@@ -28,18 +29,6 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     )
     .service(post_only("/admin/revoke", revoke))
     .service(post_only("/admin/accounts/{id}/api-access", api_access));
-}
-
-fn require_operator(signed_in: &SignedIn) -> Result<Actor, AppError> {
-    if !signed_in.user.operator {
-        return Err(AppError::forbidden(
-            "The operator console is for platform operators.",
-        ));
-    }
-    Ok(Actor {
-        label: format!("{} (operator)", signed_in.user.email),
-        ..signed_in.actor()
-    })
 }
 
 pub struct AccountRow {
@@ -68,8 +57,10 @@ struct ConsolePage {
     search_error: Option<String>,
 }
 
+/// The console's search form. Only ever read from a POST body, so a searched key or
+/// secret is never in a URL, the browser's history or a proxy's log.
 #[derive(Deserialize)]
-pub struct SearchQuery {
+pub struct SearchForm {
     #[serde(default)]
     q: String,
 }
@@ -81,7 +72,7 @@ enum Lookup {
 
 fn parse_lookup(raw: &str) -> Result<Lookup, String> {
     let raw = raw.trim();
-    if raw.starts_with("kws_") {
+    if raw.starts_with(SECRET_PREFIX) {
         return TokenSecret::parse(raw).map(Lookup::Secret);
     }
     TokenKey::parse(raw)
@@ -89,30 +80,41 @@ fn parse_lookup(raw: &str) -> Result<Lookup, String> {
         .map_err(|_| "Paste a token key (kw_…) or a full secret (kws_…).".to_string())
 }
 
+/// A key may come in the URL (keys are public, and revoking one lands back here);
+/// a secret may not, so a `?q=kws_…` link finds nothing and says why.
 async fn console(
     signed_in: SignedIn,
     state: web::Data<AppState>,
-    query: web::Query<SearchQuery>,
+    query: web::Query<SearchForm>,
 ) -> Result<HttpResponse, HtmlError> {
-    console_page(signed_in, state, query.into_inner().q).await
+    let q = query.into_inner().q;
+    if q.trim().starts_with(SECRET_PREFIX) {
+        signed_in.require(Action::OperatorConsole)?;
+        return console_page(signed_in, state, String::new(), Some(SECRET_IN_URL.into())).await;
+    }
+    console_page(signed_in, state, q, None).await
 }
+
+const SECRET_PREFIX: &str = "kws_";
+const SECRET_IN_URL: &str =
+    "Secrets are searched only through the form, so they never appear in a URL. Paste it there.";
 
 async fn search(
     signed_in: SignedIn,
     state: web::Data<AppState>,
-    CsrfForm(form): CsrfForm<SearchQuery>,
+    CsrfForm(form): CsrfForm<SearchForm>,
 ) -> Result<HttpResponse, HtmlError> {
-    console_page(signed_in, state, form.q).await
+    console_page(signed_in, state, form.q, None).await
 }
 
 async fn console_page(
     signed_in: SignedIn,
     state: web::Data<AppState>,
     q: String,
+    mut search_error: Option<String>,
 ) -> Result<HttpResponse, HtmlError> {
-    require_operator(&signed_in)?;
+    signed_in.require(Action::OperatorConsole)?;
     let lookup = (!q.trim().is_empty()).then(|| parse_lookup(&q));
-    let mut search_error = None;
     let wanted = match lookup {
         Some(Ok(lookup)) => Some(lookup),
         Some(Err(message)) => {
@@ -162,7 +164,7 @@ async fn console_page(
         // A pasted secret is never written back into the page; the key stands in for it.
         query: match &found {
             Some((view, _)) => view.token.key.clone(),
-            None if q.trim().starts_with("kws_") => String::new(),
+            None if q.trim().starts_with(SECRET_PREFIX) => String::new(),
             None => q,
         },
         found: found.map(|(view, account)| FoundToken {
@@ -187,18 +189,18 @@ async fn revoke(
     state: web::Data<AppState>,
     CsrfForm(form): CsrfForm<RevokeForm>,
 ) -> Result<HttpResponse, HtmlError> {
-    let actor = require_operator(&signed_in)?;
+    signed_in.require(Action::OperatorConsole)?;
     let key = TokenKey::parse(form.key.trim()).map_err(AppError::invalid)?;
     let reason = Reason::required(
         &form.reason,
         "Give a reason: the token's owners will read it.",
     )
     .map_err(AppError::invalid)?;
-    let token = db::run(&state.pool, move |conn| {
-        db::tokens::revoke_by_key_any_account(conn, &key, &actor, reason.as_str())
-    })
-    .await?;
-    state.sync_cache().await?;
+    let token = state
+        .write(signed_in.operator(), None, move |tx| {
+            db::tokens::revoke_by_key(tx, &key, &reason)
+        })
+        .await?;
     Flash::success(format!("Token {} was revoked.", token.key)).set(&signed_in.session);
     Ok(redirect(&format!("/admin?q={}", token.key)))
 }
@@ -209,17 +211,20 @@ async fn api_access(
     path: web::Path<String>,
     CsrfForm(form): CsrfForm<ApiAccessForm>,
 ) -> Result<HttpResponse, HtmlError> {
-    let actor = require_operator(&signed_in)?;
+    signed_in.require(Action::OperatorConsole)?;
     let account = path
         .parse::<i32>()
         .map(AccountId)
         .map_err(|_| AppError::NotFound)?;
-    let (suspend, reason) = form.parse()?;
-    apply_api_access(&state, account, suspend, actor, reason).await?;
-    Flash::success(if suspend {
-        "The account's API access is suspended."
-    } else {
-        "The account's API access is restored."
+    let (api_state, reason) = form.parse()?;
+    state
+        .write(signed_in.operator(), Some(account), move |tx| {
+            db::accounts::set_api_access(tx, api_state, &reason)
+        })
+        .await?;
+    Flash::success(match api_state {
+        ApiState::Suspended => "The account's API access is suspended.",
+        ApiState::Active => "The account's API access is restored.",
     })
     .set(&signed_in.session);
     Ok(redirect("/admin"))

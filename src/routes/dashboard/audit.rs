@@ -6,7 +6,8 @@ use serde::Deserialize;
 
 use super::layout::{Layout, SignedIn, TimeView};
 use super::{HtmlError, page_method_not_allowed, render};
-use crate::db::{self, audit::AuditEvent, audit::AuditFilter, audit::action};
+use crate::db::{self, audit::AuditEvent, audit::AuditFilter};
+use crate::domain::AuditAction;
 use crate::policy::Action;
 use crate::state::AppState;
 
@@ -33,7 +34,7 @@ impl From<AuditEvent> for EventRow {
         Self {
             at: TimeView::new(e.at),
             actor: e.actor_label,
-            action: e.action,
+            action: e.action.to_string(),
             target: e.target,
             ip: e.ip.unwrap_or_default(),
             detail: e.detail,
@@ -71,7 +72,7 @@ pub struct AuditQuery {
 fn href(filter: &AuditFilter, page: i64) -> String {
     let mut pairs = vec![("page", page.to_string())];
     if let Some(action) = &filter.action {
-        pairs.push(("action", action.clone()));
+        pairs.push(("action", action.to_string()));
     }
     if let Some(actor) = &filter.actor {
         pairs.push(("actor", actor.clone()));
@@ -90,7 +91,10 @@ async fn list(
     signed_in.require(Action::ReadAudit)?;
     let query = query.into_inner();
     let filter = AuditFilter {
-        action: query.action.filter(|a| action::ALL.contains(&a.as_str())),
+        action: query
+            .action
+            .as_deref()
+            .and_then(|a| AuditAction::parse(a).ok()),
         actor: query.actor.filter(|a| !a.is_empty()),
     };
     let page = query.page.unwrap_or(1).max(1);
@@ -107,11 +111,11 @@ async fn list(
         layout: signed_in.layout("Audit log", "/audit")?,
         events: events.into_iter().map(EventRow::from).collect(),
         show_target: true,
-        actions: action::ALL
+        actions: AuditAction::ALL
             .iter()
             .map(|a| Choice {
                 value: a.to_string(),
-                selected: filter.action.as_deref() == Some(a),
+                selected: filter.action == Some(*a),
             })
             .collect(),
         actors: actors

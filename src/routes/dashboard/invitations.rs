@@ -10,8 +10,8 @@ use super::layout::{self, Flash, Layout};
 use super::{HtmlError, page_method_not_allowed, redirect, render, render_with_status};
 use crate::auth::csrf::CsrfForm;
 use crate::auth::password;
-use crate::db::{self, audit, audit::Actor};
-use crate::domain::{Email, Password};
+use crate::db::{self, invitations::Joiner, tx::Principal};
+use crate::domain::{AccountId, Email, Password};
 use crate::error::AppError;
 use crate::state::AppState;
 
@@ -54,7 +54,7 @@ async fn page(
         layout: Layout::public("Join an account", session)?,
         token,
         account_name,
-        role: invitation.role.clone(),
+        role: invitation.role.to_string(),
         email: invitation.email,
         has_sign_in,
         errors,
@@ -86,74 +86,21 @@ async fn accept(
 ) -> Result<HttpResponse, HtmlError> {
     let token = token.into_inner();
     let ip = req.peer_addr().map(|a| a.ip().to_string());
-    let lookup = token.clone();
-    let throttle = state.throttle.clone();
-    let joined = db::run(&state.pool, move |conn| {
-        let (invitation, account_name) = db::invitations::find_open(conn, &lookup)?;
-        let email = Email::parse(&invitation.email).map_err(AppError::internal)?;
-        let existing = db::users::find_by_email(conn, &email)?;
-        // The slow part, argon2, runs before the write lock is taken.
-        let new_hash = match &existing {
-            Some(user) => {
-                // A password check like sign-in's, so it is limited like sign-in.
-                let attempt = throttle.attempt(&user.email, ip.as_deref().unwrap_or_default())?;
-                let typed = Password::for_sign_in(form.password.clone());
-                if !password::verify(Some(&user.password_hash), &typed) {
-                    return Err(AppError::invalid(
-                        "That is not the password of this email's Keyward sign-in.",
-                    ));
-                }
-                attempt.succeeded();
-                None
-            }
-            None => {
-                if form.password_confirmation.as_deref() != Some(form.password.as_str()) {
-                    return Err(AppError::invalid("The two passwords don't match."));
-                }
-                let password = Password::parse(form.password.clone()).map_err(AppError::invalid)?;
-                Some(password::hash(&password)?)
-            }
-        };
-        db::write(conn, |conn| {
-            db::invitations::mark_accepted(conn, invitation.id)?;
-            let user = match (existing, new_hash) {
-                (Some(user), _) => user,
-                (None, Some(hash)) => db::users::create(conn, &email, &hash, false)?,
-                (None, None) => return Err(AppError::internal("no password for a new user")),
-            };
-            let account = crate::domain::AccountId(invitation.account_id);
-            // Two invitations to one person: the first made them a member already.
-            if db::memberships::role_of(conn, user.user_id(), account)?.is_some() {
-                return Err(AppError::invalid(format!(
-                    "{email} is already a member of {account_name}. Sign in to use it."
-                )));
-            }
-            db::users::record_login(conn, user.user_id())?;
-            db::memberships::create(conn, user.user_id(), account, invitation.role())?;
-            let actor = Actor {
-                user_id: Some(user.user_id()),
-                label: user.email.clone(),
-                ip,
-            };
-            audit::record(
-                conn,
-                account,
-                &actor,
-                audit::Event {
-                    action: audit::action::MEMBER_JOINED,
-                    target: &format!("user {}", user.email),
-                    token: None,
-                    detail: &format!("as {}", invitation.role),
-                },
-            )?;
-            Ok((user.user_id(), account, account_name))
-        })
-    })
-    .await;
+    let joined = match joiner(&state, &token, &form, ip.clone()).await {
+        Ok((account, joiner)) => {
+            let token = token.clone();
+            state
+                .write(Principal::Visitor { ip }, Some(account), move |tx| {
+                    db::invitations::accept(tx, &token, joiner)
+                })
+                .await
+        }
+        Err(err) => Err(err),
+    };
     match joined {
-        Ok((user, account, account_name)) => {
-            layout::sign_in(&session, user, Some(account))?;
-            Flash::success(format!("Welcome to {account_name}.")).set(&session);
+        Ok(joined) => {
+            layout::sign_in(&session, joined.user, Some(joined.account))?;
+            Flash::success(format!("Welcome to {}.", joined.account_name)).set(&session);
             Ok(redirect("/tokens"))
         }
         Err(AppError::Invalid(errors)) => render_with_status(
@@ -162,4 +109,49 @@ async fn accept(
         ),
         Err(other) => Err(other.into()),
     }
+}
+
+/// Reads the invitation and does the slow password work before the write lock is
+/// taken: checks an existing user's password (limited like sign-in), or hashes a new
+/// one. The write then checks again that the invitation is still good.
+async fn joiner(
+    state: &AppState,
+    token: &str,
+    form: &AcceptForm,
+    ip: Option<String>,
+) -> Result<(AccountId, Joiner), AppError> {
+    let lookup = token.to_string();
+    let (invitation, existing) = db::run(&state.pool, move |conn| {
+        let (invitation, _) = db::invitations::find_open(conn, &lookup)?;
+        let email = Email::parse(&invitation.email).map_err(AppError::internal)?;
+        let existing = db::users::find_by_email(conn, &email)?;
+        Ok((invitation, existing))
+    })
+    .await?;
+    let account = AccountId(invitation.account_id);
+    let throttle = state.throttle.clone();
+    let password = form.password.clone();
+    let confirmation = form.password_confirmation.clone();
+    let joiner = web::block(move || match existing {
+        Some(user) => {
+            // A password check like sign-in's, so it is limited like sign-in.
+            let attempt = throttle.attempt(&user.email, ip.as_deref().unwrap_or_default())?;
+            if !password::verify(Some(&user.password_hash), &Password::for_sign_in(password)) {
+                return Err(AppError::invalid(
+                    "That is not the password of this email's Keyward sign-in.",
+                ));
+            }
+            attempt.succeeded();
+            Ok(Joiner::Existing(user.user_id()))
+        }
+        None => {
+            if confirmation.as_deref() != Some(password.as_str()) {
+                return Err(AppError::invalid("The two passwords don't match."));
+            }
+            let password = Password::parse(password).map_err(AppError::invalid)?;
+            Ok(Joiner::New(password::hash(&password)?))
+        }
+    })
+    .await??;
+    Ok((account, joiner))
 }

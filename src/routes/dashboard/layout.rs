@@ -11,10 +11,10 @@ use serde::{Deserialize, Serialize};
 use super::HtmlError;
 use super::assets;
 use crate::auth::{csrf, session::ABSOLUTE_LIFETIME_HOURS};
-use crate::db::{self, accounts::Account, audit::Actor, users::User};
+use crate::db::{self, accounts::Account, tx::Principal, users::User};
 use crate::domain::{AccountId, Role, UserId};
 use crate::error::AppError;
-use crate::policy::{self, Action};
+use crate::policy::{self, Action, Standing};
 use crate::state::AppState;
 
 pub const USER_ID: &str = "user_id";
@@ -180,10 +180,18 @@ impl SignedIn {
         self.user.user_id()
     }
 
-    pub fn actor(&self) -> Actor {
-        Actor {
-            user_id: Some(self.user_id()),
-            label: self.user.email.clone(),
+    /// The signed-in user, as the write path knows them.
+    pub fn principal(&self) -> Principal {
+        Principal::User {
+            id: self.user_id(),
+            ip: self.ip.clone(),
+        }
+    }
+
+    /// The signed-in user acting through the operator console.
+    pub fn operator(&self) -> Principal {
+        Principal::Operator {
+            id: self.user_id(),
             ip: self.ip.clone(),
         }
     }
@@ -206,21 +214,32 @@ impl SignedIn {
         Ok(self.account()?.0.account_id())
     }
 
-    pub fn can(&self, action: Action) -> bool {
-        self.membership()
-            .is_some_and(|(_, role)| policy::allows(*role, self.user_id(), action))
+    /// Where the user stood when this request began. Good for drawing the page; every
+    /// change is checked again inside its own transaction.
+    fn standing(&self) -> Standing {
+        Standing::member(
+            self.user_id(),
+            self.membership().map(|(_, role)| *role),
+            self.user.operator,
+        )
     }
 
-    /// A 403 page unless the user's role allows `action`.
+    pub fn can(&self, action: Action) -> bool {
+        policy::allows(&self.standing(), action)
+    }
+
+    /// A 403 page unless the user's standing allows `action`.
     pub fn require(&self, action: Action) -> Result<(), AppError> {
-        self.account()?;
         if self.can(action) {
-            Ok(())
-        } else {
-            Err(AppError::forbidden(
-                "Your role in this account does not allow that. Ask an owner or admin.",
-            ))
+            return Ok(());
         }
+        if action != Action::OperatorConsole {
+            self.account()?;
+        }
+        Err(AppError::forbidden(policy::refusal(
+            &self.standing(),
+            action,
+        )))
     }
 
     pub fn layout(&self, title: &str, current: &str) -> Result<Layout, AppError> {
@@ -234,7 +253,7 @@ impl SignedIn {
         if self.can(Action::ReadAudit) {
             nav.push(("/audit", "Audit log"));
         }
-        if self.user.operator {
+        if self.can(Action::OperatorConsole) {
             nav.push(("/admin", "Operator"));
         }
         Ok(Layout {

@@ -9,11 +9,11 @@ use serde::Deserialize;
 
 use super::layout::{Flash, Layout, SignedIn, TimeView};
 use super::{HtmlError, page_method_not_allowed, post_only, redirect, render, render_with_status};
-use crate::auth::csrf::{CsrfForm, site_origin};
-use crate::db::{self, accounts, audit, audit::Actor};
-use crate::domain::{AccountId, Email, Reason, Role, UserId};
+use crate::auth::csrf::{CsrfForm, NoFields, site_origin};
+use crate::db;
+use crate::domain::{ApiState, Email, Reason, Role, UserId};
 use crate::error::AppError;
-use crate::policy::Action;
+use crate::policy::{self, Action, Standing};
 use crate::state::AppState;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
@@ -23,6 +23,10 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .default_service(web::to(page_method_not_allowed)),
     )
     .service(post_only("/members/invite", invite))
+    .service(post_only(
+        "/members/invitations/{id}/cancel",
+        cancel_invitation,
+    ))
     .service(post_only("/members/{user_id}/remove", remove))
     .service(post_only("/members/{user_id}/role", change_role))
     .service(post_only("/account/api-access", set_api_access))
@@ -39,8 +43,10 @@ pub struct MemberRow {
 }
 
 pub struct InvitationRow {
+    pub id: i32,
     pub email: String,
-    pub role: String,
+    pub role: &'static str,
+    pub invited_by: String,
     pub expires: TimeView,
 }
 
@@ -52,6 +58,8 @@ struct MembersPage {
     invitations: Vec<InvitationRow>,
     can_change_roles: bool,
     roles: [&'static str; 3],
+    /// The roles this user may invite as, from the policy.
+    invite_roles: Vec<&'static str>,
     api_suspended: bool,
     invite: InviteOutcome,
 }
@@ -100,14 +108,26 @@ async fn members_page(
             .collect(),
         invitations: invitations
             .into_iter()
-            .map(|i| InvitationRow {
-                email: i.email,
-                role: i.role,
-                expires: TimeView::new(i.expires_at),
+            .map(|open| InvitationRow {
+                id: open.invitation.id,
+                email: open.invitation.email,
+                role: open.invitation.role.as_str(),
+                invited_by: open
+                    .inviter_email
+                    .unwrap_or_else(|| "a former member".into()),
+                expires: TimeView::new(open.invitation.expires_at),
             })
             .collect(),
-        can_change_roles: signed_in.can(Action::ChangeRoles),
+        can_change_roles: signed_in.can(Action::ChangeRole {
+            from: Role::Member,
+            to: Role::Admin,
+        }),
         roles: ["member", "admin", "owner"],
+        invite_roles: [Role::Member, Role::Admin]
+            .into_iter()
+            .filter(|role| signed_in.can(Action::Invite { role: *role }))
+            .map(|role| role.as_str())
+            .collect(),
         api_suspended: account.is_suspended(),
         invite,
     })
@@ -158,51 +178,51 @@ async fn invite(
     render_with_status(&page, status)
 }
 
-/// Checks the invite form and creates the invitation with its audit event; returns the
-/// link's token.
+/// Checks the invite form and creates the invitation; returns the link's token.
 async fn create_invitation(
     signed_in: &SignedIn,
     state: &AppState,
     form: &InviteForm,
 ) -> Result<String, AppError> {
     let email = Email::parse(&form.email).map_err(AppError::invalid)?;
-    let role = match Role::parse(&form.role).map_err(AppError::invalid)? {
-        Role::Owner => {
-            return Err(AppError::invalid(
-                "Invite as admin or member; an owner can promote them after they join.",
-            ));
-        }
-        role => role,
-    };
-    let account = signed_in.account_id()?;
-    let inviter = signed_in.user_id();
-    let actor = signed_in.actor();
-    db::run(&state.pool, move |conn| {
-        db::write(conn, |conn| {
-            let existing = db::users::find_by_email(conn, &email)?;
-            if let Some(user) = existing
-                && db::memberships::role_of(conn, user.user_id(), account)?.is_some()
-            {
-                return Err(AppError::invalid(format!(
-                    "{email} is already a member of this account."
-                )));
-            }
-            let (_, token) = db::invitations::create(conn, account, &email, role, inviter)?;
-            audit::record(
-                conn,
-                account,
-                &actor,
-                audit::Event {
-                    action: audit::action::MEMBER_INVITED,
-                    target: &format!("user {email}"),
-                    token: None,
-                    detail: &format!("as {role}"),
-                },
-            )?;
-            Ok(token)
-        })
-    })
-    .await
+    let role = Role::parse(&form.role).map_err(AppError::invalid)?;
+    if role == Role::Owner {
+        // Never allowed, whoever asks: a wrong choice in the form, not a missing right.
+        return Err(AppError::invalid(policy::refusal(
+            &Standing::NOBODY,
+            Action::Invite { role },
+        )));
+    }
+    let (_, token) = state
+        .write(
+            signed_in.principal(),
+            Some(signed_in.account_id()?),
+            move |tx| db::invitations::invite(tx, &email, role),
+        )
+        .await?;
+    Ok(token)
+}
+
+async fn cancel_invitation(
+    signed_in: SignedIn,
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+    _form: CsrfForm<NoFields>,
+) -> Result<HttpResponse, HtmlError> {
+    let id = path.parse::<i32>().map_err(|_| AppError::NotFound)?;
+    let cancelled = state
+        .write(
+            signed_in.principal(),
+            Some(signed_in.account_id()?),
+            move |tx| db::invitations::cancel(tx, id),
+        )
+        .await?;
+    Flash::success(format!(
+        "The invitation for {} was cancelled; its link no longer works.",
+        cancelled.email
+    ))
+    .set(&signed_in.session);
+    Ok(redirect("/members"))
 }
 
 fn member_id(raw: &str) -> Result<UserId, AppError> {
@@ -211,74 +231,23 @@ fn member_id(raw: &str) -> Result<UserId, AppError> {
         .map_err(|_| AppError::NotFound)
 }
 
-/// The member's current role, or 404 if they are not in this account.
-fn role_in(
-    conn: &mut diesel::SqliteConnection,
-    account: AccountId,
-    user: UserId,
-) -> Result<Role, AppError> {
-    db::memberships::role_of(conn, user, account)?.ok_or(AppError::NotFound)
-}
-
-fn last_owner_guard(
-    conn: &mut diesel::SqliteConnection,
-    account: AccountId,
-    current: Role,
-) -> Result<(), AppError> {
-    if current == Role::Owner && db::memberships::count_owners(conn, account)? <= 1 {
-        return Err(AppError::invalid(
-            "An account needs at least one owner. Make someone else an owner first.",
-        ));
-    }
-    Ok(())
-}
-
 async fn remove(
     signed_in: SignedIn,
     state: web::Data<AppState>,
     path: web::Path<String>,
-    _form: CsrfForm<crate::auth::csrf::NoFields>,
+    _form: CsrfForm<NoFields>,
 ) -> Result<HttpResponse, HtmlError> {
-    signed_in.require(Action::ManageMembers)?;
     let target = member_id(&path)?;
-    let account = signed_in.account_id()?;
-    let my_role = signed_in.account()?.1;
-    let actor = signed_in.actor();
-    let (email, revoked) = db::run(&state.pool, move |conn| {
-        db::write(conn, |conn| {
-            let role = role_in(conn, account, target)?;
-            if role == Role::Owner && my_role != Role::Owner {
-                return Err(AppError::forbidden("Only an owner can remove an owner."));
-            }
-            last_owner_guard(conn, account, role)?;
-            let user = db::users::find(conn, target)?;
-            let revoked = db::tokens::revoke_all_of_creator(
-                conn,
-                account,
-                target,
-                &actor,
-                "member removed from the account",
-            )?;
-            db::memberships::remove(conn, account, target)?;
-            audit::record(
-                conn,
-                account,
-                &actor,
-                audit::Event {
-                    action: audit::action::MEMBER_REMOVED,
-                    target: &format!("user {}", user.email),
-                    token: None,
-                    detail: &format!("{} token(s) revoked", revoked.len()),
-                },
-            )?;
-            Ok((user.email, revoked))
-        })
-    })
-    .await?;
-    state.sync_cache().await?;
+    let removed = state
+        .write(
+            signed_in.principal(),
+            Some(signed_in.account_id()?),
+            move |tx| db::memberships::remove_member(tx, target),
+        )
+        .await?;
     Flash::success(format!(
-        "{email} was removed, and {} of their tokens revoked.",
-        revoked.len()
+        "{} was removed, {} of their tokens revoked and {} of their invitations cancelled.",
+        removed.email, removed.tokens_revoked, removed.invitations_cancelled
     ))
     .set(&signed_in.session);
     Ok(redirect("/members"))
@@ -296,46 +265,16 @@ async fn change_role(
     path: web::Path<String>,
     CsrfForm(form): CsrfForm<RoleForm>,
 ) -> Result<HttpResponse, HtmlError> {
-    signed_in.require(Action::ChangeRoles)?;
     let target = member_id(&path)?;
     let role = Role::parse(&form.role).map_err(AppError::invalid)?;
-    let account = signed_in.account_id()?;
-    let actor = signed_in.actor();
-    let email = db::run(&state.pool, move |conn| {
-        db::write(conn, |conn| {
-            let current = role_in(conn, account, target)?;
-            if current == role {
-                return db::users::find(conn, target).map(|u| u.email);
-            }
-            if role != Role::Owner {
-                last_owner_guard(conn, account, current)?;
-            }
-            db::memberships::set_role(conn, account, target, role)?;
-            let user = db::users::find(conn, target)?;
-            audit::record(
-                conn,
-                account,
-                &actor,
-                audit::Event {
-                    action: audit::action::MEMBER_ROLE_CHANGED,
-                    target: &format!("user {}", user.email),
-                    token: None,
-                    detail: &format!("{current} → {role}"),
-                },
-            )?;
-            Ok(user.email)
-        })
-    })
-    .await?;
-    Flash::success(format!(
-        "{email} is now {} {role}.",
-        if role == Role::Admin || role == Role::Owner {
-            "an"
-        } else {
-            "a"
-        }
-    ))
-    .set(&signed_in.session);
+    let email = state
+        .write(
+            signed_in.principal(),
+            Some(signed_in.account_id()?),
+            move |tx| db::memberships::change_role(tx, target, role),
+        )
+        .await?;
+    Flash::success(format!("{email} is now {}.", role.with_article())).set(&signed_in.session);
     Ok(redirect("/members"))
 }
 
@@ -349,65 +288,15 @@ pub struct ApiAccessForm {
 }
 
 impl ApiAccessForm {
-    /// `true` to suspend, `false` to restore, and the reason given.
-    pub fn parse(&self) -> Result<(bool, Reason), AppError> {
-        let suspend = match self.state.as_str() {
-            "suspended" => true,
-            "active" => false,
-            _ => {
-                return Err(AppError::invalid(
-                    "Choose to suspend or restore API access.",
-                ));
-            }
-        };
+    /// The state asked for, and the reason given.
+    pub fn parse(&self) -> Result<(ApiState, Reason), AppError> {
+        let state = ApiState::parse(&self.state)
+            .map_err(|_| AppError::invalid("Choose to suspend or restore API access."))?;
         Ok((
-            suspend,
+            state,
             Reason::parse(&self.reason).map_err(AppError::invalid)?,
         ))
     }
-}
-
-/// Suspends or restores an account's API access, with its audit event, and drops the
-/// account's tokens from every process's cache. Shared by owners and operators.
-pub async fn apply_api_access(
-    state: &AppState,
-    account: AccountId,
-    suspend: bool,
-    actor: Actor,
-    reason: Reason,
-) -> Result<(), AppError> {
-    db::run(&state.pool, move |conn| {
-        db::write(conn, |conn| {
-            let target = db::accounts::find(conn, account)?;
-            let new_state = if suspend {
-                accounts::SUSPENDED
-            } else {
-                accounts::ACTIVE
-            };
-            if target.api_state == new_state {
-                return Ok(());
-            }
-            db::accounts::set_api_state(conn, account, new_state)?;
-            audit::record(
-                conn,
-                account,
-                &actor,
-                audit::Event {
-                    action: if suspend {
-                        audit::action::API_SUSPENDED
-                    } else {
-                        audit::action::API_RESTORED
-                    },
-                    target: &format!("account {} ({})", target.name, target.slug),
-                    token: None,
-                    detail: reason.as_str(),
-                },
-            )
-        })
-    })
-    .await?;
-    state.sync_cache().await?;
-    Ok(())
 }
 
 async fn set_api_access(
@@ -415,14 +304,17 @@ async fn set_api_access(
     state: web::Data<AppState>,
     CsrfForm(form): CsrfForm<ApiAccessForm>,
 ) -> Result<HttpResponse, HtmlError> {
-    signed_in.require(Action::SuspendApi)?;
-    let (suspend, reason) = form.parse()?;
-    let account = signed_in.account_id()?;
-    apply_api_access(&state, account, suspend, signed_in.actor(), reason).await?;
-    Flash::success(if suspend {
-        "API access is suspended: every token of this account now gets 403."
-    } else {
-        "API access is restored."
+    let (api_state, reason) = form.parse()?;
+    state
+        .write(
+            signed_in.principal(),
+            Some(signed_in.account_id()?),
+            move |tx| db::accounts::set_api_access(tx, api_state, &reason),
+        )
+        .await?;
+    Flash::success(match api_state {
+        ApiState::Suspended => "API access is suspended: every token of this account now gets 403.",
+        ApiState::Active => "API access is restored.",
     })
     .set(&signed_in.session);
     Ok(redirect("/members"))

@@ -66,7 +66,7 @@ impl From<&TokenView> for TokenRow {
             name: t.name.clone(),
             key: t.key.clone(),
             hint: t.secret_hint.clone(),
-            scopes: t.scopes().names().join(", "),
+            scopes: t.scopes.names().join(", "),
             status: t.status().as_str(),
             created: TimeView::new(t.created_at),
             expires: t.expires_at.map(TimeView::new),
@@ -294,23 +294,16 @@ async fn create(
         return render_with_status(&page, actix_web::http::StatusCode::UNPROCESSABLE_ENTITY);
     };
 
-    let account = signed_in.account_id()?;
-    let creator = signed_in.user_id();
-    let actor = signed_in.actor();
-    let (token, secret) = db::run(&state.pool, move |conn| {
-        db::tokens::create(
-            conn,
-            db::tokens::TokenRequest {
-                account,
-                creator: Some(creator),
-                name: &name,
-                scopes: &scopes,
-                expires_at,
-            },
-            &actor,
-        )
-    })
-    .await?;
+    let request = db::tokens::TokenRequest {
+        name,
+        scopes,
+        expires_at,
+    };
+    let (token, secret) = state
+        .write(signed_in.principal(), Some(signed_in.account_id()?), |tx| {
+            db::tokens::create(tx, request)
+        })
+        .await?;
     session.remove(FORM_NONCE);
     let _ = session.insert(LAST_CREATED, (&form.nonce, token.id));
 
@@ -417,14 +410,15 @@ async fn revoke(
     id: web::Path<String>,
     CsrfForm(form): CsrfForm<RevokeForm>,
 ) -> Result<HttpResponse, HtmlError> {
-    let view = visible_token(&signed_in, &state, token_id(&id)?).await?;
+    let id = TokenId(token_id(&id)?);
     let reason = Reason::parse(&form.reason).map_err(AppError::invalid)?;
+    // The write path finds the token in the current account and checks, under the write
+    // lock, that this user may still manage it.
     let token = state
-        .revoke_token(
-            view.token.account(),
-            view.token.token_id(),
-            signed_in.actor(),
-            reason,
+        .write(
+            signed_in.principal(),
+            Some(signed_in.account_id()?),
+            move |tx| db::tokens::revoke(tx, id, &reason),
         )
         .await?;
     Flash::success(format!(

@@ -1,0 +1,143 @@
+//! The one write path. Every change to accounts, members, invitations and tokens, from
+//! the dashboard, the operator console or the command line, runs through [`transact`]:
+//!
+//! 1. it opens a `BEGIN IMMEDIATE` transaction, so the write lock is held from the start;
+//! 2. it re-reads who is acting (their user row, their role in the account, the operator
+//!    flag) inside that transaction, so no change can rest on a permission read earlier;
+//! 3. it hands a [`Tx`] to a named store function (`db::tokens::revoke`,
+//!    `db::memberships::remove_member`...), which checks the action against `policy`
+//!    with the facts of its target, and writes the change with its audit event and any
+//!    cache-invalidation note;
+//! 4. it commits.
+//!
+//! `AppState::write` wraps it for the server: it runs it off the async workers and then
+//! applies the invalidation log, before the handler answers.
+
+use diesel::SqliteConnection;
+
+use super::audit::Actor;
+use crate::domain::{AccountId, UserId};
+use crate::error::AppError;
+use crate::policy::{self, Action, Standing};
+
+/// Who asks for a change. The rules are applied to what the database says about them
+/// at the moment of the write.
+#[derive(Debug, Clone)]
+pub enum Principal {
+    /// A signed-in dashboard user.
+    User {
+        id: UserId,
+        ip: Option<String>,
+    },
+    /// A signed-in user acting through the operator console.
+    Operator {
+        id: UserId,
+        ip: Option<String>,
+    },
+    /// Someone not signed in, such as a person accepting an invitation.
+    Visitor {
+        ip: Option<String>,
+    },
+    CommandLine,
+    System,
+}
+
+/// A write transaction in progress, with the actor's standing as read inside it.
+/// Only [`transact`] makes one, so a store function that takes a `Tx` can only run
+/// inside the write path.
+pub struct Tx<'a> {
+    pub conn: &'a mut SqliteConnection,
+    standing: Standing,
+    actor: Actor,
+    account: Option<AccountId>,
+}
+
+impl Tx<'_> {
+    /// Refuses with a 403 unless the actor's standing allows `action`.
+    pub fn require(&self, action: Action) -> Result<(), AppError> {
+        if policy::allows(&self.standing, action) {
+            Ok(())
+        } else {
+            Err(AppError::forbidden(policy::refusal(&self.standing, action)))
+        }
+    }
+
+    /// The account acted in; a change that needs one and has none is a 404.
+    pub fn account(&self) -> Result<AccountId, AppError> {
+        self.account.ok_or(AppError::NotFound)
+    }
+
+    /// Who the audit log names.
+    pub fn actor(&self) -> &Actor {
+        &self.actor
+    }
+
+    pub fn user(&self) -> Option<UserId> {
+        self.standing.user
+    }
+}
+
+/// Runs `change` in one write transaction, after reading the standing of `who` in
+/// `account` inside it. A user who no longer exists is signed out.
+pub fn transact<T>(
+    conn: &mut SqliteConnection,
+    who: &Principal,
+    account: Option<AccountId>,
+    change: impl FnOnce(&mut Tx<'_>) -> Result<T, AppError>,
+) -> Result<T, AppError> {
+    super::write(conn, |conn| {
+        let (standing, actor) = standing_of(conn, who, account)?;
+        let mut tx = Tx {
+            conn,
+            standing,
+            actor,
+            account,
+        };
+        change(&mut tx)
+    })
+}
+
+fn standing_of(
+    conn: &mut SqliteConnection,
+    who: &Principal,
+    account: Option<AccountId>,
+) -> Result<(Standing, Actor), AppError> {
+    let user_standing =
+        |conn: &mut SqliteConnection, id: UserId, ip: &Option<String>, console: bool| {
+            let user = super::users::find(conn, id).map_err(|e| match e {
+                AppError::NotFound => AppError::SignInRequired,
+                other => other,
+            })?;
+            let role = match account {
+                Some(account) => super::memberships::role_of(conn, id, account)?,
+                None => None,
+            };
+            let label = if console {
+                format!("{} (operator)", user.email)
+            } else {
+                user.email.clone()
+            };
+            Ok::<_, AppError>((
+                Standing::member(id, role, console && user.operator),
+                Actor {
+                    user_id: Some(id),
+                    label,
+                    ip: ip.clone(),
+                },
+            ))
+        };
+    match who {
+        Principal::User { id, ip } => user_standing(conn, *id, ip, false),
+        Principal::Operator { id, ip } => user_standing(conn, *id, ip, true),
+        Principal::Visitor { ip } => Ok((
+            Standing::NOBODY,
+            Actor {
+                user_id: None,
+                label: "visitor".into(),
+                ip: ip.clone(),
+            },
+        )),
+        Principal::CommandLine => Ok((Standing::TRUSTED, Actor::cli())),
+        Principal::System => Ok((Standing::TRUSTED, Actor::system())),
+    }
+}
