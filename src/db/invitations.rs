@@ -135,18 +135,35 @@ pub(super) fn cancel_all_from(
     .execute(conn)?)
 }
 
-/// The open invitation for a link's token, with its account's name. Used, cancelled,
-/// expired and unknown links are all simply not found.
+/// The usable invitation for a link's token, with its account's name. Used, cancelled,
+/// expired and unknown links are all simply not found; so is a link whose sender may no
+/// longer invite someone as its role (a removed or demoted admin's links are dead).
 pub fn find_open(
     conn: &mut SqliteConnection,
     token: &str,
 ) -> Result<(Invitation, String), AppError> {
-    Ok(invitations::table
+    let (invitation, account_name): (Invitation, String) = invitations::table
         .inner_join(accounts::table)
         .filter(invitations::token_digest.eq(digest(token)))
         .filter(open_at(super::now()))
         .select((Invitation::as_select(), accounts::name))
-        .first(conn)?)
+        .first(conn)?;
+    let inviter = invitation
+        .invited_by
+        .map(UserId)
+        .ok_or(AppError::NotFound)?;
+    let account = AccountId(invitation.account_id);
+    let inviter_role = super::memberships::role_of(conn, inviter, account)?;
+    let may_invite = policy::allows(
+        &Standing::member(inviter, inviter_role, false),
+        Action::Invite {
+            role: invitation.role,
+        },
+    );
+    if !may_invite {
+        return Err(AppError::NotFound);
+    }
+    Ok((invitation, account_name))
 }
 
 /// Who is taking up an invitation: a person who already has a sign-in (their password

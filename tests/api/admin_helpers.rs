@@ -149,6 +149,23 @@ pub async fn account_id(operator: &Browser, account_name: &str) -> i32 {
 // Members
 // ---------------------------------------------------------------------------------------------
 
+/// Presses "Remove" for `user_id` on `/members`.
+pub async fn remove(actor: &Browser, user_id: i32) -> Page {
+    submit(
+        actor,
+        "/members",
+        &format!("/members/{user_id}/remove"),
+        &[],
+    )
+    .await
+}
+
+/// Chooses `role` for `user_id` on `/members`.
+pub async fn set_role(actor: &Browser, user_id: i32, role: &str) -> Page {
+    let path = format!("/members/{user_id}/role");
+    submit(actor, "/members", &path, &[("role", role)]).await
+}
+
 /// The row of the members table for `email`, if listed.
 fn member_row<'a>(page: &'a Page, email: &str) -> Option<&'a str> {
     row_after(&page.body, &format!("data-label=\"Email\">{email}"))
@@ -305,4 +322,40 @@ pub async fn assert_api_works(app: &TestApp, token: &Token) {
 /// The token is dead: `GET /clusters/` answers the contracted 401.
 pub async fn assert_api_refuses(app: &TestApp, token: &Token) {
     assert_401(call_api(app, token).await, false).await;
+}
+
+/// Runs `SELECT COUNT(*) ...` on the server's database, as an auditor with a copy would.
+pub async fn count_rows(app: &TestApp, count_query: &str) -> i64 {
+    #[derive(diesel::QueryableByName)]
+    struct Count {
+        #[diesel(sql_type = diesel::sql_types::BigInt)]
+        n: i64,
+    }
+    let path = app.db.path.clone();
+    let query = count_query.replacen("COUNT(*)", "COUNT(*) AS n", 1);
+    tokio::task::spawn_blocking(move || {
+        let mut conn = SqliteConnection::establish(&path)
+            .unwrap_or_else(|e| panic!("open the test database {path}: {e}"));
+        conn.batch_execute("PRAGMA busy_timeout = 5000;")
+            .expect("set a busy timeout");
+        diesel::RunQueryDsl::get_result::<Count>(diesel::sql_query(&query), &mut conn)
+            .unwrap_or_else(|e| panic!("{query}: {e}"))
+            .n
+    })
+    .await
+    .expect("the count should not panic")
+}
+
+/// Runs SQL on the server's database behind its back, as a bad migration or a hand edit would.
+pub async fn execute_sql(app: &TestApp, sql: &str) {
+    let path = app.db.path.clone();
+    let sql = format!("PRAGMA busy_timeout = 5000; {sql}");
+    tokio::task::spawn_blocking(move || {
+        let mut conn = SqliteConnection::establish(&path)
+            .unwrap_or_else(|e| panic!("open the test database {path}: {e}"));
+        conn.batch_execute(&sql)
+            .unwrap_or_else(|e| panic!("{sql}: {e}"));
+    })
+    .await
+    .expect("the SQL task should not panic");
 }

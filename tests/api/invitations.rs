@@ -315,3 +315,67 @@ async fn a_second_invitation_to_someone_already_in_is_refused_with_a_reason() {
         "the second invitation changed nothing"
     );
 }
+
+/// The id in the "Cancel invitation" form for `email` on `/members`.
+fn cancel_path(page: &Page, email: &str) -> Option<String> {
+    let row = &page.body[page.body.find(&open_invitation(email, ""))?..];
+    let start = row.find("action=\"/members/invitations/")? + "action=\"".len();
+    Some(row[start..start + row[start..].find('"')?].to_string())
+}
+
+#[tokio::test]
+async fn an_admin_cancels_an_open_invitation_and_its_link_dies_at_once() {
+    let app = spawn_app().await;
+    let owner = signed_up(&app.address, "Cancel Co").await;
+    let admin = crate::admin_helpers::join(&owner, &email_for("cancel admin"), "admin").await;
+    let invitee = email_for("cancelled invitee");
+    let link = invitation_link(&owner, &invitee, "member").await;
+
+    let page = members_page(&admin).await;
+    let path = cancel_path(&page, &invitee)
+        .unwrap_or_else(|| panic!("/members offers to cancel {invitee}; body:\n{}", page.body));
+    submit(&admin, "/members", &path, &[])
+        .await
+        .assert_redirect("/members");
+
+    let after = members_page(&admin).await;
+    after.assert_contains(&format!(
+        "The invitation for {invitee} was cancelled; its link no longer works."
+    ));
+    assert!(
+        !after.body.contains(&open_invitation(&invitee, "member")),
+        "a cancelled invitation is no longer listed"
+    );
+    assert_link_is_dead(&Browser::new(&app.address), &link, &invitee, PASSWORD).await;
+    let log = audit_log(&owner, "").await;
+    let cancelled = crate::admin_helpers::find_event(
+        &log,
+        "member.invitation_cancelled",
+        &format!("user {invitee}"),
+    );
+    assert_eq!(cancelled.actor, email_for("cancel admin"));
+
+    // Cancelling it again, or from another account, finds nothing.
+    assert_not_found_page(&submit(&admin, "/members", &path, &[]).await);
+    let stranger = signed_up(&app.address, "Stranger Co").await;
+    assert_not_found_page(&submit(&stranger, "/members", &path, &[]).await);
+}
+
+#[tokio::test]
+async fn only_an_owner_invites_an_admin_and_the_form_offers_only_what_is_allowed() {
+    let app = spawn_app().await;
+    let owner = signed_up(&app.address, "Ranks Co").await;
+    let admin = crate::admin_helpers::join(&owner, &email_for("ranks admin"), "admin").await;
+
+    let offers_admin = |page: &Page| page.body.contains("<option value=\"admin\"");
+    assert!(offers_admin(&members_page(&owner).await));
+    assert!(!offers_admin(&members_page(&admin).await));
+
+    let refused = invite(&admin, &email_for("would be admin"), "admin").await;
+    refused
+        .assert_html_page(StatusCode::FORBIDDEN)
+        .assert_contains("Only an owner can invite someone as an admin.");
+    assert!(refused.element_text("invite-link").is_none());
+    invitation_link(&admin, &email_for("plain member"), "member").await;
+    invitation_link(&owner, &email_for("real admin"), "admin").await;
+}

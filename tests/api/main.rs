@@ -23,6 +23,7 @@ mod signup;
 mod tenancy;
 mod token;
 mod tokens_pages;
+mod write_path;
 
 // Accounts and admins.
 mod admin;

@@ -5,27 +5,13 @@ use reqwest::StatusCode;
 
 use crate::admin_helpers::{
     assert_api_refuses, assert_api_works, assert_forbidden_page, assert_invalid, assert_suspended,
-    audit_log, call_api, find_event, join, member_id, member_role, members_page, submit,
+    audit_log, call_api, find_event, join, member_id, member_role, members_page, remove, set_role,
+    submit,
 };
 use crate::dashboard_helpers::{Browser, Page, email_for, signed_up};
 use crate::helpers::spawn_app;
 
 const LAST_OWNER: &str = "An account needs at least one owner. Make someone else an owner first.";
-
-async fn remove(actor: &Browser, user_id: i32) -> Page {
-    submit(
-        actor,
-        "/members",
-        &format!("/members/{user_id}/remove"),
-        &[],
-    )
-    .await
-}
-
-async fn set_role(actor: &Browser, user_id: i32, role: &str) -> Page {
-    let path = format!("/members/{user_id}/role");
-    submit(actor, "/members", &path, &[("role", role)]).await
-}
 
 /// The owner's "Suspend API access" or "Restore API access" button on `/members`.
 async fn set_api_access(owner: &Browser, state: &str) -> Page {
@@ -88,7 +74,10 @@ async fn removing_a_member_revokes_their_tokens_at_once_and_the_log_says_so() {
         "the removal is the newest event, by the owner: {log:#?}"
     );
     assert_eq!(removed.target, format!("user {leaver_email}"));
-    assert_eq!(removed.detail, "2 token(s) revoked, 0 invitation(s) cancelled");
+    assert_eq!(
+        removed.detail,
+        "2 token(s) revoked, 0 invitation(s) cancelled"
+    );
     for token in [&deploy, &backup] {
         let revoked = find_event(&log, "token.revoked", &token.token.key);
         assert_eq!(

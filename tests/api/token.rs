@@ -141,3 +141,28 @@ async fn a_successful_call_is_recorded_as_the_tokens_last_use() {
         "a refused attempt was recorded as a use:\n{after}"
     );
 }
+
+#[tokio::test]
+async fn a_stored_scope_that_does_not_parse_is_an_error_never_more_rights() {
+    let app = spawn_app().await;
+    let account = app.create_account("Tampered").await;
+    let token = app.create_token(&account, "reader", "read").await;
+    // A bad migration or a hand edit leaves a value no version of Keyward wrote.
+    crate::admin_helpers::execute_sql(
+        &app,
+        &format!(
+            "UPDATE tokens SET scopes = 'read,superuser' WHERE key = '{}'",
+            token.key
+        ),
+    )
+    .await;
+
+    for path in ["/token", "/plans"] {
+        let response = app.get_with_auth(path, &token).await;
+        let body = expect_json(response, StatusCode::INTERNAL_SERVER_ERROR).await;
+        assert_eq!(
+            body["status"], 500,
+            "GET {path} with an unreadable scope: {body}"
+        );
+    }
+}
