@@ -27,7 +27,7 @@ fn account_of(person: usize) -> usize {
 }
 
 fn is_owner(person: usize) -> bool {
-    person % 3 == 0
+    person.is_multiple_of(3)
 }
 
 #[derive(Debug, Clone)]
