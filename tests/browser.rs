@@ -229,6 +229,17 @@ async fn story(b: Client, base: String, shots: Screenshots) {
     page.open("/members").await;
     page.assert_text_contains(EMAIL).await;
     page.shoot("members").await;
+    // An invitation, listed with who sent it, then cancelled from the same page.
+    page.fill("invite-email", "grace@example.test").await;
+    page.click_button("Create invitation").await;
+    page.wait_for(Locator::Id("invite-link")).await;
+    page.assert_text_contains("grace@example.test as member, sent by")
+        .await;
+    page.shoot("members-invited").await;
+    page.click(Locator::Css("ul.invitations button")).await;
+    page.wait_for_path("/members").await;
+    page.wait_for_text("The invitation for grace@example.test was cancelled")
+        .await;
 
     // A page that does not exist, as a browser asks for it.
     let response = api
@@ -435,6 +446,15 @@ impl Page<'_> {
         while !self.loaded().await && Instant::now() < deadline {
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
+    }
+
+    /// Waits, bounded, until the page shows `needle`: a form's answer may still be loading.
+    async fn wait_for_text(&self, needle: &str) {
+        let deadline = Instant::now() + STEP_TIMEOUT;
+        while !self.visible_text().await.contains(needle) && Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        self.assert_text_contains(needle).await;
     }
 
     async fn assert_text_contains(&self, needle: &str) {
