@@ -3,7 +3,7 @@
 use chrono::NaiveDateTime;
 use diesel::prelude::*;
 
-use super::audit::{self, Event, action};
+use super::audit::{Event, action};
 use super::schema::{accounts, clusters, memberships, tokens};
 use super::tx::Tx;
 use crate::domain::{AccountId, AccountName, ApiState, Reason, Slug};
@@ -100,21 +100,15 @@ pub fn set_api_access(tx: &mut Tx<'_>, state: ApiState, reason: &Reason) -> Resu
         .set(accounts::api_state.eq(state))
         .execute(tx.conn)?;
     super::invalidations::record_account(tx.conn, id)?;
-    let actor = tx.actor().clone();
-    audit::record(
-        tx.conn,
-        id,
-        &actor,
-        Event {
-            action: match state {
-                ApiState::Suspended => action::API_SUSPENDED,
-                ApiState::Active => action::API_RESTORED,
-            },
-            target: &format!("account {} ({})", account.name, account.slug),
-            token: None,
-            detail: reason.as_str(),
+    tx.log(Event {
+        action: match state {
+            ApiState::Suspended => action::API_SUSPENDED,
+            ApiState::Active => action::API_RESTORED,
         },
-    )
+        target: &format!("account {} ({})", account.name, account.slug),
+        token: None,
+        detail: reason.as_str(),
+    })
 }
 
 /// One row of the operator's account list.

@@ -4,7 +4,7 @@
 use chrono::NaiveDateTime;
 use diesel::prelude::*;
 
-use super::audit::{self, Actor, Event, action};
+use super::audit::{Actor, Event, action};
 use super::schema::{accounts, invitations, users};
 use super::tx::Tx;
 use crate::domain::{AccountId, Email, Role, SecretDigest, UserId, random_base62};
@@ -74,18 +74,12 @@ pub fn invite(
         ))
         .returning(Invitation::as_returning())
         .get_result(tx.conn)?;
-    let actor = tx.actor().clone();
-    audit::record(
-        tx.conn,
-        account,
-        &actor,
-        Event {
-            action: action::MEMBER_INVITED,
-            target: &format!("user {email}"),
-            token: None,
-            detail: &format!("as {role}"),
-        },
-    )?;
+    tx.log(Event {
+        action: action::MEMBER_INVITED,
+        target: &format!("user {email}"),
+        token: None,
+        detail: &format!("as {role}"),
+    })?;
     Ok((invitation, token))
 }
 
@@ -103,18 +97,12 @@ pub fn cancel(tx: &mut Tx<'_>, id: i32) -> Result<Invitation, AppError> {
     .set(invitations::cancelled_at.eq(super::now()))
     .returning(Invitation::as_returning())
     .get_result(tx.conn)?;
-    let actor = tx.actor().clone();
-    audit::record(
-        tx.conn,
-        account,
-        &actor,
-        Event {
-            action: action::INVITATION_CANCELLED,
-            target: &format!("user {}", invitation.email),
-            token: None,
-            detail: &format!("as {}", invitation.role),
-        },
-    )?;
+    tx.log(Event {
+        action: action::INVITATION_CANCELLED,
+        target: &format!("user {}", invitation.email),
+        token: None,
+        detail: &format!("as {}", invitation.role),
+    })?;
     Ok(invitation)
 }
 
@@ -225,22 +213,18 @@ pub fn accept(tx: &mut Tx<'_>, token: &str, joiner: Joiner) -> Result<Joined, Ap
         .execute(tx.conn)?;
     super::users::record_login(tx.conn, user.user_id())?;
     super::memberships::create(tx.conn, user.user_id(), account, invitation.role)?;
-    let actor = Actor {
+    // From here on the visitor is the member they just became.
+    tx.act_as(Actor {
         user_id: Some(user.user_id()),
         label: user.email.clone(),
         ip: tx.actor().ip.clone(),
-    };
-    audit::record(
-        tx.conn,
-        account,
-        &actor,
-        Event {
-            action: action::MEMBER_JOINED,
-            target: &format!("user {}", user.email),
-            token: None,
-            detail: &format!("as {}", invitation.role),
-        },
-    )?;
+    });
+    tx.log(Event {
+        action: action::MEMBER_JOINED,
+        target: &format!("user {}", user.email),
+        token: None,
+        detail: &format!("as {}", invitation.role),
+    })?;
     Ok(Joined {
         user: user.user_id(),
         account,

@@ -4,7 +4,7 @@ use chrono::NaiveDateTime;
 use diesel::prelude::*;
 
 use super::accounts::Account;
-use super::audit::{self, Event, action};
+use super::audit::{Event, action};
 use super::schema::{accounts, memberships, users};
 use super::tx::Tx;
 use crate::domain::{AccountId, Role, UserId};
@@ -147,20 +147,15 @@ pub fn remove_member(tx: &mut Tx<'_>, target: UserId) -> Result<Removed, AppErro
             .filter(memberships::user_id.eq(target.0)),
     )
     .execute(tx.conn)?;
-    audit::record(
-        tx.conn,
-        account,
-        &actor,
-        Event {
-            action: action::MEMBER_REMOVED,
-            target: &format!("user {}", user.email),
-            token: None,
-            detail: &format!(
-                "{} token(s) revoked, {cancelled} invitation(s) cancelled",
-                revoked.len()
-            ),
-        },
-    )?;
+    tx.log(Event {
+        action: action::MEMBER_REMOVED,
+        target: &format!("user {}", user.email),
+        token: None,
+        detail: &format!(
+            "{} token(s) revoked, {cancelled} invitation(s) cancelled",
+            revoked.len()
+        ),
+    })?;
     Ok(Removed {
         email: user.email,
         tokens_revoked: revoked.len(),
@@ -191,17 +186,11 @@ pub fn change_role(tx: &mut Tx<'_>, target: UserId, role: Role) -> Result<String
     )
     .set(memberships::role.eq(role))
     .execute(tx.conn)?;
-    let actor = tx.actor().clone();
-    audit::record(
-        tx.conn,
-        account,
-        &actor,
-        Event {
-            action: action::MEMBER_ROLE_CHANGED,
-            target: &format!("user {}", user.email),
-            token: None,
-            detail: &format!("{current} → {role}"),
-        },
-    )?;
+    tx.log(Event {
+        action: action::MEMBER_ROLE_CHANGED,
+        target: &format!("user {}", user.email),
+        token: None,
+        detail: &format!("{current} → {role}"),
+    })?;
     Ok(user.email)
 }

@@ -128,18 +128,12 @@ pub fn create(tx: &mut Tx<'_>, request: TokenRequest) -> Result<(Token, TokenSec
         })
         .returning(Token::as_returning())
         .get_result(tx.conn)?;
-    let actor = tx.actor().clone();
-    audit::record(
-        tx.conn,
-        account,
-        &actor,
-        Event {
-            action: action::TOKEN_CREATED,
-            target: &token_target(&token),
-            token: Some(token.token_id()),
-            detail: &format!("scopes {}", request.scopes),
-        },
-    )?;
+    tx.log(Event {
+        action: action::TOKEN_CREATED,
+        target: &token_target(&token),
+        token: Some(token.token_id()),
+        detail: &format!("scopes {}", request.scopes),
+    })?;
     Ok((token, secret))
 }
 

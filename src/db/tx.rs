@@ -15,7 +15,7 @@
 
 use diesel::SqliteConnection;
 
-use super::audit::Actor;
+use super::audit::{self, Actor, Event};
 use crate::domain::{AccountId, UserId};
 use crate::error::AppError;
 use crate::policy::{self, Action, Standing};
@@ -74,6 +74,18 @@ impl Tx<'_> {
 
     pub fn user(&self) -> Option<UserId> {
         self.standing.user
+    }
+
+    /// Logs `event` in the account acted in, naming this transaction's actor.
+    pub fn log(&mut self, event: Event<'_>) -> Result<(), AppError> {
+        let account = self.account()?;
+        audit::record(self.conn, account, &self.actor, event)
+    }
+
+    /// A visitor who has just become a user (by accepting an invitation) is named as
+    /// that user from here on. Their standing doesn't change: it was read at the start.
+    pub(super) fn act_as(&mut self, actor: Actor) {
+        self.actor = actor;
     }
 }
 
