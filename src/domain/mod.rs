@@ -10,7 +10,7 @@ mod scope;
 mod token;
 
 pub use email::Email;
-pub use ids::{AccountId, ClusterId, TokenId, UserId};
+pub use ids::{AccountId, ClusterId, SessionId, TokenId, UserId};
 pub use names::{AccountName, ClusterName, Reason, Slug, TokenName};
 pub use password::Password;
 pub use role::Role;

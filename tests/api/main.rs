@@ -5,6 +5,7 @@ mod admin_helpers;
 mod dashboard_helpers;
 mod helpers;
 
+mod anonymous;
 mod auth_header;
 mod cli;
 mod clusters;
@@ -15,6 +16,7 @@ mod fallback;
 mod health;
 mod login;
 mod logs;
+mod origins;
 mod persistence;
 mod plans;
 mod revocation;
