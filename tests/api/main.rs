@@ -5,6 +5,8 @@ mod admin_helpers;
 mod dashboard_helpers;
 mod helpers;
 
+mod account_password;
+mod account_sessions;
 mod anonymous;
 mod auth_header;
 mod cli;
