@@ -15,6 +15,7 @@ mod concurrency;
 mod cookies;
 mod csrf;
 mod fallback;
+mod faults;
 mod health;
 mod login;
 mod logs;
