@@ -10,8 +10,8 @@ use crate::db;
 use crate::error::AppError;
 use crate::state::AppState;
 
-/// How often expired dashboard sessions are deleted. Anonymous visitors leave one (it
-/// holds their sign-in form's CSRF token), so they are swept here, not on a request.
+/// How often expired dashboard sessions are deleted. A session left idle, never signed
+/// out of, stays until then; nobody is waiting on the sweep, so it runs here.
 const SESSION_SWEEP: Duration = Duration::from_secs(600);
 
 /// Starts every loop on the current Tokio runtime. They end when the runtime does.

@@ -47,6 +47,20 @@ pub struct RawSettings {
     #[arg(long, env = "KEYWARD_PUBLIC_URL", global = true)]
     pub public_url: Option<String>,
 
+    /// Take the origin (scheme and host) from `Forwarded`, `X-Forwarded-Host` and
+    /// `X-Forwarded-Proto`. Only behind a proxy that sets them: anyone else can send them.
+    /// A public URL, when set, wins over them.
+    #[arg(
+        long,
+        env = "KEYWARD_TRUST_FORWARDED_HEADERS",
+        global = true,
+        value_parser = clap::builder::BoolishValueParser::new(),
+        default_value_t = false,
+        num_args = 0..=1,
+        default_missing_value = "true"
+    )]
+    pub trust_forwarded_headers: bool,
+
     /// HTTP worker threads (default: one per CPU).
     #[arg(long, env = "KEYWARD_WORKERS", global = true)]
     pub workers: Option<usize>,
@@ -88,6 +102,8 @@ pub struct Config {
     pub support_email_was_set: bool,
     pub session_key: Option<SecretSetting>,
     pub public_url: Option<String>,
+    /// Whether a proxy's forwarding headers say what origin the browser used.
+    pub trust_forwarded_headers: bool,
     pub workers: Option<usize>,
     /// How often `last_used` figures are written. Tests shorten it.
     pub usage_flush_interval: std::time::Duration,
@@ -107,6 +123,7 @@ impl Config {
             support_email_was_set: true,
             session_key: None,
             public_url: None,
+            trust_forwarded_headers: false,
             workers: Some(2),
             usage_flush_interval: std::time::Duration::from_millis(200),
             invalidation_poll_interval: std::time::Duration::from_millis(100),
@@ -179,10 +196,35 @@ impl TryFrom<RawSettings> for Config {
             support_email_was_set,
             session_key: raw.session_key,
             public_url,
+            trust_forwarded_headers: raw.trust_forwarded_headers,
             workers: raw.workers,
             usage_flush_interval: std::time::Duration::from_secs(5),
             invalidation_poll_interval: std::time::Duration::from_millis(250),
             expiry_sweep_interval: std::time::Duration::from_secs(60),
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::*;
+    use crate::cli::Cli;
+
+    fn trusts(args: &[&str]) -> Result<bool, String> {
+        let mut argv = vec!["keyward"];
+        argv.extend_from_slice(args);
+        let cli = Cli::try_parse_from(argv).map_err(|e| e.to_string())?;
+        Ok(Config::try_from(cli.settings)?.trust_forwarded_headers)
+    }
+
+    #[test]
+    fn forwarded_headers_are_trusted_only_when_asked() {
+        assert_eq!(trusts(&[]), Ok(false));
+        assert_eq!(trusts(&["--trust-forwarded-headers"]), Ok(true));
+        assert_eq!(trusts(&["--trust-forwarded-headers=true"]), Ok(true));
+        assert_eq!(trusts(&["--trust-forwarded-headers=false"]), Ok(false));
+        assert!(trusts(&["--trust-forwarded-headers=perhaps"]).is_err());
     }
 }

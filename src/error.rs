@@ -158,10 +158,42 @@ impl AppError {
     }
 }
 
+/// What a person is told when the database can't take a write. The cause goes to the log.
+pub const STORAGE_UNAVAILABLE: &str = "The server can't save changes right now: its storage is full or failing. Nothing was changed. Please try again later.";
+
+/// How long to suggest waiting when storage refuses a write: someone has to make room.
+const STORAGE_RETRY_AFTER_SECS: u64 = 60;
+
+/// SQLite's own sentences (`sqlite3_errstr`) for a full disk and for an I/O error, every
+/// kind of which reads the same. Diesel passes on only the sentence, not the code.
+const SQLITE_FULL_MESSAGE: &str = "database or disk is full";
+const SQLITE_IOERR_MESSAGE: &str = "disk I/O error";
+
+/// Whether SQLite refused for lack of working storage, rather than for a bug or bad data.
+fn is_storage_fault(err: &diesel::result::Error) -> bool {
+    use diesel::result::Error;
+    match err {
+        Error::DatabaseError(_, info) => {
+            matches!(info.message(), SQLITE_FULL_MESSAGE | SQLITE_IOERR_MESSAGE)
+        }
+        Error::RollbackErrorOnCommit { commit_error, .. } => is_storage_fault(commit_error),
+        _ => false,
+    }
+}
+
 impl From<diesel::result::Error> for AppError {
     fn from(err: diesel::result::Error) -> Self {
         match err {
             diesel::result::Error::NotFound => AppError::NotFound,
+            // Not a bug: the write was refused and rolled back whole. Say so, and that it
+            // may work later, instead of a 500 that reads like something broke halfway.
+            other if is_storage_fault(&other) => {
+                tracing::error!(error = %other, "the database refused a write");
+                AppError::Unavailable {
+                    retry_after_secs: STORAGE_RETRY_AFTER_SECS,
+                    message: STORAGE_UNAVAILABLE.into(),
+                }
+            }
             other => AppError::Internal(other.into()),
         }
     }
@@ -193,6 +225,55 @@ mod tests {
         assert_eq!(messages.len(), 5);
         assert_eq!(messages[0], NO_PASSWORD);
         assert!(messages[4].ends_with("email us at help@example.com."));
+    }
+
+    /// The sentences matched above are SQLite's own.
+    #[test]
+    fn storage_sentences_are_sqlites() {
+        let errstr = |code| {
+            // SAFETY: sqlite3_errstr returns a static, NUL-terminated English string.
+            unsafe { std::ffi::CStr::from_ptr(libsqlite3_sys::sqlite3_errstr(code)) }
+                .to_str()
+                .unwrap()
+        };
+        assert_eq!(errstr(libsqlite3_sys::SQLITE_FULL), SQLITE_FULL_MESSAGE);
+        assert_eq!(errstr(libsqlite3_sys::SQLITE_IOERR), SQLITE_IOERR_MESSAGE);
+        assert_eq!(
+            errstr(libsqlite3_sys::SQLITE_IOERR_WRITE),
+            SQLITE_IOERR_MESSAGE
+        );
+    }
+
+    #[test]
+    fn a_database_that_cannot_grow_is_a_503_with_retry_after() {
+        use diesel::connection::SimpleConnection;
+        use diesel::{Connection, RunQueryDsl, SqliteConnection};
+
+        let mut conn = SqliteConnection::establish(":memory:").unwrap();
+        conn.batch_execute("CREATE TABLE t (b BLOB); PRAGMA max_page_count = 1;")
+            .unwrap();
+        let refused = diesel::sql_query("INSERT INTO t VALUES (zeroblob(100000))")
+            .execute(&mut conn)
+            .unwrap_err();
+
+        let err = AppError::from(refused);
+        assert_eq!(err.status_code(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(err.messages(), [STORAGE_UNAVAILABLE]);
+        let response = err.error_response();
+        assert_eq!(
+            response.headers().get(header::RETRY_AFTER).unwrap(),
+            &STORAGE_RETRY_AFTER_SECS.to_string()
+        );
+    }
+
+    #[test]
+    fn other_database_errors_stay_internal() {
+        let err: AppError = diesel::result::Error::DatabaseError(
+            diesel::result::DatabaseErrorKind::Unknown,
+            Box::new("no such table: nowhere".to_string()),
+        )
+        .into();
+        assert_eq!(err.status_code(), StatusCode::INTERNAL_SERVER_ERROR);
     }
 
     #[test]

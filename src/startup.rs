@@ -12,6 +12,7 @@ use actix_session::config::{BrowserSession, CookieContentSecurity, TtlExtensionP
 use actix_web::cookie::{Key, SameSite, time::Duration};
 use actix_web::middleware::DefaultHeaders;
 
+use crate::auth::csrf::{self, AnonymousCsrf};
 use crate::auth::session::{self, DbSessionStore};
 use crate::config::Config;
 use crate::state::AppState;
@@ -35,8 +36,12 @@ impl Application {
             db::invalidations::latest_seq(&mut conn).map_err(|e| anyhow::anyhow!("{e}"))?
         };
 
-        let session_key = session_key(&pool, config.session_key.as_ref().map(|k| k.expose()))?;
         let https = config.is_https();
+        let key_material =
+            session_key_material(&pool, config.session_key.as_ref().map(|k| k.expose()))?;
+        let session_key = Key::derive_from(key_material.as_bytes());
+        let anonymous_csrf = web::Data::new(AnonymousCsrf::new(key_material.as_bytes(), https));
+        drop(key_material);
 
         let listener = TcpListener::bind(config.bind)
             .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", config.bind))?;
@@ -57,6 +62,8 @@ impl Application {
                 .service(
                     // The dashboard, and only the dashboard, reads the session cookie.
                     web::scope("")
+                        .app_data(anonymous_csrf.clone())
+                        .wrap(from_fn(csrf::set_issued_cookie))
                         .wrap(session_middleware(
                             store.clone(),
                             session_key.clone(),
@@ -105,10 +112,10 @@ impl Application {
     }
 }
 
-/// The cookie-signing key: the configured one, else one generated and kept in the
-/// database so sessions survive a restart.
-fn session_key(pool: &db::Pool, configured: Option<&str>) -> anyhow::Result<Key> {
-    let material = match configured {
+/// What the cookie-signing keys are derived from: the configured session key, else one
+/// generated and kept in the database so sessions survive a restart.
+fn session_key_material(pool: &db::Pool, configured: Option<&str>) -> anyhow::Result<String> {
+    Ok(match configured {
         Some(key) => key.to_string(),
         None => {
             let mut conn = pool.get()?;
@@ -117,8 +124,7 @@ fn session_key(pool: &db::Pool, configured: Option<&str>) -> anyhow::Result<Key>
             })
             .map_err(|e| anyhow::anyhow!("cannot store the session key: {e}"))?
         }
-    };
-    Ok(Key::derive_from(material.as_bytes()))
+    })
 }
 
 fn session_middleware(

@@ -22,6 +22,8 @@ pub mod memberships;
 pub mod schema;
 pub mod server_settings;
 pub mod sessions;
+#[doc(hidden)]
+pub mod simulated_full_disk;
 pub mod tokens;
 pub mod tx;
 pub mod users;
@@ -81,7 +83,10 @@ pub fn write<T, F>(conn: &mut SqliteConnection, f: F) -> Result<T, AppError>
 where
     F: FnOnce(&mut SqliteConnection) -> Result<T, AppError>,
 {
-    conn.immediate_transaction(f)
+    conn.immediate_transaction(|conn| {
+        simulated_full_disk::before_write(conn)?;
+        f(conn)
+    })
 }
 
 /// The current time, truncated to whole microseconds like SQLite's text timestamps.

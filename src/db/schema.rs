@@ -91,9 +91,15 @@ diesel::table! {
 
 diesel::table! {
     sessions (id) {
-        id -> Text,
+        id -> Integer,
+        key_digest -> Text,
+        user_id -> Integer,
         state -> Text,
+        created_at -> Timestamp,
+        last_seen_at -> Timestamp,
         expires_at -> Timestamp,
+        ip -> Nullable<Text>,
+        user_agent -> Nullable<Text>,
     }
 }
 
@@ -125,6 +131,7 @@ diesel::joinable!(tokens -> accounts (account_id));
 diesel::joinable!(audit_events -> accounts (account_id));
 diesel::joinable!(clusters -> accounts (account_id));
 diesel::joinable!(invitations -> accounts (account_id));
+diesel::joinable!(sessions -> users (user_id));
 
 diesel::allow_tables_to_appear_in_same_query!(
     accounts,

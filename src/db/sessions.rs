@@ -1,77 +1,127 @@
-//! Dashboard sessions, kept server-side so that logging out ends them at once.
+//! Dashboard sessions, kept server-side so that logging out, or ending a session from
+//! another one, takes effect at once. Every row belongs to a signed-in user: anonymous
+//! visitors have none. A row is found by the SHA-256 of its cookie's session id
+//! (`key_digest`); pages and forms name it by `id`, and only ever among its user's own.
 
 use chrono::NaiveDateTime;
 use diesel::prelude::*;
 
 use super::schema::sessions;
+use crate::domain::{SessionId, UserId};
 use crate::error::AppError;
 
-pub fn load(
-    conn: &mut SqliteConnection,
-    id: &str,
-    now: NaiveDateTime,
-) -> Result<Option<String>, AppError> {
-    Ok(sessions::table
-        .find(id)
-        .filter(sessions::expires_at.gt(now))
-        .select(sessions::state)
-        .first(conn)
-        .optional()?)
+/// A session as the row is written at sign-in.
+#[derive(Insertable)]
+#[diesel(table_name = sessions)]
+pub struct NewSession<'a> {
+    pub key_digest: &'a str,
+    pub user_id: i32,
+    pub state: &'a str,
+    pub created_at: NaiveDateTime,
+    pub last_seen_at: NaiveDateTime,
+    pub expires_at: NaiveDateTime,
+    pub ip: Option<&'a str>,
+    pub user_agent: Option<&'a str>,
 }
 
-pub fn insert(
+/// A session as its user sees it in the list: never its key, never its state.
+#[derive(Debug, Clone, Queryable, Selectable)]
+#[diesel(table_name = sessions)]
+pub struct SessionSummary {
+    pub id: i32,
+    pub created_at: NaiveDateTime,
+    pub last_seen_at: NaiveDateTime,
+    pub ip: Option<String>,
+    pub user_agent: Option<String>,
+}
+
+impl SessionSummary {
+    pub fn session_id(&self) -> SessionId {
+        SessionId(self.id)
+    }
+}
+
+/// The live session's row id and state.
+pub fn load(
     conn: &mut SqliteConnection,
-    id: &str,
-    state: &str,
-    expires_at: NaiveDateTime,
-) -> Result<(), AppError> {
+    key_digest: &str,
+    now: NaiveDateTime,
+) -> Result<Option<(SessionId, String)>, AppError> {
+    Ok(sessions::table
+        .filter(sessions::key_digest.eq(key_digest))
+        .filter(sessions::expires_at.gt(now))
+        .select((sessions::id, sessions::state))
+        .first::<(i32, String)>(conn)
+        .optional()?
+        .map(|(id, state)| (SessionId(id), state)))
+}
+
+pub fn insert(conn: &mut SqliteConnection, new: &NewSession<'_>) -> Result<SessionId, AppError> {
     super::write(conn, |conn| {
-        diesel::insert_into(sessions::table)
-            .values((
-                sessions::id.eq(id),
-                sessions::state.eq(state),
-                sessions::expires_at.eq(expires_at),
-            ))
-            .execute(conn)?;
-        Ok(())
+        Ok(SessionId(
+            diesel::insert_into(sessions::table)
+                .values(new)
+                .returning(sessions::id)
+                .get_result(conn)?,
+        ))
     })
 }
 
-/// Changes a live session's state. `false` when the row is gone (logged out meanwhile):
-/// it is never brought back.
+/// Changes a live session's state. `false` when the row is gone (ended meanwhile): it is
+/// never brought back.
 pub fn update(
     conn: &mut SqliteConnection,
-    id: &str,
+    key_digest: &str,
     state: &str,
     expires_at: NaiveDateTime,
+    now: NaiveDateTime,
 ) -> Result<bool, AppError> {
     super::write(conn, |conn| {
-        let changed = diesel::update(sessions::table.find(id))
+        let changed = diesel::update(sessions::table.filter(sessions::key_digest.eq(key_digest)))
             .set((
                 sessions::state.eq(state),
                 sessions::expires_at.eq(expires_at),
+                sessions::last_seen_at.eq(now),
             ))
             .execute(conn)?;
         Ok(changed == 1)
     })
 }
 
+/// When the session was last seen, if it still exists.
+pub fn last_seen(
+    conn: &mut SqliteConnection,
+    key_digest: &str,
+) -> Result<Option<NaiveDateTime>, AppError> {
+    Ok(sessions::table
+        .filter(sessions::key_digest.eq(key_digest))
+        .select(sessions::last_seen_at)
+        .first(conn)
+        .optional()?)
+}
+
+/// Records activity: the session lives on until `expires_at`.
 pub fn touch(
     conn: &mut SqliteConnection,
-    id: &str,
+    key_digest: &str,
     expires_at: NaiveDateTime,
+    now: NaiveDateTime,
 ) -> Result<(), AppError> {
     super::write(conn, |conn| {
-        diesel::update(sessions::table.find(id))
-            .set(sessions::expires_at.eq(expires_at))
+        diesel::update(sessions::table.filter(sessions::key_digest.eq(key_digest)))
+            .set((
+                sessions::expires_at.eq(expires_at),
+                sessions::last_seen_at.eq(now),
+            ))
             .execute(conn)?;
         Ok(())
     })
 }
 
-pub fn delete(conn: &mut SqliteConnection, id: &str) -> Result<(), AppError> {
+pub fn delete(conn: &mut SqliteConnection, key_digest: &str) -> Result<(), AppError> {
     super::write(conn, |conn| {
-        diesel::delete(sessions::table.find(id)).execute(conn)?;
+        diesel::delete(sessions::table.filter(sessions::key_digest.eq(key_digest)))
+            .execute(conn)?;
         Ok(())
     })
 }
@@ -80,4 +130,60 @@ pub fn delete_expired(conn: &mut SqliteConnection, now: NaiveDateTime) -> Result
     super::write(conn, |conn| {
         Ok(diesel::delete(sessions::table.filter(sessions::expires_at.le(now))).execute(conn)?)
     })
+}
+
+/// The user's live sessions, the most recently active first.
+pub fn list_for_user(
+    conn: &mut SqliteConnection,
+    user: UserId,
+    now: NaiveDateTime,
+) -> Result<Vec<SessionSummary>, AppError> {
+    Ok(sessions::table
+        .filter(sessions::user_id.eq(user.0))
+        .filter(sessions::expires_at.gt(now))
+        .order((sessions::last_seen_at.desc(), sessions::id.desc()))
+        .select(SessionSummary::as_select())
+        .load(conn)?)
+}
+
+/// Ends one of the user's sessions. Another user's session, or one already ended, is a
+/// `NotFound`: nobody learns that it exists.
+pub fn end(conn: &mut SqliteConnection, user: UserId, id: SessionId) -> Result<(), AppError> {
+    super::write(conn, |conn| {
+        let ended = diesel::delete(
+            sessions::table
+                .filter(sessions::id.eq(id.0))
+                .filter(sessions::user_id.eq(user.0)),
+        )
+        .execute(conn)?;
+        if ended == 1 {
+            Ok(())
+        } else {
+            Err(AppError::NotFound)
+        }
+    })
+}
+
+/// Ends every session of the user but `keep`. Part of a caller's transaction (see
+/// [`end_others`] for one on its own); returns how many ended.
+pub fn delete_others(
+    conn: &mut SqliteConnection,
+    user: UserId,
+    keep: SessionId,
+) -> Result<usize, AppError> {
+    Ok(diesel::delete(
+        sessions::table
+            .filter(sessions::user_id.eq(user.0))
+            .filter(sessions::id.ne(keep.0)),
+    )
+    .execute(conn)?)
+}
+
+/// Ends every session of the user but `keep`, in a transaction of its own.
+pub fn end_others(
+    conn: &mut SqliteConnection,
+    user: UserId,
+    keep: SessionId,
+) -> Result<usize, AppError> {
+    super::write(conn, |conn| delete_others(conn, user, keep))
 }

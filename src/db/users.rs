@@ -4,7 +4,7 @@ use chrono::NaiveDateTime;
 use diesel::prelude::*;
 
 use super::schema::users;
-use crate::domain::{Email, UserId};
+use crate::domain::{Email, SessionId, UserId};
 use crate::error::AppError;
 
 #[derive(Clone, Queryable, Selectable, Identifiable)]
@@ -102,6 +102,34 @@ pub fn set_password_hash(
         .set(users::password_hash.eq(hash))
         .execute(conn)?;
     Ok(())
+}
+
+/// Replaces the password whose hash was `old_hash` and ends every other session of the
+/// user, in one transaction: once the new password works, no other browser is still signed
+/// in, and a password changed meanwhile (another tab, another session) is not overwritten.
+/// Returns how many sessions ended.
+pub fn change_password(
+    conn: &mut SqliteConnection,
+    id: UserId,
+    old_hash: &str,
+    new_hash: &str,
+    keep: SessionId,
+) -> Result<usize, AppError> {
+    super::write(conn, |conn| {
+        let changed = diesel::update(
+            users::table
+                .find(id.0)
+                .filter(users::password_hash.eq(old_hash)),
+        )
+        .set(users::password_hash.eq(new_hash))
+        .execute(conn)?;
+        if changed != 1 {
+            return Err(AppError::invalid(
+                "Your password was changed meanwhile, in another window. Sign in again with the new one.",
+            ));
+        }
+        super::sessions::delete_others(conn, id, keep)
+    })
 }
 
 pub fn record_login(conn: &mut SqliteConnection, id: UserId) -> Result<(), AppError> {

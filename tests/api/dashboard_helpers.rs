@@ -15,6 +15,9 @@ use crate::helpers::Token;
 /// The session cookie's name over plain HTTP.
 pub const SESSION_COOKIE: &str = "keyward_session";
 
+/// The anonymous forms' CSRF cookie's name over plain HTTP.
+pub const CSRF_COOKIE: &str = "keyward_csrf";
+
 /// A password every test account signs up with; long enough for the 12-character rule.
 pub const PASSWORD: &str = "correct horse battery staple";
 
@@ -139,12 +142,17 @@ impl Page {
 
     /// The session cookie this response sets, if it sets one.
     pub fn session_set_cookie(&self) -> Option<SetCookie> {
+        self.set_cookie(SESSION_COOKIE)
+    }
+
+    /// The cookie called `name` this response sets, if it sets one.
+    pub fn set_cookie(&self, name: &str) -> Option<SetCookie> {
         self.headers
             .get_all(SET_COOKIE)
             .iter()
             .filter_map(|v| v.to_str().ok())
             .map(SetCookie::parse)
-            .find(|c| c.name == SESSION_COOKIE)
+            .find(|c| c.name == name)
     }
 }
 
@@ -170,7 +178,7 @@ pub fn unescape(html: &str) -> String {
 }
 
 /// One `Set-Cookie` header: the pair, then its attributes as written.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct SetCookie {
     pub name: String,
     pub value: String,
@@ -237,12 +245,18 @@ pub struct Browser {
 
 impl Browser {
     pub fn new(address: &str) -> Self {
+        Self::with_user_agent(address, "keyward-tests")
+    }
+
+    /// A browser that names itself `user_agent`, as Firefox or Chrome would.
+    pub fn with_user_agent(address: &str, user_agent: &str) -> Self {
         let jar = Arc::new(Jar::default());
         let client = reqwest::Client::builder()
             .no_proxy()
             .cookie_provider(jar.clone())
             .redirect(Policy::none())
             .timeout(Duration::from_secs(30))
+            .user_agent(user_agent)
             .build()
             .expect("a reqwest client");
         Self {
@@ -334,6 +348,20 @@ impl Browser {
             request.send().await,
         )
         .await
+    }
+
+    /// Submits a form with extra request headers, as a proxy in front might add them.
+    pub async fn post_with_headers(
+        &self,
+        path: &str,
+        headers: &[(&str, &str)],
+        fields: &[(&str, &str)],
+    ) -> Page {
+        let mut request = self.client.post(self.url(path)).form(fields);
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        Self::read(format!("POST {path} {headers:?}"), request.send().await).await
     }
 
     /// Opens a page that holds a form and returns the form's CSRF token.

@@ -79,6 +79,26 @@ pub fn keyward_cli(database: &str, args: &[&str], stdin: &str) -> Result<String,
     }
 }
 
+/// Runs `keyward --database-url DB ARGS...` in this process and returns both its outcome and
+/// everything it printed, failure or not.
+pub fn keyward_cli_printing(database: &str, args: &[&str]) -> (Result<(), String>, String) {
+    let mut argv = vec!["keyward", "--database-url", database];
+    argv.extend_from_slice(args);
+    let cli = match Cli::try_parse_from(argv) {
+        Ok(cli) => cli,
+        Err(e) => {
+            return (
+                Err(format!("clap refused the arguments: {e}")),
+                String::new(),
+            );
+        }
+    };
+    let mut output: Vec<u8> = Vec::new();
+    let result = commands::execute(cli, &mut &b""[..], &mut output);
+    let printed = String::from_utf8_lossy(&output).into_owned();
+    (result.map_err(|e| format!("{e:#}")), printed)
+}
+
 /// Like `keyward_cli`, but panics with the command and its error when it fails.
 pub fn keyward_cli_ok(database: &str, args: &[&str]) -> String {
     keyward_cli(database, args, "")

@@ -72,23 +72,25 @@ async fn the_session_cookie_is_http_only_same_site_lax_for_the_whole_site_and_no
 }
 
 #[tokio::test]
-async fn signing_in_issues_a_new_session_id_and_the_one_from_before_is_worthless() {
+async fn signing_in_issues_a_new_session_id_and_a_planted_one_is_worthless_after() {
     let app = spawn_app().await;
-    let email = email_for("Fixation Target");
+    let victim_email = email_for("Fixation Target");
     signed_up(&app.address, "Fixation Target").await;
-
-    let browser = Browser::new(&app.address);
-    let csrf = browser.csrf_from("/login").await;
-    let before = browser
+    // An attacker signs in to an account of their own and plants that session's cookie in
+    // the victim's browser: anonymous visitors have no session id to plant.
+    let attacker = signed_up(&app.address, "Fixation Attacker").await;
+    let planted = attacker
         .session_cookie()
-        .expect("the sign-in form should start a session for its CSRF token");
+        .expect("a signed-in browser has a session cookie");
 
+    let browser = Browser::with_session_cookie(&app.address, &planted);
+    let csrf = browser.csrf_from("/login").await;
     browser
         .post(
             "/login",
             &[
                 ("csrf_token", &csrf),
-                ("email", &email),
+                ("email", &victim_email),
                 ("password", PASSWORD),
             ],
         )
@@ -98,13 +100,15 @@ async fn signing_in_issues_a_new_session_id_and_the_one_from_before_is_worthless
         .session_cookie()
         .expect("a signed-in browser has a session cookie");
 
-    assert_ne!(before, after, "the session id must change at sign-in");
+    assert_ne!(planted, after, "the session id must change at sign-in");
     browser
         .get("/tokens")
         .await
-        .assert_html_page(StatusCode::OK);
-    // Someone who planted or copied the pre-login id gets nothing from the sign-in.
-    Browser::with_session_cookie(&app.address, &before)
+        .assert_html_page(StatusCode::OK)
+        .assert_contains(&victim_email);
+    // The planted id ended with the sign-in: whoever kept it holds nothing, not even the
+    // attacker's own session.
+    Browser::with_session_cookie(&app.address, &planted)
         .get("/tokens")
         .await
         .assert_redirect("/login");

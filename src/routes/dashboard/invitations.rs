@@ -38,7 +38,7 @@ struct AcceptPage {
 
 async fn page(
     state: &AppState,
-    session: &Session,
+    req: &HttpRequest,
     token: String,
     errors: Vec<String>,
 ) -> Result<AcceptPage, AppError> {
@@ -51,7 +51,7 @@ async fn page(
     })
     .await?;
     Ok(AcceptPage {
-        layout: Layout::public("Join an account", session)?,
+        layout: Layout::public("Join an account", req)?,
         token,
         account_name,
         role: invitation.role.to_string(),
@@ -62,11 +62,11 @@ async fn page(
 }
 
 async fn show(
-    session: Session,
+    req: HttpRequest,
     state: web::Data<AppState>,
     token: web::Path<String>,
 ) -> Result<HttpResponse, HtmlError> {
-    render(&page(&state, &session, token.into_inner(), Vec::new()).await?)
+    render(&page(&state, &req, token.into_inner(), Vec::new()).await?)
 }
 
 #[derive(Deserialize)]
@@ -99,12 +99,12 @@ async fn accept(
     };
     match joined {
         Ok(joined) => {
-            layout::sign_in(&session, joined.user, Some(joined.account))?;
+            layout::sign_in(&req, joined.user, Some(joined.account))?;
             Flash::success(format!("Welcome to {}.", joined.account_name)).set(&session);
             Ok(redirect("/tokens"))
         }
         Err(AppError::Invalid(errors)) => render_with_status(
-            &page(&state, &session, token, errors).await?,
+            &page(&state, &req, token, errors).await?,
             actix_web::http::StatusCode::UNPROCESSABLE_ENTITY,
         ),
         Err(other) => Err(other.into()),

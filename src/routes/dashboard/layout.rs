@@ -3,6 +3,7 @@
 
 use actix_session::{Session, SessionExt};
 use actix_web::dev::Payload;
+use actix_web::http::header;
 use actix_web::{FromRequest, HttpRequest, web};
 use chrono::NaiveDateTime;
 use futures_util::future::LocalBoxFuture;
@@ -10,14 +11,15 @@ use serde::{Deserialize, Serialize};
 
 use super::HtmlError;
 use super::assets;
-use crate::auth::{csrf, session::ABSOLUTE_LIFETIME_HOURS};
+use crate::auth::csrf;
+use crate::auth::session::{ABSOLUTE_LIFETIME_HOURS, keys};
 use crate::db::{self, accounts::Account, tx::Principal, users::User};
-use crate::domain::{AccountId, Role, UserId};
+use crate::domain::{AccountId, Role, SessionId, UserId};
 use crate::error::AppError;
 use crate::policy::{self, Action, Standing};
 use crate::state::AppState;
 
-pub const USER_ID: &str = "user_id";
+pub use keys::USER_ID;
 pub const ACCOUNT_ID: &str = "account_id";
 pub const SIGNED_IN_AT: &str = "signed_in_at";
 const FLASH: &str = "flash";
@@ -153,11 +155,15 @@ impl Layout {
         }
     }
 
-    /// For the sign-in and sign-up pages: no user yet, but forms need the CSRF token.
-    pub fn public(title: &str, session: &Session) -> Result<Self, AppError> {
+    /// For pages anyone may open (sign-in, sign-up, an invitation): no header links, but
+    /// forms need a CSRF token. For an anonymous visitor that token lives in a cookie, and
+    /// nothing is written to the session, so the page costs the server no database row.
+    pub fn public(title: &str, req: &HttpRequest) -> Result<Self, AppError> {
+        let session = req.get_session();
+        let signed_in = matches!(session.get::<i32>(USER_ID), Ok(Some(_)));
         Ok(Self {
-            csrf: csrf::token(session)?,
-            flash: Flash::take(session),
+            csrf: csrf::form_token(req)?,
+            flash: signed_in.then(|| Flash::take(&session)).flatten(),
             ..Self::anonymous(title)
         })
     }
@@ -173,6 +179,8 @@ pub struct SignedIn {
     /// Which of `memberships` they are working in; `None` when they belong to none.
     current: Option<usize>,
     pub ip: Option<String>,
+    /// This session's row, to tell it apart in the user's list of sessions.
+    pub session_id: Option<SessionId>,
 }
 
 impl SignedIn {
@@ -286,23 +294,40 @@ impl SignedIn {
     }
 }
 
-/// Starts a signed-in session for `user` in `account`, under a new session id.
+/// The longest User-Agent kept with a session: enough for any real browser's.
+const MAX_USER_AGENT: usize = 512;
+
+/// Starts a signed-in session for `user` in `account`, under a new session id. This is
+/// the only place a session gets a database row: the store writes it when this request
+/// ends, with where the sign-in came from.
 pub fn sign_in(
-    session: &Session,
+    req: &HttpRequest,
     user: UserId,
     account: Option<AccountId>,
 ) -> Result<(), AppError> {
+    let session = req.get_session();
     let fail = |e: actix_session::SessionInsertError| AppError::internal(format!("session: {e}"));
     // A new id at sign-in, so an id planted before sign-in is worth nothing after.
     session.renew();
     session.insert(USER_ID, user.0).map_err(fail)?;
+    if let Some(ip) = req.peer_addr().map(|a| a.ip().to_string()) {
+        session.insert(keys::CLIENT_IP, ip).map_err(fail)?;
+    }
+    if let Some(agent) = req
+        .headers()
+        .get(header::USER_AGENT)
+        .and_then(|v| v.to_str().ok())
+    {
+        let agent: String = agent.chars().take(MAX_USER_AGENT).collect();
+        session.insert(keys::CLIENT_AGENT, agent).map_err(fail)?;
+    }
     if let Some(account) = account {
         session.insert(ACCOUNT_ID, account.0).map_err(fail)?;
     }
     session
         .insert(SIGNED_IN_AT, db::now().and_utc().timestamp())
         .map_err(fail)?;
-    csrf::rotate(session)?;
+    csrf::rotate(&session)?;
     Ok(())
 }
 
@@ -327,6 +352,11 @@ impl FromRequest for SignedIn {
                 return Err(AppError::SignInRequired.into());
             }
             let wanted = session.get::<i32>(ACCOUNT_ID).ok().flatten();
+            let session_id = session
+                .get::<i32>(keys::ROW_ID)
+                .ok()
+                .flatten()
+                .map(SessionId);
             let (user, memberships) = db::run(&state.pool, move |conn| {
                 let user = db::users::find(conn, UserId(user_id)).map_err(|e| match e {
                     AppError::NotFound => AppError::SignInRequired,
@@ -358,6 +388,7 @@ impl FromRequest for SignedIn {
                 memberships,
                 current,
                 ip,
+                session_id,
             })
         })
     }

@@ -30,10 +30,10 @@ pub struct LoginQuery {
 }
 
 pub async fn form(
-    session: Session,
+    req: HttpRequest,
     query: web::Query<LoginQuery>,
 ) -> Result<HttpResponse, HtmlError> {
-    let mut layout = Layout::public("Sign in", &session)?;
+    let mut layout = Layout::public("Sign in", &req)?;
     if query.signed_out.is_some() {
         layout.flash = Some(layout::Flash::success("You have signed out."));
     }
@@ -56,7 +56,6 @@ const MISMATCH: &str = "That email and password don't match an account. Check bo
 
 pub async fn submit(
     req: HttpRequest,
-    session: Session,
     state: web::Data<AppState>,
     CsrfForm(form): CsrfForm<LoginForm>,
 ) -> Result<HttpResponse, HtmlError> {
@@ -116,7 +115,7 @@ pub async fn submit(
     match outcome {
         Some((user, account)) => {
             attempt.succeeded();
-            layout::sign_in(&session, user.user_id(), account)?;
+            layout::sign_in(&req, user.user_id(), account)?;
             // An operator who belongs to no account lands on the console; anyone else
             // on the token list, which says when they belong to no account yet.
             Ok(redirect(if account.is_none() && user.operator {
@@ -130,7 +129,7 @@ pub async fn submit(
             drop(attempt);
             render_with_status(
                 &LoginPage {
-                    layout: Layout::public("Sign in", &session)?,
+                    layout: Layout::public("Sign in", &req)?,
                     error: Some(MISMATCH.into()),
                     email: form.email,
                 },

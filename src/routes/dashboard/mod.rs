@@ -8,6 +8,7 @@ mod invitations;
 mod layout;
 mod login;
 mod members;
+mod security;
 mod signup;
 mod tokens;
 
@@ -39,6 +40,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .configure(tokens::configure)
         .configure(members::configure)
         .configure(invitations::configure)
+        .configure(security::configure)
         .configure(audit::configure)
         .configure(admin::configure);
 }

@@ -1,6 +1,6 @@
 //! `/signup`: creates an account and its owner, then signs the owner in.
 
-use actix_session::Session;
+use actix_session::SessionExt;
 use actix_web::{HttpRequest, HttpResponse, web};
 use askama::Template;
 use serde::Deserialize;
@@ -23,9 +23,9 @@ struct SignupPage {
     email: String,
 }
 
-pub async fn form(session: Session) -> Result<HttpResponse, HtmlError> {
+pub async fn form(req: HttpRequest) -> Result<HttpResponse, HtmlError> {
     render(&SignupPage {
-        layout: Layout::public("Create your account", &session)?,
+        layout: Layout::public("Create your account", &req)?,
         errors: Vec::new(),
         account_name: String::new(),
         email: String::new(),
@@ -46,7 +46,6 @@ pub struct SignupForm {
 
 pub async fn submit(
     req: HttpRequest,
-    session: Session,
     state: web::Data<AppState>,
     CsrfForm(form): CsrfForm<SignupForm>,
 ) -> Result<HttpResponse, HtmlError> {
@@ -64,7 +63,7 @@ pub async fn submit(
     let (Some(name), Some(email), Some(password), true) =
         (name, email, password, errors.is_empty())
     else {
-        return again(&session, form, errors);
+        return again(&req, form, errors);
     };
 
     let ip = req.peer_addr().map(|a| a.ip().to_string());
@@ -98,28 +97,28 @@ pub async fn submit(
     .await;
     match created {
         Ok((user, account)) => {
-            layout::sign_in(&session, user.user_id(), Some(account.account_id()))?;
+            layout::sign_in(&req, user.user_id(), Some(account.account_id()))?;
             layout::Flash::success(format!(
                 "Welcome to Keyward. {} is ready: create its first API token.",
                 account.name
             ))
-            .set(&session);
+            .set(&req.get_session());
             Ok(redirect("/tokens"))
         }
-        Err(AppError::Invalid(messages)) => again(&session, form, messages),
+        Err(AppError::Invalid(messages)) => again(&req, form, messages),
         Err(other) => Err(other.into()),
     }
 }
 
 /// The form again, with what was typed (never the passwords) and what to fix.
 fn again(
-    session: &Session,
+    req: &HttpRequest,
     form: SignupForm,
     errors: Vec<String>,
 ) -> Result<HttpResponse, HtmlError> {
     render_with_status(
         &SignupPage {
-            layout: Layout::public("Create your account", session)?,
+            layout: Layout::public("Create your account", req)?,
             errors,
             account_name: form.account_name,
             email: form.email,

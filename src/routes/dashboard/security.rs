@@ -1,0 +1,290 @@
+//! `/account/sessions` and `/account/password`: a person's own sign-ins and password.
+//! They see every browser signed in as them and can end any of those sessions, or all
+//! but this one; changing the password ends every other session.
+
+use actix_web::{HttpRequest, HttpResponse, web};
+use askama::Template;
+use serde::Deserialize;
+
+use super::layout::{Flash, Layout, SignedIn, TimeView};
+use super::{HtmlError, page_method_not_allowed, post_only, redirect, render, render_with_status};
+use crate::auth::csrf::{CsrfForm, NoFields};
+use crate::auth::password;
+use crate::db::{self, sessions::SessionSummary};
+use crate::domain::{Password, SessionId};
+use crate::error::AppError;
+use crate::state::AppState;
+
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.service(
+        web::resource("/account/sessions")
+            .route(web::get().to(list))
+            .default_service(web::to(page_method_not_allowed)),
+    )
+    .service(post_only("/account/sessions/end-others", end_others))
+    .service(post_only("/account/sessions/{id}/end", end_one))
+    .service(
+        web::resource("/account/password")
+            .route(web::get().to(password_form))
+            .route(web::post().to(change_password))
+            .default_service(web::to(page_method_not_allowed)),
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// Sessions
+// ---------------------------------------------------------------------------------------------
+
+/// One session, as the list shows it.
+struct SessionView {
+    id: i32,
+    browser: String,
+    ip: String,
+    created: TimeView,
+    last_seen: TimeView,
+    current: bool,
+}
+
+impl SessionView {
+    fn new(row: SessionSummary, current: Option<SessionId>) -> Self {
+        Self {
+            current: Some(row.session_id()) == current,
+            id: row.id,
+            browser: browser_label(row.user_agent.as_deref()),
+            ip: row.ip.unwrap_or_else(|| "unknown".into()),
+            created: TimeView::new(row.created_at),
+            last_seen: TimeView::new(row.last_seen_at),
+        }
+    }
+}
+
+/// A short name for the browser a User-Agent describes, such as "Firefox on Linux":
+/// enough to recognise one's own devices, and nothing to execute or trust.
+fn browser_label(user_agent: Option<&str>) -> String {
+    const UNKNOWN: &str = "UNKNOWN";
+    let parsed = user_agent
+        .filter(|agent| !agent.trim().is_empty())
+        .and_then(|agent| woothee::parser::Parser::new().parse(agent));
+    match parsed {
+        Some(ua) if ua.name != UNKNOWN && ua.os != UNKNOWN => format!("{} on {}", ua.name, ua.os),
+        Some(ua) if ua.name != UNKNOWN => ua.name.to_string(),
+        _ => "Unknown browser".to_string(),
+    }
+}
+
+#[derive(Template)]
+#[template(path = "account/sessions.html")]
+struct SessionsPage {
+    layout: Layout,
+    email: String,
+    sessions: Vec<SessionView>,
+    /// How many sessions other than this one.
+    others: usize,
+}
+
+async fn list(signed_in: SignedIn, state: web::Data<AppState>) -> Result<HttpResponse, HtmlError> {
+    let user = signed_in.user_id();
+    let rows = db::run(&state.pool, move |conn| {
+        db::sessions::list_for_user(conn, user, db::now())
+    })
+    .await?;
+    let sessions: Vec<SessionView> = rows
+        .into_iter()
+        .map(|row| SessionView::new(row, signed_in.session_id))
+        .collect();
+    render(&SessionsPage {
+        others: sessions.iter().filter(|s| !s.current).count(),
+        sessions,
+        email: signed_in.user.email.clone(),
+        layout: signed_in.layout("Your sessions", "")?,
+    })
+}
+
+/// This session's row; a signed-in request always has one, as the store names it on load.
+fn this_session(signed_in: &SignedIn) -> Result<SessionId, AppError> {
+    signed_in
+        .session_id
+        .ok_or_else(|| AppError::internal("a signed-in session without a row id"))
+}
+
+async fn end_one(
+    signed_in: SignedIn,
+    state: web::Data<AppState>,
+    id: web::Path<i32>,
+    _form: CsrfForm<NoFields>,
+) -> Result<HttpResponse, HtmlError> {
+    let id = SessionId(id.into_inner());
+    if Some(id) == signed_in.session_id {
+        // Ending this session is signing out.
+        signed_in.session.purge();
+        return Ok(redirect("/login?signed_out=1"));
+    }
+    let user = signed_in.user_id();
+    db::run(&state.pool, move |conn| db::sessions::end(conn, user, id)).await?;
+    Flash::success("That session has ended. Its browser is signed out.").set(&signed_in.session);
+    Ok(redirect("/account/sessions"))
+}
+
+async fn end_others(
+    signed_in: SignedIn,
+    state: web::Data<AppState>,
+    _form: CsrfForm<NoFields>,
+) -> Result<HttpResponse, HtmlError> {
+    let (user, keep) = (signed_in.user_id(), this_session(&signed_in)?);
+    let ended = db::run(&state.pool, move |conn| {
+        db::sessions::end_others(conn, user, keep)
+    })
+    .await?;
+    Flash::success(match ended {
+        0 => "There were no other sessions to end.".to_string(),
+        1 => "1 other session ended. Only this browser is signed in now.".to_string(),
+        n => format!("{n} other sessions ended. Only this browser is signed in now."),
+    })
+    .set(&signed_in.session);
+    Ok(redirect("/account/sessions"))
+}
+
+// ---------------------------------------------------------------------------------------------
+// Password
+// ---------------------------------------------------------------------------------------------
+
+#[derive(Template)]
+#[template(path = "account/password.html")]
+struct PasswordPage {
+    layout: Layout,
+    email: String,
+    errors: Vec<String>,
+}
+
+fn password_page(signed_in: &SignedIn, errors: Vec<String>) -> Result<HttpResponse, HtmlError> {
+    let status = if errors.is_empty() {
+        actix_web::http::StatusCode::OK
+    } else {
+        actix_web::http::StatusCode::UNPROCESSABLE_ENTITY
+    };
+    render_with_status(
+        &PasswordPage {
+            layout: signed_in.layout("Change your password", "")?,
+            email: signed_in.user.email.clone(),
+            errors,
+        },
+        status,
+    )
+}
+
+async fn password_form(signed_in: SignedIn) -> Result<HttpResponse, HtmlError> {
+    password_page(&signed_in, Vec::new())
+}
+
+#[derive(Deserialize)]
+pub struct PasswordForm {
+    #[serde(default)]
+    current_password: String,
+    #[serde(default)]
+    password: String,
+    #[serde(default)]
+    password_confirmation: String,
+}
+
+const WRONG_CURRENT: &str = "That is not your current password. Nothing was changed.";
+
+/// The page's only argon2 work: checks the current password and, if it is right, hashes
+/// the new one. `None` when the current password is wrong. Kept to one small function so
+/// that a server-wide limit on hashing can wrap it in one place.
+fn check_and_hash(
+    stored_hash: &str,
+    current: &Password,
+    new: &Password,
+) -> Result<Option<String>, AppError> {
+    if !password::verify(Some(stored_hash), current) {
+        return Ok(None);
+    }
+    password::hash(new).map(Some)
+}
+
+async fn change_password(
+    req: HttpRequest,
+    signed_in: SignedIn,
+    state: web::Data<AppState>,
+    CsrfForm(form): CsrfForm<PasswordForm>,
+) -> Result<HttpResponse, HtmlError> {
+    // The new password's rules first: they cost nothing, and a typo shouldn't count as a
+    // wrong guess of the current one.
+    let mut errors = Vec::new();
+    let new = Password::parse(form.password.clone())
+        .map_err(|e| errors.push(e))
+        .ok();
+    if form.password != form.password_confirmation {
+        errors.push("The two new passwords don't match.".into());
+    }
+    let (Some(new), true) = (new, errors.is_empty()) else {
+        return password_page(&signed_in, errors);
+    };
+
+    // Someone who found this browser signed in must not be able to guess the password here
+    // faster than at sign-in.
+    let ip = req
+        .peer_addr()
+        .map(|a| a.ip().to_string())
+        .unwrap_or_default();
+    let attempt = state.throttle.attempt(&signed_in.user.email, &ip)?;
+    let old_hash = signed_in.user.password_hash.clone();
+    let current = Password::for_sign_in(form.current_password);
+    let checked = {
+        let old_hash = old_hash.clone();
+        web::block(move || check_and_hash(&old_hash, &current, &new))
+            .await
+            .map_err(AppError::from)??
+    };
+    let Some(new_hash) = checked else {
+        // The attempt stays counted as a failure.
+        drop(attempt);
+        return password_page(&signed_in, vec![WRONG_CURRENT.into()]);
+    };
+    attempt.succeeded();
+
+    let (user, keep) = (signed_in.user_id(), this_session(&signed_in)?);
+    let ended = match db::run(&state.pool, move |conn| {
+        db::users::change_password(conn, user, &old_hash, &new_hash, keep)
+    })
+    .await
+    {
+        Ok(ended) => ended,
+        Err(AppError::Invalid(errors)) => return password_page(&signed_in, errors),
+        Err(other) => return Err(other.into()),
+    };
+    Flash::success(match ended {
+        0 => "Your password was changed.".to_string(),
+        1 => "Your password was changed, and your 1 other session was signed out.".to_string(),
+        n => format!("Your password was changed, and your {n} other sessions were signed out."),
+    })
+    .set(&signed_in.session);
+    Ok(redirect("/account/sessions"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn browsers_get_short_readable_labels() {
+        let cases = [
+            (
+                Some("Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 Firefox/128.0"),
+                "Firefox on Linux",
+            ),
+            (
+                Some(
+                    "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/126.0.0.0 Safari/537.36",
+                ),
+                "Chrome on Windows 10",
+            ),
+            (Some("curl/8.5.0"), "HTTP Library"),
+            (Some(""), "Unknown browser"),
+            (None, "Unknown browser"),
+        ];
+        for (agent, expected) in cases {
+            assert_eq!(browser_label(agent), expected, "{agent:?}");
+        }
+    }
+}
