@@ -7,6 +7,7 @@ use chrono::NaiveDateTime;
 use diesel::prelude::*;
 
 use super::schema::sessions;
+use super::tx::Tx;
 use crate::domain::{SessionId, UserId};
 use crate::error::AppError;
 
@@ -146,27 +147,24 @@ pub fn list_for_user(
         .load(conn)?)
 }
 
-/// Ends one of the user's sessions. Another user's session, or one already ended, is a
-/// `NotFound`: nobody learns that it exists.
-pub fn end(conn: &mut SqliteConnection, user: UserId, id: SessionId) -> Result<(), AppError> {
-    super::write(conn, |conn| {
-        let ended = diesel::delete(
-            sessions::table
-                .filter(sessions::id.eq(id.0))
-                .filter(sessions::user_id.eq(user.0)),
-        )
-        .execute(conn)?;
-        if ended == 1 {
-            Ok(())
-        } else {
-            Err(AppError::NotFound)
-        }
-    })
+/// Ends one of the acting user's sessions; another user's session is a 404.
+pub fn end(tx: &mut Tx<'_>, id: SessionId) -> Result<(), AppError> {
+    let user = tx.signed_in_user()?;
+    let ended = diesel::delete(
+        sessions::table
+            .filter(sessions::id.eq(id.0))
+            .filter(sessions::user_id.eq(user.0)),
+    )
+    .execute(tx.conn)?;
+    if ended == 1 {
+        Ok(())
+    } else {
+        Err(AppError::NotFound)
+    }
 }
 
-/// Ends every session of the user but `keep`. Part of a caller's transaction (see
-/// [`end_others`] for one on its own); returns how many ended.
-pub fn delete_others(
+/// Ends every session of the user but `keep`; returns how many ended.
+pub(super) fn delete_others(
     conn: &mut SqliteConnection,
     user: UserId,
     keep: SessionId,
@@ -179,11 +177,8 @@ pub fn delete_others(
     .execute(conn)?)
 }
 
-/// Ends every session of the user but `keep`, in a transaction of its own.
-pub fn end_others(
-    conn: &mut SqliteConnection,
-    user: UserId,
-    keep: SessionId,
-) -> Result<usize, AppError> {
-    super::write(conn, |conn| delete_others(conn, user, keep))
+/// Ends every session of the acting user but `keep`; returns how many ended.
+pub fn end_others(tx: &mut Tx<'_>, keep: SessionId) -> Result<usize, AppError> {
+    let user = tx.signed_in_user()?;
+    delete_others(tx.conn, user, keep)
 }

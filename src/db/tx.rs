@@ -76,6 +76,11 @@ impl Tx<'_> {
         self.standing.user
     }
 
+    /// The acting user, for changes only a signed-in person makes to their own things.
+    pub fn signed_in_user(&self) -> Result<UserId, AppError> {
+        self.standing.user.ok_or(AppError::SignInRequired)
+    }
+
     /// Logs `event` in the account acted in, naming this transaction's actor.
     pub fn log(&mut self, event: Event<'_>) -> Result<(), AppError> {
         let account = self.account()?;

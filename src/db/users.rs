@@ -4,6 +4,7 @@ use chrono::NaiveDateTime;
 use diesel::prelude::*;
 
 use super::schema::users;
+use super::tx::Tx;
 use crate::domain::{Email, SessionId, UserId};
 use crate::error::AppError;
 
@@ -104,32 +105,29 @@ pub fn set_password_hash(
     Ok(())
 }
 
-/// Replaces the password whose hash was `old_hash` and ends every other session of the
-/// user, in one transaction: once the new password works, no other browser is still signed
-/// in, and a password changed meanwhile (another tab, another session) is not overwritten.
+/// Sets the acting user's new password hash, if `old_hash` is still the current one (a
+/// change made meanwhile in another window wins), and ends every other session of theirs.
 /// Returns how many sessions ended.
 pub fn change_password(
-    conn: &mut SqliteConnection,
-    id: UserId,
+    tx: &mut Tx<'_>,
     old_hash: &str,
     new_hash: &str,
     keep: SessionId,
 ) -> Result<usize, AppError> {
-    super::write(conn, |conn| {
-        let changed = diesel::update(
-            users::table
-                .find(id.0)
-                .filter(users::password_hash.eq(old_hash)),
-        )
-        .set(users::password_hash.eq(new_hash))
-        .execute(conn)?;
-        if changed != 1 {
-            return Err(AppError::invalid(
-                "Your password was changed meanwhile, in another window. Sign in again with the new one.",
-            ));
-        }
-        super::sessions::delete_others(conn, id, keep)
-    })
+    let id = tx.signed_in_user()?;
+    let changed = diesel::update(
+        users::table
+            .find(id.0)
+            .filter(users::password_hash.eq(old_hash)),
+    )
+    .set(users::password_hash.eq(new_hash))
+    .execute(tx.conn)?;
+    if changed != 1 {
+        return Err(AppError::invalid(
+            "Your password was changed meanwhile, in another window. Sign in again with the new one.",
+        ));
+    }
+    super::sessions::delete_others(tx.conn, id, keep)
 }
 
 pub fn record_login(conn: &mut SqliteConnection, id: UserId) -> Result<(), AppError> {

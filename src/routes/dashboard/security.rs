@@ -119,8 +119,11 @@ async fn end_one(
         signed_in.session.purge();
         return Ok(redirect("/login?signed_out=1"));
     }
-    let user = signed_in.user_id();
-    db::run(&state.pool, move |conn| db::sessions::end(conn, user, id)).await?;
+    state
+        .write(signed_in.principal(), None, move |tx| {
+            db::sessions::end(tx, id)
+        })
+        .await?;
     Flash::success("That session has ended. Its browser is signed out.").set(&signed_in.session);
     Ok(redirect("/account/sessions"))
 }
@@ -130,11 +133,12 @@ async fn end_others(
     state: web::Data<AppState>,
     _form: CsrfForm<NoFields>,
 ) -> Result<HttpResponse, HtmlError> {
-    let (user, keep) = (signed_in.user_id(), this_session(&signed_in)?);
-    let ended = db::run(&state.pool, move |conn| {
-        db::sessions::end_others(conn, user, keep)
-    })
-    .await?;
+    let keep = this_session(&signed_in)?;
+    let ended = state
+        .write(signed_in.principal(), None, move |tx| {
+            db::sessions::end_others(tx, keep)
+        })
+        .await?;
     Flash::success(match ended {
         0 => "There were no other sessions to end.".to_string(),
         1 => "1 other session ended. Only this browser is signed in now.".to_string(),
@@ -243,11 +247,12 @@ async fn change_password(
     };
     attempt.succeeded();
 
-    let (user, keep) = (signed_in.user_id(), this_session(&signed_in)?);
-    let ended = match db::run(&state.pool, move |conn| {
-        db::users::change_password(conn, user, &old_hash, &new_hash, keep)
-    })
-    .await
+    let keep = this_session(&signed_in)?;
+    let ended = match state
+        .write(signed_in.principal(), None, move |tx| {
+            db::users::change_password(tx, &old_hash, &new_hash, keep)
+        })
+        .await
     {
         Ok(ended) => ended,
         Err(AppError::Invalid(errors)) => return password_page(&signed_in, errors),
