@@ -155,3 +155,48 @@ async fn bad_sign_up_input_is_refused_with_what_to_fix_keeping_the_name_and_emai
     }
     failures.assert_none("bad sign-ups not refused as contracted");
 }
+
+#[tokio::test]
+async fn an_account_name_hiding_a_direction_override_is_refused_with_a_sentence_naming_it() {
+    let app = spawn_app().await;
+    let browser = Browser::new(&app.address);
+    // Shown in a right-to-left override, "Acme \u{202E}tsetorp" would read "Acme protest".
+    let name = "Acme \u{202E}tsetorp";
+
+    let page = browser
+        .submit_signup(name, "override@example.test", PASSWORD, PASSWORD)
+        .await;
+
+    let problems = refused_form_problems(
+        &page,
+        "The account name can't contain invisible formatting characters such as zero-width \
+         spaces or direction overrides (it has U+202E).",
+        &[("account_name", name), ("email", "override@example.test")],
+    );
+    let mut failures = CaseFailures::default();
+    failures.record("right-to-left override", problems, &page);
+    failures.assert_none("a name with a format character was not refused as contracted");
+    browser.get("/tokens").await.assert_redirect("/login");
+}
+
+#[tokio::test]
+async fn an_email_outside_the_html_grammar_is_refused_with_a_sentence_saying_which_part() {
+    let app = spawn_app().await;
+    let browser = Browser::new(&app.address);
+    let email = "ada@exa_mple.com";
+
+    let page = browser
+        .submit_signup("Underscore Inc", email, PASSWORD, PASSWORD)
+        .await;
+
+    let problems = refused_form_problems(
+        &page,
+        "\"ada@exa_mple.com\" is not an email address. After the @ comes a domain such as \
+         example.com: letters, digits and dashes, in parts joined by single dots.",
+        &[("account_name", "Underscore Inc"), ("email", email)],
+    );
+    let mut failures = CaseFailures::default();
+    failures.record("underscore in the domain", problems, &page);
+    failures.assert_none("an email outside the grammar was not refused as contracted");
+    browser.get("/tokens").await.assert_redirect("/login");
+}
