@@ -110,6 +110,7 @@ impl Argon2Pool {
                 .name(format!("argon2-{i}"))
                 // Ends when the pool, the only sender, is dropped.
                 .spawn(move || {
+                    yield_to_other_work();
                     for job in waiting {
                         job();
                     }
@@ -177,6 +178,27 @@ impl Argon2Pool {
         answered
             .await
             .map_err(|_| AppError::internal("an argon2 job ended without an answer"))
+    }
+}
+
+/// Lowers the calling thread's scheduling priority (nice 10). argon2 keeps a core busy
+/// for every thread in the pool; at the default priority a flood of sign-ins takes the CPU
+/// from the HTTP workers, and the API's guarded requests, which never hash, wait behind
+/// it. At nice 10 those workers run first and argon2 gets what is left: sign-ins slow
+/// down under a flood, the API does not.
+fn yield_to_other_work() {
+    #[cfg(target_os = "linux")]
+    {
+        // On Linux the nice value belongs to the thread, and raising it needs no privilege.
+        // SAFETY: setpriority and gettid only read their arguments and the calling thread.
+        let failed =
+            unsafe { libc::setpriority(libc::PRIO_PROCESS, libc::gettid() as libc::id_t, 10) != 0 };
+        if failed {
+            tracing::warn!(
+                error = %std::io::Error::last_os_error(),
+                "could not lower the argon2 thread's priority"
+            );
+        }
     }
 }
 
