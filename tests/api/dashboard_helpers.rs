@@ -256,7 +256,11 @@ impl Browser {
     /// A browser on another machine: its requests leave from `source`, another loopback
     /// address such as `127.0.0.2`, so the server sees another client address.
     pub fn from_source(address: &str, source: [u8; 4]) -> Self {
-        Self::build(address, "keyward-tests", Some(std::net::IpAddr::from(source)))
+        Self::build(
+            address,
+            "keyward-tests",
+            Some(std::net::IpAddr::from(source)),
+        )
     }
 
     fn build(address: &str, user_agent: &str, source: Option<std::net::IpAddr>) -> Self {
