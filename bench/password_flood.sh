@@ -82,6 +82,16 @@ sleep 0.5
 echo "machine: $(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg); $CLIENTS clients a wave, at most $WAVES waves in ${DURATION}s; wrk -t1 -c$WRK_CONNECTIONS"
 echo "before the flood: VmRSS $(memory VmRSS) KiB, VmHWM $(memory VmHWM) KiB"
 
+# latency FILE: /plans' throughput and percentiles from a wrk report.
+latency() {
+    awk '/Requests\/sec/ {print "   " $0} /Non-2xx/ {print "   " $0}' "$1"
+    awk '$1 ~ /^(50|90|99)%$/ {print "   p" substr($1, 1, length($1) - 1) " " $2}' "$1"
+}
+
+wrk -t1 -c"$WRK_CONNECTIONS" -d3s --latency -H "Authorization: $AUTH" "$URL/plans" >"$WORK/quiet.txt"
+echo "guarded GET /plans, no flood (3 s):"
+latency "$WORK/quiet.txt"
+
 wrk -t1 -c"$WRK_CONNECTIONS" -d"${DURATION}s" --latency -H "Authorization: $AUTH" "$URL/plans" \
     >"$WORK/wrk.txt" &
 WRK_PID=$!
@@ -89,9 +99,8 @@ WRK_PID=$!
 wait "$WRK_PID"
 WRK_PID=""
 
-echo "guarded GET /plans during the flood:"
-awk '/Requests\/sec/ {print "   " $0} /Non-2xx/ {print "   " $0}' "$WORK/wrk.txt"
-awk '$1 ~ /^(50|90|99)%$/ {print "   p" substr($1, 1, length($1) - 1) " " $2}' "$WORK/wrk.txt"
+echo "guarded GET /plans during the flood (${DURATION} s):"
+latency "$WORK/wrk.txt"
 sleep 1
 HWM="$(memory VmHWM)"
 if [ -n "${SMAPS:-}" ]; then
