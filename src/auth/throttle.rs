@@ -103,8 +103,19 @@ impl Attempt {
     pub fn succeeded(self) {
         let mut times = self.throttle.lock();
         times.remove(&self.pair);
-        for key in &self.others {
-            if let Some(times) = times.get_mut(key)
+        self.uncount(&mut times, &self.others);
+    }
+
+    /// No password was checked after all (the server was too busy to hash): no guess was
+    /// made, so this attempt doesn't count.
+    pub fn withdrawn(self) {
+        let mut times = self.throttle.lock();
+        self.uncount(&mut times, &[&self.pair, &self.others[0], &self.others[1]]);
+    }
+
+    fn uncount(&self, times: &mut Times, keys: &[impl AsRef<str>]) {
+        for key in keys {
+            if let Some(times) = times.get_mut(key.as_ref())
                 && let Some(i) = times.iter().rposition(|t| *t == self.at)
             {
                 times.remove(i);
@@ -383,6 +394,21 @@ mod tests {
         assert!(throttle.attempt_at("a@x.io", "10.0.0.1", now).is_err());
         // ...while the guesser's address still waits.
         assert!(throttle.attempt_at("a@x.io", "10.6.6.6", now).is_err());
+    }
+
+    #[test]
+    fn a_withdrawn_attempt_does_not_count_but_leaves_earlier_failures() {
+        let throttle = Arc::new(LoginThrottle::new());
+        let now = Instant::now();
+        fail(&throttle, "a@x.io", "10.0.0.1", FREE_PER_PAIR - 1, now);
+        for _ in 0..10 {
+            throttle
+                .attempt_at("a@x.io", "10.0.0.1", now)
+                .expect("withdrawn attempts leave room")
+                .withdrawn();
+        }
+        fail(&throttle, "a@x.io", "10.0.0.1", 1, now);
+        assert!(throttle.attempt_at("a@x.io", "10.0.0.1", now).is_err());
     }
 
     #[test]

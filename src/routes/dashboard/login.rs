@@ -75,10 +75,18 @@ pub async fn submit(
         Err(_) => None,
     };
     // argon2 runs with no database connection held, and as long for an unknown email.
-    let ok = state
+    let ok = match state
         .passwords
         .verify(user.as_ref().map(|u| u.password_hash.as_str()), &password)
-        .await?;
+        .await
+    {
+        Ok(ok) => ok,
+        Err(busy) => {
+            // Nothing was checked, so no guess was made.
+            attempt.withdrawn();
+            return Err(busy.into());
+        }
+    };
     let outcome = match user {
         Some(user) => {
             let actor_ip = Some(ip).filter(|i| !i.is_empty());

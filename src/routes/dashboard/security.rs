@@ -220,7 +220,15 @@ async fn change_password(
     let old_hash = signed_in.user.password_hash.clone();
     let current = Password::for_sign_in(form.current_password);
     // Both argon2 jobs go through the server's bounded pool, with no connection held.
-    if !state.passwords.verify(Some(&old_hash), &current).await? {
+    let right = match state.passwords.verify(Some(&old_hash), &current).await {
+        Ok(right) => right,
+        Err(busy) => {
+            // Nothing was checked, so no guess was made.
+            attempt.withdrawn();
+            return Err(busy.into());
+        }
+    };
+    if !right {
         // The attempt stays counted as a failure.
         drop(attempt);
         return password_page(&signed_in, vec![WRONG_CURRENT.into()]);
