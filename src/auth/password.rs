@@ -66,8 +66,9 @@ type Job = Box<dyn FnOnce() + Send>;
 /// concurrent sign-ups raised the server's resident memory from 14 MB to 2.68 GB. Here at
 /// most `threads` hashes run at once and `threads × QUEUE_PER_THREAD` more wait; anything
 /// beyond that is refused at once with a 503 and `Retry-After`, so memory stays near
-/// `threads × 19 MiB` however many ask. Using the same few threads every time also means
-/// the allocator keeps at most one hash's memory per thread.
+/// `threads × 19 MiB` however many ask. (`main.rs` also has glibc hand each hash's memory
+/// back when it is freed: otherwise its arenas keep a copy per arena the threads wander
+/// through.)
 ///
 /// Callers run it without holding a database connection, so a queue of sign-ins never
 /// starves the pool that the rest of the dashboard needs.
@@ -106,7 +107,9 @@ impl Argon2Pool {
         let (jobs, waiting) = crossbeam_channel::bounded::<Job>(queue);
         for i in 0..threads {
             let waiting = waiting.clone();
-            let spawned = std::thread::Builder::new()
+            // Like `std::thread::spawn`, panics if the system can't start a thread: at
+            // start-up, where a server with no one to hash passwords must not go on.
+            std::thread::Builder::new()
                 .name(format!("argon2-{i}"))
                 // Ends when the pool, the only sender, is dropped.
                 .spawn(move || {
@@ -114,10 +117,8 @@ impl Argon2Pool {
                     for job in waiting {
                         job();
                     }
-                });
-            if let Err(err) = spawned {
-                tracing::error!(error = %err, "could not start an argon2 thread");
-            }
+                })
+                .expect("the system should start an argon2 thread");
         }
         Self {
             jobs,
