@@ -4,6 +4,7 @@
 use std::sync::Arc;
 
 use crate::auth::cache::TokenCache;
+use crate::auth::password::Argon2Pool;
 use crate::auth::throttle::LoginThrottle;
 use crate::auth::usage::UsageRecorder;
 use crate::config::Config;
@@ -18,12 +19,15 @@ pub struct AppState {
     pub cache: Arc<TokenCache>,
     pub usage: Arc<UsageRecorder>,
     pub throttle: Arc<LoginThrottle>,
+    /// Every argon2 hash and check the server runs, bounded in number.
+    pub passwords: Argon2Pool,
 }
 
 impl AppState {
     pub fn new(pool: Pool, config: Config) -> Self {
         Self {
             pool,
+            passwords: Argon2Pool::new(config.password_threads),
             config: Arc::new(config),
             cache: Arc::new(TokenCache::new()),
             usage: Arc::new(UsageRecorder::new()),

@@ -136,3 +136,55 @@ pub fn record_login(conn: &mut SqliteConnection, id: UserId) -> Result<(), AppEr
         .execute(conn)?;
     Ok(())
 }
+
+/// Records a sign-in by a known user, right password or wrong: on success the login
+/// time, and either way one audit row, in one transaction. Returns the account the
+/// session opens in: the user's first, if any.
+///
+/// The row goes in that first account alone. A sign-in belongs to the person, not to
+/// any one account, so one row says it; the first account is the one the session opens
+/// in, so its admins are the ones who see where the person signs in to. One row per
+/// membership, as before, let a guesser make the server write (and fsync) as many rows
+/// per wrong password as the victim has accounts, and told every account's admins about
+/// the person's sign-ins everywhere. A user with no account (an operator, or someone
+/// who was removed) leaves no row: there is no account log to put it in.
+pub fn record_sign_in(
+    conn: &mut SqliteConnection,
+    user: &User,
+    succeeded: bool,
+    ip: Option<String>,
+) -> Result<Option<crate::domain::AccountId>, AppError> {
+    use super::audit::{self, Actor};
+    super::write(conn, |conn| {
+        if succeeded {
+            record_login(conn, user.user_id())?;
+        }
+        let first = super::memberships::accounts_of(conn, user.user_id())?
+            .first()
+            .map(|(account, _)| account.account_id());
+        if let Some(account) = first {
+            let actor = Actor {
+                user_id: Some(user.user_id()),
+                label: user.email.clone(),
+                ip,
+            };
+            let action = if succeeded {
+                audit::action::LOGIN_SUCCEEDED
+            } else {
+                audit::action::LOGIN_FAILED
+            };
+            audit::record(
+                conn,
+                account,
+                &actor,
+                audit::Event {
+                    action,
+                    target: &format!("user {}", user.email),
+                    token: None,
+                    detail: "",
+                },
+            )?;
+        }
+        Ok(first)
+    })
+}

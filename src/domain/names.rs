@@ -2,7 +2,10 @@
 
 use std::fmt;
 
-/// Trims, then insists on 1..=max characters with no control characters.
+use unicode_properties::{GeneralCategory, UnicodeGeneralCategory};
+
+/// Trims, then insists on 1..=max characters with no control characters and no
+/// invisible format characters.
 fn parse_name(raw: &str, what: &str, max: usize) -> Result<String, String> {
     let name = raw.trim();
     if name.is_empty() {
@@ -14,7 +17,24 @@ fn parse_name(raw: &str, what: &str, max: usize) -> Result<String, String> {
     if name.chars().any(char::is_control) {
         return Err(format!("The {what} can't contain control characters."));
     }
+    if let Some(c) = name.chars().find(|c| is_format(*c)) {
+        return Err(format!(
+            "The {what} can't contain invisible formatting characters such as \
+             zero-width spaces or direction overrides (it has U+{:04X}).",
+            u32::from(c)
+        ));
+    }
     Ok(name.to_string())
+}
+
+/// Unicode's "format" characters (general category Cf): zero-width spaces and joiners,
+/// the byte-order mark, the soft hyphen, and the bidirectional overrides and isolates.
+/// They draw nothing, or reorder what follows, so two names that look the same on a page
+/// can differ, and a revoke dialog can show "ci-deploy" for a token whose name reads
+/// otherwise. This also refuses the joiner inside emoji sequences: a name is a label to
+/// tell tokens apart, and the cost of losing family emoji is small.
+fn is_format(c: char) -> bool {
+    c.general_category() == GeneralCategory::Format
 }
 
 macro_rules! name_type {
@@ -170,6 +190,65 @@ mod tests {
         assert!(Reason::parse(&"x".repeat(501)).unwrap_err().contains("500"));
         assert!(Reason::parse("a\u{1}b").is_err());
         assert_eq!(Reason::required(" ", "Say why.").unwrap_err(), "Say why.");
+    }
+
+    #[test]
+    fn names_with_invisible_format_characters_are_refused_naming_the_character() {
+        let refused = [
+            ("zero-width space", "ci\u{200B}deploy", "U+200B"),
+            ("zero-width non-joiner", "ci\u{200C}deploy", "U+200C"),
+            ("zero-width joiner", "ci\u{200D}deploy", "U+200D"),
+            ("left-to-right mark", "ci\u{200E}deploy", "U+200E"),
+            ("right-to-left mark", "ci\u{200F}deploy", "U+200F"),
+            ("left-to-right embedding", "\u{202A}ci", "U+202A"),
+            ("right-to-left override", "ci\u{202E}yolped", "U+202E"),
+            ("word joiner", "ci\u{2060}deploy", "U+2060"),
+            ("left-to-right isolate", "\u{2066}ci\u{2069}", "U+2066"),
+            ("pop directional isolate", "ci\u{2069}", "U+2069"),
+            ("byte-order mark", "\u{FEFF}ci", "U+FEFF"),
+            ("soft hyphen", "de\u{AD}ploy", "U+00AD"),
+            ("Arabic letter mark", "ci\u{61C}", "U+061C"),
+            ("language tag", "ci\u{E0001}", "U+E0001"),
+        ];
+        for (label, raw, code) in refused {
+            for parse in [
+                |s: &str| TokenName::parse(s).map(|n| n.0),
+                |s: &str| AccountName::parse(s).map(|n| n.0),
+                |s: &str| ClusterName::parse(s).map(|n| n.0),
+            ] {
+                let err = parse(raw).expect_err(label);
+                assert!(
+                    err.contains("invisible formatting characters") && err.contains(code),
+                    "{label}: {err}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn names_in_any_script_are_kept_as_typed() {
+        for raw in [
+            "ci-deploy",
+            "Zürich Search",
+            "東京 production",
+            "بحث الإنتاج",
+            "Ünïcödé 🚀",
+            "a.b_c (staging) #2",
+        ] {
+            assert_eq!(TokenName::parse(raw).unwrap().as_str(), raw);
+        }
+    }
+
+    #[test]
+    fn control_characters_are_still_refused() {
+        for raw in ["ci\u{0}", "ci\tdeploy", "ci\u{7F}", "ci\u{85}deploy"] {
+            assert!(
+                TokenName::parse(raw)
+                    .unwrap_err()
+                    .contains("control characters"),
+                "{raw:?}"
+            );
+        }
     }
 
     #[test]

@@ -245,14 +245,29 @@ pub struct Browser {
 
 impl Browser {
     pub fn new(address: &str) -> Self {
-        Self::with_user_agent(address, "keyward-tests")
+        Self::build(address, "keyward-tests", None)
     }
 
     /// A browser that names itself `user_agent`, as Firefox or Chrome would.
     pub fn with_user_agent(address: &str, user_agent: &str) -> Self {
+        Self::build(address, user_agent, None)
+    }
+
+    /// A browser on another machine: its requests leave from `source`, another loopback
+    /// address such as `127.0.0.2`, so the server sees another client address.
+    pub fn from_source(address: &str, source: [u8; 4]) -> Self {
+        Self::build(
+            address,
+            "keyward-tests",
+            Some(std::net::IpAddr::from(source)),
+        )
+    }
+
+    fn build(address: &str, user_agent: &str, source: Option<std::net::IpAddr>) -> Self {
         let jar = Arc::new(Jar::default());
         let client = reqwest::Client::builder()
             .no_proxy()
+            .local_address(source)
             .cookie_provider(jar.clone())
             .redirect(Policy::none())
             .timeout(Duration::from_secs(30))

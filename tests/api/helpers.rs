@@ -188,6 +188,8 @@ pub struct TestApp {
     pub address: String,
     pub db: TestDb,
     pub client: reqwest::Client,
+    /// What the server's workers share, for looking at what a client can't see.
+    pub state: actix_web::web::Data<keyward::state::AppState>,
     handle: actix_web::dev::ServerHandle,
 }
 
@@ -213,11 +215,13 @@ pub async fn spawn_app_with(adjust: impl FnOnce(&mut Config)) -> TestApp {
         .expect("the application should build on a fresh database");
     let port = app.port();
     let handle = app.handle();
+    let state = app.state();
     tokio::spawn(app.run_until_stopped());
     TestApp {
         address: format!("http://127.0.0.1:{port}"),
         db,
         client: http_client(),
+        state,
         handle,
     }
 }

@@ -2,6 +2,7 @@
 //! comes back with what to fix, keeping what was typed except the passwords.
 
 use reqwest::StatusCode;
+use reqwest::header::RETRY_AFTER;
 
 use crate::dashboard_helpers::{
     Browser, CaseFailures, PASSWORD, email_for, refused_form_problems, signed_up,
@@ -154,4 +155,173 @@ async fn bad_sign_up_input_is_refused_with_what_to_fix_keeping_the_name_and_emai
         failures.record(label, problems, &page);
     }
     failures.assert_none("bad sign-ups not refused as contracted");
+}
+
+#[tokio::test]
+async fn an_account_name_hiding_a_direction_override_is_refused_with_a_sentence_naming_it() {
+    let app = spawn_app().await;
+    let browser = Browser::new(&app.address);
+    // Shown in a right-to-left override, "Acme \u{202E}tsetorp" would read "Acme protest".
+    let name = "Acme \u{202E}tsetorp";
+
+    let page = browser
+        .submit_signup(name, "override@example.test", PASSWORD, PASSWORD)
+        .await;
+
+    let problems = refused_form_problems(
+        &page,
+        "The account name can't contain invisible formatting characters such as zero-width \
+         spaces or direction overrides (it has U+202E).",
+        &[("account_name", name), ("email", "override@example.test")],
+    );
+    let mut failures = CaseFailures::default();
+    failures.record("right-to-left override", problems, &page);
+    failures.assert_none("a name with a format character was not refused as contracted");
+    browser.get("/tokens").await.assert_redirect("/login");
+}
+
+#[tokio::test]
+async fn an_email_outside_the_html_grammar_is_refused_with_a_sentence_saying_which_part() {
+    let app = spawn_app().await;
+    let browser = Browser::new(&app.address);
+    let email = "ada@exa_mple.com";
+
+    let page = browser
+        .submit_signup("Underscore Inc", email, PASSWORD, PASSWORD)
+        .await;
+
+    let problems = refused_form_problems(
+        &page,
+        "\"ada@exa_mple.com\" is not an email address. After the @ comes a domain such as \
+         example.com: letters, digits and dashes, in parts joined by single dots.",
+        &[("account_name", "Underscore Inc"), ("email", email)],
+    );
+    let mut failures = CaseFailures::default();
+    failures.record("underscore in the domain", problems, &page);
+    failures.assert_none("an email outside the grammar was not refused as contracted");
+    browser.get("/tokens").await.assert_redirect("/login");
+}
+
+/// Sign-ups one address may make in an hour; the next is refused.
+const SIGN_UPS_PER_ADDRESS: usize = 20;
+
+#[tokio::test]
+async fn a_sign_up_for_a_taken_email_costs_one_hash_and_says_no_more_whatever_the_password() {
+    let app = spawn_app().await;
+    let taken = email_for("Quiet Owner");
+    let owner = Browser::new(&app.address);
+    owner.sign_up("Hidden Venture", &taken).await;
+    let hashes = || app.state.passwords.stats().completed;
+
+    // A free email costs one argon2 hash...
+    let before = hashes();
+    Browser::new(&app.address)
+        .sign_up("Fresh Start", &email_for("Fresh Start"))
+        .await;
+    assert_eq!(hashes() - before, 1, "a new sign-up runs one hash");
+
+    // ...and so does a taken one, whether the password typed is the owner's or not.
+    let mut pages = Vec::new();
+    for password in [PASSWORD, "Wq3Er7Ty1Ui5Op"] {
+        let prober = Browser::new(&app.address);
+        let before = hashes();
+        let page = prober
+            .submit_signup("Copycat Inc", &taken, password, password)
+            .await;
+        assert_eq!(
+            hashes() - before,
+            1,
+            "a taken email costs the same one hash as a free one"
+        );
+        page.assert_html_page(StatusCode::UNPROCESSABLE_ENTITY)
+            .assert_contains("already has a Keyward sign-in");
+        prober.get("/tokens").await.assert_redirect("/login");
+        pages.push(page.body.replace(&page.csrf(), "CSRF"));
+    }
+    assert_eq!(
+        pages[0], pages[1],
+        "the answer must not depend on whether the password typed is the owner's"
+    );
+    for secret in ["Hidden Venture", "hidden-venture"] {
+        assert!(
+            !pages[0].contains(secret),
+            "the answer names nothing of the existing user's ({secret:?}):\n{}",
+            pages[0]
+        );
+    }
+
+    // The sign-in is untouched: the owner's password still works, and no other does.
+    Browser::new(&app.address)
+        .log_in(&taken, "Wq3Er7Ty1Ui5Op")
+        .await
+        .assert_html_page(StatusCode::UNAUTHORIZED);
+    let back = Browser::new(&app.address);
+    back.log_in(&taken, PASSWORD)
+        .await
+        .assert_redirect("/tokens");
+    back.get("/tokens")
+        .await
+        .assert_html_page(StatusCode::OK)
+        .assert_contains("Hidden Venture");
+}
+
+#[tokio::test]
+async fn sign_ups_from_one_address_are_limited_and_another_address_is_not() {
+    let app = spawn_app().await;
+    let taken = email_for("Probed Person");
+    Browser::from_source(&app.address, [127, 0, 0, 20])
+        .sign_up("Probed Person", &taken)
+        .await;
+
+    // Someone at one address probes emails with sign-ups, some free and some taken.
+    let prober = [127, 0, 0, 21];
+    for i in 0..SIGN_UPS_PER_ADDRESS {
+        let browser = Browser::from_source(&app.address, prober);
+        let email = if i % 2 == 0 {
+            email_for(&format!("probe {i}"))
+        } else {
+            taken.clone()
+        };
+        let page = browser
+            .submit_signup(&format!("Probe {i}"), &email, PASSWORD, PASSWORD)
+            .await;
+        assert!(
+            [StatusCode::SEE_OTHER, StatusCode::UNPROCESSABLE_ENTITY].contains(&page.status),
+            "sign-up {i} should be answered, not limited yet: {}\n{}",
+            page.status,
+            page.body
+        );
+    }
+
+    let hashes = app.state.passwords.stats().completed;
+    let one_too_many = Browser::from_source(&app.address, prober)
+        .submit_signup("Probe Last", &taken, PASSWORD, PASSWORD)
+        .await;
+    one_too_many
+        .assert_html_page(StatusCode::TOO_MANY_REQUESTS)
+        .assert_contains("Too many sign-ups from your network. Try again in");
+    assert!(
+        !one_too_many
+            .text()
+            .contains("already has a Keyward sign-in"),
+        "a limited sign-up says nothing about the email"
+    );
+    let retry_after: Option<u64> = one_too_many
+        .header(RETRY_AFTER.as_str())
+        .and_then(|v| v.parse().ok());
+    assert!(
+        retry_after.is_some_and(|secs| (1..=3600).contains(&secs)),
+        "the 429 says when to retry, within the hour: {:?}",
+        one_too_many.headers
+    );
+    assert_eq!(
+        app.state.passwords.stats().completed,
+        hashes,
+        "a refused sign-up costs no hash"
+    );
+
+    // Someone else, elsewhere, signs up as usual.
+    Browser::from_source(&app.address, [127, 0, 0, 22])
+        .sign_up("Elsewhere Inc", &email_for("Elsewhere Inc"))
+        .await;
 }

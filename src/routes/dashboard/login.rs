@@ -11,8 +11,7 @@ use serde::Deserialize;
 use super::layout::{self, Layout};
 use super::{HtmlError, redirect, render, render_with_status};
 use crate::auth::csrf::{CsrfForm, NoFields};
-use crate::auth::password;
-use crate::db::{self, audit, audit::Actor};
+use crate::db;
 use crate::domain::{Email, Password};
 use crate::state::AppState;
 
@@ -65,52 +64,41 @@ pub async fn submit(
         .unwrap_or_default();
     let attempt = state.throttle.attempt(&form.email, &ip)?;
 
-    let email = Email::parse(&form.email).ok();
     let password = Password::for_sign_in(form.password);
-    let actor_ip = Some(ip.clone()).filter(|i| !i.is_empty());
-    let outcome = db::run(&state.pool, move |conn| {
-        let user = match &email {
-            Some(email) => db::users::find_by_email(conn, email)?,
-            None => None,
-        };
-        let ok = password::verify(user.as_ref().map(|u| u.password_hash.as_str()), &password);
-        let Some(user) = user else { return Ok(None) };
-        let memberships = db::memberships::accounts_of(conn, user.user_id())?;
-        let actor = Actor {
-            user_id: Some(user.user_id()),
-            label: user.email.clone(),
-            ip: actor_ip,
-        };
-        let action = if ok {
-            audit::action::LOGIN_SUCCEEDED
-        } else {
-            audit::action::LOGIN_FAILED
-        };
-        db::write(conn, |conn| {
-            if ok {
-                db::users::record_login(conn, user.user_id())?;
-            }
-            for (account, _) in &memberships {
-                audit::record(
-                    conn,
-                    account.account_id(),
-                    &actor,
-                    audit::Event {
-                        action,
-                        target: &format!("user {}", user.email),
-                        token: None,
-                        detail: "",
-                    },
-                )?;
-            }
-            Ok(())
-        })?;
-        Ok(ok.then(|| {
-            let account = memberships.first().map(|(a, _)| a.account_id());
-            (user, account)
-        }))
-    })
-    .await?;
+    let user = match Email::parse(&form.email) {
+        Ok(email) => {
+            db::run(&state.pool, move |conn| {
+                db::users::find_by_email(conn, &email)
+            })
+            .await?
+        }
+        Err(_) => None,
+    };
+    // argon2 runs with no database connection held, and as long for an unknown email.
+    let ok = match state
+        .passwords
+        .verify(user.as_ref().map(|u| u.password_hash.as_str()), &password)
+        .await
+    {
+        Ok(ok) => ok,
+        Err(busy) => {
+            // Nothing was checked, so no guess was made.
+            attempt.withdrawn();
+            return Err(busy.into());
+        }
+    };
+    let outcome = match user {
+        Some(user) => {
+            let actor_ip = Some(ip).filter(|i| !i.is_empty());
+            let recorded = user.clone();
+            let account = db::run(&state.pool, move |conn| {
+                db::users::record_sign_in(conn, &recorded, ok, actor_ip)
+            })
+            .await?;
+            ok.then_some((user, account))
+        }
+        None => None,
+    };
 
     match outcome {
         Some((user, account)) => {

@@ -9,7 +9,6 @@ use serde::Deserialize;
 use super::layout::{Flash, Layout, SignedIn, TimeView};
 use super::{HtmlError, page_method_not_allowed, post_only, redirect, render, render_with_status};
 use crate::auth::csrf::{CsrfForm, NoFields};
-use crate::auth::password;
 use crate::db::{self, sessions::SessionSummary};
 use crate::domain::{Password, SessionId};
 use crate::error::AppError;
@@ -192,20 +191,6 @@ pub struct PasswordForm {
 
 const WRONG_CURRENT: &str = "That is not your current password. Nothing was changed.";
 
-/// The page's only argon2 work: checks the current password and, if it is right, hashes
-/// the new one. `None` when the current password is wrong. Kept to one small function so
-/// that a server-wide limit on hashing can wrap it in one place.
-fn check_and_hash(
-    stored_hash: &str,
-    current: &Password,
-    new: &Password,
-) -> Result<Option<String>, AppError> {
-    if !password::verify(Some(stored_hash), current) {
-        return Ok(None);
-    }
-    password::hash(new).map(Some)
-}
-
 async fn change_password(
     req: HttpRequest,
     signed_in: SignedIn,
@@ -234,18 +219,22 @@ async fn change_password(
     let attempt = state.throttle.attempt(&signed_in.user.email, &ip)?;
     let old_hash = signed_in.user.password_hash.clone();
     let current = Password::for_sign_in(form.current_password);
-    let checked = {
-        let old_hash = old_hash.clone();
-        web::block(move || check_and_hash(&old_hash, &current, &new))
-            .await
-            .map_err(AppError::from)??
+    // Both argon2 jobs go through the server's bounded pool, with no connection held.
+    let right = match state.passwords.verify(Some(&old_hash), &current).await {
+        Ok(right) => right,
+        Err(busy) => {
+            // Nothing was checked, so no guess was made.
+            attempt.withdrawn();
+            return Err(busy.into());
+        }
     };
-    let Some(new_hash) = checked else {
+    if !right {
         // The attempt stays counted as a failure.
         drop(attempt);
         return password_page(&signed_in, vec![WRONG_CURRENT.into()]);
-    };
+    }
     attempt.succeeded();
+    let new_hash = state.passwords.hash(&new).await?;
 
     let keep = this_session(&signed_in)?;
     let ended = match state

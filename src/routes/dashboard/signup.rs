@@ -1,4 +1,9 @@
 //! `/signup`: creates an account and its owner, then signs the owner in.
+//!
+//! A sign-up for a taken email has to say so, so sign-up tells whether an email has a
+//! sign-in. It tells nothing else, and no faster than it must: sign-ups are limited per
+//! address, a taken email costs the same argon2 hash as a free one, and its answer
+//! never depends on the password typed, so sign-up is no way to test a password.
 
 use actix_session::SessionExt;
 use actix_web::{HttpRequest, HttpResponse, web};
@@ -8,7 +13,6 @@ use serde::Deserialize;
 use super::layout::{self, Layout};
 use super::{HtmlError, redirect, render, render_with_status};
 use crate::auth::csrf::CsrfForm;
-use crate::auth::password;
 use crate::db::{self, audit, audit::Actor};
 use crate::domain::{AccountName, Email, Password, Role};
 use crate::error::AppError;
@@ -67,8 +71,11 @@ pub async fn submit(
     };
 
     let ip = req.peer_addr().map(|a| a.ip().to_string());
+    state.throttle.sign_up(ip.as_deref().unwrap_or_default())?;
+    // Hashed before the email is looked at, so a taken one costs the same; and with no
+    // database connection held while argon2 runs.
+    let hash = state.passwords.hash(&password).await?;
     let created = db::run(&state.pool, move |conn| {
-        let hash = password::hash(&password)?;
         db::write(conn, |conn| {
             let user = db::users::create(conn, &email, &hash, false)?;
             db::users::record_login(conn, user.user_id())?;
