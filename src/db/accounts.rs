@@ -3,10 +3,11 @@
 use chrono::NaiveDateTime;
 use diesel::prelude::*;
 
-use super::audit::{Event, action};
+use super::audit::{Actor, Event, action};
 use super::schema::{accounts, clusters, memberships, tokens};
 use super::tx::Tx;
-use crate::domain::{AccountId, AccountName, ApiState, Reason, Slug};
+use super::users::User;
+use crate::domain::{AccountId, AccountName, ApiState, Email, Reason, Role, Slug};
 use crate::error::AppError;
 use crate::policy::Action;
 
@@ -68,6 +69,35 @@ pub fn create(conn: &mut SqliteConnection, name: &AccountName) -> Result<Account
         })
         .returning(Account::as_returning())
         .get_result(conn)?)
+}
+
+/// A visitor signs up: a new user, and a new account with them as its owner, logged as
+/// the new user. A taken email is refused by the `users` table's unique index.
+pub fn sign_up(
+    tx: &mut Tx<'_>,
+    name: &AccountName,
+    email: &Email,
+    password_hash: &str,
+) -> Result<(User, Account), AppError> {
+    let user = super::users::create(tx.conn, email, password_hash, false)?;
+    super::users::record_login(tx.conn, user.user_id())?;
+    let account = create(tx.conn, name)?;
+    super::memberships::create(tx.conn, user.user_id(), account.account_id(), Role::Owner)?;
+    tx.act_as(Actor {
+        user_id: Some(user.user_id()),
+        label: user.email.clone(),
+        ip: tx.actor().ip.clone(),
+    });
+    tx.log_to(
+        account.account_id(),
+        Event {
+            action: action::ACCOUNT_CREATED,
+            target: &format!("account {} ({})", account.name, account.slug),
+            token: None,
+            detail: "signed up as owner",
+        },
+    )?;
+    Ok((user, account))
 }
 
 pub fn find(conn: &mut SqliteConnection, id: AccountId) -> Result<Account, AppError> {

@@ -84,11 +84,17 @@ impl Tx<'_> {
     /// Logs `event` in the account acted in, naming this transaction's actor.
     pub fn log(&mut self, event: Event<'_>) -> Result<(), AppError> {
         let account = self.account()?;
+        self.log_to(account, event)
+    }
+
+    /// Logs `event` in `account`, for changes whose account is found inside them.
+    pub fn log_to(&mut self, account: AccountId, event: Event<'_>) -> Result<(), AppError> {
         audit::record(self.conn, account, &self.actor, event)
     }
 
-    /// A visitor who has just become a user (by accepting an invitation) is named as
-    /// that user from here on. Their standing doesn't change: it was read at the start.
+    /// A visitor who has just become a user (by signing up, signing in or accepting an
+    /// invitation) is named as that user from here on. Their standing doesn't change: it
+    /// was read at the start.
     pub(super) fn act_as(&mut self, actor: Actor) {
         self.actor = actor;
     }

@@ -149,42 +149,36 @@ pub fn record_login(conn: &mut SqliteConnection, id: UserId) -> Result<(), AppEr
 /// the person's sign-ins everywhere. A user with no account (an operator, or someone
 /// who was removed) leaves no row: there is no account log to put it in.
 pub fn record_sign_in(
-    conn: &mut SqliteConnection,
+    tx: &mut Tx<'_>,
     user: &User,
     succeeded: bool,
-    ip: Option<String>,
 ) -> Result<Option<crate::domain::AccountId>, AppError> {
-    use super::audit::{self, Actor};
-    super::write(conn, |conn| {
-        if succeeded {
-            record_login(conn, user.user_id())?;
-        }
-        let first = super::memberships::accounts_of(conn, user.user_id())?
-            .first()
-            .map(|(account, _)| account.account_id());
-        if let Some(account) = first {
-            let actor = Actor {
-                user_id: Some(user.user_id()),
-                label: user.email.clone(),
-                ip,
-            };
-            let action = if succeeded {
-                audit::action::LOGIN_SUCCEEDED
-            } else {
-                audit::action::LOGIN_FAILED
-            };
-            audit::record(
-                conn,
-                account,
-                &actor,
-                audit::Event {
-                    action,
-                    target: &format!("user {}", user.email),
-                    token: None,
-                    detail: "",
+    use super::audit::{Actor, Event, action};
+    if succeeded {
+        record_login(tx.conn, user.user_id())?;
+    }
+    let first = super::memberships::accounts_of(tx.conn, user.user_id())?
+        .first()
+        .map(|(account, _)| account.account_id());
+    if let Some(account) = first {
+        tx.act_as(Actor {
+            user_id: Some(user.user_id()),
+            label: user.email.clone(),
+            ip: tx.actor().ip.clone(),
+        });
+        tx.log_to(
+            account,
+            Event {
+                action: if succeeded {
+                    action::LOGIN_SUCCEEDED
+                } else {
+                    action::LOGIN_FAILED
                 },
-            )?;
-        }
-        Ok(first)
-    })
+                target: &format!("user {}", user.email),
+                token: None,
+                detail: "",
+            },
+        )?;
+    }
+    Ok(first)
 }

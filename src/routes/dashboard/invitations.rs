@@ -9,7 +9,6 @@ use serde::Deserialize;
 use super::layout::{self, Flash, Layout};
 use super::{HtmlError, page_method_not_allowed, redirect, render, render_with_status};
 use crate::auth::csrf::CsrfForm;
-use crate::auth::password;
 use crate::db::{self, invitations::Joiner, tx::Principal};
 use crate::domain::{AccountId, Email, Password};
 use crate::error::AppError;
@@ -129,29 +128,39 @@ async fn joiner(
     })
     .await?;
     let account = AccountId(invitation.account_id);
-    let throttle = state.throttle.clone();
-    let password = form.password.clone();
-    let confirmation = form.password_confirmation.clone();
-    let joiner = web::block(move || match existing {
+    let joiner = match existing {
         Some(user) => {
             // A password check like sign-in's, so it is limited like sign-in.
-            let attempt = throttle.attempt(&user.email, ip.as_deref().unwrap_or_default())?;
-            if !password::verify(Some(&user.password_hash), &Password::for_sign_in(password)) {
-                return Err(AppError::invalid(
-                    "That is not the password of this email's Keyward sign-in.",
-                ));
+            let attempt = state
+                .throttle
+                .attempt(&user.email, ip.as_deref().unwrap_or_default())?;
+            let typed = Password::for_sign_in(form.password.clone());
+            match state
+                .passwords
+                .verify(Some(&user.password_hash), &typed)
+                .await
+            {
+                Ok(true) => attempt.succeeded(),
+                Ok(false) => {
+                    return Err(AppError::invalid(
+                        "That is not the password of this email's Keyward sign-in.",
+                    ));
+                }
+                Err(busy) => {
+                    // Nothing was checked, so no guess was made.
+                    attempt.withdrawn();
+                    return Err(busy);
+                }
             }
-            attempt.succeeded();
-            Ok(Joiner::Existing(user.user_id()))
+            Joiner::Existing(user.user_id())
         }
         None => {
-            if confirmation.as_deref() != Some(password.as_str()) {
+            if form.password_confirmation.as_deref() != Some(form.password.as_str()) {
                 return Err(AppError::invalid("The two passwords don't match."));
             }
-            let password = Password::parse(password).map_err(AppError::invalid)?;
-            Ok(Joiner::New(password::hash(&password)?))
+            let password = Password::parse(form.password.clone()).map_err(AppError::invalid)?;
+            Joiner::New(state.passwords.hash(&password).await?)
         }
-    })
-    .await??;
+    };
     Ok((account, joiner))
 }

@@ -11,7 +11,7 @@ use serde::Deserialize;
 use super::layout::{self, Layout};
 use super::{HtmlError, redirect, render, render_with_status};
 use crate::auth::csrf::{CsrfForm, NoFields};
-use crate::db;
+use crate::db::{self, tx::Principal};
 use crate::domain::{Email, Password};
 use crate::state::AppState;
 
@@ -89,12 +89,15 @@ pub async fn submit(
     };
     let outcome = match user {
         Some(user) => {
-            let actor_ip = Some(ip).filter(|i| !i.is_empty());
+            let visitor = Principal::Visitor {
+                ip: Some(ip).filter(|i| !i.is_empty()),
+            };
             let recorded = user.clone();
-            let account = db::run(&state.pool, move |conn| {
-                db::users::record_sign_in(conn, &recorded, ok, actor_ip)
-            })
-            .await?;
+            let account = state
+                .write(visitor, None, move |tx| {
+                    db::users::record_sign_in(tx, &recorded, ok)
+                })
+                .await?;
             ok.then_some((user, account))
         }
         None => None,

@@ -13,8 +13,8 @@ use serde::Deserialize;
 use super::layout::{self, Layout};
 use super::{HtmlError, redirect, render, render_with_status};
 use crate::auth::csrf::CsrfForm;
-use crate::db::{self, audit, audit::Actor};
-use crate::domain::{AccountName, Email, Password, Role};
+use crate::db::{self, tx::Principal};
+use crate::domain::{AccountName, Email, Password};
 use crate::error::AppError;
 use crate::state::AppState;
 
@@ -75,33 +75,11 @@ pub async fn submit(
     // Hashed before the email is looked at, so a taken one costs the same; and with no
     // database connection held while argon2 runs.
     let hash = state.passwords.hash(&password).await?;
-    let created = db::run(&state.pool, move |conn| {
-        db::write(conn, |conn| {
-            let user = db::users::create(conn, &email, &hash, false)?;
-            db::users::record_login(conn, user.user_id())?;
-            let account = db::accounts::create(conn, &name)?;
-            db::memberships::create(conn, user.user_id(), account.account_id(), Role::Owner)?;
-            let actor = Actor {
-                user_id: Some(user.user_id()),
-                label: user.email.clone(),
-                ip,
-            };
-            let target = format!("account {} ({})", account.name, account.slug);
-            audit::record(
-                conn,
-                account.account_id(),
-                &actor,
-                audit::Event {
-                    action: audit::action::ACCOUNT_CREATED,
-                    target: &target,
-                    token: None,
-                    detail: "signed up as owner",
-                },
-            )?;
-            Ok((user, account))
+    let created = state
+        .write(Principal::Visitor { ip }, None, move |tx| {
+            db::accounts::sign_up(tx, &name, &email, &hash)
         })
-    })
-    .await;
+        .await;
     match created {
         Ok((user, account)) => {
             layout::sign_in(&req, user.user_id(), Some(account.account_id()))?;
