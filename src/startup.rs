@@ -30,10 +30,6 @@ impl Application {
         let pool = tokio::task::spawn_blocking(move || db::connect(&database_url))
             .await
             .context("database setup task failed")??;
-        let log_end = {
-            let mut conn = pool.get()?;
-            db::invalidations::latest_seq(&mut conn).map_err(|e| anyhow::anyhow!("{e}"))?
-        };
 
         let session_key = session_key(&pool, config.session_key.as_ref().map(|k| k.expose()))?;
         let https = config.is_https();
@@ -45,7 +41,15 @@ impl Application {
 
         // Built once: every worker gets a handle to the same cache and recorder.
         let state = web::Data::new(AppState::new(pool, config));
-        state.cache.skip_to(log_end);
+        let starting = state.clone();
+        let keys = tokio::task::spawn_blocking(move || {
+            let mut conn = starting.pool.get()?;
+            starting.cache.start(&mut conn).map_err(anyhow::Error::from)
+        })
+        .await
+        .context("token key loading task failed")?
+        .context("cannot load the token keys")?;
+        tracing::info!(keys, "token keys loaded");
         let app_state = state.clone();
         let store = DbSessionStore::new(state.pool.clone());
         let mut server = HttpServer::new(move || {

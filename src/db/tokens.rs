@@ -134,6 +134,7 @@ pub fn create(
             })
             .returning(Token::as_returning())
             .get_result(conn)?;
+        super::invalidations::record_token_created(conn, &key)?;
         let detail = format!("scopes {}", request.scopes);
         audit::record(
             conn,

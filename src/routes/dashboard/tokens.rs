@@ -311,6 +311,11 @@ async fn create(
         )
     })
     .await?;
+    // The next request with the new key must find it known. Should that fail, the poller
+    // learns the key within one interval; the secret, shown only once, must not be lost.
+    if let Err(err) = state.sync_cache().await {
+        tracing::warn!(error = %err, "the new token's key waits for the next poll");
+    }
     session.remove(FORM_NONCE);
     let _ = session.insert(LAST_CREATED, (&form.nonce, token.id));
 
