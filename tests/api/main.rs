@@ -18,11 +18,13 @@ mod logs;
 mod persistence;
 mod plans;
 mod revocation;
+mod revocation_scale;
 mod sessions;
 mod signup;
 mod tenancy;
 mod token;
 mod tokens_pages;
+mod unknown_keys;
 
 // Accounts and admins.
 mod admin;
