@@ -4,6 +4,7 @@
 mod email;
 mod ids;
 mod names;
+mod paging;
 mod password;
 mod role;
 mod scope;
@@ -12,6 +13,7 @@ mod token;
 pub use email::Email;
 pub use ids::{AccountId, ClusterId, TokenId, UserId};
 pub use names::{AccountName, ClusterName, Reason, Slug, TokenName};
+pub use paging::Paging;
 pub use password::Password;
 pub use role::Role;
 pub use scope::{Scope, Scopes};
