@@ -13,6 +13,7 @@ mod cookies;
 mod csrf;
 mod fallback;
 mod health;
+mod json_only;
 mod login;
 mod logs;
 mod persistence;
