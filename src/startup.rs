@@ -42,6 +42,7 @@ impl Application {
         // Built once: every worker gets a handle to the same cache and recorder.
         let state = web::Data::new(AppState::new(pool, config));
         let starting = state.clone();
+        let loading = std::time::Instant::now();
         let keys = tokio::task::spawn_blocking(move || {
             let mut conn = starting.pool.get()?;
             starting.cache.start(&mut conn).map_err(anyhow::Error::from)
@@ -49,7 +50,11 @@ impl Application {
         .await
         .context("token key loading task failed")?
         .context("cannot load the token keys")?;
-        tracing::info!(keys, "token keys loaded");
+        tracing::info!(
+            keys,
+            ms = loading.elapsed().as_millis() as u64,
+            "token keys loaded"
+        );
         let app_state = state.clone();
         let store = DbSessionStore::new(state.pool.clone());
         let mut server = HttpServer::new(move || {

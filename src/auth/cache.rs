@@ -102,11 +102,16 @@ impl TokenCache {
     /// adding it twice is harmless. Blocking: call off the async workers.
     pub fn start(&self, conn: &mut SqliteConnection) -> Result<usize, AppError> {
         let seq = db::invalidations::latest_seq(conn)?;
-        let mut known = self.known_write();
-        known.reserve(db::invalidations::token_count(conn)?);
-        let loaded = db::invalidations::each_token_key(conn, |key| {
-            known.insert(self.fingerprint(key));
+        // Fingerprints first (8 bytes a key), then one pass into the set: writing the
+        // set's scattered slots in between reads of the database runs twice as slow.
+        let mut fingerprints = Vec::with_capacity(db::invalidations::token_count(conn)?);
+        db::invalidations::each_token_key(conn, |key| {
+            fingerprints.push(self.fingerprint(key));
         })?;
+        let loaded = fingerprints.len();
+        let mut known = self.known_write();
+        known.reserve(loaded);
+        known.extend(fingerprints);
         drop(known);
         self.applied.fetch_max(seq, Ordering::AcqRel);
         Ok(loaded)
