@@ -5,10 +5,10 @@
 #   one each request) against the valid token, both sent through the same wrk script, so
 #   the client does the same work; the target is at least 90% of the valid throughput;
 # - the idle server's resident memory, and after the load.
-# Bounded: each load runs DURATION seconds.
+# Bounded: each load runs DURATION seconds, and the four loads are repeated ROUNDS times.
 #
-#   bench/guard.sh            # 10 s per load, 2 wrk threads, 64 connections
-#   DURATION=5 CONNECTIONS=32 bench/guard.sh
+#   bench/guard.sh            # 2 rounds of 10 s per load, 2 wrk threads, 64 connections
+#   ROUNDS=3 DURATION=5 CONNECTIONS=32 bench/guard.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -29,13 +29,15 @@ sleep 1
 echo "idle RSS: $(rss_mib) MiB"
 machine
 
-run healthz "GET /healthz (unguarded)" "$URL/healthz"
-run plans "GET /plans (guarded, valid token)" -H "Authorization: $AUTH" "$URL/plans"
 run wrong "GET /plans (wrong secret: 401)" -H "Authorization: $WRONG" "$URL/plans"
-export AUTH_FILE="$WORK/valid.headers"
-run valid "GET /plans (valid token, via script)" -s "$BENCH/rotate_auth.lua" "$URL/plans"
-export AUTH_FILE="$WORK/unknown.headers"
-run unknown "GET /plans (50,000 unknown keys: 401)" -s "$BENCH/rotate_auth.lua" "$URL/plans"
+for _ in $(seq 1 "$ROUNDS"); do
+    run healthz "GET /healthz (unguarded)" "$URL/healthz"
+    run plans "GET /plans (guarded, valid token)" -H "Authorization: $AUTH" "$URL/plans"
+    export AUTH_FILE="$WORK/valid.headers"
+    run valid "GET /plans (valid token, via script)" -s "$BENCH/rotate_auth.lua" "$URL/plans"
+    export AUTH_FILE="$WORK/unknown.headers"
+    run unknown "GET /plans (50,000 unknown keys: 401)" -s "$BENCH/rotate_auth.lua" "$URL/plans"
+done
 
 echo "RSS after load: $(rss_mib) MiB (peak $(peak_rss_mib) MiB)"
 ratio "guarded / unguarded throughput:" healthz plans

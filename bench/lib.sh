@@ -3,6 +3,9 @@
 # killed on exit. Servers listen on 127.0.0.1 only.
 
 DURATION="${DURATION:-10}"
+# Loads are repeated ROUNDS times, alternating, so a machine that gets busier or quieter
+# during the run weighs on every route alike; ratios use the mean of the rounds.
+ROUNDS="${ROUNDS:-2}"
 CONNECTIONS="${CONNECTIONS:-64}"
 THREADS="${THREADS:-2}"
 BIN="$PWD/target/release/keyward"
@@ -74,7 +77,7 @@ new_token() {
 }
 
 # run NAME LABEL WRK-ARGS...: one wrk run of DURATION seconds, summarised on one line.
-# Leaves the requests per second in $WORK/NAME.rps.
+# Adds its requests per second to $WORK/NAME.rps, one line a run.
 run() {
     local name="$1" label="$2"
     shift 2
@@ -84,13 +87,16 @@ run() {
     p99="$(awk '$1 == "99%" {print $2}' "$WORK/$name.wrk")"
     non2xx="$(awk '/Non-2xx/ {print $NF}' "$WORK/$name.wrk")"
     printf '%-44s %10s req/s   p99 %8s   non-2xx %s\n' "$label" "$rps" "$p99" "${non2xx:-0}"
-    echo "$rps" >"$WORK/$name.rps"
+    echo "$rps" >>"$WORK/$name.rps"
 }
 
-# ratio LABEL A B: B's throughput as a share of A's.
+# mean NAME: the mean requests per second of NAME's runs.
+mean() { awk '{ sum += $1 } END { printf "%.0f", sum / NR }' "$WORK/$1.rps"; }
+
+# ratio LABEL A B: B's mean throughput as a share of A's.
 ratio() {
-    awk -v label="$1" -v a="$(cat "$WORK/$2.rps")" -v b="$(cat "$WORK/$3.rps")" \
-        'BEGIN { printf "%-44s %.1f%%\n", label, 100 * b / a }'
+    awk -v label="$1" -v a="$(mean "$2")" -v b="$(mean "$3")" \
+        'BEGIN { printf "%-44s %.1f%%  (%d vs %d req/s)\n", label, 100 * b / a, b, a }'
 }
 
 # unknown_headers N FILE: N Authorization headers of well-formed credentials no database holds.
