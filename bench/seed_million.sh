@@ -46,7 +46,8 @@ machine
 # Both servers run side by side, idle but for the load of the moment, which alternates.
 for _ in $(seq 1 "$ROUNDS"); do
     for name in small million; do
-        url="$SMALL_URL"; [ "$name" = million ] && url="$MILLION_URL"
+        url="$SMALL_URL" SERVER_PID="$SMALL_PID"
+        [ "$name" = million ] && url="$MILLION_URL" SERVER_PID="$MILLION_PID"
         export AUTH_FILE="$WORK/$name.headers"
         run "$name-valid" "$name: GET /plans (valid token)" -s "$BENCH/rotate_auth.lua" "$url/plans"
         export AUTH_FILE="$WORK/unknown.headers"
