@@ -26,6 +26,8 @@ cleanup() {
     rm -rf "$WORK"
 }
 trap cleanup EXIT
+# A signal ends the script through `exit`, so the cleanup above runs then too.
+trap 'exit 1' INT TERM HUP PIPE
 
 # start_server DB NAME: starts `keyward serve` on DB and waits (at most 60 s) until it
 # listens. Sets SERVER_PID, URL, STARTUP_MS (launch to the listening line) and
