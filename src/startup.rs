@@ -31,10 +31,6 @@ impl Application {
         let pool = tokio::task::spawn_blocking(move || db::connect(&database_url))
             .await
             .context("database setup task failed")??;
-        let log_end = {
-            let mut conn = pool.get()?;
-            db::invalidations::latest_seq(&mut conn).map_err(|e| anyhow::anyhow!("{e}"))?
-        };
 
         let https = config.is_https();
         let key_material =
@@ -50,7 +46,20 @@ impl Application {
 
         // Built once: every worker gets a handle to the same cache and recorder.
         let state = web::Data::new(AppState::new(pool, config));
-        state.cache.skip_to(log_end);
+        let starting = state.clone();
+        let loading = std::time::Instant::now();
+        let keys = tokio::task::spawn_blocking(move || {
+            let mut conn = starting.pool.get()?;
+            starting.cache.start(&mut conn).map_err(anyhow::Error::from)
+        })
+        .await
+        .context("token key loading task failed")?
+        .context("cannot load the token keys")?;
+        tracing::info!(
+            keys,
+            ms = loading.elapsed().as_millis() as u64,
+            "token keys loaded"
+        );
         let app_state = state.clone();
         let store = DbSessionStore::new(state.pool.clone());
         let mut server = HttpServer::new(move || {

@@ -38,7 +38,9 @@ impl AppState {
     /// The server's one way to change anything: runs `change` through the write path
     /// (`db::tx::transact`: one IMMEDIATE transaction that re-reads who `who` is in
     /// `account` and checks the rules inside it), then applies the invalidation log, so
-    /// that once the caller answers, every worker refuses whatever was revoked.
+    /// that once the caller answers, every worker refuses whatever was revoked. If that
+    /// last step fails, the caller answers with the error: the change is committed, but no
+    /// page may say "revoked" before this process's cache has dropped the token.
     pub async fn write<T, F>(
         &self,
         who: Principal,
@@ -49,12 +51,46 @@ impl AppState {
         T: Send + 'static,
         F: FnOnce(&mut Tx<'_>) -> Result<T, AppError> + Send + 'static,
     {
-        let done = db::run(&self.pool, move |conn| {
-            db::tx::transact(conn, &who, account, change)
-        })
-        .await?;
+        let done = self.commit(who, account, change).await?;
         self.sync_cache().await?;
         Ok(done)
+    }
+
+    /// [`write`](Self::write) for a change whose answer holds something shown only once,
+    /// a new token's secret. Losing that answer would be worse than a late cache, so a
+    /// failed log sync is logged, not returned: the poller learns the new key within one
+    /// interval, and a creation revokes nothing that could be let in meanwhile.
+    pub async fn write_showing_once<T, F>(
+        &self,
+        who: Principal,
+        account: Option<AccountId>,
+        change: F,
+    ) -> Result<T, AppError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut Tx<'_>) -> Result<T, AppError> + Send + 'static,
+    {
+        let done = self.commit(who, account, change).await?;
+        if let Err(err) = self.sync_cache().await {
+            tracing::warn!(error = %err, "the change waits for the next poll of the log");
+        }
+        Ok(done)
+    }
+
+    async fn commit<T, F>(
+        &self,
+        who: Principal,
+        account: Option<AccountId>,
+        change: F,
+    ) -> Result<T, AppError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut Tx<'_>) -> Result<T, AppError> + Send + 'static,
+    {
+        db::run(&self.pool, move |conn| {
+            db::tx::transact(conn, &who, account, change)
+        })
+        .await
     }
 
     /// Applies the invalidation log to this process's cache now.

@@ -140,7 +140,7 @@ impl Real {
         })
         .expect("the model's accounts and people");
         drop(conn);
-        let state = AppState::new(pool.clone(), config.clone());
+        let state = Self::start(&pool, &config);
         Self {
             _dir: dir,
             config,
@@ -150,6 +150,14 @@ impl Real {
             people,
             tokens: Vec::new(),
         }
+    }
+
+    /// What the server does at start: a fresh state, its cache knowing every key.
+    fn start(pool: &db::Pool, config: &Config) -> AppState {
+        let state = AppState::new(pool.clone(), config.clone());
+        let mut conn = pool.get().expect("a connection");
+        state.cache.start(&mut conn).expect("the cache starts");
+        state
     }
 
     fn as_person(&self, person: usize) -> Principal {
@@ -284,7 +292,7 @@ async fn run(steps: Vec<Step>) -> Result<(), TestCaseError> {
                 }
             }
             Step::Restart => {
-                real.state = AppState::new(real.pool.clone(), real.config.clone());
+                real.state = Real::start(&real.pool, &real.config);
             }
         }
         for token in 0..model.tokens.len() {

@@ -1,19 +1,26 @@
 //! The guard's token cache: one map that every worker shares, so a request costs a
-//! hash lookup and a SHA-256, not a database read.
+//! hash lookup and a SHA-256, not a database read; and a fingerprint of every key that
+//! exists, so a request with an unknown key costs no database read either.
 //!
 //! Revoked tokens stay cached as revoked (revocation can't be undone, so that is always
-//! safe); unknown keys are not cached, because another process may create them.
+//! safe). Unknown keys are not cached; they are refused because their fingerprint is not
+//! in the set of known keys, which is loaded at start and kept current through the log.
+//! A fingerprint is 8 bytes, so a million keys cost about 19 MiB; one that collides with
+//! an unknown key (one chance in 2^64 per known key) only costs that key a database read.
 //!
 //! A load races with an eviction: a request may read a token as active just before a
 //! revocation commits and evicts it, then put its stale copy in afterwards. Every
 //! eviction bumps `generation`, and a load only inserts if no eviction happened since
 //! it started reading.
 //!
-//! Entries leave the cache one way only: through the `cache_invalidations` log, which
-//! every revocation and suspension writes in its own transaction. The poller applies it
-//! for changes made elsewhere; a change made here applies it before answering.
+//! The cache changes one way only: through the `cache_invalidations` log, which every
+//! creation, revocation and suspension writes in its own transaction. The poller applies
+//! it for changes made elsewhere; a change made here applies it before answering. Either
+//! way the log is read to its end and applied in one step, so a removal that revoked
+//! thousands of tokens is seen whole by the next request, never in part.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
+use std::hash::{BuildHasher, RandomState};
 use std::sync::Arc;
 use std::sync::RwLock;
 use std::sync::atomic::{AtomicI32, AtomicU64, Ordering};
@@ -21,8 +28,8 @@ use std::sync::atomic::{AtomicI32, AtomicU64, Ordering};
 use chrono::NaiveDateTime;
 use diesel::SqliteConnection;
 
-use crate::db;
-use crate::domain::{AccountId, Scopes, SecretDigest, TokenId};
+use crate::db::{self, Pool, invalidations::Invalidation, invalidations::NoteKind};
+use crate::domain::{AccountId, Scopes, SecretDigest, TokenId, TokenKey};
 use crate::error::AppError;
 
 /// What the guard needs to know about a token, and what `GET /token` shows.
@@ -46,6 +53,29 @@ impl CachedToken {
     pub fn is_expired_at(&self, now: NaiveDateTime) -> bool {
         self.expires_at.is_some_and(|e| e <= now)
     }
+
+    fn from_rows(
+        token: db::tokens::Token,
+        account: db::accounts::Account,
+    ) -> Result<Self, AppError> {
+        let digest = SecretDigest::from_bytes(&token.secret_digest).ok_or_else(|| {
+            AppError::internal(format!("token {} has a malformed digest", token.id))
+        })?;
+        Ok(Self {
+            id: token.token_id(),
+            scopes: token.scopes,
+            digest,
+            revoked: token.revoked_at.is_some(),
+            created_at: token.created_at,
+            expires_at: token.expires_at,
+            account_id: account.account_id(),
+            account_suspended: account.is_suspended(),
+            account_slug: account.slug,
+            account_name: account.name,
+            key: token.key,
+            name: token.name,
+        })
+    }
 }
 
 #[derive(Default)]
@@ -54,6 +84,12 @@ pub struct TokenCache {
     generation: AtomicU64,
     /// The last `cache_invalidations.seq` applied.
     applied: AtomicI32,
+    /// A fingerprint of every key in the database.
+    known: RwLock<HashSet<u64>>,
+    /// Keyed with this process's own random keys, so no one can aim a key at a collision.
+    fingerprints: RandomState,
+    /// How many lookups went to the database: the one cost the guard can't avoid.
+    database_reads: AtomicU64,
 }
 
 impl TokenCache {
@@ -61,8 +97,68 @@ impl TokenCache {
         Self::default()
     }
 
+    /// Loads the fingerprint of every existing key and starts from the log's current end.
+    /// The end is read first: a key created while the keys are read is then in both, and
+    /// adding it twice is harmless. Blocking: call off the async workers.
+    pub fn start(&self, conn: &mut SqliteConnection) -> Result<usize, AppError> {
+        let seq = db::invalidations::latest_seq(conn)?;
+        // Fingerprints first (8 bytes a key), then one pass into the set: writing the
+        // set's scattered slots in between reads of the database runs twice as slow.
+        let mut fingerprints = Vec::with_capacity(db::invalidations::token_count(conn)?);
+        db::invalidations::each_token_key(conn, |key| {
+            fingerprints.push(self.fingerprint(key));
+        })?;
+        let loaded = fingerprints.len();
+        let mut known = self.known_write();
+        known.reserve(loaded);
+        known.extend(fingerprints);
+        drop(known);
+        self.applied.fetch_max(seq, Ordering::AcqRel);
+        Ok(loaded)
+    }
+
     pub fn get(&self, key: &str) -> Option<Arc<CachedToken>> {
         self.read().get(key).cloned()
+    }
+
+    /// Whether a token with this key may exist. `false` is certain; `true` is certain but
+    /// for a fingerprint collision.
+    pub fn may_exist(&self, key: &str) -> bool {
+        let fingerprint = self.fingerprint(key);
+        self.known
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .contains(&fingerprint)
+    }
+
+    /// How many lookups have read the database since start.
+    pub fn database_reads(&self) -> u64 {
+        self.database_reads.load(Ordering::Relaxed)
+    }
+
+    /// The token with this key, whatever its state; `None` when no token has it. A cached
+    /// token costs nothing, an unknown key costs nothing, and any other key reads the
+    /// database once and is cached.
+    pub async fn lookup(
+        &self,
+        pool: &Pool,
+        key: TokenKey,
+    ) -> Result<Option<Arc<CachedToken>>, AppError> {
+        if let Some(token) = self.get(key.as_str()) {
+            return Ok(Some(token));
+        }
+        if !self.may_exist(key.as_str()) {
+            return Ok(None);
+        }
+        let generation = self.generation();
+        self.database_reads.fetch_add(1, Ordering::Relaxed);
+        let found = db::run(pool, move |conn| db::tokens::find_for_guard(conn, &key)).await?;
+        let Some((token, account)) = found else {
+            return Ok(None);
+        };
+        let cached = Arc::new(CachedToken::from_rows(token, account)?);
+        self.insert_if_unchanged(cached.clone(), generation);
+        Ok(Some(cached))
     }
 
     /// Read before loading from the database; pass to [`insert_if_unchanged`].
@@ -80,49 +176,80 @@ impl TokenCache {
         true
     }
 
-    /// Starts from the log's current end: a fresh cache has nothing older to forget.
-    pub fn skip_to(&self, seq: i32) {
-        self.applied.fetch_max(seq, Ordering::AcqRel);
-    }
-
-    /// Evicts everything the invalidation log names after the last entry applied.
+    /// Applies everything the log holds after the last note applied: drains it batch by
+    /// batch, then applies it all at once. Returns how many notes it applied.
     /// Blocking: call off the async workers.
     pub fn apply_invalidations(&self, conn: &mut SqliteConnection) -> Result<usize, AppError> {
-        let notes = db::invalidations::since(conn, self.applied.load(Ordering::Acquire))?;
-        for note in &notes {
-            if let Some(key) = &note.token_key {
-                self.evict(key);
-            }
-            if let Some(account) = note.account_id {
-                self.evict_account(AccountId(account));
+        let mut last = self.applied.load(Ordering::Acquire);
+        let mut notes = Vec::new();
+        loop {
+            let batch = db::invalidations::since(conn, last)?;
+            let Some(end) = batch.last().map(|n| n.seq) else {
+                break;
+            };
+            last = end;
+            let drained = batch.len() < db::invalidations::BATCH;
+            notes.extend(batch);
+            if drained {
+                break;
             }
         }
-        if let Some(last) = notes.last() {
-            self.applied.fetch_max(last.seq, Ordering::AcqRel);
-        }
+        self.apply(&notes);
+        self.applied.fetch_max(last, Ordering::AcqRel);
         Ok(notes.len())
     }
 
-    fn evict(&self, key: &str) {
+    /// New keys become known before anything is forgotten; the evictions happen under one
+    /// lock, so a request sees all of them or none.
+    fn apply(&self, notes: &[Invalidation]) {
+        let key_of = |kind: NoteKind| {
+            notes
+                .iter()
+                .filter(move |n| n.kind == kind)
+                .filter_map(|n| n.token_key.as_deref())
+        };
+        let mut created = key_of(NoteKind::Created).peekable();
+        if created.peek().is_some() {
+            let mut known = self.known_write();
+            for key in created {
+                known.insert(self.fingerprint(key));
+            }
+        }
+        let accounts: HashSet<AccountId> = notes
+            .iter()
+            .filter(|n| n.kind == NoteKind::Forget)
+            .filter_map(|n| n.account_id.map(AccountId))
+            .collect();
+        let mut forgotten = key_of(NoteKind::Forget).peekable();
+        if forgotten.peek().is_none() && accounts.is_empty() {
+            return;
+        }
         let mut entries = self.write();
-        entries.remove(key);
+        for key in forgotten {
+            entries.remove(key);
+        }
+        if !accounts.is_empty() {
+            entries.retain(|_, t| !accounts.contains(&t.account_id));
+        }
         self.generation.fetch_add(1, Ordering::AcqRel);
     }
 
-    fn evict_account(&self, account: AccountId) {
-        let mut entries = self.write();
-        entries.retain(|_, t| t.account_id != account);
-        self.generation.fetch_add(1, Ordering::AcqRel);
+    fn fingerprint(&self, key: &str) -> u64 {
+        self.fingerprints.hash_one(key)
     }
 
-    // A panic while holding the lock can't leave the map half-written (every write is
-    // a single insert or remove), so a poisoned lock is still safe to use.
+    // A panic while holding a lock can't leave a map half-written (every write is a
+    // single insert or remove), so a poisoned lock is still safe to use.
     fn read(&self) -> std::sync::RwLockReadGuard<'_, HashMap<String, Arc<CachedToken>>> {
         self.entries.read().unwrap_or_else(|e| e.into_inner())
     }
 
     fn write(&self) -> std::sync::RwLockWriteGuard<'_, HashMap<String, Arc<CachedToken>>> {
         self.entries.write().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn known_write(&self) -> std::sync::RwLockWriteGuard<'_, HashSet<u64>> {
+        self.known.write().unwrap_or_else(|e| e.into_inner())
     }
 }
 
@@ -148,11 +275,25 @@ mod tests {
         })
     }
 
+    fn note(seq: i32, kind: NoteKind, key: Option<&str>, account: Option<i32>) -> Invalidation {
+        Invalidation {
+            seq,
+            kind,
+            token_key: key.map(str::to_string),
+            account_id: account,
+            at: chrono::Utc::now().naive_utc(),
+        }
+    }
+
+    fn cached(cache: &TokenCache, key: &str, account: i32) {
+        assert!(cache.insert_if_unchanged(token(key, account), cache.generation()));
+    }
+
     #[test]
     fn a_load_that_raced_an_eviction_is_dropped() {
         let cache = TokenCache::new();
         let seen = cache.generation();
-        cache.evict("kw_a");
+        cache.apply(&[note(1, NoteKind::Forget, Some("kw_a"), None)]);
         assert!(!cache.insert_if_unchanged(token("kw_a", 1), seen));
         assert!(cache.get("kw_a").is_none());
         assert!(cache.insert_if_unchanged(token("kw_a", 1), cache.generation()));
@@ -160,12 +301,67 @@ mod tests {
     }
 
     #[test]
-    fn evicting_an_account_drops_only_its_tokens() {
+    fn forgetting_an_account_drops_only_its_tokens() {
         let cache = TokenCache::new();
-        cache.insert_if_unchanged(token("kw_a", 1), cache.generation());
-        cache.insert_if_unchanged(token("kw_b", 2), cache.generation());
-        cache.evict_account(AccountId(1));
+        cached(&cache, "kw_a", 1);
+        cached(&cache, "kw_b", 2);
+        cache.apply(&[note(1, NoteKind::Forget, None, Some(1))]);
         assert!(cache.get("kw_a").is_none());
         assert!(cache.get("kw_b").is_some());
+    }
+
+    #[test]
+    fn a_created_key_becomes_known_and_no_other() {
+        let cache = TokenCache::new();
+        assert!(!cache.may_exist("kw_new"));
+        cache.apply(&[note(1, NoteKind::Created, Some("kw_new"), None)]);
+        assert!(cache.may_exist("kw_new"));
+        assert!(!cache.may_exist("kw_other"));
+        // A creation forgets nothing, so a load in flight may still cache what it read.
+        let seen = cache.generation();
+        cache.apply(&[note(2, NoteKind::Created, Some("kw_newer"), None)]);
+        assert!(cache.insert_if_unchanged(token("kw_new", 1), seen));
+    }
+
+    #[test]
+    fn every_note_of_a_backlog_is_applied_together() {
+        let cache = TokenCache::new();
+        let keys: Vec<String> = (0..2500).map(|n| format!("kw_{n:016}")).collect();
+        for key in &keys {
+            cached(&cache, key, 1);
+        }
+        cached(&cache, "kw_kept", 1);
+        let notes: Vec<Invalidation> = keys
+            .iter()
+            .zip(1..)
+            .map(|(key, seq)| note(seq, NoteKind::Forget, Some(key), None))
+            .collect();
+        cache.apply(&notes);
+        assert!(keys.iter().all(|k| cache.get(k).is_none()));
+        assert!(cache.get("kw_kept").is_some());
+    }
+
+    #[test]
+    fn the_log_is_read_to_its_end_however_long_it_is() {
+        use diesel::Connection;
+        use diesel_migrations::MigrationHarness;
+        let mut conn = SqliteConnection::establish(":memory:").expect("an in-memory database");
+        conn.run_pending_migrations(db::MIGRATIONS)
+            .expect("the migrations run");
+        let cache = TokenCache::new();
+        let count = db::invalidations::BATCH * 2 + 500;
+        let keys: Vec<TokenKey> = (0..count).map(|_| TokenKey::generate()).collect();
+        for key in &keys {
+            cached(&cache, key.as_str(), 1);
+            db::invalidations::record_token(&mut conn, key).expect("a note");
+        }
+
+        assert_eq!(
+            cache.apply_invalidations(&mut conn).expect("applied"),
+            count
+        );
+
+        assert!(keys.iter().all(|k| cache.get(k.as_str()).is_none()));
+        assert_eq!(cache.apply_invalidations(&mut conn).expect("applied"), 0);
     }
 }

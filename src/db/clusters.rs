@@ -5,7 +5,7 @@ use diesel::prelude::*;
 use serde::Serialize;
 
 use super::schema::clusters;
-use crate::domain::{AccountId, ClusterName, Slug};
+use crate::domain::{AccountId, ClusterName, Paging, Slug};
 use crate::error::AppError;
 
 #[derive(Debug, Clone, Queryable, Selectable, Serialize)]
@@ -76,8 +76,7 @@ pub fn create(
 pub fn list(
     conn: &mut SqliteConnection,
     account: AccountId,
-    page: i64,
-    size: i64,
+    paging: Paging,
 ) -> Result<(Vec<Cluster>, i64), AppError> {
     let total = clusters::table
         .filter(clusters::account_id.eq(account.0))
@@ -86,8 +85,8 @@ pub fn list(
     let rows = clusters::table
         .filter(clusters::account_id.eq(account.0))
         .order(clusters::id.asc())
-        .offset((page - 1) * size)
-        .limit(size)
+        .offset(paging.offset())
+        .limit(paging.size())
         .select(Cluster::as_select())
         .load(conn)?;
     Ok((rows, total))

@@ -73,6 +73,7 @@ diesel::table! {
         token_key -> Nullable<Text>,
         account_id -> Nullable<Integer>,
         at -> Timestamp,
+        kind -> Text,
     }
 }
 

@@ -128,6 +128,7 @@ pub fn create(tx: &mut Tx<'_>, request: TokenRequest) -> Result<(Token, TokenSec
         })
         .returning(Token::as_returning())
         .get_result(tx.conn)?;
+    super::invalidations::record_token_created(tx.conn, &key)?;
     tx.log(Event {
         action: action::TOKEN_CREATED,
         target: &token_target(&token),

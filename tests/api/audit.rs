@@ -9,7 +9,7 @@ use crate::admin_helpers::{
     AuditRow, assert_api_refuses, assert_api_works, audit_log, audit_rows, find_event, join,
     member_id, operator, submit,
 };
-use crate::dashboard_helpers::{Browser, email_for, signed_up};
+use crate::dashboard_helpers::{Browser, CaseFailures, email_for, html_page_problem, signed_up};
 use crate::helpers::{TestApp, Token, assert_401, eventually, spawn_app};
 
 /// How many events one page of the log shows.
@@ -276,4 +276,69 @@ async fn a_token_that_expires_unused_is_logged_too() {
         expiry_events(&owner, &live.key).await.is_empty(),
         "a token that has not expired was logged as expired"
     );
+}
+
+#[tokio::test]
+async fn a_page_number_that_is_not_a_page_is_a_clear_error_page() {
+    let app = spawn_app().await;
+    let owner = signed_up(&app.address, "Odd Pages Co").await;
+
+    let mut failures = CaseFailures::default();
+    for raw in [
+        "0",
+        "-1",
+        "abc",
+        "1.5",
+        // Its offset overflows an i64: once a wrong page, or a crash in a debug build.
+        "9223372036854775807",
+        "99999999999999999999",
+    ] {
+        let page = owner.get(&format!("/audit?page={raw}")).await;
+        let mut problems: Vec<String> = html_page_problem(&page, StatusCode::UNPROCESSABLE_ENTITY)
+            .into_iter()
+            .collect();
+        let sentence = format!("\"{raw}\" is not a page of the audit log.");
+        if !page.text().contains(&sentence) {
+            problems.push(format!("no {sentence:?}"));
+        }
+        failures.record(raw, problems, &page);
+    }
+    failures.assert_none("bad page numbers on /audit");
+}
+
+#[tokio::test]
+async fn the_audit_pager_never_links_below_page_one() {
+    let app = spawn_app().await;
+    let owner = signed_up(&app.address, "Pager Links Co").await;
+
+    for (query, newer, older) in [
+        ("", None, None),
+        ("?page=1", None, None),
+        ("?page=2", Some(1), None),
+        ("?page=1000000", Some(999_999), None),
+    ] {
+        let page = owner.get(&format!("/audit{query}")).await;
+        page.assert_html_page(StatusCode::OK);
+        assert_eq!(
+            pager_links(&page.body),
+            (newer, older),
+            "/audit{query}: the Newer and Older links"
+        );
+    }
+}
+
+/// The page numbers of the pager's "Newer" and "Older" links, if shown.
+fn pager_links(body: &str) -> (Option<i64>, Option<i64>) {
+    let nav = &body[body.find("class=\"pager\"").expect("a pager")..];
+    let nav = &nav[..nav.find("</nav>").expect("the pager ends")];
+    let link = |label: &str| {
+        let before = &nav[..nav.find(label)?];
+        let href = &before[before.rfind("page=")? + "page=".len()..];
+        let digits: String = href
+            .chars()
+            .take_while(|c| c.is_ascii_digit() || *c == '-')
+            .collect();
+        Some(digits.parse().expect("a page number in the link"))
+    };
+    (link("Newer"), link("Older"))
 }

@@ -222,6 +222,29 @@ async fn clusters_are_listed_page_by_page() {
 }
 
 #[tokio::test]
+async fn a_page_far_past_the_end_is_empty_not_the_first() {
+    let app = spawn_app().await;
+    let (_, token) = app.account_with_token("Far Pager").await;
+    app.create_cluster(&token, "Only").await;
+
+    // The last page whose offset still fits in an i64 at 100 a page.
+    let far = expect_json(
+        app.get_with_auth("/clusters?page=92233720368547759&size=100", &token)
+            .await,
+        StatusCode::OK,
+    )
+    .await;
+
+    assert_eq!(far["clusters"], json!([]), "{far}");
+    assert_eq!(
+        far["pagination"]["page_number"],
+        json!(92233720368547759_i64),
+        "{far}"
+    );
+    assert_eq!(far["pagination"]["total_pages"], 1, "{far}");
+}
+
+#[tokio::test]
 async fn bad_pagination_is_a_422() {
     let app = spawn_app().await;
     let (_, token) = app.account_with_token("Bad Pager").await;
@@ -233,6 +256,13 @@ async fn bad_pagination_is_a_422() {
         ("page not a number", "/clusters?page=abc"),
         ("size not a number", "/clusters/?size=ten"),
         ("negative page", "/clusters?page=-1"),
+        // Its offset overflows an i64: once wrapped round to the first page.
+        ("the largest i64 page", "/clusters?page=9223372036854775807"),
+        ("a page past any i64", "/clusters?page=99999999999999999999"),
+        (
+            "a page just past what size 100 can count",
+            "/clusters?page=92233720368547760&size=100",
+        ),
     ];
     let mut failures = Vec::new();
     for (name, path) in cases {

@@ -17,17 +17,20 @@ mod csrf;
 mod fallback;
 mod faults;
 mod health;
+mod json_only;
 mod login;
 mod logs;
 mod origins;
 mod persistence;
 mod plans;
 mod revocation;
+mod revocation_scale;
 mod sessions;
 mod signup;
 mod tenancy;
 mod token;
 mod tokens_pages;
+mod unknown_keys;
 mod write_path;
 
 // Accounts and admins.

@@ -12,9 +12,9 @@ use crate::helpers::{
 #[tokio::test]
 async fn tokens_and_revocations_survive_a_restart() {
     let db = TestDb::new();
-    let server = ServerProcess::start(&db.path).await;
     let (account, kept) = binary_account_with_token(&db.path, "Restarted", "kept").await;
     let dropped = binary_token(&db.path, &account, "dropped").await;
+    let server = ServerProcess::start(&db.path).await;
     let client = http_client();
     assert_eq!(
         status_with(&client, &server.url("/clusters/"), &kept).await,
@@ -50,8 +50,8 @@ async fn tokens_and_revocations_survive_a_restart() {
 #[tokio::test]
 async fn a_shown_secret_and_an_answered_write_survive_kill_9() {
     let db = TestDb::new();
-    let server = ServerProcess::start(&db.path).await;
     let (account, used) = binary_account_with_token(&db.path, "Crashy", "used").await;
+    let server = ServerProcess::start(&db.path).await;
     let client = http_client();
     let plans = expect_json(
         client

@@ -116,9 +116,9 @@ async fn once_a_revocation_has_taken_effect_no_request_gets_through() {
 #[tokio::test]
 async fn the_binary_cli_revokes_on_a_running_binary_server() {
     let db = TestDb::new();
-    let server = ServerProcess::start(&db.path).await;
     let (account, token) = binary_account_with_token(&db.path, "Other Process", "ci").await;
     let sibling = binary_token(&db.path, &account, "sibling").await;
+    let server = ServerProcess::start(&db.path).await;
     let url = server.url("/clusters/");
     let fresh = unpooled_client();
     for _ in 0..4 {

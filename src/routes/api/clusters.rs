@@ -7,7 +7,7 @@ use serde_json::json;
 
 use crate::auth::guard::ApiCaller;
 use crate::db::{self, clusters::ClusterChange, clusters::NewCluster};
-use crate::domain::{ClusterName, Scope, Slug};
+use crate::domain::{ClusterName, Paging, Scope, Slug};
 use crate::error::AppError;
 use crate::plans;
 use crate::state::AppState;
@@ -15,34 +15,42 @@ use crate::state::AppState;
 pub const MAX_PAGE_SIZE: i64 = 100;
 pub const DEFAULT_PAGE_SIZE: i64 = 20;
 
-/// `page` and `size` from the query string, with a 422 for anything else.
-fn pagination(query: &str) -> Result<(i64, i64), AppError> {
+/// `page` and `size` from the query string, with a 422 for anything else. A page whose
+/// offset wouldn't fit in an `i64` is refused too, not wrapped round to the first page.
+fn pagination(query: &str) -> Result<Paging, AppError> {
     let pairs: Vec<(String, String)> = serde_urlencoded::from_str(query)
         .map_err(|_| AppError::invalid("The query string could not be read."))?;
-    let mut page = 1;
-    let mut size = DEFAULT_PAGE_SIZE;
+    // The last value of each wins, as with most query-string readers.
+    let raw = |name: &str| pairs.iter().rev().find(|(n, _)| n == name).map(|(_, v)| v);
     let mut errors = Vec::new();
-    for (name, value) in pairs {
-        match name.as_str() {
-            "page" => match value.parse::<i64>() {
-                Ok(n) if n >= 1 => page = n,
-                _ => errors.push(format!(
-                    "'page' must be a whole number from 1 up, not \"{value}\"."
-                )),
-            },
-            "size" => match value.parse::<i64>() {
-                Ok(n) if (1..=MAX_PAGE_SIZE).contains(&n) => size = n,
-                _ => errors.push(format!(
+    let size = match raw("size") {
+        None => DEFAULT_PAGE_SIZE,
+        Some(value) => match value.parse::<i64>() {
+            Ok(n) if (1..=MAX_PAGE_SIZE).contains(&n) => n,
+            _ => {
+                errors.push(format!(
                     "'size' must be a whole number from 1 to {MAX_PAGE_SIZE}, not \"{value}\"."
-                )),
-            },
-            _ => {}
+                ));
+                DEFAULT_PAGE_SIZE
+            }
+        },
+    };
+    let paging = match raw("page") {
+        None => Some(Paging::first(size)),
+        Some(value) => {
+            let paging = value.parse::<i64>().ok().and_then(|n| Paging::new(n, size));
+            if paging.is_none() {
+                errors.push(format!(
+                    "'page' must be a whole number from 1 to {}, not \"{value}\".",
+                    Paging::last_number(size)
+                ));
+            }
+            paging
         }
-    }
-    if errors.is_empty() {
-        Ok((page, size))
-    } else {
-        Err(AppError::Invalid(errors))
+    };
+    match paging {
+        Some(paging) if errors.is_empty() => Ok(paging),
+        _ => Err(AppError::Invalid(errors)),
     }
 }
 
@@ -52,10 +60,10 @@ pub async fn list(
     req: HttpRequest,
 ) -> Result<HttpResponse, AppError> {
     caller.require(Scope::Read)?;
-    let (page, size) = pagination(req.query_string())?;
+    let paging = pagination(req.query_string())?;
     let account = caller.account();
     let (clusters, total) = db::run(&state.pool, move |conn| {
-        db::clusters::list(conn, account, page, size)
+        db::clusters::list(conn, account, paging)
     })
     .await?;
     Ok(super::ok(
@@ -63,10 +71,10 @@ pub async fn list(
         json!({
             "clusters": clusters,
             "pagination": {
-                "page_number": page,
-                "page_size": size,
+                "page_number": paging.number(),
+                "page_size": paging.size(),
                 "total_records": total,
-                "total_pages": (total + size - 1) / size,
+                "total_pages": paging.pages_for(total),
             },
         }),
     ))
@@ -227,10 +235,29 @@ mod tests {
 
     #[test]
     fn pagination_defaults_and_limits() {
-        assert_eq!(pagination("").unwrap(), (1, DEFAULT_PAGE_SIZE));
-        assert_eq!(pagination("page=3&size=100").unwrap(), (3, 100));
-        for bad in ["page=0", "size=101", "size=0", "page=abc", "size=-1"] {
+        assert_eq!(pagination("").unwrap(), Paging::first(DEFAULT_PAGE_SIZE));
+        assert_eq!(
+            pagination("page=3&size=100").unwrap(),
+            Paging::new(3, 100).unwrap()
+        );
+        for bad in [
+            "page=0",
+            "size=101",
+            "size=0",
+            "page=abc",
+            "size=-1",
+            "page=9223372036854775807",
+            "page=99999999999999999999",
+        ] {
             assert!(pagination(bad).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn the_largest_page_depends_on_the_size() {
+        let last = Paging::last_number(DEFAULT_PAGE_SIZE);
+        assert!(pagination(&format!("page={last}")).is_ok());
+        assert!(pagination(&format!("page={}", last + 1)).is_err());
+        assert!(pagination(&format!("page={}&size=1", last + 1)).is_ok());
     }
 }

@@ -3,48 +3,60 @@
 
 mod clusters;
 mod health;
+mod negotiation;
 mod plans;
 mod token;
 
 use actix_web::middleware::from_fn;
-use actix_web::{HttpResponse, web};
+use actix_web::{HttpResponse, guard, web};
 use serde::de::DeserializeOwned;
 
 use crate::auth::guard::require_token;
 use crate::error::AppError;
 
+// Each guarded service wraps `json_only` first and the guard last: the last wrap runs
+// first, so a request without a valid token gets the 401 and nothing else.
 pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.route("/healthz", web::get().to(health::check))
-        .service(
-            web::scope("/clusters")
-                .wrap(from_fn(require_token))
-                .service(
-                    web::resource(["", "/"])
-                        .route(web::get().to(clusters::list))
-                        .route(web::post().to(clusters::create))
-                        .default_service(web::to(method_not_allowed)),
-                )
-                .service(
-                    web::resource("/{slug}")
-                        .route(web::get().to(clusters::show))
-                        .route(web::put().to(clusters::update))
-                        .route(web::delete().to(clusters::delete))
-                        .default_service(web::to(method_not_allowed)),
-                )
-                .default_service(web::to(not_found)),
-        )
-        .service(
-            web::resource("/plans")
-                .wrap(from_fn(require_token))
-                .route(web::get().to(plans::list))
-                .default_service(web::to(method_not_allowed)),
-        )
-        .service(
-            web::resource("/token")
-                .wrap(from_fn(require_token))
-                .route(web::get().to(token::show))
-                .default_service(web::to(method_not_allowed)),
-        );
+    cfg.service(
+        web::resource("/healthz")
+            // Only GET is claimed here; anything else falls through to the 404, as before.
+            .guard(guard::Get())
+            .wrap(from_fn(negotiation::json_only))
+            .to(health::check),
+    )
+    .service(
+        web::scope("/clusters")
+            .wrap(from_fn(negotiation::json_only))
+            .wrap(from_fn(require_token))
+            .service(
+                web::resource(["", "/"])
+                    .route(web::get().to(clusters::list))
+                    .route(web::post().to(clusters::create))
+                    .default_service(web::to(method_not_allowed)),
+            )
+            .service(
+                web::resource("/{slug}")
+                    .route(web::get().to(clusters::show))
+                    .route(web::put().to(clusters::update))
+                    .route(web::delete().to(clusters::delete))
+                    .default_service(web::to(method_not_allowed)),
+            )
+            .default_service(web::to(not_found)),
+    )
+    .service(
+        web::resource("/plans")
+            .wrap(from_fn(negotiation::json_only))
+            .wrap(from_fn(require_token))
+            .route(web::get().to(plans::list))
+            .default_service(web::to(method_not_allowed)),
+    )
+    .service(
+        web::resource("/token")
+            .wrap(from_fn(negotiation::json_only))
+            .wrap(from_fn(require_token))
+            .route(web::get().to(token::show))
+            .default_service(web::to(method_not_allowed)),
+    );
 }
 
 pub async fn method_not_allowed() -> Result<HttpResponse, AppError> {
@@ -64,7 +76,8 @@ fn ok(status: actix_web::http::StatusCode, body: serde_json::Value) -> HttpRespo
     HttpResponse::build(status).json(body)
 }
 
-/// Parses a JSON body whatever its Content-Type, with a 422 that names the problem.
+/// Parses a JSON body, with a 422 that names the problem. `negotiation::json_only` has
+/// already refused any body not labelled `application/json`.
 fn parse_json<T: DeserializeOwned>(body: &[u8]) -> Result<T, AppError> {
     if body.iter().all(u8::is_ascii_whitespace) {
         return Err(AppError::invalid(

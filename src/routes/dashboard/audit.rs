@@ -6,8 +6,9 @@ use serde::Deserialize;
 
 use super::layout::{Layout, SignedIn, TimeView};
 use super::{HtmlError, page_method_not_allowed, render};
-use crate::db::{self, audit::AuditEvent, audit::AuditFilter};
-use crate::domain::AuditAction;
+use crate::db::{self, audit::AuditEvent, audit::AuditFilter, audit::PAGE_SIZE};
+use crate::domain::{AuditAction, Paging};
+use crate::error::AppError;
 use crate::policy::Action;
 use crate::state::AppState;
 
@@ -66,11 +67,28 @@ struct AuditPage {
 pub struct AuditQuery {
     action: Option<String>,
     actor: Option<String>,
-    page: Option<i64>,
+    /// Read as text, so that a bad number gets this page's own sentence.
+    page: Option<String>,
 }
 
-fn href(filter: &AuditFilter, page: i64) -> String {
-    let mut pairs = vec![("page", page.to_string())];
+/// The page asked for; none (or an empty one) is the first. A number that is not a page,
+/// or whose rows would start past what an `i64` counts, is an error, never another page.
+fn paging(raw: Option<&str>) -> Result<Paging, AppError> {
+    let Some(raw) = raw.map(str::trim).filter(|r| !r.is_empty()) else {
+        return Ok(Paging::first(PAGE_SIZE));
+    };
+    raw.parse::<i64>()
+        .ok()
+        .and_then(|n| Paging::new(n, PAGE_SIZE))
+        .ok_or_else(|| {
+            AppError::invalid(format!(
+                "\"{raw}\" is not a page of the audit log. Pages are numbered from 1 up."
+            ))
+        })
+}
+
+fn href(filter: &AuditFilter, page: Paging) -> String {
+    let mut pairs = vec![("page", page.number().to_string())];
     if let Some(action) = &filter.action {
         pairs.push(("action", action.to_string()));
     }
@@ -97,12 +115,12 @@ async fn list(
             .and_then(|a| AuditAction::parse(a).ok()),
         actor: query.actor.filter(|a| !a.is_empty()),
     };
-    let page = query.page.unwrap_or(1).max(1);
+    let page = paging(query.page.as_deref())?;
     let account = signed_in.account_id()?;
     let lookup = filter.clone();
     let ((events, more), actors) = db::run(&state.pool, move |conn| {
         Ok((
-            db::audit::list_for_account(conn, account, &lookup, page)?,
+            db::audit::list_for_account(conn, account, &lookup, page.number())?,
             db::audit::actors_for_account(conn, account)?,
         ))
     })
@@ -125,9 +143,9 @@ async fn list(
                 value: a,
             })
             .collect(),
-        page,
-        prev_href: (page > 1).then(|| href(&filter, page - 1)),
-        next_href: more.then(|| href(&filter, page + 1)),
+        page: page.number(),
+        prev_href: page.previous().map(|p| href(&filter, p)),
+        next_href: page.next().filter(|_| more).map(|p| href(&filter, p)),
         filtered: filter.action.is_some() || filter.actor.is_some(),
     })
 }

@@ -300,7 +300,7 @@ async fn create(
         expires_at,
     };
     let (token, secret) = state
-        .write(signed_in.principal(), Some(signed_in.account_id()?), |tx| {
+        .write_showing_once(signed_in.principal(), Some(signed_in.account_id()?), |tx| {
             db::tokens::create(tx, request)
         })
         .await?;

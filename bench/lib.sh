@@ -1,0 +1,117 @@
+# Shared by the benchmarks (sourced, not run): a release server started on a database,
+# its memory, and one bounded wrk run summarised on a line. Every server started here is
+# killed on exit. Servers listen on 127.0.0.1 only.
+
+DURATION="${DURATION:-10}"
+# Loads are repeated ROUNDS times, alternating, so a machine that gets busier or quieter
+# during the run weighs on every route alike; ratios use the mean of the rounds.
+ROUNDS="${ROUNDS:-2}"
+CONNECTIONS="${CONNECTIONS:-64}"
+THREADS="${THREADS:-2}"
+BIN="$PWD/target/release/keyward"
+BENCH="$PWD/bench"
+export KEYWARD_BIND="127.0.0.1:0"
+export KEYWARD_SUPPORT_EMAIL="support@keyward.test"
+export KEYWARD_LOG="${KEYWARD_LOG:-info}"
+
+if ! command -v wrk >/dev/null; then
+    echo "wrk is needed: apt-get update && apt-get install -y wrk" >&2
+    exit 1
+fi
+
+WORK="$(mktemp -d)"
+SERVER_PIDS=()
+cleanup() {
+    for pid in "${SERVER_PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
+    rm -rf "$WORK"
+}
+trap cleanup EXIT
+# A signal ends the script through `exit`, so the cleanup above runs then too.
+trap 'exit 1' INT TERM HUP PIPE
+
+# start_server DB NAME: starts `keyward serve` on DB and waits (at most 60 s) until it
+# listens. Sets SERVER_PID, URL, STARTUP_MS (launch to the listening line) and
+# STARTUP_CPU_MS (the CPU time it took, which other work on the machine doesn't inflate).
+start_server() {
+    local db="$1" name="$2" started
+    started="$(date +%s%N)"
+    KEYWARD_DATABASE_URL="$db" "$BIN" serve >"$WORK/$name.out" 2>"$WORK/$name.log" &
+    SERVER_PID=$!
+    SERVER_PIDS+=("$SERVER_PID")
+    for _ in $(seq 1 6000); do
+        grep -q 'http://127.0.0.1:' "$WORK/$name.out" 2>/dev/null && break
+        kill -0 "$SERVER_PID" 2>/dev/null || break
+        sleep 0.01
+    done
+    STARTUP_MS=$((($(date +%s%N) - started) / 1000000))
+    STARTUP_CPU_MS="$(awk -v hz="$(getconf CLK_TCK)" '{print int(($14 + $15) * 1000 / hz)}' \
+        "/proc/$SERVER_PID/stat" 2>/dev/null || echo '?')"
+    URL="$(grep -o 'http://127.0.0.1:[0-9]*' "$WORK/$name.out" | head -1 || true)"
+    if [ -z "$URL" ]; then
+        echo "server $name did not start" >&2
+        cat "$WORK/$name.log" >&2
+        exit 1
+    fi
+}
+
+stop_server() {
+    kill "$SERVER_PID" 2>/dev/null || true
+    wait "$SERVER_PID" 2>/dev/null || true
+}
+
+# The machine: cores and how busy it is, since wrk and the server share it.
+machine() { echo "machine: $(nproc) cores, load average $(cut -d' ' -f1-3 /proc/loadavg); wrk -t$THREADS -c$CONNECTIONS -d${DURATION}s; server log level $KEYWARD_LOG"; }
+
+# Resident memory now, and its peak so far, in MiB.
+rss_mib() { awk '/^VmRSS/ {printf "%.1f", $2 / 1024}' "/proc/$SERVER_PID/status"; }
+peak_rss_mib() { awk '/^VmHWM/ {printf "%.1f", $2 / 1024}' "/proc/$SERVER_PID/status"; }
+
+# basic_header KEY SECRET
+basic_header() { printf 'Basic %s' "$(printf '%s:%s' "$1" "$2" | base64 -w0)"; }
+
+# new_token DB NAME: makes an account and a token on DB with the CLI; sets AUTH.
+new_token() {
+    local db="$1" name="$2" slug creds
+    slug="$(KEYWARD_DATABASE_URL="$db" "$BIN" account create --name "$name")"
+    creds="$(KEYWARD_DATABASE_URL="$db" "$BIN" token create --account "$slug" --name bench)"
+    AUTH="$(basic_header "$(sed -n 's/^key: //p' <<<"$creds")" "$(sed -n 's/^secret: //p' <<<"$creds")")"
+    SLUG="$slug"
+}
+
+# The server's CPU time so far, in clock ticks.
+cpu_ticks() { awk '{print $14 + $15}' "/proc/$SERVER_PID/stat"; }
+
+# run NAME LABEL WRK-ARGS...: one wrk run of DURATION seconds against the server
+# SERVER_PID, summarised on one line: throughput, p99 latency, answers other than 2xx, and
+# the server's CPU time per request, which a busy machine inflates less than throughput.
+# Adds its requests per second to $WORK/NAME.rps, one line a run.
+run() {
+    local name="$1" label="$2" before
+    shift 2
+    before="$(cpu_ticks)"
+    wrk -t"$THREADS" -c"$CONNECTIONS" -d"${DURATION}s" --latency "$@" >"$WORK/$name.wrk"
+    local rps p99 non2xx requests us
+    rps="$(awk '/Requests\/sec/ {print $2}' "$WORK/$name.wrk")"
+    p99="$(awk '$1 == "99%" {print $2}' "$WORK/$name.wrk")"
+    non2xx="$(awk '/Non-2xx/ {print $NF}' "$WORK/$name.wrk")"
+    requests="$(awk '/requests in/ {print $1}' "$WORK/$name.wrk")"
+    us="$(awk -v t="$(($(cpu_ticks) - before))" -v hz="$(getconf CLK_TCK)" -v n="$requests" \
+        'BEGIN { printf "%.1f", t * 1e6 / hz / n }')"
+    printf '%-44s %10s req/s   p99 %8s   server CPU %5s µs/req   non-2xx %s\n' \
+        "$label" "$rps" "$p99" "$us" "${non2xx:-0}"
+    echo "$rps" >>"$WORK/$name.rps"
+}
+
+# mean NAME: the mean requests per second of NAME's runs.
+mean() { awk '{ sum += $1 } END { printf "%.0f", sum / NR }' "$WORK/$1.rps"; }
+
+# ratio LABEL A B: B's mean throughput as a share of A's.
+ratio() {
+    awk -v label="$1" -v a="$(mean "$2")" -v b="$(mean "$3")" \
+        'BEGIN { printf "%-44s %.1f%%  (%d vs %d req/s)\n", label, 100 * b / a, b, a }'
+}
+
+# unknown_headers N FILE: N Authorization headers of well-formed credentials no database holds.
+unknown_headers() {
+    "$PWD/target/release/examples/bench_credentials" "$1" >"$2"
+}
