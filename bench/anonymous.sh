@@ -9,12 +9,10 @@
 set -euo pipefail
 
 DURATION="${DURATION:-6}"
-CONNECTIONS="${CONNECTIONS:-64}"
-THREADS="${THREADS:-2}"
 REVOKES="${REVOKES:-5}"
 cd "$(dirname "$0")/.."
 
-for tool in wrk sqlite3 curl; do
+for tool in sqlite3 curl; do
     if ! command -v "$tool" >/dev/null; then
         echo "$tool is needed: apt-get update && apt-get install -y $tool" >&2
         exit 1
@@ -22,30 +20,10 @@ for tool in wrk sqlite3 curl; do
 done
 
 cargo build --release --quiet
-BIN="$PWD/target/release/keyward"
-WORK="$(mktemp -d)"
-SERVER_PID=""
-FLOOD_PID=""
-cleanup() {
-    [ -n "$FLOOD_PID" ] && kill "$FLOOD_PID" 2>/dev/null || true
-    [ -n "$SERVER_PID" ] && kill "$SERVER_PID" 2>/dev/null || true
-    rm -rf "$WORK"
-}
-trap cleanup EXIT
-
-export KEYWARD_DATABASE_URL="$WORK/bench.db"
-export KEYWARD_BIND="127.0.0.1:0"
-export KEYWARD_SUPPORT_EMAIL="support@keyward.test"
 export KEYWARD_LOG="${KEYWARD_LOG:-warn}"
-
-"$BIN" serve >"$WORK/stdout" 2>"$WORK/server.log" &
-SERVER_PID=$!
-for _ in $(seq 1 100); do
-    grep -q 'http://127.0.0.1:' "$WORK/stdout" 2>/dev/null && break
-    sleep 0.1
-done
-URL="$(grep -o 'http://127.0.0.1:[0-9]*' "$WORK/stdout" | head -1)"
-[ -n "$URL" ] || { echo "server did not start" >&2; cat "$WORK/server.log" >&2; exit 1; }
+source bench/lib.sh
+export KEYWARD_DATABASE_URL="$WORK/bench.db"
+start_server "$KEYWARD_DATABASE_URL" anonymous
 
 JAR="$WORK/cookies"
 # field NAME < page: the value of the form field NAME.
@@ -97,6 +75,7 @@ for id in "${IDS[@]:0:$REVOKES}"; do revoke "$id"; done >"$WORK/quiet.txt"
 flood() {
     wrk -t"$THREADS" -c"$CONNECTIONS" -d"${DURATION}s" --latency "$URL/login" >"$1" &
     FLOOD_PID=$!
+    track "$FLOOD_PID"
 }
 
 # First a flood alone, to count what it writes; then another, with revokes timed during it.

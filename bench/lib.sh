@@ -8,7 +8,7 @@ DURATION="${DURATION:-10}"
 ROUNDS="${ROUNDS:-2}"
 CONNECTIONS="${CONNECTIONS:-64}"
 THREADS="${THREADS:-2}"
-BIN="$PWD/target/release/keyward"
+BIN="${BIN:-$PWD/target/release/keyward}"
 BENCH="$PWD/bench"
 export KEYWARD_BIND="127.0.0.1:0"
 export KEYWARD_SUPPORT_EMAIL="support@keyward.test"
@@ -20,14 +20,19 @@ if ! command -v wrk >/dev/null; then
 fi
 
 WORK="$(mktemp -d)"
+# Every background process a benchmark starts (servers, floods, wrk): killed on exit.
 SERVER_PIDS=()
 cleanup() {
     for pid in "${SERVER_PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
+    wait 2>/dev/null || true
     rm -rf "$WORK"
 }
 trap cleanup EXIT
 # A signal ends the script through `exit`, so the cleanup above runs then too.
 trap 'exit 1' INT TERM HUP PIPE
+
+# track PID: kill PID on exit too (a flood or a wrk run in the background).
+track() { SERVER_PIDS+=("$1"); }
 
 # start_server DB NAME: starts `keyward serve` on DB and waits (at most 60 s) until it
 # listens. Sets SERVER_PID, URL, STARTUP_MS (launch to the listening line) and

@@ -23,12 +23,10 @@ WAVES="${WAVES:-20}"
 WRK_CONNECTIONS="${WRK_CONNECTIONS:-8}"
 cd "$(dirname "$0")/.."
 
-for tool in wrk curl; do
-    if ! command -v "$tool" >/dev/null; then
-        echo "$tool is needed: apt-get update && apt-get install -y $tool" >&2
-        exit 1
-    fi
-done
+if ! command -v curl >/dev/null; then
+    echo "curl is needed: apt-get update && apt-get install -y curl" >&2
+    exit 1
+fi
 if [ "$CLIENTS" -gt 1000 ] || [ "$WAVES" -gt 50 ] || [ "$DURATION" -gt 60 ] || [ "$DURATION" -lt 2 ]; then
     echo "keep CLIENTS <= 1000, WAVES <= 50 and DURATION between 2 and 60" >&2
     exit 1
@@ -36,45 +34,19 @@ fi
 
 cargo build --release --quiet --example password_flood
 FLOOD="$PWD/target/release/examples/password_flood"
-if [ -z "${BIN:-}" ]; then
-    cargo build --release --quiet
-    BIN="$PWD/target/release/keyward"
-fi
-WORK="$(mktemp -d)"
-SERVER_PID=""
-WRK_PID=""
-cleanup() {
-    [ -n "$WRK_PID" ] && kill "$WRK_PID" 2>/dev/null || true
-    [ -n "$SERVER_PID" ] && kill "$SERVER_PID" 2>/dev/null || true
-    wait 2>/dev/null || true
-    rm -rf "$WORK"
-}
-trap cleanup EXIT
-
-export KEYWARD_DATABASE_URL="$WORK/bench.db"
-export KEYWARD_BIND="127.0.0.1:0"
-export KEYWARD_SUPPORT_EMAIL="support@keyward.test"
+[ -n "${BIN:-}" ] || cargo build --release --quiet
 export KEYWARD_LOG="${KEYWARD_LOG:-warn}"
+source bench/lib.sh
+export KEYWARD_DATABASE_URL="$WORK/bench.db"
 
-SLUG="$("$BIN" account create --name "Bench Inc")"
-CREDS="$("$BIN" token create --account "$SLUG" --name bench 2>/dev/null)"
-KEY="$(sed -n 's/^key: //p' <<<"$CREDS")"
-SECRET="$(sed -n 's/^secret: //p' <<<"$CREDS")"
-AUTH="Basic $(printf '%s:%s' "$KEY" "$SECRET" | base64 -w0)"
+new_token "$KEYWARD_DATABASE_URL" "Bench Inc"
 # Existing users for the sign-ins to guess at (operators, made with the command line).
 SEEDED=10
 for i in $(seq 1 "$SEEDED"); do
     printf 'bench password 0123456789\n' | "$BIN" operator create --email "user$i@bench.test" >/dev/null
 done
 
-"$BIN" serve >"$WORK/stdout" 2>"$WORK/server.log" &
-SERVER_PID=$!
-for _ in $(seq 1 100); do
-    grep -q 'http://127.0.0.1:' "$WORK/stdout" 2>/dev/null && break
-    sleep 0.1
-done
-URL="$(grep -o 'http://127.0.0.1:[0-9]*' "$WORK/stdout" | head -1)"
-[ -n "$URL" ] || { echo "server did not start" >&2; cat "$WORK/server.log" >&2; exit 1; }
+start_server "$KEYWARD_DATABASE_URL" flood
 curl -sf -H "Authorization: $AUTH" "$URL/plans" >/dev/null || { echo "token was refused" >&2; exit 1; }
 
 memory() { awk -v f="$1" '$1 == f":" {print $2}' "/proc/$SERVER_PID/status"; }
@@ -95,6 +67,7 @@ latency "$WORK/quiet.txt"
 wrk -t1 -c"$WRK_CONNECTIONS" -d"${DURATION}s" --latency -H "Authorization: $AUTH" "$URL/plans" \
     >"$WORK/wrk.txt" &
 WRK_PID=$!
+track "$WRK_PID"
 "$FLOOD" "$URL" "$CLIENTS" "$((DURATION - 1))" "$WAVES" "$SEEDED"
 wait "$WRK_PID"
 WRK_PID=""

@@ -1,7 +1,11 @@
 //! What every worker shares. Built once, outside `HttpServer::new`, and handed to each
 //! worker's `App`, so that a revocation seen by one worker is seen by all.
 
+use std::future::IntoFuture;
+use std::marker::PhantomData;
 use std::sync::Arc;
+
+use futures_util::future::LocalBoxFuture;
 
 use crate::auth::cache::TokenCache;
 use crate::auth::password::Argon2Pool;
@@ -12,6 +16,61 @@ use crate::db::tx::{Principal, Tx};
 use crate::db::{self, Pool};
 use crate::domain::AccountId;
 use crate::error::AppError;
+
+/// A change for the write path: a store function's call, run once inside the transaction.
+pub trait Change<T>: FnOnce(&mut Tx<'_>) -> Result<T, AppError> + Send + 'static {}
+
+impl<T, F> Change<T> for F where F: FnOnce(&mut Tx<'_>) -> Result<T, AppError> + Send + 'static {}
+
+/// A change on its way through the write path; it runs when awaited.
+pub struct Write<'a, T, F> {
+    state: &'a AppState,
+    who: Principal,
+    account: Option<AccountId>,
+    change: F,
+    shown_once: bool,
+    answer: PhantomData<fn() -> T>,
+}
+
+impl<T, F> Write<'_, T, F> {
+    /// For a change whose answer holds something shown only once, a new token's secret.
+    /// Losing that answer would be worse than a late cache, so a failed log sync after
+    /// the commit is logged, not returned: the poller learns the new key within one
+    /// interval, and a creation revokes nothing that could be let in meanwhile.
+    pub fn showing_once(mut self) -> Self {
+        self.shown_once = true;
+        self
+    }
+}
+
+impl<'a, T: Send + 'static, F: Change<T>> IntoFuture for Write<'a, T, F> {
+    type Output = Result<T, AppError>;
+    type IntoFuture = LocalBoxFuture<'a, Self::Output>;
+
+    fn into_future(self) -> Self::IntoFuture {
+        let Write {
+            state,
+            who,
+            account,
+            change,
+            shown_once,
+            ..
+        } = self;
+        Box::pin(async move {
+            let done = db::run(&state.pool, move |conn| {
+                db::tx::transact(conn, &who, account, change)
+            })
+            .await?;
+            match state.sync_cache().await {
+                Err(err) if shown_once => {
+                    tracing::warn!(error = %err, "the change waits for the next poll of the log");
+                }
+                synced => synced?,
+            }
+            Ok(done)
+        })
+    }
+}
 
 pub struct AppState {
     pub pool: Pool,
@@ -41,56 +100,21 @@ impl AppState {
     /// that once the caller answers, every worker refuses whatever was revoked. If that
     /// last step fails, the caller answers with the error: the change is committed, but no
     /// page may say "revoked" before this process's cache has dropped the token.
-    pub async fn write<T, F>(
+    /// Await it; see [`Write::showing_once`] for the one exception.
+    pub fn write<T, F: Change<T>>(
         &self,
         who: Principal,
         account: Option<AccountId>,
         change: F,
-    ) -> Result<T, AppError>
-    where
-        T: Send + 'static,
-        F: FnOnce(&mut Tx<'_>) -> Result<T, AppError> + Send + 'static,
-    {
-        let done = self.commit(who, account, change).await?;
-        self.sync_cache().await?;
-        Ok(done)
-    }
-
-    /// [`write`](Self::write) for a change whose answer holds something shown only once,
-    /// a new token's secret. Losing that answer would be worse than a late cache, so a
-    /// failed log sync is logged, not returned: the poller learns the new key within one
-    /// interval, and a creation revokes nothing that could be let in meanwhile.
-    pub async fn write_showing_once<T, F>(
-        &self,
-        who: Principal,
-        account: Option<AccountId>,
-        change: F,
-    ) -> Result<T, AppError>
-    where
-        T: Send + 'static,
-        F: FnOnce(&mut Tx<'_>) -> Result<T, AppError> + Send + 'static,
-    {
-        let done = self.commit(who, account, change).await?;
-        if let Err(err) = self.sync_cache().await {
-            tracing::warn!(error = %err, "the change waits for the next poll of the log");
+    ) -> Write<'_, T, F> {
+        Write {
+            state: self,
+            who,
+            account,
+            change,
+            shown_once: false,
+            answer: PhantomData,
         }
-        Ok(done)
-    }
-
-    async fn commit<T, F>(
-        &self,
-        who: Principal,
-        account: Option<AccountId>,
-        change: F,
-    ) -> Result<T, AppError>
-    where
-        T: Send + 'static,
-        F: FnOnce(&mut Tx<'_>) -> Result<T, AppError> + Send + 'static,
-    {
-        db::run(&self.pool, move |conn| {
-            db::tx::transact(conn, &who, account, change)
-        })
-        .await
     }
 
     /// Applies the invalidation log to this process's cache now.

@@ -10,13 +10,13 @@ use diesel::sql_types::{BigInt, Text};
 use diesel::{Connection, QueryableByName, RunQueryDsl, SqliteConnection};
 use futures_util::StreamExt;
 use reqwest::StatusCode;
-use reqwest::header::{COOKIE, LOCATION, SET_COOKIE};
+use reqwest::header::{COOKIE, LOCATION};
 use reqwest::redirect::Policy;
 
 use crate::admin_helpers::invitation_link;
 use crate::dashboard_helpers::{
-    Browser, CSRF_COOKIE, CaseFailures, PASSWORD, Page, SESSION_COOKIE, SetCookie, email_for,
-    html_page_problem, signed_up,
+    Browser, CSRF_COOKIE, CaseFailures, PASSWORD, Page, SESSION_COOKIE, email_for,
+    html_page_problem, set_cookies, signed_up,
 };
 use crate::helpers::{TestApp, spawn_app};
 
@@ -419,12 +419,8 @@ async fn the_signed_out_notice_needs_no_session() {
         .await
         .expect("the server should answer");
     assert!(
-        response
-            .headers()
-            .get_all(SET_COOKIE)
+        set_cookies(&response)
             .iter()
-            .filter_map(|v| v.to_str().ok())
-            .map(SetCookie::parse)
             .all(|c| c.name != SESSION_COOKIE),
         "the notice started a session"
     );

@@ -2,22 +2,11 @@
 //! HTTPS public URL: the anonymous forms' CSRF cookie, which the sign-in page sets, and the
 //! session cookie, which only signing in sets.
 
-use reqwest::header::{COOKIE, SET_COOKIE};
+use reqwest::header::COOKIE;
 use reqwest::redirect::Policy;
 
-use crate::dashboard_helpers::{PASSWORD, SetCookie};
+use crate::dashboard_helpers::{PASSWORD, SetCookie, set_cookies};
 use crate::helpers::{TestApp, spawn_app, spawn_app_with};
-
-/// Every cookie a response sets.
-fn set_cookies(response: &reqwest::Response) -> Vec<SetCookie> {
-    response
-        .headers()
-        .get_all(SET_COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .map(SetCookie::parse)
-        .collect()
-}
 
 fn only(cookies: &[SetCookie], name: &str) -> SetCookie {
     let named: Vec<&SetCookie> = cookies.iter().filter(|c| c.name == name).collect();

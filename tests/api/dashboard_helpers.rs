@@ -591,3 +591,14 @@ pub fn refused_form_problems(page: &Page, message: &str, kept: &[(&str, &str)]) 
     }
     problems
 }
+
+/// Every cookie a response sets.
+pub fn set_cookies(response: &reqwest::Response) -> Vec<SetCookie> {
+    response
+        .headers()
+        .get_all(SET_COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .map(SetCookie::parse)
+        .collect()
+}

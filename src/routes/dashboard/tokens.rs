@@ -300,9 +300,10 @@ async fn create(
         expires_at,
     };
     let (token, secret) = state
-        .write_showing_once(signed_in.principal(), Some(signed_in.account_id()?), |tx| {
+        .write(signed_in.principal(), Some(signed_in.account_id()?), |tx| {
             db::tokens::create(tx, request)
         })
+        .showing_once()
         .await?;
     session.remove(FORM_NONCE);
     let _ = session.insert(LAST_CREATED, (&form.nonce, token.id));
