@@ -157,25 +157,33 @@ pub struct TokenView {
     pub revoker_email: Option<String>,
 }
 
-fn with_people(conn: &mut SqliteConnection, token: Token) -> Result<TokenView, AppError> {
-    let email_of =
-        |conn: &mut SqliteConnection, id: Option<i32>| -> Result<Option<String>, AppError> {
-            match id {
-                Some(id) => Ok(users::table
-                    .find(id)
-                    .select(users::email)
-                    .first(conn)
-                    .optional()?),
-                None => Ok(None),
-            }
-        };
-    let creator_email = email_of(conn, token.user_id)?;
-    let revoker_email = email_of(conn, token.revoked_by)?;
-    Ok(TokenView {
-        token,
-        creator_email,
-        revoker_email,
-    })
+/// The tokens table joined to the emails of whoever created and revoked each token, so
+/// a list of tokens is one query, not two more per token. Add filters, then load rows
+/// and turn each into a view with [`TokenView::from`].
+macro_rules! with_people {
+    () => {{
+        let (creators, revokers) = diesel::alias!(users as creators, users as revokers);
+        tokens::table
+            .left_join(creators.on(tokens::user_id.eq(creators.field(users::id).nullable())))
+            .left_join(revokers.on(tokens::revoked_by.eq(revokers.field(users::id).nullable())))
+            .select((
+                Token::as_select(),
+                creators.field(users::email).nullable(),
+                revokers.field(users::email).nullable(),
+            ))
+    }};
+}
+
+type ViewRow = (Token, Option<String>, Option<String>);
+
+impl From<ViewRow> for TokenView {
+    fn from((token, creator_email, revoker_email): ViewRow) -> Self {
+        Self {
+            token,
+            creator_email,
+            revoker_email,
+        }
+    }
 }
 
 /// The account's tokens, newest first.
@@ -184,9 +192,8 @@ pub fn list_for_account(
     account: AccountId,
     filter: &TokenFilter,
 ) -> Result<Vec<TokenView>, AppError> {
-    let mut query = tokens::table
+    let mut query = with_people!()
         .filter(tokens::account_id.eq(account.0))
-        .select(Token::as_select())
         .into_boxed();
     if let Some(creator) = filter.creator {
         query = query.filter(tokens::user_id.eq(creator.0));
@@ -202,10 +209,10 @@ pub fn list_for_account(
             .filter(tokens::revoked_at.is_null())
             .filter(tokens::expires_at.is_null().or(tokens::expires_at.gt(now))),
     };
-    let rows: Vec<Token> = query
+    let rows: Vec<ViewRow> = query
         .order((tokens::created_at.desc(), tokens::id.desc()))
         .load(conn)?;
-    rows.into_iter().map(|t| with_people(conn, t)).collect()
+    Ok(rows.into_iter().map(TokenView::from).collect())
 }
 
 /// One token of the account; another account's id is `NotFound`.
@@ -214,12 +221,11 @@ pub fn find_for_account(
     account: AccountId,
     id: TokenId,
 ) -> Result<TokenView, AppError> {
-    let token = tokens::table
+    let row: ViewRow = with_people!()
         .filter(tokens::account_id.eq(account.0))
         .filter(tokens::id.eq(id.0))
-        .select(Token::as_select())
         .first(conn)?;
-    with_people(conn, token)
+    Ok(row.into())
 }
 
 /// Revokes one of the account's tokens, if the actor may manage it, with its audit
@@ -297,12 +303,11 @@ pub fn find_by_key_any_account(
     conn: &mut SqliteConnection,
     key: &TokenKey,
 ) -> Result<Option<TokenView>, AppError> {
-    let token: Option<Token> = tokens::table
+    let row: Option<ViewRow> = with_people!()
         .filter(tokens::key.eq(key.as_str()))
-        .select(Token::as_select())
         .first(conn)
         .optional()?;
-    token.map(|t| with_people(conn, t)).transpose()
+    Ok(row.map(TokenView::from))
 }
 
 /// Operator: a token in any account, by a pasted (leaked) secret.
@@ -310,12 +315,11 @@ pub fn find_by_digest_any_account(
     conn: &mut SqliteConnection,
     digest: &SecretDigest,
 ) -> Result<Option<TokenView>, AppError> {
-    let token: Option<Token> = tokens::table
+    let row: Option<ViewRow> = with_people!()
         .filter(tokens::secret_digest.eq(digest.as_bytes()))
-        .select(Token::as_select())
         .first(conn)
         .optional()?;
-    token.map(|t| with_people(conn, t)).transpose()
+    Ok(row.map(TokenView::from))
 }
 
 /// Operators and the command line: revoke by key in whatever account holds it.

@@ -424,3 +424,26 @@ async fn a_token_whose_secret_was_shown_still_works_after_kill_9() {
         "the token whose secret was shown must survive kill -9"
     );
 }
+
+#[tokio::test]
+async fn a_token_page_names_who_made_it_and_who_revoked_it() {
+    let app = spawn_app().await;
+    let owner = signed_up(&app.address, "Names Co").await;
+    let member_email = email_for("names member");
+    let member = crate::admin_helpers::join(&owner, &member_email, "member").await;
+    let made = member.create_token("made by the member").await;
+    owner
+        .revoke(made.id, "rotated")
+        .await
+        .assert_redirect(&format!("/tokens/{}", made.id));
+
+    let page = owner.get(&format!("/tokens/{}", made.id)).await;
+    page.assert_html_page(StatusCode::OK)
+        .assert_contains(&format!("<dt>Created by</dt><dd>{member_email}</dd>"))
+        .assert_contains(&format!("by {}: “rotated”", email_for("Names Co")));
+    // The owner's list, which names every token's creator, says the same.
+    owner
+        .get("/tokens")
+        .await
+        .assert_contains(&format!("data-label=\"Created by\">{member_email}</td>"));
+}
