@@ -150,34 +150,46 @@ pub struct AccountSummary {
     pub clusters: i64,
 }
 
+/// Every account with its counts, newest first: four queries whatever the number of
+/// accounts (the accounts, then each count grouped by account), not three per account.
 pub fn list_with_counts(conn: &mut SqliteConnection) -> Result<Vec<AccountSummary>, AppError> {
+    use std::collections::HashMap;
+
     let all: Vec<Account> = accounts::table
         .order(accounts::created_at.desc())
         .select(Account::as_select())
         .load(conn)?;
+    let members: HashMap<i32, i64> = memberships::table
+        .group_by(memberships::account_id)
+        .select((memberships::account_id, diesel::dsl::count_star()))
+        .load::<(i32, i64)>(conn)?
+        .into_iter()
+        .collect();
     let now = super::now();
-    all.into_iter()
-        .map(|account| {
-            let members = memberships::table
-                .filter(memberships::account_id.eq(account.id))
-                .count()
-                .get_result(conn)?;
-            let active_tokens = tokens::table
-                .filter(tokens::account_id.eq(account.id))
-                .filter(tokens::revoked_at.is_null())
-                .filter(tokens::expires_at.is_null().or(tokens::expires_at.gt(now)))
-                .count()
-                .get_result(conn)?;
-            let clusters = clusters::table
-                .filter(clusters::account_id.eq(account.id))
-                .count()
-                .get_result(conn)?;
-            Ok(AccountSummary {
-                account,
-                members,
-                active_tokens,
-                clusters,
-            })
+    let active_tokens: HashMap<i32, i64> = tokens::table
+        .filter(tokens::revoked_at.is_null())
+        .filter(tokens::expires_at.is_null().or(tokens::expires_at.gt(now)))
+        .group_by(tokens::account_id)
+        .select((tokens::account_id, diesel::dsl::count_star()))
+        .load::<(i32, i64)>(conn)?
+        .into_iter()
+        .collect();
+    let clusters: HashMap<i32, i64> = clusters::table
+        .group_by(clusters::account_id)
+        .select((clusters::account_id, diesel::dsl::count_star()))
+        .load::<(i32, i64)>(conn)?
+        .into_iter()
+        .collect();
+    let count = |counts: &HashMap<i32, i64>, account: &Account| {
+        counts.get(&account.id).copied().unwrap_or(0)
+    };
+    Ok(all
+        .into_iter()
+        .map(|account| AccountSummary {
+            members: count(&members, &account),
+            active_tokens: count(&active_tokens, &account),
+            clusters: count(&clusters, &account),
+            account,
         })
-        .collect()
+        .collect())
 }

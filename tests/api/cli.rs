@@ -275,3 +275,34 @@ fn bad_settings_stop_the_server_with_one_clear_line() {
         failures.join("\n")
     );
 }
+
+#[test]
+fn account_list_counts_each_accounts_members_and_active_tokens() {
+    let db = TestDb::new();
+    let busy = create_account(&db.path, "Busy Co");
+    let quiet = create_account(&db.path, "Quiet Co");
+    let tokens: Vec<_> = (0..3)
+        .map(|n| create_token(&db.path, &busy, &format!("t{n}"), "read", &[]))
+        .collect();
+    keyward_cli_ok(
+        &db.path,
+        &["token", "revoke", &tokens[0].key, "--reason", "rotated"],
+    );
+
+    let listed = keyward_cli_ok(&db.path, &["account", "list"]);
+    let line = |slug: &str| {
+        listed
+            .lines()
+            .find(|l| l.starts_with(&format!("{slug}\t")))
+            .unwrap_or_else(|| panic!("`account list` should list {slug}: {listed}"))
+            .to_string()
+    };
+    assert!(
+        line(&busy).ends_with("\t0 members\t2 active tokens"),
+        "{listed}"
+    );
+    assert!(
+        line(&quiet).ends_with("\t0 members\t0 active tokens"),
+        "{listed}"
+    );
+}
