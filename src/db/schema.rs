@@ -49,6 +49,7 @@ diesel::table! {
         revoked_by -> Nullable<Integer>,
         revoke_reason -> Nullable<Text>,
         expiry_logged -> Bool,
+        form_nonce -> Nullable<Text>,
     }
 }
 

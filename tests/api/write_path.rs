@@ -229,3 +229,33 @@ async fn an_invitation_dies_with_its_senders_right_to_send_it() {
     );
     drop(admin);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn one_new_token_form_sent_many_times_at_once_makes_one_token() {
+    let app = spawn_app().await;
+    let owner = signed_up(&app.address, "Double Click Co").await;
+    let form = owner.token_form().await;
+
+    let answers = futures_util::future::join_all(
+        (0..20).map(|_| owner.submit_token(&form, "clicked twenty times", &["read"], "")),
+    )
+    .await;
+
+    let shown: Vec<&Page> = answers
+        .iter()
+        .filter(|page| page.status == StatusCode::OK)
+        .collect();
+    assert_eq!(shown.len(), 1, "the secret is shown exactly once");
+    let created = read_created_page(shown[0]);
+    for page in answers.iter().filter(|page| page.status != StatusCode::OK) {
+        page.assert_redirect(&format!("/tokens/{}", created.id));
+    }
+    assert_eq!(
+        count_rows(
+            &app,
+            "SELECT COUNT(*) FROM tokens WHERE name = 'clicked twenty times'"
+        )
+        .await,
+        1
+    );
+}

@@ -9,7 +9,7 @@ use super::audit::EventRow;
 use super::layout::{Flash, Layout, SignedIn, TimeView};
 use super::{HtmlError, page_method_not_allowed, post_only, redirect, render, render_with_status};
 use crate::auth::csrf::{CsrfForm, site_origin};
-use crate::db::{self, tokens::Status, tokens::TokenFilter, tokens::TokenView};
+use crate::db::{self, tokens::FromForm, tokens::Status, tokens::TokenFilter, tokens::TokenView};
 use crate::domain::{Reason, Scope, Scopes, TokenId, TokenName, UserId, random_base62};
 use crate::error::AppError;
 use crate::policy::Action;
@@ -158,8 +158,8 @@ async fn list(
     })
 }
 
-const FORM_NONCE: &str = "new_token_nonce";
-const LAST_CREATED: &str = "last_created_token";
+/// The new-token form's one-use nonce: how many base62 characters it has.
+const NONCE_LEN: usize = 24;
 
 pub struct ExpiryChoice {
     pub days: &'static str,
@@ -192,11 +192,9 @@ fn new_page(
     form: Option<&NewTokenForm>,
     errors: Vec<String>,
 ) -> Result<NewPage, AppError> {
-    let nonce = random_base62(24);
-    signed_in
-        .session
-        .insert(FORM_NONCE, &nonce)
-        .map_err(|e| AppError::internal(format!("session: {e}")))?;
+    // Kept with the token the form makes (see `db::tokens::create_from_form`), not in
+    // the session: opening the form writes nothing.
+    let nonce = random_base62(NONCE_LEN);
     let chosen = form.map(|f| f.expires_in_days.as_str()).unwrap_or("90");
     Ok(NewPage {
         layout: signed_in.layout("New API token", "/tokens")?,
@@ -251,20 +249,13 @@ async fn create(
     CsrfForm(form): CsrfForm<NewTokenForm>,
 ) -> Result<HttpResponse, HtmlError> {
     signed_in.require(Action::CreateToken)?;
-    // Each form may create one token. A resubmission (reload, back button) lands on the
-    // token's page, which never shows the secret.
-    let session = &signed_in.session;
-    let expected = session.get::<String>(FORM_NONCE).ok().flatten();
-    if expected.as_deref() != Some(form.nonce.as_str()) || form.nonce.is_empty() {
-        let last = session.get::<(String, i32)>(LAST_CREATED).ok().flatten();
-        return Ok(match last {
-            Some((nonce, id)) if nonce == form.nonce => redirect(&format!("/tokens/{id}")),
-            _ => {
-                Flash::error("That form was already used or has expired. Fill it in again.")
-                    .set(session);
-                redirect("/tokens/new")
-            }
-        });
+    // Each form may create one token. A resubmission (reload, back button, a double
+    // click) lands on the token's page, which never shows the secret.
+    let nonce_is_ours =
+        form.nonce.len() == NONCE_LEN && form.nonce.bytes().all(|b| b.is_ascii_alphanumeric());
+    if !nonce_is_ours {
+        Flash::error("That form has expired. Fill it in again.").set(&signed_in.session);
+        return Ok(redirect("/tokens/new"));
     }
 
     let mut errors = Vec::new();
@@ -299,14 +290,19 @@ async fn create(
         scopes,
         expires_at,
     };
-    let (token, secret) = state
-        .write(signed_in.principal(), Some(signed_in.account_id()?), |tx| {
-            db::tokens::create(tx, request)
-        })
+    let nonce = form.nonce.clone();
+    let made = state
+        .write(
+            signed_in.principal(),
+            Some(signed_in.account_id()?),
+            move |tx| db::tokens::create_from_form(tx, request, &nonce),
+        )
         .showing_once()
         .await?;
-    session.remove(FORM_NONCE);
-    let _ = session.insert(LAST_CREATED, (&form.nonce, token.id));
+    let (token, secret) = match made {
+        FromForm::Created(token, secret) => (*token, secret),
+        FromForm::AlreadyCreated(id) => return Ok(redirect(&format!("/tokens/{id}"))),
+    };
 
     let page = CreatedPage {
         layout: signed_in.layout("Your new API token", "/tokens")?,
