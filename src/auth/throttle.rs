@@ -25,6 +25,7 @@ use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use crate::domain::Email;
 use crate::error::AppError;
 
 /// Failures one (email, address) pair may have before each further try must wait.
@@ -37,6 +38,8 @@ pub const PER_IP: usize = 300;
 pub const PER_EMAIL: usize = 1000;
 pub const SIGN_UPS_PER_IP: usize = 20;
 const WINDOW: Duration = Duration::from_secs(3600);
+/// The one key for every sign-in whose email isn't an email address.
+const NOT_AN_EMAIL: &str = "(not an email)";
 /// Beyond this many tracked keys, the stale ones are dropped to bound memory.
 const MAX_KEYS: usize = 100_000;
 
@@ -160,7 +163,13 @@ impl LoginThrottle {
         ip: &str,
         now: Instant,
     ) -> Result<Attempt, Duration> {
-        let email = email.trim().to_lowercase();
+        // Keyed by the address as typed only when it is one: anything else shares one
+        // bucket, so a flood of made-up "emails" (up to the form's size each) can neither
+        // fill memory with keys nor dodge the per-pair wait. No account has such an email,
+        // so no one can be locked out through that bucket.
+        let email = Email::parse(email.trim())
+            .map(|e| e.as_str().to_lowercase())
+            .unwrap_or_else(|_| NOT_AN_EMAIL.to_string());
         let pair = format!("pair:{ip} {email}");
         let by_ip = format!("ip:{ip}");
         let by_email = format!("email:{email}");
@@ -483,5 +492,27 @@ mod tests {
                 other => panic!("{other:?}"),
             }
         }
+    }
+
+    #[test]
+    fn made_up_emails_share_one_bucket_so_they_neither_pile_up_nor_dodge_the_wait() {
+        let throttle = Arc::new(LoginThrottle::new());
+        let now = Instant::now();
+        for n in 0..FREE_PER_PAIR {
+            let junk = format!("{}{n}", "x".repeat(10_000));
+            drop(throttle.attempt_at(&junk, "10.0.0.1", now).ok().unwrap());
+        }
+        assert!(
+            throttle
+                .attempt_at("yet another junk", "10.0.0.1", now)
+                .is_err(),
+            "a new made-up email from the same address waits like the others"
+        );
+        assert_eq!(
+            throttle.lock().len(),
+            3,
+            "one pair, one address and one email key, however many made-up emails"
+        );
+        assert!(throttle.attempt_at("a@x.io", "10.0.0.1", now).is_ok());
     }
 }
