@@ -447,3 +447,22 @@ async fn a_token_page_names_who_made_it_and_who_revoked_it() {
         .await
         .assert_contains(&format!("data-label=\"Created by\">{member_email}</td>"));
 }
+
+#[tokio::test]
+async fn a_new_token_form_without_its_nonce_makes_nothing_and_says_to_fill_it_in_again() {
+    let app = spawn_app().await;
+    let owner = signed_up(&app.address, "Stale Form Co").await;
+    let mut form = owner.token_form().await;
+    form.nonce = String::from("from-an-older-page");
+
+    owner
+        .submit_token(&form, "never made", &["read"], "")
+        .await
+        .assert_redirect("/tokens/new");
+    owner
+        .get("/tokens/new")
+        .await
+        .assert_contains("That form has expired. Fill it in again.");
+    let list = owner.get("/tokens").await;
+    assert!(!list.body.contains("never made"), "no token was made");
+}
