@@ -61,10 +61,13 @@ impl Application {
             "token keys loaded"
         );
         let app_state = state.clone();
+        let config = web::Data::from(state.config.clone());
         let store = DbSessionStore::new(state.pool.clone());
         let mut server = HttpServer::new(move || {
             App::new()
                 .app_data(app_state.clone())
+                // The settings on their own, for `auth`, which knows nothing of `AppState`.
+                .app_data(config.clone())
                 .wrap(security_headers())
                 .wrap(from_fn(telemetry::log_request))
                 .configure(routes::api::configure)

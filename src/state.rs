@@ -8,6 +8,7 @@ use std::sync::Arc;
 use futures_util::future::LocalBoxFuture;
 
 use crate::auth::cache::TokenCache;
+use crate::auth::guard::GuardState;
 use crate::auth::password::Argon2Pool;
 use crate::auth::throttle::LoginThrottle;
 use crate::auth::usage::UsageRecorder;
@@ -122,5 +123,23 @@ impl AppState {
         let cache = self.cache.clone();
         db::run(&self.pool, move |conn| cache.apply_invalidations(conn)).await?;
         Ok(())
+    }
+}
+
+impl GuardState for AppState {
+    fn pool(&self) -> &Pool {
+        &self.pool
+    }
+
+    fn cache(&self) -> &TokenCache {
+        &self.cache
+    }
+
+    fn usage(&self) -> &UsageRecorder {
+        &self.usage
+    }
+
+    fn support_email(&self) -> &str {
+        self.config.support_email.as_str()
     }
 }

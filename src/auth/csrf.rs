@@ -9,23 +9,19 @@
 use actix_session::{Session, SessionExt};
 use actix_web::body::MessageBody;
 use actix_web::cookie::{Cookie, SameSite};
-use actix_web::dev::{Payload, ServiceRequest, ServiceResponse};
+use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::middleware::Next;
-use actix_web::{FromRequest, HttpMessage, HttpRequest, web};
+use actix_web::{HttpMessage, HttpRequest, web};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use futures_util::future::LocalBoxFuture;
 use hmac::{Hmac, Mac};
-use serde::Deserialize;
-use serde::de::DeserializeOwned;
 use sha2::Sha256;
 use subtle::ConstantTimeEq;
 
-pub use super::origin::site_origin;
+use super::origin::site_origin;
 use super::session::keys::USER_ID;
 use crate::domain::random_base62;
 use crate::error::AppError;
-use crate::routes::dashboard::HtmlError;
 
 const SESSION_KEY: &str = "csrf";
 
@@ -65,12 +61,6 @@ fn is_signed_in(session: &Session) -> bool {
     matches!(session.get::<i32>(USER_ID), Ok(Some(_)))
 }
 
-fn rejected() -> AppError {
-    AppError::forbidden(
-        "This form has expired or did not come from this site. Go back, reload the page and try again.",
-    )
-}
-
 fn check_session_token(session: &Session, sent: &str) -> Result<(), AppError> {
     let expected = session
         .get::<String>(SESSION_KEY)
@@ -84,7 +74,8 @@ fn check_session_token(session: &Session, sent: &str) -> Result<(), AppError> {
     }
 }
 
-fn check_origin(req: &HttpRequest) -> Result<(), AppError> {
+/// When the browser sends `Origin`, it must be this site's.
+pub fn check_origin(req: &HttpRequest) -> Result<(), AppError> {
     match req.headers().get(actix_web::http::header::ORIGIN) {
         None => Ok(()),
         Some(origin) if origin.as_bytes() == site_origin(req).as_bytes() => Ok(()),
@@ -239,48 +230,27 @@ pub async fn set_issued_cookie(
 }
 
 // ---------------------------------------------------------------------------------------------
-// The extractor
+// Checking a form
 // ---------------------------------------------------------------------------------------------
 
-#[derive(Deserialize)]
-struct TokenField {
-    #[serde(default)]
-    csrf_token: String,
+/// Checks a submitted form's `csrf_token` (`sent`). The dashboard's form extractor
+/// calls this, after [`check_origin`], before it reads any other field.
+pub fn check_token(req: &HttpRequest, sent: &str) -> Result<(), AppError> {
+    // Signed in, only the session's token will do: a cookie planted by a sibling site
+    // can't stand in for it.
+    let session = req.get_session();
+    if is_signed_in(&session) {
+        check_session_token(&session, sent)
+    } else {
+        check_anonymous_token(req, sent)
+    }
 }
 
-/// A urlencoded form that passed the CSRF checks. Every dashboard POST takes one.
-pub struct CsrfForm<T>(pub T);
-
-/// A form with nothing but its CSRF token, such as logout.
-#[derive(Deserialize)]
-pub struct NoFields {}
-
-impl<T: DeserializeOwned + 'static> FromRequest for CsrfForm<T> {
-    type Error = HtmlError;
-    type Future = LocalBoxFuture<'static, Result<Self, HtmlError>>;
-
-    fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
-        let req = req.clone();
-        let body = web::Bytes::from_request(&req, payload);
-        Box::pin(async move {
-            check_origin(&req)?;
-            let body = body.await.map_err(|_| {
-                AppError::invalid("The form could not be read; it may be too large.")
-            })?;
-            let field: TokenField = serde_urlencoded::from_bytes(&body).map_err(|_| rejected())?;
-            // Signed in, only the session's token will do: a cookie planted by a sibling
-            // site can't stand in for it.
-            let session = req.get_session();
-            if is_signed_in(&session) {
-                check_session_token(&session, &field.csrf_token)?;
-            } else {
-                check_anonymous_token(&req, &field.csrf_token)?;
-            }
-            let form = serde_urlencoded::from_bytes(&body)
-                .map_err(|e| AppError::invalid(format!("The form could not be read: {e}.")))?;
-            Ok(CsrfForm(form))
-        })
-    }
+/// The answer to a form that fails the checks, or whose token can't even be read.
+pub fn rejected() -> AppError {
+    AppError::forbidden(
+        "This form has expired or did not come from this site. Go back, reload the page and try again.",
+    )
 }
 
 #[cfg(test)]

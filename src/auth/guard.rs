@@ -14,10 +14,23 @@ use actix_web::middleware::Next;
 use actix_web::{FromRequest, HttpMessage, HttpRequest, ResponseError, web};
 
 use super::basic::{self, BasicError};
-use super::cache::CachedToken;
+use super::cache::{CachedToken, TokenCache};
+use super::usage::UsageRecorder;
+use crate::db::Pool;
 use crate::domain::{Scope, TokenKey, TokenSecret};
 use crate::error::{AppError, AuthFailure};
-use crate::state::AppState;
+
+/// What the guard needs from the server's shared state, and all it may see of it. The
+/// server's `AppState` provides it; the guard itself knows nothing above `auth`.
+pub trait GuardState: 'static {
+    /// For the one read on a cache miss.
+    fn pool(&self) -> &Pool;
+    fn cache(&self) -> &TokenCache;
+    /// Where each use is noted, to be written in batches off the hot path.
+    fn usage(&self) -> &UsageRecorder;
+    /// Named in the 401 and 403 bodies.
+    fn support_email(&self) -> &str;
+}
 
 /// The token a request was authenticated with. Handlers take it as an argument.
 #[derive(Debug, Clone)]
@@ -56,12 +69,13 @@ impl FromRequest for ApiCaller {
     }
 }
 
-/// actix middleware: `.wrap(from_fn(guard::require_token))`.
-pub async fn require_token(
+/// actix middleware: `.wrap(from_fn(guard::require_token::<S, _>))`, where the app's
+/// data holds a `web::Data<S>`.
+pub async fn require_token<S: GuardState, B: MessageBody>(
     req: ServiceRequest,
-    next: Next<impl MessageBody>,
-) -> Result<ServiceResponse<EitherBody<impl MessageBody>>, actix_web::Error> {
-    let Some(state) = req.app_data::<web::Data<AppState>>().cloned() else {
+    next: Next<B>,
+) -> Result<ServiceResponse<EitherBody<B>>, actix_web::Error> {
+    let Some(state) = req.app_data::<web::Data<S>>().cloned() else {
         let err = AppError::internal("application state is missing");
         return Ok(req
             .into_response(err.error_response())
@@ -70,10 +84,10 @@ pub async fn require_token(
     let header = req.headers().get(AUTHORIZATION).map(|v| v.as_bytes());
     // The peer address, not X-Forwarded-For, which any client can write.
     let ip = req.peer_addr().map(|a| a.ip());
-    match authenticate(&state, header).await {
+    match authenticate(state.get_ref(), header).await {
         Ok(token) => {
             state
-                .usage
+                .usage()
                 .record(token.id, chrono::Utc::now().naive_utc(), ip);
             req.extensions_mut().insert(ApiCaller(token));
             next.call(req)
@@ -88,12 +102,12 @@ pub async fn require_token(
 
 /// Decides whether the header belongs to an active token of an active account.
 pub async fn authenticate(
-    state: &AppState,
+    state: &impl GuardState,
     header: Option<&[u8]>,
 ) -> Result<Arc<CachedToken>, AppError> {
     let denied = |failure| AppError::Unauthorized {
         failure,
-        support: state.config.support_email.to_string(),
+        support: state.support_email().to_string(),
     };
     let credentials = basic::parse(header).map_err(|e| match e {
         BasicError::EmptyPassword => denied(AuthFailure::EmptyPassword),
@@ -107,8 +121,8 @@ pub async fn authenticate(
     // not answered measurably faster than a known key with a wrong secret.
     let digest = secret.digest();
     let token = state
-        .cache
-        .lookup(&state.pool, key)
+        .cache()
+        .lookup(state.pool(), key)
         .await?
         .ok_or_else(|| denied(AuthFailure::Inactive))?;
     if token.digest != digest || token.revoked {
@@ -120,7 +134,7 @@ pub async fn authenticate(
     if token.account_suspended {
         return Err(AppError::forbidden(format!(
             "Your API access has been suspended due to a Terms of Service violation. Please contact {}.",
-            state.config.support_email
+            state.support_email()
         )));
     }
     Ok(token)

@@ -8,11 +8,11 @@ use actix_web::http::header;
 use actix_web::{HttpRequest, web};
 
 use crate::config::Config;
-use crate::state::AppState;
 
-/// The origin this site is served from, such as `https://keys.example.com`.
+/// The origin this site is served from, such as `https://keys.example.com`. Reads the
+/// settings from the app's `web::Data<Config>`.
 pub fn site_origin(req: &HttpRequest) -> String {
-    let config = req.app_data::<web::Data<AppState>>().map(|s| &*s.config);
+    let config = req.app_data::<web::Data<Config>>().map(|c| c.get_ref());
     origin_for(req, config)
 }
 

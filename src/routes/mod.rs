@@ -3,4 +3,4 @@
 pub mod api;
 pub mod dashboard;
 
-pub use dashboard::not_found;
+pub(crate) use dashboard::not_found;

@@ -7,12 +7,23 @@ mod negotiation;
 mod plans;
 mod token;
 
-use actix_web::middleware::from_fn;
+use actix_web::body::{EitherBody, MessageBody};
+use actix_web::dev::{ServiceRequest, ServiceResponse};
+use actix_web::middleware::{Next, from_fn};
 use actix_web::{HttpResponse, guard, web};
 use serde::de::DeserializeOwned;
 
-use crate::auth::guard::require_token;
+use crate::auth;
 use crate::error::AppError;
+use crate::state::AppState;
+
+/// The token guard, over this server's shared state.
+async fn require_token(
+    req: ServiceRequest,
+    next: Next<impl MessageBody>,
+) -> Result<ServiceResponse<EitherBody<impl MessageBody>>, actix_web::Error> {
+    auth::guard::require_token::<AppState, _>(req, next).await
+}
 
 // Each guarded service wraps `json_only` first and the guard last: the last wrap runs
 // first, so a request without a valid token gets the 401 and nothing else.

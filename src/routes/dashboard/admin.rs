@@ -7,11 +7,11 @@ use actix_web::{HttpResponse, web};
 use askama::Template;
 use serde::Deserialize;
 
-use super::layout::{Flash, Layout, SignedIn};
-use super::members::ApiAccessForm;
-use super::tokens::TokenRow;
-use super::{HtmlError, page_method_not_allowed, post_only, redirect, render};
-use crate::auth::csrf::CsrfForm;
+use super::forms::ApiAccessForm;
+use super::session::{CsrfForm, SignedIn};
+use super::view::{
+    Flash, HtmlError, Layout, TokenRow, page_method_not_allowed, post_only, redirect, render,
+};
 use crate::db;
 use crate::domain::{AccountId, ApiState, Reason, TokenKey, TokenSecret};
 use crate::error::AppError;
@@ -31,7 +31,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     .service(post_only("/admin/accounts/{id}/api-access", api_access));
 }
 
-pub struct AccountRow {
+struct AccountRow {
     pub id: i32,
     pub name: String,
     pub slug: String,
@@ -41,7 +41,7 @@ pub struct AccountRow {
     pub clusters: i64,
 }
 
-pub struct FoundToken {
+struct FoundToken {
     pub row: TokenRow,
     pub account_name: String,
     pub account_slug: String,
@@ -60,7 +60,7 @@ struct ConsolePage {
 /// The console's search form. Only ever read from a POST body, so a searched key or
 /// secret is never in a URL, the browser's history or a proxy's log.
 #[derive(Deserialize)]
-pub struct SearchForm {
+struct SearchForm {
     #[serde(default)]
     q: String,
 }
@@ -177,7 +177,7 @@ async fn console_page(
 }
 
 #[derive(Deserialize)]
-pub struct RevokeForm {
+struct RevokeForm {
     #[serde(default)]
     key: String,
     #[serde(default)]
@@ -201,7 +201,7 @@ async fn revoke(
             db::tokens::revoke_by_key(tx, &key, &reason)
         })
         .await?;
-    Flash::success(format!("Token {} was revoked.", token.key)).set(&signed_in.session);
+    signed_in.flash(Flash::success(format!("Token {} was revoked.", token.key)));
     Ok(redirect(&format!("/admin?q={}", token.key)))
 }
 
@@ -222,10 +222,9 @@ async fn api_access(
             db::accounts::set_api_access(tx, api_state, &reason)
         })
         .await?;
-    Flash::success(match api_state {
+    signed_in.flash(Flash::success(match api_state {
         ApiState::Suspended => "The account's API access is suspended.",
         ApiState::Active => "The account's API access is restored.",
-    })
-    .set(&signed_in.session);
+    }));
     Ok(redirect("/admin"))
 }

@@ -4,47 +4,19 @@ use actix_web::{HttpResponse, web};
 use askama::Template;
 use serde::Deserialize;
 
-use super::layout::{Layout, SignedIn, TimeView};
-use super::{HtmlError, page_method_not_allowed, render};
-use crate::db::{self, audit::AuditEvent, audit::AuditFilter, audit::PAGE_SIZE};
+use super::session::SignedIn;
+use super::view::{EventRow, HtmlError, Layout, get_only, render};
+use crate::db::{self, audit::AuditFilter, audit::PAGE_SIZE};
 use crate::domain::{AuditAction, Paging};
 use crate::error::AppError;
 use crate::policy::Action;
 use crate::state::AppState;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.service(
-        web::resource("/audit")
-            .route(web::get().to(list))
-            .default_service(web::to(page_method_not_allowed)),
-    );
+    cfg.service(get_only("/audit", list));
 }
 
-pub struct EventRow {
-    pub at: TimeView,
-    pub actor: String,
-    pub action: String,
-    pub target: String,
-    pub ip: String,
-    pub detail: String,
-    pub token_id: Option<i32>,
-}
-
-impl From<AuditEvent> for EventRow {
-    fn from(e: AuditEvent) -> Self {
-        Self {
-            at: TimeView::new(e.at),
-            actor: e.actor_label,
-            action: e.action.to_string(),
-            target: e.target,
-            ip: e.ip.unwrap_or_default(),
-            detail: e.detail,
-            token_id: e.token_id,
-        }
-    }
-}
-
-pub struct Choice {
+struct Choice {
     pub value: String,
     pub selected: bool,
 }
@@ -64,7 +36,7 @@ struct AuditPage {
 }
 
 #[derive(Deserialize)]
-pub struct AuditQuery {
+struct AuditQuery {
     action: Option<String>,
     actor: Option<String>,
     /// Read as text, so that a bad number gets this page's own sentence.

@@ -1,14 +1,14 @@
 //! `/invitations/{token}`: the one-time link an admin passes on. The invitee sets a
 //! password (or, with an existing sign-in, confirms theirs) and joins the account.
 
-use actix_session::Session;
 use actix_web::{HttpRequest, HttpResponse, web};
 use askama::Template;
 use serde::Deserialize;
 
-use super::layout::{self, Flash, Layout};
-use super::{HtmlError, page_method_not_allowed, redirect, render, render_with_status};
-use crate::auth::csrf::CsrfForm;
+use super::session::{CsrfForm, public_layout, sign_in};
+use super::view::{
+    Flash, HtmlError, Layout, page_method_not_allowed, redirect, render, render_with_status,
+};
 use crate::db::{self, invitations::Joiner, tx::Principal};
 use crate::domain::{AccountId, Email, Password};
 use crate::error::AppError;
@@ -50,7 +50,7 @@ async fn page(
     })
     .await?;
     Ok(AcceptPage {
-        layout: Layout::public("Join an account", req)?,
+        layout: public_layout("Join an account", req)?,
         token,
         account_name,
         role: invitation.role.to_string(),
@@ -69,7 +69,7 @@ async fn show(
 }
 
 #[derive(Deserialize)]
-pub struct AcceptForm {
+struct AcceptForm {
     #[serde(default)]
     password: String,
     #[serde(default)]
@@ -78,7 +78,6 @@ pub struct AcceptForm {
 
 async fn accept(
     req: HttpRequest,
-    session: Session,
     state: web::Data<AppState>,
     token: web::Path<String>,
     CsrfForm(form): CsrfForm<AcceptForm>,
@@ -98,8 +97,10 @@ async fn accept(
     };
     match joined {
         Ok(joined) => {
-            layout::sign_in(&req, joined.user, Some(joined.account))?;
-            Flash::success(format!("Welcome to {}.", joined.account_name)).set(&session);
+            sign_in(&req, joined.user, Some(joined.account))?.flash(Flash::success(format!(
+                "Welcome to {}.",
+                joined.account_name
+            )));
             Ok(redirect("/tokens"))
         }
         Err(AppError::Invalid(errors)) => render_with_status(

@@ -3,17 +3,28 @@
 //! A wrong password and an unknown email get the same page, after the same argon2 work,
 //! and both count against the sign-in limit.
 
-use actix_session::Session;
 use actix_web::{HttpRequest, HttpResponse, web};
 use askama::Template;
 use serde::Deserialize;
 
-use super::layout::{self, Layout};
-use super::{HtmlError, redirect, render, render_with_status};
-use crate::auth::csrf::{CsrfForm, NoFields};
+use super::session::{CsrfForm, NoFields, UserSession, public_layout, sign_in};
+use super::view::{
+    Flash, HtmlError, Layout, page_method_not_allowed, post_only, redirect, render,
+    render_with_status,
+};
 use crate::db::{self, tx::Principal};
 use crate::domain::{Email, Password};
 use crate::state::AppState;
+
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.service(
+        web::resource("/login")
+            .route(web::get().to(form))
+            .route(web::post().to(submit))
+            .default_service(web::to(page_method_not_allowed)),
+    )
+    .service(post_only("/logout", logout));
+}
 
 #[derive(Template)]
 #[template(path = "login.html")]
@@ -24,17 +35,14 @@ struct LoginPage {
 }
 
 #[derive(Deserialize)]
-pub struct LoginQuery {
+struct LoginQuery {
     signed_out: Option<String>,
 }
 
-pub async fn form(
-    req: HttpRequest,
-    query: web::Query<LoginQuery>,
-) -> Result<HttpResponse, HtmlError> {
-    let mut layout = Layout::public("Sign in", &req)?;
+async fn form(req: HttpRequest, query: web::Query<LoginQuery>) -> Result<HttpResponse, HtmlError> {
+    let mut layout = public_layout("Sign in", &req)?;
     if query.signed_out.is_some() {
-        layout.flash = Some(layout::Flash::success("You have signed out."));
+        layout.flash = Some(Flash::success("You have signed out."));
     }
     render(&LoginPage {
         layout,
@@ -44,7 +52,7 @@ pub async fn form(
 }
 
 #[derive(Deserialize)]
-pub struct LoginForm {
+struct LoginForm {
     #[serde(default)]
     email: String,
     #[serde(default)]
@@ -53,7 +61,7 @@ pub struct LoginForm {
 
 const MISMATCH: &str = "That email and password don't match an account. Check both and try again.";
 
-pub async fn submit(
+async fn submit(
     req: HttpRequest,
     state: web::Data<AppState>,
     CsrfForm(form): CsrfForm<LoginForm>,
@@ -106,7 +114,7 @@ pub async fn submit(
     match outcome {
         Some((user, account)) => {
             attempt.succeeded();
-            layout::sign_in(&req, user.user_id(), account)?;
+            sign_in(&req, user.user_id(), account)?;
             // An operator who belongs to no account lands on the console; anyone else
             // on the token list, which says when they belong to no account yet.
             Ok(redirect(if account.is_none() && user.operator {
@@ -120,7 +128,7 @@ pub async fn submit(
             drop(attempt);
             render_with_status(
                 &LoginPage {
-                    layout: Layout::public("Sign in", &req)?,
+                    layout: public_layout("Sign in", &req)?,
                     error: Some(MISMATCH.into()),
                     email: form.email,
                 },
@@ -131,10 +139,10 @@ pub async fn submit(
 }
 
 /// Ends the session on the server, so the cookie is worthless even if copied.
-pub async fn logout(
-    session: Session,
+async fn logout(
+    session: UserSession,
     _form: CsrfForm<NoFields>,
 ) -> Result<HttpResponse, HtmlError> {
-    session.purge();
+    session.end();
     Ok(redirect("/login?signed_out=1"))
 }

@@ -7,33 +7,32 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use askama::Template;
 use serde::Deserialize;
 
-use super::layout::{Flash, Layout, SignedIn, TimeView};
-use super::{HtmlError, page_method_not_allowed, post_only, redirect, render, render_with_status};
-use crate::auth::csrf::{CsrfForm, NoFields, site_origin};
+use super::forms::ApiAccessForm;
+use super::session::{CsrfForm, NoFields, SignedIn};
+use super::view::{
+    Flash, HtmlError, Layout, TimeView, get_only, post_only, redirect, render, render_with_status,
+};
+use crate::auth::origin::site_origin;
 use crate::db;
-use crate::domain::{ApiState, Email, Reason, Role, UserId};
+use crate::domain::{AccountId, ApiState, Email, Role, UserId};
 use crate::error::AppError;
 use crate::policy::{self, Action, Standing};
 use crate::state::AppState;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.service(
-        web::resource("/members")
-            .route(web::get().to(list))
-            .default_service(web::to(page_method_not_allowed)),
-    )
-    .service(post_only("/members/invite", invite))
-    .service(post_only(
-        "/members/invitations/{id}/cancel",
-        cancel_invitation,
-    ))
-    .service(post_only("/members/{user_id}/remove", remove))
-    .service(post_only("/members/{user_id}/role", change_role))
-    .service(post_only("/account/api-access", set_api_access))
-    .service(post_only("/account/switch", switch_account));
+    cfg.service(get_only("/members", list))
+        .service(post_only("/members/invite", invite))
+        .service(post_only(
+            "/members/invitations/{id}/cancel",
+            cancel_invitation,
+        ))
+        .service(post_only("/members/{user_id}/remove", remove))
+        .service(post_only("/members/{user_id}/role", change_role))
+        .service(post_only("/account/api-access", set_api_access))
+        .service(post_only("/account/switch", switch_account));
 }
 
-pub struct MemberRow {
+struct MemberRow {
     pub user_id: i32,
     pub email: String,
     pub role: &'static str,
@@ -42,7 +41,7 @@ pub struct MemberRow {
     pub is_me: bool,
 }
 
-pub struct InvitationRow {
+struct InvitationRow {
     pub id: i32,
     pub email: String,
     pub role: &'static str,
@@ -67,7 +66,7 @@ struct MembersPage {
 /// What the invite form shows after a submission: the new link, or what to fix with
 /// the email typed kept in the field.
 #[derive(Default)]
-pub struct InviteOutcome {
+struct InviteOutcome {
     link: Option<String>,
     email: String,
     errors: Vec<String>,
@@ -134,7 +133,7 @@ async fn members_page(
 }
 
 #[derive(Deserialize)]
-pub struct InviteForm {
+struct InviteForm {
     #[serde(default)]
     email: String,
     #[serde(default)]
@@ -217,11 +216,10 @@ async fn cancel_invitation(
             move |tx| db::invitations::cancel(tx, id),
         )
         .await?;
-    Flash::success(format!(
+    signed_in.flash(Flash::success(format!(
         "The invitation for {} was cancelled; its link no longer works.",
         cancelled.email
-    ))
-    .set(&signed_in.session);
+    )));
     Ok(redirect("/members"))
 }
 
@@ -245,16 +243,15 @@ async fn remove(
             move |tx| db::memberships::remove_member(tx, target),
         )
         .await?;
-    Flash::success(format!(
+    signed_in.flash(Flash::success(format!(
         "{} was removed, {} of their tokens revoked and {} of their invitations cancelled.",
         removed.email, removed.tokens_revoked, removed.invitations_cancelled
-    ))
-    .set(&signed_in.session);
+    )));
     Ok(redirect("/members"))
 }
 
 #[derive(Deserialize)]
-pub struct RoleForm {
+struct RoleForm {
     #[serde(default)]
     role: String,
 }
@@ -274,29 +271,11 @@ async fn change_role(
             move |tx| db::memberships::change_role(tx, target, role),
         )
         .await?;
-    Flash::success(format!("{email} is now {}.", role.with_article())).set(&signed_in.session);
+    signed_in.flash(Flash::success(format!(
+        "{email} is now {}.",
+        role.with_article()
+    )));
     Ok(redirect("/members"))
-}
-
-/// The switch for an account's API access, from the owner's page or the operator's.
-#[derive(Deserialize)]
-pub struct ApiAccessForm {
-    #[serde(default)]
-    state: String,
-    #[serde(default)]
-    reason: String,
-}
-
-impl ApiAccessForm {
-    /// The state asked for, and the reason given.
-    pub fn parse(&self) -> Result<(ApiState, Reason), AppError> {
-        let state = ApiState::parse(&self.state)
-            .map_err(|_| AppError::invalid("Choose to suspend or restore API access."))?;
-        Ok((
-            state,
-            Reason::parse(&self.reason).map_err(AppError::invalid)?,
-        ))
-    }
 }
 
 async fn set_api_access(
@@ -312,16 +291,15 @@ async fn set_api_access(
             move |tx| db::accounts::set_api_access(tx, api_state, &reason),
         )
         .await?;
-    Flash::success(match api_state {
+    signed_in.flash(Flash::success(match api_state {
         ApiState::Suspended => "API access is suspended: every token of this account now gets 403.",
         ApiState::Active => "API access is restored.",
-    })
-    .set(&signed_in.session);
+    }));
     Ok(redirect("/members"))
 }
 
 #[derive(Deserialize)]
-pub struct SwitchForm {
+struct SwitchForm {
     #[serde(default)]
     account_id: String,
 }
@@ -339,10 +317,10 @@ async fn switch_account(
         .iter()
         .find(|(a, _)| a.id == wanted)
         .ok_or(AppError::NotFound)?;
-    signed_in
-        .session
-        .insert(super::layout::ACCOUNT_ID, account.id)
-        .map_err(|e| AppError::internal(format!("session: {e}")))?;
-    Flash::success(format!("You are now working in {}.", account.name)).set(&signed_in.session);
+    signed_in.session.set_account(AccountId(account.id))?;
+    signed_in.flash(Flash::success(format!(
+        "You are now working in {}.",
+        account.name
+    )));
     Ok(redirect("/tokens"))
 }

@@ -6,28 +6,26 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use askama::Template;
 use serde::Deserialize;
 
-use super::layout::{Flash, Layout, SignedIn, TimeView};
-use super::{HtmlError, page_method_not_allowed, post_only, redirect, render, render_with_status};
-use crate::auth::csrf::{CsrfForm, NoFields};
+use super::session::{CsrfForm, NoFields, SignedIn};
+use super::view::{
+    Flash, HtmlError, Layout, TimeView, get_only, page_method_not_allowed, post_only, redirect,
+    render, render_with_status,
+};
 use crate::db::{self, sessions::SessionSummary};
 use crate::domain::{Password, SessionId};
 use crate::error::AppError;
 use crate::state::AppState;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.service(
-        web::resource("/account/sessions")
-            .route(web::get().to(list))
-            .default_service(web::to(page_method_not_allowed)),
-    )
-    .service(post_only("/account/sessions/end-others", end_others))
-    .service(post_only("/account/sessions/{id}/end", end_one))
-    .service(
-        web::resource("/account/password")
-            .route(web::get().to(password_form))
-            .route(web::post().to(change_password))
-            .default_service(web::to(page_method_not_allowed)),
-    );
+    cfg.service(get_only("/account/sessions", list))
+        .service(post_only("/account/sessions/end-others", end_others))
+        .service(post_only("/account/sessions/{id}/end", end_one))
+        .service(
+            web::resource("/account/password")
+                .route(web::get().to(password_form))
+                .route(web::post().to(change_password))
+                .default_service(web::to(page_method_not_allowed)),
+        );
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -115,7 +113,7 @@ async fn end_one(
     let id = SessionId(id.into_inner());
     if Some(id) == signed_in.session_id {
         // Ending this session is signing out.
-        signed_in.session.purge();
+        signed_in.session.end();
         return Ok(redirect("/login?signed_out=1"));
     }
     state
@@ -123,7 +121,9 @@ async fn end_one(
             db::sessions::end(tx, id)
         })
         .await?;
-    Flash::success("That session has ended. Its browser is signed out.").set(&signed_in.session);
+    signed_in.flash(Flash::success(
+        "That session has ended. Its browser is signed out.",
+    ));
     Ok(redirect("/account/sessions"))
 }
 
@@ -138,12 +138,11 @@ async fn end_others(
             db::sessions::end_others(tx, keep)
         })
         .await?;
-    Flash::success(match ended {
+    signed_in.flash(Flash::success(match ended {
         0 => "There were no other sessions to end.".to_string(),
         1 => "1 other session ended. Only this browser is signed in now.".to_string(),
         n => format!("{n} other sessions ended. Only this browser is signed in now."),
-    })
-    .set(&signed_in.session);
+    }));
     Ok(redirect("/account/sessions"))
 }
 
@@ -247,12 +246,11 @@ async fn change_password(
         Err(AppError::Invalid(errors)) => return password_page(&signed_in, errors),
         Err(other) => return Err(other.into()),
     };
-    Flash::success(match ended {
+    signed_in.flash(Flash::success(match ended {
         0 => "Your password was changed.".to_string(),
         1 => "Your password was changed, and your 1 other session was signed out.".to_string(),
         n => format!("Your password was changed, and your {n} other sessions were signed out."),
-    })
-    .set(&signed_in.session);
+    }));
     Ok(redirect("/account/sessions"))
 }
 

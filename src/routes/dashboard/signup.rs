@@ -5,18 +5,27 @@
 //! address, a taken email costs the same argon2 hash as a free one, and its answer
 //! never depends on the password typed, so sign-up is no way to test a password.
 
-use actix_session::SessionExt;
 use actix_web::{HttpRequest, HttpResponse, web};
 use askama::Template;
 use serde::Deserialize;
 
-use super::layout::{self, Layout};
-use super::{HtmlError, redirect, render, render_with_status};
-use crate::auth::csrf::CsrfForm;
+use super::session::{CsrfForm, public_layout, sign_in};
+use super::view::{
+    Flash, HtmlError, Layout, page_method_not_allowed, redirect, render, render_with_status,
+};
 use crate::db::{self, tx::Principal};
 use crate::domain::{AccountName, Email, Password};
 use crate::error::AppError;
 use crate::state::AppState;
+
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.service(
+        web::resource("/signup")
+            .route(web::get().to(form))
+            .route(web::post().to(submit))
+            .default_service(web::to(page_method_not_allowed)),
+    );
+}
 
 #[derive(Template)]
 #[template(path = "signup.html")]
@@ -27,9 +36,9 @@ struct SignupPage {
     email: String,
 }
 
-pub async fn form(req: HttpRequest) -> Result<HttpResponse, HtmlError> {
+async fn form(req: HttpRequest) -> Result<HttpResponse, HtmlError> {
     render(&SignupPage {
-        layout: Layout::public("Create your account", &req)?,
+        layout: public_layout("Create your account", &req)?,
         errors: Vec::new(),
         account_name: String::new(),
         email: String::new(),
@@ -37,7 +46,7 @@ pub async fn form(req: HttpRequest) -> Result<HttpResponse, HtmlError> {
 }
 
 #[derive(Deserialize)]
-pub struct SignupForm {
+struct SignupForm {
     #[serde(default)]
     account_name: String,
     #[serde(default)]
@@ -48,7 +57,7 @@ pub struct SignupForm {
     password_confirmation: String,
 }
 
-pub async fn submit(
+async fn submit(
     req: HttpRequest,
     state: web::Data<AppState>,
     CsrfForm(form): CsrfForm<SignupForm>,
@@ -82,12 +91,12 @@ pub async fn submit(
         .await;
     match created {
         Ok((user, account)) => {
-            layout::sign_in(&req, user.user_id(), Some(account.account_id()))?;
-            layout::Flash::success(format!(
-                "Welcome to Keyward. {} is ready: create its first API token.",
-                account.name
-            ))
-            .set(&req.get_session());
+            sign_in(&req, user.user_id(), Some(account.account_id()))?.flash(Flash::success(
+                format!(
+                    "Welcome to Keyward. {} is ready: create its first API token.",
+                    account.name
+                ),
+            ));
             Ok(redirect("/tokens"))
         }
         Err(AppError::Invalid(messages)) => again(&req, form, messages),
@@ -103,7 +112,7 @@ fn again(
 ) -> Result<HttpResponse, HtmlError> {
     render_with_status(
         &SignupPage {
-            layout: Layout::public("Create your account", req)?,
+            layout: public_layout("Create your account", req)?,
             errors,
             account_name: form.account_name,
             email: form.email,

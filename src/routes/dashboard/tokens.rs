@@ -5,10 +5,12 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use askama::Template;
 use serde::Deserialize;
 
-use super::audit::EventRow;
-use super::layout::{Flash, Layout, SignedIn, TimeView};
-use super::{HtmlError, page_method_not_allowed, post_only, redirect, render, render_with_status};
-use crate::auth::csrf::{CsrfForm, site_origin};
+use super::session::{CsrfForm, SignedIn};
+use super::view::{
+    EventRow, Flash, HtmlError, Layout, TokenRow, get_only, page_method_not_allowed, post_only,
+    redirect, render, render_with_status,
+};
+use crate::auth::origin::site_origin;
 use crate::db::{self, tokens::FromForm, tokens::Status, tokens::TokenFilter, tokens::TokenView};
 use crate::domain::{Reason, Scope, Scopes, TokenId, TokenName, UserId, random_base62};
 use crate::error::AppError;
@@ -22,71 +24,13 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .route(web::post().to(create))
             .default_service(web::to(page_method_not_allowed)),
     )
-    .service(
-        web::resource("/tokens/new")
-            .route(web::get().to(new))
-            .default_service(web::to(page_method_not_allowed)),
-    )
-    .service(
-        web::resource("/tokens/{id}")
-            .route(web::get().to(show))
-            .default_service(web::to(page_method_not_allowed)),
-    )
-    .service(
-        web::resource("/tokens/{id}/confirm-revoke")
-            .route(web::get().to(confirm_revoke))
-            .default_service(web::to(page_method_not_allowed)),
-    )
+    .service(get_only("/tokens/new", new))
+    .service(get_only("/tokens/{id}", show))
+    .service(get_only("/tokens/{id}/confirm-revoke", confirm_revoke))
     .service(post_only("/tokens/{id}/revoke", revoke));
 }
 
-/// A token shaped for the pages: every value already formatted.
-pub struct TokenRow {
-    pub id: i32,
-    pub name: String,
-    pub key: String,
-    pub hint: String,
-    pub scopes: String,
-    pub status: &'static str,
-    pub created: TimeView,
-    pub expires: Option<TimeView>,
-    pub last_used: Option<TimeView>,
-    pub last_used_ip: String,
-    pub creator: String,
-    pub revoked: Option<TimeView>,
-    pub revoked_by: String,
-    pub revoke_reason: String,
-}
-
-impl From<&TokenView> for TokenRow {
-    fn from(view: &TokenView) -> Self {
-        let t = &view.token;
-        Self {
-            id: t.id,
-            name: t.name.clone(),
-            key: t.key.clone(),
-            hint: t.secret_hint.clone(),
-            scopes: t.scopes.names().join(", "),
-            status: t.status().as_str(),
-            created: TimeView::new(t.created_at),
-            expires: t.expires_at.map(TimeView::new),
-            last_used: t.last_used_at.map(TimeView::new),
-            last_used_ip: t.last_used_ip.clone().unwrap_or_default(),
-            creator: view
-                .creator_email
-                .clone()
-                .unwrap_or_else(|| "command line".into()),
-            revoked: t.revoked_at.map(TimeView::new),
-            revoked_by: view
-                .revoker_email
-                .clone()
-                .unwrap_or_else(|| "an operator tool".into()),
-            revoke_reason: t.revoke_reason.clone().unwrap_or_default(),
-        }
-    }
-}
-
-pub struct MemberOption {
+struct MemberOption {
     pub id: i32,
     pub email: String,
     pub selected: bool,
@@ -104,7 +48,7 @@ struct ListPage {
 }
 
 #[derive(Deserialize)]
-pub struct ListQuery {
+struct ListQuery {
     member: Option<String>,
     status: Option<String>,
 }
@@ -161,7 +105,7 @@ async fn list(
 /// The new-token form's one-use nonce: how many base62 characters it has.
 const NONCE_LEN: usize = 24;
 
-pub struct ExpiryChoice {
+struct ExpiryChoice {
     pub days: &'static str,
     pub label: &'static str,
     pub selected: bool,
@@ -220,7 +164,7 @@ async fn new(signed_in: SignedIn) -> Result<HttpResponse, HtmlError> {
 }
 
 #[derive(Deserialize)]
-pub struct NewTokenForm {
+struct NewTokenForm {
     #[serde(default)]
     name: String,
     read: Option<String>,
@@ -254,7 +198,7 @@ async fn create(
     let nonce_is_ours =
         form.nonce.len() == NONCE_LEN && form.nonce.bytes().all(|b| b.is_ascii_alphanumeric());
     if !nonce_is_ours {
-        Flash::error("That form has expired. Fill it in again.").set(&signed_in.session);
+        signed_in.flash(Flash::error("That form has expired. Fill it in again."));
         return Ok(redirect("/tokens/new"));
     }
 
@@ -396,7 +340,7 @@ async fn confirm_revoke(
 }
 
 #[derive(Deserialize)]
-pub struct RevokeForm {
+struct RevokeForm {
     #[serde(default)]
     reason: String,
 }
@@ -418,10 +362,9 @@ async fn revoke(
             move |tx| db::tokens::revoke(tx, id, &reason),
         )
         .await?;
-    Flash::success(format!(
+    signed_in.flash(Flash::success(format!(
         "Token “{}” ({}) was revoked. Requests that use it now get 401.",
         token.name, token.key
-    ))
-    .set(&signed_in.session);
+    )));
     Ok(redirect(&format!("/tokens/{}", token.id)))
 }

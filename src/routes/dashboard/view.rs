@@ -1,0 +1,373 @@
+//! What a dashboard page shows and how it answers: the page frame (`Layout`), flash
+//! messages, times as people read them, the rows more than one page lists, rendering,
+//! redirects, and errors as pages. Nothing here reads the session: `session` fills in
+//! what a page needs from it.
+
+use actix_web::http::StatusCode;
+use actix_web::http::header;
+use actix_web::{HttpResponse, ResponseError, web};
+use askama::Template;
+use chrono::NaiveDateTime;
+use serde::{Deserialize, Serialize};
+
+use super::assets;
+use crate::db::{self, audit::AuditEvent, tokens::TokenView};
+use crate::error::AppError;
+
+// ---------------------------------------------------------------------------------------------
+// The page frame
+// ---------------------------------------------------------------------------------------------
+
+/// A one-time message for the next page: "Token … was revoked."
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) struct Flash {
+    /// "success" or "error": picks the banner's colour and icon.
+    pub kind: String,
+    pub text: String,
+}
+
+impl Flash {
+    pub fn success(text: impl Into<String>) -> Self {
+        Self {
+            kind: "success".into(),
+            text: text.into(),
+        }
+    }
+
+    pub fn error(text: impl Into<String>) -> Self {
+        Self {
+            kind: "error".into(),
+            text: text.into(),
+        }
+    }
+}
+
+/// A time as a person reads it ("3 minutes ago") with the exact UTC time for a tooltip.
+#[derive(Debug, Clone)]
+pub(crate) struct TimeView {
+    pub relative: String,
+    pub exact: String,
+    pub iso: String,
+}
+
+impl TimeView {
+    pub fn new(at: NaiveDateTime) -> Self {
+        Self::at(at, db::now())
+    }
+
+    pub fn at(at: NaiveDateTime, now: NaiveDateTime) -> Self {
+        let secs = (now - at).num_seconds();
+        let (divisor, unit) = match secs.abs() {
+            s if s < 60 => (0, ""),
+            s if s < 3600 => (60, "minute"),
+            s if s < 86_400 => (3600, "hour"),
+            s if s < 86_400 * 60 => (86_400, "day"),
+            s if s < 86_400 * 730 => (86_400 * 30, "month"),
+            _ => (86_400 * 365, "year"),
+        };
+        // The past rounds down ("3 days ago" until the fourth day is over); the future
+        // rounds to the nearest, so a 30-day token reads "in 30 days", not "in 29 days".
+        let n = match divisor {
+            0 => 0,
+            d if secs >= 0 => secs / d,
+            d => (secs.abs() + d / 2) / d,
+        };
+        let relative = if n == 0 {
+            if secs >= 0 {
+                "just now".to_string()
+            } else {
+                "in under a minute".to_string()
+            }
+        } else {
+            let plural = if n == 1 { "" } else { "s" };
+            if secs >= 0 {
+                format!("{n} {unit}{plural} ago")
+            } else {
+                format!("in {n} {unit}{plural}")
+            }
+        };
+        Self {
+            relative,
+            exact: at.format("%Y-%m-%d %H:%M:%S UTC").to_string(),
+            iso: crate::timefmt::rfc3339(&at),
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub(crate) struct NavLink {
+    pub href: &'static str,
+    pub label: &'static str,
+    pub current: bool,
+}
+
+#[derive(Debug, Clone)]
+pub(crate) struct AccountChoice {
+    pub id: i32,
+    pub name: String,
+    pub current: bool,
+}
+
+/// The frame of every page, shaped for `base.html`.
+#[derive(Debug, Clone)]
+pub(crate) struct Layout {
+    pub title: String,
+    pub user_email: Option<String>,
+    pub account_name: Option<String>,
+    pub accounts: Vec<AccountChoice>,
+    pub nav: Vec<NavLink>,
+    pub csrf: String,
+    pub flash: Option<Flash>,
+    pub css_href: String,
+    pub js_href: String,
+}
+
+impl Layout {
+    /// A frame with no header links and no forms, such as an error page's.
+    pub fn anonymous(title: &str) -> Self {
+        Self {
+            title: title.to_string(),
+            user_email: None,
+            account_name: None,
+            accounts: Vec::new(),
+            nav: Vec::new(),
+            csrf: String::new(),
+            flash: None,
+            css_href: assets::css_href(),
+            js_href: assets::js_href(),
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Rows that more than one page lists
+// ---------------------------------------------------------------------------------------------
+
+/// A token shaped for the pages (its list and page, the operator's search): every value
+/// already formatted.
+pub(crate) struct TokenRow {
+    pub id: i32,
+    pub name: String,
+    pub key: String,
+    pub hint: String,
+    pub scopes: String,
+    pub status: &'static str,
+    pub created: TimeView,
+    pub expires: Option<TimeView>,
+    pub last_used: Option<TimeView>,
+    pub last_used_ip: String,
+    pub creator: String,
+    pub revoked: Option<TimeView>,
+    pub revoked_by: String,
+    pub revoke_reason: String,
+}
+
+impl From<&TokenView> for TokenRow {
+    fn from(view: &TokenView) -> Self {
+        let t = &view.token;
+        Self {
+            id: t.id,
+            name: t.name.clone(),
+            key: t.key.clone(),
+            hint: t.secret_hint.clone(),
+            scopes: t.scopes.names().join(", "),
+            status: t.status().as_str(),
+            created: TimeView::new(t.created_at),
+            expires: t.expires_at.map(TimeView::new),
+            last_used: t.last_used_at.map(TimeView::new),
+            last_used_ip: t.last_used_ip.clone().unwrap_or_default(),
+            creator: view
+                .creator_email
+                .clone()
+                .unwrap_or_else(|| "command line".into()),
+            revoked: t.revoked_at.map(TimeView::new),
+            revoked_by: view
+                .revoker_email
+                .clone()
+                .unwrap_or_else(|| "an operator tool".into()),
+            revoke_reason: t.revoke_reason.clone().unwrap_or_default(),
+        }
+    }
+}
+
+/// An audit event shaped for the pages (the audit log, a token's trail).
+pub(crate) struct EventRow {
+    pub at: TimeView,
+    pub actor: String,
+    pub action: String,
+    pub target: String,
+    pub ip: String,
+    pub detail: String,
+    pub token_id: Option<i32>,
+}
+
+impl From<AuditEvent> for EventRow {
+    fn from(e: AuditEvent) -> Self {
+        Self {
+            at: TimeView::new(e.at),
+            actor: e.actor_label,
+            action: e.action.to_string(),
+            target: e.target,
+            ip: e.ip.unwrap_or_default(),
+            detail: e.detail,
+            token_id: e.token_id,
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Answers
+// ---------------------------------------------------------------------------------------------
+
+/// 303 See Other: after a POST, the browser follows with a GET.
+pub(crate) fn redirect(to: &str) -> HttpResponse {
+    HttpResponse::SeeOther()
+        .insert_header((header::LOCATION, to))
+        .finish()
+}
+
+/// Renders a page, with no caching: pages show account data.
+pub(crate) fn render(template: &impl Template) -> Result<HttpResponse, HtmlError> {
+    render_with_status(template, StatusCode::OK)
+}
+
+pub(crate) fn render_with_status(
+    template: &impl Template,
+    status: StatusCode,
+) -> Result<HttpResponse, HtmlError> {
+    let body = template
+        .render()
+        .map_err(|e| AppError::internal(format!("template: {e}")))?;
+    Ok(HttpResponse::build(status)
+        .content_type("text/html; charset=utf-8")
+        .insert_header((header::CACHE_CONTROL, "no-store"))
+        .body(body))
+}
+
+/// A resource that only accepts GET; any other method is a 405 page.
+pub(crate) fn get_only<F, Args>(path: &str, handler: F) -> actix_web::Resource
+where
+    F: actix_web::Handler<Args>,
+    Args: actix_web::FromRequest + 'static,
+    F::Output: actix_web::Responder + 'static,
+{
+    web::resource(path.to_string())
+        .route(web::get().to(handler))
+        .default_service(web::to(page_method_not_allowed))
+}
+
+/// A resource that only accepts POST; a GET there is a 405 page, never a state change.
+pub(crate) fn post_only<F, Args>(path: &str, handler: F) -> actix_web::Resource
+where
+    F: actix_web::Handler<Args>,
+    Args: actix_web::FromRequest + 'static,
+    F::Output: actix_web::Responder + 'static,
+{
+    web::resource(path.to_string())
+        .route(web::post().to(handler))
+        .default_service(web::to(page_method_not_allowed))
+}
+
+/// The 405 page, for a resource's methods that no route claims.
+pub(crate) async fn page_method_not_allowed() -> Result<HttpResponse, HtmlError> {
+    Err(HtmlError(AppError::MethodNotAllowed))
+}
+
+// ---------------------------------------------------------------------------------------------
+// Errors as pages
+// ---------------------------------------------------------------------------------------------
+
+/// The dashboard's rendering of `AppError`: the same error, as a page.
+#[derive(Debug)]
+pub(crate) struct HtmlError(pub AppError);
+
+impl From<AppError> for HtmlError {
+    fn from(err: AppError) -> Self {
+        HtmlError(err)
+    }
+}
+
+impl std::fmt::Display for HtmlError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+#[derive(Template)]
+#[template(path = "error.html")]
+struct ErrorPage {
+    layout: Layout,
+    status: u16,
+    heading: &'static str,
+    messages: Vec<String>,
+}
+
+impl ResponseError for HtmlError {
+    fn status_code(&self) -> StatusCode {
+        self.0.status_code()
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        error_page(&self.0, None)
+    }
+}
+
+/// The page for an error, with the status and headers the API would send. With the
+/// signed-in person's layout when there is one, so the header and its links stay; an
+/// error raised inside a handler has none to hand.
+pub(crate) fn error_page(err: &AppError, layout: Option<Layout>) -> HttpResponse {
+    if let AppError::SignInRequired = err {
+        return redirect("/login");
+    }
+    let heading = match err {
+        AppError::Forbidden(_) => "Not allowed",
+        AppError::NotFound => "Page not found",
+        AppError::MethodNotAllowed => "Method not allowed",
+        AppError::Invalid(_) => "Please check what you entered",
+        AppError::TooManyRequests { .. } => "Too many attempts",
+        AppError::Unavailable { .. } => "Please try again shortly",
+        AppError::Internal(_) => "Something went wrong",
+        AppError::Unauthorized { .. } | AppError::SignInRequired => "Please sign in",
+    };
+    let messages = match err {
+        AppError::NotFound => vec![
+            "There is nothing at this address. Check the link, or go back to the dashboard."
+                .to_string(),
+        ],
+        other => other.messages(),
+    };
+    let page = ErrorPage {
+        layout: layout.unwrap_or_else(|| Layout::anonymous(heading)),
+        status: err.status_code().as_u16(),
+        heading,
+        messages,
+    };
+    let body = page.render().unwrap_or_else(|_| heading.to_string());
+    err.response_builder()
+        .content_type("text/html; charset=utf-8")
+        .body(body)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn times_read_naturally() {
+        let now = db::now();
+        let cases = [
+            (0, "just now"),
+            (59, "just now"),
+            (60, "1 minute ago"),
+            (7200, "2 hours ago"),
+            (86_400 * 3, "3 days ago"),
+            (-86_400 * 30, "in 30 days"),
+            (-(86_400 * 30 - 5), "in 30 days"),
+            (86_400 * 30 - 5, "29 days ago"),
+        ];
+        for (ago, expected) in cases {
+            let at = now - chrono::Duration::seconds(ago);
+            assert_eq!(TimeView::at(at, now).relative, expected, "{ago}");
+        }
+    }
+}
