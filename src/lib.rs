@@ -1,17 +1,17 @@
 //! Keyward: a self-hosted, multi-tenant API token service.
 
 pub mod auth;
-pub mod background;
+pub(crate) mod background;
 pub mod cli;
 pub mod commands;
 pub mod config;
 pub mod db;
 pub mod domain;
 pub mod error;
-pub mod plans;
-pub mod policy;
-pub mod routes;
+pub(crate) mod plans;
+pub(crate) mod policy;
+pub(crate) mod routes;
 pub mod startup;
 pub mod state;
 pub mod telemetry;
-pub mod timefmt;
+pub(crate) mod timefmt;

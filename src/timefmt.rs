@@ -10,14 +10,3 @@ pub fn rfc3339(at: &NaiveDateTime) -> String {
 pub fn serialize<S: Serializer>(at: &NaiveDateTime, s: S) -> Result<S::Ok, S::Error> {
     s.serialize_str(&rfc3339(at))
 }
-
-pub mod option {
-    use super::*;
-
-    pub fn serialize<S: Serializer>(at: &Option<NaiveDateTime>, s: S) -> Result<S::Ok, S::Error> {
-        match at {
-            Some(at) => s.serialize_str(&rfc3339(at)),
-            None => s.serialize_none(),
-        }
-    }
-}

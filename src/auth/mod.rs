@@ -1,11 +1,11 @@
 //! Who is calling: Basic-Auth for the API, sessions and CSRF for the dashboard.
 
-pub mod basic;
+pub(crate) mod basic;
 pub mod cache;
-pub mod csrf;
+pub(crate) mod csrf;
 pub mod guard;
-pub mod origin;
+pub(crate) mod origin;
 pub mod password;
-pub mod session;
-pub mod throttle;
+pub(crate) mod session;
+pub(crate) mod throttle;
 pub mod usage;

@@ -58,9 +58,6 @@ pub mod action {
 #[derive(Debug, Clone, Queryable, Selectable)]
 #[diesel(table_name = audit_events)]
 pub struct AuditEvent {
-    pub id: i32,
-    pub account_id: i32,
-    pub actor_id: Option<i32>,
     pub actor_label: String,
     pub action: AuditAction,
     pub target: String,

@@ -13,8 +13,6 @@ use crate::error::AppError;
 pub struct Cluster {
     #[serde(skip)]
     pub id: i32,
-    #[serde(skip)]
-    pub account_id: i32,
     pub slug: String,
     pub name: String,
     pub plan: String,

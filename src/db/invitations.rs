@@ -20,12 +20,8 @@ pub struct Invitation {
     pub account_id: i32,
     pub email: String,
     pub role: Role,
-    pub token_digest: Vec<u8>,
     pub invited_by: Option<i32>,
-    pub created_at: NaiveDateTime,
     pub expires_at: NaiveDateTime,
-    pub accepted_at: Option<NaiveDateTime>,
-    pub cancelled_at: Option<NaiveDateTime>,
 }
 
 fn digest(token: &str) -> Vec<u8> {

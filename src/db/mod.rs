@@ -14,14 +14,14 @@
 //! fails at once with SQLITE_BUSY.
 
 pub mod accounts;
-pub mod audit;
-pub mod clusters;
+pub(crate) mod audit;
+pub(crate) mod clusters;
 pub mod invalidations;
-pub mod invitations;
+pub(crate) mod invitations;
 pub mod memberships;
 pub mod schema;
-pub mod server_settings;
-pub mod sessions;
+pub(crate) mod server_settings;
+pub(crate) mod sessions;
 #[doc(hidden)]
 pub mod simulated_full_disk;
 pub mod tokens;

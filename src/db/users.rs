@@ -94,17 +94,6 @@ pub fn set_operator(conn: &mut SqliteConnection, id: UserId) -> Result<(), AppEr
     Ok(())
 }
 
-pub fn set_password_hash(
-    conn: &mut SqliteConnection,
-    id: UserId,
-    hash: &str,
-) -> Result<(), AppError> {
-    diesel::update(users::table.find(id.0))
-        .set(users::password_hash.eq(hash))
-        .execute(conn)?;
-    Ok(())
-}
-
 /// Sets the acting user's new password hash, if `old_hash` is still the current one (a
 /// change made meanwhile in another window wins), and ends every other session of theirs.
 /// Returns how many sessions ended.

@@ -16,4 +16,4 @@ macro_rules! id_type {
     )*};
 }
 
-id_type!(AccountId, UserId, TokenId, ClusterId, SessionId);
+id_type!(AccountId, UserId, TokenId, SessionId);

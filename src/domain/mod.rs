@@ -16,7 +16,7 @@ mod token;
 pub use api_state::ApiState;
 pub use audit_action::AuditAction;
 pub use email::Email;
-pub use ids::{AccountId, ClusterId, SessionId, TokenId, UserId};
+pub use ids::{AccountId, SessionId, TokenId, UserId};
 pub use names::{AccountName, ClusterName, Reason, Slug, TokenName};
 pub use paging::Paging;
 pub use password::Password;
