@@ -1,6 +1,13 @@
-//! Who may do what: the one gate. Every change is checked here inside the transaction
-//! that makes it (see `db::tx`), and the dashboard builds its pages and navigation from
-//! the same answers, so a link is shown exactly when its action would be allowed.
+//! Who may do what in an account, and who may use the operator console: the one gate for
+//! those. Every change to an account's tokens, members, invitations and API access is
+//! checked here inside the transaction that makes it (see `db::tx`), and the dashboard
+//! draws its navigation and those pages from the same answers, so a link is shown exactly
+//! when its action would be allowed.
+//!
+//! It does not cover what a person does to their own sign-in (their sessions, their
+//! password, which of their accounts they work in), nor signing up, signing in or
+//! accepting an invitation: those belong to whoever holds the session, the password or
+//! the invitation link, and their store functions check that themselves.
 
 use crate::domain::{Role, UserId};
 

@@ -89,7 +89,9 @@ where
     })
 }
 
-/// The current time, truncated to whole microseconds like SQLite's text timestamps.
+/// The current time in UTC, with all its precision. diesel stores it as SQLite text
+/// (`%F %T%.f`) with every fractional digit, so a time written reads back equal, and
+/// text comparisons order times as time does.
 pub fn now() -> chrono::NaiveDateTime {
     chrono::Utc::now().naive_utc()
 }

@@ -286,6 +286,8 @@ pub fn revoke(tx: &mut Tx<'_>, id: TokenId, reason: &Reason) -> Result<Token, Ap
     revoke_in_tx(tx.conn, token, &actor, reason.as_str())
 }
 
+/// Revokes `token`, as read under the write lock by the caller. The row is written, not
+/// read back: the caller's read is the only one, and the answer is that row as changed.
 fn revoke_in_tx(
     conn: &mut SqliteConnection,
     token: Token,
@@ -295,14 +297,19 @@ fn revoke_in_tx(
     if token.revoked_at.is_some() {
         return Ok(token);
     }
-    let revoked = diesel::update(tokens::table.find(token.id))
+    let revoked = Token {
+        revoked_at: Some(super::now()),
+        revoked_by: actor.user_id.map(|u| u.0),
+        revoke_reason: Some(reason.to_string()).filter(|r| !r.is_empty()),
+        ..token
+    };
+    diesel::update(tokens::table.find(revoked.id))
         .set((
-            tokens::revoked_at.eq(super::now()),
-            tokens::revoked_by.eq(actor.user_id.map(|u| u.0)),
-            tokens::revoke_reason.eq(Some(reason).filter(|r| !r.is_empty())),
+            tokens::revoked_at.eq(revoked.revoked_at),
+            tokens::revoked_by.eq(revoked.revoked_by),
+            tokens::revoke_reason.eq(&revoked.revoke_reason),
         ))
-        .returning(Token::as_returning())
-        .get_result(conn)?;
+        .execute(conn)?;
     audit::record(
         conn,
         revoked.account(),
@@ -345,11 +352,7 @@ pub fn find_by_key_any_account(
     conn: &mut SqliteConnection,
     key: &TokenKey,
 ) -> Result<Option<TokenView>, AppError> {
-    let row: Option<ViewRow> = with_people!()
-        .filter(tokens::key.eq(key.as_str()))
-        .first(conn)
-        .optional()?;
-    Ok(row.map(TokenView::from))
+    find_any_account(conn, Unique::Key(key))
 }
 
 /// Operator: a token in any account, by a pasted (leaked) secret.
@@ -357,10 +360,26 @@ pub fn find_by_digest_any_account(
     conn: &mut SqliteConnection,
     digest: &SecretDigest,
 ) -> Result<Option<TokenView>, AppError> {
-    let row: Option<ViewRow> = with_people!()
-        .filter(tokens::secret_digest.eq(digest.as_bytes()))
-        .first(conn)
-        .optional()?;
+    find_any_account(conn, Unique::Digest(digest))
+}
+
+/// A column no two tokens share, with the value to find.
+enum Unique<'a> {
+    Key(&'a TokenKey),
+    Digest(&'a SecretDigest),
+}
+
+/// The one token, in whichever account, that has `value`.
+fn find_any_account(
+    conn: &mut SqliteConnection,
+    value: Unique<'_>,
+) -> Result<Option<TokenView>, AppError> {
+    let query = with_people!().into_boxed();
+    let query = match value {
+        Unique::Key(key) => query.filter(tokens::key.eq(key.as_str())),
+        Unique::Digest(digest) => query.filter(tokens::secret_digest.eq(digest.as_bytes())),
+    };
+    let row: Option<ViewRow> = query.first(conn).optional()?;
     Ok(row.map(TokenView::from))
 }
 
@@ -460,4 +479,81 @@ pub fn log_expired(conn: &mut SqliteConnection) -> Result<usize, AppError> {
         }
         Ok(expired.len())
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::{Arc, Mutex};
+
+    use diesel::connection::{Instrumentation, InstrumentationEvent};
+
+    use super::*;
+    use crate::db::tx::{Principal, transact};
+    use crate::domain::AccountName;
+
+    /// Every statement the connection runs, as SQL.
+    #[derive(Clone, Default)]
+    struct Statements(Arc<Mutex<Vec<String>>>);
+
+    impl Instrumentation for Statements {
+        fn on_connection_event(&mut self, event: InstrumentationEvent<'_>) {
+            if let InstrumentationEvent::StartQuery { query, .. } = event {
+                self.0.lock().unwrap().push(query.to_string());
+            }
+        }
+    }
+
+    #[test]
+    fn a_revoke_reads_the_token_once_and_answers_with_the_row_as_stored() {
+        let dir = tempfile::tempdir().unwrap();
+        let pool = crate::db::connect(dir.path().join("t.db").to_str().unwrap()).unwrap();
+        let mut conn = pool.get().unwrap();
+        let (account, token) = transact(&mut conn, &Principal::CommandLine, None, |tx| {
+            let name = AccountName::parse("Acme").map_err(AppError::invalid)?;
+            Ok(crate::db::accounts::create(tx.conn, &name)?.account_id())
+        })
+        .and_then(|account| {
+            transact(&mut conn, &Principal::CommandLine, Some(account), |tx| {
+                let request = TokenRequest {
+                    name: TokenName::parse("ci").map_err(AppError::invalid)?,
+                    scopes: Scopes::all(),
+                    expires_at: None,
+                };
+                Ok((account, create(tx, request)?.0))
+            })
+        })
+        .unwrap();
+
+        let statements = Statements::default();
+        conn.set_instrumentation(statements.clone());
+        let reason = Reason::parse("leaked").unwrap();
+        let revoked = transact(&mut conn, &Principal::CommandLine, Some(account), |tx| {
+            revoke(tx, token.token_id(), &reason)
+        })
+        .unwrap();
+        conn.set_instrumentation(diesel::connection::get_default_instrumentation());
+
+        let seen = statements.0.lock().unwrap().clone();
+        let token_reads: Vec<&String> = seen
+            .iter()
+            .filter(|sql| {
+                (sql.starts_with("SELECT") && sql.contains("FROM `tokens`"))
+                    || sql.contains("RETURNING")
+            })
+            .collect();
+        assert_eq!(
+            token_reads.len(),
+            1,
+            "the token was read by: {token_reads:#?}"
+        );
+        let stored: Token = tokens::table
+            .find(token.id)
+            .select(Token::as_select())
+            .first(&mut conn)
+            .unwrap();
+        assert!(stored.revoked_at.is_some());
+        assert_eq!(stored.revoked_at, revoked.revoked_at);
+        assert_eq!(stored.revoke_reason.as_deref(), Some("leaked"));
+        assert_eq!(stored.revoked_by, revoked.revoked_by);
+    }
 }
