@@ -4,6 +4,7 @@ pub mod basic;
 pub mod cache;
 pub mod csrf;
 pub mod guard;
+pub mod ip_limit;
 pub mod origin;
 pub mod password;
 pub mod session;

@@ -176,6 +176,7 @@ struct NewPage {
     errors: Vec<String>,
     read: bool,
     write: bool,
+    tokens: bool,
     expiries: Vec<ExpiryChoice>,
 }
 
@@ -203,6 +204,7 @@ fn new_page(
         errors,
         read: form.is_none_or(|f| f.read.is_some()),
         write: form.is_some_and(|f| f.write.is_some()),
+        tokens: form.is_some_and(|f| f.tokens.is_some()),
         expiries: EXPIRIES
             .iter()
             .map(|(days, label)| ExpiryChoice {
@@ -225,6 +227,8 @@ pub struct NewTokenForm {
     name: String,
     read: Option<String>,
     write: Option<String>,
+    /// `tokens` lets the token manage the account's tokens through `/access-tokens`.
+    tokens: Option<String>,
     #[serde(default)]
     expires_in_days: String,
     #[serde(default)]
@@ -268,6 +272,9 @@ async fn create(
     }
     if form.write.is_some() {
         chosen.push(Scope::Write);
+    }
+    if form.tokens.is_some() {
+        chosen.push(Scope::Tokens);
     }
     let scopes = Scopes::new(chosen).map_err(|e| errors.push(e)).ok();
     let expires_at = match form.expires_in_days.as_str() {
