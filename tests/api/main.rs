@@ -5,6 +5,7 @@ mod admin_helpers;
 mod dashboard_helpers;
 mod helpers;
 
+mod access_tokens;
 mod account_password;
 mod account_sessions;
 mod anonymous;

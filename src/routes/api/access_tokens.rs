@@ -107,11 +107,12 @@ pub async fn show(
         let action = Action::ManageToken {
             creator: view.token.user_id.map(crate::domain::UserId),
         };
-        // A colleague's token is as unknown to a member's token as another account's.
+        // Another account's key was a 404 above; a colleague's token, for a member's
+        // token, is a 403, as in the dashboard and as DELETE answers.
         if policy::allows(&standing, action) {
             Ok(view)
         } else {
-            Err(AppError::NotFound)
+            Err(AppError::forbidden(policy::refusal(&standing, action)))
         }
     })
     .await?;
