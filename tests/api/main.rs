@@ -26,12 +26,14 @@ mod persistence;
 mod plans;
 mod revocation;
 mod revocation_scale;
+mod secret_scanning;
 mod sessions;
 mod signup;
 mod tenancy;
 mod token;
 mod tokens_pages;
 mod unknown_keys;
+mod verify;
 mod write_path;
 
 // Accounts and admins.
