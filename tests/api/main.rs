@@ -34,6 +34,7 @@ mod token;
 mod tokens_pages;
 mod unknown_keys;
 mod verify;
+mod verify_nginx;
 mod write_path;
 
 // Accounts and admins.
