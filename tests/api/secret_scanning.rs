@@ -200,7 +200,7 @@ async fn with_a_configured_key_only_signed_reports_are_taken() {
         "bcb53661c06b4728e59d897fb6165d5c9cda0fd9cdf9d09ead458168deb7518c".to_string(),
     );
 
-    let unsigned = send(&app, &body, &[id.clone()]).await;
+    let unsigned = send(&app, &body, std::slice::from_ref(&id)).await;
     let errors = assert_error_envelope(unsigned, StatusCode::FORBIDDEN).await;
     assert!(
         errors[0].contains("Github-Public-Key-Signature"),

@@ -77,10 +77,14 @@ pub async fn report(
         .filter_map(|r| TokenSecret::parse(&r.token).ok())
         .map(|s| s.digest())
         .collect();
-    let known = db::run(&state.pool, move |conn| {
-        db::tokens::digests_known(conn, &candidates)
-    })
-    .await?;
+    let known = if candidates.is_empty() {
+        Vec::new()
+    } else {
+        db::run(&state.pool, move |conn| {
+            db::tokens::digests_known(conn, &candidates)
+        })
+        .await?
+    };
 
     let leaks: Vec<(SecretDigest, Reason)> = reports
         .iter()
