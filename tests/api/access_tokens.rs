@@ -367,3 +367,63 @@ async fn a_members_token_acts_for_the_member_granted_in_the_dashboard() {
     expect_json(app.delete(&own, &managing).await, StatusCode::OK).await;
     assert_401(app.get_with_auth("/access-tokens", &managing).await, false).await;
 }
+
+/// The guard let a request in, then the token was revoked before its write ran: the write
+/// reads the token again and refuses, so nothing is made. (The store call is made here
+/// directly, as the handler would after the guard, since no client can time that gap.)
+#[tokio::test]
+async fn a_token_revoked_after_the_guard_let_it_in_makes_nothing() {
+    use keyward::db::tx::{Principal, transact};
+    use keyward::domain::{Scopes, TokenKey, TokenName};
+
+    let app = spawn_app().await;
+    let slug = app.create_account("Raced Inc").await;
+    let manager = app.create_token(&slug, "ci", "read,tokens").await;
+    let described = expect_json(app.get_with_auth("/token", &manager).await, StatusCode::OK).await;
+    assert_eq!(described["token"]["key"], manager.key.as_str());
+    app.revoke(&manager.key).await;
+
+    let pool = app.state.pool.clone();
+    let (key, account_slug) = (manager.key.clone(), slug.clone());
+    let outcome = tokio::task::spawn_blocking(move || {
+        let mut conn = pool.get().expect("a connection");
+        let account = db::accounts::find_by_slug(&mut conn, &account_slug).unwrap();
+        let key = TokenKey::parse(&key).unwrap();
+        let row = db::tokens::find_by_key_any_account(&mut conn, &key)
+            .unwrap()
+            .expect("the token's row");
+        let who = Principal::Token {
+            id: row.token.token_id(),
+            key,
+            account: account.account_id(),
+        };
+        transact(&mut conn, &who, Some(account.account_id()), |tx| {
+            db::tokens::create_by_token(
+                tx,
+                db::tokens::TokenRequest {
+                    name: TokenName::parse("too late").unwrap(),
+                    scopes: Scopes::parse("read").unwrap(),
+                    expires_at: None,
+                },
+            )
+        })
+        .map(|_| ())
+        .map_err(|e| e.messages())
+    })
+    .await
+    .unwrap();
+    assert_eq!(
+        outcome,
+        Err(vec!["This API token is no longer active.".to_string()])
+    );
+    let log = audit_log(&app, &slug).await;
+    assert!(
+        !log.iter()
+            .any(|(action, _, _)| action == "token.created" && log.len() > 2),
+        "{log:?}"
+    );
+    assert!(
+        !log.iter().any(|(_, actor, _)| actor.contains(&manager.key)),
+        "the revoked token did nothing: {log:?}"
+    );
+}
