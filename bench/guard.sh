@@ -4,7 +4,8 @@
 # - a flood of unknown credentials (random keys with checksum-valid secrets, a different
 #   one each request) against the valid token, both sent through the same wrk script, so
 #   the client does the same work; the target is at least 90% of the valid throughput;
-# - the idle server's resident memory, and after the load.
+# - the idle server's resident memory, and after the load;
+# - forward auth: GET /verify (204) with the same valid token, against guarded /plans.
 # Bounded: each load runs DURATION seconds, and the four loads are repeated ROUNDS times.
 #
 #   bench/guard.sh            # 2 rounds of 10 s per load, 2 wrk threads, 64 connections
@@ -21,7 +22,15 @@ WRONG="$(basic_header "$(base64 -d <<<"${AUTH#Basic }" | cut -d: -f1)" "kws_wron
 unknown_headers 50000 "$WORK/unknown.headers"
 echo "$AUTH" >"$WORK/valid.headers"
 
+# Forward auth (issue 9): a proxy's GET /verify with the valid token, answered 204 with the
+# account, key and scopes; the same guard path as /plans, so the same throughput.
+bench_verify() {
+    run verify "GET /verify (forward auth, valid token: 204)" -H "Authorization: $AUTH" "$URL/verify"
+}
+
 start_server "$DB" guard
+status="$(curl -s -o /dev/null -w '%{http_code}' -H "Authorization: $AUTH" "$URL/verify")"
+[ "$status" = 204 ] || { echo "/verify answered $status, not 204" >&2; exit 1; }
 curl -sf -H "Authorization: $AUTH" "$URL/plans" >/dev/null || { echo "token was refused" >&2; exit 1; }
 status="$(curl -s -o /dev/null -w '%{http_code}' -H "Authorization: $(head -1 "$WORK/unknown.headers")" "$URL/plans")"
 [ "$status" = 401 ] || { echo "an unknown key got $status, not 401" >&2; exit 1; }
@@ -33,6 +42,7 @@ run wrong "GET /plans (wrong secret: 401)" -H "Authorization: $WRONG" "$URL/plan
 for _ in $(seq 1 "$ROUNDS"); do
     run healthz "GET /healthz (unguarded)" "$URL/healthz"
     run plans "GET /plans (guarded, valid token)" -H "Authorization: $AUTH" "$URL/plans"
+    bench_verify
     export AUTH_FILE="$WORK/valid.headers"
     run valid "GET /plans (valid token, via script)" -s "$BENCH/rotate_auth.lua" "$URL/plans"
     export AUTH_FILE="$WORK/unknown.headers"
@@ -42,3 +52,4 @@ done
 echo "RSS after load: $(rss_mib) MiB (peak $(peak_rss_mib) MiB)"
 ratio "guarded / unguarded throughput:" healthz plans
 ratio "unknown keys / valid token throughput:" valid unknown
+ratio "/verify / guarded /plans throughput:" plans verify

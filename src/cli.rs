@@ -62,7 +62,7 @@ pub enum TokenCommand {
         account: String,
         #[arg(long)]
         name: String,
-        /// Comma-separated: read, write.
+        /// Comma-separated: read, write, tokens (tokens: manage tokens through /access-tokens).
         #[arg(long, default_value = "read,write")]
         scopes: String,
         /// Days until the token stops working (default: never).

@@ -69,6 +69,12 @@ pub struct RawSettings {
     /// 19 MiB while it works; four times as many requests may wait, and more get a 503.
     #[arg(long, env = "KEYWARD_PASSWORD_THREADS", global = true)]
     pub password_threads: Option<usize>,
+
+    /// The public key (P-256, PEM: the text itself, or a file holding it) that signs
+    /// leaked-secret reports. When set, `/secret-scanning/report` refuses reports without a
+    /// valid `Github-Public-Key-Signature`.
+    #[arg(long, env = "KEYWARD_SECRET_SCANNING_PUBLIC_KEY", global = true)]
+    pub secret_scanning_public_key: Option<String>,
 }
 
 /// A setting that must not be printed, such as the session key. `Debug` redacts it.
@@ -118,6 +124,9 @@ pub struct Config {
     pub invalidation_poll_interval: std::time::Duration,
     /// How often tokens that expired unused get their `token.expired` event.
     pub expiry_sweep_interval: std::time::Duration,
+    /// The key whose signature every leaked-secret report must carry; `None`: unsigned
+    /// reports are taken.
+    pub secret_scanning_key: Option<p256::ecdsa::VerifyingKey>,
 }
 
 impl Config {
@@ -136,6 +145,7 @@ impl Config {
             usage_flush_interval: std::time::Duration::from_millis(200),
             invalidation_poll_interval: std::time::Duration::from_millis(100),
             expiry_sweep_interval: std::time::Duration::from_millis(200),
+            secret_scanning_key: None,
         }
     }
 
@@ -213,8 +223,32 @@ impl TryFrom<RawSettings> for Config {
             usage_flush_interval: std::time::Duration::from_secs(5),
             invalidation_poll_interval: std::time::Duration::from_millis(250),
             expiry_sweep_interval: std::time::Duration::from_secs(60),
+            secret_scanning_key: raw
+                .secret_scanning_public_key
+                .as_deref()
+                .map(str::trim)
+                .filter(|k| !k.is_empty())
+                .map(report_key)
+                .transpose()
+                .map_err(|e| {
+                    format!(
+                        "KEYWARD_SECRET_SCANNING_PUBLIC_KEY / --secret-scanning-public-key: {e}"
+                    )
+                })?,
         })
     }
+}
+
+/// A P-256 public key in PEM, given as the text itself or as the path of a file holding it.
+pub fn report_key(given: &str) -> Result<p256::ecdsa::VerifyingKey, String> {
+    use p256::pkcs8::DecodePublicKey;
+    let pem = if given.starts_with("-----BEGIN") {
+        given.to_string()
+    } else {
+        std::fs::read_to_string(given).map_err(|e| format!("cannot read {given}: {e}"))?
+    };
+    p256::ecdsa::VerifyingKey::from_public_key_pem(pem.trim())
+        .map_err(|e| format!("not a P-256 public key in PEM form ({e})"))
 }
 
 #[cfg(test)]

@@ -9,7 +9,9 @@
 //! accepting an invitation: those belong to whoever holds the session, the password or
 //! the invitation link, and their store functions check that themselves.
 
-use crate::domain::{Role, UserId};
+use chrono::NaiveDateTime;
+
+use crate::domain::{Role, Scope, Scopes, UserId};
 
 /// What someone wants to do, with the facts about its target that the answer depends on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -39,6 +41,9 @@ pub enum Action {
     SetApiAccess,
     /// The operator console: any account's tokens, found and revoked by key or secret.
     OperatorConsole,
+    /// Revoke, in whatever account holds it, a token whose secret a scanner found leaked.
+    /// Only the system does this, for `/secret-scanning/report`.
+    RevokeLeakedSecret,
 }
 
 /// Who is acting, as far as the rules care. Read inside the write's transaction by
@@ -54,6 +59,17 @@ pub struct Standing {
     /// The command line and the system's own jobs: whoever runs them already holds the
     /// database file, so no rule could stop them.
     pub trusted: bool,
+    /// An API token acting through `/access-tokens`: it acts for the member who made it
+    /// (`user` and `role` are theirs, read inside the write), never beyond them, and only
+    /// on tokens. A token made at the command line has no maker and acts for the account.
+    pub token: Option<TokenStanding>,
+}
+
+/// What an acting token holds, as read inside the write: the most it can hand on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TokenStanding {
+    pub scopes: Scopes,
+    pub expires_at: Option<NaiveDateTime>,
 }
 
 impl Standing {
@@ -62,6 +78,7 @@ impl Standing {
         role: None,
         operator: false,
         trusted: true,
+        token: None,
     };
 
     pub const NOBODY: Standing = Standing {
@@ -69,6 +86,7 @@ impl Standing {
         role: None,
         operator: false,
         trusted: false,
+        token: None,
     };
 
     pub fn member(user: UserId, role: Option<Role>, operator: bool) -> Self {
@@ -77,6 +95,19 @@ impl Standing {
             role,
             operator,
             trusted: false,
+            token: None,
+        }
+    }
+
+    /// An API token made by `maker` (whose role in the account is `role`), or at the
+    /// command line (`None`).
+    pub fn token(maker: Option<UserId>, role: Option<Role>, token: TokenStanding) -> Self {
+        Standing {
+            user: maker,
+            role,
+            operator: false,
+            trusted: false,
+            token: Some(token),
         }
     }
 }
@@ -88,6 +119,22 @@ pub fn allows(standing: &Standing, action: Action) -> bool {
     }
     let role = standing.role;
     let at_least = |needed: Role| role.is_some_and(|r| r >= needed);
+    if let Some(token) = standing.token {
+        // A token made at the command line has no maker: whoever made it holds the
+        // database, so it acts for the whole account, but still only on tokens.
+        let for_account = standing.user.is_none();
+        return token.scopes.contains(Scope::Tokens)
+            && match action {
+                Action::CreateToken => for_account || role.is_some(),
+                Action::SeeAllTokens => for_account || at_least(Role::Admin),
+                Action::ManageToken { creator } => {
+                    for_account
+                        || at_least(Role::Admin)
+                        || (role.is_some() && creator.is_some() && creator == standing.user)
+                }
+                _ => false,
+            };
+    }
     match action {
         Action::OperatorConsole => standing.operator,
         Action::SetApiAccess => standing.operator || at_least(Role::Owner),
@@ -107,11 +154,55 @@ pub fn allows(standing: &Standing, action: Action) -> bool {
             at_least(Role::Admin) && (target != Role::Owner || at_least(Role::Owner))
         }
         Action::ChangeRole { .. } => at_least(Role::Owner),
+        Action::RevokeLeakedSecret => false,
+    }
+}
+
+/// Whether a token holding `caller` may make a token with `scopes` that expires at
+/// `expires_at`: never with a scope it lacks, never with `tokens` (granted only in the
+/// dashboard or at the command line), never outliving itself. The error names the field.
+pub fn may_mint(
+    caller: &TokenStanding,
+    scopes: Scopes,
+    expires_at: Option<NaiveDateTime>,
+) -> Result<(), String> {
+    if scopes.contains(Scope::Tokens) {
+        return Err(
+            "'scopes': a token can't grant the 'tokens' scope; grant it from the \
+                    dashboard or the command line."
+                .into(),
+        );
+    }
+    if let Some(missing) = scopes.missing_from(&caller.scopes) {
+        return Err(format!(
+            "'scopes': this token can't grant {}, which it doesn't have itself.",
+            missing.names().join(", ")
+        ));
+    }
+    match (caller.expires_at, expires_at) {
+        (Some(own), None) => Err(format!(
+            "'expires_in_days': this token expires at {}, so a token it makes must expire \
+             too, no later.",
+            crate::timefmt::rfc3339(&own)
+        )),
+        (Some(own), Some(wanted)) if wanted > own => Err(format!(
+            "'expires_in_days': a token this token makes can't outlive it; this one expires \
+             at {}.",
+            crate::timefmt::rfc3339(&own)
+        )),
+        _ => Ok(()),
     }
 }
 
 /// The sentence for a refusal: what a person sees on the 403 page.
 pub fn refusal(standing: &Standing, action: Action) -> &'static str {
+    if let Some(token) = standing.token {
+        return if token.scopes.contains(Scope::Tokens) {
+            "This API token acts for the member who made it, and their role does not allow that."
+        } else {
+            "This API token does not have the 'tokens' scope that this request needs."
+        };
+    }
     match action {
         Action::Invite { role: Role::Owner } => {
             "Invite as admin or member; an owner can promote them after they join."
@@ -213,5 +304,71 @@ mod tests {
         assert!(!allows(&as_role(Role::Owner), Action::OperatorConsole));
         assert!(!allows(&Standing::NOBODY, Action::OperatorConsole));
         assert!(allows(&Standing::TRUSTED, Action::OperatorConsole));
+    }
+
+    fn token_with(scopes: &str, expires_at: Option<NaiveDateTime>) -> TokenStanding {
+        TokenStanding {
+            scopes: Scopes::parse(scopes).unwrap(),
+            expires_at,
+        }
+    }
+
+    #[test]
+    fn a_token_acts_for_its_maker_and_only_on_tokens() {
+        let managing = token_with("read,tokens", None);
+        let members = Standing::token(Some(ME), Some(Role::Member), managing);
+        assert!(allows(&members, Action::CreateToken));
+        assert!(allows(&members, Action::ManageToken { creator: Some(ME) }));
+        assert!(!allows(
+            &members,
+            Action::ManageToken {
+                creator: Some(UserId(2))
+            }
+        ));
+        assert!(!allows(&members, Action::SeeAllTokens));
+        let admins = Standing::token(Some(ME), Some(Role::Owner), managing);
+        assert!(allows(&admins, Action::SeeAllTokens));
+        assert!(!allows(&admins, Action::ManageMembers));
+        assert!(!allows(&admins, Action::SetApiAccess));
+        let from_cli = Standing::token(None, None, managing);
+        assert!(allows(&from_cli, Action::ManageToken { creator: None }));
+        assert!(!allows(&from_cli, Action::ReadAudit));
+        let gone = Standing::token(Some(ME), None, managing);
+        assert!(!allows(&gone, Action::CreateToken));
+        let plain = Standing::token(None, None, token_with("read,write", None));
+        assert!(!allows(&plain, Action::CreateToken));
+        assert!(refusal(&plain, Action::CreateToken).contains("'tokens' scope"));
+    }
+
+    #[test]
+    fn only_the_system_revokes_leaked_secrets() {
+        assert!(allows(&Standing::TRUSTED, Action::RevokeLeakedSecret));
+        assert!(!allows(
+            &Standing::member(ME, Some(Role::Owner), true),
+            Action::RevokeLeakedSecret
+        ));
+    }
+
+    #[test]
+    fn a_token_hands_on_no_more_than_it_holds_and_never_tokens() {
+        let now = chrono::Utc::now().naive_utc();
+        let later = now + chrono::Duration::days(30);
+        let caller = token_with("read,write,tokens", Some(later));
+        let read = Scopes::parse("read").unwrap();
+        assert_eq!(may_mint(&caller, read, Some(now)), Ok(()));
+        assert_eq!(may_mint(&caller, read, Some(later)), Ok(()));
+        let outlives = may_mint(&caller, read, Some(later + chrono::Duration::seconds(1)));
+        assert!(outlives.unwrap_err().starts_with("'expires_in_days'"));
+        assert!(
+            may_mint(&caller, read, None)
+                .unwrap_err()
+                .starts_with("'expires_in_days'")
+        );
+        let tokens = may_mint(&caller, Scopes::parse("read,tokens").unwrap(), Some(now));
+        assert!(tokens.unwrap_err().contains("'tokens'"));
+        let narrow = token_with("read,tokens", None);
+        let write = may_mint(&narrow, Scopes::parse("read,write").unwrap(), None);
+        assert!(write.unwrap_err().contains("write"));
+        assert_eq!(may_mint(&narrow, read, None), Ok(()));
     }
 }

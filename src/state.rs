@@ -9,6 +9,7 @@ use futures_util::future::LocalBoxFuture;
 
 use crate::auth::cache::TokenCache;
 use crate::auth::guard::GuardState;
+use crate::auth::ip_limit::IpLimit;
 use crate::auth::password::Argon2Pool;
 use crate::auth::throttle::LoginThrottle;
 use crate::auth::usage::UsageRecorder;
@@ -81,7 +82,14 @@ pub struct AppState {
     pub throttle: Arc<LoginThrottle>,
     /// Every argon2 hash and check the server runs, bounded in number.
     pub passwords: Argon2Pool,
+    /// Leaked-secret reports per address: anyone may send them.
+    pub secret_reports: IpLimit,
 }
+
+/// Reports one address may send at once, and then one per interval: a scanner sends a
+/// few batches, and each costs up to one indexed read of 100 digests.
+const SECRET_REPORTS_BURST: std::num::NonZeroU32 = std::num::NonZeroU32::new(20).unwrap();
+const SECRET_REPORTS_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
 
 impl AppState {
     pub fn new(pool: Pool, config: Config) -> Self {
@@ -92,6 +100,11 @@ impl AppState {
             cache: Arc::new(TokenCache::new()),
             usage: Arc::new(UsageRecorder::new()),
             throttle: Arc::new(LoginThrottle::new()),
+            secret_reports: IpLimit::new(
+                "leaked-secret reports",
+                SECRET_REPORTS_BURST,
+                SECRET_REPORTS_EVERY,
+            ),
         }
     }
 

@@ -4,6 +4,7 @@ pub(crate) mod basic;
 pub mod cache;
 pub(crate) mod csrf;
 pub mod guard;
+pub(crate) mod ip_limit;
 pub(crate) mod origin;
 pub mod password;
 pub(crate) mod session;

@@ -14,7 +14,7 @@
 //! fails at once with SQLITE_BUSY.
 
 pub mod accounts;
-pub(crate) mod audit;
+pub mod audit;
 pub(crate) mod clusters;
 pub mod invalidations;
 pub(crate) mod invitations;

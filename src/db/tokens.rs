@@ -481,6 +481,147 @@ pub fn log_expired(conn: &mut SqliteConnection) -> Result<usize, AppError> {
     })
 }
 
+// ---------------------------------------------------------------------------------------------
+// The token-management API (`/access-tokens`), where the actor is a token, and leaked-secret
+// reports (`/secret-scanning/report`), where it is the system.
+// ---------------------------------------------------------------------------------------------
+
+/// The calling token, read again inside a write so that its standing is current.
+pub(super) fn find_acting(
+    conn: &mut SqliteConnection,
+    account: AccountId,
+    id: TokenId,
+    key: &TokenKey,
+) -> Result<Option<Token>, AppError> {
+    Ok(tokens::table
+        .filter(tokens::account_id.eq(account.0))
+        .filter(tokens::id.eq(id.0))
+        .filter(tokens::key.eq(key.as_str()))
+        .select(Token::as_select())
+        .first(conn)
+        .optional()?)
+}
+
+/// One page of the account's tokens, newest first, and how many there are in all; only
+/// `creator`'s when given.
+pub fn page_for_account(
+    conn: &mut SqliteConnection,
+    account: AccountId,
+    creator: Option<UserId>,
+    paging: crate::domain::Paging,
+) -> Result<(Vec<TokenView>, i64), AppError> {
+    let mut count = tokens::table
+        .filter(tokens::account_id.eq(account.0))
+        .count()
+        .into_boxed();
+    let mut query = with_people!()
+        .filter(tokens::account_id.eq(account.0))
+        .into_boxed();
+    if let Some(creator) = creator {
+        count = count.filter(tokens::user_id.eq(creator.0));
+        query = query.filter(tokens::user_id.eq(creator.0));
+    }
+    let total = count.get_result(conn)?;
+    let rows: Vec<ViewRow> = query
+        .order((tokens::created_at.desc(), tokens::id.desc()))
+        .offset(paging.offset())
+        .limit(paging.size())
+        .load(conn)?;
+    Ok((rows.into_iter().map(TokenView::from).collect(), total))
+}
+
+/// One of the account's tokens by its key; another account's key is `NotFound`.
+pub fn find_by_key_for_account(
+    conn: &mut SqliteConnection,
+    account: AccountId,
+    key: &TokenKey,
+) -> Result<TokenView, AppError> {
+    let row: ViewRow = with_people!()
+        .filter(tokens::account_id.eq(account.0))
+        .filter(tokens::key.eq(key.as_str()))
+        .first(conn)?;
+    Ok(row.into())
+}
+
+/// [`create`] for a calling API token: it may hand on only what it holds itself
+/// (`policy::may_mint`), checked against the caller as read inside this write.
+pub fn create_by_token(
+    tx: &mut Tx<'_>,
+    request: TokenRequest,
+) -> Result<(Token, TokenSecret), AppError> {
+    tx.require(Action::CreateToken)?;
+    let caller = tx
+        .calling_token()
+        .ok_or_else(|| AppError::internal("create_by_token needs a calling token"))?;
+    crate::policy::may_mint(&caller, request.scopes, request.expires_at)
+        .map_err(AppError::forbidden)?;
+    insert(tx, request, None)
+}
+
+/// Revokes one of the account's tokens by its key, if the actor may manage it. Another
+/// account's key is `NotFound`; revoking a revoked token changes and logs nothing.
+pub fn revoke_by_key_in_account(
+    tx: &mut Tx<'_>,
+    key: &TokenKey,
+    reason: &Reason,
+) -> Result<Token, AppError> {
+    let token: Token = tokens::table
+        .filter(tokens::account_id.eq(tx.account()?.0))
+        .filter(tokens::key.eq(key.as_str()))
+        .select(Token::as_select())
+        .first(tx.conn)?;
+    tx.require(Action::ManageToken {
+        creator: token.user_id.map(UserId),
+    })?;
+    let actor = tx.actor().clone();
+    revoke_in_tx(tx.conn, token, &actor, reason.as_str())
+}
+
+/// Of these digests, those that belong to a token, each with whether that token is
+/// still active. One indexed read (the digest column is unique), whatever the accounts.
+pub fn digests_known(
+    conn: &mut SqliteConnection,
+    digests: &[SecretDigest],
+) -> Result<Vec<(SecretDigest, bool)>, AppError> {
+    if digests.is_empty() {
+        return Ok(Vec::new());
+    }
+    let bytes: Vec<&[u8]> = digests.iter().map(SecretDigest::as_bytes).collect();
+    let found: Vec<Token> = tokens::table
+        .filter(tokens::secret_digest.eq_any(bytes))
+        .select(Token::as_select())
+        .load(conn)?;
+    let now = super::now();
+    Ok(found
+        .iter()
+        .filter_map(|t| {
+            let digest = SecretDigest::from_bytes(&t.secret_digest)?;
+            Some((digest, t.status_at(now) == Status::Active))
+        })
+        .collect())
+}
+
+/// Revokes the token each leaked secret belongs to, in whatever account holds it, with
+/// that secret's reason. Secrets of no token, and tokens already revoked, change nothing.
+/// Returns how many tokens this revoked.
+pub fn revoke_leaked(tx: &mut Tx<'_>, leaks: &[(SecretDigest, Reason)]) -> Result<usize, AppError> {
+    tx.require(Action::RevokeLeakedSecret)?;
+    let actor = tx.actor().clone();
+    let mut revoked = 0;
+    for (digest, reason) in leaks {
+        let token: Option<Token> = tokens::table
+            .filter(tokens::secret_digest.eq(digest.as_bytes()))
+            .select(Token::as_select())
+            .first(tx.conn)
+            .optional()?;
+        if let Some(token) = token.filter(|t| t.revoked_at.is_none()) {
+            revoke_in_tx(tx.conn, token, &actor, reason.as_str())?;
+            revoked += 1;
+        }
+    }
+    Ok(revoked)
+}
+
 #[cfg(test)]
 mod tests {
     use std::sync::{Arc, Mutex};

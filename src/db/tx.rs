@@ -16,9 +16,9 @@
 use diesel::SqliteConnection;
 
 use super::audit::{self, Actor, Event};
-use crate::domain::{AccountId, UserId};
+use crate::domain::{AccountId, TokenId, TokenKey, UserId};
 use crate::error::AppError;
-use crate::policy::{self, Action, Standing};
+use crate::policy::{self, Action, Standing, TokenStanding};
 
 /// Who asks for a change. The rules are applied to what the database says about them
 /// at the moment of the write.
@@ -40,6 +40,13 @@ pub enum Principal {
     },
     CommandLine,
     System,
+    /// An API token acting through the API (`/access-tokens`): the calling token, as the
+    /// guard let it in. Inside the write it is read again, and must still be active.
+    Token {
+        id: TokenId,
+        key: TokenKey,
+        account: AccountId,
+    },
 }
 
 /// A write transaction in progress, with the actor's standing as read inside it.
@@ -74,6 +81,11 @@ impl Tx<'_> {
 
     pub fn user(&self) -> Option<UserId> {
         self.standing.user
+    }
+
+    /// The acting token's scopes and expiry, when a token acts: the most it may hand on.
+    pub fn calling_token(&self) -> Option<TokenStanding> {
+        self.standing.token
     }
 
     /// The acting user, for changes only a signed-in person makes to their own things.
@@ -120,6 +132,17 @@ pub fn transact<T>(
     })
 }
 
+/// The standing of `who` in `account` for a read, such as which tokens an API token may
+/// list: the same facts a write would read, but every change checks them again inside
+/// its own transaction.
+pub fn standing_for_read(
+    conn: &mut SqliteConnection,
+    who: &Principal,
+    account: Option<AccountId>,
+) -> Result<Standing, AppError> {
+    standing_of(conn, who, account).map(|(standing, _)| standing)
+}
+
 fn standing_of(
     conn: &mut SqliteConnection,
     who: &Principal,
@@ -162,5 +185,51 @@ fn standing_of(
         )),
         Principal::CommandLine => Ok((Standing::TRUSTED, Actor::cli())),
         Principal::System => Ok((Standing::TRUSTED, Actor::system())),
+        Principal::Token {
+            id,
+            key,
+            account: own,
+        } => token_standing(conn, *id, key, *own, account),
     }
+}
+
+/// A calling token's standing: its maker's role, re-read here, and what the token holds.
+/// A token revoked, expired or suspended since the guard let the request in may do
+/// nothing; nor may it act in an account other than its own.
+fn token_standing(
+    conn: &mut SqliteConnection,
+    id: TokenId,
+    key: &TokenKey,
+    own: AccountId,
+    account: Option<AccountId>,
+) -> Result<(Standing, Actor), AppError> {
+    let no_longer = || AppError::forbidden("This API token is no longer active.");
+    if account != Some(own) {
+        return Err(AppError::NotFound);
+    }
+    let token = super::tokens::find_acting(conn, own, id, key)?.ok_or_else(no_longer)?;
+    if token.status() != super::tokens::Status::Active
+        || super::accounts::find(conn, own)?.is_suspended()
+    {
+        return Err(no_longer());
+    }
+    let maker = token.user_id.map(UserId);
+    let role = match maker {
+        Some(user) => super::memberships::role_of(conn, user, own)?,
+        None => None,
+    };
+    let standing = Standing::token(
+        maker,
+        role,
+        TokenStanding {
+            scopes: token.scopes,
+            expires_at: token.expires_at,
+        },
+    );
+    let actor = Actor {
+        user_id: None,
+        label: format!("API token {} ({})", token.key, token.name),
+        ip: None,
+    };
+    Ok((standing, actor))
 }

@@ -1,4 +1,7 @@
-//! What a token may do. `read` covers every GET; `write` covers changes.
+//! What a token may do. `read` covers every GET; `write` covers changes; `tokens` lets a
+//! token manage the account's tokens through `/access-tokens`. `tokens` is granted only
+//! from the dashboard or the command line: a token can never hand it on (see
+//! `policy::may_mint`), so one leaked token can't breed others that outlive its revocation.
 
 use std::fmt;
 use std::sync::LazyLock;
@@ -7,16 +10,20 @@ use std::sync::LazyLock;
 pub enum Scope {
     Read,
     Write,
+    Tokens,
 }
 
 impl Scope {
-    pub const ALL: [Scope; 2] = [Scope::Read, Scope::Write];
+    pub const ALL: [Scope; 3] = [Scope::Read, Scope::Write, Scope::Tokens];
 
     pub fn parse(raw: &str) -> Result<Self, String> {
         match raw.trim() {
             "read" => Ok(Scope::Read),
             "write" => Ok(Scope::Write),
-            other => Err(format!("\"{other}\" is not a scope: use read or write.")),
+            "tokens" => Ok(Scope::Tokens),
+            other => Err(format!(
+                "\"{other}\" is not a scope: use read, write or tokens."
+            )),
         }
     }
 
@@ -24,6 +31,7 @@ impl Scope {
         match self {
             Scope::Read => "read",
             Scope::Write => "write",
+            Scope::Tokens => "tokens",
         }
     }
 
@@ -32,7 +40,8 @@ impl Scope {
     }
 }
 
-/// A non-empty set of scopes, stored as `read,write` (sorted, comma-separated).
+/// A non-empty set of scopes, stored as `read,write,tokens` (in [`Scope::ALL`]'s order,
+/// comma-separated).
 /// A bit set, so the guard's cache holds a byte and the stored text is one of a few
 /// static strings.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, diesel::AsExpression, diesel::FromSqlRow)]
@@ -80,6 +89,12 @@ impl Scopes {
 
     pub fn contains(&self, scope: Scope) -> bool {
         self.0 & scope.bit() != 0
+    }
+
+    /// The scopes of `self` that are not in `other`, if any.
+    pub fn missing_from(&self, other: &Scopes) -> Option<Scopes> {
+        let missing = self.0 & !other.0;
+        (missing != 0).then_some(Self(missing))
     }
 
     /// True when every scope of `self` is also in `other`.
@@ -130,5 +145,19 @@ mod tests {
         let read = Scopes::parse("read").unwrap();
         assert!(read.is_subset_of(&Scopes::all()));
         assert!(!Scopes::all().is_subset_of(&read));
+        assert_eq!(
+            Scopes::all().missing_from(&read),
+            Scopes::parse("write,tokens").ok()
+        );
+        assert_eq!(read.missing_from(&Scopes::all()), None);
+    }
+
+    #[test]
+    fn tokens_is_a_scope_of_its_own() {
+        let scopes = Scopes::parse("tokens,read").unwrap();
+        assert_eq!(scopes.as_str(), "read,tokens");
+        assert!(scopes.contains(Scope::Tokens));
+        assert!(!scopes.contains(Scope::Write));
+        assert_eq!(Scopes::all().as_str(), "read,write,tokens");
     }
 }

@@ -5,6 +5,7 @@ mod admin_helpers;
 mod dashboard_helpers;
 mod helpers;
 
+mod access_tokens;
 mod account_password;
 mod account_sessions;
 mod anonymous;
@@ -25,12 +26,15 @@ mod persistence;
 mod plans;
 mod revocation;
 mod revocation_scale;
+mod secret_scanning;
 mod sessions;
 mod signup;
 mod tenancy;
 mod token;
 mod tokens_pages;
 mod unknown_keys;
+mod verify;
+mod verify_nginx;
 mod write_path;
 
 // Accounts and admins.

@@ -17,7 +17,7 @@ pub const DEFAULT_PAGE_SIZE: i64 = 20;
 
 /// `page` and `size` from the query string, with a 422 for anything else. A page whose
 /// offset wouldn't fit in an `i64` is refused too, not wrapped round to the first page.
-fn pagination(query: &str) -> Result<Paging, AppError> {
+pub(super) fn pagination(query: &str) -> Result<Paging, AppError> {
     let pairs: Vec<(String, String)> = serde_urlencoded::from_str(query)
         .map_err(|_| AppError::invalid("The query string could not be read."))?;
     // The last value of each wins, as with most query-string readers.

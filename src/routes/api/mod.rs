@@ -1,11 +1,14 @@
 //! The JSON API. Every route but `/healthz` sits behind the token guard, and every
 //! answer, success or error, carries `"status"`.
 
+mod access_tokens;
 mod clusters;
 mod health;
 mod negotiation;
 mod plans;
+pub mod secret_scanning;
 mod token;
+pub mod verify;
 
 use actix_web::body::{EitherBody, MessageBody};
 use actix_web::dev::{ServiceRequest, ServiceResponse};
@@ -66,6 +69,34 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .wrap(from_fn(negotiation::json_only))
             .wrap(from_fn(require_token))
             .route(web::get().to(token::show))
+            .default_service(web::to(method_not_allowed)),
+    )
+    .service(
+        web::scope("/access-tokens")
+            .wrap(from_fn(negotiation::json_only))
+            .wrap(from_fn(require_token))
+            .service(
+                web::resource(["", "/"])
+                    .route(web::get().to(access_tokens::list))
+                    .route(web::post().to(access_tokens::create))
+                    .default_service(web::to(method_not_allowed)),
+            )
+            .service(
+                web::resource("/{key}")
+                    .route(web::get().to(access_tokens::show))
+                    .route(web::delete().to(access_tokens::revoke))
+                    .default_service(web::to(method_not_allowed)),
+            )
+            .default_service(web::to(not_found)),
+    )
+    // Forward auth: the guard's own check, answered to a proxy. No content negotiation:
+    // the proxied request's `Accept` is the browser's, not ours to judge.
+    .service(web::resource("/verify").to(verify::verify))
+    // Anyone may report a leaked secret; the handler bounds what that costs.
+    .service(
+        web::resource("/secret-scanning/report")
+            .wrap(from_fn(negotiation::json_only))
+            .route(web::post().to(secret_scanning::report))
             .default_service(web::to(method_not_allowed)),
     );
 }

@@ -120,6 +120,7 @@ struct NewPage {
     errors: Vec<String>,
     read: bool,
     write: bool,
+    tokens: bool,
     expiries: Vec<ExpiryChoice>,
 }
 
@@ -147,6 +148,7 @@ fn new_page(
         errors,
         read: form.is_none_or(|f| f.read.is_some()),
         write: form.is_some_and(|f| f.write.is_some()),
+        tokens: form.is_some_and(|f| f.tokens.is_some()),
         expiries: EXPIRIES
             .iter()
             .map(|(days, label)| ExpiryChoice {
@@ -169,6 +171,8 @@ struct NewTokenForm {
     name: String,
     read: Option<String>,
     write: Option<String>,
+    /// `tokens` lets the token manage the account's tokens through `/access-tokens`.
+    tokens: Option<String>,
     #[serde(default)]
     expires_in_days: String,
     #[serde(default)]
@@ -212,6 +216,9 @@ async fn create(
     }
     if form.write.is_some() {
         chosen.push(Scope::Write);
+    }
+    if form.tokens.is_some() {
+        chosen.push(Scope::Tokens);
     }
     let scopes = Scopes::new(chosen).map_err(|e| errors.push(e)).ok();
     let expires_at = match form.expires_in_days.as_str() {

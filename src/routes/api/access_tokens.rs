@@ -1,0 +1,330 @@
+//! `/access-tokens`: the account's tokens, managed by a token with the `tokens` scope. The
+//! calling token is the actor of every change; it acts for the member who made it (see
+//! `policy::allows`), and may hand on no more than it holds (`policy::may_mint`).
+
+use actix_web::http::StatusCode;
+use actix_web::http::header::CACHE_CONTROL;
+use actix_web::{HttpRequest, HttpResponse, web};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use crate::auth::guard::ApiCaller;
+use crate::db::tokens::{TokenRequest, TokenView};
+use crate::db::tx::Principal;
+use crate::db::{self};
+use crate::domain::{Reason, Scope, Scopes, TokenKey, TokenName};
+use crate::error::AppError;
+use crate::policy::{self, Action};
+use crate::state::AppState;
+use crate::timefmt::rfc3339;
+
+/// The longest lifetime a new token may ask for, as in the dashboard.
+const MAX_DAYS: i64 = 3650;
+
+/// The calling token as the write path's actor.
+fn principal(caller: &ApiCaller) -> Result<Principal, AppError> {
+    let token = &caller.0;
+    Ok(Principal::Token {
+        id: token.id,
+        key: TokenKey::parse(&token.key).map_err(AppError::internal)?,
+        account: token.account_id,
+    })
+}
+
+/// A key from the path; one that can't exist is simply not found.
+fn path_key(raw: &str) -> Result<TokenKey, AppError> {
+    TokenKey::parse(raw).map_err(|_| AppError::NotFound)
+}
+
+/// What the API shows of a token: never its secret or digest, nor its hint.
+fn describe(view: &TokenView) -> Value {
+    let t = &view.token;
+    json!({
+        "key": t.key,
+        "name": t.name,
+        "scopes": t.scopes.names(),
+        "creator": view.creator_email,
+        "created_at": rfc3339(&t.created_at),
+        "expires_at": t.expires_at.as_ref().map(rfc3339),
+        "last_used_at": t.last_used_at.as_ref().map(rfc3339),
+        "status": t.status().as_str(),
+        "revoked_at": t.revoked_at.as_ref().map(rfc3339),
+        "revoke_reason": t.revoke_reason,
+    })
+}
+
+pub async fn list(
+    caller: ApiCaller,
+    state: web::Data<AppState>,
+    req: HttpRequest,
+) -> Result<HttpResponse, AppError> {
+    caller.require(Scope::Tokens)?;
+    let paging = super::clusters::pagination(req.query_string())?;
+    let who = principal(&caller)?;
+    let account = caller.account();
+    let (views, total) = db::run(&state.pool, move |conn| {
+        let standing = db::tx::standing_for_read(conn, &who, Some(account))?;
+        // A member's token lists what its maker may see: their own tokens.
+        let creator = if policy::allows(&standing, Action::SeeAllTokens) {
+            None
+        } else if policy::allows(&standing, Action::CreateToken) {
+            standing.user
+        } else {
+            return Err(AppError::forbidden(policy::refusal(
+                &standing,
+                Action::SeeAllTokens,
+            )));
+        };
+        db::tokens::page_for_account(conn, account, creator, paging)
+    })
+    .await?;
+    Ok(super::ok(
+        StatusCode::OK,
+        json!({
+            "access_tokens": views.iter().map(describe).collect::<Vec<_>>(),
+            "pagination": {
+                "page_number": paging.number(),
+                "page_size": paging.size(),
+                "total_records": total,
+                "total_pages": paging.pages_for(total),
+            },
+        }),
+    ))
+}
+
+pub async fn show(
+    caller: ApiCaller,
+    state: web::Data<AppState>,
+    key: web::Path<String>,
+) -> Result<HttpResponse, AppError> {
+    caller.require(Scope::Tokens)?;
+    let key = path_key(&key)?;
+    let who = principal(&caller)?;
+    let account = caller.account();
+    let view = db::run(&state.pool, move |conn| {
+        let standing = db::tx::standing_for_read(conn, &who, Some(account))?;
+        let view = db::tokens::find_by_key_for_account(conn, account, &key)?;
+        let action = Action::ManageToken {
+            creator: view.token.user_id.map(crate::domain::UserId),
+        };
+        // Another account's key was a 404 above; a colleague's token, for a member's
+        // token, is a 403, as in the dashboard and as DELETE answers.
+        if policy::allows(&standing, action) {
+            Ok(view)
+        } else {
+            Err(AppError::forbidden(policy::refusal(&standing, action)))
+        }
+    })
+    .await?;
+    Ok(super::ok(
+        StatusCode::OK,
+        json!({ "access_token": describe(&view) }),
+    ))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NewTokenInput {
+    name: Option<Value>,
+    scopes: Option<Value>,
+    expires_in_days: Option<Value>,
+}
+
+/// Checks every field and reports every problem at once, each sentence naming its field.
+fn check_new_token(input: NewTokenInput) -> Result<TokenRequest, AppError> {
+    let mut errors = Vec::new();
+    let name = match input.name {
+        Some(Value::String(raw)) => TokenName::parse(&raw)
+            .map_err(|e| errors.push(format!("'name': {e}")))
+            .ok(),
+        None | Some(Value::Null) => {
+            errors.push("'name' is required.".to_string());
+            None
+        }
+        Some(_) => {
+            errors.push("'name' must be a string.".to_string());
+            None
+        }
+    };
+    let scopes = match input.scopes {
+        Some(Value::Array(items)) => items
+            .iter()
+            .map(|item| match item {
+                Value::String(s) => Scope::parse(s),
+                _ => Err("each scope must be a string.".into()),
+            })
+            .collect::<Result<Vec<_>, _>>()
+            .and_then(Scopes::new)
+            .map_err(|e| errors.push(format!("'scopes': {e}")))
+            .ok(),
+        None | Some(Value::Null) => {
+            errors.push("'scopes' is required: a list such as [\"read\"].".to_string());
+            None
+        }
+        Some(_) => {
+            errors.push("'scopes' must be a list of strings, such as [\"read\"].".to_string());
+            None
+        }
+    };
+    let expires_at = match input.expires_in_days {
+        None | Some(Value::Null) => Some(None),
+        Some(Value::Number(n)) => match n.as_i64() {
+            Some(days @ 1..=MAX_DAYS) => Some(Some(db::now() + chrono::Duration::days(days))),
+            _ => None,
+        },
+        Some(_) => None,
+    };
+    if expires_at.is_none() {
+        errors.push(format!(
+            "'expires_in_days' must be a whole number from 1 to {MAX_DAYS}, or null for a token that doesn't expire."
+        ));
+    }
+    match (name, scopes, expires_at) {
+        (Some(name), Some(scopes), Some(expires_at)) if errors.is_empty() => Ok(TokenRequest {
+            name,
+            scopes,
+            expires_at,
+        }),
+        _ => Err(AppError::Invalid(errors)),
+    }
+}
+
+pub async fn create(
+    caller: ApiCaller,
+    state: web::Data<AppState>,
+    body: web::Bytes,
+) -> Result<HttpResponse, AppError> {
+    caller.require(Scope::Tokens)?;
+    let request = check_new_token(super::parse_json(&body)?)?;
+    let who = principal(&caller)?;
+    let account = caller.account();
+    let (token, secret) = state
+        .write(who, Some(account), move |tx| {
+            db::tokens::create_by_token(tx, request)
+        })
+        .showing_once()
+        .await?;
+    let view = TokenView {
+        token,
+        creator_email: None,
+        revoker_email: None,
+    };
+    let mut described = describe(&view);
+    described["secret"] = secret.expose().into();
+    let mut response = super::ok(
+        StatusCode::CREATED,
+        json!({
+            "access_token": described,
+            "message": "Store the secret now: it will not be shown again.",
+        }),
+    );
+    // The one answer that holds a secret: no cache keeps it.
+    response.headers_mut().insert(
+        CACHE_CONTROL,
+        actix_web::http::header::HeaderValue::from_static("no-store"),
+    );
+    Ok(response)
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RevokeInput {
+    reason: Option<String>,
+}
+
+pub async fn revoke(
+    caller: ApiCaller,
+    state: web::Data<AppState>,
+    key: web::Path<String>,
+    body: web::Bytes,
+) -> Result<HttpResponse, AppError> {
+    caller.require(Scope::Tokens)?;
+    let key = path_key(&key)?;
+    // The body is optional: none, or `{"reason": "..."}`.
+    let input: RevokeInput = if body.iter().all(u8::is_ascii_whitespace) {
+        RevokeInput::default()
+    } else {
+        super::parse_json(&body)?
+    };
+    let reason = Reason::parse(input.reason.as_deref().unwrap_or(""))
+        .map_err(|e| AppError::invalid(format!("'reason': {e}")))?;
+    let who = principal(&caller)?;
+    let account = caller.account();
+    let token = state
+        .write(who, Some(account), move |tx| {
+            db::tokens::revoke_by_key_in_account(tx, &key, &reason)
+        })
+        .await?;
+    let view = TokenView {
+        token,
+        creator_email: None,
+        revoker_email: None,
+    };
+    Ok(super::ok(
+        StatusCode::OK,
+        json!({ "access_token": describe(&view) }),
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn input(body: Value) -> Result<TokenRequest, Vec<String>> {
+        let parsed: NewTokenInput =
+            serde_json::from_value(body).map_err(|e| vec![e.to_string()])?;
+        check_new_token(parsed).map_err(|e| e.messages())
+    }
+
+    #[test]
+    fn every_bad_field_is_named() {
+        let cases = [
+            (json!({"scopes": ["read"]}), "'name' is required"),
+            (json!({"name": 7, "scopes": ["read"]}), "'name' must be"),
+            (json!({"name": " ", "scopes": ["read"]}), "'name': "),
+            (json!({"name": "ci"}), "'scopes' is required"),
+            (json!({"name": "ci", "scopes": "read"}), "'scopes' must be"),
+            (json!({"name": "ci", "scopes": []}), "'scopes': "),
+            (
+                json!({"name": "ci", "scopes": ["admin"]}),
+                "'scopes': \"admin\"",
+            ),
+            (json!({"name": "ci", "scopes": [1]}), "'scopes': "),
+            (
+                json!({"name": "ci", "scopes": ["read"], "expires_in_days": 0}),
+                "'expires_in_days'",
+            ),
+            (
+                json!({"name": "ci", "scopes": ["read"], "expires_in_days": 3651}),
+                "'expires_in_days'",
+            ),
+            (
+                json!({"name": "ci", "scopes": ["read"], "expires_in_days": "30"}),
+                "'expires_in_days'",
+            ),
+            (
+                json!({"name": "ci", "scopes": ["read"], "expires_in_days": 1.5}),
+                "'expires_in_days'",
+            ),
+        ];
+        for (body, expected) in cases {
+            let errors = input(body.clone()).err().unwrap_or_default();
+            assert!(
+                errors.iter().any(|e| e.contains(expected)),
+                "{body}: {errors:?} should mention {expected}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_good_body_is_a_request() {
+        let request =
+            input(json!({"name": "ci", "scopes": ["write", "read"], "expires_in_days": 30}))
+                .expect("a good body");
+        assert_eq!(request.name.as_str(), "ci");
+        assert_eq!(request.scopes.as_str(), "read,write");
+        assert!(request.expires_at.is_some());
+        let forever = input(json!({"name": "ci", "scopes": ["read"], "expires_in_days": null}));
+        assert!(forever.expect("null is allowed").expires_at.is_none());
+    }
+}

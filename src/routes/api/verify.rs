@@ -1,0 +1,115 @@
+//! `GET /verify`: forward auth for a reverse proxy (nginx `auth_request`, Traefik
+//! `ForwardAuth`, Envoy `ext_authz`). The proxy passes on the request's own
+//! `Authorization`; an active token gets a 204 whose headers name its account, key and
+//! scopes, for the proxy to hand upstream. Anything else gets exactly the guard's answer.
+//!
+//! This is the guard's hot path and nothing more: a cache lookup, a SHA-256, a constant-time
+//! compare, and the in-memory use record. No database write.
+
+use actix_web::http::header::{AUTHORIZATION, CACHE_CONTROL, HeaderValue};
+use actix_web::{HttpRequest, HttpResponse, web};
+
+use crate::auth::guard::{self, ApiCaller};
+use crate::domain::Scope;
+use crate::error::AppError;
+use crate::state::AppState;
+
+/// The header a proxy may set to demand a scope, as `?scope=` does.
+pub const REQUIRED_SCOPE_HEADER: &str = "x-keyward-required-scope";
+
+pub const ACCOUNT_HEADER: &str = "x-keyward-account";
+pub const TOKEN_HEADER: &str = "x-keyward-token";
+pub const SCOPES_HEADER: &str = "x-keyward-scopes";
+
+/// Every method: nginx's subrequest keeps the original request's method, and Envoy's
+/// check does too.
+pub async fn verify(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, AppError> {
+    let header = req.headers().get(AUTHORIZATION).map(|v| v.as_bytes());
+    let token = guard::authenticate(state.get_ref(), header).await?;
+    // The peer address, as the guard records it: the proxy's, since it is the one asking.
+    state.usage.record(
+        token.id,
+        chrono::Utc::now().naive_utc(),
+        req.peer_addr().map(|a| a.ip()),
+    );
+    let caller = ApiCaller(token);
+    for scope in required_scopes(&req)? {
+        caller.require(scope)?;
+    }
+    let token = &caller.0;
+    let mut response = HttpResponse::NoContent();
+    response.insert_header((CACHE_CONTROL, "no-store"));
+    // Slugs, keys and scope names are ASCII by construction, so each is a valid header value.
+    for (name, value) in [
+        (ACCOUNT_HEADER, token.account_slug.as_str()),
+        (TOKEN_HEADER, token.key.as_str()),
+        (SCOPES_HEADER, token.scopes.as_str()),
+    ] {
+        let value = HeaderValue::from_str(value).map_err(|e| AppError::internal(e.to_string()))?;
+        response.insert_header((name, value));
+    }
+    Ok(response.finish())
+}
+
+/// Every scope asked for, by `?scope=` (repeatable, or comma-separated) and by the
+/// [`REQUIRED_SCOPE_HEADER`]. They add up: a client that sends the header itself, past a
+/// proxy that doesn't overwrite it, can only demand more, never less. A name that is no
+/// scope is a 422, so a misspelt proxy setting fails closed.
+fn required_scopes(req: &HttpRequest) -> Result<Vec<Scope>, AppError> {
+    let pairs: Vec<(String, String)> = serde_urlencoded::from_str(req.query_string())
+        .map_err(|_| AppError::invalid("The query string could not be read."))?;
+    let from_query = pairs
+        .into_iter()
+        .filter(|(name, _)| name == "scope")
+        .map(|(_, value)| value);
+    let mut from_headers = Vec::new();
+    for value in req.headers().get_all(REQUIRED_SCOPE_HEADER) {
+        let text = value.to_str().map_err(|_| {
+            AppError::invalid("The X-Keyward-Required-Scope header is not readable text.")
+        })?;
+        from_headers.push(text.to_string());
+    }
+    let mut scopes = Vec::new();
+    for list in from_query.chain(from_headers) {
+        for name in list.split(',').map(str::trim).filter(|n| !n.is_empty()) {
+            scopes.push(Scope::parse(name).map_err(|e| {
+                AppError::invalid(format!("The required scope can't be checked: {e}"))
+            })?);
+        }
+    }
+    Ok(scopes)
+}
+
+#[cfg(test)]
+mod tests {
+    use actix_web::test::TestRequest;
+
+    use super::*;
+
+    #[test]
+    fn scopes_come_from_the_query_and_the_header_and_add_up() {
+        let req = TestRequest::default()
+            .uri("/verify?scope=read&scope=write")
+            .insert_header((REQUIRED_SCOPE_HEADER, "tokens, read"))
+            .to_http_request();
+        let scopes = required_scopes(&req).expect("known scopes");
+        assert_eq!(
+            scopes,
+            [Scope::Read, Scope::Write, Scope::Tokens, Scope::Read]
+        );
+        let none = TestRequest::default().uri("/verify").to_http_request();
+        assert_eq!(required_scopes(&none).expect("no scopes"), []);
+    }
+
+    #[test]
+    fn an_unknown_scope_is_refused_not_ignored() {
+        let req = TestRequest::default()
+            .uri("/verify?scope=admin")
+            .to_http_request();
+        let err = required_scopes(&req).expect_err("admin is no scope");
+        assert!(err.messages()[0].contains("admin"));
+    }
+}
