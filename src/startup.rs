@@ -43,6 +43,11 @@ impl Application {
             .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", config.bind))?;
         let port = listener.local_addr()?.port();
         let workers = config.workers;
+        // The API's links and catalogue, rendered once for the address clients use.
+        let catalogue = web::Data::new(routes::api::Catalogue::new(routes::api::Links::new(
+            config.public_url.as_deref(),
+            listener.local_addr()?,
+        )));
 
         // Built once: every worker gets a handle to the same cache and recorder.
         let state = web::Data::new(AppState::new(pool, config));
@@ -65,6 +70,7 @@ impl Application {
         let mut server = HttpServer::new(move || {
             App::new()
                 .app_data(app_state.clone())
+                .app_data(catalogue.clone())
                 .wrap(security_headers())
                 .wrap(from_fn(telemetry::log_request))
                 .configure(routes::api::configure)

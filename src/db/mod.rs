@@ -107,3 +107,12 @@ where
     })
     .await?
 }
+
+/// Runs a read on the blocking pool, with a connection from `pool`.
+pub async fn read<T, F>(pool: &Pool, f: F) -> Result<T, AppError>
+where
+    T: Send + 'static,
+    F: FnOnce(&mut Conn) -> Result<T, AppError> + Send + 'static,
+{
+    run(pool, f).await
+}
