@@ -289,7 +289,10 @@ async fn every_api_route_is_guarded() {
             "GET /spaces/{path}",
             client.get(app.url("/spaces/omc/bonsai/us-east-1/common")),
         ),
-        ("GET /spaces/{unknown}", client.get(app.url("/spaces/x/../y"))),
+        (
+            "GET /spaces/{unknown}",
+            client.get(app.url("/spaces/x/../y")),
+        ),
         ("GET /releases", client.get(app.url("/releases"))),
         (
             "GET /releases/{slug}",

@@ -3,9 +3,7 @@
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
-use crate::helpers::{
-    assert_error_envelope, cluster_slugs, created_slug, expect_json, spawn_app,
-};
+use crate::helpers::{assert_error_envelope, cluster_slugs, created_slug, expect_json, spawn_app};
 
 fn keys(body: &Value) -> Vec<String> {
     let mut keys: Vec<String> = body
@@ -93,7 +91,10 @@ async fn a_cluster_is_created_read_renamed_and_deleted() {
         StatusCode::ACCEPTED,
     )
     .await;
-    assert_eq!(renamed["message"], "Your cluster is being updated.", "{renamed}");
+    assert_eq!(
+        renamed["message"], "Your cluster is being updated.",
+        "{renamed}"
+    );
     let shown = expect_json(
         app.get_with_auth(&format!("/clusters/{slug}"), &token)
             .await,
@@ -206,7 +207,11 @@ async fn a_cluster_can_move_to_another_plan_that_offers_its_space() {
         StatusCode::OK,
     )
     .await;
-    assert_eq!(shown["cluster"]["plan"]["slug"], json!(other_plan), "{shown}");
+    assert_eq!(
+        shown["cluster"]["plan"]["slug"],
+        json!(other_plan),
+        "{shown}"
+    );
     assert_eq!(shown["cluster"]["name"], "Growing", "{shown}");
 
     // A plan not offered in the cluster's space is refused, and nothing changes.
@@ -233,7 +238,11 @@ async fn a_cluster_can_move_to_another_plan_that_offers_its_space() {
         StatusCode::OK,
     )
     .await;
-    assert_eq!(after["cluster"]["plan"]["slug"], json!(other_plan), "{after}");
+    assert_eq!(
+        after["cluster"]["plan"]["slug"],
+        json!(other_plan),
+        "{after}"
+    );
 }
 
 #[tokio::test]
@@ -500,7 +509,11 @@ async fn bad_cluster_bodies_are_422_and_change_nothing() {
 
     // Bad input loses nothing and adds nothing.
     assert_eq!(app.cluster_slugs(&token).await, [keeper]);
-    let kept = expect_json(app.get_with_auth(&keeper_path, &token).await, StatusCode::OK).await;
+    let kept = expect_json(
+        app.get_with_auth(&keeper_path, &token).await,
+        StatusCode::OK,
+    )
+    .await;
     assert_eq!(kept["cluster"]["name"], "Keeper", "{kept}");
     assert_eq!(kept["cluster"]["plan"]["slug"], json!(plan), "{kept}");
 }

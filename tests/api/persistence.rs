@@ -6,8 +6,7 @@ use serde_json::json;
 
 use crate::helpers::{
     ServerProcess, TestDb, assert_401, binary_account_with_token, binary_token, cluster_slugs,
-    created_slug,
-    expect_json, http_client, keyward_binary_ok, plan_and_space, status_with,
+    created_slug, expect_json, http_client, keyward_binary_ok, plan_and_space, status_with,
 };
 
 #[tokio::test]

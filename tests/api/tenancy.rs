@@ -18,11 +18,7 @@ async fn one_account_cannot_see_or_touch_anothers_clusters() {
     let get = app.get_with_auth(&b_path, &alice).await;
     assert_error_envelope(get, StatusCode::NOT_FOUND).await;
     let put = app
-        .put_json(
-            &b_path,
-            &alice,
-            &json!({"name": "Taken Over"}),
-        )
+        .put_json(&b_path, &alice, &json!({"name": "Taken Over"}))
         .await;
     assert_error_envelope(put, StatusCode::NOT_FOUND).await;
     let delete = app.delete(&b_path, &alice).await;
@@ -38,11 +34,7 @@ async fn one_account_cannot_see_or_touch_anothers_clusters() {
         [b_cluster],
         "B lists only B's clusters"
     );
-    let survivor = expect_json(
-        app.get_with_auth(&b_path, &bob).await,
-        StatusCode::OK,
-    )
-    .await;
+    let survivor = expect_json(app.get_with_auth(&b_path, &bob).await, StatusCode::OK).await;
     assert_eq!(
         survivor["cluster"]["name"], "b-cluster",
         "B's cluster is untouched: {survivor}"
