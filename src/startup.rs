@@ -67,9 +67,14 @@ impl Application {
         );
         let app_state = state.clone();
         let store = DbSessionStore::new(state.pool.clone());
+        let database_url = state.config.database_url.clone();
         let mut server = HttpServer::new(move || {
             App::new()
                 .app_data(app_state.clone())
+                // Made here, so each worker has its own (see `db::reader`).
+                .app_data(web::Data::new(db::reader::WorkerReader::new(
+                    database_url.clone(),
+                )))
                 .app_data(catalogue.clone())
                 .wrap(security_headers())
                 .wrap(from_fn(telemetry::log_request))

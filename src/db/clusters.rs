@@ -1,7 +1,5 @@
 //! Clusters: the account's records that the API serves. Every query takes the account.
 
-use chrono::NaiveDateTime;
-use diesel::dsl::count_star;
 use diesel::prelude::*;
 use rand::Rng;
 
@@ -22,7 +20,6 @@ pub struct Cluster {
     pub docs: i64,
     pub shards_used: i64,
     pub data_bytes_used: i64,
-    pub created_at: NaiveDateTime,
 }
 
 /// A checked request to create a cluster.
@@ -101,24 +98,30 @@ pub fn create(
 
 /// A page of the account's clusters, oldest first, and how many the account has.
 ///
-/// One statement answers both: `COUNT(*) OVER ()` counts every row the filter keeps,
-/// before the limit. Only a page past the end, which has no row to carry the count,
-/// asks again. The SQL is the same for every page, so the connection's statement cache
-/// prepares it once.
+/// One statement answers both: the count is an uncorrelated subquery, which SQLite runs
+/// once per statement from the `clusters_by_account` index. (`COUNT(*) OVER ()` would copy
+/// every row of the account into a temporary table first.) Only a page past the end, which
+/// has no row to carry the count, asks again. The SQL is the same for every page, so the
+/// connection's statement cache prepares it once.
 pub fn list(
     conn: &mut SqliteConnection,
     account: AccountId,
     paging: Paging,
 ) -> Result<(Vec<Cluster>, i64), AppError> {
-    let rows: Vec<(Cluster, i64)> = clusters::table
+    let counted = diesel::alias!(clusters as counted);
+    let total = counted
+        .filter(counted.field(clusters::account_id).eq(account.0))
+        .count()
+        .single_value();
+    let rows: Vec<(Cluster, Option<i64>)> = clusters::table
         .filter(clusters::account_id.eq(account.0))
         .order(clusters::id.asc())
         .offset(paging.offset())
         .limit(paging.size())
-        .select((Cluster::as_select(), count_star().over()))
+        .select((Cluster::as_select(), total))
         .load(conn)?;
     let total = match rows.first() {
-        Some((_, total)) => *total,
+        Some((_, total)) => total.unwrap_or_default(),
         None => count(conn, account)?,
     };
     Ok((rows.into_iter().map(|(c, _)| c).collect(), total))

@@ -19,6 +19,7 @@ pub mod clusters;
 pub mod invalidations;
 pub mod invitations;
 pub mod memberships;
+pub mod reader;
 pub mod schema;
 pub mod server_settings;
 pub mod sessions;
@@ -106,13 +107,4 @@ where
         f(&mut conn)
     })
     .await?
-}
-
-/// Runs a read on the blocking pool, with a connection from `pool`.
-pub async fn read<T, F>(pool: &Pool, f: F) -> Result<T, AppError>
-where
-    T: Send + 'static,
-    F: FnOnce(&mut Conn) -> Result<T, AppError> + Send + 'static,
-{
-    run(pool, f).await
 }

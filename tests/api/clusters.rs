@@ -78,7 +78,7 @@ async fn a_cluster_is_created_read_renamed_and_deleted() {
     assert_eq!(cluster["plan"]["slug"], json!(plan), "{shown}");
     assert_eq!(cluster["space"]["path"], json!(space), "{shown}");
     assert_eq!(cluster["state"], "PROVISIONED", "{shown}");
-    assert_eq!(app.cluster_slugs(&token).await, [slug.clone()]);
+    assert_eq!(app.cluster_slugs(&token).await, std::slice::from_ref(&slug));
 
     // Rename: accepted with Bonsai's sentence, and the slug stays.
     let renamed = expect_json(

@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 
 use super::catalogue::{Catalogue, Link, Links};
 use crate::auth::guard::ApiCaller;
+use crate::db::reader::WorkerReader;
 use crate::db::{self, clusters::Cluster, clusters::ClusterChange, clusters::NewCluster};
 use crate::domain::{ClusterCredentials, ClusterName, ClusterState, Paging, Scope, Slug};
 use crate::error::AppError;
@@ -240,16 +241,18 @@ fn accepted(
 pub async fn list(
     caller: ApiCaller,
     state: web::Data<AppState>,
+    reader: web::Data<WorkerReader>,
     catalogue: web::Data<Catalogue>,
     req: HttpRequest,
 ) -> Result<HttpResponse, AppError> {
     caller.require(Scope::Read)?;
     let paging = pagination(req.query_string())?;
     let account = caller.account();
-    let (clusters, total) = db::read(&state.pool, move |conn| {
-        db::clusters::list(conn, account, paging)
-    })
-    .await?;
+    let (clusters, total) = reader
+        .read(&state.pool, move |conn| {
+            db::clusters::list(conn, account, paging)
+        })
+        .await?;
     let links = catalogue.links();
     Ok(super::json_body(
         StatusCode::OK,
@@ -350,16 +353,18 @@ fn path_slug(raw: &str) -> Result<Slug, AppError> {
 pub async fn show(
     caller: ApiCaller,
     state: web::Data<AppState>,
+    reader: web::Data<WorkerReader>,
     catalogue: web::Data<Catalogue>,
     slug: web::Path<String>,
 ) -> Result<HttpResponse, AppError> {
     caller.require(Scope::Read)?;
     let slug = path_slug(&slug)?;
     let account = caller.account();
-    let cluster = db::read(&state.pool, move |conn| {
-        db::clusters::find(conn, account, &slug)
-    })
-    .await?;
+    let cluster = reader
+        .read(&state.pool, move |conn| {
+            db::clusters::find(conn, account, &slug)
+        })
+        .await?;
     Ok(super::json_body(
         StatusCode::OK,
         &ShowBody {
