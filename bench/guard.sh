@@ -4,12 +4,16 @@
 # - a flood of unknown credentials (random keys with checksum-valid secrets, a different
 #   one each request) against the valid token, both sent through the same wrk script, so
 #   the client does the same work; the target is at least 90% of the valid throughput;
+# - the guarded GET /clusters/ (the first page of an account with 200 tokens and 50
+#   clusters, from SQLite) against nginx's auth_basic ({SHA} htpasswd) serving the same
+#   bytes as a static file, with the same credentials; the target is at least 50%;
 # - the idle server's resident memory, and after the load;
 # - forward auth: GET /verify (204) with the same valid token, against guarded /plans.
 # Bounded: each load runs DURATION seconds, and the four loads are repeated ROUNDS times.
 #
 #   bench/guard.sh            # 2 rounds of 10 s per load, 2 wrk threads, 64 connections
 #   ROUNDS=3 DURATION=5 CONNECTIONS=32 bench/guard.sh
+#   ONLY=clusters bench/guard.sh   # just /clusters/ against nginx
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -27,19 +31,52 @@ echo "$AUTH" >"$WORK/valid.headers"
 bench_verify() {
     run verify "GET /verify (forward auth, valid token: 204)" -H "Authorization: $AUTH" "$URL/verify"
 }
+# The account /clusters/ reads: 200 tokens in all, 50 clusters.
+for i in $(seq 2 200); do
+    KEYWARD_DATABASE_URL="$DB" "$BIN" token create --account "$SLUG" --name "bench-$i" >/dev/null 2>&1
+done
 
 start_server "$DB" guard
 status="$(curl -s -o /dev/null -w '%{http_code}' -H "Authorization: $AUTH" "$URL/verify")"
 [ "$status" = 204 ] || { echo "/verify answered $status, not 204" >&2; exit 1; }
 curl -sf -H "Authorization: $AUTH" "$URL/plans" >/dev/null || { echo "token was refused" >&2; exit 1; }
+for i in $(seq 1 50); do
+    curl -sf -o /dev/null -H "Authorization: $AUTH" -H 'Content-Type: application/json' \
+        -d "{\"name\": \"Bench cluster $i\"}" "$URL/clusters" || { echo "cluster $i was refused" >&2; exit 1; }
+done
+# nginx serves the very bytes /clusters/ answers, behind the same key and secret.
+curl -sf -H "Authorization: $AUTH" "$URL/clusters/" >"$WORK/clusters.json"
+CREDENTIALS="$(base64 -d <<<"${AUTH#Basic }")"
+sha_htpasswd "${CREDENTIALS%%:*}" "${CREDENTIALS#*:}" >"$WORK/htpasswd"
+start_nginx "$WORK/clusters.json" "$WORK/htpasswd"
+status="$(curl -s -o /dev/null -w '%{http_code}' -H "Authorization: $AUTH" "$NGINX_URL/static.json")"
+[ "$status" = 200 ] || { echo "nginx answered $status to the token" >&2; exit 1; }
+status="$(curl -s -o /dev/null -w '%{http_code}' -H "Authorization: $WRONG" "$NGINX_URL/static.json")"
+[ "$status" = 401 ] || { echo "nginx answered $status to a wrong secret" >&2; exit 1; }
+echo "GET /clusters/ answers $(wc -c <"$WORK/clusters.json") bytes ($(grep -o '"slug":"bench' "$WORK/clusters.json" | wc -l) clusters)"
 status="$(curl -s -o /dev/null -w '%{http_code}' -H "Authorization: $(head -1 "$WORK/unknown.headers")" "$URL/plans")"
 [ "$status" = 401 ] || { echo "an unknown key got $status, not 401" >&2; exit 1; }
 sleep 1
 echo "idle RSS: $(rss_mib) MiB"
 machine
 
+# clusters_against_nginx: one round of the guarded /clusters/ and nginx's auth_basic.
+clusters_against_nginx() {
+    run clusters "GET /clusters/ (guarded, 50 clusters)" -H "Authorization: $AUTH" "$URL/clusters/"
+    CPU_PIDS="$NGINX_PIDS" run nginx "nginx auth_basic, same bytes (static)" \
+        -H "Authorization: $AUTH" "$NGINX_URL/static.json"
+}
+
+if [ "${ONLY:-}" = clusters ]; then
+    for _ in $(seq 1 "$ROUNDS"); do clusters_against_nginx; done
+    echo "RSS after load: $(rss_mib) MiB (peak $(peak_rss_mib) MiB)"
+    ratio "guarded /clusters/ / nginx auth_basic:" nginx clusters
+    exit 0
+fi
+
 run wrong "GET /plans (wrong secret: 401)" -H "Authorization: $WRONG" "$URL/plans"
 for _ in $(seq 1 "$ROUNDS"); do
+    clusters_against_nginx
     run healthz "GET /healthz (unguarded)" "$URL/healthz"
     run plans "GET /plans (guarded, valid token)" -H "Authorization: $AUTH" "$URL/plans"
     bench_verify
@@ -53,3 +90,4 @@ echo "RSS after load: $(rss_mib) MiB (peak $(peak_rss_mib) MiB)"
 ratio "guarded / unguarded throughput:" healthz plans
 ratio "unknown keys / valid token throughput:" valid unknown
 ratio "/verify / guarded /plans throughput:" plans verify
+ratio "guarded /clusters/ / nginx auth_basic:" nginx clusters

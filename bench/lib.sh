@@ -83,8 +83,66 @@ new_token() {
     SLUG="$slug"
 }
 
-# The server's CPU time so far, in clock ticks.
-cpu_ticks() { awk '{print $14 + $15}' "/proc/$SERVER_PID/stat"; }
+# The server's CPU time so far, in clock ticks: SERVER_PID's, or the sum over CPU_PIDS
+# when set (nginx's master and workers).
+cpu_ticks() {
+    local pid total=0
+    for pid in ${CPU_PIDS:-$SERVER_PID}; do
+        total=$((total + $(awk '{print $14 + $15}' "/proc/$pid/stat")))
+    done
+    echo "$total"
+}
+
+# start_nginx FILE HTPASSWD: nginx on a free loopback port, serving FILE at /static.json
+# behind auth_basic with HTPASSWD, one worker per core, no access log. Sets NGINX_URL and
+# NGINX_PIDS (master and workers). Needs nginx: apt-get install -y nginx-light.
+start_nginx() {
+    local file="$1" htpasswd="$2" dir="$WORK/nginx" port
+    if ! command -v nginx >/dev/null; then
+        echo "nginx is needed: apt-get update && apt-get install -y nginx-light" >&2
+        exit 1
+    fi
+    mkdir -p "$dir/root"
+    cp "$file" "$dir/root/static.json"
+    cp "$htpasswd" "$dir/htpasswd"
+    # The workers run as nobody; the work directory is root's and private.
+    chmod 755 "$WORK" "$dir" "$dir/root"
+    chmod 644 "$dir/root/static.json" "$dir/htpasswd"
+    port="$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
+    cat >"$dir/nginx.conf" <<EOF
+worker_processes $(nproc);
+pid $dir/nginx.pid;
+error_log $dir/error.log warn;
+events { worker_connections 1024; }
+http {
+    access_log off;
+    client_body_temp_path $dir/tmp;
+    server {
+        listen 127.0.0.1:$port;
+        root $dir/root;
+        default_type application/json;
+        location / {
+            auth_basic "keyward";
+            auth_basic_user_file $dir/htpasswd;
+        }
+    }
+}
+EOF
+    nginx -c "$dir/nginx.conf" -p "$dir" -g 'daemon off;' 2>"$dir/stderr" &
+    NGINX_PID=$!
+    track "$NGINX_PID"
+    NGINX_URL="http://127.0.0.1:$port"
+    for _ in $(seq 1 500); do
+        curl -s -o /dev/null "$NGINX_URL/" && break
+        sleep 0.01
+    done
+    NGINX_PIDS="$NGINX_PID $(pgrep -P "$NGINX_PID" | tr '\n' ' ')"
+}
+
+# sha_htpasswd USER PASSWORD: an htpasswd line in nginx's {SHA} form.
+sha_htpasswd() {
+    printf '%s:{SHA}%s\n' "$1" "$(printf '%s' "$2" | openssl dgst -sha1 -binary | base64 -w0)"
+}
 
 # run NAME LABEL WRK-ARGS...: one wrk run of DURATION seconds against the server
 # SERVER_PID, summarised on one line: throughput, p99 latency, answers other than 2xx, and

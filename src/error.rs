@@ -4,7 +4,7 @@
 use std::cell::RefCell;
 
 use actix_web::http::StatusCode;
-use actix_web::http::header::{self, ContentType, HeaderValue};
+use actix_web::http::header::{self, HeaderValue};
 use actix_web::web::Bytes;
 use actix_web::{HttpResponse, HttpResponseBuilder, ResponseError};
 use serde_json::json;
@@ -14,6 +14,9 @@ pub const NO_PASSWORD: &str = "The 'Authorization' header has no value for the p
 pub const TOKEN_INACTIVE: &str = "The API token is missing, inactive or does not exist.";
 pub const AUTH_FAILED: &str = "Authentication failed.";
 pub const NOT_AUTHENTICATED: &str = "Could not authenticate your request.";
+
+/// How every API answer, success or error, labels its body: as Bonsai's do.
+pub const JSON_UTF8: &str = "application/json; charset=utf-8";
 
 pub const WWW_AUTHENTICATE: &str = r#"Basic realm="keyward", charset="UTF-8""#;
 
@@ -129,7 +132,7 @@ impl ResponseError for AppError {
             _ => self.envelope(),
         };
         self.response_builder()
-            .content_type(ContentType::json())
+            .insert_header((header::CONTENT_TYPE, HeaderValue::from_static(JSON_UTF8)))
             .body(body)
     }
 }

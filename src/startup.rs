@@ -43,6 +43,11 @@ impl Application {
             .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", config.bind))?;
         let port = listener.local_addr()?.port();
         let workers = config.workers;
+        // The API's links and catalogue, rendered once for the address clients use.
+        let catalogue = web::Data::new(routes::api::Catalogue::new(routes::api::Links::new(
+            config.public_url.as_deref(),
+            listener.local_addr()?,
+        )));
 
         // Built once: every worker gets a handle to the same cache and recorder.
         let state = web::Data::new(AppState::new(pool, config));
@@ -63,11 +68,17 @@ impl Application {
         let app_state = state.clone();
         let config = web::Data::from(state.config.clone());
         let store = DbSessionStore::new(state.pool.clone());
+        let database_url = state.config.database_url.clone();
         let mut server = HttpServer::new(move || {
             App::new()
                 .app_data(app_state.clone())
                 // The settings on their own, for `auth`, which knows nothing of `AppState`.
                 .app_data(config.clone())
+                // Made here, so each worker has its own (see `db::reader`).
+                .app_data(web::Data::new(db::reader::WorkerReader::new(
+                    database_url.clone(),
+                )))
+                .app_data(catalogue.clone())
                 .wrap(security_headers())
                 .wrap(from_fn(telemetry::log_request))
                 .configure(routes::api::configure)

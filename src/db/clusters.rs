@@ -1,93 +1,137 @@
 //! Clusters: the account's records that the API serves. Every query takes the account.
 
-use chrono::NaiveDateTime;
 use diesel::prelude::*;
-use serde::Serialize;
+use rand::Rng;
 
 use super::schema::clusters;
-use crate::domain::{AccountId, ClusterName, Paging, Slug};
+use crate::domain::{AccountId, ClusterName, ClusterState, Paging, Slug};
 use crate::error::AppError;
+use crate::plans::Placement;
 
-#[derive(Debug, Clone, Queryable, Selectable, Serialize)]
+#[derive(Debug, Clone, Queryable, Selectable)]
 #[diesel(table_name = clusters)]
 pub struct Cluster {
-    #[serde(skip)]
-    pub id: i32,
     pub slug: String,
     pub name: String,
     pub plan: String,
-    pub region: String,
-    pub state: String,
-    #[serde(with = "crate::timefmt")]
-    pub created_at: NaiveDateTime,
+    pub space: String,
+    pub release: String,
+    pub state: ClusterState,
+    pub docs: i64,
+    pub shards_used: i64,
+    pub data_bytes_used: i64,
 }
 
 /// A checked request to create a cluster.
 pub struct NewCluster {
     pub name: ClusterName,
-    pub plan: String,
-    pub region: String,
+    pub placement: Placement,
 }
 
 /// A checked request to change a cluster; `None` leaves a field as it is.
 pub struct ClusterChange {
     pub name: Option<ClusterName>,
-    pub plan: Option<String>,
+    pub plan: Option<&'static crate::plans::Plan>,
 }
 
-pub const STATE_PROVISIONED: &str = "provisioned";
+/// How many characters of the name a slug keeps before its digits.
+const SLUG_PREFIX_CHARS: usize = 40;
 
-/// Creates a cluster whose slug comes from its name; a taken slug is a 422.
+/// A slug as Bonsai makes them: the start of the name and ten random digits, so two
+/// clusters may share a name. A name with nothing to make a slug from starts "cluster".
+fn new_slug(name: &ClusterName) -> Slug {
+    let prefix = Slug::from_name(name.as_str())
+        .map(|s| {
+            s.as_str()
+                .chars()
+                .take(SLUG_PREFIX_CHARS)
+                .collect::<String>()
+        })
+        .unwrap_or_default();
+    let prefix = match prefix.trim_end_matches('-') {
+        "" => "cluster",
+        trimmed => trimmed,
+    };
+    let digits: u64 = rand::rng().random_range(1_000_000_000..10_000_000_000);
+    // A name-made prefix, a dash and digits is always canonical.
+    Slug::parse(&format!("{prefix}-{digits}")).unwrap_or_else(|_| {
+        Slug::from_name(&format!("cluster {digits}")).expect("letters and digits make a slug")
+    })
+}
+
+/// Creates a cluster under a fresh slug. Ten random digits make a clash rare; one is
+/// retried with new digits rather than refused.
 pub fn create(
     conn: &mut SqliteConnection,
     account: AccountId,
     new: NewCluster,
 ) -> Result<Cluster, AppError> {
-    let slug = Slug::from_name(new.name.as_str()).map_err(AppError::invalid)?;
     super::write(conn, |conn| {
-        let taken: i64 = clusters::table
-            .filter(clusters::account_id.eq(account.0))
-            .filter(clusters::slug.eq(slug.as_str()))
-            .count()
-            .get_result(conn)?;
-        if taken > 0 {
-            return Err(AppError::invalid(format!(
-                "A cluster with the slug \"{slug}\" already exists. Choose another name."
-            )));
+        for _ in 0..5 {
+            let slug = new_slug(&new.name);
+            let taken: i64 = clusters::table
+                .filter(clusters::account_id.eq(account.0))
+                .filter(clusters::slug.eq(slug.as_str()))
+                .count()
+                .get_result(conn)?;
+            if taken > 0 {
+                continue;
+            }
+            return Ok(diesel::insert_into(clusters::table)
+                .values((
+                    clusters::account_id.eq(account.0),
+                    clusters::slug.eq(slug.as_str()),
+                    clusters::name.eq(new.name.as_str()),
+                    clusters::plan.eq(new.placement.plan.slug),
+                    clusters::space.eq(new.placement.space.path),
+                    clusters::release.eq(new.placement.release.slug),
+                    // Keyward keeps records, not search engines: nothing is left to wait for.
+                    clusters::state.eq(ClusterState::Provisioned),
+                    clusters::created_at.eq(super::now()),
+                ))
+                .returning(Cluster::as_returning())
+                .get_result(conn)?);
         }
-        Ok(diesel::insert_into(clusters::table)
-            .values((
-                clusters::account_id.eq(account.0),
-                clusters::slug.eq(slug.as_str()),
-                clusters::name.eq(new.name.as_str()),
-                clusters::plan.eq(&new.plan),
-                clusters::region.eq(&new.region),
-                clusters::state.eq(STATE_PROVISIONED),
-                clusters::created_at.eq(super::now()),
-            ))
-            .returning(Cluster::as_returning())
-            .get_result(conn)?)
+        Err(AppError::internal("no free cluster slug after 5 tries"))
     })
 }
 
-/// A page of the account's clusters, oldest first, and the total count.
+/// A page of the account's clusters, oldest first, and how many the account has.
+///
+/// One statement answers both: the count is an uncorrelated subquery, which SQLite runs
+/// once per statement from the `clusters_by_account` index. (`COUNT(*) OVER ()` would copy
+/// every row of the account into a temporary table first.) Only a page past the end, which
+/// has no row to carry the count, asks again. The SQL is the same for every page, so the
+/// connection's statement cache prepares it once.
 pub fn list(
     conn: &mut SqliteConnection,
     account: AccountId,
     paging: Paging,
 ) -> Result<(Vec<Cluster>, i64), AppError> {
-    let total = clusters::table
-        .filter(clusters::account_id.eq(account.0))
+    let counted = diesel::alias!(clusters as counted);
+    let total = counted
+        .filter(counted.field(clusters::account_id).eq(account.0))
         .count()
-        .get_result(conn)?;
-    let rows = clusters::table
+        .single_value();
+    let rows: Vec<(Cluster, Option<i64>)> = clusters::table
         .filter(clusters::account_id.eq(account.0))
         .order(clusters::id.asc())
         .offset(paging.offset())
         .limit(paging.size())
-        .select(Cluster::as_select())
+        .select((Cluster::as_select(), total))
         .load(conn)?;
-    Ok((rows, total))
+    let total = match rows.first() {
+        Some((_, total)) => total.unwrap_or_default(),
+        None => count(conn, account)?,
+    };
+    Ok((rows.into_iter().map(|(c, _)| c).collect(), total))
+}
+
+pub fn count(conn: &mut SqliteConnection, account: AccountId) -> Result<i64, AppError> {
+    Ok(clusters::table
+        .filter(clusters::account_id.eq(account.0))
+        .count()
+        .get_result(conn)?)
 }
 
 pub fn find(
@@ -102,6 +146,9 @@ pub fn find(
         .first(conn)?)
 }
 
+/// Renames the cluster and/or moves it to another plan. A plan that doesn't offer the
+/// cluster's space or release is refused, inside the write, so it is checked against the
+/// cluster as it is when the change commits.
 pub fn update(
     conn: &mut SqliteConnection,
     account: AccountId,
@@ -110,13 +157,38 @@ pub fn update(
 ) -> Result<Cluster, AppError> {
     super::write(conn, |conn| {
         let cluster = find(conn, account, slug)?;
-        Ok(diesel::update(clusters::table.find(cluster.id))
-            .set((
-                clusters::name.eq(change.name.map(|n| n.to_string()).unwrap_or(cluster.name)),
-                clusters::plan.eq(change.plan.unwrap_or(cluster.plan)),
-            ))
-            .returning(Cluster::as_returning())
-            .get_result(conn)?)
+        if let Some(plan) = change.plan {
+            let mut errors = Vec::new();
+            if !plan.offers_space(&cluster.space) {
+                errors.push(format!(
+                    "The plan '{}' is not available in this cluster's space '{}'.",
+                    plan.slug, cluster.space
+                ));
+            }
+            if !plan.offers_release(&cluster.release) {
+                errors.push(format!(
+                    "The plan '{}' does not offer this cluster's release '{}'.",
+                    plan.slug, cluster.release
+                ));
+            }
+            if !errors.is_empty() {
+                return Err(AppError::Invalid(errors));
+            }
+        }
+        Ok(diesel::update(
+            clusters::table
+                .filter(clusters::account_id.eq(account.0))
+                .filter(clusters::slug.eq(slug.as_str())),
+        )
+        .set((
+            clusters::name.eq(change.name.map(|n| n.to_string()).unwrap_or(cluster.name)),
+            clusters::plan.eq(change
+                .plan
+                .map(|p| p.slug.to_string())
+                .unwrap_or(cluster.plan)),
+        ))
+        .returning(Cluster::as_returning())
+        .get_result(conn)?)
     })
 }
 
@@ -126,8 +198,12 @@ pub fn delete(
     slug: &Slug,
 ) -> Result<Cluster, AppError> {
     super::write(conn, |conn| {
-        let cluster = find(conn, account, slug)?;
-        diesel::delete(clusters::table.find(cluster.id)).execute(conn)?;
-        Ok(cluster)
+        Ok(diesel::delete(
+            clusters::table
+                .filter(clusters::account_id.eq(account.0))
+                .filter(clusters::slug.eq(slug.as_str())),
+        )
+        .returning(Cluster::as_returning())
+        .get_result(conn)?)
     })
 }

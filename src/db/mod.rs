@@ -19,6 +19,7 @@ pub(crate) mod clusters;
 pub mod invalidations;
 pub(crate) mod invitations;
 pub mod memberships;
+pub mod reader;
 pub mod schema;
 pub(crate) mod server_settings;
 pub(crate) mod sessions;

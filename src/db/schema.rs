@@ -85,9 +85,13 @@ diesel::table! {
         slug -> Text,
         name -> Text,
         plan -> Text,
-        region -> Text,
+        space -> Text,
         state -> Text,
         created_at -> Timestamp,
+        release -> Text,
+        docs -> BigInt,
+        shards_used -> BigInt,
+        data_bytes_used -> BigInt,
     }
 }
 

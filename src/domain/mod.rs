@@ -3,6 +3,7 @@
 
 mod api_state;
 mod audit_action;
+mod cluster;
 mod email;
 mod ids;
 mod names;
@@ -15,6 +16,7 @@ mod token;
 
 pub use api_state::ApiState;
 pub use audit_action::AuditAction;
+pub use cluster::{ClusterCredentials, ClusterState};
 pub use email::Email;
 pub use ids::{AccountId, SessionId, TokenId, UserId};
 pub use names::{AccountName, ClusterName, Reason, Slug, TokenName};

@@ -253,26 +253,21 @@ async fn a_token_with_days_left_is_let_in() {
 async fn every_api_route_is_guarded() {
     let app = spawn_app().await;
     let (_, token) = app.account_with_token("Guarded").await;
-    app.create_cluster(&token, "Guarded One").await;
+    let guarded = app.create_cluster(&token, "Guarded One").await;
+    let guarded_url = app.url(&format!("/clusters/{guarded}"));
 
     let client = &app.client;
     let requests = [
         ("GET /clusters", client.get(app.url("/clusters"))),
         ("GET /clusters/", client.get(app.url("/clusters/"))),
+        ("GET /clusters/{slug}", client.get(&guarded_url)),
         (
-            "GET /clusters/guarded-one",
-            client.get(app.url("/clusters/guarded-one")),
-        ),
-        (
-            "PUT /clusters/guarded-one",
+            "PUT /clusters/{slug}",
             client
-                .put(app.url("/clusters/guarded-one"))
+                .put(&guarded_url)
                 .json(&serde_json::json!({"name": "x"})),
         ),
-        (
-            "DELETE /clusters/guarded-one",
-            client.delete(app.url("/clusters/guarded-one")),
-        ),
+        ("DELETE /clusters/{slug}", client.delete(&guarded_url)),
         (
             "POST /clusters",
             client
@@ -288,6 +283,21 @@ async fn every_api_route_is_guarded() {
                 .body("{nope"),
         ),
         ("GET /plans", client.get(app.url("/plans"))),
+        ("GET /plans/sandbox", client.get(app.url("/plans/sandbox"))),
+        ("GET /spaces", client.get(app.url("/spaces"))),
+        (
+            "GET /spaces/{path}",
+            client.get(app.url("/spaces/omc/bonsai/us-east-1/common")),
+        ),
+        (
+            "GET /spaces/{unknown}",
+            client.get(app.url("/spaces/x/../y")),
+        ),
+        ("GET /releases", client.get(app.url("/releases"))),
+        (
+            "GET /releases/{slug}",
+            client.get(app.url("/releases/elasticsearch-7.10.2")),
+        ),
         ("GET /token", client.get(app.url("/token"))),
     ];
     let mut failures = Vec::new();
@@ -304,7 +314,7 @@ async fn every_api_route_is_guarded() {
     );
 
     // Nothing was changed by the refused writes.
-    assert_eq!(app.cluster_slugs(&token).await, ["guarded-one"]);
+    assert_eq!(app.cluster_slugs(&token).await, [guarded]);
 }
 
 #[tokio::test]

@@ -3,7 +3,7 @@
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
-use crate::helpers::{assert_error_envelope, cluster_slugs, expect_json, spawn_app};
+use crate::helpers::{assert_error_envelope, cluster_slugs, created_slug, expect_json, spawn_app};
 
 fn keys(body: &Value) -> Vec<String> {
     let mut keys: Vec<String> = body
@@ -36,82 +36,85 @@ async fn an_account_without_clusters_lists_none_with_or_without_the_slash() {
 async fn a_cluster_is_created_read_renamed_and_deleted() {
     let app = spawn_app().await;
     let (_, token) = app.account_with_token("Lifecycle").await;
-    let (plan, region) = app.a_plan_and_region(&token).await;
+    let (plan, space) = app.a_plan_and_space(&token).await;
 
-    // Create.
+    // Create: accepted, with where to watch it and its access, credentials shown once.
     let response = app
         .post_json(
             "/clusters",
             &token,
-            &json!({"name": "Search One", "plan": plan, "region": region}),
+            &json!({"name": "Search One", "plan": plan, "space": space}),
         )
         .await;
-    let created = expect_json(response, StatusCode::CREATED).await;
-    assert_eq!(keys(&created), ["cluster", "status"], "{created}");
-    let cluster = &created["cluster"];
-    assert_eq!(cluster["slug"], "search-one", "{created}");
-    assert_eq!(cluster["name"], "Search One", "{created}");
-    assert_eq!(cluster["plan"], json!(plan), "{created}");
-    assert_eq!(cluster["region"], json!(region), "{created}");
-    assert!(
-        cluster["state"].as_str().is_some_and(|s| !s.is_empty()),
-        "a state: {created}"
+    let created = expect_json(response, StatusCode::ACCEPTED).await;
+    assert_eq!(
+        keys(&created),
+        ["access", "message", "monitor", "status"],
+        "{created}"
     );
+    assert_eq!(created["message"], "Your cluster is being provisioned.");
+    let slug = created_slug(&created);
     assert!(
-        cluster["created_at"]
-            .as_str()
-            .is_some_and(|s| !s.is_empty()),
-        "a creation time: {created}"
+        slug.starts_with("search-one-") && slug.len() == "search-one-".len() + 10,
+        "the slug is the name and ten digits: {slug}"
+    );
+    assert_eq!(
+        created["monitor"],
+        json!(app.url(&format!("/clusters/{slug}"))),
+        "{created}"
     );
 
     // Read it back, alone and in the list.
-    let shown = expect_json(
-        app.get_with_auth("/clusters/search-one", &token).await,
-        StatusCode::OK,
-    )
-    .await;
-    assert_eq!(keys(&shown), ["cluster", "status"], "{shown}");
-    assert_eq!(
-        shown["cluster"], created["cluster"],
-        "GET shows what POST created"
-    );
-    assert_eq!(app.cluster_slugs(&token).await, ["search-one"]);
-
-    // Rename.
-    let renamed = expect_json(
-        app.put_json(
-            "/clusters/search-one",
-            &token,
-            &json!({"name": "Search Uno"}),
-        )
-        .await,
-        StatusCode::OK,
-    )
-    .await;
-    assert_eq!(renamed["cluster"]["name"], "Search Uno", "{renamed}");
-    assert_eq!(
-        renamed["cluster"]["plan"],
-        json!(plan),
-        "a rename keeps the plan: {renamed}"
-    );
-    let slug = renamed["cluster"]["slug"]
-        .as_str()
-        .expect("the updated cluster has a slug")
-        .to_string();
     let shown = expect_json(
         app.get_with_auth(&format!("/clusters/{slug}"), &token)
             .await,
         StatusCode::OK,
     )
     .await;
+    assert_eq!(keys(&shown), ["cluster", "status"], "{shown}");
+    let cluster = &shown["cluster"];
+    assert_eq!(cluster["slug"], json!(slug), "{shown}");
+    assert_eq!(cluster["name"], "Search One", "{shown}");
+    assert_eq!(cluster["plan"]["slug"], json!(plan), "{shown}");
+    assert_eq!(cluster["space"]["path"], json!(space), "{shown}");
+    assert_eq!(cluster["state"], "PROVISIONED", "{shown}");
+    assert_eq!(app.cluster_slugs(&token).await, std::slice::from_ref(&slug));
+
+    // Rename: accepted with Bonsai's sentence, and the slug stays.
+    let renamed = expect_json(
+        app.put_json(
+            &format!("/clusters/{slug}"),
+            &token,
+            &json!({"name": "Search Uno"}),
+        )
+        .await,
+        StatusCode::ACCEPTED,
+    )
+    .await;
     assert_eq!(
-        shown["cluster"]["name"], "Search Uno",
-        "the rename was kept: {shown}"
+        renamed["message"], "Your cluster is being updated.",
+        "{renamed}"
+    );
+    let shown = expect_json(
+        app.get_with_auth(&format!("/clusters/{slug}"), &token)
+            .await,
+        StatusCode::OK,
+    )
+    .await;
+    assert_eq!(shown["cluster"]["name"], "Search Uno", "{shown}");
+    assert_eq!(
+        shown["cluster"]["plan"]["slug"],
+        json!(plan),
+        "a rename keeps the plan: {shown}"
     );
 
     // Delete, and it is gone.
-    let deleted = app.delete(&format!("/clusters/{slug}"), &token).await;
-    expect_json(deleted, StatusCode::OK).await;
+    let deleted = expect_json(
+        app.delete(&format!("/clusters/{slug}"), &token).await,
+        StatusCode::ACCEPTED,
+    )
+    .await;
+    assert_eq!(deleted["message"], "Your cluster is being deprovisioned.");
     assert_error_envelope(
         app.get_with_auth(&format!("/clusters/{slug}"), &token)
             .await,
@@ -122,56 +125,133 @@ async fn a_cluster_is_created_read_renamed_and_deleted() {
 }
 
 #[tokio::test]
-async fn a_cluster_can_move_to_another_plan() {
+async fn two_clusters_may_share_a_name_and_get_their_own_slugs() {
     let app = spawn_app().await;
-    let (_, token) = app.account_with_token("Upgrader").await;
-    let plans = expect_json(app.get_with_auth("/plans", &token).await, StatusCode::OK).await;
-    let (first_plan, region) = app.a_plan_and_region(&token).await;
-    app.create_cluster(&token, "Growing").await;
-    // Another plan offered in the same region, if the catalogue has one.
-    let Some(other_plan) = plans["plans"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .find_map(|p| {
-            let slug = p["slug"].as_str()?;
-            let offered = p["available_regions"]
-                .as_array()?
-                .iter()
-                .any(|r| *r == json!(region));
-            (slug != first_plan && offered).then(|| slug.to_string())
-        })
-    else {
-        eprintln!("only one plan offered in {region}; nothing to move to");
-        return;
-    };
+    let (_, token) = app.account_with_token("Twins").await;
 
-    let updated = expect_json(
-        app.put_json("/clusters/growing", &token, &json!({"plan": other_plan}))
+    let first = app.create_cluster(&token, "Logs").await;
+    let second = app.create_cluster(&token, "Logs").await;
+
+    assert_ne!(first, second);
+    let mut listed = app.cluster_slugs(&token).await;
+    listed.sort_unstable();
+    let mut made = vec![first, second];
+    made.sort_unstable();
+    assert_eq!(listed, made);
+}
+
+#[tokio::test]
+async fn a_name_with_nothing_to_make_a_slug_from_still_makes_a_cluster() {
+    let app = spawn_app().await;
+    let (_, token) = app.account_with_token("Symbols").await;
+
+    let slug = app.create_cluster(&token, "¡¿!?").await;
+
+    assert!(slug.starts_with("cluster-"), "{slug}");
+    let shown = expect_json(
+        app.get_with_auth(&format!("/clusters/{slug}"), &token)
             .await,
         StatusCode::OK,
     )
     .await;
+    assert_eq!(shown["cluster"]["name"], "¡¿!?", "{shown}");
+}
 
-    assert_eq!(updated["cluster"]["plan"], json!(other_plan), "{updated}");
-    assert_eq!(
-        updated["cluster"]["name"], "Growing",
-        "a plan change keeps the name: {updated}"
-    );
+#[tokio::test]
+async fn a_cluster_can_move_to_another_plan_that_offers_its_space() {
+    let app = spawn_app().await;
+    let (_, token) = app.account_with_token("Upgrader").await;
+    let plans = expect_json(app.get_with_auth("/plans", &token).await, StatusCode::OK).await;
+    let (first_plan, space) = app.a_plan_and_space(&token).await;
+    let slug = app.create_cluster(&token, "Growing").await;
+    let offers = |p: &Value, key: &str, value: &str| {
+        p[key]
+            .as_array()
+            .is_some_and(|a| a.iter().any(|x| x == value))
+    };
     let shown = expect_json(
-        app.get_with_auth("/clusters/growing", &token).await,
+        app.get_with_auth(&format!("/clusters/{slug}"), &token)
+            .await,
         StatusCode::OK,
     )
     .await;
-    assert_eq!(shown["cluster"]["plan"], json!(other_plan), "{shown}");
+    let release = shown["cluster"]["release"]["slug"]
+        .as_str()
+        .expect("a release slug")
+        .to_string();
+    let catalogue = plans["plans"].as_array().expect("plans");
+    let other_plan = catalogue
+        .iter()
+        .find(|p| {
+            p["slug"] != json!(first_plan)
+                && offers(p, "available_spaces", &space)
+                && offers(p, "available_releases", &release)
+        })
+        .and_then(|p| p["slug"].as_str())
+        .expect("the catalogue has another plan for the default space and release");
+
+    expect_json(
+        app.put_json(
+            &format!("/clusters/{slug}"),
+            &token,
+            &json!({"name": "Growing", "plan": other_plan}),
+        )
+        .await,
+        StatusCode::ACCEPTED,
+    )
+    .await;
+
+    let shown = expect_json(
+        app.get_with_auth(&format!("/clusters/{slug}"), &token)
+            .await,
+        StatusCode::OK,
+    )
+    .await;
+    assert_eq!(
+        shown["cluster"]["plan"]["slug"],
+        json!(other_plan),
+        "{shown}"
+    );
+    assert_eq!(shown["cluster"]["name"], "Growing", "{shown}");
+
+    // A plan not offered in the cluster's space is refused, and nothing changes.
+    if let Some(elsewhere) = catalogue
+        .iter()
+        .find(|p| !offers(p, "available_spaces", &space))
+        .and_then(|p| p["slug"].as_str())
+    {
+        let errors = assert_error_envelope(
+            app.put_json(
+                &format!("/clusters/{slug}"),
+                &token,
+                &json!({"plan": elsewhere}),
+            )
+            .await,
+            StatusCode::UNPROCESSABLE_ENTITY,
+        )
+        .await;
+        assert!(errors.iter().any(|e| e.contains(elsewhere)), "{errors:?}");
+    }
+    let after = expect_json(
+        app.get_with_auth(&format!("/clusters/{slug}"), &token)
+            .await,
+        StatusCode::OK,
+    )
+    .await;
+    assert_eq!(
+        after["cluster"]["plan"]["slug"],
+        json!(other_plan),
+        "{after}"
+    );
 }
 
 #[tokio::test]
 async fn clusters_are_listed_page_by_page() {
     let app = spawn_app().await;
     let (_, token) = app.account_with_token("Pager").await;
+    let mut made = Vec::new();
     for name in ["Alpha", "Bravo", "Charlie"] {
-        app.create_cluster(&token, name).await;
+        made.push(app.create_cluster(&token, name).await);
     }
 
     let second = expect_json(
@@ -199,8 +279,7 @@ async fn clusters_are_listed_page_by_page() {
         .await;
         seen.extend(cluster_slugs(&body));
     }
-    seen.sort_unstable();
-    assert_eq!(seen, ["alpha", "bravo", "charlie"]);
+    assert_eq!(seen, made, "oldest first, each once");
 
     let past_the_end = expect_json(
         app.get_with_auth("/clusters?page=4&size=1", &token).await,
@@ -286,10 +365,11 @@ async fn bad_pagination_is_a_422() {
 async fn bad_cluster_bodies_are_422_and_change_nothing() {
     let app = spawn_app().await;
     let (_, token) = app.account_with_token("Careless").await;
-    let (plan, region) = app.a_plan_and_region(&token).await;
-    app.create_cluster(&token, "Keeper").await;
+    let (plan, space) = app.a_plan_and_space(&token).await;
+    let keeper = app.create_cluster(&token, "Keeper").await;
+    let keeper_path = format!("/clusters/{keeper}");
 
-    let valid = |name: &str| json!({"name": name, "plan": plan, "region": region}).to_string();
+    let valid = |name: &str| json!({"name": name, "plan": plan, "space": space}).to_string();
     // (row, method, path, raw body, a word the errors must mention)
     let cases: Vec<(&str, Method, &str, String, Option<&str>)> = vec![
         (
@@ -317,7 +397,7 @@ async fn bad_cluster_bodies_are_422_and_change_nothing() {
             "POST without a name",
             Method::POST,
             "/clusters",
-            json!({"plan": plan, "region": region}).to_string(),
+            json!({"plan": plan, "space": space}).to_string(),
             Some("name"),
         ),
         (
@@ -331,34 +411,69 @@ async fn bad_cluster_bodies_are_422_and_change_nothing() {
             "POST a name that is a number",
             Method::POST,
             "/clusters",
-            json!({"name": 5, "plan": plan, "region": region}).to_string(),
+            json!({"name": 5, "plan": plan, "space": space}).to_string(),
             None,
         ),
         (
             "POST an unknown plan",
             Method::POST,
             "/clusters",
-            json!({"name": "Fancy", "plan": "no-such-plan", "region": region}).to_string(),
-            Some("plan"),
+            json!({"name": "Fancy", "plan": "no-such-plan", "space": space}).to_string(),
+            Some("plan 'no-such-plan' not found. please use the /plans endpoint"),
+        ),
+        (
+            "POST an unknown space",
+            Method::POST,
+            "/clusters",
+            json!({"name": "Fancy", "space": "omc/nowhere"}).to_string(),
+            Some("space 'omc/nowhere' not found. please use the /spaces endpoint"),
+        ),
+        (
+            "POST an unknown release",
+            Method::POST,
+            "/clusters",
+            json!({"name": "Fancy", "release": "lucene-1"}).to_string(),
+            Some("release 'lucene-1' not found. please use the /releases endpoint"),
+        ),
+        (
+            "POST the old region field",
+            Method::POST,
+            "/clusters",
+            json!({"name": "Fancy", "region": "aws-us-east-1"}).to_string(),
+            Some("region"),
+        ),
+        (
+            "POST a field no client sends",
+            Method::POST,
+            "/clusters",
+            json!({"name": "Fancy", "replicas": 3}).to_string(),
+            Some("replicas"),
+        ),
+        (
+            "PUT a space, which can't change",
+            Method::PUT,
+            &keeper_path,
+            json!({"name": "Keeper", "space": space}).to_string(),
+            Some("space"),
         ),
         (
             "PUT body not JSON",
             Method::PUT,
-            "/clusters/keeper",
+            &keeper_path,
             "not json at all".into(),
             Some("json"),
         ),
         (
             "PUT a blank name",
             Method::PUT,
-            "/clusters/keeper",
+            &keeper_path,
             json!({"name": ""}).to_string(),
             Some("name"),
         ),
         (
             "PUT an unknown plan",
             Method::PUT,
-            "/clusters/keeper",
+            &keeper_path,
             json!({"plan": "no-such-plan"}).to_string(),
             Some("plan"),
         ),
@@ -393,14 +508,14 @@ async fn bad_cluster_bodies_are_422_and_change_nothing() {
     );
 
     // Bad input loses nothing and adds nothing.
-    assert_eq!(app.cluster_slugs(&token).await, ["keeper"]);
-    let keeper = expect_json(
-        app.get_with_auth("/clusters/keeper", &token).await,
+    assert_eq!(app.cluster_slugs(&token).await, [keeper]);
+    let kept = expect_json(
+        app.get_with_auth(&keeper_path, &token).await,
         StatusCode::OK,
     )
     .await;
-    assert_eq!(keeper["cluster"]["name"], "Keeper", "{keeper}");
-    assert_eq!(keeper["cluster"]["plan"], json!(plan), "{keeper}");
+    assert_eq!(kept["cluster"]["name"], "Keeper", "{kept}");
+    assert_eq!(kept["cluster"]["plan"]["slug"], json!(plan), "{kept}");
 }
 
 #[tokio::test]
@@ -434,8 +549,9 @@ async fn a_read_only_token_can_look_but_not_change() {
     let app = spawn_app().await;
     let (account, writer) = app.account_with_token("Mixed").await;
     let reader = app.create_token(&account, "dashboards", "read").await;
-    let (plan, region) = app.a_plan_and_region(&writer).await;
-    app.create_cluster(&writer, "Shared").await;
+    let (plan, space) = app.a_plan_and_space(&writer).await;
+    let shared = app.create_cluster(&writer, "Shared").await;
+    let shared_path = format!("/clusters/{shared}");
 
     expect_json(
         app.get_with_auth("/clusters", &reader).await,
@@ -443,7 +559,7 @@ async fn a_read_only_token_can_look_but_not_change() {
     )
     .await;
     expect_json(
-        app.get_with_auth("/clusters/shared", &reader).await,
+        app.get_with_auth(&shared_path, &reader).await,
         StatusCode::OK,
     )
     .await;
@@ -452,7 +568,7 @@ async fn a_read_only_token_can_look_but_not_change() {
         .post_json(
             "/clusters",
             &reader,
-            &json!({"name": "Sneaky", "plan": plan, "region": region}),
+            &json!({"name": "Sneaky", "plan": plan, "space": space}),
         )
         .await;
     let errors = assert_error_envelope(post, StatusCode::FORBIDDEN).await;
@@ -461,15 +577,15 @@ async fn a_read_only_token_can_look_but_not_change() {
         "the 403 should name the missing scope: {errors:?}"
     );
     let put = app
-        .put_json("/clusters/shared", &reader, &json!({"name": "Renamed"}))
+        .put_json(&shared_path, &reader, &json!({"name": "Renamed"}))
         .await;
     assert_error_envelope(put, StatusCode::FORBIDDEN).await;
-    let delete = app.delete("/clusters/shared", &reader).await;
+    let delete = app.delete(&shared_path, &reader).await;
     assert_error_envelope(delete, StatusCode::FORBIDDEN).await;
 
-    assert_eq!(app.cluster_slugs(&writer).await, ["shared"]);
+    assert_eq!(app.cluster_slugs(&writer).await, [shared]);
     let shared = expect_json(
-        app.get_with_auth("/clusters/shared", &writer).await,
+        app.get_with_auth(&shared_path, &writer).await,
         StatusCode::OK,
     )
     .await;

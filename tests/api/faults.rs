@@ -94,11 +94,11 @@ fn assert_refused(page: &Page, claim: &str) {
 }
 
 async fn create_cluster(app: &TestApp, token: &crate::helpers::Token) -> reqwest::Response {
-    let (plan, region) = app.a_plan_and_region(token).await;
+    let (plan, space) = app.a_plan_and_space(token).await;
     app.post_json(
         "/clusters",
         token,
-        &json!({"name": "Written to disk", "plan": plan, "region": region}),
+        &json!({"name": "Written to disk", "plan": plan, "space": space}),
     )
     .await
 }
@@ -189,7 +189,7 @@ async fn with_the_disk_full_every_change_is_refused_and_nothing_is_lost_then_all
     .assert_redirect("/members");
     expect_json(
         create_cluster(&app, &written.token).await,
-        StatusCode::CREATED,
+        StatusCode::ACCEPTED,
     )
     .await;
     let (outcome, printed) = cli_revoke(&app, &cli_token.key).await;

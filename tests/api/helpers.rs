@@ -385,22 +385,24 @@ impl TestApp {
         answer(self.authed(reqwest::Method::DELETE, path, token)).await
     }
 
-    /// A plan and a region the server accepts, preferring `sandbox` in `us-east-1`.
-    pub async fn a_plan_and_region(&self, token: &Token) -> (String, String) {
+    /// A plan and a space the server accepts, preferring `sandbox` in us-east-1.
+    pub async fn a_plan_and_space(&self, token: &Token) -> (String, String) {
         let body = expect_json(self.get_with_auth("/plans", token).await, StatusCode::OK).await;
-        plan_and_region(&body)
+        plan_and_space(&body)
     }
 
-    pub async fn create_cluster(&self, token: &Token, name: &str) -> Value {
-        let (plan, region) = self.a_plan_and_region(token).await;
+    /// Creates a cluster named `name` the way Bonsai's client does, and returns its slug
+    /// (which the server makes from the name and random digits).
+    pub async fn create_cluster(&self, token: &Token, name: &str) -> String {
+        let (plan, space) = self.a_plan_and_space(token).await;
         let response = self
             .post_json(
                 "/clusters",
                 token,
-                &json!({"name": name, "plan": plan, "region": region}),
+                &json!({"name": name, "plan": plan, "space": space}),
             )
             .await;
-        expect_json(response, StatusCode::CREATED).await
+        created_slug(&expect_json(response, StatusCode::ACCEPTED).await)
     }
 
     /// The slugs of the token's account's clusters (first page of 100).
@@ -414,8 +416,8 @@ impl TestApp {
     }
 }
 
-/// Picks `sandbox`/`us-east-1` from a `GET /plans` body when offered, else the first of each.
-pub fn plan_and_region(plans_body: &Value) -> (String, String) {
+/// Picks `sandbox` in us-east-1 from a `GET /plans` body when offered, else the first of each.
+pub fn plan_and_space(plans_body: &Value) -> (String, String) {
     let plans = plans_body["plans"]
         .as_array()
         .unwrap_or_else(|| panic!("`plans` should be an array in {plans_body}"));
@@ -424,19 +426,28 @@ pub fn plan_and_region(plans_body: &Value) -> (String, String) {
         .find(|p| p["slug"] == "sandbox")
         .or_else(|| plans.first())
         .unwrap_or_else(|| panic!("the plan catalogue should not be empty: {plans_body}"));
-    let regions = plan["available_regions"]
+    let spaces = plan["available_spaces"]
         .as_array()
-        .unwrap_or_else(|| panic!("a plan should list `available_regions`: {plan}"));
-    let region = regions
+        .unwrap_or_else(|| panic!("a plan should list `available_spaces`: {plan}"));
+    let space = spaces
         .iter()
-        .find(|r| *r == "us-east-1")
-        .or_else(|| regions.first())
+        .find(|s| s.as_str().is_some_and(|s| s.contains("us-east-1")))
+        .or_else(|| spaces.first())
         .and_then(Value::as_str)
-        .unwrap_or_else(|| panic!("a plan should offer at least one region: {plan}"));
+        .unwrap_or_else(|| panic!("a plan should offer at least one space: {plan}"));
     let slug = plan["slug"]
         .as_str()
         .unwrap_or_else(|| panic!("a plan should have a string `slug`: {plan}"));
-    (slug.to_string(), region.to_string())
+    (slug.to_string(), space.to_string())
+}
+
+/// The new cluster's slug from a create's 202: `access.host`, as the Terraform provider
+/// reads it.
+pub fn created_slug(created: &Value) -> String {
+    created["access"]["host"]
+        .as_str()
+        .unwrap_or_else(|| panic!("a create's answer should carry `access.host`: {created}"))
+        .to_string()
 }
 
 pub fn cluster_slugs(list_body: &Value) -> Vec<String> {
@@ -472,7 +483,10 @@ pub fn expected_401_body(empty_password: bool, support_email: &str) -> Value {
     json!({"errors": errors, "status": 401})
 }
 
-/// Whether the `Content-Type` is exactly `application/json`, as the contract says.
+/// What every API answer is labelled, as Bonsai labels its own.
+pub const JSON_CONTENT_TYPE: &str = "application/json; charset=utf-8";
+
+/// Whether the `Content-Type` is exactly [`JSON_CONTENT_TYPE`], as the contract says.
 fn is_json_content_type(response: &Response) -> Result<(), String> {
     let value = response
         .headers()
@@ -480,11 +494,11 @@ fn is_json_content_type(response: &Response) -> Result<(), String> {
         .ok_or("no Content-Type header")?
         .to_str()
         .map_err(|_| "Content-Type is not text")?;
-    if value == "application/json" {
+    if value == JSON_CONTENT_TYPE {
         Ok(())
     } else {
         Err(format!(
-            "Content-Type is {value:?}, expected \"application/json\""
+            "Content-Type is {value:?}, expected {JSON_CONTENT_TYPE:?}"
         ))
     }
 }

@@ -16,8 +16,9 @@ const NOT_ACCEPTABLE: &str =
 async fn a_body_not_labelled_json_is_refused_and_changes_nothing() {
     let app = spawn_app().await;
     let (_, token) = app.account_with_token("Labelled").await;
-    app.create_cluster(&token, "Keeper").await;
+    let keeper = app.create_cluster(&token, "Keeper").await;
     let valid = r#"{"name": "Sneaky"}"#;
+    let keeper_path = format!("/clusters/{keeper}");
 
     // (method, path, Content-Type or none, body, the sentence)
     let cases: [(Method, &str, Option<&str>, &str, &str); 8] = [
@@ -65,14 +66,14 @@ async fn a_body_not_labelled_json_is_refused_and_changes_nothing() {
         ),
         (
             Method::PUT,
-            "/clusters/keeper",
+            &keeper_path,
             Some("text/plain"),
             r#"{"name": "Renamed"}"#,
             "The Content-Type header specifies text/plain.",
         ),
         (
             Method::PUT,
-            "/clusters/keeper",
+            &keeper_path,
             Some("application/json-patch+json"),
             r#"{"name": "Renamed"}"#,
             "The Content-Type header specifies application/json-patch+json.",
@@ -106,31 +107,32 @@ async fn a_body_not_labelled_json_is_refused_and_changes_nothing() {
     );
 
     let shown = expect_json(
-        app.get_with_auth("/clusters/keeper", &token).await,
+        app.get_with_auth(&format!("/clusters/{keeper}"), &token)
+            .await,
         StatusCode::OK,
     )
     .await;
     assert_eq!(shown["cluster"]["name"], "Keeper", "{shown}");
-    assert_eq!(app.cluster_slugs(&token).await, ["keeper"]);
+    assert_eq!(app.cluster_slugs(&token).await, [keeper]);
 }
 
 #[tokio::test]
 async fn json_with_parameters_is_json() {
     let app = spawn_app().await;
     let (_, token) = app.account_with_token("Charset").await;
-    let (plan, region) = app.a_plan_and_region(&token).await;
+    let (plan, space) = app.a_plan_and_space(&token).await;
 
     let response = app
         .client
         .post(app.url("/clusters"))
         .basic_auth(&token.key, Some(&token.secret))
         .header(CONTENT_TYPE, "application/json; charset=utf-8")
-        .body(json!({"name": "Typed", "plan": plan, "region": region}).to_string())
+        .body(json!({"name": "Typed", "plan": plan, "space": space}).to_string())
         .send()
         .await
         .expect("the server should answer");
 
-    expect_json(response, StatusCode::CREATED).await;
+    expect_json(response, StatusCode::ACCEPTED).await;
 }
 
 /// `GET path` with the token (if any) and the Accept header (if any).

@@ -10,6 +10,7 @@ mod account_password;
 mod account_sessions;
 mod anonymous;
 mod auth_header;
+mod bonsai_contract;
 mod cli;
 mod clusters;
 mod concurrency;

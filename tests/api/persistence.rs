@@ -6,7 +6,7 @@ use serde_json::json;
 
 use crate::helpers::{
     ServerProcess, TestDb, assert_401, binary_account_with_token, binary_token, cluster_slugs,
-    expect_json, http_client, keyward_binary_ok, plan_and_region, status_with,
+    created_slug, expect_json, http_client, keyward_binary_ok, plan_and_space, status_with,
 };
 
 #[tokio::test]
@@ -63,15 +63,15 @@ async fn a_shown_secret_and_an_answered_write_survive_kill_9() {
         StatusCode::OK,
     )
     .await;
-    let (plan, region) = plan_and_region(&plans);
+    let (plan, space) = plan_and_space(&plans);
     let created = client
         .post(server.url("/clusters"))
         .basic_auth(&used.key, Some(&used.secret))
-        .json(&json!({"name": "Durable", "plan": plan, "region": region}))
+        .json(&json!({"name": "Durable", "plan": plan, "space": space}))
         .send()
         .await
         .expect("the server should answer");
-    assert_eq!(created.status(), StatusCode::CREATED);
+    let durable = created_slug(&expect_json(created, StatusCode::ACCEPTED).await);
     // A second token whose secret has been printed but which was never used.
     let unused = binary_token(&db.path, &account, "unused").await;
 
@@ -98,7 +98,7 @@ async fn a_shown_secret_and_an_answered_write_survive_kill_9() {
     .await;
     assert_eq!(
         cluster_slugs(&list),
-        ["durable"],
-        "the cluster answered with 201 is still there"
+        [durable],
+        "the cluster answered with 202 is still there"
     );
 }

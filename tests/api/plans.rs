@@ -1,11 +1,11 @@
-//! `GET /plans`: the catalogue a client picks a cluster's plan and region from.
+//! `GET /plans`: the catalogue a client picks a cluster's plan, space and release from.
 
 use reqwest::StatusCode;
 
 use crate::helpers::{assert_401, expect_json, spawn_app};
 
 #[tokio::test]
-async fn plans_list_the_catalogue_with_regions() {
+async fn plans_list_the_catalogue_with_spaces_and_releases() {
     let app = spawn_app().await;
     let (_, token) = app.account_with_token("Shopper").await;
 
@@ -21,11 +21,13 @@ async fn plans_list_the_catalogue_with_regions() {
             plan["slug"].as_str().is_some_and(|s| !s.is_empty()),
             "each plan has a slug: {plan}"
         );
-        let regions = plan["available_regions"].as_array();
-        assert!(
-            regions.is_some_and(|r| !r.is_empty() && r.iter().all(|x| x.is_string())),
-            "each plan lists the regions it is offered in: {plan}"
-        );
+        for list in ["available_spaces", "available_releases"] {
+            let offered = plan[list].as_array();
+            assert!(
+                offered.is_some_and(|r| !r.is_empty() && r.iter().all(|x| x.is_string())),
+                "each plan lists its {list}: {plan}"
+            );
+        }
     }
     let mut slugs: Vec<&str> = plans.iter().filter_map(|p| p["slug"].as_str()).collect();
     slugs.sort_unstable();

@@ -1,15 +1,17 @@
-//! `/clusters`: the account's clusters. The account always comes from the token.
+//! `/clusters`: the account's clusters, in the shape Bonsai's official client decodes.
+//! The account always comes from the token.
 
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
-use serde::Deserialize;
-use serde_json::json;
+use serde::{Deserialize, Serialize};
 
+use super::catalogue::{Catalogue, Link, Links};
 use crate::auth::guard::ApiCaller;
-use crate::db::{self, clusters::ClusterChange, clusters::NewCluster};
-use crate::domain::{ClusterName, Paging, Scope, Slug};
+use crate::db::reader::WorkerReader;
+use crate::db::{self, clusters::Cluster, clusters::ClusterChange, clusters::NewCluster};
+use crate::domain::{ClusterCredentials, ClusterName, ClusterState, Paging, Scope, Slug};
 use crate::error::AppError;
-use crate::plans;
+use crate::plans::{self, Placement};
 use crate::state::AppState;
 
 pub const MAX_PAGE_SIZE: i64 = 100;
@@ -54,53 +56,241 @@ pub(super) fn pagination(query: &str) -> Result<Paging, AppError> {
     }
 }
 
+/// Where a cluster's search engine would answer. Keyward keeps records of clusters, not
+/// the engines, so the host is in the reserved `.invalid` domain: a client that dials it
+/// fails at once rather than reaching someone else's server.
+const SEARCH_DOMAIN: &str = "search.keyward.invalid";
+const SEARCH_PORT: u16 = 443;
+const SEARCH_SCHEME: &str = "https";
+
+/// A cluster as the client decodes it. Everything is borrowed and links are formatted as
+/// they are written, so a page of clusters is serialised without building a JSON tree.
+#[derive(Serialize)]
+struct ClusterView<'a> {
+    slug: &'a str,
+    name: &'a str,
+    uri: Link<'a>,
+    plan: PlanRef<'a>,
+    release: ReleaseRef<'a>,
+    space: SpaceRef<'a>,
+    stats: Stats,
+    access: Access<'a>,
+    state: ClusterState,
+}
+
+#[derive(Serialize)]
+struct PlanRef<'a> {
+    slug: &'a str,
+    uri: Link<'a>,
+}
+
+#[derive(Serialize)]
+struct ReleaseRef<'a> {
+    service_type: &'a str,
+    package_name: &'a str,
+    version: &'a str,
+    slug: &'a str,
+    uri: Link<'a>,
+}
+
+#[derive(Serialize)]
+struct SpaceRef<'a> {
+    path: &'a str,
+    region: &'a str,
+    uri: Link<'a>,
+}
+
+#[derive(Serialize)]
+struct Stats {
+    docs: i64,
+    shards_used: i64,
+    data_bytes_used: i64,
+}
+
+#[derive(Serialize)]
+struct Access<'a> {
+    host: SearchHost<'a>,
+    port: u16,
+    scheme: &'static str,
+}
+
+/// `{slug}.{region}.search.keyward.invalid`, as Bonsai's `{slug}.us-east-1.bonsaisearch.net`.
+#[derive(Clone, Copy)]
+struct SearchHost<'a> {
+    slug: &'a str,
+    region: &'a str,
+}
+
+impl std::fmt::Display for SearchHost<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}.{}.{SEARCH_DOMAIN}", self.slug, self.region)
+    }
+}
+
+impl Serialize for SearchHost<'_> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_str(self)
+    }
+}
+
+impl<'a> ClusterView<'a> {
+    /// A stored plan, space or release the catalogue no longer has still shows its name,
+    /// with empty details, rather than failing the whole list.
+    fn new(cluster: &'a Cluster, links: &'a Links) -> Self {
+        let release = plans::release(&cluster.release);
+        let space = plans::space(&cluster.space);
+        let short_region = space.map_or("", |s| s.short_region());
+        Self {
+            slug: &cluster.slug,
+            name: &cluster.name,
+            uri: links.to("clusters", &cluster.slug),
+            plan: PlanRef {
+                slug: &cluster.plan,
+                uri: links.to("plans", &cluster.plan),
+            },
+            release: ReleaseRef {
+                service_type: release.map_or("", |r| r.service_type),
+                package_name: release.map_or("", |r| r.package_name),
+                version: release.map_or("", |r| r.version),
+                slug: &cluster.release,
+                uri: links.to("releases", &cluster.release),
+            },
+            space: SpaceRef {
+                path: &cluster.space,
+                region: space.map_or("", |s| s.region),
+                uri: links.to("spaces", &cluster.space),
+            },
+            stats: Stats {
+                docs: cluster.docs,
+                shards_used: cluster.shards_used,
+                data_bytes_used: cluster.data_bytes_used,
+            },
+            access: Access {
+                host: SearchHost {
+                    slug: &cluster.slug,
+                    region: short_region,
+                },
+                port: SEARCH_PORT,
+                scheme: SEARCH_SCHEME,
+            },
+            state: cluster.state,
+        }
+    }
+}
+
+#[derive(Serialize)]
+struct Pagination {
+    page_number: i64,
+    page_size: i64,
+    total_records: i64,
+    total_pages: i64,
+}
+
+#[derive(Serialize)]
+struct ListBody<'a> {
+    clusters: Vec<ClusterView<'a>>,
+    pagination: Pagination,
+    status: u16,
+}
+
+#[derive(Serialize)]
+struct ShowBody<'a> {
+    cluster: ClusterView<'a>,
+    status: u16,
+}
+
+/// The answer to a create, update or delete: Bonsai works on a cluster after answering,
+/// so it says what it has started and where to watch (`monitor`), with a 202.
+#[derive(Serialize)]
+struct Accepted<'a> {
+    message: &'static str,
+    monitor: Link<'a>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    access: Option<NewAccess<'a>>,
+    status: u16,
+}
+
+/// A new cluster's access, credentials included, shown this once. `host` is the bare
+/// slug, as recorded: the Terraform provider takes it as the new cluster's id.
+#[derive(Serialize)]
+struct NewAccess<'a> {
+    user: &'a str,
+    pass: &'a str,
+    host: &'a str,
+    port: u16,
+    scheme: &'static str,
+    url: String,
+}
+
+fn accepted(
+    message: &'static str,
+    monitor: Link<'_>,
+    access: Option<NewAccess<'_>>,
+) -> HttpResponse {
+    super::json_body(
+        StatusCode::ACCEPTED,
+        &Accepted {
+            message,
+            monitor,
+            access,
+            status: StatusCode::ACCEPTED.as_u16(),
+        },
+    )
+}
+
 pub async fn list(
     caller: ApiCaller,
     state: web::Data<AppState>,
+    reader: web::Data<WorkerReader>,
+    catalogue: web::Data<Catalogue>,
     req: HttpRequest,
 ) -> Result<HttpResponse, AppError> {
     caller.require(Scope::Read)?;
     let paging = pagination(req.query_string())?;
     let account = caller.account();
-    let (clusters, total) = db::run(&state.pool, move |conn| {
-        db::clusters::list(conn, account, paging)
-    })
-    .await?;
-    Ok(super::ok(
+    let (clusters, total) = reader
+        .read(&state.pool, move |conn| {
+            db::clusters::list(conn, account, paging)
+        })
+        .await?;
+    let links = catalogue.links();
+    Ok(super::json_body(
         StatusCode::OK,
-        json!({
-            "clusters": clusters,
-            "pagination": {
-                "page_number": paging.number(),
-                "page_size": paging.size(),
-                "total_records": total,
-                "total_pages": paging.pages_for(total),
+        &ListBody {
+            clusters: clusters
+                .iter()
+                .map(|c| ClusterView::new(c, links))
+                .collect(),
+            pagination: Pagination {
+                page_number: paging.number(),
+                page_size: paging.size(),
+                total_records: total,
+                total_pages: paging.pages_for(total),
             },
-        }),
+            status: StatusCode::OK.as_u16(),
+        },
     ))
 }
 
+/// A create's body: what Bonsai's client sends. Anything else is refused, by name.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct ClusterInput {
+pub struct NewClusterInput {
     name: Option<String>,
     plan: Option<String>,
-    region: Option<String>,
+    space: Option<String>,
+    release: Option<String>,
 }
 
-fn parse_plan(raw: &str, errors: &mut Vec<String>) -> Option<&'static plans::Plan> {
-    let plan = plans::find(raw);
-    if plan.is_none() {
-        let known: Vec<&str> = plans::PLANS.iter().map(|p| p.slug).collect();
-        errors.push(format!(
-            "\"{raw}\" is not a plan. Use one of: {}.",
-            known.join(", ")
-        ));
-    }
-    plan
+/// An update's body: a new name, a new plan, or both. A space or a release stays.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClusterChangeInput {
+    name: Option<String>,
+    plan: Option<String>,
 }
 
-fn check_new_cluster(input: ClusterInput) -> Result<NewCluster, AppError> {
+fn check_new_cluster(input: NewClusterInput) -> Result<NewCluster, AppError> {
     let mut errors = Vec::new();
     let name = match input.name.as_deref() {
         None => {
@@ -109,31 +299,15 @@ fn check_new_cluster(input: ClusterInput) -> Result<NewCluster, AppError> {
         }
         Some(raw) => ClusterName::parse(raw).map_err(|e| errors.push(e)).ok(),
     };
-    let plan = match input.plan.as_deref() {
-        None => Some(plans::default_plan()),
-        Some(raw) => parse_plan(raw, &mut errors),
-    };
-    let region = match (plan, input.region) {
-        (Some(plan), None) => Some(plan.available_regions[0].to_string()),
-        (Some(plan), Some(region)) if plan.available_regions.contains(&region.as_str()) => {
-            Some(region)
-        }
-        (Some(plan), Some(region)) => {
-            errors.push(format!(
-                "\"{region}\" is not a region of the {} plan. Use one of: {}.",
-                plan.slug,
-                plan.available_regions.join(", ")
-            ));
-            None
-        }
-        (None, _) => None,
-    };
-    match (name, plan, region) {
-        (Some(name), Some(plan), Some(region)) if errors.is_empty() => Ok(NewCluster {
-            name,
-            plan: plan.slug.to_string(),
-            region,
-        }),
+    let placement = Placement::choose(
+        input.plan.as_deref(),
+        input.space.as_deref(),
+        input.release.as_deref(),
+    )
+    .map_err(|e| errors.extend(e))
+    .ok();
+    match (name, placement) {
+        (Some(name), Some(placement)) if errors.is_empty() => Ok(NewCluster { name, placement }),
         _ => Err(AppError::Invalid(errors)),
     }
 }
@@ -141,6 +315,7 @@ fn check_new_cluster(input: ClusterInput) -> Result<NewCluster, AppError> {
 pub async fn create(
     caller: ApiCaller,
     state: web::Data<AppState>,
+    catalogue: web::Data<Catalogue>,
     body: web::Bytes,
 ) -> Result<HttpResponse, AppError> {
     caller.require(Scope::Write)?;
@@ -150,9 +325,23 @@ pub async fn create(
         db::clusters::create(conn, account, new)
     })
     .await?;
-    Ok(super::ok(
-        StatusCode::CREATED,
-        json!({ "cluster": cluster }),
+    let credentials = ClusterCredentials::generate();
+    let view = ClusterView::new(&cluster, catalogue.links());
+    let host = view.access.host;
+    Ok(accepted(
+        "Your cluster is being provisioned.",
+        view.uri,
+        Some(NewAccess {
+            user: &credentials.user,
+            pass: &credentials.pass,
+            host: &cluster.slug,
+            port: SEARCH_PORT,
+            scheme: SEARCH_SCHEME,
+            url: format!(
+                "{SEARCH_SCHEME}://{}:{}@{host}:{SEARCH_PORT}",
+                credentials.user, credentials.pass
+            ),
+        }),
     ))
 }
 
@@ -164,41 +353,49 @@ fn path_slug(raw: &str) -> Result<Slug, AppError> {
 pub async fn show(
     caller: ApiCaller,
     state: web::Data<AppState>,
+    reader: web::Data<WorkerReader>,
+    catalogue: web::Data<Catalogue>,
     slug: web::Path<String>,
 ) -> Result<HttpResponse, AppError> {
     caller.require(Scope::Read)?;
     let slug = path_slug(&slug)?;
     let account = caller.account();
-    let cluster = db::run(&state.pool, move |conn| {
-        db::clusters::find(conn, account, &slug)
-    })
-    .await?;
-    Ok(super::ok(StatusCode::OK, json!({ "cluster": cluster })))
+    let cluster = reader
+        .read(&state.pool, move |conn| {
+            db::clusters::find(conn, account, &slug)
+        })
+        .await?;
+    Ok(super::json_body(
+        StatusCode::OK,
+        &ShowBody {
+            cluster: ClusterView::new(&cluster, catalogue.links()),
+            status: StatusCode::OK.as_u16(),
+        },
+    ))
 }
 
 pub async fn update(
     caller: ApiCaller,
     state: web::Data<AppState>,
+    catalogue: web::Data<Catalogue>,
     slug: web::Path<String>,
     body: web::Bytes,
 ) -> Result<HttpResponse, AppError> {
     caller.require(Scope::Write)?;
     let slug = path_slug(&slug)?;
-    let input: ClusterInput = super::parse_json(&body)?;
+    let input: ClusterChangeInput = super::parse_json(&body)?;
     let mut errors = Vec::new();
-    if input.region.is_some() {
-        errors.push("'region' can't be changed; create a new cluster instead.".to_string());
-    }
     let change = ClusterChange {
         name: input
             .name
             .as_deref()
             .and_then(|raw| ClusterName::parse(raw).map_err(|e| errors.push(e)).ok()),
-        plan: input
-            .plan
-            .as_deref()
-            .and_then(|raw| parse_plan(raw, &mut errors))
-            .map(|p| p.slug.to_string()),
+        plan: input.plan.as_deref().and_then(|raw| {
+            plans::find(raw).or_else(|| {
+                errors.push(plans::plan_not_found(raw));
+                None
+            })
+        }),
     };
     if !errors.is_empty() {
         return Err(AppError::Invalid(errors));
@@ -208,12 +405,18 @@ pub async fn update(
         db::clusters::update(conn, account, &slug, change)
     })
     .await?;
-    Ok(super::ok(StatusCode::OK, json!({ "cluster": cluster })))
+    let links = catalogue.links();
+    Ok(accepted(
+        "Your cluster is being updated.",
+        links.to("clusters", &cluster.slug),
+        None,
+    ))
 }
 
 pub async fn delete(
     caller: ApiCaller,
     state: web::Data<AppState>,
+    catalogue: web::Data<Catalogue>,
     slug: web::Path<String>,
 ) -> Result<HttpResponse, AppError> {
     caller.require(Scope::Write)?;
@@ -223,9 +426,11 @@ pub async fn delete(
         db::clusters::delete(conn, account, &slug)
     })
     .await?;
-    Ok(super::ok(
-        StatusCode::OK,
-        json!({ "message": format!("Cluster {} was deleted.", cluster.slug) }),
+    let links = catalogue.links();
+    Ok(accepted(
+        "Your cluster is being deprovisioned.",
+        links.to("clusters", &cluster.slug),
+        None,
     ))
 }
 

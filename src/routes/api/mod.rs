@@ -2,22 +2,26 @@
 //! answer, success or error, carries `"status"`.
 
 mod access_tokens;
+mod catalogue;
 mod clusters;
 mod health;
 mod negotiation;
-mod plans;
 pub mod secret_scanning;
 mod token;
 pub mod verify;
 
+pub use catalogue::{Catalogue, Links};
+
 use actix_web::body::{EitherBody, MessageBody};
 use actix_web::dev::{ServiceRequest, ServiceResponse};
+use actix_web::http::StatusCode;
+use actix_web::http::header::{CONTENT_TYPE, HeaderValue};
 use actix_web::middleware::{Next, from_fn};
-use actix_web::{HttpResponse, guard, web};
+use actix_web::{HttpResponse, ResponseError, guard, web};
 use serde::de::DeserializeOwned;
 
 use crate::auth;
-use crate::error::AppError;
+use crate::error::{AppError, JSON_UTF8};
 use crate::state::AppState;
 
 /// The token guard, over this server's shared state.
@@ -58,11 +62,29 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .default_service(web::to(not_found)),
     )
     .service(
-        web::resource("/plans")
+        web::scope("/plans")
             .wrap(from_fn(negotiation::json_only))
             .wrap(from_fn(require_token))
-            .route(web::get().to(plans::list))
-            .default_service(web::to(method_not_allowed)),
+            .service(get_only(web::resource(["", "/"]), catalogue::plans))
+            .service(get_only(web::resource("/{slug}"), catalogue::plan))
+            .default_service(web::to(not_found)),
+    )
+    .service(
+        web::scope("/spaces")
+            .wrap(from_fn(negotiation::json_only))
+            .wrap(from_fn(require_token))
+            .service(get_only(web::resource(["", "/"]), catalogue::spaces))
+            // The path has slashes; the handler looks it up exactly as sent.
+            .service(get_only(web::resource("/{path:.+}"), catalogue::space))
+            .default_service(web::to(not_found)),
+    )
+    .service(
+        web::scope("/releases")
+            .wrap(from_fn(negotiation::json_only))
+            .wrap(from_fn(require_token))
+            .service(get_only(web::resource(["", "/"]), catalogue::releases))
+            .service(get_only(web::resource("/{slug}"), catalogue::release))
+            .default_service(web::to(not_found)),
     )
     .service(
         web::resource("/token")
@@ -109,13 +131,40 @@ async fn not_found() -> Result<HttpResponse, AppError> {
     Err(AppError::NotFound)
 }
 
+/// A GET-only resource: any other method is a 405.
+fn get_only<F, Args>(resource: actix_web::Resource, handler: F) -> actix_web::Resource
+where
+    F: actix_web::Handler<Args>,
+    Args: actix_web::FromRequest + 'static,
+    F::Output: actix_web::Responder + 'static,
+{
+    resource
+        .route(web::get().to(handler))
+        .default_service(web::to(method_not_allowed))
+}
+
 /// A success body: the resource under its name, and `"status"`.
-fn ok(status: actix_web::http::StatusCode, body: serde_json::Value) -> HttpResponse {
+fn ok(status: StatusCode, body: serde_json::Value) -> HttpResponse {
     let mut body = body;
     if let Some(map) = body.as_object_mut() {
         map.insert("status".into(), status.as_u16().into());
     }
-    HttpResponse::build(status).json(body)
+    json_body(status, &body)
+}
+
+/// Serialises `body` as the answer, labelled as Bonsai labels its answers.
+fn json_body(status: StatusCode, body: &impl serde::Serialize) -> HttpResponse {
+    match serde_json::to_vec(body) {
+        Ok(bytes) => json_bytes(status, bytes.into()),
+        Err(err) => AppError::internal(format!("serialising an answer: {err}")).error_response(),
+    }
+}
+
+/// An answer already serialised.
+fn json_bytes(status: StatusCode, body: actix_web::web::Bytes) -> HttpResponse {
+    HttpResponse::build(status)
+        .insert_header((CONTENT_TYPE, HeaderValue::from_static(JSON_UTF8)))
+        .body(body)
 }
 
 /// Parses a JSON body, with a 422 that names the problem. `negotiation::json_only` has

@@ -1,0 +1,314 @@
+//! `/plans`, `/spaces` and `/releases`: the catalogue, in Bonsai's shapes, with links built
+//! from the server's public address. It never changes while the server runs, so every
+//! answer is serialised once at start and each request sends the same bytes.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::net::SocketAddr;
+
+use actix_web::http::StatusCode;
+use actix_web::web::Bytes;
+use actix_web::{HttpRequest, HttpResponse, web};
+use serde::ser::SerializeStruct;
+use serde::{Serialize, Serializer};
+
+use crate::auth::guard::ApiCaller;
+use crate::domain::Scope;
+use crate::error::AppError;
+use crate::plans::{self, Plan, Release, Space};
+
+/// Where the API's links point: `KEYWARD_PUBLIC_URL`, or else the address the server
+/// listens on. An unspecified bind address (`0.0.0.0`, `[::]`) can't be dialled, so its
+/// links name the loopback address instead.
+#[derive(Debug, Clone)]
+pub struct Links {
+    base: String,
+}
+
+impl Links {
+    pub fn new(public_url: Option<&str>, listening: SocketAddr) -> Self {
+        let base = match public_url {
+            Some(url) => url.trim_end_matches('/').to_string(),
+            None => {
+                let mut addr = listening;
+                if addr.ip().is_unspecified() {
+                    addr.set_ip(match addr {
+                        SocketAddr::V4(_) => std::net::Ipv4Addr::LOCALHOST.into(),
+                        SocketAddr::V6(_) => std::net::Ipv6Addr::LOCALHOST.into(),
+                    });
+                }
+                format!("http://{addr}")
+            }
+        };
+        Self { base }
+    }
+
+    /// `{base}/{collection}/{id}`, written straight into the output when serialised.
+    pub fn to<'a>(&'a self, collection: &'static str, id: &'a str) -> Link<'a> {
+        Link {
+            base: &self.base,
+            collection,
+            id,
+        }
+    }
+}
+
+/// A link that is formatted where it is written, so a page of clusters allocates no
+/// string per link.
+#[derive(Clone, Copy)]
+pub struct Link<'a> {
+    base: &'a str,
+    collection: &'static str,
+    id: &'a str,
+}
+
+impl fmt::Display for Link<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}/{}", self.base, self.collection, self.id)
+    }
+}
+
+impl Serialize for Link<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_str(self)
+    }
+}
+
+/// A plan as `/plans` shows it: the catalogue entry and its link.
+struct PlanItem<'a>(&'a Plan, Link<'a>);
+
+impl Serialize for PlanItem<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let PlanItem(plan, uri) = self;
+        let mut s = serializer.serialize_struct("Plan", 9)?;
+        s.serialize_field("slug", plan.slug)?;
+        s.serialize_field("name", plan.name)?;
+        s.serialize_field("price_in_cents", &plan.price_in_cents)?;
+        s.serialize_field(
+            "billing_interval_in_months",
+            &plan.billing_interval_in_months,
+        )?;
+        s.serialize_field("single_tenant", &plan.single_tenant)?;
+        s.serialize_field("private_network", &plan.private_network)?;
+        s.serialize_field("available_releases", plan.available_releases)?;
+        s.serialize_field("available_spaces", plan.available_spaces)?;
+        s.serialize_field("uri", uri)?;
+        s.end()
+    }
+}
+
+#[derive(Serialize)]
+struct Cloud {
+    provider: &'static str,
+    region: &'static str,
+}
+
+#[derive(Serialize)]
+struct SpaceItem<'a> {
+    path: &'static str,
+    private_network: bool,
+    cloud: Cloud,
+    region: &'static str,
+    uri: Link<'a>,
+}
+
+impl<'a> SpaceItem<'a> {
+    fn new(space: &'static Space, links: &'a Links) -> Self {
+        Self {
+            path: space.path,
+            private_network: space.private_network,
+            cloud: Cloud {
+                provider: space.provider,
+                region: space.region,
+            },
+            region: space.region,
+            uri: links.to("spaces", space.path),
+        }
+    }
+}
+
+#[derive(Serialize)]
+struct ReleaseItem<'a> {
+    #[serde(flatten)]
+    release: &'static Release,
+    uri: Link<'a>,
+}
+
+/// One collection of the catalogue: the list's body and each entry's bare body.
+struct Collection {
+    list: Bytes,
+    entries: HashMap<&'static str, Bytes>,
+}
+
+impl Collection {
+    fn new<T: Serialize>(name: &str, items: Vec<(&'static str, T)>) -> Self {
+        let list = serde_json::json!({
+            name: items.iter().map(|(_, item)| item).collect::<Vec<_>>(),
+            "status": StatusCode::OK.as_u16(),
+        });
+        let entries = items
+            .iter()
+            .map(|(id, item)| {
+                (
+                    *id,
+                    Bytes::from(serde_json::to_vec(item).unwrap_or_default()),
+                )
+            })
+            .collect();
+        Self {
+            list: Bytes::from(list.to_string()),
+            entries,
+        }
+    }
+}
+
+/// The catalogue's answers, rendered once for this server's links.
+pub struct Catalogue {
+    links: Links,
+    plans: Collection,
+    spaces: Collection,
+    releases: Collection,
+}
+
+impl Catalogue {
+    pub fn new(links: Links) -> Self {
+        let plans = Collection::new(
+            "plans",
+            plans::PLANS
+                .iter()
+                .map(|p| (p.slug, PlanItem(p, links.to("plans", p.slug))))
+                .collect(),
+        );
+        let spaces = Collection::new(
+            "spaces",
+            plans::SPACES
+                .iter()
+                .map(|s| (s.path, SpaceItem::new(s, &links)))
+                .collect(),
+        );
+        let releases = Collection::new(
+            "releases",
+            plans::RELEASES
+                .iter()
+                .map(|r| {
+                    (
+                        r.slug,
+                        ReleaseItem {
+                            release: r,
+                            uri: links.to("releases", r.slug),
+                        },
+                    )
+                })
+                .collect(),
+        );
+        Self {
+            links,
+            plans,
+            spaces,
+            releases,
+        }
+    }
+
+    pub fn links(&self) -> &Links {
+        &self.links
+    }
+}
+
+fn answer(caller: &ApiCaller, body: Option<&Bytes>) -> Result<HttpResponse, AppError> {
+    caller.require(Scope::Read)?;
+    let body = body.ok_or(AppError::NotFound)?;
+    Ok(super::json_bytes(StatusCode::OK, body.clone()))
+}
+
+pub async fn plans(
+    caller: ApiCaller,
+    catalogue: web::Data<Catalogue>,
+) -> Result<HttpResponse, AppError> {
+    answer(&caller, Some(&catalogue.plans.list))
+}
+
+pub async fn plan(
+    caller: ApiCaller,
+    catalogue: web::Data<Catalogue>,
+    slug: web::Path<String>,
+) -> Result<HttpResponse, AppError> {
+    answer(&caller, catalogue.plans.entries.get(slug.as_str()))
+}
+
+pub async fn spaces(
+    caller: ApiCaller,
+    catalogue: web::Data<Catalogue>,
+) -> Result<HttpResponse, AppError> {
+    answer(&caller, Some(&catalogue.spaces.list))
+}
+
+/// `/spaces/{path}`, where the path has slashes. It is looked up exactly as the request
+/// wrote it, undecoded: a space path has only letters, digits, dashes and single slashes,
+/// so `..`, an empty segment or an encoded slash can never match one, and is a 404.
+pub async fn space(
+    caller: ApiCaller,
+    catalogue: web::Data<Catalogue>,
+    req: HttpRequest,
+) -> Result<HttpResponse, AppError> {
+    let path = req
+        .uri()
+        .path()
+        .strip_prefix("/spaces/")
+        .unwrap_or_default();
+    answer(&caller, catalogue.spaces.entries.get(path))
+}
+
+pub async fn releases(
+    caller: ApiCaller,
+    catalogue: web::Data<Catalogue>,
+) -> Result<HttpResponse, AppError> {
+    answer(&caller, Some(&catalogue.releases.list))
+}
+
+pub async fn release(
+    caller: ApiCaller,
+    catalogue: web::Data<Catalogue>,
+    slug: web::Path<String>,
+) -> Result<HttpResponse, AppError> {
+    answer(&caller, catalogue.releases.entries.get(slug.as_str()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn links_come_from_the_public_url_or_a_dialable_listening_address() {
+        let listening: SocketAddr = "0.0.0.0:8080".parse().unwrap();
+        let links = Links::new(None, listening);
+        assert_eq!(
+            links.to("clusters", "a-1").to_string(),
+            "http://127.0.0.1:8080/clusters/a-1"
+        );
+        let links = Links::new(Some("https://keys.example.com/"), listening);
+        assert_eq!(
+            links
+                .to("spaces", "omc/bonsai/us-east-1/common")
+                .to_string(),
+            "https://keys.example.com/spaces/omc/bonsai/us-east-1/common"
+        );
+        let links = Links::new(None, "[::]:9000".parse().unwrap());
+        assert_eq!(
+            links.to("plans", "x").to_string(),
+            "http://[::1]:9000/plans/x"
+        );
+    }
+
+    #[test]
+    fn every_catalogue_entry_has_a_bare_body() {
+        let catalogue = Catalogue::new(Links::new(None, "127.0.0.1:1".parse().unwrap()));
+        for plan in plans::PLANS {
+            let body: serde_json::Value =
+                serde_json::from_slice(&catalogue.plans.entries[plan.slug]).unwrap();
+            assert_eq!(body["slug"], plan.slug);
+            assert!(body.get("status").is_none(), "{body}");
+        }
+        assert_eq!(catalogue.spaces.entries.len(), plans::SPACES.len());
+        assert_eq!(catalogue.releases.entries.len(), plans::RELEASES.len());
+    }
+}
