@@ -118,9 +118,23 @@ pub struct Config {
     pub invalidation_poll_interval: std::time::Duration,
     /// How often tokens that expired unused get their `token.expired` event.
     pub expiry_sweep_interval: std::time::Duration,
+    /// Tests only: every grace period of a roll but "now" lasts this long instead, so a
+    /// test can watch a grace period end without waiting an hour. Never set from outside.
+    pub test_grace: Option<std::time::Duration>,
 }
 
 impl Config {
+    /// How long a rolled token's old secret keeps working for `grace`: the choice itself,
+    /// unless a test has shortened every grace but "now".
+    pub fn grace_period(&self, grace: crate::domain::Grace) -> chrono::Duration {
+        match self.test_grace {
+            Some(short) if grace != crate::domain::Grace::Now => {
+                chrono::Duration::from_std(short).unwrap_or_else(|_| grace.duration())
+            }
+            _ => grace.duration(),
+        }
+    }
+
     /// Settings for a test or a tool: a database file, port 0 and fast background loops.
     pub fn for_database(database_url: impl Into<String>) -> Self {
         Self {
@@ -136,6 +150,7 @@ impl Config {
             usage_flush_interval: std::time::Duration::from_millis(200),
             invalidation_poll_interval: std::time::Duration::from_millis(100),
             expiry_sweep_interval: std::time::Duration::from_millis(200),
+            test_grace: None,
         }
     }
 
@@ -213,6 +228,7 @@ impl TryFrom<RawSettings> for Config {
             usage_flush_interval: std::time::Duration::from_secs(5),
             invalidation_poll_interval: std::time::Duration::from_millis(250),
             expiry_sweep_interval: std::time::Duration::from_secs(60),
+            test_grace: None,
         })
     }
 }

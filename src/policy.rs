@@ -2,13 +2,13 @@
 //! that makes it (see `db::tx`), and the dashboard builds its pages and navigation from
 //! the same answers, so a link is shown exactly when its action would be allowed.
 
-use crate::domain::{Role, UserId};
+use crate::domain::{Role, TokenId, UserId};
 
 /// What someone wants to do, with the facts about its target that the answer depends on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Action {
     CreateToken,
-    /// See or revoke a token; `creator` is who made it.
+    /// See, revoke or roll a token; `creator` is who made it.
     ManageToken {
         creator: Option<UserId>,
     },
@@ -32,6 +32,12 @@ pub enum Action {
     SetApiAccess,
     /// The operator console: any account's tokens, found and revoked by key or secret.
     OperatorConsole,
+    /// Set the account's longest allowed token lifetime.
+    SetTokenLifetime,
+    /// A token revoking itself (`DELETE /token`), with nothing but its own credentials.
+    RevokeItself {
+        token: TokenId,
+    },
 }
 
 /// Who is acting, as far as the rules care. Read inside the write's transaction by
@@ -47,6 +53,8 @@ pub struct Standing {
     /// The command line and the system's own jobs: whoever runs them already holds the
     /// database file, so no rule could stop them.
     pub trusted: bool,
+    /// An API token acting for itself: it may do what concerns that token alone.
+    pub token: Option<TokenId>,
 }
 
 impl Standing {
@@ -55,6 +63,7 @@ impl Standing {
         role: None,
         operator: false,
         trusted: true,
+        token: None,
     };
 
     pub const NOBODY: Standing = Standing {
@@ -62,6 +71,7 @@ impl Standing {
         role: None,
         operator: false,
         trusted: false,
+        token: None,
     };
 
     pub fn member(user: UserId, role: Option<Role>, operator: bool) -> Self {
@@ -70,6 +80,15 @@ impl Standing {
             role,
             operator,
             trusted: false,
+            token: None,
+        }
+    }
+
+    /// An API token, acting through the API with its own key and secret.
+    pub fn token(id: TokenId) -> Self {
+        Standing {
+            token: Some(id),
+            ..Standing::NOBODY
         }
     }
 }
@@ -84,6 +103,8 @@ pub fn allows(standing: &Standing, action: Action) -> bool {
     match action {
         Action::OperatorConsole => standing.operator,
         Action::SetApiAccess => standing.operator || at_least(Role::Owner),
+        Action::SetTokenLifetime => at_least(Role::Owner),
+        Action::RevokeItself { token } => standing.token == Some(token),
         Action::CreateToken => role.is_some(),
         Action::ManageToken { creator } => {
             at_least(Role::Admin)
@@ -116,6 +137,8 @@ pub fn refusal(standing: &Standing, action: Action) -> &'static str {
             "You are not a member of this account (any more). Ask an owner or admin for an invitation."
         }
         Action::OperatorConsole => "The operator console is for platform operators.",
+        Action::SetTokenLifetime => "Only an owner can set the account's token lifetime.",
+        Action::RevokeItself { .. } => "A token can only revoke itself.",
         Action::Invite { role: Role::Admin } => "Only an owner can invite someone as an admin.",
         Action::RemoveMember { role: Role::Owner } => "Only an owner can remove an owner.",
         _ => "Your role in this account does not allow that. Ask an owner or admin.",
@@ -206,5 +229,26 @@ mod tests {
         assert!(!allows(&as_role(Role::Owner), Action::OperatorConsole));
         assert!(!allows(&Standing::NOBODY, Action::OperatorConsole));
         assert!(allows(&Standing::TRUSTED, Action::OperatorConsole));
+    }
+
+    #[test]
+    fn a_token_may_revoke_itself_and_nothing_else() {
+        let me = TokenId(7);
+        let token = Standing::token(me);
+        assert!(allows(&token, Action::RevokeItself { token: me }));
+        assert!(!allows(&token, Action::RevokeItself { token: TokenId(8) }));
+        assert!(!allows(&token, Action::ManageToken { creator: None }));
+        assert!(!allows(&token, Action::CreateToken));
+        assert!(!allows(
+            &as_role(Role::Owner),
+            Action::RevokeItself { token: me }
+        ));
+    }
+
+    #[test]
+    fn only_owners_set_the_token_lifetime() {
+        assert!(allows(&as_role(Role::Owner), Action::SetTokenLifetime));
+        assert!(!allows(&as_role(Role::Admin), Action::SetTokenLifetime));
+        assert!(!allows(&as_role(Role::Member), Action::SetTokenLifetime));
     }
 }

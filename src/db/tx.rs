@@ -16,7 +16,7 @@
 use diesel::SqliteConnection;
 
 use super::audit::{self, Actor, Event};
-use crate::domain::{AccountId, UserId};
+use crate::domain::{AccountId, TokenId, UserId};
 use crate::error::AppError;
 use crate::policy::{self, Action, Standing};
 
@@ -36,6 +36,12 @@ pub enum Principal {
     },
     /// Someone not signed in, such as a person accepting an invitation.
     Visitor {
+        ip: Option<String>,
+    },
+    /// An API token acting for itself through the API, such as `DELETE /token`. Its
+    /// standing is that token alone: no user's role comes with it.
+    Token {
+        token_id: TokenId,
         ip: Option<String>,
     },
     CommandLine,
@@ -74,6 +80,11 @@ impl Tx<'_> {
 
     pub fn user(&self) -> Option<UserId> {
         self.standing.user
+    }
+
+    /// The token acting for itself, when the actor is one.
+    pub fn acting_token(&self) -> Option<TokenId> {
+        self.standing.token
     }
 
     /// The acting user, for changes only a signed-in person makes to their own things.
@@ -160,6 +171,20 @@ fn standing_of(
                 ip: ip.clone(),
             },
         )),
+        Principal::Token { token_id, ip } => {
+            // Read inside the write, like a user's role: a token of another account, or
+            // one that no longer exists, stands for nothing here.
+            let account = account.ok_or(AppError::NotFound)?;
+            let key = super::tokens::key_in_account(conn, account, *token_id)?;
+            Ok((
+                Standing::token(*token_id),
+                Actor {
+                    user_id: None,
+                    label: format!("token {key}"),
+                    ip: ip.clone(),
+                },
+            ))
+        }
         Principal::CommandLine => Ok((Standing::TRUSTED, Actor::cli())),
         Principal::System => Ok((Standing::TRUSTED, Actor::system())),
     }
