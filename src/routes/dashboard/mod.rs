@@ -6,8 +6,10 @@ mod assets;
 pub mod audit;
 mod invitations;
 mod layout;
+mod lifetime;
 mod login;
 mod members;
+mod roll;
 mod security;
 mod signup;
 mod tokens;
@@ -38,6 +40,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         )
         .service(post_only("/logout", login::logout))
         .configure(tokens::configure)
+        .configure(roll::configure)
+        .configure(lifetime::configure)
         .configure(members::configure)
         .configure(invitations::configure)
         .configure(security::configure)

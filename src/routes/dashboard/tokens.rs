@@ -10,7 +10,9 @@ use super::layout::{Flash, Layout, SignedIn, TimeView};
 use super::{HtmlError, page_method_not_allowed, post_only, redirect, render, render_with_status};
 use crate::auth::csrf::{CsrfForm, site_origin};
 use crate::db::{self, tokens::FromForm, tokens::Status, tokens::TokenFilter, tokens::TokenView};
-use crate::domain::{Reason, Scope, Scopes, TokenId, TokenName, UserId, random_base62};
+use crate::domain::{
+    LifetimeLimit, Reason, Scope, Scopes, TokenId, TokenName, TokenSecret, UserId, random_base62,
+};
 use crate::error::AppError;
 use crate::policy::Action;
 use crate::state::AppState;
@@ -77,10 +79,11 @@ impl From<&TokenView> for TokenRow {
                 .clone()
                 .unwrap_or_else(|| "command line".into()),
             revoked: t.revoked_at.map(TimeView::new),
-            revoked_by: view
-                .revoker_email
-                .clone()
-                .unwrap_or_else(|| "an operator tool".into()),
+            revoked_by: match (&view.revoker_email, t.revoke_reason.as_deref()) {
+                (Some(email), _) => email.clone(),
+                (None, Some(db::tokens::REVOKED_ITSELF)) => "the token itself".into(),
+                (None, _) => "an operator tool".into(),
+            },
             revoke_reason: t.revoke_reason.clone().unwrap_or_default(),
         }
     }
@@ -101,7 +104,20 @@ struct ListPage {
     members: Vec<MemberOption>,
     status_filter: String,
     filtered: bool,
+    /// The caller's tokens (an admin's: the account's) that expire within a week.
+    expiring: Vec<ExpiringRow>,
 }
+
+/// A token that expires soon, for the notice on `/tokens`.
+pub struct ExpiringRow {
+    pub id: i32,
+    pub name: String,
+    pub key: String,
+    pub expires: TimeView,
+}
+
+/// How far ahead `/tokens` warns of expiring tokens.
+const EXPIRY_NOTICE_DAYS: i64 = 7;
 
 #[derive(Deserialize)]
 pub struct ListQuery {
@@ -131,14 +147,17 @@ async fn list(
         },
         status,
     };
-    let (views, members) = db::run(&state.pool, move |conn| {
+    let mine = (!sees_all).then(|| signed_in.user_id());
+    let (views, members, expiring) = db::run(&state.pool, move |conn| {
         let views = db::tokens::list_for_account(conn, account, &filter)?;
         let members = if sees_all {
             db::memberships::list(conn, account)?
         } else {
             Vec::new()
         };
-        Ok((views, members))
+        let within = chrono::Duration::days(EXPIRY_NOTICE_DAYS);
+        let expiring = db::tokens::expiring_soon(conn, account, mine, within)?;
+        Ok((views, members, expiring))
     })
     .await?;
     render(&ListPage {
@@ -155,6 +174,18 @@ async fn list(
             .collect(),
         status_filter: status.map(|s| s.as_str().to_string()).unwrap_or_default(),
         filtered: status.is_some() || member.is_some(),
+        expiring: expiring
+            .into_iter()
+            .filter_map(|view| {
+                let t = view.token;
+                Some(ExpiringRow {
+                    expires: TimeView::new(t.expires_at?),
+                    id: t.id,
+                    name: t.name,
+                    key: t.key,
+                })
+            })
+            .collect(),
     })
 }
 
@@ -177,6 +208,8 @@ struct NewPage {
     read: bool,
     write: bool,
     expiries: Vec<ExpiryChoice>,
+    /// The account's lifetime policy, in words, when it has one.
+    limit_note: Option<String>,
 }
 
 const EXPIRIES: [(&str, &str); 5] = [
@@ -187,6 +220,45 @@ const EXPIRIES: [(&str, &str); 5] = [
     ("365", "In a year"),
 ];
 
+/// The expiries the form offers: all of them, or those within the account's limit.
+fn offered_expiries(limit: Option<LifetimeLimit>) -> Vec<(&'static str, &'static str)> {
+    EXPIRIES
+        .into_iter()
+        .filter(|(days, _)| match limit {
+            None => true,
+            Some(limit) => days.parse::<i32>().is_ok_and(|d| d <= limit.days()),
+        })
+        .collect()
+}
+
+/// The form's expiry: `None` for never, else days from now. Only the offered choices.
+fn parse_expiry(
+    raw: &str,
+    limit: Option<LifetimeLimit>,
+) -> Result<Option<chrono::NaiveDateTime>, String> {
+    let offered = offered_expiries(limit);
+    if !offered.iter().any(|(days, _)| *days == raw) {
+        let words: Vec<&str> = offered
+            .iter()
+            .map(|(days, _)| if days.is_empty() { "never" } else { days })
+            .collect();
+        return Err(match limit {
+            Some(limit) => format!(
+                "This account's tokens may live at most {limit}: choose an expiry of {} days.",
+                words.join(", ")
+            ),
+            None => format!(
+                "Choose when the token expires from the list: {} days.",
+                words.join(", ")
+            ),
+        });
+    }
+    Ok(raw
+        .parse::<i64>()
+        .ok()
+        .map(|d| db::now() + chrono::Duration::days(d)))
+}
+
 fn new_page(
     signed_in: &SignedIn,
     form: Option<&NewTokenForm>,
@@ -195,7 +267,15 @@ fn new_page(
     // Kept with the token the form makes (see `db::tokens::create_from_form`), not in
     // the session: opening the form writes nothing.
     let nonce = random_base62(NONCE_LEN);
-    let chosen = form.map(|f| f.expires_in_days.as_str()).unwrap_or("90");
+    let limit = signed_in.account()?.0.max_token_lifetime_days;
+    let offered = offered_expiries(limit);
+    // The default is 90 days, or the longest the account allows.
+    let fallback = offered
+        .iter()
+        .find(|(days, _)| *days == "90")
+        .or(offered.last())
+        .map_or("", |(days, _)| days);
+    let chosen = form.map_or(fallback, |f| f.expires_in_days.as_str());
     Ok(NewPage {
         layout: signed_in.layout("New API token", "/tokens")?,
         nonce,
@@ -203,12 +283,13 @@ fn new_page(
         errors,
         read: form.is_none_or(|f| f.read.is_some()),
         write: form.is_some_and(|f| f.write.is_some()),
-        expiries: EXPIRIES
-            .iter()
+        limit_note: limit.map(|l| format!("This account's tokens may live at most {l}.")),
+        expiries: offered
+            .into_iter()
             .map(|(days, label)| ExpiryChoice {
                 days,
                 label,
-                selected: *days == chosen,
+                selected: days == chosen,
             })
             .collect(),
     })
@@ -270,16 +351,10 @@ async fn create(
         chosen.push(Scope::Write);
     }
     let scopes = Scopes::new(chosen).map_err(|e| errors.push(e)).ok();
-    let expires_at = match form.expires_in_days.as_str() {
-        "" => Ok(None),
-        days => match days.parse::<i64>() {
-            Ok(d @ 1..=3650) => Ok(Some(db::now() + chrono::Duration::days(d))),
-            _ => {
-                errors.push("Choose when the token expires from the list.".to_string());
-                Err(())
-            }
-        },
-    };
+    // The limit as it stood when the request began, for the form's answer; the write
+    // checks it again under the lock.
+    let limit = signed_in.account()?.0.max_token_lifetime_days;
+    let expires_at = parse_expiry(&form.expires_in_days, limit).map_err(|e| errors.push(e));
     let (Some(name), Some(scopes), Ok(expires_at)) = (name, scopes, expires_at) else {
         let page = new_page(&signed_in, Some(&form), errors)?;
         return render_with_status(&page, actix_web::http::StatusCode::UNPROCESSABLE_ENTITY);
@@ -307,12 +382,7 @@ async fn create(
     let page = CreatedPage {
         layout: signed_in.layout("Your new API token", "/tokens")?,
         id: token.id,
-        curl: format!(
-            "curl -u {}:{} {}/clusters/",
-            token.key,
-            secret.expose(),
-            site_origin(&req)
-        ),
+        curl: curl_line(&req, &token.key, &secret),
         name: token.name,
         key: token.key,
         secret: secret.expose().to_string(),
@@ -321,9 +391,19 @@ async fn create(
     render(&page)
 }
 
+/// The line that tries a new token, shown with its secret at creation and after a roll.
+pub(super) fn curl_line(req: &HttpRequest, key: &str, secret: &TokenSecret) -> String {
+    format!(
+        "curl -u {}:{} {}/clusters/",
+        key,
+        secret.expose(),
+        site_origin(req)
+    )
+}
+
 /// The token, if this user may see it: another account's token is a 404, a colleague's
 /// token, for a member, a 403.
-async fn visible_token(
+pub(super) async fn visible_token(
     signed_in: &SignedIn,
     state: &AppState,
     id: i32,
@@ -347,9 +427,19 @@ struct ShowPage {
     events: Vec<EventRow>,
     /// Every event here is about this token; the column would repeat it.
     show_target: bool,
+    /// Whether "Roll secret…" is offered: an active token with no successor yet.
+    can_roll: bool,
+    rolled_from: Option<TokenLink>,
+    rolled_to: Option<TokenLink>,
 }
 
-fn token_id(raw: &str) -> Result<i32, AppError> {
+/// A link to a token that a roll connects to this one.
+pub struct TokenLink {
+    pub id: i32,
+    pub key: String,
+}
+
+pub(super) fn token_id(raw: &str) -> Result<i32, AppError> {
     raw.parse::<i32>().map_err(|_| AppError::NotFound)
 }
 
@@ -361,8 +451,22 @@ async fn show(
     let view = visible_token(&signed_in, &state, token_id(&id)?).await?;
     let account = view.token.account();
     let id = view.token.token_id();
-    let trail = db::run(&state.pool, move |conn| {
-        db::audit::list_for_token(conn, account, id)
+    let (from, to) = (view.token.rolled_from, view.token.rolled_to);
+    let (trail, rolled_from, rolled_to) = db::run(&state.pool, move |conn| {
+        let mut link = |other: Option<i32>| {
+            other
+                .map(|id| {
+                    db::tokens::key_in_account(conn, account, TokenId(id))
+                        .map(|key| TokenLink { id, key })
+                })
+                .transpose()
+        };
+        let (rolled_from, rolled_to) = (link(from)?, link(to)?);
+        Ok((
+            db::audit::list_for_token(conn, account, id)?,
+            rolled_from,
+            rolled_to,
+        ))
     })
     .await?;
     render(&ShowPage {
@@ -370,6 +474,9 @@ async fn show(
         token: TokenRow::from(&view),
         events: trail.into_iter().map(EventRow::from).collect(),
         show_target: false,
+        can_roll: view.token.status() == Status::Active && view.token.rolled_to.is_none(),
+        rolled_from,
+        rolled_to,
     })
 }
 
