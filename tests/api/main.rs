@@ -25,6 +25,7 @@ mod persistence;
 mod plans;
 mod revocation;
 mod revocation_scale;
+mod roll;
 mod sessions;
 mod signup;
 mod tenancy;
