@@ -132,11 +132,16 @@ impl LifetimeLimit {
         let latest = now + self.duration();
         match expires_at {
             Some(at) if at <= latest => Ok(()),
-            _ => Err(format!(
-                "This account's tokens may live at most {self}: choose an expiry of {}.",
-                self.allowed_expiries()
-            )),
+            _ => Err(self.refusal()),
         }
+    }
+
+    /// The sentence that refuses a longer lifetime: it names the limit and what is left.
+    pub fn refusal(self) -> String {
+        format!(
+            "This account's tokens may live at most {self}: choose an expiry of {}.",
+            self.allowed_expiries()
+        )
     }
 
     /// The expiries a form may offer under this limit, in words.

@@ -18,6 +18,7 @@ mod fallback;
 mod faults;
 mod health;
 mod json_only;
+mod lifetime;
 mod login;
 mod logs;
 mod origins;

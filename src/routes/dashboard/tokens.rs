@@ -238,19 +238,10 @@ fn parse_expiry(
 ) -> Result<Option<chrono::NaiveDateTime>, String> {
     let offered = offered_expiries(limit);
     if !offered.iter().any(|(days, _)| *days == raw) {
-        let words: Vec<&str> = offered
-            .iter()
-            .map(|(days, _)| if days.is_empty() { "never" } else { days })
-            .collect();
         return Err(match limit {
-            Some(limit) => format!(
-                "This account's tokens may live at most {limit}: choose an expiry of {} days.",
-                words.join(", ")
-            ),
-            None => format!(
-                "Choose when the token expires from the list: {} days.",
-                words.join(", ")
-            ),
+            Some(limit) => limit.refusal(),
+            None => "Choose when the token expires from the list: never, 7, 30, 90 or 365 days."
+                .to_string(),
         });
     }
     Ok(raw
