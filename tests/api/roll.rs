@@ -345,3 +345,40 @@ async fn the_command_line_rolls_a_token_and_prints_the_new_key_and_secret() {
         .expect_err("2d is not a choice");
     assert!(bad.contains("now, 1h, 24h or 7d"), "{bad}");
 }
+
+#[tokio::test]
+async fn a_roll_on_a_full_disk_is_a_503_and_changes_nothing() {
+    let app = spawn_app().await;
+    let owner = signed_up(&app.address, "Full Disk Roll").await;
+    let token = owner.create_token("ci").await;
+    let csrf = owner.csrf_from("/tokens").await;
+    let own_token = app.create_account("Self Revoker").await;
+    let api_token = app.create_token(&own_token, "ci", "read").await;
+
+    keyward::db::simulated_full_disk::fill(&app.db.path).expect("the test database exists");
+    let page = owner
+        .post(
+            &format!("/tokens/{}/roll", token.id),
+            &[("csrf_token", &csrf), ("grace", "now")],
+        )
+        .await;
+    let deleted = app.delete("/token", &api_token).await.status();
+    keyward::db::simulated_full_disk::free(&app.db.path).expect("the test database exists");
+
+    page.assert_html_page(StatusCode::SERVICE_UNAVAILABLE);
+    assert!(
+        !page.body.contains("token-secret"),
+        "no secret is shown for a roll that didn't happen"
+    );
+    assert_eq!(deleted, StatusCode::SERVICE_UNAVAILABLE);
+    assert_api_works(&app, &token.token).await;
+    assert_api_works(&app, &api_token).await;
+    assert_eq!(
+        count_rows(
+            &app,
+            "SELECT COUNT(*) FROM tokens WHERE rolled_to IS NOT NULL OR revoked_at IS NOT NULL"
+        )
+        .await,
+        0
+    );
+}
