@@ -24,9 +24,9 @@ impl Grace {
 
     pub fn parse(raw: &str) -> Result<Self, String> {
         match raw.trim() {
-            "now" | "0" => Ok(Grace::Now),
+            "now" => Ok(Grace::Now),
             "1h" => Ok(Grace::OneHour),
-            "24h" | "1d" => Ok(Grace::OneDay),
+            "24h" => Ok(Grace::OneDay),
             "7d" => Ok(Grace::SevenDays),
             _ => Err(Self::CHOICES.to_string()),
         }
@@ -204,7 +204,7 @@ mod tests {
         for grace in Grace::ALL {
             assert_eq!(Grace::parse(grace.as_str()), Ok(grace));
         }
-        for bad in ["", "2h", "forever", "-1h", "1H", "24"] {
+        for bad in ["", "0", "1d", "2h", "forever", "-1h", "1H", "24"] {
             let err = Grace::parse(bad).expect_err(bad);
             assert!(err.contains("now, 1h, 24h or 7d"), "{bad}: {err}");
         }
