@@ -116,6 +116,12 @@ async fn tokens_that_expire_within_a_week_are_noticed_with_a_link_to_roll_them()
     assert!(members.contains(&members_soon.token.key), "{members}");
     assert!(!members.contains(&soon.token.key), "{members}");
 
+    // The roll keeps the token's lifetime, and says so.
+    owner
+        .get(&format!("/tokens/{}/confirm-roll", soon.id))
+        .await
+        .assert_contains("it expires 7 days after it is made");
+
     // Once rolled, a token needs no more warning.
     let csrf = owner.csrf_from("/tokens").await;
     owner

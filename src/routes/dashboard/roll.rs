@@ -54,7 +54,10 @@ fn confirm_page(
     let chosen = chosen.unwrap_or(Grace::OneDay);
     let limit = signed_in.account()?.0.max_token_lifetime_days;
     let t = &view.token;
-    let lifetime = t.expires_at.map(|e| (e - t.created_at).num_days());
+    // In whole days, rounded: a "7 days" token is made a moment before its expiry is set.
+    let lifetime = t
+        .expires_at
+        .map(|e| ((e - t.created_at).num_seconds() + 43_200) / 86_400);
     let lifetime_note = match (lifetime, limit) {
         (None, None) => "Like this one, it never expires.".to_string(),
         (None, Some(limit)) => format!("It expires in {limit}, the longest this account allows."),
