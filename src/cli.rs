@@ -28,7 +28,7 @@ pub enum Command {
     /// Manage platform operators.
     #[command(subcommand)]
     Operator(OperatorCommand),
-    /// Create, list and revoke API tokens.
+    /// Create, list, roll and revoke API tokens.
     #[command(subcommand)]
     Token(TokenCommand),
 }
@@ -68,6 +68,14 @@ pub enum TokenCommand {
         /// Days until the token stops working (default: never).
         #[arg(long)]
         expires_in_days: Option<u32>,
+    },
+    /// Roll a token: print a new key and secret with the same name, creator and scopes.
+    /// The old secret keeps working for the grace period, then gets 401.
+    Roll {
+        key: String,
+        /// How long the old secret keeps working: now, 1h, 24h or 7d.
+        #[arg(long)]
+        grace: String,
     },
     /// Revoke a token by its key, in any account.
     Revoke {

@@ -10,7 +10,9 @@ use crate::auth::password;
 use crate::cli::{AccountCommand, Cli, Command, OperatorCommand, TokenCommand};
 use crate::config::Config;
 use crate::db::{self, tokens::TokenRequest, tx::Principal, tx::Tx};
-use crate::domain::{AccountId, AccountName, Email, Password, Reason, Scopes, TokenKey, TokenName};
+use crate::domain::{
+    AccountId, AccountName, Email, Grace, Password, Reason, Scopes, TokenKey, TokenName,
+};
 use crate::error::AppError;
 
 /// Turns an `AppError` into a plain message for the terminal.
@@ -89,8 +91,19 @@ pub fn execute(cli: Cli, stdin: &mut impl BufRead, out: &mut impl Write) -> anyh
             let account = db::accounts::find_by_slug(&mut conn, &account).map_err(plain)?;
             let name = TokenName::parse(&name).map_err(|e| anyhow::anyhow!(e))?;
             let scopes = Scopes::parse(&scopes).map_err(|e| anyhow::anyhow!(e))?;
-            let expires_at =
-                expires_in_days.map(|d| db::now() + chrono::Duration::days(i64::from(d)));
+            // Checked: a huge number of days would overflow the calendar, not panic.
+            let expires_at = expires_in_days
+                .map(|d| {
+                    db::now()
+                        .checked_add_signed(chrono::Duration::days(i64::from(d)))
+                        .filter(|_| d <= 100_000)
+                        .ok_or_else(|| {
+                            anyhow::anyhow!(
+                                "--expires-in-days: give a number of days from 0 to 100000."
+                            )
+                        })
+                })
+                .transpose()?;
             let request = TokenRequest {
                 name,
                 scopes,
@@ -102,6 +115,30 @@ pub fn execute(cli: Cli, stdin: &mut impl BufRead, out: &mut impl Write) -> anyh
             writeln!(out, "key: {}", token.key)?;
             writeln!(out, "secret: {}", secret.expose())?;
             eprintln!("Store the secret now: it will not be shown again.");
+        }
+        Command::Token(TokenCommand::Roll { key, grace }) => {
+            let key = TokenKey::parse(&key).map_err(|e| anyhow::anyhow!(e))?;
+            let grace = Grace::parse(&grace).map_err(|e| anyhow::anyhow!(e))?;
+            // The key only tells which account to act in; the roll reads the token again
+            // under the write lock.
+            let found = db::tokens::find_by_key_any_account(&mut conn, &key)
+                .map_err(plain)?
+                .ok_or_else(|| anyhow::anyhow!("No token has the key {key}."))?;
+            let period = config.grace_period(grace);
+            let rolled = write(&mut conn, Some(found.token.account()), |tx| {
+                db::tokens::roll(tx, found.token.token_id(), period)
+            })?;
+            writeln!(out, "key: {}", rolled.new.key)?;
+            writeln!(out, "secret: {}", rolled.secret.expose())?;
+            eprintln!("Store the secret now: it will not be shown again.");
+            match rolled.old.expires_at {
+                Some(ends) if ends > db::now() => eprintln!(
+                    "The old secret of {} works until {} UTC.",
+                    rolled.old.key,
+                    ends.format("%Y-%m-%d %H:%M:%S")
+                ),
+                _ => eprintln!("The old secret of {} no longer works.", rolled.old.key),
+            }
         }
         Command::Token(TokenCommand::Revoke { key, reason }) => {
             let key = TokenKey::parse(&key).map_err(|e| anyhow::anyhow!(e))?;

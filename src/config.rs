@@ -127,9 +127,23 @@ pub struct Config {
     /// The key whose signature every leaked-secret report must carry; `None`: unsigned
     /// reports are taken.
     pub secret_scanning_key: Option<p256::ecdsa::VerifyingKey>,
+    /// Tests only: every grace period of a roll but "now" lasts this long instead, so a
+    /// test can watch a grace period end without waiting an hour. Never set from outside.
+    pub test_grace: Option<std::time::Duration>,
 }
 
 impl Config {
+    /// How long a rolled token's old secret keeps working for `grace`: the choice itself,
+    /// unless a test has shortened every grace but "now".
+    pub fn grace_period(&self, grace: crate::domain::Grace) -> chrono::Duration {
+        match self.test_grace {
+            Some(short) if grace != crate::domain::Grace::Now => {
+                chrono::Duration::from_std(short).unwrap_or_else(|_| grace.duration())
+            }
+            _ => grace.duration(),
+        }
+    }
+
     /// Settings for a test or a tool: a database file, port 0 and fast background loops.
     pub fn for_database(database_url: impl Into<String>) -> Self {
         Self {
@@ -146,6 +160,7 @@ impl Config {
             invalidation_poll_interval: std::time::Duration::from_millis(100),
             expiry_sweep_interval: std::time::Duration::from_millis(200),
             secret_scanning_key: None,
+            test_grace: None,
         }
     }
 
@@ -235,6 +250,7 @@ impl TryFrom<RawSettings> for Config {
                         "KEYWARD_SECRET_SCANNING_PUBLIC_KEY / --secret-scanning-public-key: {e}"
                     )
                 })?,
+            test_grace: None,
         })
     }
 }

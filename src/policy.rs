@@ -11,13 +11,13 @@
 
 use chrono::NaiveDateTime;
 
-use crate::domain::{Role, Scope, Scopes, UserId};
+use crate::domain::{Role, Scope, Scopes, TokenId, UserId};
 
 /// What someone wants to do, with the facts about its target that the answer depends on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Action {
     CreateToken,
-    /// See or revoke a token; `creator` is who made it.
+    /// See, revoke or roll a token; `creator` is who made it.
     ManageToken {
         creator: Option<UserId>,
     },
@@ -44,6 +44,12 @@ pub enum Action {
     /// Revoke, in whatever account holds it, a token whose secret a scanner found leaked.
     /// Only the system does this, for `/secret-scanning/report`.
     RevokeLeakedSecret,
+    /// Set the account's longest allowed token lifetime.
+    SetTokenLifetime,
+    /// A token revoking itself (`DELETE /token`), with nothing but its own credentials.
+    RevokeItself {
+        token: TokenId,
+    },
 }
 
 /// Who is acting, as far as the rules care. Read inside the write's transaction by
@@ -68,6 +74,7 @@ pub struct Standing {
 /// What an acting token holds, as read inside the write: the most it can hand on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct TokenStanding {
+    pub id: TokenId,
     pub scopes: Scopes,
     pub expires_at: Option<NaiveDateTime>,
 }
@@ -120,6 +127,11 @@ pub fn allows(standing: &Standing, action: Action) -> bool {
     let role = standing.role;
     let at_least = |needed: Role| role.is_some_and(|r| r >= needed);
     if let Some(token) = standing.token {
+        // Holding its own key and secret is enough for a token to stop itself, whatever
+        // else it may do.
+        if let Action::RevokeItself { token: target } = action {
+            return token.id == target;
+        }
         // A token made at the command line has no maker: whoever made it holds the
         // database, so it acts for the whole account, but still only on tokens.
         let for_account = standing.user.is_none();
@@ -138,6 +150,8 @@ pub fn allows(standing: &Standing, action: Action) -> bool {
     match action {
         Action::OperatorConsole => standing.operator,
         Action::SetApiAccess => standing.operator || at_least(Role::Owner),
+        Action::SetTokenLifetime => at_least(Role::Owner),
+        Action::RevokeItself { .. } => false,
         Action::CreateToken => role.is_some(),
         Action::ManageToken { creator } => {
             at_least(Role::Admin)
@@ -214,6 +228,8 @@ pub fn refusal(standing: &Standing, action: Action) -> &'static str {
             "You are not a member of this account (any more). Ask an owner or admin for an invitation."
         }
         Action::OperatorConsole => "The operator console is for platform operators.",
+        Action::SetTokenLifetime => "Only an owner can set the account's token lifetime.",
+        Action::RevokeItself { .. } => "A token can only revoke itself.",
         Action::Invite { role: Role::Admin } => "Only an owner can invite someone as an admin.",
         Action::RemoveMember { role: Role::Owner } => "Only an owner can remove an owner.",
         _ => "Your role in this account does not allow that. Ask an owner or admin.",
@@ -308,6 +324,7 @@ mod tests {
 
     fn token_with(scopes: &str, expires_at: Option<NaiveDateTime>) -> TokenStanding {
         TokenStanding {
+            id: TokenId(7),
             scopes: Scopes::parse(scopes).unwrap(),
             expires_at,
         }
@@ -350,6 +367,20 @@ mod tests {
     }
 
     #[test]
+    fn a_token_may_revoke_itself_and_nothing_else() {
+        let me = TokenId(7);
+        let token = Standing::token(None, None, token_with("read", None));
+        assert!(allows(&token, Action::RevokeItself { token: me }));
+        assert!(!allows(&token, Action::RevokeItself { token: TokenId(8) }));
+        assert!(!allows(&token, Action::ManageToken { creator: None }));
+        assert!(!allows(&token, Action::CreateToken));
+        assert!(!allows(
+            &as_role(Role::Owner),
+            Action::RevokeItself { token: me }
+        ));
+    }
+
+    #[test]
     fn a_token_hands_on_no_more_than_it_holds_and_never_tokens() {
         let now = chrono::Utc::now().naive_utc();
         let later = now + chrono::Duration::days(30);
@@ -370,5 +401,12 @@ mod tests {
         let write = may_mint(&narrow, Scopes::parse("read,write").unwrap(), None);
         assert!(write.unwrap_err().contains("write"));
         assert_eq!(may_mint(&narrow, read, None), Ok(()));
+    }
+
+    #[test]
+    fn only_owners_set_the_token_lifetime() {
+        assert!(allows(&as_role(Role::Owner), Action::SetTokenLifetime));
+        assert!(!allows(&as_role(Role::Admin), Action::SetTokenLifetime));
+        assert!(!allows(&as_role(Role::Member), Action::SetTokenLifetime));
     }
 }

@@ -222,6 +222,8 @@ async fn story(b: Client, base: String, shots: Screenshots) {
     page.wait_for(Locator::Css("td .badge-revoked")).await;
     page.shoot("tokens-list-revoked").await;
 
+    roll_a_token(&page, &api).await;
+
     // The owner's other pages: the audit log tells the story, the members page lists them.
     page.open("/audit").await;
     page.assert_text_contains("token.revoked").await;
@@ -290,6 +292,74 @@ async fn story(b: Client, base: String, shots: Screenshots) {
     page.shoot("operator-suspended").await;
     page.click_button("Restore API access").await;
     page.wait_for(Locator::Css("td .badge-active")).await;
+}
+
+/// Rolling a token: a new token that expires within a week shows in the notice on
+/// `/tokens`; "Roll secret…" asks for a grace period and shows the new secret once, as at
+/// creation; both secrets work during the grace; the two pages link to each other.
+async fn roll_a_token(page: &Page<'_>, api: &reqwest::Client) {
+    let base = page.base;
+    page.open("/tokens/new").await;
+    page.fill("name", "Nightly export").await;
+    page.find(Locator::Id("expires_in_days"))
+        .await
+        .select_by_value("7")
+        .await
+        .expect("choosing an expiry");
+    page.click_button("Create token").await;
+    let old_key = page.text_of(Locator::Id("token-key")).await;
+    let old_secret = page.text_of(Locator::Id("token-secret")).await;
+    page.click_link("I have stored the secret").await;
+    let old_path = page.wait_for_path_prefix("/tokens/").await;
+
+    // Expiring within a week: the list warns, with a link to roll it.
+    page.open("/tokens").await;
+    page.wait_for(Locator::Id("expiring-soon")).await;
+    page.assert_text_contains(&old_key).await;
+    page.shoot("tokens-expiring-soon").await;
+    page.click(Locator::Css("#expiring-soon a[href$='/confirm-roll']"))
+        .await;
+    page.wait_for_path(&format!("{old_path}/confirm-roll"))
+        .await;
+    page.shoot("token-confirm-roll").await;
+    page.click(Locator::Css("input[name=grace][value='24h']"))
+        .await;
+    page.click_button("Roll secret").await;
+
+    let key = page.text_of(Locator::Id("token-key")).await;
+    let secret = page.text_of(Locator::Id("token-secret")).await;
+    let curl = page.text_of(Locator::Id("curl-line")).await;
+    assert_ne!(key, old_key, "a roll makes a new key");
+    assert_eq!(curl, format!("curl -u {key}:{secret} {base}/clusters/"));
+    page.assert_text_contains("keeps working until").await;
+    page.shoot("token-rolled").await;
+
+    // Both secrets open the API during the grace; the old one names its expiry.
+    for (k, s) in [(&key, &secret), (&old_key, &old_secret)] {
+        let response = api
+            .get(format!("{base}/clusters/"))
+            .basic_auth(k, Some(s))
+            .send()
+            .await
+            .expect("GET /clusters/ during the grace");
+        assert_eq!(response.status(), StatusCode::OK, "{k}");
+        assert!(
+            response.headers().contains_key("keyward-token-expires"),
+            "{k} expires, and says so"
+        );
+    }
+
+    // The new token's page links back to the old one, and the old one forward.
+    page.click_link("I have stored the secret").await;
+    page.wait_for_path_prefix("/tokens/").await;
+    page.wait_for(Locator::Id("rolled-from")).await;
+    page.assert_secret_absent(&secret, "the rolled token's page")
+        .await;
+    page.click(Locator::Css("#rolled-from a")).await;
+    page.wait_for_path(&old_path).await;
+    page.wait_for(Locator::Id("rolled-to")).await;
+    page.assert_text_contains(&key).await;
+    page.shoot("token-rolled-old").await;
 }
 
 // ---------------------------------------------------------------------------------------------

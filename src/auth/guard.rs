@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use actix_web::body::{EitherBody, MessageBody};
 use actix_web::dev::{Payload, ServiceRequest, ServiceResponse};
-use actix_web::http::header::AUTHORIZATION;
+use actix_web::http::header::{AUTHORIZATION, HeaderName, HeaderValue};
 use actix_web::middleware::Next;
 use actix_web::{FromRequest, HttpMessage, HttpRequest, ResponseError, web};
 
@@ -89,14 +89,28 @@ pub async fn require_token<S: GuardState, B: MessageBody>(
             state
                 .usage()
                 .record(token.id, chrono::Utc::now().naive_utc(), ip);
+            let expires_at = token.expires_at;
             req.extensions_mut().insert(ApiCaller(token));
-            next.call(req)
-                .await
-                .map(ServiceResponse::map_into_left_body)
+            let mut res = next.call(req).await?;
+            if let Some(at) = expires_at.filter(|_| res.status().is_success()) {
+                add_expiry_header(&mut res, &at);
+            }
+            Ok(res.map_into_left_body())
         }
         Err(err) => Ok(req
             .into_response(err.error_response())
             .map_into_right_body()),
+    }
+}
+
+/// The header that tells a client when its token stops working, as GitHub's API does with
+/// `GitHub-Authentication-Token-Expiration`: on every successful answer to a token that
+/// has an expiry.
+pub const TOKEN_EXPIRES: HeaderName = HeaderName::from_static("keyward-token-expires");
+
+fn add_expiry_header<B>(res: &mut ServiceResponse<B>, at: &chrono::NaiveDateTime) {
+    if let Ok(value) = HeaderValue::from_str(&crate::timefmt::rfc3339(at)) {
+        res.headers_mut().insert(TOKEN_EXPIRES, value);
     }
 }
 

@@ -7,7 +7,7 @@ use super::audit::{Actor, Event, action};
 use super::schema::{accounts, clusters, memberships, tokens};
 use super::tx::Tx;
 use super::users::User;
-use crate::domain::{AccountId, AccountName, ApiState, Email, Reason, Role, Slug};
+use crate::domain::{AccountId, AccountName, ApiState, Email, LifetimeLimit, Reason, Role, Slug};
 use crate::error::AppError;
 use crate::policy::Action;
 
@@ -19,6 +19,8 @@ pub struct Account {
     pub slug: String,
     pub api_state: ApiState,
     pub created_at: NaiveDateTime,
+    /// The longest a token of this account may live; `None`: no limit.
+    pub max_token_lifetime_days: Option<LifetimeLimit>,
 }
 
 impl Account {
@@ -138,6 +140,33 @@ pub fn set_api_access(tx: &mut Tx<'_>, state: ApiState, reason: &Reason) -> Resu
         target: &format!("account {} ({})", account.name, account.slug),
         token: None,
         detail: reason.as_str(),
+    })
+}
+
+/// Sets the account's longest allowed token lifetime (`None`: no limit), with its audit
+/// event. For owners. Tokens that already outlive it are left alone: they keep working
+/// until their own expiry, and the settings page lists them. Setting the limit it already
+/// has changes nothing and logs nothing.
+pub fn set_token_lifetime(tx: &mut Tx<'_>, limit: Option<LifetimeLimit>) -> Result<(), AppError> {
+    tx.require(Action::SetTokenLifetime)?;
+    let id = tx.account()?;
+    let account = find(tx.conn, id)?;
+    if account.max_token_lifetime_days == limit {
+        return Ok(());
+    }
+    diesel::update(accounts::table.find(id.0))
+        .set(accounts::max_token_lifetime_days.eq(limit))
+        .execute(tx.conn)?;
+    let words = |l: Option<LifetimeLimit>| l.map_or("no limit".to_string(), |l| l.to_string());
+    tx.log(Event {
+        action: action::TOKEN_LIFETIME_SET,
+        target: &format!("account {} ({})", account.name, account.slug),
+        token: None,
+        detail: &format!(
+            "longest token lifetime: {} (was {})",
+            words(limit),
+            words(account.max_token_lifetime_days)
+        ),
     })
 }
 

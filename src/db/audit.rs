@@ -43,6 +43,7 @@ pub mod action {
     pub const TOKEN_CREATED: AuditAction = AuditAction::TokenCreated;
     pub const TOKEN_REVOKED: AuditAction = AuditAction::TokenRevoked;
     pub const TOKEN_EXPIRED: AuditAction = AuditAction::TokenExpired;
+    pub const TOKEN_ROLLED: AuditAction = AuditAction::TokenRolled;
     pub const MEMBER_INVITED: AuditAction = AuditAction::MemberInvited;
     pub const INVITATION_CANCELLED: AuditAction = AuditAction::InvitationCancelled;
     pub const MEMBER_JOINED: AuditAction = AuditAction::MemberJoined;
@@ -53,6 +54,7 @@ pub mod action {
     pub const API_SUSPENDED: AuditAction = AuditAction::ApiSuspended;
     pub const API_RESTORED: AuditAction = AuditAction::ApiRestored;
     pub const ACCOUNT_CREATED: AuditAction = AuditAction::AccountCreated;
+    pub const TOKEN_LIFETIME_SET: AuditAction = AuditAction::TokenLifetimeSet;
 }
 
 #[derive(Debug, Clone, Queryable, Selectable)]

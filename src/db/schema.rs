@@ -7,6 +7,7 @@ diesel::table! {
         slug -> Text,
         api_state -> Text,
         created_at -> Timestamp,
+        max_token_lifetime_days -> Nullable<Integer>,
     }
 }
 
@@ -50,6 +51,8 @@ diesel::table! {
         revoke_reason -> Nullable<Text>,
         expiry_logged -> Bool,
         form_nonce -> Nullable<Text>,
+        rolled_from -> Nullable<Integer>,
+        rolled_to -> Nullable<Integer>,
     }
 }
 

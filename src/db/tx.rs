@@ -40,12 +40,14 @@ pub enum Principal {
     },
     CommandLine,
     System,
-    /// An API token acting through the API (`/access-tokens`): the calling token, as the
-    /// guard let it in. Inside the write it is read again, and must still be active.
+    /// An API token acting through the API (`/access-tokens`, `DELETE /token`): the
+    /// calling token, as the guard let it in. Inside the write it is read again, and must
+    /// still be active.
     Token {
         id: TokenId,
         key: TokenKey,
         account: AccountId,
+        ip: Option<String>,
     },
 }
 
@@ -86,6 +88,11 @@ impl Tx<'_> {
     /// The acting token's scopes and expiry, when a token acts: the most it may hand on.
     pub fn calling_token(&self) -> Option<TokenStanding> {
         self.standing.token
+    }
+
+    /// The acting token's id, when a token acts.
+    pub fn acting_token(&self) -> Option<TokenId> {
+        self.standing.token.map(|t| t.id)
     }
 
     /// The acting user, for changes only a signed-in person makes to their own things.
@@ -189,7 +196,8 @@ fn standing_of(
             id,
             key,
             account: own,
-        } => token_standing(conn, *id, key, *own, account),
+            ip,
+        } => token_standing(conn, *id, key, *own, ip, account),
     }
 }
 
@@ -201,6 +209,7 @@ fn token_standing(
     id: TokenId,
     key: &TokenKey,
     own: AccountId,
+    ip: &Option<String>,
     account: Option<AccountId>,
 ) -> Result<(Standing, Actor), AppError> {
     let no_longer = || AppError::forbidden("This API token is no longer active.");
@@ -222,6 +231,7 @@ fn token_standing(
         maker,
         role,
         TokenStanding {
+            id,
             scopes: token.scopes,
             expires_at: token.expires_at,
         },
@@ -229,7 +239,7 @@ fn token_standing(
     let actor = Actor {
         user_id: None,
         label: format!("API token {} ({})", token.key, token.name),
-        ip: None,
+        ip: ip.clone(),
     };
     Ok((standing, actor))
 }

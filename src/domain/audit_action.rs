@@ -33,6 +33,7 @@ audit_actions! {
     TokenCreated => "token.created",
     TokenRevoked => "token.revoked",
     TokenExpired => "token.expired",
+    TokenRolled => "token.rolled",
     MemberInvited => "member.invited",
     InvitationCancelled => "member.invitation_cancelled",
     MemberJoined => "member.joined",
@@ -43,6 +44,7 @@ audit_actions! {
     ApiSuspended => "api.suspended",
     ApiRestored => "api.restored",
     AccountCreated => "account.created",
+    TokenLifetimeSet => "account.token_lifetime_set",
 }
 
 super::sql::text_column!(AuditAction);

@@ -396,6 +396,7 @@ async fn a_token_revoked_after_the_guard_let_it_in_makes_nothing() {
             id: row.token.token_id(),
             key,
             account: account.account_id(),
+            ip: None,
         };
         transact(&mut conn, &who, Some(account.account_id()), |tx| {
             db::tokens::create_by_token(

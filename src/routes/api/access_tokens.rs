@@ -22,12 +22,13 @@ use crate::timefmt::rfc3339;
 const MAX_DAYS: i64 = 3650;
 
 /// The calling token as the write path's actor.
-fn principal(caller: &ApiCaller) -> Result<Principal, AppError> {
+pub(super) fn principal(caller: &ApiCaller, req: &HttpRequest) -> Result<Principal, AppError> {
     let token = &caller.0;
     Ok(Principal::Token {
         id: token.id,
         key: TokenKey::parse(&token.key).map_err(AppError::internal)?,
         account: token.account_id,
+        ip: req.peer_addr().map(|a| a.ip().to_string()),
     })
 }
 
@@ -60,7 +61,7 @@ pub async fn list(
 ) -> Result<HttpResponse, AppError> {
     caller.require(Scope::Tokens)?;
     let paging = super::clusters::pagination(req.query_string())?;
-    let who = principal(&caller)?;
+    let who = principal(&caller, &req)?;
     let account = caller.account();
     let (views, total) = db::run(&state.pool, move |conn| {
         let standing = db::tx::standing_for_read(conn, &who, Some(account))?;
@@ -94,12 +95,13 @@ pub async fn list(
 
 pub async fn show(
     caller: ApiCaller,
+    req: HttpRequest,
     state: web::Data<AppState>,
     key: web::Path<String>,
 ) -> Result<HttpResponse, AppError> {
     caller.require(Scope::Tokens)?;
     let key = path_key(&key)?;
-    let who = principal(&caller)?;
+    let who = principal(&caller, &req)?;
     let account = caller.account();
     let view = db::run(&state.pool, move |conn| {
         let standing = db::tx::standing_for_read(conn, &who, Some(account))?;
@@ -191,12 +193,13 @@ fn check_new_token(input: NewTokenInput) -> Result<TokenRequest, AppError> {
 
 pub async fn create(
     caller: ApiCaller,
+    req: HttpRequest,
     state: web::Data<AppState>,
     body: web::Bytes,
 ) -> Result<HttpResponse, AppError> {
     caller.require(Scope::Tokens)?;
     let request = check_new_token(super::parse_json(&body)?)?;
-    let who = principal(&caller)?;
+    let who = principal(&caller, &req)?;
     let account = caller.account();
     let (token, secret) = state
         .write(who, Some(account), move |tx| {
@@ -234,6 +237,7 @@ struct RevokeInput {
 
 pub async fn revoke(
     caller: ApiCaller,
+    req: HttpRequest,
     state: web::Data<AppState>,
     key: web::Path<String>,
     body: web::Bytes,
@@ -248,7 +252,7 @@ pub async fn revoke(
     };
     let reason = Reason::parse(input.reason.as_deref().unwrap_or(""))
         .map_err(|e| AppError::invalid(format!("'reason': {e}")))?;
-    let who = principal(&caller)?;
+    let who = principal(&caller, &req)?;
     let account = caller.account();
     let token = state
         .write(who, Some(account), move |tx| {

@@ -91,6 +91,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .wrap(from_fn(negotiation::json_only))
             .wrap(from_fn(require_token))
             .route(web::get().to(token::show))
+            .route(web::delete().to(token::revoke_itself))
             .default_service(web::to(method_not_allowed)),
     )
     .service(

@@ -1,11 +1,15 @@
-//! `GET /token`: describes the calling token, so other services can check one.
+//! `/token`, the calling token itself: `GET` describes it, so other services can check
+//! one; `DELETE` revokes it, so a job that leaked its own token can kill it with the token
+//! alone.
 
-use actix_web::HttpResponse;
 use actix_web::http::StatusCode;
+use actix_web::{HttpRequest, HttpResponse, web};
 use serde_json::json;
 
 use crate::auth::guard::ApiCaller;
+use crate::db;
 use crate::error::AppError;
+use crate::state::AppState;
 
 pub async fn show(caller: ApiCaller) -> Result<HttpResponse, AppError> {
     let token = &caller.0;
@@ -20,6 +24,28 @@ pub async fn show(caller: ApiCaller) -> Result<HttpResponse, AppError> {
                 "created_at": crate::timefmt::rfc3339(&token.created_at),
                 "expires_at": token.expires_at.as_ref().map(crate::timefmt::rfc3339),
             }
+        }),
+    ))
+}
+
+/// Revokes the calling token. It needs no scope: holding the secret is enough to stop it.
+/// The audit log names the token as the one who revoked it.
+pub async fn revoke_itself(
+    req: HttpRequest,
+    caller: ApiCaller,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, AppError> {
+    let who = super::access_tokens::principal(&caller, &req)?;
+    let token = state
+        .write(who, Some(caller.account()), db::tokens::revoke_itself)
+        .await?;
+    Ok(super::ok(
+        StatusCode::OK,
+        json!({
+            "message": format!(
+                "The token {} is revoked. Every request that uses it now gets 401.",
+                token.key
+            ),
         }),
     ))
 }

@@ -60,6 +60,8 @@ struct MembersPage {
     /// The roles this user may invite as, from the policy.
     invite_roles: Vec<&'static str>,
     api_suspended: bool,
+    /// The account's longest token lifetime, in words.
+    token_lifetime: String,
     invite: InviteOutcome,
 }
 
@@ -128,6 +130,7 @@ async fn members_page(
             .map(|role| role.as_str())
             .collect(),
         api_suspended: account.is_suspended(),
+        token_lifetime: super::lifetime::in_words(account.max_token_lifetime_days),
         invite,
     })
 }

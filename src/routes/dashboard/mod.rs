@@ -10,11 +10,14 @@ mod assets;
 mod audit;
 mod forms;
 mod invitations;
+mod lifetime;
 mod login;
 mod members;
+mod roll;
 mod security;
 mod session;
 mod signup;
+mod token_pages;
 mod tokens;
 mod view;
 
@@ -31,6 +34,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .configure(signup::configure)
         .configure(login::configure)
         .configure(tokens::configure)
+        .configure(roll::configure)
+        .configure(lifetime::configure)
         .configure(members::configure)
         .configure(invitations::configure)
         .configure(security::configure)

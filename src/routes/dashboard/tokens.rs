@@ -6,13 +6,15 @@ use askama::Template;
 use serde::Deserialize;
 
 use super::session::{CsrfForm, SignedIn};
+use super::token_pages::{curl_line, token_id, visible_token};
 use super::view::{
-    EventRow, Flash, HtmlError, Layout, TokenRow, get_only, page_method_not_allowed, post_only,
-    redirect, render, render_with_status,
+    EventRow, Flash, HtmlError, Layout, TimeView, TokenRow, get_only, page_method_not_allowed,
+    post_only, redirect, render, render_with_status,
 };
-use crate::auth::origin::site_origin;
-use crate::db::{self, tokens::FromForm, tokens::Status, tokens::TokenFilter, tokens::TokenView};
-use crate::domain::{Reason, Scope, Scopes, TokenId, TokenName, UserId, random_base62};
+use crate::db::{self, tokens::FromForm, tokens::Status, tokens::TokenFilter};
+use crate::domain::{
+    LifetimeLimit, Reason, Scope, Scopes, TokenId, TokenName, UserId, random_base62,
+};
 use crate::error::AppError;
 use crate::policy::Action;
 use crate::state::AppState;
@@ -45,7 +47,20 @@ struct ListPage {
     members: Vec<MemberOption>,
     status_filter: String,
     filtered: bool,
+    /// The caller's tokens (an admin's: the account's) that expire within a week.
+    expiring: Vec<ExpiringRow>,
 }
+
+/// A token that expires soon, for the notice on `/tokens`.
+pub struct ExpiringRow {
+    pub id: i32,
+    pub name: String,
+    pub key: String,
+    pub expires: TimeView,
+}
+
+/// How far ahead `/tokens` warns of expiring tokens.
+const EXPIRY_NOTICE_DAYS: i64 = 7;
 
 #[derive(Deserialize)]
 struct ListQuery {
@@ -75,14 +90,17 @@ async fn list(
         },
         status,
     };
-    let (views, members) = db::run(&state.pool, move |conn| {
+    let mine = (!sees_all).then(|| signed_in.user_id());
+    let (views, members, expiring) = db::run(&state.pool, move |conn| {
         let views = db::tokens::list_for_account(conn, account, &filter)?;
         let members = if sees_all {
             db::memberships::list(conn, account)?
         } else {
             Vec::new()
         };
-        Ok((views, members))
+        let within = chrono::Duration::days(EXPIRY_NOTICE_DAYS);
+        let expiring = db::tokens::expiring_soon(conn, account, mine, within)?;
+        Ok((views, members, expiring))
     })
     .await?;
     render(&ListPage {
@@ -99,6 +117,18 @@ async fn list(
             .collect(),
         status_filter: status.map(|s| s.as_str().to_string()).unwrap_or_default(),
         filtered: status.is_some() || member.is_some(),
+        expiring: expiring
+            .into_iter()
+            .filter_map(|view| {
+                let t = view.token;
+                Some(ExpiringRow {
+                    expires: TimeView::new(t.expires_at?),
+                    id: t.id,
+                    name: t.name,
+                    key: t.key,
+                })
+            })
+            .collect(),
     })
 }
 
@@ -122,6 +152,8 @@ struct NewPage {
     write: bool,
     tokens: bool,
     expiries: Vec<ExpiryChoice>,
+    /// The account's lifetime policy, in words, when it has one.
+    limit_note: Option<String>,
 }
 
 const EXPIRIES: [(&str, &str); 5] = [
@@ -132,6 +164,36 @@ const EXPIRIES: [(&str, &str); 5] = [
     ("365", "In a year"),
 ];
 
+/// The expiries the form offers: all of them, or those within the account's limit.
+fn offered_expiries(limit: Option<LifetimeLimit>) -> Vec<(&'static str, &'static str)> {
+    EXPIRIES
+        .into_iter()
+        .filter(|(days, _)| match limit {
+            None => true,
+            Some(limit) => days.parse::<i32>().is_ok_and(|d| d <= limit.days()),
+        })
+        .collect()
+}
+
+/// The form's expiry: `None` for never, else days from now. Only the offered choices.
+fn parse_expiry(
+    raw: &str,
+    limit: Option<LifetimeLimit>,
+) -> Result<Option<chrono::NaiveDateTime>, String> {
+    let offered = offered_expiries(limit);
+    if !offered.iter().any(|(days, _)| *days == raw) {
+        return Err(match limit {
+            Some(limit) => limit.refusal(),
+            None => "Choose when the token expires from the list: never, 7, 30, 90 or 365 days."
+                .to_string(),
+        });
+    }
+    Ok(raw
+        .parse::<i64>()
+        .ok()
+        .map(|d| db::now() + chrono::Duration::days(d)))
+}
+
 fn new_page(
     signed_in: &SignedIn,
     form: Option<&NewTokenForm>,
@@ -140,7 +202,15 @@ fn new_page(
     // Kept with the token the form makes (see `db::tokens::create_from_form`), not in
     // the session: opening the form writes nothing.
     let nonce = random_base62(NONCE_LEN);
-    let chosen = form.map(|f| f.expires_in_days.as_str()).unwrap_or("90");
+    let limit = signed_in.account()?.0.max_token_lifetime_days;
+    let offered = offered_expiries(limit);
+    // The default is 90 days, or the longest the account allows.
+    let fallback = offered
+        .iter()
+        .find(|(days, _)| *days == "90")
+        .or(offered.last())
+        .map_or("", |(days, _)| days);
+    let chosen = form.map_or(fallback, |f| f.expires_in_days.as_str());
     Ok(NewPage {
         layout: signed_in.layout("New API token", "/tokens")?,
         nonce,
@@ -149,12 +219,13 @@ fn new_page(
         read: form.is_none_or(|f| f.read.is_some()),
         write: form.is_some_and(|f| f.write.is_some()),
         tokens: form.is_some_and(|f| f.tokens.is_some()),
-        expiries: EXPIRIES
-            .iter()
+        limit_note: limit.map(|l| format!("This account's tokens may live at most {l}.")),
+        expiries: offered
+            .into_iter()
             .map(|(days, label)| ExpiryChoice {
                 days,
                 label,
-                selected: *days == chosen,
+                selected: days == chosen,
             })
             .collect(),
     })
@@ -221,16 +292,10 @@ async fn create(
         chosen.push(Scope::Tokens);
     }
     let scopes = Scopes::new(chosen).map_err(|e| errors.push(e)).ok();
-    let expires_at = match form.expires_in_days.as_str() {
-        "" => Ok(None),
-        days => match days.parse::<i64>() {
-            Ok(d @ 1..=3650) => Ok(Some(db::now() + chrono::Duration::days(d))),
-            _ => {
-                errors.push("Choose when the token expires from the list.".to_string());
-                Err(())
-            }
-        },
-    };
+    // The limit as it stood when the request began, for the form's answer; the write
+    // checks it again under the lock.
+    let limit = signed_in.account()?.0.max_token_lifetime_days;
+    let expires_at = parse_expiry(&form.expires_in_days, limit).map_err(|e| errors.push(e));
     let (Some(name), Some(scopes), Ok(expires_at)) = (name, scopes, expires_at) else {
         let page = new_page(&signed_in, Some(&form), errors)?;
         return render_with_status(&page, actix_web::http::StatusCode::UNPROCESSABLE_ENTITY);
@@ -258,36 +323,13 @@ async fn create(
     let page = CreatedPage {
         layout: signed_in.layout("Your new API token", "/tokens")?,
         id: token.id,
-        curl: format!(
-            "curl -u {}:{} {}/clusters/",
-            token.key,
-            secret.expose(),
-            site_origin(&req)
-        ),
+        curl: curl_line(&req, &token.key, &secret),
         name: token.name,
         key: token.key,
         secret: secret.expose().to_string(),
     };
     // The one page that holds a secret. Like every page, it is sent `no-store`.
     render(&page)
-}
-
-/// The token, if this user may see it: another account's token is a 404, a colleague's
-/// token, for a member, a 403.
-async fn visible_token(
-    signed_in: &SignedIn,
-    state: &AppState,
-    id: i32,
-) -> Result<TokenView, AppError> {
-    let account = signed_in.account_id()?;
-    let view = db::run(&state.pool, move |conn| {
-        db::tokens::find_for_account(conn, account, TokenId(id))
-    })
-    .await?;
-    signed_in.require(Action::ManageToken {
-        creator: view.token.user_id.map(UserId),
-    })?;
-    Ok(view)
 }
 
 #[derive(Template)]
@@ -298,10 +340,16 @@ struct ShowPage {
     events: Vec<EventRow>,
     /// Every event here is about this token; the column would repeat it.
     show_target: bool,
+    /// Whether "Roll secret…" is offered: an active token with no successor yet.
+    can_roll: bool,
+    rolled_from: Option<TokenLink>,
+    rolled_to: Option<TokenLink>,
 }
 
-fn token_id(raw: &str) -> Result<i32, AppError> {
-    raw.parse::<i32>().map_err(|_| AppError::NotFound)
+/// A link to a token that a roll connects to this one.
+pub struct TokenLink {
+    pub id: i32,
+    pub key: String,
 }
 
 async fn show(
@@ -312,8 +360,22 @@ async fn show(
     let view = visible_token(&signed_in, &state, token_id(&id)?).await?;
     let account = view.token.account();
     let id = view.token.token_id();
-    let trail = db::run(&state.pool, move |conn| {
-        db::audit::list_for_token(conn, account, id)
+    let (from, to) = (view.token.rolled_from, view.token.rolled_to);
+    let (trail, rolled_from, rolled_to) = db::run(&state.pool, move |conn| {
+        let mut link = |other: Option<i32>| {
+            other
+                .map(|id| {
+                    db::tokens::key_in_account(conn, account, TokenId(id))
+                        .map(|key| TokenLink { id, key })
+                })
+                .transpose()
+        };
+        let (rolled_from, rolled_to) = (link(from)?, link(to)?);
+        Ok((
+            db::audit::list_for_token(conn, account, id)?,
+            rolled_from,
+            rolled_to,
+        ))
     })
     .await?;
     render(&ShowPage {
@@ -321,6 +383,9 @@ async fn show(
         token: TokenRow::from(&view),
         events: trail.into_iter().map(EventRow::from).collect(),
         show_target: false,
+        can_roll: view.token.status() == Status::Active && view.token.rolled_to.is_none(),
+        rolled_from,
+        rolled_to,
     })
 }
 

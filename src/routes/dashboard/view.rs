@@ -181,10 +181,11 @@ impl From<&TokenView> for TokenRow {
                 .clone()
                 .unwrap_or_else(|| "command line".into()),
             revoked: t.revoked_at.map(TimeView::new),
-            revoked_by: view
-                .revoker_email
-                .clone()
-                .unwrap_or_else(|| "an operator tool".into()),
+            revoked_by: match (&view.revoker_email, t.revoke_reason.as_deref()) {
+                (Some(email), _) => email.clone(),
+                (None, Some(db::tokens::REVOKED_ITSELF)) => "the token itself".into(),
+                (None, _) => "an operator tool".into(),
+            },
             revoke_reason: t.revoke_reason.clone().unwrap_or_default(),
         }
     }

@@ -1,0 +1,78 @@
+//! `DELETE /token`: a token revokes itself with nothing but its own key and secret, as a CI
+//! job that leaked its token would.
+
+use reqwest::StatusCode;
+
+use crate::admin_helpers::{assert_api_refuses, assert_api_works, audit_log, find_event};
+use crate::dashboard_helpers::{read_created_page, signed_up};
+use crate::helpers::{Token, assert_401, expect_json, spawn_app};
+
+#[tokio::test]
+async fn a_token_revokes_itself_and_its_next_call_is_a_401() {
+    let app = spawn_app().await;
+    let owner = signed_up(&app.address, "Leaky CI").await;
+    let leaked = owner.create_token("ci job").await;
+    let sibling = owner.create_token("deploys").await;
+
+    let body = expect_json(app.delete("/token", &leaked.token).await, StatusCode::OK).await;
+    let message = body["message"].as_str().expect("a message");
+    assert!(message.contains(&leaked.token.key), "{body}");
+    assert_eq!(body.as_object().map(|o| o.len()), Some(2), "{body}");
+
+    assert_401(app.get_with_auth("/token", &leaked.token).await, false).await;
+    assert_api_refuses(&app, &leaked.token).await;
+    assert_api_works(&app, &sibling.token).await;
+
+    // The log names the token itself as who revoked it, and the page says so.
+    let revoked = audit_log(&owner, "?action=token.revoked").await;
+    let event = find_event(&revoked, "token.revoked", &leaked.token.key);
+    assert_eq!(
+        event.actor,
+        format!("API token {} (ci job)", leaked.token.key),
+        "{event:?}"
+    );
+    owner
+        .get(&format!("/tokens/{}", leaked.id))
+        .await
+        .assert_contains("by the token itself");
+}
+
+#[tokio::test]
+async fn a_read_only_token_may_still_revoke_itself() {
+    let app = spawn_app().await;
+    let account = app.create_account("Read Only").await;
+    let token = app.create_token(&account, "reader", "read").await;
+
+    expect_json(app.delete("/token", &token).await, StatusCode::OK).await;
+
+    assert_api_refuses(&app, &token).await;
+}
+
+#[tokio::test]
+async fn without_the_secret_nothing_is_revoked() {
+    let app = spawn_app().await;
+    let owner = signed_up(&app.address, "Guarded").await;
+    let token = owner.create_token("ci").await;
+    let guess = Token {
+        key: token.token.key.clone(),
+        secret: format!("{}x", token.token.secret),
+    };
+
+    assert_401(app.delete("/token", &guess).await, false).await;
+
+    assert_api_works(&app, &token.token).await;
+}
+
+#[tokio::test]
+async fn a_revoked_token_cannot_revoke_itself_again() {
+    let app = spawn_app().await;
+    let owner = signed_up(&app.address, "Twice").await;
+    let form = owner.token_form().await;
+    let token = read_created_page(&owner.submit_token(&form, "ci", &["read"], "").await);
+
+    expect_json(app.delete("/token", &token.token).await, StatusCode::OK).await;
+    assert_401(app.delete("/token", &token.token).await, false).await;
+
+    let revoked = audit_log(&owner, "?action=token.revoked").await;
+    assert_eq!(revoked.len(), 1, "revoked once: {revoked:?}");
+}
