@@ -2,6 +2,7 @@
 
 pub mod auth;
 pub mod background;
+pub mod charts;
 pub mod cli;
 pub mod commands;
 pub mod config;

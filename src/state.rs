@@ -9,6 +9,7 @@ use futures_util::future::LocalBoxFuture;
 
 use crate::auth::cache::TokenCache;
 use crate::auth::password::Argon2Pool;
+use crate::auth::ratelimit::RateLimits;
 use crate::auth::throttle::LoginThrottle;
 use crate::auth::usage::UsageRecorder;
 use crate::config::Config;
@@ -77,6 +78,8 @@ pub struct AppState {
     pub config: Arc<Config>,
     pub cache: Arc<TokenCache>,
     pub usage: Arc<UsageRecorder>,
+    /// Per-token rate limits: in memory, per server.
+    pub rate_limits: Arc<RateLimits>,
     pub throttle: Arc<LoginThrottle>,
     /// Every argon2 hash and check the server runs, bounded in number.
     pub passwords: Argon2Pool,
@@ -90,6 +93,7 @@ impl AppState {
             config: Arc::new(config),
             cache: Arc::new(TokenCache::new()),
             usage: Arc::new(UsageRecorder::new()),
+            rate_limits: Arc::new(RateLimits::new()),
             throttle: Arc::new(LoginThrottle::new()),
         }
     }

@@ -1,21 +1,27 @@
 //! The guard in front of every API route. It lets a request through only with the key
-//! and secret of an active token, and answers everything else with the 401 envelope.
+//! and secret of an active token, within the token's rate limit, and answers everything
+//! else with the 401 envelope (or 403, or 429).
 //!
 //! Per request it does a cache lookup, a SHA-256 and a constant-time compare: no argon2,
 //! and no database write. A key that exists but isn't cached yet reads the database once;
-//! an unknown key reads nothing.
+//! an unknown key reads nothing. The call is then counted in memory for the token's
+//! usage history (`usage`), which a background loop writes in batches.
 
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 
 use actix_web::body::{EitherBody, MessageBody};
 use actix_web::dev::{Payload, ServiceRequest, ServiceResponse};
+use actix_web::http::StatusCode;
 use actix_web::http::header::AUTHORIZATION;
 use actix_web::middleware::Next;
 use actix_web::{FromRequest, HttpMessage, HttpRequest, ResponseError, web};
+use chrono::NaiveDateTime;
 
 use super::basic::{self, BasicError};
 use super::cache::CachedToken;
-use crate::domain::{Scope, TokenKey, TokenSecret};
+use super::usage::Outcome;
+use crate::domain::{Scope, TokenId, TokenKey, TokenSecret};
 use crate::error::{AppError, AuthFailure};
 use crate::state::AppState;
 
@@ -68,22 +74,79 @@ pub async fn require_token(
             .map_into_right_body());
     };
     let header = req.headers().get(AUTHORIZATION).map(|v| v.as_bytes());
-    // The peer address, not X-Forwarded-For, which any client can write.
-    let ip = req.peer_addr().map(|a| a.ip());
-    match authenticate(&state, header).await {
-        Ok(token) => {
-            state
-                .usage
-                .record(token.id, chrono::Utc::now().naive_utc(), ip);
-            req.extensions_mut().insert(ApiCaller(token));
-            next.call(req)
-                .await
-                .map(ServiceResponse::map_into_left_body)
-        }
-        Err(err) => Ok(req
+    let now = chrono::Utc::now().naive_utc();
+    let refuse = |req: ServiceRequest, err: AppError| {
+        Ok(req
             .into_response(err.error_response())
-            .map_into_right_body()),
+            .map_into_right_body())
+    };
+    let token = match check(&state, header, now).await {
+        Verdict::Allowed(token) => token,
+        Verdict::Refused { error, counted } => {
+            if let Some((token, outcome)) = counted {
+                let ip = client_ip(&req, &state);
+                state.usage.record(token, outcome, now, ip);
+            }
+            return refuse(req, error);
+        }
+    };
+    let ip = client_ip(&req, &state);
+    if let Some(limit) = token.rate_limit
+        && let Err(retry_after_secs) = state.rate_limits.check(token.id, limit)
+    {
+        state.usage.record(token.id, Outcome::RateLimited, now, ip);
+        return refuse(req, AppError::TokenRateLimited { retry_after_secs });
     }
+    let id = token.id;
+    req.extensions_mut().insert(ApiCaller(token));
+    let response = next.call(req).await?;
+    // A handler's 403 is a missing scope: a refusal, as the history counts them.
+    let outcome = if response.status() == StatusCode::FORBIDDEN {
+        Outcome::Forbidden
+    } else {
+        Outcome::Succeeded
+    };
+    state.usage.record(id, outcome, now, ip);
+    Ok(response.map_into_left_body())
+}
+
+/// The client's address: the peer's, unless the operator said a proxy in front sets
+/// `Forwarded` or `X-Forwarded-For` (`--trust-forwarded-headers`); anyone else can write
+/// those. A forwarded value that isn't an address (`unknown`, an obfuscated name) falls
+/// back to the peer.
+fn client_ip(req: &ServiceRequest, state: &AppState) -> Option<IpAddr> {
+    let peer = req.peer_addr().map(|a| a.ip());
+    if !state.config.trust_forwarded_headers {
+        return peer;
+    }
+    req.connection_info()
+        .realip_remote_addr()
+        .and_then(parse_forwarded_ip)
+        .or(peer)
+}
+
+/// `192.0.2.1`, `192.0.2.1:4711`, `2001:db8::1` or `[2001:db8::1]:4711`.
+fn parse_forwarded_ip(raw: &str) -> Option<IpAddr> {
+    let raw = raw.trim().trim_matches('"');
+    raw.parse::<IpAddr>()
+        .ok()
+        .or_else(|| raw.parse::<SocketAddr>().ok().map(|a| a.ip()))
+        .or_else(|| {
+            raw.strip_prefix('[')
+                .and_then(|r| r.strip_suffix(']'))
+                .and_then(|r| r.parse().ok())
+        })
+}
+
+/// What the guard made of a request's credentials.
+pub enum Verdict {
+    Allowed(Arc<CachedToken>),
+    /// Refused; `counted` names the token and the outcome when the refusal belongs in a
+    /// token's history (a wrong secret for a known key, a suspended account).
+    Refused {
+        error: AppError,
+        counted: Option<(TokenId, Outcome)>,
+    },
 }
 
 /// Decides whether the header belongs to an active token of an active account.
@@ -91,37 +154,91 @@ pub async fn authenticate(
     state: &AppState,
     header: Option<&[u8]>,
 ) -> Result<Arc<CachedToken>, AppError> {
-    let denied = |failure| AppError::Unauthorized {
+    match check(state, header, chrono::Utc::now().naive_utc()).await {
+        Verdict::Allowed(token) => Ok(token),
+        Verdict::Refused { error, .. } => Err(error),
+    }
+}
+
+/// [`authenticate`], saying which token a refusal concerns.
+pub async fn check(state: &AppState, header: Option<&[u8]>, now: NaiveDateTime) -> Verdict {
+    let unauthorized = |failure| AppError::Unauthorized {
         failure,
         support: state.config.support_email.to_string(),
     };
-    let credentials = basic::parse(header).map_err(|e| match e {
-        BasicError::EmptyPassword => denied(AuthFailure::EmptyPassword),
-        BasicError::Missing | BasicError::Malformed => denied(AuthFailure::Inactive),
-    })?;
-    let key = TokenKey::parse(&credentials.user).map_err(|_| denied(AuthFailure::Inactive))?;
-    let secret =
-        TokenSecret::parse(&credentials.password).map_err(|_| denied(AuthFailure::Inactive))?;
+    let denied = |failure| Verdict::Refused {
+        error: unauthorized(failure),
+        counted: None,
+    };
+    let credentials = match basic::parse(header) {
+        Ok(credentials) => credentials,
+        Err(BasicError::EmptyPassword) => return denied(AuthFailure::EmptyPassword),
+        Err(BasicError::Missing | BasicError::Malformed) => return denied(AuthFailure::Inactive),
+    };
+    let (Ok(key), Ok(secret)) = (
+        TokenKey::parse(&credentials.user),
+        TokenSecret::parse(&credentials.password),
+    ) else {
+        return denied(AuthFailure::Inactive);
+    };
 
     // Hashed before the lookup, whether or not the key exists, so that an unknown key is
     // not answered measurably faster than a known key with a wrong secret.
     let digest = secret.digest();
-    let token = state
-        .cache
-        .lookup(&state.pool, key)
-        .await?
-        .ok_or_else(|| denied(AuthFailure::Inactive))?;
-    if token.digest != digest || token.revoked {
-        return Err(denied(AuthFailure::Inactive));
+    let token = match state.cache.lookup(&state.pool, key).await {
+        Ok(Some(token)) => token,
+        Ok(None) => return denied(AuthFailure::Inactive),
+        Err(error) => {
+            return Verdict::Refused {
+                error,
+                counted: None,
+            };
+        }
+    };
+    if token.digest != digest {
+        return Verdict::Refused {
+            error: unauthorized(AuthFailure::Inactive),
+            counted: Some((token.id, Outcome::WrongSecret)),
+        };
     }
-    if token.is_expired_at(chrono::Utc::now().naive_utc()) {
-        return Err(denied(AuthFailure::Inactive));
+    if token.revoked || token.is_expired_at(now) {
+        return denied(AuthFailure::Inactive);
     }
     if token.account_suspended {
-        return Err(AppError::forbidden(format!(
-            "Your API access has been suspended due to a Terms of Service violation. Please contact {}.",
-            state.config.support_email
-        )));
+        return Verdict::Refused {
+            error: AppError::forbidden(format!(
+                "Your API access has been suspended due to a Terms of Service violation. Please contact {}.",
+                state.config.support_email
+            )),
+            counted: Some((token.id, Outcome::Forbidden)),
+        };
     }
-    Ok(token)
+    Verdict::Allowed(token)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_forwarded_address_is_read_with_or_without_its_port() {
+        let cases = [
+            ("192.0.2.1", Some("192.0.2.1")),
+            ("192.0.2.1:4711", Some("192.0.2.1")),
+            ("2001:db8::1", Some("2001:db8::1")),
+            ("[2001:db8::1]:4711", Some("2001:db8::1")),
+            ("[2001:db8::1]", Some("2001:db8::1")),
+            ("\"[2001:db8::1]:4711\"", Some("2001:db8::1")),
+            ("unknown", None),
+            ("_hidden", None),
+            ("", None),
+        ];
+        for (raw, expected) in cases {
+            assert_eq!(
+                parse_forwarded_ip(raw),
+                expected.map(|e| e.parse::<IpAddr>().unwrap()),
+                "{raw:?}"
+            );
+        }
+    }
 }

@@ -6,6 +6,7 @@ pub mod csrf;
 pub mod guard;
 pub mod origin;
 pub mod password;
+pub mod ratelimit;
 pub mod session;
 pub mod throttle;
 pub mod usage;

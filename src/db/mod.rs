@@ -26,6 +26,7 @@ pub mod sessions;
 pub mod simulated_full_disk;
 pub mod tokens;
 pub mod tx;
+pub mod usage;
 pub mod users;
 
 use anyhow::Context;

@@ -33,6 +33,7 @@ audit_actions! {
     TokenCreated => "token.created",
     TokenRevoked => "token.revoked",
     TokenExpired => "token.expired",
+    TokenRateLimitChanged => "token.rate_limit_changed",
     MemberInvited => "member.invited",
     InvitationCancelled => "member.invitation_cancelled",
     MemberJoined => "member.joined",

@@ -10,6 +10,7 @@ mod login;
 mod members;
 mod security;
 mod signup;
+mod token_usage;
 mod tokens;
 
 use actix_web::http::StatusCode;
@@ -38,6 +39,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         )
         .service(post_only("/logout", login::logout))
         .configure(tokens::configure)
+        .configure(token_usage::configure)
         .configure(members::configure)
         .configure(invitations::configure)
         .configure(security::configure)
@@ -159,7 +161,7 @@ fn error_page(err: &AppError, layout: Option<Layout>) -> HttpResponse {
         AppError::NotFound => "Page not found",
         AppError::MethodNotAllowed => "Method not allowed",
         AppError::Invalid(_) => "Please check what you entered",
-        AppError::TooManyRequests { .. } => "Too many attempts",
+        AppError::TooManyRequests { .. } | AppError::TokenRateLimited { .. } => "Too many attempts",
         AppError::Unavailable { .. } => "Please try again shortly",
         AppError::Internal(_) => "Something went wrong",
         AppError::Unauthorized { .. } | AppError::SignInRequired => "Please sign in",

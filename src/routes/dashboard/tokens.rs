@@ -7,10 +7,12 @@ use serde::Deserialize;
 
 use super::audit::EventRow;
 use super::layout::{Flash, Layout, SignedIn, TimeView};
+use super::token_usage::{self, RowUsage, TokenUsageView};
 use super::{HtmlError, page_method_not_allowed, post_only, redirect, render, render_with_status};
 use crate::auth::csrf::{CsrfForm, site_origin};
+use crate::charts::BarChart;
 use crate::db::{self, tokens::FromForm, tokens::Status, tokens::TokenFilter, tokens::TokenView};
-use crate::domain::{Reason, Scope, Scopes, TokenId, TokenName, UserId, random_base62};
+use crate::domain::{RateLimit, Reason, Scope, Scopes, TokenId, TokenName, UserId, random_base62};
 use crate::error::AppError;
 use crate::policy::Action;
 use crate::state::AppState;
@@ -56,6 +58,12 @@ pub struct TokenRow {
     pub revoked: Option<TimeView>,
     pub revoked_by: String,
     pub revoke_reason: String,
+    /// "60 requests per minute", or "None".
+    pub rate_limit: String,
+    /// The limit as the form's field holds it: a number, or empty.
+    pub rate_limit_value: String,
+    /// Filled in for the list only.
+    pub usage: Option<RowUsage>,
 }
 
 impl From<&TokenView> for TokenRow {
@@ -82,6 +90,15 @@ impl From<&TokenView> for TokenRow {
                 .clone()
                 .unwrap_or_else(|| "an operator tool".into()),
             revoke_reason: t.revoke_reason.clone().unwrap_or_default(),
+            rate_limit: t
+                .rate_limit_per_minute
+                .map(|l| l.to_string())
+                .unwrap_or_else(|| "None".into()),
+            rate_limit_value: t
+                .rate_limit_per_minute
+                .map(|l| l.per_minute().to_string())
+                .unwrap_or_default(),
+            usage: None,
         }
     }
 }
@@ -101,6 +118,8 @@ struct ListPage {
     members: Vec<MemberOption>,
     status_filter: String,
     filtered: bool,
+    /// The account's calls per day, for those who see every token.
+    account_chart: Option<BarChart>,
 }
 
 #[derive(Deserialize)]
@@ -141,9 +160,18 @@ async fn list(
         Ok((views, members))
     })
     .await?;
+    let (mut usage, account_chart) = token_usage::for_list(&state, account, sees_all).await?;
+    let tokens = views
+        .iter()
+        .map(|view| TokenRow {
+            usage: usage.remove(&view.token.token_id()),
+            ..TokenRow::from(view)
+        })
+        .collect();
     render(&ListPage {
         layout: signed_in.layout("API tokens", "/tokens")?,
-        tokens: views.iter().map(TokenRow::from).collect(),
+        tokens,
+        account_chart,
         sees_all,
         members: members
             .into_iter()
@@ -177,6 +205,7 @@ struct NewPage {
     read: bool,
     write: bool,
     expiries: Vec<ExpiryChoice>,
+    rate_limit: String,
 }
 
 const EXPIRIES: [(&str, &str); 5] = [
@@ -211,6 +240,7 @@ fn new_page(
                 selected: *days == chosen,
             })
             .collect(),
+        rate_limit: form.map(|f| f.rate_limit.clone()).unwrap_or_default(),
     })
 }
 
@@ -229,6 +259,9 @@ pub struct NewTokenForm {
     expires_in_days: String,
     #[serde(default)]
     nonce: String,
+    /// Requests per minute; empty for no limit.
+    #[serde(default)]
+    rate_limit: String,
 }
 
 #[derive(Template)]
@@ -280,7 +313,12 @@ async fn create(
             }
         },
     };
-    let (Some(name), Some(scopes), Ok(expires_at)) = (name, scopes, expires_at) else {
+    let rate_limit = RateLimit::parse_optional(&form.rate_limit)
+        .map_err(|e| errors.push(e))
+        .ok();
+    let (Some(name), Some(scopes), Ok(expires_at), Some(rate_limit)) =
+        (name, scopes, expires_at, rate_limit)
+    else {
         let page = new_page(&signed_in, Some(&form), errors)?;
         return render_with_status(&page, actix_web::http::StatusCode::UNPROCESSABLE_ENTITY);
     };
@@ -289,6 +327,7 @@ async fn create(
         name,
         scopes,
         expires_at,
+        rate_limit,
     };
     let nonce = form.nonce.clone();
     let made = state
@@ -347,6 +386,7 @@ struct ShowPage {
     events: Vec<EventRow>,
     /// Every event here is about this token; the column would repeat it.
     show_target: bool,
+    usage: TokenUsageView,
 }
 
 fn token_id(raw: &str) -> Result<i32, AppError> {
@@ -365,11 +405,13 @@ async fn show(
         db::audit::list_for_token(conn, account, id)
     })
     .await?;
+    let usage = token_usage::for_token(&state, account, id).await?;
     render(&ShowPage {
         layout: signed_in.layout(&format!("Token {}", view.token.name), "/tokens")?,
         token: TokenRow::from(&view),
         events: trail.into_iter().map(EventRow::from).collect(),
         show_target: false,
+        usage,
     })
 }
 

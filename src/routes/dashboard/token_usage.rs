@@ -1,0 +1,169 @@
+//! A token's use and its rate limit, on the dashboard: the 30-day chart and last
+//! addresses on the token's page, a sparkline per row and the account's chart on
+//! `/tokens`, and `POST /tokens/{id}/rate-limit`. The figures are written by the guard's
+//! batches (`auth::usage`), so they trail the API by up to one flush interval.
+
+use std::collections::HashMap;
+
+use actix_web::{HttpResponse, web};
+use serde::Deserialize;
+
+use super::layout::{Flash, SignedIn, TimeView};
+use super::{HtmlError, post_only, redirect};
+use crate::auth::csrf::CsrfForm;
+use crate::charts::{self, BarChart, Sparkline};
+use crate::db::{self, usage::Counts};
+use crate::domain::{AccountId, RateLimit, TokenId};
+use crate::error::AppError;
+use crate::state::AppState;
+
+/// Days on a chart, and in a list row's sparkline; calls counted in a list row.
+const CHART_DAYS: u32 = 30;
+const SPARK_DAYS: u32 = 14;
+const WEEK: i64 = 7;
+
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.service(post_only("/tokens/{id}/rate-limit", set_rate_limit));
+}
+
+fn today() -> chrono::NaiveDate {
+    chrono::Utc::now().date_naive()
+}
+
+fn days_back(days: u32) -> chrono::NaiveDate {
+    today() - chrono::Duration::days(i64::from(days) - 1)
+}
+
+/// One address a token was used from, shaped for the page.
+pub struct AddressRow {
+    pub ip: String,
+    pub first: TimeView,
+    pub last: TimeView,
+}
+
+/// What the token's page shows of its use.
+pub struct TokenUsageView {
+    pub chart: BarChart,
+    pub addresses: Vec<AddressRow>,
+}
+
+/// The token's chart and addresses. The caller has already checked that the signed-in
+/// person may see the token; the queries are scoped to the account all the same.
+pub async fn for_token(
+    state: &AppState,
+    account: AccountId,
+    token: TokenId,
+) -> Result<TokenUsageView, AppError> {
+    let since = days_back(CHART_DAYS);
+    let (days, addresses) = db::run(&state.pool, move |conn| {
+        Ok((
+            db::usage::daily_for_token(conn, account, token, since)?,
+            db::usage::addresses_for_token(conn, account, token)?,
+        ))
+    })
+    .await?;
+    Ok(TokenUsageView {
+        chart: charts::daily_bars(
+            "token-usage",
+            "Calls in the last 30 days",
+            today(),
+            CHART_DAYS,
+            &days,
+        ),
+        addresses: addresses
+            .into_iter()
+            .map(|a| AddressRow {
+                ip: a.ip,
+                first: TimeView::new(a.first_seen_at),
+                last: TimeView::new(a.last_seen_at),
+            })
+            .collect(),
+    })
+}
+
+/// A list row's picture of its token's use.
+pub struct RowUsage {
+    pub sparkline: Sparkline,
+    pub last_7_days: String,
+}
+
+/// What `/tokens` shows of use: a sparkline and a weekly count for every token, and for
+/// those who see every token, the account's own chart. Two queries, whatever the count.
+pub async fn for_list(
+    state: &AppState,
+    account: AccountId,
+    account_chart: bool,
+) -> Result<(HashMap<TokenId, RowUsage>, Option<BarChart>), AppError> {
+    let since = days_back(CHART_DAYS.max(SPARK_DAYS));
+    let (by_token, account_days) = db::run(&state.pool, move |conn| {
+        let by_token = db::usage::daily_for_account_tokens(conn, account, since)?;
+        let account_days = if account_chart {
+            Some(db::usage::daily_for_account(conn, account, since)?)
+        } else {
+            None
+        };
+        Ok((by_token, account_days))
+    })
+    .await?;
+    let today = today();
+    let week_start = today - chrono::Duration::days(WEEK - 1);
+    let rows = by_token
+        .into_iter()
+        .map(|(token, days)| {
+            let week: i64 = days
+                .iter()
+                .filter(|(d, _)| *d >= week_start)
+                .map(|(_, c): &(_, Counts)| c.total())
+                .sum();
+            let usage = RowUsage {
+                sparkline: charts::sparkline(today, SPARK_DAYS, &days),
+                last_7_days: charts::grouped(week),
+            };
+            (token, usage)
+        })
+        .collect();
+    let chart = account_days.map(|days| {
+        charts::daily_bars(
+            "account-usage",
+            "The account's calls in the last 30 days",
+            today,
+            CHART_DAYS,
+            &days,
+        )
+    });
+    Ok((rows, chart))
+}
+
+#[derive(Deserialize)]
+pub struct RateLimitForm {
+    #[serde(default)]
+    rate_limit: String,
+}
+
+/// Sets or clears a token's rate limit, through the write path: the token is found in
+/// the current account and the person's right to manage it checked under the write lock.
+async fn set_rate_limit(
+    signed_in: SignedIn,
+    state: web::Data<AppState>,
+    id: web::Path<String>,
+    CsrfForm(form): CsrfForm<RateLimitForm>,
+) -> Result<HttpResponse, HtmlError> {
+    let id = TokenId(id.parse::<i32>().map_err(|_| AppError::NotFound)?);
+    let limit = RateLimit::parse_optional(&form.rate_limit).map_err(AppError::invalid)?;
+    let token = state
+        .write(
+            signed_in.principal(),
+            Some(signed_in.account_id()?),
+            move |tx| db::tokens::set_rate_limit(tx, id, limit),
+        )
+        .await?;
+    Flash::success(match limit {
+        Some(limit) => format!(
+            "Token “{}” may now make at most {limit}. Calls over it get 429.",
+            token.name
+        ),
+        None => format!("Token “{}” has no rate limit now.", token.name),
+    })
+    .set(&signed_in.session);
+    Ok(redirect(&format!("/tokens/{}", token.id)))
+}
