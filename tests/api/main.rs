@@ -23,6 +23,7 @@ mod logs;
 mod origins;
 mod persistence;
 mod plans;
+mod rate_limit;
 mod revocation;
 mod revocation_scale;
 mod sessions;
@@ -31,6 +32,7 @@ mod tenancy;
 mod token;
 mod tokens_pages;
 mod unknown_keys;
+mod usage;
 mod write_path;
 
 // Accounts and admins.
