@@ -9,11 +9,13 @@ use crate::db::usage::Counts;
 
 /// The drawing's coordinate space; the SVG scales to its box, so these are proportions.
 const WIDTH: f64 = 720.0;
-const HEIGHT: f64 = 240.0;
-const LEFT: f64 = 56.0;
-const RIGHT: f64 = 8.0;
-const TOP: f64 = 12.0;
-const BOTTOM: f64 = 36.0;
+const HEIGHT: f64 = 270.0;
+/// Room for the scale's numbers on the left, the last date's label on the right, the
+/// axis title on top and the dates under the bars; phones draw the text twice as large.
+const LEFT: f64 = 66.0;
+const RIGHT: f64 = 30.0;
+const TOP: f64 = 34.0;
+const BOTTOM: f64 = 56.0;
 
 /// One day's stacked bar: successes at the bottom, refusals on top.
 pub struct DayBar {
@@ -213,7 +215,7 @@ pub fn daily_bars(
         plot_right: px(WIDTH - RIGHT),
         plot_bottom: px(bottom),
         axis_label_x: px(LEFT + plot_width / 2.0),
-        axis_label_y: px(TOP + plot_height / 2.0),
+        axis_label_y: px(TOP / 2.0),
         bars,
         y_ticks,
         x_ticks,

@@ -311,7 +311,7 @@ async fn admins_see_the_accounts_chart_and_members_see_their_own_tokens_calls() 
     let list = owner.get("/tokens").await;
     list.assert_html_page(StatusCode::OK)
         .assert_contains("The account's calls in the last 30 days")
-        .assert_contains("Calls, last 7 days")
+        .assert_contains("Calls, 14 days")
         .assert_contains("4 calls in the last 14 days")
         .assert_contains("2 calls in the last 14 days");
     assert_eq!(

@@ -17,10 +17,9 @@ use crate::domain::{AccountId, RateLimit, TokenId};
 use crate::error::AppError;
 use crate::state::AppState;
 
-/// Days on a chart, and in a list row's sparkline; calls counted in a list row.
+/// Days on a chart, and in a list row's sparkline.
 const CHART_DAYS: u32 = 30;
 const SPARK_DAYS: u32 = 14;
-const WEEK: i64 = 7;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(post_only("/tokens/{id}/rate-limit", set_rate_limit));
@@ -84,10 +83,11 @@ pub async fn for_token(
 /// A list row's picture of its token's use.
 pub struct RowUsage {
     pub sparkline: Sparkline,
-    pub last_7_days: String,
+    /// All calls in the sparkline's days, grouped by thousands.
+    pub total: String,
 }
 
-/// What `/tokens` shows of use: a sparkline and a weekly count for every token, and for
+/// What `/tokens` shows of use: a sparkline and a count for every token, and for
 /// those who see every token, the account's own chart. Two queries, whatever the count.
 pub async fn for_list(
     state: &AppState,
@@ -106,18 +106,18 @@ pub async fn for_list(
     })
     .await?;
     let today = today();
-    let week_start = today - chrono::Duration::days(WEEK - 1);
+    let spark_start = days_back(SPARK_DAYS);
     let rows = by_token
         .into_iter()
         .map(|(token, days)| {
-            let week: i64 = days
+            let total: i64 = days
                 .iter()
-                .filter(|(d, _)| *d >= week_start)
+                .filter(|(d, _)| *d >= spark_start)
                 .map(|(_, c): &(_, Counts)| c.total())
                 .sum();
             let usage = RowUsage {
                 sparkline: charts::sparkline(today, SPARK_DAYS, &days),
-                last_7_days: charts::grouped(week),
+                total: charts::grouped(total),
             };
             (token, usage)
         })
