@@ -4,11 +4,13 @@
 # - a flood of unknown credentials (random keys with checksum-valid secrets, a different
 #   one each request) against the valid token, both sent through the same wrk script, so
 #   the client does the same work; the target is at least 90% of the valid throughput;
-# - the idle server's resident memory, and after the load.
+# - the idle server's resident memory, and after the load;
+# - a token with a rate limit it never reaches against the unlimited one (section below).
 # Bounded: each load runs DURATION seconds, and the four loads are repeated ROUNDS times.
 #
 #   bench/guard.sh            # 2 rounds of 10 s per load, 2 wrk threads, 64 connections
 #   ROUNDS=3 DURATION=5 CONNECTIONS=32 bench/guard.sh
+#   LIMITED=0 BIN=path/to/older/keyward bench/guard.sh   # a build without rate limits
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -21,10 +23,39 @@ WRONG="$(basic_header "$(base64 -d <<<"${AUTH#Basic }" | cut -d: -f1)" "kws_wron
 unknown_headers 50000 "$WORK/unknown.headers"
 echo "$AUTH" >"$WORK/valid.headers"
 
+# --- Rate limits (issue 8, part 6) ------------------------------------------------------
+# The limiter's cost: GET /plans with a token limited to 100,000,000 requests a minute,
+# which no run reaches, against the same call with the unlimited token. Kept in these
+# three functions so other sections can grow beside it. LIMITED=0 skips it (for a build
+# that has no rate limits).
+LIMITED="${LIMITED:-1}"
+limited_setup() {
+    [ "$LIMITED" = 1 ] || return 0
+    local creds
+    creds="$(KEYWARD_DATABASE_URL="$DB" "$BIN" token create --account "$SLUG" --name limited \
+        --rate-limit 100000000)"
+    LIMITED_AUTH="$(basic_header "$(sed -n 's/^key: //p' <<<"$creds")" "$(sed -n 's/^secret: //p' <<<"$creds")")"
+}
+limited_check() {
+    [ "$LIMITED" = 1 ] || return 0
+    curl -sf -H "Authorization: $LIMITED_AUTH" "$URL/token" | grep -q '"requests_per_minute":100000000' \
+        || { echo "the limited token was refused or shows no limit" >&2; exit 1; }
+}
+limited_round() {
+    [ "$LIMITED" = 1 ] || return 0
+    run limited "GET /plans (limited token, limit not reached)" -H "Authorization: $LIMITED_AUTH" "$URL/plans"
+}
+limited_report() {
+    [ "$LIMITED" = 1 ] || return 0
+    ratio "limited / unlimited token throughput:" plans limited
+}
+limited_setup
+
 start_server "$DB" guard
 curl -sf -H "Authorization: $AUTH" "$URL/plans" >/dev/null || { echo "token was refused" >&2; exit 1; }
 status="$(curl -s -o /dev/null -w '%{http_code}' -H "Authorization: $(head -1 "$WORK/unknown.headers")" "$URL/plans")"
 [ "$status" = 401 ] || { echo "an unknown key got $status, not 401" >&2; exit 1; }
+limited_check
 sleep 1
 echo "idle RSS: $(rss_mib) MiB"
 machine
@@ -33,6 +64,7 @@ run wrong "GET /plans (wrong secret: 401)" -H "Authorization: $WRONG" "$URL/plan
 for _ in $(seq 1 "$ROUNDS"); do
     run healthz "GET /healthz (unguarded)" "$URL/healthz"
     run plans "GET /plans (guarded, valid token)" -H "Authorization: $AUTH" "$URL/plans"
+    limited_round
     export AUTH_FILE="$WORK/valid.headers"
     run valid "GET /plans (valid token, via script)" -s "$BENCH/rotate_auth.lua" "$URL/plans"
     export AUTH_FILE="$WORK/unknown.headers"
@@ -42,3 +74,4 @@ done
 echo "RSS after load: $(rss_mib) MiB (peak $(peak_rss_mib) MiB)"
 ratio "guarded / unguarded throughput:" healthz plans
 ratio "unknown keys / valid token throughput:" valid unknown
+limited_report
