@@ -11,11 +11,15 @@ use crate::helpers::{TestApp, Token, spawn_app, spawn_app_with};
 
 /// Writes what the guard has gathered, as the background loop would at its next tick.
 async fn flush(app: &TestApp) {
+    try_flush(app).await.expect("the batch should be written");
+}
+
+/// The same, returning how many tokens' figures were written, or the refusal.
+async fn try_flush(app: &TestApp) -> Result<usize, keyward::error::AppError> {
     let state = app.state.clone();
     tokio::task::spawn_blocking(move || state.usage.flush(&state.pool))
         .await
         .expect("the flush should not panic")
-        .expect("the batch should be written");
 }
 
 fn today() -> String {
@@ -349,4 +353,50 @@ async fn another_accounts_token_page_shows_nothing_of_its_use() {
     let page = stranger.get(&format!("/tokens/{}", created.id)).await;
     page.assert_html_page(StatusCode::NOT_FOUND);
     assert!(!page.body.contains("127.0.0.1"));
+}
+
+#[tokio::test]
+async fn counts_a_full_disk_refused_are_written_once_it_has_room_and_none_twice() {
+    use keyward::db::simulated_full_disk;
+
+    // Only this story flushes: the background loop would race it for the batch.
+    let app =
+        spawn_app_with(|c| c.usage_flush_interval = std::time::Duration::from_secs(3600)).await;
+    let owner = signed_up(&app.address, "Full Disk Inc").await;
+    let created = owner.create_token("ci").await;
+    let token = &created.token;
+    for _ in 0..2 {
+        call(
+            &app,
+            reqwest::Method::GET,
+            "/plans",
+            &token.key,
+            &token.secret,
+        )
+        .await;
+    }
+
+    simulated_full_disk::fill(&app.db.path).expect("the test database exists");
+    let refused = try_flush(&app).await;
+    // The API doesn't notice: it never writes.
+    let status = call(
+        &app,
+        reqwest::Method::GET,
+        "/plans",
+        &token.key,
+        &token.secret,
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    simulated_full_disk::free(&app.db.path).expect("the test database exists");
+    assert!(refused.is_err(), "a full disk refuses the batch");
+
+    assert_eq!(try_flush(&app).await.ok(), Some(1), "one token's figures");
+    assert_eq!(
+        try_flush(&app).await.ok(),
+        Some(0),
+        "nothing is left to write twice"
+    );
+    let page = owner.get(&format!("/tokens/{}", created.id)).await;
+    assert_eq!(charted(&page, &today()), Some((3, 0)));
 }
