@@ -5,8 +5,10 @@
 //!
 //!   cargo run --release --example bench_hot_path [CALLS]     # default 5,000,000 per thread
 
+use std::collections::HashMap;
 use std::hint::black_box;
 use std::net::IpAddr;
+use std::sync::Mutex;
 use std::time::Instant;
 
 use keyward::auth::ratelimit::RateLimits;
@@ -35,8 +37,17 @@ fn main() {
     let ip: Option<IpAddr> = Some(IpAddr::from([127, 0, 0, 1]));
     let now = chrono::Utc::now().naive_utc();
 
+    // What recorded a call before: the last use only, in one map behind one mutex.
+    let before: Mutex<HashMap<TokenId, (chrono::NaiveDateTime, Option<IpAddr>)>> = Mutex::default();
+
     println!("{calls} calls per thread; ns per call, wall time over calls of one thread");
     for threads in [1, 2] {
+        let mutex = time_per_call(threads, calls, |_| {
+            before
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .insert(black_box(token), (now, ip));
+        });
         let record = time_per_call(threads, calls, |_| {
             usage.record(black_box(token), Outcome::Succeeded, now, ip)
         });
@@ -47,7 +58,7 @@ fn main() {
             black_box(chrono::Utc::now());
         });
         println!(
-            "{threads} thread(s): usage.record {record:6.1} ns   rate_limits.check {check:6.1} ns   (Utc::now {now_cost:5.1} ns, for scale)"
+            "{threads} thread(s): before (mutex map) {mutex:6.1} ns   usage.record {record:6.1} ns   rate_limits.check {check:6.1} ns   (Utc::now {now_cost:5.1} ns, for scale)"
         );
     }
 }
