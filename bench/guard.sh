@@ -9,11 +9,13 @@
 #   bytes as a static file, with the same credentials; the target is at least 50%;
 # - the idle server's resident memory, and after the load;
 # - forward auth: GET /verify (204) with the same valid token, against guarded /plans.
+# - a token with a rate limit it never reaches against the unlimited one (section below).
 # Bounded: each load runs DURATION seconds, and the four loads are repeated ROUNDS times.
 #
 #   bench/guard.sh            # 2 rounds of 10 s per load, 2 wrk threads, 64 connections
 #   ROUNDS=3 DURATION=5 CONNECTIONS=32 bench/guard.sh
 #   ONLY=clusters bench/guard.sh   # just /clusters/ against nginx
+#   LIMITED=0 BIN=path/to/older/keyward bench/guard.sh   # a build without rate limits
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -36,6 +38,34 @@ for i in $(seq 2 200); do
     KEYWARD_DATABASE_URL="$DB" "$BIN" token create --account "$SLUG" --name "bench-$i" >/dev/null 2>&1
 done
 
+# --- Rate limits (issue 8, part 6) ------------------------------------------------------
+# The limiter's cost: GET /plans with a token limited to 100,000,000 requests a minute,
+# which no run reaches, against the same call with the unlimited token. Kept in these
+# three functions so other sections can grow beside it. LIMITED=0 skips it (for a build
+# that has no rate limits).
+LIMITED="${LIMITED:-1}"
+limited_setup() {
+    [ "$LIMITED" = 1 ] || return 0
+    local creds
+    creds="$(KEYWARD_DATABASE_URL="$DB" "$BIN" token create --account "$SLUG" --name limited \
+        --rate-limit 100000000)"
+    LIMITED_AUTH="$(basic_header "$(sed -n 's/^key: //p' <<<"$creds")" "$(sed -n 's/^secret: //p' <<<"$creds")")"
+}
+limited_check() {
+    [ "$LIMITED" = 1 ] || return 0
+    curl -sf -H "Authorization: $LIMITED_AUTH" "$URL/token" | grep -q '"requests_per_minute":100000000' \
+        || { echo "the limited token was refused or shows no limit" >&2; exit 1; }
+}
+limited_round() {
+    [ "$LIMITED" = 1 ] || return 0
+    run limited "GET /plans (limited token, limit not reached)" -H "Authorization: $LIMITED_AUTH" "$URL/plans"
+}
+limited_report() {
+    [ "$LIMITED" = 1 ] || return 0
+    ratio "limited / unlimited token throughput:" plans limited
+}
+limited_setup
+
 start_server "$DB" guard
 status="$(curl -s -o /dev/null -w '%{http_code}' -H "Authorization: $AUTH" "$URL/verify")"
 [ "$status" = 204 ] || { echo "/verify answered $status, not 204" >&2; exit 1; }
@@ -56,6 +86,7 @@ status="$(curl -s -o /dev/null -w '%{http_code}' -H "Authorization: $WRONG" "$NG
 echo "GET /clusters/ answers $(wc -c <"$WORK/clusters.json") bytes ($(grep -o '"slug":"bench' "$WORK/clusters.json" | wc -l) clusters)"
 status="$(curl -s -o /dev/null -w '%{http_code}' -H "Authorization: $(head -1 "$WORK/unknown.headers")" "$URL/plans")"
 [ "$status" = 401 ] || { echo "an unknown key got $status, not 401" >&2; exit 1; }
+limited_check
 sleep 1
 echo "idle RSS: $(rss_mib) MiB"
 machine
@@ -80,6 +111,7 @@ for _ in $(seq 1 "$ROUNDS"); do
     run healthz "GET /healthz (unguarded)" "$URL/healthz"
     run plans "GET /plans (guarded, valid token)" -H "Authorization: $AUTH" "$URL/plans"
     bench_verify
+    limited_round
     export AUTH_FILE="$WORK/valid.headers"
     run valid "GET /plans (valid token, via script)" -s "$BENCH/rotate_auth.lua" "$URL/plans"
     export AUTH_FILE="$WORK/unknown.headers"
@@ -91,3 +123,4 @@ ratio "guarded / unguarded throughput:" healthz plans
 ratio "unknown keys / valid token throughput:" valid unknown
 ratio "/verify / guarded /plans throughput:" plans verify
 ratio "guarded /clusters/ / nginx auth_basic:" nginx clusters
+limited_report

@@ -68,6 +68,9 @@ pub enum TokenCommand {
         /// Days until the token stops working (default: never).
         #[arg(long)]
         expires_in_days: Option<u32>,
+        /// Requests per minute the token may make (default: no limit).
+        #[arg(long)]
+        rate_limit: Option<String>,
     },
     /// Roll a token: print a new key and secret with the same name, creator and scopes.
     /// The old secret keeps working for the grace period, then gets 401.

@@ -11,7 +11,7 @@ use crate::cli::{AccountCommand, Cli, Command, OperatorCommand, TokenCommand};
 use crate::config::Config;
 use crate::db::{self, tokens::TokenRequest, tx::Principal, tx::Tx};
 use crate::domain::{
-    AccountId, AccountName, Email, Grace, Password, Reason, Scopes, TokenKey, TokenName,
+    AccountId, AccountName, Email, Grace, Password, RateLimit, Reason, Scopes, TokenKey, TokenName,
 };
 use crate::error::AppError;
 
@@ -87,10 +87,13 @@ pub fn execute(cli: Cli, stdin: &mut impl BufRead, out: &mut impl Write) -> anyh
             name,
             scopes,
             expires_in_days,
+            rate_limit,
         }) => {
             let account = db::accounts::find_by_slug(&mut conn, &account).map_err(plain)?;
             let name = TokenName::parse(&name).map_err(|e| anyhow::anyhow!(e))?;
             let scopes = Scopes::parse(&scopes).map_err(|e| anyhow::anyhow!(e))?;
+            let rate_limit = RateLimit::parse_optional(rate_limit.as_deref().unwrap_or(""))
+                .map_err(|e| anyhow::anyhow!(e))?;
             // Checked: a huge number of days would overflow the calendar, not panic.
             let expires_at = expires_in_days
                 .map(|d| {
@@ -108,6 +111,7 @@ pub fn execute(cli: Cli, stdin: &mut impl BufRead, out: &mut impl Write) -> anyh
                 name,
                 scopes,
                 expires_at,
+                rate_limit,
             };
             let (token, secret) = write(&mut conn, Some(account.account_id()), |tx| {
                 db::tokens::create(tx, request)
@@ -159,7 +163,7 @@ pub fn execute(cli: Cli, stdin: &mut impl BufRead, out: &mut impl Write) -> anyh
                 let t = &view.token;
                 writeln!(
                     out,
-                    "{}\t{}\t{}\t…{}\t{}\tcreated {}\tlast used {}",
+                    "{}\t{}\t{}\t…{}\t{}\tcreated {}\tlast used {}\t{}",
                     t.key,
                     t.name,
                     t.status().as_str(),
@@ -173,6 +177,9 @@ pub fn execute(cli: Cli, stdin: &mut impl BufRead, out: &mut impl Write) -> anyh
                             t.last_used_ip.as_deref().unwrap_or("?")
                         ))
                         .unwrap_or_else(|| "never".into()),
+                    t.rate_limit_per_minute
+                        .map(|l| format!("at most {l}"))
+                        .unwrap_or_else(|| "no rate limit".into()),
                 )?;
             }
         }

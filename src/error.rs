@@ -17,6 +17,10 @@ pub const NOT_AUTHENTICATED: &str = "Could not authenticate your request.";
 
 /// How every API answer, success or error, labels its body: as Bonsai's do.
 pub const JSON_UTF8: &str = "application/json; charset=utf-8";
+/// Sentences of the API's 429 body, Bonsai's own.
+pub const TOO_MANY_REQUESTS: &str = "You are making too many requests to the API.";
+pub const TOO_MANY_REQUESTS_DOCS: &str =
+    "Please read the documentation at https://bonsai.io/docs/api-error-429-too-many-requests";
 
 pub const WWW_AUTHENTICATE: &str = r#"Basic realm="keyward", charset="UTF-8""#;
 
@@ -51,6 +55,9 @@ pub enum AppError {
         retry_after_secs: u64,
         message: String,
     },
+    /// 429 from the API: a token over its own rate limit.
+    #[error("token over its rate limit")]
+    TokenRateLimited { retry_after_secs: u64 },
     /// The server can't take this on right now (a full disk, a full hashing queue): a 503
     /// with `Retry-After`. Nothing was changed.
     #[error("unavailable: {message}")]
@@ -101,6 +108,9 @@ impl AppError {
             AppError::MethodNotAllowed => {
                 vec!["This method is not allowed for the requested resource.".into()]
             }
+            AppError::TokenRateLimited { .. } => {
+                vec![TOO_MANY_REQUESTS.into(), TOO_MANY_REQUESTS_DOCS.into()]
+            }
             AppError::TooManyRequests { message, .. } | AppError::Unavailable { message, .. } => {
                 vec![message.clone()]
             }
@@ -120,7 +130,9 @@ impl ResponseError for AppError {
             AppError::NotFound => StatusCode::NOT_FOUND,
             AppError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             AppError::Invalid(_) => StatusCode::UNPROCESSABLE_ENTITY,
-            AppError::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
+            AppError::TooManyRequests { .. } | AppError::TokenRateLimited { .. } => {
+                StatusCode::TOO_MANY_REQUESTS
+            }
             AppError::Unavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
             AppError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -198,6 +210,7 @@ impl AppError {
             AppError::TooManyRequests {
                 retry_after_secs, ..
             }
+            | AppError::TokenRateLimited { retry_after_secs }
             | AppError::Unavailable {
                 retry_after_secs, ..
             } => {

@@ -2,6 +2,7 @@
 
 pub mod auth;
 pub(crate) mod background;
+pub(crate) mod charts;
 pub mod cli;
 pub mod commands;
 pub mod config;

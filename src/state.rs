@@ -11,6 +11,7 @@ use crate::auth::cache::TokenCache;
 use crate::auth::guard::GuardState;
 use crate::auth::ip_limit::IpLimit;
 use crate::auth::password::Argon2Pool;
+use crate::auth::ratelimit::RateLimits;
 use crate::auth::throttle::LoginThrottle;
 use crate::auth::usage::UsageRecorder;
 use crate::config::Config;
@@ -79,6 +80,8 @@ pub struct AppState {
     pub config: Arc<Config>,
     pub cache: Arc<TokenCache>,
     pub usage: Arc<UsageRecorder>,
+    /// Per-token rate limits: in memory, per server.
+    pub rate_limits: Arc<RateLimits>,
     pub throttle: Arc<LoginThrottle>,
     /// Every argon2 hash and check the server runs, bounded in number.
     pub passwords: Argon2Pool,
@@ -99,6 +102,7 @@ impl AppState {
             config: Arc::new(config),
             cache: Arc::new(TokenCache::new()),
             usage: Arc::new(UsageRecorder::new()),
+            rate_limits: Arc::new(RateLimits::new()),
             throttle: Arc::new(LoginThrottle::new()),
             secret_reports: IpLimit::new(
                 "leaked-secret reports",
@@ -152,7 +156,15 @@ impl GuardState for AppState {
         &self.usage
     }
 
+    fn rate_limits(&self) -> &RateLimits {
+        &self.rate_limits
+    }
+
     fn support_email(&self) -> &str {
         self.config.support_email.as_str()
+    }
+
+    fn trust_forwarded_headers(&self) -> bool {
+        self.config.trust_forwarded_headers
     }
 }

@@ -161,6 +161,8 @@ async fn story(b: Client, base: String, shots: Screenshots) {
     page.assert_text_contains("from 127.0.0.1").await;
     page.shoot("tokens-list").await;
 
+    usage_and_rate_limit(&page, &api, &token_path, &key, &secret).await;
+
     // Revoking, through the confirmation step.
     page.open(&token_path).await;
     page.click(Locator::XPath(
@@ -360,6 +362,65 @@ async fn roll_a_token(page: &Page<'_>, api: &reqwest::Client) {
     page.wait_for(Locator::Id("rolled-to")).await;
     page.assert_text_contains(&key).await;
     page.shoot("token-rolled-old").await;
+}
+
+/// The token's use, charted: a rate limit set on the token's page turns the third of three
+/// quick calls away with a 429, and once the server has written its batch the chart stacks
+/// the refusal on the day's successes, the address is listed, and the token list shows the
+/// account's chart. The token made one call before this step.
+async fn usage_and_rate_limit(
+    page: &Page<'_>,
+    api: &reqwest::Client,
+    token_path: &str,
+    key: &str,
+    secret: &str,
+) {
+    page.open(token_path).await;
+    page.fill("rate_limit", "2").await;
+    page.click_button("Save rate limit").await;
+    page.wait_for_text("may now make at most 2 requests per minute")
+        .await;
+    let mut statuses = Vec::new();
+    for _ in 0..3 {
+        let response = api
+            .get(format!("{}/plans", page.base))
+            .basic_auth(key, Some(secret))
+            .send()
+            .await
+            .expect("GET /plans");
+        statuses.push(response.status().as_u16());
+    }
+    assert_eq!(statuses, [200, 200, 429], "the limit of 2 a minute holds");
+
+    page.open_until(token_path, "refused (1)").await;
+    page.assert_text_contains("successful (3)").await;
+    let chart = page.find(Locator::Css("figure.chart svg.bars")).await;
+    let labelled = chart
+        .attr("aria-labelledby")
+        .await
+        .expect("the chart's attributes");
+    assert_eq!(
+        labelled.as_deref(),
+        Some("token-usage-title token-usage-desc")
+    );
+    assert_eq!(
+        page.find_all(Locator::Css("svg.bars g.days > g"))
+            .await
+            .len(),
+        30,
+        "a bar for each of 30 days"
+    );
+    let desc = page.find(Locator::Css("svg.bars desc")).await;
+    let desc = desc.html(true).await.expect("the chart's description");
+    assert!(desc.contains("3 successful calls and 1 refused"), "{desc}");
+    page.assert_text_contains("127.0.0.1").await;
+    page.shoot("token-usage-chart").await;
+
+    page.open("/tokens").await;
+    page.wait_for(Locator::Css("figure.chart svg.bars")).await;
+    page.assert_text_contains("limit 2/min").await;
+    page.wait_for(Locator::Css("svg.sparkline")).await;
+    page.shoot("tokens-list-chart").await;
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -176,6 +176,7 @@ impl Real {
             name: TokenName::parse("model").expect("a valid name"),
             scopes: Scopes::all(),
             expires_at: None,
+            rate_limit: None,
         };
         let (token, secret) = self
             .state

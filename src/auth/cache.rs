@@ -29,7 +29,7 @@ use chrono::NaiveDateTime;
 use diesel::SqliteConnection;
 
 use crate::db::{self, Pool, invalidations::Invalidation, invalidations::NoteKind};
-use crate::domain::{AccountId, Scopes, SecretDigest, TokenId, TokenKey};
+use crate::domain::{AccountId, RateLimit, Scopes, SecretDigest, TokenId, TokenKey};
 use crate::error::AppError;
 
 /// What the guard needs to know about a token, and what `GET /token` shows.
@@ -47,6 +47,8 @@ pub struct CachedToken {
     pub account_slug: String,
     pub account_name: String,
     pub account_suspended: bool,
+    /// Requests per minute; `None` for no limit.
+    pub rate_limit: Option<RateLimit>,
 }
 
 impl CachedToken {
@@ -70,6 +72,7 @@ impl CachedToken {
             expires_at: token.expires_at,
             account_id: account.account_id(),
             account_suspended: account.is_suspended(),
+            rate_limit: token.rate_limit_per_minute,
             account_slug: account.slug,
             account_name: account.name,
             key: token.key,
@@ -272,6 +275,7 @@ mod tests {
             account_slug: "acme".into(),
             account_name: "Acme".into(),
             account_suspended: false,
+            rate_limit: None,
         })
     }
 

@@ -1,10 +1,13 @@
 //! The guard in front of every API route. It lets a request through only with the key
-//! and secret of an active token, and answers everything else with the 401 envelope.
+//! and secret of an active token, within the token's rate limit, and answers everything
+//! else with the 401 envelope (or 403, or 429).
 //!
 //! Per request it does a cache lookup, a SHA-256 and a constant-time compare: no argon2,
 //! and no database write. A key that exists but isn't cached yet reads the database once;
-//! an unknown key reads nothing.
+//! an unknown key reads nothing. The call is then counted in memory for the token's
+//! usage history (`usage`), which a background loop writes in batches.
 
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 
 use actix_web::body::{EitherBody, MessageBody};
@@ -12,12 +15,14 @@ use actix_web::dev::{Payload, ServiceRequest, ServiceResponse};
 use actix_web::http::header::{AUTHORIZATION, HeaderName, HeaderValue};
 use actix_web::middleware::Next;
 use actix_web::{FromRequest, HttpMessage, HttpRequest, ResponseError, web};
+use chrono::NaiveDateTime;
 
 use super::basic::{self, BasicError};
 use super::cache::{CachedToken, TokenCache};
-use super::usage::UsageRecorder;
+use super::ratelimit::RateLimits;
+use super::usage::{Outcome, UsageRecorder};
 use crate::db::Pool;
-use crate::domain::{Scope, TokenKey, TokenSecret};
+use crate::domain::{Scope, TokenId, TokenKey, TokenSecret};
 use crate::error::{AppError, AuthFailure};
 
 /// What the guard needs from the server's shared state, and all it may see of it. The
@@ -26,10 +31,15 @@ pub trait GuardState: 'static {
     /// For the one read on a cache miss.
     fn pool(&self) -> &Pool;
     fn cache(&self) -> &TokenCache;
-    /// Where each use is noted, to be written in batches off the hot path.
+    /// Where each call is counted, to be written in batches off the hot path.
     fn usage(&self) -> &UsageRecorder;
+    /// The per-token limiters of this instance.
+    fn rate_limits(&self) -> &RateLimits;
     /// Named in the 401 and 403 bodies.
     fn support_email(&self) -> &str;
+    /// Whether a proxy in front sets `Forwarded` / `X-Forwarded-For` (and so whether
+    /// they name the client).
+    fn trust_forwarded_headers(&self) -> bool;
 }
 
 /// The token a request was authenticated with. Handlers take it as an argument.
@@ -81,26 +91,57 @@ pub async fn require_token<S: GuardState, B: MessageBody>(
             .into_response(err.error_response())
             .map_into_right_body());
     };
+    let now = chrono::Utc::now().naive_utc();
+    let ip = client_ip(req.request(), state.get_ref());
     let header = req.headers().get(AUTHORIZATION).map(|v| v.as_bytes());
-    // The peer address, not X-Forwarded-For, which any client can write.
-    let ip = req.peer_addr().map(|a| a.ip());
-    match authenticate(state.get_ref(), header).await {
-        Ok(token) => {
-            state
-                .usage()
-                .record(token.id, chrono::Utc::now().naive_utc(), ip);
-            let expires_at = token.expires_at;
-            req.extensions_mut().insert(ApiCaller(token));
-            let mut res = next.call(req).await?;
-            if let Some(at) = expires_at.filter(|_| res.status().is_success()) {
-                add_expiry_header(&mut res, &at);
-            }
-            Ok(res.map_into_left_body())
+    let token = match admit(state.get_ref(), header, ip, now).await {
+        Ok(token) => token,
+        Err(err) => {
+            return Ok(req
+                .into_response(err.error_response())
+                .map_into_right_body());
         }
-        Err(err) => Ok(req
-            .into_response(err.error_response())
-            .map_into_right_body()),
+    };
+    let (id, expires_at) = (token.id, token.expires_at);
+    req.extensions_mut().insert(ApiCaller(token));
+    let mut response = next.call(req).await?;
+    state
+        .usage()
+        .record(id, Outcome::of(response.status()), now, ip);
+    if let Some(at) = expires_at.filter(|_| response.status().is_success()) {
+        add_expiry_header(&mut response, &at);
     }
+    Ok(response.map_into_left_body())
+}
+
+/// The guard's decision for one call, before any handler runs: the token, or the refusal
+/// (401, 403 for a suspended account, 429 over the token's rate limit). A refusal that
+/// concerns a known token is counted in its history here; the caller counts the call's
+/// outcome once it has answered. `/verify` uses it as the middleware does.
+pub async fn admit(
+    state: &impl GuardState,
+    header: Option<&[u8]>,
+    ip: Option<IpAddr>,
+    now: NaiveDateTime,
+) -> Result<Arc<CachedToken>, AppError> {
+    let token = match check(state, header, now).await {
+        Verdict::Allowed(token) => token,
+        Verdict::Refused { error, counted } => {
+            if let Some((token, outcome)) = counted {
+                state.usage().record(token, outcome, now, ip);
+            }
+            return Err(error);
+        }
+    };
+    if let Some(limit) = token.rate_limit
+        && let Err(retry_after_secs) = state.rate_limits().check(token.id, limit)
+    {
+        state
+            .usage()
+            .record(token.id, Outcome::RateLimited, now, ip);
+        return Err(AppError::TokenRateLimited { retry_after_secs });
+    }
+    Ok(token)
 }
 
 /// The header that tells a client when its token stops working, as GitHub's API does with
@@ -108,10 +149,49 @@ pub async fn require_token<S: GuardState, B: MessageBody>(
 /// has an expiry.
 pub const TOKEN_EXPIRES: HeaderName = HeaderName::from_static("keyward-token-expires");
 
-fn add_expiry_header<B>(res: &mut ServiceResponse<B>, at: &chrono::NaiveDateTime) {
+fn add_expiry_header<B>(res: &mut ServiceResponse<B>, at: &NaiveDateTime) {
     if let Ok(value) = HeaderValue::from_str(&crate::timefmt::rfc3339(at)) {
         res.headers_mut().insert(TOKEN_EXPIRES, value);
     }
+}
+
+/// The client's address: the peer's, unless the operator said a proxy in front sets
+/// `Forwarded` or `X-Forwarded-For` (`--trust-forwarded-headers`); anyone else can write
+/// those. A forwarded value that isn't an address (`unknown`, an obfuscated name) falls
+/// back to the peer.
+pub fn client_ip(req: &HttpRequest, state: &impl GuardState) -> Option<IpAddr> {
+    let peer = req.peer_addr().map(|a| a.ip());
+    if !state.trust_forwarded_headers() {
+        return peer;
+    }
+    req.connection_info()
+        .realip_remote_addr()
+        .and_then(parse_forwarded_ip)
+        .or(peer)
+}
+
+/// `192.0.2.1`, `192.0.2.1:4711`, `2001:db8::1` or `[2001:db8::1]:4711`.
+fn parse_forwarded_ip(raw: &str) -> Option<IpAddr> {
+    let raw = raw.trim().trim_matches('"');
+    raw.parse::<IpAddr>()
+        .ok()
+        .or_else(|| raw.parse::<SocketAddr>().ok().map(|a| a.ip()))
+        .or_else(|| {
+            raw.strip_prefix('[')
+                .and_then(|r| r.strip_suffix(']'))
+                .and_then(|r| r.parse().ok())
+        })
+}
+
+/// What the guard made of a request's credentials.
+pub enum Verdict {
+    Allowed(Arc<CachedToken>),
+    /// Refused; `counted` names the token and the outcome when the refusal belongs in a
+    /// token's history (a wrong secret for a known key, a suspended account).
+    Refused {
+        error: AppError,
+        counted: Option<(TokenId, Outcome)>,
+    },
 }
 
 /// Decides whether the header belongs to an active token of an active account.
@@ -119,37 +199,91 @@ pub async fn authenticate(
     state: &impl GuardState,
     header: Option<&[u8]>,
 ) -> Result<Arc<CachedToken>, AppError> {
-    let denied = |failure| AppError::Unauthorized {
+    match check(state, header, chrono::Utc::now().naive_utc()).await {
+        Verdict::Allowed(token) => Ok(token),
+        Verdict::Refused { error, .. } => Err(error),
+    }
+}
+
+/// [`authenticate`], saying which token a refusal concerns.
+pub async fn check(state: &impl GuardState, header: Option<&[u8]>, now: NaiveDateTime) -> Verdict {
+    let unauthorized = |failure| AppError::Unauthorized {
         failure,
         support: state.support_email().to_string(),
     };
-    let credentials = basic::parse(header).map_err(|e| match e {
-        BasicError::EmptyPassword => denied(AuthFailure::EmptyPassword),
-        BasicError::Missing | BasicError::Malformed => denied(AuthFailure::Inactive),
-    })?;
-    let key = TokenKey::parse(&credentials.user).map_err(|_| denied(AuthFailure::Inactive))?;
-    let secret =
-        TokenSecret::parse(&credentials.password).map_err(|_| denied(AuthFailure::Inactive))?;
+    let denied = |failure| Verdict::Refused {
+        error: unauthorized(failure),
+        counted: None,
+    };
+    let credentials = match basic::parse(header) {
+        Ok(credentials) => credentials,
+        Err(BasicError::EmptyPassword) => return denied(AuthFailure::EmptyPassword),
+        Err(BasicError::Missing | BasicError::Malformed) => return denied(AuthFailure::Inactive),
+    };
+    let (Ok(key), Ok(secret)) = (
+        TokenKey::parse(&credentials.user),
+        TokenSecret::parse(&credentials.password),
+    ) else {
+        return denied(AuthFailure::Inactive);
+    };
 
     // Hashed before the lookup, whether or not the key exists, so that an unknown key is
     // not answered measurably faster than a known key with a wrong secret.
     let digest = secret.digest();
-    let token = state
-        .cache()
-        .lookup(state.pool(), key)
-        .await?
-        .ok_or_else(|| denied(AuthFailure::Inactive))?;
-    if token.digest != digest || token.revoked {
-        return Err(denied(AuthFailure::Inactive));
+    let token = match state.cache().lookup(state.pool(), key).await {
+        Ok(Some(token)) => token,
+        Ok(None) => return denied(AuthFailure::Inactive),
+        Err(error) => {
+            return Verdict::Refused {
+                error,
+                counted: None,
+            };
+        }
+    };
+    if token.digest != digest {
+        return Verdict::Refused {
+            error: unauthorized(AuthFailure::Inactive),
+            counted: Some((token.id, Outcome::WrongSecret)),
+        };
     }
-    if token.is_expired_at(chrono::Utc::now().naive_utc()) {
-        return Err(denied(AuthFailure::Inactive));
+    if token.revoked || token.is_expired_at(now) {
+        return denied(AuthFailure::Inactive);
     }
     if token.account_suspended {
-        return Err(AppError::forbidden(format!(
-            "Your API access has been suspended due to a Terms of Service violation. Please contact {}.",
-            state.support_email()
-        )));
+        return Verdict::Refused {
+            error: AppError::forbidden(format!(
+                "Your API access has been suspended due to a Terms of Service violation. Please contact {}.",
+                state.support_email()
+            )),
+            counted: Some((token.id, Outcome::Forbidden)),
+        };
     }
-    Ok(token)
+    Verdict::Allowed(token)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_forwarded_address_is_read_with_or_without_its_port() {
+        let cases = [
+            ("192.0.2.1", Some("192.0.2.1")),
+            ("192.0.2.1:4711", Some("192.0.2.1")),
+            ("2001:db8::1", Some("2001:db8::1")),
+            ("[2001:db8::1]:4711", Some("2001:db8::1")),
+            ("[2001:db8::1]", Some("2001:db8::1")),
+            ("\"[2001:db8::1]:4711\"", Some("2001:db8::1")),
+            ("unknown", None),
+            ("_hidden", None),
+            ("", None),
+        ];
+        for (raw, expected) in cases {
+            assert_eq!(
+                parse_forwarded_ip(raw),
+                expected.map(|e| e.parse::<IpAddr>().unwrap()),
+                "{raw:?}"
+            );
+        }
+    }
 }

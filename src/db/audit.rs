@@ -44,6 +44,7 @@ pub mod action {
     pub const TOKEN_REVOKED: AuditAction = AuditAction::TokenRevoked;
     pub const TOKEN_EXPIRED: AuditAction = AuditAction::TokenExpired;
     pub const TOKEN_ROLLED: AuditAction = AuditAction::TokenRolled;
+    pub const TOKEN_RATE_LIMIT_CHANGED: AuditAction = AuditAction::TokenRateLimitChanged;
     pub const MEMBER_INVITED: AuditAction = AuditAction::MemberInvited;
     pub const INVITATION_CANCELLED: AuditAction = AuditAction::InvitationCancelled;
     pub const MEMBER_JOINED: AuditAction = AuditAction::MemberJoined;

@@ -27,6 +27,7 @@ pub(crate) mod sessions;
 pub mod simulated_full_disk;
 pub mod tokens;
 pub mod tx;
+pub mod usage;
 pub mod users;
 
 use anyhow::Context;

@@ -53,6 +53,7 @@ diesel::table! {
         form_nonce -> Nullable<Text>,
         rolled_from -> Nullable<Integer>,
         rolled_to -> Nullable<Integer>,
+        rate_limit_per_minute -> Nullable<Integer>,
     }
 }
 
@@ -134,6 +135,26 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    token_usage_days (token_id, day) {
+        token_id -> Integer,
+        day -> Date,
+        succeeded -> BigInt,
+        wrong_secret -> BigInt,
+        forbidden -> BigInt,
+        rate_limited -> BigInt,
+    }
+}
+
+diesel::table! {
+    token_addresses (token_id, ip) {
+        token_id -> Integer,
+        ip -> Text,
+        first_seen_at -> Timestamp,
+        last_seen_at -> Timestamp,
+    }
+}
+
 diesel::joinable!(memberships -> accounts (account_id));
 diesel::joinable!(memberships -> users (user_id));
 diesel::joinable!(tokens -> accounts (account_id));
@@ -141,6 +162,8 @@ diesel::joinable!(audit_events -> accounts (account_id));
 diesel::joinable!(clusters -> accounts (account_id));
 diesel::joinable!(invitations -> accounts (account_id));
 diesel::joinable!(sessions -> users (user_id));
+diesel::joinable!(token_usage_days -> tokens (token_id));
+diesel::joinable!(token_addresses -> tokens (token_id));
 
 diesel::allow_tables_to_appear_in_same_query!(
     accounts,
@@ -153,4 +176,6 @@ diesel::allow_tables_to_appear_in_same_query!(
     sessions,
     invitations,
     server_settings,
+    token_usage_days,
+    token_addresses,
 );

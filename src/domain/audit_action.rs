@@ -34,6 +34,7 @@ audit_actions! {
     TokenRevoked => "token.revoked",
     TokenExpired => "token.expired",
     TokenRolled => "token.rolled",
+    TokenRateLimitChanged => "token.rate_limit_changed",
     MemberInvited => "member.invited",
     InvitationCancelled => "member.invitation_cancelled",
     MemberJoined => "member.joined",

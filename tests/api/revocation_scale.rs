@@ -140,6 +140,7 @@ async fn seed_tokens(database: &str, member: i32, count: usize) -> Vec<Token> {
                     name: TokenName::parse(&format!("bulk {n:04}")).expect("a valid name"),
                     scopes: Scopes::all(),
                     expires_at: None,
+                    rate_limit: None,
                 };
                 let (token, secret) =
                     transact(&mut conn, &member, Some(AccountId(account)), |tx| {

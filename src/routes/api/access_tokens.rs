@@ -12,7 +12,7 @@ use crate::auth::guard::ApiCaller;
 use crate::db::tokens::{TokenRequest, TokenView};
 use crate::db::tx::Principal;
 use crate::db::{self};
-use crate::domain::{Reason, Scope, Scopes, TokenKey, TokenName};
+use crate::domain::{RateLimit, Reason, Scope, Scopes, TokenKey, TokenName};
 use crate::error::AppError;
 use crate::policy::{self, Action};
 use crate::state::AppState;
@@ -51,6 +51,9 @@ fn describe(view: &TokenView) -> Value {
         "status": t.status().as_str(),
         "revoked_at": t.revoked_at.as_ref().map(rfc3339),
         "revoke_reason": t.revoke_reason,
+        "rate_limit": t
+            .rate_limit_per_minute
+            .map(|l| json!({"requests_per_minute": l.per_minute().get()})),
     })
 }
 
@@ -130,6 +133,8 @@ struct NewTokenInput {
     name: Option<Value>,
     scopes: Option<Value>,
     expires_in_days: Option<Value>,
+    /// Requests per minute; absent or null for no limit.
+    rate_limit_per_minute: Option<Value>,
 }
 
 /// Checks every field and reports every problem at once, each sentence naming its field.
@@ -181,12 +186,30 @@ fn check_new_token(input: NewTokenInput) -> Result<TokenRequest, AppError> {
             "'expires_in_days' must be a whole number from 1 to {MAX_DAYS}, or null for a token that doesn't expire."
         ));
     }
-    match (name, scopes, expires_at) {
-        (Some(name), Some(scopes), Some(expires_at)) if errors.is_empty() => Ok(TokenRequest {
-            name,
-            scopes,
-            expires_at,
-        }),
+    let rate_limit = match input.rate_limit_per_minute {
+        None | Some(Value::Null) => Some(None),
+        Some(Value::Number(n)) => n
+            .as_u64()
+            .and_then(|n| u32::try_from(n).ok())
+            .and_then(|n| RateLimit::new(n).ok())
+            .map(Some),
+        Some(_) => None,
+    };
+    if rate_limit.is_none() {
+        errors.push(format!(
+            "'rate_limit_per_minute' must be a whole number from 1 to {}, or null for no limit.",
+            RateLimit::MAX
+        ));
+    }
+    match (name, scopes, expires_at, rate_limit) {
+        (Some(name), Some(scopes), Some(expires_at), Some(rate_limit)) if errors.is_empty() => {
+            Ok(TokenRequest {
+                name,
+                scopes,
+                expires_at,
+                rate_limit,
+            })
+        }
         _ => Err(AppError::Invalid(errors)),
     }
 }

@@ -23,6 +23,7 @@ pub async fn show(caller: ApiCaller) -> Result<HttpResponse, AppError> {
                 "account": { "slug": token.account_slug, "name": token.account_name },
                 "created_at": crate::timefmt::rfc3339(&token.created_at),
                 "expires_at": token.expires_at.as_ref().map(crate::timefmt::rfc3339),
+                "rate_limit": token.rate_limit.map(|l| json!({ "requests_per_minute": l.per_minute() })),
             }
         }),
     ))

@@ -10,6 +10,7 @@ use actix_web::http::header::{AUTHORIZATION, CACHE_CONTROL, HeaderValue};
 use actix_web::{HttpRequest, HttpResponse, web};
 
 use crate::auth::guard::{self, ApiCaller};
+use crate::auth::usage::Outcome;
 use crate::domain::Scope;
 use crate::error::AppError;
 use crate::state::AppState;
@@ -28,17 +29,21 @@ pub async fn verify(
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, AppError> {
     let header = req.headers().get(AUTHORIZATION).map(|v| v.as_bytes());
-    let token = guard::authenticate(state.get_ref(), header).await?;
-    // The peer address, as the guard records it: the proxy's, since it is the one asking.
-    state.usage.record(
-        token.id,
-        chrono::Utc::now().naive_utc(),
-        req.peer_addr().map(|a| a.ip()),
-    );
-    let caller = ApiCaller(token);
-    for scope in required_scopes(&req)? {
-        caller.require(scope)?;
-    }
+    let now = chrono::Utc::now().naive_utc();
+    // The proxy's address, unless the operator trusts it to forward the client's.
+    let ip = guard::client_ip(&req, state.get_ref());
+    let caller = ApiCaller(guard::admit(state.get_ref(), header, ip, now).await?);
+    let scoped = required_scopes(&req).and_then(|scopes| {
+        scopes
+            .into_iter()
+            .try_for_each(|scope| caller.require(scope))
+    });
+    let outcome = match &scoped {
+        Ok(()) => Outcome::Succeeded,
+        Err(_) => Outcome::Forbidden,
+    };
+    state.usage.record(caller.0.id, outcome, now, ip);
+    scoped?;
     let token = &caller.0;
     let mut response = HttpResponse::NoContent();
     response.insert_header((CACHE_CONTROL, "no-store"));

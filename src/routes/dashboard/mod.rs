@@ -13,12 +13,14 @@ mod invitations;
 mod lifetime;
 mod login;
 mod members;
+mod rate_limit;
 mod roll;
 mod security;
 mod session;
 mod signup;
 mod token_pages;
 mod tokens;
+mod usage_view;
 mod view;
 
 use actix_web::http::header;
@@ -36,6 +38,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .configure(tokens::configure)
         .configure(roll::configure)
         .configure(lifetime::configure)
+        .configure(rate_limit::configure)
         .configure(members::configure)
         .configure(invitations::configure)
         .configure(security::configure)

@@ -7,13 +7,15 @@ use serde::Deserialize;
 
 use super::session::{CsrfForm, SignedIn};
 use super::token_pages::{curl_line, token_id, visible_token};
+use super::usage_view::{self, TokenUsageView};
 use super::view::{
     EventRow, Flash, HtmlError, Layout, TimeView, TokenRow, get_only, page_method_not_allowed,
     post_only, redirect, render, render_with_status,
 };
+use crate::charts::BarChart;
 use crate::db::{self, tokens::FromForm, tokens::Status, tokens::TokenFilter};
 use crate::domain::{
-    LifetimeLimit, Reason, Scope, Scopes, TokenId, TokenName, UserId, random_base62,
+    LifetimeLimit, RateLimit, Reason, Scope, Scopes, TokenId, TokenName, UserId, random_base62,
 };
 use crate::error::AppError;
 use crate::policy::Action;
@@ -49,6 +51,8 @@ struct ListPage {
     filtered: bool,
     /// The caller's tokens (an admin's: the account's) that expire within a week.
     expiring: Vec<ExpiringRow>,
+    /// The account's calls per day, for those who see every token.
+    account_chart: Option<BarChart>,
 }
 
 /// A token that expires soon, for the notice on `/tokens`.
@@ -103,9 +107,18 @@ async fn list(
         Ok((views, members, expiring))
     })
     .await?;
+    let (mut usage, account_chart) = usage_view::for_list(&state, account, sees_all).await?;
+    let tokens = views
+        .iter()
+        .map(|view| TokenRow {
+            usage: usage.remove(&view.token.token_id()),
+            ..TokenRow::from(view)
+        })
+        .collect();
     render(&ListPage {
         layout: signed_in.layout("API tokens", "/tokens")?,
-        tokens: views.iter().map(TokenRow::from).collect(),
+        tokens,
+        account_chart,
         sees_all,
         members: members
             .into_iter()
@@ -154,6 +167,7 @@ struct NewPage {
     expiries: Vec<ExpiryChoice>,
     /// The account's lifetime policy, in words, when it has one.
     limit_note: Option<String>,
+    rate_limit: String,
 }
 
 const EXPIRIES: [(&str, &str); 5] = [
@@ -228,6 +242,7 @@ fn new_page(
                 selected: days == chosen,
             })
             .collect(),
+        rate_limit: form.map(|f| f.rate_limit.clone()).unwrap_or_default(),
     })
 }
 
@@ -248,6 +263,9 @@ struct NewTokenForm {
     expires_in_days: String,
     #[serde(default)]
     nonce: String,
+    /// Requests per minute; empty for no limit.
+    #[serde(default)]
+    rate_limit: String,
 }
 
 #[derive(Template)]
@@ -296,7 +314,12 @@ async fn create(
     // checks it again under the lock.
     let limit = signed_in.account()?.0.max_token_lifetime_days;
     let expires_at = parse_expiry(&form.expires_in_days, limit).map_err(|e| errors.push(e));
-    let (Some(name), Some(scopes), Ok(expires_at)) = (name, scopes, expires_at) else {
+    let rate_limit = RateLimit::parse_optional(&form.rate_limit)
+        .map_err(|e| errors.push(e))
+        .ok();
+    let (Some(name), Some(scopes), Ok(expires_at), Some(rate_limit)) =
+        (name, scopes, expires_at, rate_limit)
+    else {
         let page = new_page(&signed_in, Some(&form), errors)?;
         return render_with_status(&page, actix_web::http::StatusCode::UNPROCESSABLE_ENTITY);
     };
@@ -305,6 +328,7 @@ async fn create(
         name,
         scopes,
         expires_at,
+        rate_limit,
     };
     let nonce = form.nonce.clone();
     let made = state
@@ -344,6 +368,7 @@ struct ShowPage {
     can_roll: bool,
     rolled_from: Option<TokenLink>,
     rolled_to: Option<TokenLink>,
+    usage: TokenUsageView,
 }
 
 /// A link to a token that a roll connects to this one.
@@ -378,6 +403,7 @@ async fn show(
         ))
     })
     .await?;
+    let usage = usage_view::for_token(&state, account, id).await?;
     render(&ShowPage {
         layout: signed_in.layout(&format!("Token {}", view.token.name), "/tokens")?,
         token: TokenRow::from(&view),
@@ -386,6 +412,7 @@ async fn show(
         can_roll: view.token.status() == Status::Active && view.token.rolled_to.is_none(),
         rolled_from,
         rolled_to,
+        usage,
     })
 }
 

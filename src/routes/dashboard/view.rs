@@ -160,6 +160,19 @@ pub(crate) struct TokenRow {
     pub revoked: Option<TimeView>,
     pub revoked_by: String,
     pub revoke_reason: String,
+    /// "60 requests per minute", or "None".
+    pub rate_limit: String,
+    /// The limit as the form's field holds it: a number, or empty.
+    pub rate_limit_value: String,
+    /// Filled in for the list only.
+    pub usage: Option<RowUsage>,
+}
+
+/// A list row's picture of its token's use.
+pub struct RowUsage {
+    pub sparkline: crate::charts::Sparkline,
+    /// All calls in the sparkline's days, grouped by thousands.
+    pub total: String,
 }
 
 impl From<&TokenView> for TokenRow {
@@ -187,6 +200,15 @@ impl From<&TokenView> for TokenRow {
                 (None, _) => "an operator tool".into(),
             },
             revoke_reason: t.revoke_reason.clone().unwrap_or_default(),
+            rate_limit: t
+                .rate_limit_per_minute
+                .map(|l| l.to_string())
+                .unwrap_or_else(|| "None".into()),
+            rate_limit_value: t
+                .rate_limit_per_minute
+                .map(|l| l.per_minute().to_string())
+                .unwrap_or_default(),
+            usage: None,
         }
     }
 }
@@ -325,7 +347,7 @@ pub(crate) fn error_page(err: &AppError, layout: Option<Layout>) -> HttpResponse
         AppError::NotFound => "Page not found",
         AppError::MethodNotAllowed => "Method not allowed",
         AppError::Invalid(_) => "Please check what you entered",
-        AppError::TooManyRequests { .. } => "Too many attempts",
+        AppError::TooManyRequests { .. } | AppError::TokenRateLimited { .. } => "Too many attempts",
         AppError::Unavailable { .. } => "Please try again shortly",
         AppError::Internal(_) => "Something went wrong",
         AppError::Unauthorized { .. } | AppError::SignInRequired => "Please sign in",

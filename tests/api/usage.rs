@@ -1,0 +1,402 @@
+//! Usage history: what the guard counts for each token and day (successes, wrong secrets,
+//! 403s and 429s), the last addresses a token was used from, and the charts that show them.
+//! The counts are written in batches; these stories flush the batch themselves instead of
+//! waiting for the background loop.
+
+use reqwest::StatusCode;
+
+use crate::admin_helpers::{count_rows, join};
+use crate::dashboard_helpers::{Browser, Page, signed_up};
+use crate::helpers::{TestApp, Token, spawn_app, spawn_app_with};
+
+/// Writes what the guard has gathered, as the background loop would at its next tick.
+async fn flush(app: &TestApp) {
+    try_flush(app).await.expect("the batch should be written");
+}
+
+/// The same, returning how many tokens' figures were written, or the refusal.
+async fn try_flush(app: &TestApp) -> Result<usize, keyward::error::AppError> {
+    let state = app.state.clone();
+    tokio::task::spawn_blocking(move || state.usage.flush(&state.pool))
+        .await
+        .expect("the flush should not panic")
+}
+
+fn today() -> String {
+    chrono::Utc::now()
+        .date_naive()
+        .format("%Y-%m-%d")
+        .to_string()
+}
+
+/// Successful and refused calls on `day`, read from the chart's table for screen readers
+/// (the first chart on the page).
+fn charted(page: &Page, day: &str) -> Option<(i64, i64)> {
+    let row = page.body.find(&format!("<tr data-day=\"{day}\">"))?;
+    let cells: Vec<i64> = page.body[row..]
+        .split("<td>")
+        .skip(1)
+        .take(2)
+        .map(|cell| cell[..cell.find('<')?].trim().parse().ok())
+        .collect::<Option<_>>()?;
+    Some((cells[0], cells[1]))
+}
+
+/// A call to the API with the key and secret given.
+async fn call(
+    app: &TestApp,
+    method: reqwest::Method,
+    path: &str,
+    key: &str,
+    secret: &str,
+) -> StatusCode {
+    app.client
+        .request(method, app.url(path))
+        .basic_auth(key, Some(secret))
+        .header("Content-Type", "application/json")
+        .body("{\"name\": \"x\"}")
+        .send()
+        .await
+        .expect("the server should answer")
+        .status()
+}
+
+async fn read_only_token(browser: &Browser, name: &str) -> (i32, Token) {
+    let form = browser.token_form().await;
+    let page = browser.submit_token(&form, name, &["read"], "").await;
+    let created = crate::dashboard_helpers::read_created_page(&page);
+    (created.id, created.token)
+}
+
+#[tokio::test]
+async fn a_tokens_page_charts_todays_calls_and_what_was_refused() {
+    let app = spawn_app().await;
+    let owner = signed_up(&app.address, "Charted Inc").await;
+    let (id, token) = read_only_token(&owner, "reporting").await;
+    let other = owner.create_token("other").await.token;
+
+    for _ in 0..3 {
+        let status = call(
+            &app,
+            reqwest::Method::GET,
+            "/plans",
+            &token.key,
+            &token.secret,
+        )
+        .await;
+        assert_eq!(status, StatusCode::OK);
+    }
+    // The right key with another token's (well-formed) secret: a wrong secret.
+    for _ in 0..2 {
+        let status = call(
+            &app,
+            reqwest::Method::GET,
+            "/plans",
+            &token.key,
+            &other.secret,
+        )
+        .await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED);
+    }
+    // A read-only token may not create a cluster: a 403.
+    let status = call(
+        &app,
+        reqwest::Method::POST,
+        "/clusters",
+        &token.key,
+        &token.secret,
+    )
+    .await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    flush(&app).await;
+
+    let page = owner.get(&format!("/tokens/{id}")).await;
+    page.assert_html_page(StatusCode::OK);
+    assert_eq!(
+        charted(&page, &today()),
+        Some((3, 3)),
+        "today's row: 3 successful, 3 refused"
+    );
+    // Accessible: the SVG names itself, and carries a description of the numbers.
+    page.assert_contains("<svg class=\"bars\"")
+        .assert_contains("<title id=\"token-usage-title\">Calls in the last 30 days</title>")
+        .assert_contains("3 successful calls and 3 refused")
+        .assert_contains("Day (UTC)");
+    // The other token's calls are its own.
+    let today = today();
+    let stored = count_rows(
+        &app,
+        &format!(
+            "SELECT COUNT(*) FROM token_usage_days WHERE day = '{today}' \
+             AND succeeded = 3 AND wrong_secret = 2 AND forbidden = 1 AND rate_limited = 0"
+        ),
+    )
+    .await;
+    assert_eq!(stored, 1);
+    assert_eq!(
+        count_rows(&app, "SELECT COUNT(*) FROM token_usage_days").await,
+        1,
+        "the other token made no call"
+    );
+}
+
+#[tokio::test]
+async fn counts_from_two_flushes_add_up_and_unknown_keys_count_for_no_one() {
+    let app = spawn_app().await;
+    let owner = signed_up(&app.address, "Twice Inc").await;
+    let created = owner.create_token("ci").await;
+    let token = created.token;
+
+    call(
+        &app,
+        reqwest::Method::GET,
+        "/plans",
+        &token.key,
+        &token.secret,
+    )
+    .await;
+    flush(&app).await;
+    call(
+        &app,
+        reqwest::Method::GET,
+        "/plans",
+        &token.key,
+        &token.secret,
+    )
+    .await;
+    call(
+        &app,
+        reqwest::Method::GET,
+        "/plans",
+        &token.key,
+        &token.secret,
+    )
+    .await;
+    // A key no token has, with a real secret: nobody's history.
+    call(
+        &app,
+        reqwest::Method::GET,
+        "/plans",
+        "kw_Zq8UnknownKey000",
+        &token.secret,
+    )
+    .await;
+    flush(&app).await;
+
+    let page = owner.get(&format!("/tokens/{}", created.id)).await;
+    assert_eq!(charted(&page, &today()), Some((3, 0)));
+    assert_eq!(
+        count_rows(&app, "SELECT COUNT(*) FROM token_usage_days").await,
+        1
+    );
+}
+
+#[tokio::test]
+async fn the_last_five_addresses_are_listed_newest_first() {
+    let app = spawn_app().await;
+    let owner = signed_up(&app.address, "Roaming Inc").await;
+    let created = owner.create_token("roaming").await;
+    let token = &created.token;
+
+    // Six machines call in turn, each from its own loopback address.
+    for n in 2..=7u8 {
+        let client = reqwest::Client::builder()
+            .no_proxy()
+            .local_address(std::net::IpAddr::from([127, 0, 0, n]))
+            .build()
+            .expect("a client");
+        let status = client
+            .get(app.url("/plans"))
+            .basic_auth(&token.key, Some(&token.secret))
+            .send()
+            .await
+            .expect("an answer")
+            .status();
+        assert_eq!(status, StatusCode::OK);
+        // Apart in time, so "newest" is well defined.
+        flush(&app).await;
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
+
+    let page = owner.get(&format!("/tokens/{}", created.id)).await;
+    let listed: Vec<&str> = [
+        "127.0.0.7",
+        "127.0.0.6",
+        "127.0.0.5",
+        "127.0.0.4",
+        "127.0.0.3",
+    ]
+    .into_iter()
+    .filter(|ip| page.body.contains(&format!("<code>{ip}</code>")))
+    .collect();
+    assert_eq!(
+        listed.len(),
+        5,
+        "the five latest are listed; body:\n{}",
+        page.body
+    );
+    let at = |ip: &str| page.body.find(&format!("<code>{ip}</code>")).unwrap();
+    assert!(at("127.0.0.7") < at("127.0.0.3"), "newest first");
+    assert!(
+        !page.body.contains("<code>127.0.0.2</code>"),
+        "the oldest of six is dropped"
+    );
+    assert_eq!(
+        count_rows(&app, "SELECT COUNT(*) FROM token_addresses").await,
+        5
+    );
+}
+
+#[tokio::test]
+async fn a_forwarded_address_counts_only_when_the_proxy_is_trusted() {
+    for trusted in [false, true] {
+        let app = spawn_app_with(|c| c.trust_forwarded_headers = trusted).await;
+        let owner = signed_up(&app.address, "Proxied Inc").await;
+        let created = owner.create_token("behind a proxy").await;
+        let status = app
+            .client
+            .get(app.url("/plans"))
+            .basic_auth(&created.token.key, Some(&created.token.secret))
+            .header("X-Forwarded-For", "203.0.113.9, 10.0.0.1")
+            .send()
+            .await
+            .expect("an answer")
+            .status();
+        assert_eq!(status, StatusCode::OK);
+        flush(&app).await;
+
+        let page = owner.get(&format!("/tokens/{}", created.id)).await;
+        let (listed, not_listed) = if trusted {
+            ("203.0.113.9", "127.0.0.1")
+        } else {
+            ("127.0.0.1", "203.0.113.9")
+        };
+        assert!(
+            page.body.contains(&format!("<code>{listed}</code>")),
+            "trusting the proxy: {trusted}; the page should list {listed}; body:\n{}",
+            page.body
+        );
+        assert!(
+            !page.body.contains(&format!("<code>{not_listed}</code>")),
+            "trusting the proxy: {trusted}; {not_listed} should not be listed"
+        );
+    }
+}
+
+#[tokio::test]
+async fn admins_see_the_accounts_chart_and_members_see_their_own_tokens_calls() {
+    let app = spawn_app().await;
+    let owner = signed_up(&app.address, "Team Inc").await;
+    let member = join(&owner, "member@example.com", "member").await;
+    let mine = owner.create_token("owner's").await.token;
+    let theirs = member.create_token("member's").await.token;
+    for _ in 0..4 {
+        call(
+            &app,
+            reqwest::Method::GET,
+            "/plans",
+            &mine.key,
+            &mine.secret,
+        )
+        .await;
+    }
+    for _ in 0..2 {
+        call(
+            &app,
+            reqwest::Method::GET,
+            "/plans",
+            &theirs.key,
+            &theirs.secret,
+        )
+        .await;
+    }
+    flush(&app).await;
+
+    let list = owner.get("/tokens").await;
+    list.assert_html_page(StatusCode::OK)
+        .assert_contains("The account's calls in the last 30 days")
+        .assert_contains("Calls, 14 days")
+        .assert_contains("4 calls in the last 14 days")
+        .assert_contains("2 calls in the last 14 days");
+    assert_eq!(
+        charted(&list, &today()),
+        Some((6, 0)),
+        "the account's total"
+    );
+
+    let list = member.get("/tokens").await;
+    list.assert_html_page(StatusCode::OK)
+        .assert_contains("2 calls in the last 14 days");
+    assert!(
+        !list.text().contains("The account's calls"),
+        "a member sees no account-wide chart"
+    );
+    assert!(!list.text().contains("4 calls in the last 14 days"));
+}
+
+#[tokio::test]
+async fn another_accounts_token_page_shows_nothing_of_its_use() {
+    let app = spawn_app().await;
+    let owner = signed_up(&app.address, "Private Inc").await;
+    let created = owner.create_token("private").await;
+    call(
+        &app,
+        reqwest::Method::GET,
+        "/plans",
+        &created.token.key,
+        &created.token.secret,
+    )
+    .await;
+    flush(&app).await;
+
+    let stranger = signed_up(&app.address, "Stranger Inc").await;
+    let page = stranger.get(&format!("/tokens/{}", created.id)).await;
+    page.assert_html_page(StatusCode::NOT_FOUND);
+    assert!(!page.body.contains("127.0.0.1"));
+}
+
+#[tokio::test]
+async fn counts_a_full_disk_refused_are_written_once_it_has_room_and_none_twice() {
+    use keyward::db::simulated_full_disk;
+
+    // Only this story flushes: the background loop would race it for the batch.
+    let app =
+        spawn_app_with(|c| c.usage_flush_interval = std::time::Duration::from_secs(3600)).await;
+    let owner = signed_up(&app.address, "Full Disk Inc").await;
+    let created = owner.create_token("ci").await;
+    let token = &created.token;
+    for _ in 0..2 {
+        call(
+            &app,
+            reqwest::Method::GET,
+            "/plans",
+            &token.key,
+            &token.secret,
+        )
+        .await;
+    }
+
+    simulated_full_disk::fill(&app.db.path).expect("the test database exists");
+    let refused = try_flush(&app).await;
+    // The API doesn't notice: it never writes.
+    let status = call(
+        &app,
+        reqwest::Method::GET,
+        "/plans",
+        &token.key,
+        &token.secret,
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    simulated_full_disk::free(&app.db.path).expect("the test database exists");
+    assert!(refused.is_err(), "a full disk refuses the batch");
+
+    assert_eq!(try_flush(&app).await.ok(), Some(1), "one token's figures");
+    assert_eq!(
+        try_flush(&app).await.ok(),
+        Some(0),
+        "nothing is left to write twice"
+    );
+    let page = owner.get(&format!("/tokens/{}", created.id)).await;
+    assert_eq!(charted(&page, &today()), Some((3, 0)));
+}
