@@ -28,7 +28,7 @@ impl Application {
     /// Opens the database, binds the address (port 0 picks a free one) and starts serving.
     pub async fn build(config: Config) -> anyhow::Result<Self> {
         let database_url = config.database_url.clone();
-        let pool = tokio::task::spawn_blocking(move || db::connect(&database_url))
+        let pool = tokio::task::spawn_blocking(move || db::connect_to(&database_url))
             .await
             .context("database setup task failed")??;
 

@@ -2,6 +2,8 @@
 
 use chrono::NaiveDateTime;
 use diesel::prelude::*;
+
+use super::DbConnection;
 use serde::Serialize;
 
 use super::schema::clusters;
@@ -41,7 +43,7 @@ pub const STATE_PROVISIONED: &str = "provisioned";
 
 /// Creates a cluster whose slug comes from its name; a taken slug is a 422.
 pub fn create(
-    conn: &mut SqliteConnection,
+    conn: &mut DbConnection,
     account: AccountId,
     new: NewCluster,
 ) -> Result<Cluster, AppError> {
@@ -67,14 +69,14 @@ pub fn create(
                 clusters::state.eq(STATE_PROVISIONED),
                 clusters::created_at.eq(super::now()),
             ))
-            .returning(Cluster::as_returning())
+            .returning(super::columns_of::<Cluster>())
             .get_result(conn)?)
     })
 }
 
 /// A page of the account's clusters, oldest first, and the total count.
 pub fn list(
-    conn: &mut SqliteConnection,
+    conn: &mut DbConnection,
     account: AccountId,
     paging: Paging,
 ) -> Result<(Vec<Cluster>, i64), AppError> {
@@ -92,11 +94,7 @@ pub fn list(
     Ok((rows, total))
 }
 
-pub fn find(
-    conn: &mut SqliteConnection,
-    account: AccountId,
-    slug: &Slug,
-) -> Result<Cluster, AppError> {
+pub fn find(conn: &mut DbConnection, account: AccountId, slug: &Slug) -> Result<Cluster, AppError> {
     Ok(clusters::table
         .filter(clusters::account_id.eq(account.0))
         .filter(clusters::slug.eq(slug.as_str()))
@@ -105,7 +103,7 @@ pub fn find(
 }
 
 pub fn update(
-    conn: &mut SqliteConnection,
+    conn: &mut DbConnection,
     account: AccountId,
     slug: &Slug,
     change: ClusterChange,
@@ -117,13 +115,13 @@ pub fn update(
                 clusters::name.eq(change.name.map(|n| n.to_string()).unwrap_or(cluster.name)),
                 clusters::plan.eq(change.plan.unwrap_or(cluster.plan)),
             ))
-            .returning(Cluster::as_returning())
+            .returning(super::columns_of::<Cluster>())
             .get_result(conn)?)
     })
 }
 
 pub fn delete(
-    conn: &mut SqliteConnection,
+    conn: &mut DbConnection,
     account: AccountId,
     slug: &Slug,
 ) -> Result<Cluster, AppError> {

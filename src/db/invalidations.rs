@@ -7,9 +7,11 @@
 use diesel::deserialize::{self, FromSql, FromSqlRow};
 use diesel::expression::AsExpression;
 use diesel::prelude::*;
-use diesel::serialize::{self, IsNull, Output, ToSql};
+
+use super::DbConnection;
+use diesel::backend::Backend;
+use diesel::serialize::{self, Output, ToSql};
 use diesel::sql_types::Text;
-use diesel::sqlite::{Sqlite, SqliteValue};
 
 use super::schema::{cache_invalidations, tokens};
 use crate::domain::{AccountId, TokenKey};
@@ -46,16 +48,24 @@ impl NoteKind {
     }
 }
 
-impl ToSql<Text, Sqlite> for NoteKind {
-    fn to_sql<'b>(&'b self, out: &mut Output<'b, '_, Sqlite>) -> serialize::Result {
-        out.set_value(self.as_str());
-        Ok(IsNull::No)
+// Generic over the backend, like `domain::sql::text_column!`: the same column on either store.
+impl<DB> ToSql<Text, DB> for NoteKind
+where
+    DB: Backend,
+    str: ToSql<Text, DB>,
+{
+    fn to_sql<'b>(&'b self, out: &mut Output<'b, '_, DB>) -> serialize::Result {
+        self.as_str().to_sql(out)
     }
 }
 
-impl FromSql<Text, Sqlite> for NoteKind {
-    fn from_sql(value: SqliteValue<'_, '_, '_>) -> deserialize::Result<Self> {
-        let raw = <String as FromSql<Text, Sqlite>>::from_sql(value)?;
+impl<DB> FromSql<Text, DB> for NoteKind
+where
+    DB: Backend,
+    String: FromSql<Text, DB>,
+{
+    fn from_sql(value: DB::RawValue<'_>) -> deserialize::Result<Self> {
+        let raw = String::from_sql(value)?;
         NoteKind::parse(&raw).ok_or_else(|| format!("unknown cache note kind {raw:?}").into())
     }
 }
@@ -71,7 +81,7 @@ pub struct Invalidation {
 }
 
 fn record(
-    conn: &mut SqliteConnection,
+    conn: &mut DbConnection,
     kind: NoteKind,
     key: Option<&TokenKey>,
     account: Option<AccountId>,
@@ -88,22 +98,22 @@ fn record(
 }
 
 /// The token was revoked: every cache drops it. Call inside the revoking transaction.
-pub fn record_token(conn: &mut SqliteConnection, key: &TokenKey) -> Result<(), AppError> {
+pub fn record_token(conn: &mut DbConnection, key: &TokenKey) -> Result<(), AppError> {
     record(conn, NoteKind::Forget, Some(key), None)
 }
 
 /// The account's API access changed: every cache drops its tokens.
-pub fn record_account(conn: &mut SqliteConnection, id: AccountId) -> Result<(), AppError> {
+pub fn record_account(conn: &mut DbConnection, id: AccountId) -> Result<(), AppError> {
     record(conn, NoteKind::Forget, None, Some(id))
 }
 
 /// The token was created: every cache learns that its key exists. Call inside the
 /// creating transaction, so no process can know of a key the database doesn't hold.
-pub fn record_token_created(conn: &mut SqliteConnection, key: &TokenKey) -> Result<(), AppError> {
+pub fn record_token_created(conn: &mut DbConnection, key: &TokenKey) -> Result<(), AppError> {
     record(conn, NoteKind::Created, Some(key), None)
 }
 
-pub fn latest_seq(conn: &mut SqliteConnection) -> Result<i32, AppError> {
+pub fn latest_seq(conn: &mut DbConnection) -> Result<i32, AppError> {
     Ok(cache_invalidations::table
         .select(diesel::dsl::max(cache_invalidations::seq))
         .first::<Option<i32>>(conn)?
@@ -111,7 +121,7 @@ pub fn latest_seq(conn: &mut SqliteConnection) -> Result<i32, AppError> {
 }
 
 /// Up to [`BATCH`] notes after `seq`, oldest first.
-pub fn since(conn: &mut SqliteConnection, seq: i32) -> Result<Vec<Invalidation>, AppError> {
+pub fn since(conn: &mut DbConnection, seq: i32) -> Result<Vec<Invalidation>, AppError> {
     Ok(cache_invalidations::table
         .filter(cache_invalidations::seq.gt(seq))
         .order(cache_invalidations::seq.asc())
@@ -121,7 +131,7 @@ pub fn since(conn: &mut SqliteConnection, seq: i32) -> Result<Vec<Invalidation>,
 }
 
 /// How many tokens exist, so the set of known keys can be sized once.
-pub fn token_count(conn: &mut SqliteConnection) -> Result<usize, AppError> {
+pub fn token_count(conn: &mut DbConnection) -> Result<usize, AppError> {
     let count: i64 = tokens::table.count().get_result(conn)?;
     Ok(usize::try_from(count).unwrap_or(0))
 }
@@ -130,7 +140,7 @@ pub fn token_count(conn: &mut SqliteConnection) -> Result<usize, AppError> {
 /// million keys never sit in memory as strings. A process reads [`latest_seq`] before
 /// this, and learns of any key created since from the log. Returns how many it read.
 pub fn each_token_key(
-    conn: &mut SqliteConnection,
+    conn: &mut DbConnection,
     mut each: impl FnMut(&str),
 ) -> Result<usize, AppError> {
     let mut seen = 0;

@@ -5,6 +5,8 @@
 use chrono::NaiveDateTime;
 use diesel::prelude::*;
 
+use super::DbConnection;
+
 use super::audit::{self, Actor, Event, action};
 use super::schema::{tokens, users};
 use super::tx::Tx;
@@ -168,7 +170,7 @@ fn insert(
             expires_at: request.expires_at,
             form_nonce,
         })
-        .returning(Token::as_returning())
+        .returning(super::columns_of::<Token>())
         .get_result(tx.conn)?;
     super::invalidations::record_token_created(tx.conn, &key)?;
     tx.log(Event {
@@ -230,7 +232,7 @@ impl From<ViewRow> for TokenView {
 
 /// The account's tokens, newest first.
 pub fn list_for_account(
-    conn: &mut SqliteConnection,
+    conn: &mut DbConnection,
     account: AccountId,
     filter: &TokenFilter,
 ) -> Result<Vec<TokenView>, AppError> {
@@ -259,7 +261,7 @@ pub fn list_for_account(
 
 /// One token of the account; another account's id is `NotFound`.
 pub fn find_for_account(
-    conn: &mut SqliteConnection,
+    conn: &mut DbConnection,
     account: AccountId,
     id: TokenId,
 ) -> Result<TokenView, AppError> {
@@ -287,7 +289,7 @@ pub fn revoke(tx: &mut Tx<'_>, id: TokenId, reason: &Reason) -> Result<Token, Ap
 }
 
 fn revoke_in_tx(
-    conn: &mut SqliteConnection,
+    conn: &mut DbConnection,
     token: Token,
     actor: &Actor,
     reason: &str,
@@ -295,13 +297,13 @@ fn revoke_in_tx(
     if token.revoked_at.is_some() {
         return Ok(token);
     }
-    let revoked = diesel::update(tokens::table.find(token.id))
+    let revoked: Token = diesel::update(tokens::table.find(token.id))
         .set((
             tokens::revoked_at.eq(super::now()),
             tokens::revoked_by.eq(actor.user_id.map(|u| u.0)),
             tokens::revoke_reason.eq(Some(reason).filter(|r| !r.is_empty())),
         ))
-        .returning(Token::as_returning())
+        .returning(super::columns_of::<Token>())
         .get_result(conn)?;
     audit::record(
         conn,
@@ -322,7 +324,7 @@ fn revoke_in_tx(
 /// Revokes every active token a member created in the account, when they are removed.
 /// Part of `memberships::remove_member`, which holds the write lock and checked the rules.
 pub(super) fn revoke_all_of_creator(
-    conn: &mut SqliteConnection,
+    conn: &mut DbConnection,
     account: AccountId,
     creator: UserId,
     actor: &Actor,
@@ -342,7 +344,7 @@ pub(super) fn revoke_all_of_creator(
 
 /// Operator and CLI: a token in any account, by its public key.
 pub fn find_by_key_any_account(
-    conn: &mut SqliteConnection,
+    conn: &mut DbConnection,
     key: &TokenKey,
 ) -> Result<Option<TokenView>, AppError> {
     let row: Option<ViewRow> = with_people!()
@@ -354,7 +356,7 @@ pub fn find_by_key_any_account(
 
 /// Operator: a token in any account, by a pasted (leaked) secret.
 pub fn find_by_digest_any_account(
-    conn: &mut SqliteConnection,
+    conn: &mut DbConnection,
     digest: &SecretDigest,
 ) -> Result<Option<TokenView>, AppError> {
     let row: Option<ViewRow> = with_people!()
@@ -379,7 +381,7 @@ pub fn revoke_by_key(tx: &mut Tx<'_>, key: &TokenKey, reason: &Reason) -> Result
 
 /// The guard's one read on a cache miss: the token by key, whatever its state.
 pub fn find_for_guard(
-    conn: &mut SqliteConnection,
+    conn: &mut DbConnection,
     key: &TokenKey,
 ) -> Result<Option<(Token, super::accounts::Account)>, AppError> {
     use super::schema::accounts;
@@ -400,7 +402,7 @@ pub struct Usage {
 }
 
 /// Writes a batch of uses in one transaction. Never moves `last_used_at` backwards.
-pub fn record_usage(conn: &mut SqliteConnection, batch: &[Usage]) -> Result<(), AppError> {
+pub fn record_usage(conn: &mut DbConnection, batch: &[Usage]) -> Result<(), AppError> {
     super::write(conn, |conn| {
         for usage in batch {
             diesel::update(
@@ -422,8 +424,8 @@ pub fn record_usage(conn: &mut SqliteConnection, batch: &[Usage]) -> Result<(), 
 
 /// Logs `token.expired` once for every unrevoked token past its expiry, and returns how
 /// many it logged. The read that finds none takes no write lock.
-pub fn log_expired(conn: &mut SqliteConnection) -> Result<usize, AppError> {
-    let unlogged = |conn: &mut SqliteConnection| {
+pub fn log_expired(conn: &mut DbConnection) -> Result<usize, AppError> {
+    let unlogged = |conn: &mut DbConnection| {
         tokens::table
             .filter(tokens::expiry_logged.eq(false))
             .filter(tokens::revoked_at.is_null())

@@ -13,7 +13,7 @@
 //! `AppState::write` wraps it for the server: it runs it off the async workers and then
 //! applies the invalidation log, before the handler answers.
 
-use diesel::SqliteConnection;
+use crate::db::DbConnection;
 
 use super::audit::{self, Actor, Event};
 use crate::domain::{AccountId, UserId};
@@ -46,7 +46,7 @@ pub enum Principal {
 /// Only [`transact`] makes one, so a store function that takes a `Tx` can only run
 /// inside the write path.
 pub struct Tx<'a> {
-    pub conn: &'a mut SqliteConnection,
+    pub conn: &'a mut DbConnection,
     standing: Standing,
     actor: Actor,
     account: Option<AccountId>,
@@ -103,7 +103,7 @@ impl Tx<'_> {
 /// Runs `change` in one write transaction, after reading the standing of `who` in
 /// `account` inside it. A user who no longer exists is signed out.
 pub fn transact<T>(
-    conn: &mut SqliteConnection,
+    conn: &mut DbConnection,
     who: &Principal,
     account: Option<AccountId>,
     change: impl FnOnce(&mut Tx<'_>) -> Result<T, AppError>,
@@ -121,12 +121,12 @@ pub fn transact<T>(
 }
 
 fn standing_of(
-    conn: &mut SqliteConnection,
+    conn: &mut DbConnection,
     who: &Principal,
     account: Option<AccountId>,
 ) -> Result<(Standing, Actor), AppError> {
     let user_standing =
-        |conn: &mut SqliteConnection, id: UserId, ip: &Option<String>, console: bool| {
+        |conn: &mut DbConnection, id: UserId, ip: &Option<String>, console: bool| {
             let user = super::users::find(conn, id).map_err(|e| match e {
                 AppError::NotFound => AppError::SignInRequired,
                 other => other,

@@ -1,5 +1,6 @@
 //! Keyward's API as its clients see it. One module per route group; every test starts its own
-//! server on its own SQLite file, acts as a client would, and asserts on what comes back.
+//! server on its own store (a SQLite file; or a PostgreSQL database of its own when
+//! `KEYWARD_TEST_POSTGRES_URL` is set), acts as a client would, and asserts on what comes back.
 
 mod admin_helpers;
 mod dashboard_helpers;
@@ -9,6 +10,7 @@ mod account_password;
 mod account_sessions;
 mod anonymous;
 mod auth_header;
+mod backup;
 mod cli;
 mod clusters;
 mod concurrency;
@@ -23,6 +25,8 @@ mod logs;
 mod origins;
 mod persistence;
 mod plans;
+mod postgres;
+mod readyz;
 mod revocation;
 mod revocation_scale;
 mod sessions;
