@@ -392,4 +392,44 @@ mod tests {
         let err: AppError = diesel::result::Error::NotFound.into();
         assert_eq!(err.status_code(), StatusCode::NOT_FOUND);
     }
+
+    /// PostgreSQL gone (stopped, restarted, the network cut) is a 503 that claims nothing,
+    /// whether the statement couldn't be sent or the connection broke under it, also when
+    /// it broke during a commit; a statement PostgreSQL refused is not.
+    #[test]
+    fn a_lost_database_connection_is_a_503_that_claims_nothing() {
+        use diesel::result::{DatabaseErrorKind, Error};
+        let lost = |kind| {
+            Error::DatabaseError(
+                kind,
+                Box::new("server closed the connection unexpectedly".to_string()),
+            )
+        };
+        for err in [
+            lost(DatabaseErrorKind::ClosedConnection),
+            lost(DatabaseErrorKind::UnableToSendCommand),
+            Error::RollbackErrorOnCommit {
+                rollback_error: Box::new(lost(DatabaseErrorKind::ClosedConnection)),
+                commit_error: Box::new(lost(DatabaseErrorKind::ClosedConnection)),
+            },
+        ] {
+            let err: AppError = err.into();
+            assert_eq!(err.status_code(), StatusCode::SERVICE_UNAVAILABLE);
+            assert_eq!(err.messages(), [DATABASE_UNREACHABLE]);
+            let response = err.error_response();
+            assert_eq!(
+                response
+                    .headers()
+                    .get(header::RETRY_AFTER)
+                    .map(|v| v.as_bytes()),
+                Some(&b"5"[..])
+            );
+        }
+        let refused: AppError = Error::DatabaseError(
+            DatabaseErrorKind::CheckViolation,
+            Box::new("new row violates check constraint".to_string()),
+        )
+        .into();
+        assert_eq!(refused.status_code(), StatusCode::INTERNAL_SERVER_ERROR);
+    }
 }
