@@ -136,20 +136,70 @@ pub fn token_count(conn: &mut DbConnection) -> Result<usize, AppError> {
     Ok(usize::try_from(count).unwrap_or(0))
 }
 
-/// The log's starting point: every token's key, streamed rather than collected, so a
-/// million keys never sit in memory as strings. A process reads [`latest_seq`] before
-/// this, and learns of any key created since from the log. Returns how many it read.
+/// How many keys one read of [`each_token_key`] returns.
+const KEY_PAGE: i64 = 10_000;
+
+/// The log's starting point: every token's key, read a page at a time by id, so a
+/// million keys never sit in memory as strings. (On PostgreSQL a single query would: libpq
+/// holds a whole result before the first row is read, and diesel's `MultiConnection` has no
+/// row-by-row mode.) A process reads [`latest_seq`] before this, and learns from the log of
+/// any key created since, whichever page it would have fallen in. Returns how many it read.
 pub fn each_token_key(
     conn: &mut DbConnection,
     mut each: impl FnMut(&str),
 ) -> Result<usize, AppError> {
     let mut seen = 0;
-    let keys = tokens::table
-        .select(tokens::key)
-        .load_iter::<String, diesel::connection::DefaultLoadingMode>(conn)?;
-    for key in keys {
-        each(&key?);
-        seen += 1;
+    let mut after = 0;
+    loop {
+        let page: Vec<(i32, String)> = tokens::table
+            .filter(tokens::id.gt(after))
+            .order(tokens::id.asc())
+            .limit(KEY_PAGE)
+            .select((tokens::id, tokens::key))
+            .load(conn)?;
+        let Some((last, _)) = page.last() else {
+            return Ok(seen);
+        };
+        after = *last;
+        for (_, key) in &page {
+            each(key);
+        }
+        seen += page.len();
     }
-    Ok(seen)
+}
+
+#[cfg(test)]
+mod tests {
+    use diesel::Connection;
+    use diesel::connection::SimpleConnection;
+    use diesel_migrations::MigrationHarness;
+
+    use super::*;
+
+    /// Keys are read a page at a time; every key arrives once, across page boundaries.
+    #[test]
+    fn every_key_is_read_once_however_many_pages_they_fill() {
+        let mut sqlite = diesel::SqliteConnection::establish(":memory:").expect("a database");
+        sqlite
+            .run_pending_migrations(crate::db::SQLITE_MIGRATIONS)
+            .expect("the migrations run");
+        let count = KEY_PAGE * 2 + 7;
+        sqlite
+            .batch_execute(&format!(
+                "INSERT INTO accounts (name, slug, created_at) VALUES ('a', 'a', '2026-01-01 00:00:00');
+                 WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < {count})
+                 INSERT INTO tokens (account_id, name, key, secret_digest, secret_hint, scopes, created_at)
+                 SELECT 1, 't', 'kw_' || i, randomblob(32), 'abcd', 'read', '2026-01-01 00:00:00' FROM n;"
+            ))
+            .expect("seed the tokens");
+        let mut conn = DbConnection::Sqlite(sqlite);
+        let mut keys = std::collections::HashSet::new();
+        let read = each_token_key(&mut conn, |key| {
+            assert!(keys.insert(key.to_string()), "{key} arrived twice");
+        })
+        .expect("read the keys");
+        assert_eq!(read, usize::try_from(count).unwrap());
+        assert_eq!(keys.len(), read);
+        assert!(keys.contains("kw_1") && keys.contains(&format!("kw_{count}")));
+    }
 }
