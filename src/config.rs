@@ -21,11 +21,13 @@ pub struct RawSettings {
     pub bind: String,
 
     /// A SQLite file (created if needed), or a postgres:// URL. Migrated at start.
+    // Its value may hold a PostgreSQL password: `--help` must not show it.
     #[arg(
         long,
         env = "KEYWARD_DATABASE_URL",
         default_value = "keyward.db",
-        global = true
+        global = true,
+        hide_env_values = true
     )]
     pub database_url: String,
 

@@ -17,8 +17,13 @@ pub const USE_PG_DUMP: &str = "keyward backup copies SQLite stores; for PostgreS
 
 /// Copies the store at `url` to `file`, which must not exist. Returns the copy's size.
 pub fn to_file(url: &DatabaseUrl, file: &Path) -> anyhow::Result<u64> {
-    if url.is_postgres() {
-        bail!(USE_PG_DUMP);
+    let source = match url {
+        DatabaseUrl::Postgres(_) => bail!(USE_PG_DUMP),
+        DatabaseUrl::Sqlite(path) => Path::new(path),
+    };
+    // Opening a path that isn't there would make an empty store, and back that up.
+    if !source.is_file() {
+        bail!("there is no database at {url} to back up");
     }
     // VACUUM INTO refuses an existing file too; this says so in words, before any work.
     if file.exists() {
@@ -34,9 +39,14 @@ pub fn to_file(url: &DatabaseUrl, file: &Path) -> anyhow::Result<u64> {
     let DbConnection::Sqlite(sqlite) = &mut conn else {
         bail!(USE_PG_DUMP);
     };
-    diesel::sql_query("VACUUM INTO ?")
+    if let Err(e) = diesel::sql_query("VACUUM INTO ?")
         .bind::<Text, _>(target)
         .execute(sqlite)
-        .map_err(|e| anyhow::anyhow!("cannot back up {url} to {}: {e}", file.display()))?;
+    {
+        // A copy cut short (a full disk) must not be left to pass for a backup. The file
+        // wasn't there before, so it is this run's.
+        let _ = std::fs::remove_file(file);
+        bail!("cannot back up {url} to {}: {e}", file.display());
+    }
     Ok(std::fs::metadata(file)?.len())
 }

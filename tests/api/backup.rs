@@ -130,6 +130,27 @@ async fn a_backup_never_overwrites_a_file() {
 }
 
 #[tokio::test]
+async fn backing_up_a_store_that_is_not_there_makes_nothing() {
+    crate::sqlite_only!("keyward backup copies SQLite stores; PostgreSQL has pg_dump");
+    let db = TestDb::new();
+    let copy = db.dir().join("copy.db");
+    let copy_path = copy.to_str().expect("a UTF-8 path");
+
+    let output = keyward_binary(&["--database-url", &db.path, "backup", copy_path], &[]);
+
+    assert_eq!(output.status.and_then(|s| s.code()), Some(1), "{output:?}");
+    assert!(
+        output.stderr.contains("there is no database at"),
+        "{output:?}"
+    );
+    assert!(!copy.exists(), "no copy of nothing");
+    assert!(
+        !std::path::Path::new(&db.path).exists(),
+        "and no empty store where there was none"
+    );
+}
+
+#[tokio::test]
 async fn a_postgres_store_is_backed_up_with_pg_dump() {
     // No server is needed: the command answers before connecting.
     let output = keyward_binary(

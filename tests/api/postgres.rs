@@ -202,3 +202,17 @@ async fn postgres_write_transactions_take_turns_and_each_sees_the_last() {
         "the second write sees what the first committed"
     );
 }
+
+#[tokio::test]
+async fn help_never_shows_the_database_password() {
+    let output = keyward_binary(
+        &["--help"],
+        &[(
+            "KEYWARD_DATABASE_URL",
+            "postgres://keyward:hunter2@db/keyward",
+        )],
+    );
+    assert!(output.status.is_some_and(|s| s.success()), "{output:?}");
+    assert!(output.stdout.contains("--database-url"), "{output:?}");
+    assert!(!output.stdout.contains("hunter2"), "{}", output.stdout);
+}
