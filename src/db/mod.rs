@@ -194,9 +194,13 @@ pub fn migrate(url: &DatabaseUrl) -> anyhow::Result<Vec<String>> {
         establish(url).map_err(|e| anyhow::anyhow!("cannot open database {url}: {e}"))?;
     setup(&mut conn).map_err(|e| anyhow::anyhow!("cannot use database {url}: {e}"))?;
     let applied = match &mut conn {
-        DbConnection::Sqlite(c) => c
-            .run_pending_migrations(SQLITE_MIGRATIONS)
-            .map(|done| done.iter().map(ToString::to_string).collect()),
+        // One `BEGIN IMMEDIATE` around them all: two processes started together on a new
+        // file take turns (the second finds nothing left to do) instead of one failing
+        // with "database is locked" when its deferred transaction tries to write.
+        DbConnection::Sqlite(c) => c.immediate_transaction(|c| {
+            c.run_pending_migrations(SQLITE_MIGRATIONS)
+                .map(|done| done.iter().map(ToString::to_string).collect())
+        }),
         DbConnection::Postgres(c) => {
             // The migrations take no lock of their own: two instances started at once
             // would both try to apply them. The first takes this lock and migrates; the

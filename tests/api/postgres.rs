@@ -216,3 +216,28 @@ async fn help_never_shows_the_database_password() {
     assert!(output.stdout.contains("--database-url"), "{output:?}");
     assert!(!output.stdout.contains("hunter2"), "{}", output.stdout);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn instances_started_together_migrate_once() {
+    let db = TestDb::new();
+    let runs: Vec<_> = (0..3)
+        .map(|_| {
+            let database = db.path.clone();
+            tokio::task::spawn_blocking(move || {
+                keyward_binary(&["--database-url", &database, "migrate"], &[])
+            })
+        })
+        .collect();
+    let mut applied = Vec::new();
+    for run in runs {
+        let output = run.await.expect("the run doesn't panic");
+        assert!(output.status.is_some_and(|s| s.success()), "{output:?}");
+        applied.extend(output.stdout.lines().map(str::to_string));
+    }
+    let backend = if on_postgres() { "postgres" } else { "sqlite" };
+    assert_eq!(
+        applied.len(),
+        migration_names(backend).len(),
+        "each migration is applied by exactly one of them: {applied:?}"
+    );
+}
