@@ -20,6 +20,16 @@
 //!
 //! Writes go through [`write`], which gives both backends the same single-writer
 //! semantics; see there.
+//!
+//! A query function written for SQLite alone converts mechanically:
+//! * `&mut SqliteConnection` becomes `&mut DbConnection` (`use super::DbConnection;`);
+//! * `.returning(T::as_returning())` becomes `.returning(super::columns_of::<T>())`;
+//! * `conn.immediate_transaction(...)` becomes [`write`];
+//! * a `ToSql`/`FromSql` impl for `Sqlite` becomes generic over the backend, like
+//!   `domain::sql::text_column!`;
+//! * `insert_or_ignore_into` and `on_conflict` have no `MultiBackend` form: inside
+//!   [`write`], read then insert (writes take turns, so nothing slips between), or match
+//!   on the connection's variant.
 
 pub mod accounts;
 pub mod audit;
