@@ -18,17 +18,17 @@
 //! default), for the same reason as `synchronous=FULL`, and a `statement_timeout`, so a
 //! wedged query can't hold a pooled connection for ever.
 //!
-//! Writes go through [`write`], which gives both backends the same single-writer
+//! Writes go through [`write()`], which gives both backends the same single-writer
 //! semantics; see there.
 //!
 //! A query function written for SQLite alone converts mechanically:
 //! * `&mut SqliteConnection` becomes `&mut DbConnection` (`use super::DbConnection;`);
 //! * `.returning(T::as_returning())` becomes `.returning(super::columns_of::<T>())`;
-//! * `conn.immediate_transaction(...)` becomes [`write`];
+//! * `conn.immediate_transaction(...)` becomes [`write()`];
 //! * a `ToSql`/`FromSql` impl for `Sqlite` becomes generic over the backend, like
 //!   `domain::sql::text_column!`;
 //! * `insert_or_ignore_into` and `on_conflict` have no `MultiBackend` form: inside
-//!   [`write`], read then insert (writes take turns, so nothing slips between), or match
+//!   [`write()`], read then insert (writes take turns, so nothing slips between), or match
 //!   on the connection's variant.
 
 pub mod accounts;
@@ -243,7 +243,7 @@ pub fn migrate(url: &DatabaseUrl) -> anyhow::Result<Vec<String>> {
 ///   transaction that reads first and writes later can't wait out a busy lock and fails
 ///   at once with SQLITE_BUSY.
 /// * PostgreSQL: a `READ COMMITTED` transaction whose first statement takes one
-///   transaction-scoped advisory lock, [`WRITE_LOCK`]. PostgreSQL releases it only after
+///   transaction-scoped advisory lock, `WRITE_LOCK`. PostgreSQL releases it only after
 ///   the commit (or rollback) is complete, so write transactions are serialised exactly
 ///   as SQLite's are; and in `READ COMMITTED` every statement after the lock reads a fresh
 ///   snapshot, so each sees all that the previous writer committed. That is what the
