@@ -1,6 +1,6 @@
 //! Seeds a database with many tokens at once, for the scale benchmark
 //! (`bench/seed_million.sh`): `bench/seed_million.sql` in one transaction, not a million
-//! runs of the command line. Migrates the file first if it is new.
+//! runs of the command line. Migrates the file first if it is new. The SQL is SQLite's.
 //!
 //!     cargo run --release --example seed_million -- keyward.db acme-inc 1000000
 
@@ -23,11 +23,11 @@ fn main() -> anyhow::Result<()> {
     let account = keyward::db::accounts::find_by_slug(&mut conn, account)
         .map_err(|e| anyhow::anyhow!("no account {account:?}: {e}"))?;
     let started = std::time::Instant::now();
-    let inserted = conn.immediate_transaction(|conn| {
-        diesel::sql_query(SEED)
+    let inserted = keyward::db::write(&mut conn, |conn| {
+        Ok(diesel::sql_query(SEED)
             .bind::<Integer, _>(account.id)
             .bind::<BigInt, _>(count)
-            .execute(conn)
+            .execute(conn)?)
     })?;
     println!(
         "seeded {inserted} tokens in {:.1} s",

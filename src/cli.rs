@@ -31,6 +31,12 @@ pub enum Command {
     /// Create, list, roll and revoke API tokens.
     #[command(subcommand)]
     Token(TokenCommand),
+    /// Apply the database migrations it hasn't had yet, and print their names. (The
+    /// server also does this as it starts.)
+    Migrate,
+    /// Copy a SQLite store to FILE while servers use it; FILE must not exist yet.
+    /// (For PostgreSQL, use pg_dump.)
+    Backup { file: std::path::PathBuf },
 }
 
 #[derive(Subcommand, Debug)]

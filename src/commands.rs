@@ -39,10 +39,28 @@ pub fn execute(cli: Cli, stdin: &mut impl BufRead, out: &mut impl Write) -> anyh
         None | Some(Command::Serve) => bail!("`serve` runs the server; it is not a tool command"),
         Some(command) => command,
     };
-    let pool = db::connect(&config.database_url)?;
+    // These two come before the pool, which would migrate: a backup is taken before an
+    // upgrade, of the store as it is.
+    match &command {
+        Command::Migrate => {
+            for name in db::migrate(&config.database_url)? {
+                writeln!(out, "applied {name}")?;
+            }
+            return Ok(());
+        }
+        Command::Backup { file } => {
+            let bytes = db::backup::to_file(&config.database_url, file)?;
+            writeln!(out, "backed up to {} ({bytes} bytes)", file.display())?;
+            return Ok(());
+        }
+        _ => {}
+    }
+    let pool = db::connect_to(&config.database_url)?;
     let mut conn = pool.get().context("cannot open a database connection")?;
     match command {
-        Command::Serve => unreachable!("handled above"),
+        Command::Serve | Command::Migrate | Command::Backup { .. } => {
+            unreachable!("handled above")
+        }
         Command::Account(AccountCommand::Create { name }) => {
             let name = AccountName::parse(&name).map_err(|e| anyhow::anyhow!(e))?;
             let account = write(&mut conn, None, |tx| db::accounts::create(tx.conn, &name))?;

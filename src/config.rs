@@ -5,6 +5,7 @@ use std::net::SocketAddr;
 
 use clap::Args;
 
+use crate::db::DatabaseUrl;
 use crate::domain::Email;
 
 /// The raw settings as given on the command line or in the environment.
@@ -19,12 +20,14 @@ pub struct RawSettings {
     )]
     pub bind: String,
 
-    /// SQLite database file; created, and migrated, if needed.
+    /// A SQLite file (created if needed), or a postgres:// URL. Migrated at start.
+    // Its value may hold a PostgreSQL password: `--help` must not show it.
     #[arg(
         long,
         env = "KEYWARD_DATABASE_URL",
         default_value = "keyward.db",
-        global = true
+        global = true,
+        hide_env_values = true
     )]
     pub database_url: String,
 
@@ -108,7 +111,7 @@ pub const DEFAULT_SUPPORT_EMAIL: &str = "support@keyward.invalid";
 #[derive(Clone, Debug)]
 pub struct Config {
     pub bind: SocketAddr,
-    pub database_url: String,
+    pub database_url: DatabaseUrl,
     pub support_email: Email,
     pub support_email_was_set: bool,
     pub session_key: Option<SecretSetting>,
@@ -144,11 +147,13 @@ impl Config {
         }
     }
 
-    /// Settings for a test or a tool: a database file, port 0 and fast background loops.
+    /// Settings for a test or a tool: a database file or URL, port 0 and fast background
+    /// loops. Panics on an empty path or an unknown scheme: tests pass constants.
     pub fn for_database(database_url: impl Into<String>) -> Self {
         Self {
             bind: SocketAddr::from(([127, 0, 0, 1], 0)),
-            database_url: database_url.into(),
+            database_url: DatabaseUrl::parse(&database_url.into())
+                .expect("a test's database path or URL"),
             support_email: Email::parse("support@keyward.test").expect("a valid constant"),
             support_email_was_set: true,
             session_key: None,
@@ -182,16 +187,8 @@ impl TryFrom<RawSettings> for Config {
                 raw.bind
             )
         })?;
-        let database_url = raw
-            .database_url
-            .trim()
-            .trim_start_matches("sqlite://")
-            .to_string();
-        if database_url.is_empty() || database_url == ":memory:" {
-            return Err(
-                "KEYWARD_DATABASE_URL / --database-url: give a file path; an in-memory database would lose every token at exit".into(),
-            );
-        }
+        let database_url = DatabaseUrl::parse(&raw.database_url)
+            .map_err(|e| format!("KEYWARD_DATABASE_URL / --database-url: {e}"))?;
         let (support_email, support_email_was_set) = match raw.support_email.as_deref() {
             Some(given) if !given.trim().is_empty() => (
                 Email::parse(given)

@@ -234,6 +234,15 @@ const STORAGE_RETRY_AFTER_SECS: u64 = 60;
 const SQLITE_FULL_MESSAGE: &str = "database or disk is full";
 const SQLITE_IOERR_MESSAGE: &str = "disk I/O error";
 
+/// What a person is told when the database can't be reached (PostgreSQL gone, or no
+/// pooled connection to be had). It claims neither that a change happened nor that it
+/// didn't: a connection lost during a commit leaves that unknown.
+pub const DATABASE_UNREACHABLE: &str =
+    "The server can't reach its database right now. Please try again in a few seconds.";
+
+/// A lost database comes back by itself (a restart, a failover); ask again soon.
+const UNREACHABLE_RETRY_AFTER_SECS: u64 = 5;
+
 /// Whether SQLite refused for lack of working storage, rather than for a bug or bad data.
 fn is_storage_fault(err: &diesel::result::Error) -> bool {
     use diesel::result::Error;
@@ -243,6 +252,31 @@ fn is_storage_fault(err: &diesel::result::Error) -> bool {
         }
         Error::RollbackErrorOnCommit { commit_error, .. } => is_storage_fault(commit_error),
         _ => false,
+    }
+}
+
+/// Whether the database server went away (PostgreSQL stopped, restarted, or the network
+/// dropped), rather than refusing the statement. diesel marks a connection libpq reports
+/// as bad `ClosedConnection`, and a statement it couldn't send `UnableToSendCommand`.
+fn is_connection_fault(err: &diesel::result::Error) -> bool {
+    use diesel::result::{DatabaseErrorKind, Error};
+    match err {
+        Error::DatabaseError(
+            DatabaseErrorKind::ClosedConnection | DatabaseErrorKind::UnableToSendCommand,
+            _,
+        ) => true,
+        Error::RollbackErrorOnCommit {
+            commit_error,
+            rollback_error,
+        } => is_connection_fault(commit_error) || is_connection_fault(rollback_error),
+        _ => false,
+    }
+}
+
+fn unreachable() -> AppError {
+    AppError::Unavailable {
+        retry_after_secs: UNREACHABLE_RETRY_AFTER_SECS,
+        message: DATABASE_UNREACHABLE.into(),
     }
 }
 
@@ -259,14 +293,22 @@ impl From<diesel::result::Error> for AppError {
                     message: STORAGE_UNAVAILABLE.into(),
                 }
             }
+            other if is_connection_fault(&other) => {
+                tracing::error!(error = %other, "lost the connection to the database");
+                unreachable()
+            }
             other => AppError::Internal(other.into()),
         }
     }
 }
 
+/// The pool gave no connection in time: every connection is busy, or none can be made
+/// because the database is gone. Either way the request can't be served now, and may be
+/// later: a 503, not a 500.
 impl From<r2d2::Error> for AppError {
     fn from(err: r2d2::Error) -> Self {
-        AppError::Internal(err.into())
+        tracing::error!(error = %err, "no database connection");
+        unreachable()
     }
 }
 
@@ -365,5 +407,45 @@ mod tests {
     fn diesel_not_found_is_a_404() {
         let err: AppError = diesel::result::Error::NotFound.into();
         assert_eq!(err.status_code(), StatusCode::NOT_FOUND);
+    }
+
+    /// PostgreSQL gone (stopped, restarted, the network cut) is a 503 that claims nothing,
+    /// whether the statement couldn't be sent or the connection broke under it, also when
+    /// it broke during a commit; a statement PostgreSQL refused is not.
+    #[test]
+    fn a_lost_database_connection_is_a_503_that_claims_nothing() {
+        use diesel::result::{DatabaseErrorKind, Error};
+        let lost = |kind| {
+            Error::DatabaseError(
+                kind,
+                Box::new("server closed the connection unexpectedly".to_string()),
+            )
+        };
+        for err in [
+            lost(DatabaseErrorKind::ClosedConnection),
+            lost(DatabaseErrorKind::UnableToSendCommand),
+            Error::RollbackErrorOnCommit {
+                rollback_error: Box::new(lost(DatabaseErrorKind::ClosedConnection)),
+                commit_error: Box::new(lost(DatabaseErrorKind::ClosedConnection)),
+            },
+        ] {
+            let err: AppError = err.into();
+            assert_eq!(err.status_code(), StatusCode::SERVICE_UNAVAILABLE);
+            assert_eq!(err.messages(), [DATABASE_UNREACHABLE]);
+            let response = err.error_response();
+            assert_eq!(
+                response
+                    .headers()
+                    .get(header::RETRY_AFTER)
+                    .map(|v| v.as_bytes()),
+                Some(&b"5"[..])
+            );
+        }
+        let refused: AppError = Error::DatabaseError(
+            DatabaseErrorKind::CheckViolation,
+            Box::new("new row violates check constraint".to_string()),
+        )
+        .into();
+        assert_eq!(refused.status_code(), StatusCode::INTERNAL_SERVER_ERROR);
     }
 }

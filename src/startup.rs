@@ -28,7 +28,7 @@ impl Application {
     /// Opens the database, binds the address (port 0 picks a free one) and starts serving.
     pub async fn build(config: Config) -> anyhow::Result<Self> {
         let database_url = config.database_url.clone();
-        let pool = tokio::task::spawn_blocking(move || db::connect(&database_url))
+        let pool = tokio::task::spawn_blocking(move || db::connect_to(&database_url))
             .await
             .context("database setup task failed")??;
 
@@ -75,9 +75,7 @@ impl Application {
                 // The settings on their own, for `auth`, which knows nothing of `AppState`.
                 .app_data(config.clone())
                 // Made here, so each worker has its own (see `db::reader`).
-                .app_data(web::Data::new(db::reader::WorkerReader::new(
-                    database_url.clone(),
-                )))
+                .app_data(web::Data::new(db::reader::WorkerReader::new(&database_url)))
                 .app_data(catalogue.clone())
                 .wrap(security_headers())
                 .wrap(from_fn(telemetry::log_request))

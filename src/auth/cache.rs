@@ -25,8 +25,8 @@ use std::sync::Arc;
 use std::sync::RwLock;
 use std::sync::atomic::{AtomicI32, AtomicU64, Ordering};
 
+use crate::db::DbConnection;
 use chrono::NaiveDateTime;
-use diesel::SqliteConnection;
 
 use crate::db::{self, Pool, invalidations::Invalidation, invalidations::NoteKind};
 use crate::domain::{AccountId, RateLimit, Scopes, SecretDigest, TokenId, TokenKey};
@@ -103,7 +103,7 @@ impl TokenCache {
     /// Loads the fingerprint of every existing key and starts from the log's current end.
     /// The end is read first: a key created while the keys are read is then in both, and
     /// adding it twice is harmless. Blocking: call off the async workers.
-    pub fn start(&self, conn: &mut SqliteConnection) -> Result<usize, AppError> {
+    pub fn start(&self, conn: &mut DbConnection) -> Result<usize, AppError> {
         let seq = db::invalidations::latest_seq(conn)?;
         // Fingerprints first (8 bytes a key), then one pass into the set: writing the
         // set's scattered slots in between reads of the database runs twice as slow.
@@ -182,7 +182,7 @@ impl TokenCache {
     /// Applies everything the log holds after the last note applied: drains it batch by
     /// batch, then applies it all at once. Returns how many notes it applied.
     /// Blocking: call off the async workers.
-    pub fn apply_invalidations(&self, conn: &mut SqliteConnection) -> Result<usize, AppError> {
+    pub fn apply_invalidations(&self, conn: &mut DbConnection) -> Result<usize, AppError> {
         let mut last = self.applied.load(Ordering::Acquire);
         let mut notes = Vec::new();
         loop {
@@ -349,9 +349,12 @@ mod tests {
     fn the_log_is_read_to_its_end_however_long_it_is() {
         use diesel::Connection;
         use diesel_migrations::MigrationHarness;
-        let mut conn = SqliteConnection::establish(":memory:").expect("an in-memory database");
-        conn.run_pending_migrations(db::MIGRATIONS)
+        let mut sqlite =
+            diesel::SqliteConnection::establish(":memory:").expect("an in-memory database");
+        sqlite
+            .run_pending_migrations(db::SQLITE_MIGRATIONS)
             .expect("the migrations run");
+        let mut conn = DbConnection::Sqlite(sqlite);
         let cache = TokenCache::new();
         let count = db::invalidations::BATCH * 2 + 500;
         let keys: Vec<TokenKey> = (0..count).map(|_| TokenKey::generate()).collect();

@@ -3,6 +3,8 @@
 use chrono::NaiveDateTime;
 use diesel::prelude::*;
 
+use super::DbConnection;
+
 use super::audit::{Actor, Event, action};
 use super::schema::{accounts, clusters, memberships, tokens};
 use super::tx::Tx;
@@ -44,7 +46,7 @@ struct NewAccount<'a> {
 
 /// Creates an account, with `acme-inc`, else `acme-inc-2`, `acme-inc-3`... as its slug.
 /// Call inside a write transaction.
-pub fn create(conn: &mut SqliteConnection, name: &AccountName) -> Result<Account, AppError> {
+pub fn create(conn: &mut DbConnection, name: &AccountName) -> Result<Account, AppError> {
     let base = Slug::from_name(name.as_str()).map_err(AppError::invalid)?;
     let mut n = 1;
     let slug = loop {
@@ -69,7 +71,7 @@ pub fn create(conn: &mut SqliteConnection, name: &AccountName) -> Result<Account
             api_state: ApiState::Active,
             created_at: super::now(),
         })
-        .returning(Account::as_returning())
+        .returning(super::columns_of::<Account>())
         .get_result(conn)?)
 }
 
@@ -102,14 +104,14 @@ pub fn sign_up(
     Ok((user, account))
 }
 
-pub fn find(conn: &mut SqliteConnection, id: AccountId) -> Result<Account, AppError> {
+pub fn find(conn: &mut DbConnection, id: AccountId) -> Result<Account, AppError> {
     Ok(accounts::table
         .find(id.0)
         .select(Account::as_select())
         .first(conn)?)
 }
 
-pub fn find_by_slug(conn: &mut SqliteConnection, slug: &str) -> Result<Account, AppError> {
+pub fn find_by_slug(conn: &mut DbConnection, slug: &str) -> Result<Account, AppError> {
     accounts::table
         .filter(accounts::slug.eq(slug))
         .select(Account::as_select())
@@ -181,7 +183,7 @@ pub struct AccountSummary {
 
 /// Every account with its counts, newest first: four queries whatever the number of
 /// accounts (the accounts, then each count grouped by account), not three per account.
-pub fn list_with_counts(conn: &mut SqliteConnection) -> Result<Vec<AccountSummary>, AppError> {
+pub fn list_with_counts(conn: &mut DbConnection) -> Result<Vec<AccountSummary>, AppError> {
     use std::collections::HashMap;
 
     let all: Vec<Account> = accounts::table

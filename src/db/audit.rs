@@ -4,6 +4,8 @@
 use chrono::NaiveDateTime;
 use diesel::prelude::*;
 
+use super::DbConnection;
+
 use super::schema::audit_events;
 use crate::domain::{AccountId, AuditAction, TokenId, UserId};
 use crate::error::AppError;
@@ -93,7 +95,7 @@ pub struct Event<'a> {
 }
 
 pub fn record(
-    conn: &mut SqliteConnection,
+    conn: &mut DbConnection,
     account: AccountId,
     actor: &Actor,
     event: Event<'_>,
@@ -124,7 +126,7 @@ pub const PAGE_SIZE: i64 = 50;
 
 /// A page of the account's log, newest first, and whether another page follows.
 pub fn list_for_account(
-    conn: &mut SqliteConnection,
+    conn: &mut DbConnection,
     account: AccountId,
     filter: &AuditFilter,
     page: i64,
@@ -151,7 +153,7 @@ pub fn list_for_account(
 
 /// The distinct actors in an account's log, for the filter's menu.
 pub fn actors_for_account(
-    conn: &mut SqliteConnection,
+    conn: &mut DbConnection,
     account: AccountId,
 ) -> Result<Vec<String>, AppError> {
     Ok(audit_events::table
@@ -164,7 +166,7 @@ pub fn actors_for_account(
 
 /// One token's trail, oldest first.
 pub fn list_for_token(
-    conn: &mut SqliteConnection,
+    conn: &mut DbConnection,
     account: AccountId,
     token: TokenId,
 ) -> Result<Vec<AuditEvent>, AppError> {

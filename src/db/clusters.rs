@@ -3,6 +3,8 @@
 use diesel::prelude::*;
 use rand::Rng;
 
+use super::DbConnection;
+
 use super::schema::clusters;
 use crate::domain::{AccountId, ClusterName, ClusterState, Paging, Slug};
 use crate::error::AppError;
@@ -62,7 +64,7 @@ fn new_slug(name: &ClusterName) -> Slug {
 /// Creates a cluster under a fresh slug. Ten random digits make a clash rare; one is
 /// retried with new digits rather than refused.
 pub fn create(
-    conn: &mut SqliteConnection,
+    conn: &mut DbConnection,
     account: AccountId,
     new: NewCluster,
 ) -> Result<Cluster, AppError> {
@@ -89,7 +91,7 @@ pub fn create(
                     clusters::state.eq(ClusterState::Provisioned),
                     clusters::created_at.eq(super::now()),
                 ))
-                .returning(Cluster::as_returning())
+                .returning(super::columns_of::<Cluster>())
                 .get_result(conn)?);
         }
         Err(AppError::internal("no free cluster slug after 5 tries"))
@@ -104,7 +106,7 @@ pub fn create(
 /// has no row to carry the count, asks again. The SQL is the same for every page, so the
 /// connection's statement cache prepares it once.
 pub fn list(
-    conn: &mut SqliteConnection,
+    conn: &mut DbConnection,
     account: AccountId,
     paging: Paging,
 ) -> Result<(Vec<Cluster>, i64), AppError> {
@@ -127,18 +129,14 @@ pub fn list(
     Ok((rows.into_iter().map(|(c, _)| c).collect(), total))
 }
 
-pub fn count(conn: &mut SqliteConnection, account: AccountId) -> Result<i64, AppError> {
+pub fn count(conn: &mut DbConnection, account: AccountId) -> Result<i64, AppError> {
     Ok(clusters::table
         .filter(clusters::account_id.eq(account.0))
         .count()
         .get_result(conn)?)
 }
 
-pub fn find(
-    conn: &mut SqliteConnection,
-    account: AccountId,
-    slug: &Slug,
-) -> Result<Cluster, AppError> {
+pub fn find(conn: &mut DbConnection, account: AccountId, slug: &Slug) -> Result<Cluster, AppError> {
     Ok(clusters::table
         .filter(clusters::account_id.eq(account.0))
         .filter(clusters::slug.eq(slug.as_str()))
@@ -150,7 +148,7 @@ pub fn find(
 /// cluster's space or release is refused, inside the write, so it is checked against the
 /// cluster as it is when the change commits.
 pub fn update(
-    conn: &mut SqliteConnection,
+    conn: &mut DbConnection,
     account: AccountId,
     slug: &Slug,
     change: ClusterChange,
@@ -187,13 +185,13 @@ pub fn update(
                 .map(|p| p.slug.to_string())
                 .unwrap_or(cluster.plan)),
         ))
-        .returning(Cluster::as_returning())
+        .returning(super::columns_of::<Cluster>())
         .get_result(conn)?)
     })
 }
 
 pub fn delete(
-    conn: &mut SqliteConnection,
+    conn: &mut DbConnection,
     account: AccountId,
     slug: &Slug,
 ) -> Result<Cluster, AppError> {
@@ -203,7 +201,7 @@ pub fn delete(
                 .filter(clusters::account_id.eq(account.0))
                 .filter(clusters::slug.eq(slug.as_str())),
         )
-        .returning(Cluster::as_returning())
+        .returning(super::columns_of::<Cluster>())
         .get_result(conn)?)
     })
 }

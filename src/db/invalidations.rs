@@ -7,9 +7,11 @@
 use diesel::deserialize::{self, FromSql, FromSqlRow};
 use diesel::expression::AsExpression;
 use diesel::prelude::*;
-use diesel::serialize::{self, IsNull, Output, ToSql};
+
+use super::DbConnection;
+use diesel::backend::Backend;
+use diesel::serialize::{self, Output, ToSql};
 use diesel::sql_types::Text;
-use diesel::sqlite::{Sqlite, SqliteValue};
 
 use super::schema::{cache_invalidations, tokens};
 use crate::domain::{AccountId, TokenKey};
@@ -46,16 +48,24 @@ impl NoteKind {
     }
 }
 
-impl ToSql<Text, Sqlite> for NoteKind {
-    fn to_sql<'b>(&'b self, out: &mut Output<'b, '_, Sqlite>) -> serialize::Result {
-        out.set_value(self.as_str());
-        Ok(IsNull::No)
+// Generic over the backend, like `domain::sql::text_column!`: the same column on either store.
+impl<DB> ToSql<Text, DB> for NoteKind
+where
+    DB: Backend,
+    str: ToSql<Text, DB>,
+{
+    fn to_sql<'b>(&'b self, out: &mut Output<'b, '_, DB>) -> serialize::Result {
+        self.as_str().to_sql(out)
     }
 }
 
-impl FromSql<Text, Sqlite> for NoteKind {
-    fn from_sql(value: SqliteValue<'_, '_, '_>) -> deserialize::Result<Self> {
-        let raw = <String as FromSql<Text, Sqlite>>::from_sql(value)?;
+impl<DB> FromSql<Text, DB> for NoteKind
+where
+    DB: Backend,
+    String: FromSql<Text, DB>,
+{
+    fn from_sql(value: DB::RawValue<'_>) -> deserialize::Result<Self> {
+        let raw = String::from_sql(value)?;
         NoteKind::parse(&raw).ok_or_else(|| format!("unknown cache note kind {raw:?}").into())
     }
 }
@@ -71,7 +81,7 @@ pub struct Invalidation {
 }
 
 fn record(
-    conn: &mut SqliteConnection,
+    conn: &mut DbConnection,
     kind: NoteKind,
     key: Option<&TokenKey>,
     account: Option<AccountId>,
@@ -88,22 +98,22 @@ fn record(
 }
 
 /// The token was revoked: every cache drops it. Call inside the revoking transaction.
-pub fn record_token(conn: &mut SqliteConnection, key: &TokenKey) -> Result<(), AppError> {
+pub fn record_token(conn: &mut DbConnection, key: &TokenKey) -> Result<(), AppError> {
     record(conn, NoteKind::Forget, Some(key), None)
 }
 
 /// The account's API access changed: every cache drops its tokens.
-pub fn record_account(conn: &mut SqliteConnection, id: AccountId) -> Result<(), AppError> {
+pub fn record_account(conn: &mut DbConnection, id: AccountId) -> Result<(), AppError> {
     record(conn, NoteKind::Forget, None, Some(id))
 }
 
 /// The token was created: every cache learns that its key exists. Call inside the
 /// creating transaction, so no process can know of a key the database doesn't hold.
-pub fn record_token_created(conn: &mut SqliteConnection, key: &TokenKey) -> Result<(), AppError> {
+pub fn record_token_created(conn: &mut DbConnection, key: &TokenKey) -> Result<(), AppError> {
     record(conn, NoteKind::Created, Some(key), None)
 }
 
-pub fn latest_seq(conn: &mut SqliteConnection) -> Result<i32, AppError> {
+pub fn latest_seq(conn: &mut DbConnection) -> Result<i32, AppError> {
     Ok(cache_invalidations::table
         .select(diesel::dsl::max(cache_invalidations::seq))
         .first::<Option<i32>>(conn)?
@@ -111,7 +121,7 @@ pub fn latest_seq(conn: &mut SqliteConnection) -> Result<i32, AppError> {
 }
 
 /// Up to [`BATCH`] notes after `seq`, oldest first.
-pub fn since(conn: &mut SqliteConnection, seq: i32) -> Result<Vec<Invalidation>, AppError> {
+pub fn since(conn: &mut DbConnection, seq: i32) -> Result<Vec<Invalidation>, AppError> {
     Ok(cache_invalidations::table
         .filter(cache_invalidations::seq.gt(seq))
         .order(cache_invalidations::seq.asc())
@@ -121,25 +131,75 @@ pub fn since(conn: &mut SqliteConnection, seq: i32) -> Result<Vec<Invalidation>,
 }
 
 /// How many tokens exist, so the set of known keys can be sized once.
-pub fn token_count(conn: &mut SqliteConnection) -> Result<usize, AppError> {
+pub fn token_count(conn: &mut DbConnection) -> Result<usize, AppError> {
     let count: i64 = tokens::table.count().get_result(conn)?;
     Ok(usize::try_from(count).unwrap_or(0))
 }
 
-/// The log's starting point: every token's key, streamed rather than collected, so a
-/// million keys never sit in memory as strings. A process reads [`latest_seq`] before
-/// this, and learns of any key created since from the log. Returns how many it read.
+/// How many keys one read of [`each_token_key`] returns.
+const KEY_PAGE: i64 = 10_000;
+
+/// The log's starting point: every token's key, read a page at a time by id, so a
+/// million keys never sit in memory as strings. (On PostgreSQL a single query would: libpq
+/// holds a whole result before the first row is read, and diesel's `MultiConnection` has no
+/// row-by-row mode.) A process reads [`latest_seq`] before this, and learns from the log of
+/// any key created since, whichever page it would have fallen in. Returns how many it read.
 pub fn each_token_key(
-    conn: &mut SqliteConnection,
+    conn: &mut DbConnection,
     mut each: impl FnMut(&str),
 ) -> Result<usize, AppError> {
     let mut seen = 0;
-    let keys = tokens::table
-        .select(tokens::key)
-        .load_iter::<String, diesel::connection::DefaultLoadingMode>(conn)?;
-    for key in keys {
-        each(&key?);
-        seen += 1;
+    let mut after = 0;
+    loop {
+        let page: Vec<(i32, String)> = tokens::table
+            .filter(tokens::id.gt(after))
+            .order(tokens::id.asc())
+            .limit(KEY_PAGE)
+            .select((tokens::id, tokens::key))
+            .load(conn)?;
+        let Some((last, _)) = page.last() else {
+            return Ok(seen);
+        };
+        after = *last;
+        for (_, key) in &page {
+            each(key);
+        }
+        seen += page.len();
     }
-    Ok(seen)
+}
+
+#[cfg(test)]
+mod tests {
+    use diesel::Connection;
+    use diesel::connection::SimpleConnection;
+    use diesel_migrations::MigrationHarness;
+
+    use super::*;
+
+    /// Keys are read a page at a time; every key arrives once, across page boundaries.
+    #[test]
+    fn every_key_is_read_once_however_many_pages_they_fill() {
+        let mut sqlite = diesel::SqliteConnection::establish(":memory:").expect("a database");
+        sqlite
+            .run_pending_migrations(crate::db::SQLITE_MIGRATIONS)
+            .expect("the migrations run");
+        let count = KEY_PAGE * 2 + 7;
+        sqlite
+            .batch_execute(&format!(
+                "INSERT INTO accounts (name, slug, created_at) VALUES ('a', 'a', '2026-01-01 00:00:00');
+                 WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < {count})
+                 INSERT INTO tokens (account_id, name, key, secret_digest, secret_hint, scopes, created_at)
+                 SELECT 1, 't', 'kw_' || i, randomblob(32), 'abcd', 'read', '2026-01-01 00:00:00' FROM n;"
+            ))
+            .expect("seed the tokens");
+        let mut conn = DbConnection::Sqlite(sqlite);
+        let mut keys = std::collections::HashSet::new();
+        let read = each_token_key(&mut conn, |key| {
+            assert!(keys.insert(key.to_string()), "{key} arrived twice");
+        })
+        .expect("read the keys");
+        assert_eq!(read, usize::try_from(count).unwrap());
+        assert_eq!(keys.len(), read);
+        assert!(keys.contains("kw_1") && keys.contains(&format!("kw_{count}")));
+    }
 }

@@ -4,6 +4,8 @@
 use chrono::NaiveDateTime;
 use diesel::prelude::*;
 
+use super::DbConnection;
+
 use super::audit::{Actor, Event, action};
 use super::schema::{accounts, invitations, users};
 use super::tx::Tx;
@@ -68,7 +70,7 @@ pub fn invite(
             invitations::created_at.eq(now),
             invitations::expires_at.eq(now + chrono::Duration::days(VALID_DAYS)),
         ))
-        .returning(Invitation::as_returning())
+        .returning(super::columns_of::<Invitation>())
         .get_result(tx.conn)?;
     tx.log(Event {
         action: action::MEMBER_INVITED,
@@ -91,7 +93,7 @@ pub fn cancel(tx: &mut Tx<'_>, id: i32) -> Result<Invitation, AppError> {
             .filter(open_at(super::now())),
     )
     .set(invitations::cancelled_at.eq(super::now()))
-    .returning(Invitation::as_returning())
+    .returning(super::columns_of::<Invitation>())
     .get_result(tx.conn)?;
     tx.log(Event {
         action: action::INVITATION_CANCELLED,
@@ -105,7 +107,7 @@ pub fn cancel(tx: &mut Tx<'_>, id: i32) -> Result<Invitation, AppError> {
 /// Cancels every open invitation `inviter` sent in the account; returns how many.
 /// Part of `memberships::remove_member`, inside its transaction.
 pub(super) fn cancel_all_from(
-    conn: &mut SqliteConnection,
+    conn: &mut DbConnection,
     account: AccountId,
     inviter: UserId,
 ) -> Result<usize, AppError> {
@@ -122,10 +124,7 @@ pub(super) fn cancel_all_from(
 /// The usable invitation for a link's token, with its account's name. Used, cancelled,
 /// expired and unknown links are all simply not found; so is a link whose sender may no
 /// longer invite someone as its role (a removed or demoted admin's links are dead).
-pub fn find_open(
-    conn: &mut SqliteConnection,
-    token: &str,
-) -> Result<(Invitation, String), AppError> {
+pub fn find_open(conn: &mut DbConnection, token: &str) -> Result<(Invitation, String), AppError> {
     let (invitation, account_name): (Invitation, String) = invitations::table
         .inner_join(accounts::table)
         .filter(invitations::token_digest.eq(digest(token)))
@@ -236,7 +235,7 @@ pub struct OpenInvitation {
 
 /// The account's invitations that are still open, newest first.
 pub fn list_open(
-    conn: &mut SqliteConnection,
+    conn: &mut DbConnection,
     account: AccountId,
 ) -> Result<Vec<OpenInvitation>, AppError> {
     let rows: Vec<(Invitation, Option<String>)> = invitations::table

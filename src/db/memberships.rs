@@ -3,6 +3,8 @@
 use chrono::NaiveDateTime;
 use diesel::prelude::*;
 
+use super::DbConnection;
+
 use super::accounts::Account;
 use super::audit::{Event, action};
 use super::schema::{accounts, memberships, users};
@@ -12,7 +14,7 @@ use crate::error::AppError;
 use crate::policy::Action;
 
 pub fn create(
-    conn: &mut SqliteConnection,
+    conn: &mut DbConnection,
     user: UserId,
     account: AccountId,
     role: Role,
@@ -30,7 +32,7 @@ pub fn create(
 
 /// The user's role in the account, or `None` when they are not a member.
 pub fn role_of(
-    conn: &mut SqliteConnection,
+    conn: &mut DbConnection,
     user: UserId,
     account: AccountId,
 ) -> Result<Option<Role>, AppError> {
@@ -44,7 +46,7 @@ pub fn role_of(
 
 /// Every account the user belongs to, oldest membership first.
 pub fn accounts_of(
-    conn: &mut SqliteConnection,
+    conn: &mut DbConnection,
     user: UserId,
 ) -> Result<Vec<(Account, Role)>, AppError> {
     Ok(memberships::table
@@ -65,7 +67,7 @@ pub struct Member {
     pub last_login_at: Option<NaiveDateTime>,
 }
 
-pub fn list(conn: &mut SqliteConnection, account: AccountId) -> Result<Vec<Member>, AppError> {
+pub fn list(conn: &mut DbConnection, account: AccountId) -> Result<Vec<Member>, AppError> {
     let rows: Vec<(i32, String, Role, NaiveDateTime, Option<NaiveDateTime>)> = memberships::table
         .inner_join(users::table)
         .filter(memberships::account_id.eq(account.0))
@@ -90,7 +92,7 @@ pub fn list(conn: &mut SqliteConnection, account: AccountId) -> Result<Vec<Membe
         .collect())
 }
 
-fn count_owners(conn: &mut SqliteConnection, account: AccountId) -> Result<i64, AppError> {
+fn count_owners(conn: &mut DbConnection, account: AccountId) -> Result<i64, AppError> {
     Ok(memberships::table
         .filter(memberships::account_id.eq(account.0))
         .filter(memberships::role.eq(Role::Owner))

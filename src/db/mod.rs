@@ -1,7 +1,12 @@
-//! The SQLite store: a pool whose every connection is set up the same way,
-//! embedded migrations, and one query module per table.
+//! The store: one connection type, [`DbConnection`], that is either SQLite or PostgreSQL,
+//! a pool whose every connection is set up the same way, embedded migrations for each
+//! backend, and one query module per table. The query modules are written once, against
+//! diesel's `MultiBackend`: there is no second copy of the store.
 //!
-//! Every connection runs with:
+//! `KEYWARD_DATABASE_URL` chooses ([`DatabaseUrl`]): `postgres://…` or `postgresql://…` is
+//! PostgreSQL, a path (or `sqlite://PATH`) is SQLite, the default.
+//!
+//! Every SQLite connection runs with:
 //! * `journal_mode=WAL`, so readers never wait for the writer;
 //! * `busy_timeout=5000`, so a writer waits its turn instead of failing with "database is locked";
 //! * `synchronous=FULL`: each commit is fsynced before it returns. A revocation that has
@@ -9,12 +14,26 @@
 //!   (the API's hot path never writes), so the extra fsync costs nothing that matters;
 //! * `foreign_keys=ON`.
 //!
-//! Writes go through [`write`], which opens the transaction with `BEGIN IMMEDIATE`: a
-//! deferred transaction that reads first and writes later can't wait out a busy lock and
-//! fails at once with SQLITE_BUSY.
+//! Every PostgreSQL connection sets `synchronous_commit = on` (whatever the server's
+//! default), for the same reason as `synchronous=FULL`, and a `statement_timeout`, so a
+//! wedged query can't hold a pooled connection for ever.
+//!
+//! Writes go through [`write()`], which gives both backends the same single-writer
+//! semantics; see there.
+//!
+//! A query function written for SQLite alone converts mechanically:
+//! * `&mut SqliteConnection` becomes `&mut DbConnection` (`use super::DbConnection;`);
+//! * `.returning(T::as_returning())` becomes `.returning(super::columns_of::<T>())`;
+//! * `conn.immediate_transaction(...)` becomes [`write()`];
+//! * a `ToSql`/`FromSql` impl for `Sqlite` becomes generic over the backend, like
+//!   `domain::sql::text_column!`;
+//! * `insert_or_ignore_into` and `on_conflict` have no `MultiBackend` form: inside
+//!   [`write()`], read then insert (writes take turns, so nothing slips between), or match
+//!   on the connection's variant.
 
 pub mod accounts;
 pub mod audit;
+pub mod backup;
 pub(crate) mod clusters;
 pub mod invalidations;
 pub(crate) mod invitations;
@@ -27,75 +46,280 @@ pub(crate) mod sessions;
 pub mod simulated_full_disk;
 pub mod tokens;
 pub mod tx;
+mod url;
 pub mod usage;
 pub mod users;
 
-use anyhow::Context;
-use diesel::connection::SimpleConnection;
-use diesel::r2d2::{ConnectionManager, CustomizeConnection, PooledConnection};
-use diesel::{Connection, SqliteConnection};
+use std::time::Duration;
+
+use diesel::connection::{AnsiTransactionManager, SimpleConnection, TransactionManager};
+use diesel::r2d2::{CustomizeConnection, R2D2Connection};
+use diesel::{Connection, ConnectionResult, PgConnection, RunQueryDsl, SqliteConnection};
 use diesel_migrations::{EmbeddedMigrations, MigrationHarness, embed_migrations};
 
+pub use self::url::DatabaseUrl;
 use crate::error::AppError;
 
-pub const MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations");
+/// One connection, to either store. Query functions take `&mut DbConnection` and are
+/// checked against both backends at compile time. Code that must differ (the write lock,
+/// migrations, `INSERT … ON CONFLICT`, which diesel's `MultiBackend` can't express)
+/// matches on the variant.
+#[derive(diesel::MultiConnection)]
+pub enum DbConnection {
+    Postgres(PgConnection),
+    Sqlite(SqliteConnection),
+}
 
-pub type Pool = r2d2::Pool<ConnectionManager<SqliteConnection>>;
-pub type Conn = PooledConnection<ConnectionManager<SqliteConnection>>;
+pub const SQLITE_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/sqlite");
+pub const POSTGRES_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/postgres");
 
-const PRAGMAS: &str = "PRAGMA busy_timeout = 5000;
+pub type Pool = r2d2::Pool<Manager>;
+pub type Conn = r2d2::PooledConnection<Manager>;
+
+const SQLITE_SETUP: &str = "PRAGMA busy_timeout = 5000;
 PRAGMA journal_mode = WAL;
 PRAGMA synchronous = FULL;
 PRAGMA foreign_keys = ON;";
 
-#[derive(Debug)]
-struct Pragmas;
+/// `lock_timeout` matches SQLite's `busy_timeout` in spirit: a writer waits its turn, but
+/// not for ever. Every statement Keyward runs is small; 30 s means something is wrong.
+const POSTGRES_SETUP: &str = "SET synchronous_commit = on;
+SET lock_timeout = '10s';
+SET statement_timeout = '30s';";
 
-impl CustomizeConnection<SqliteConnection, diesel::r2d2::Error> for Pragmas {
-    fn on_acquire(&self, conn: &mut SqliteConnection) -> Result<(), diesel::r2d2::Error> {
-        conn.batch_execute(PRAGMAS)
-            .map_err(diesel::r2d2::Error::QueryError)
+/// The key of the advisory lock every PostgreSQL write transaction takes first
+/// ("keyward" in ASCII). Any constant works, as long as nothing else on the server uses it.
+const WRITE_LOCK: i64 = 0x006b_6579_7761_7264;
+/// Held, per session, while migrations run, so instances started together migrate once.
+const MIGRATION_LOCK: i64 = WRITE_LOCK + 1;
+
+/// Makes the pool's connections, choosing the driver from the URL itself rather than
+/// letting diesel try each driver in turn (which would hand a PostgreSQL URL that can't
+/// be reached to SQLite, as a file name).
+#[derive(Debug)]
+pub struct Manager {
+    url: DatabaseUrl,
+}
+
+impl r2d2::ManageConnection for Manager {
+    type Connection = DbConnection;
+    type Error = diesel::r2d2::Error;
+
+    fn connect(&self) -> Result<DbConnection, Self::Error> {
+        establish(&self.url).map_err(diesel::r2d2::Error::ConnectionError)
+    }
+
+    fn is_valid(&self, conn: &mut DbConnection) -> Result<(), Self::Error> {
+        conn.ping().map_err(diesel::r2d2::Error::QueryError)
+    }
+
+    fn has_broken(&self, conn: &mut DbConnection) -> bool {
+        std::thread::panicking() || conn.is_broken()
     }
 }
 
-/// Opens (creating if needed) and migrates the database, then builds the pool.
-/// Errors are one readable line, such as "cannot open database /x/y.db: unable to open database file".
-pub fn connect(database_url: &str) -> anyhow::Result<Pool> {
-    // One direct connection first: it fails fast on a bad path, where the pool would
-    // retry for its whole timeout, and it runs the migrations before anyone else reads.
-    let mut conn = SqliteConnection::establish(database_url)
-        .map_err(|e| anyhow::anyhow!("cannot open database {database_url}: {e}"))?;
-    conn.batch_execute(PRAGMAS)
-        .map_err(|e| anyhow::anyhow!("cannot use database {database_url}: {e}"))?;
-    conn.run_pending_migrations(MIGRATIONS)
-        .map_err(|e| anyhow::anyhow!("cannot migrate database {database_url}: {e}"))?;
-    drop(conn);
+#[derive(Debug)]
+struct Setup;
 
-    r2d2::Pool::builder()
-        .max_size(16)
-        .connection_timeout(std::time::Duration::from_secs(10))
-        .connection_customizer(Box::new(Pragmas))
-        .build(ConnectionManager::<SqliteConnection>::new(database_url))
-        .with_context(|| format!("cannot open database {database_url}"))
+impl CustomizeConnection<DbConnection, diesel::r2d2::Error> for Setup {
+    fn on_acquire(&self, conn: &mut DbConnection) -> Result<(), diesel::r2d2::Error> {
+        setup(conn).map_err(diesel::r2d2::Error::QueryError)
+    }
 }
 
-/// Runs `f` in a `BEGIN IMMEDIATE` transaction: the write lock is taken up front.
-/// Changes made on someone's behalf go through [`tx::transact`], which builds on this.
-pub fn write<T, F>(conn: &mut SqliteConnection, f: F) -> Result<T, AppError>
-where
-    F: FnOnce(&mut SqliteConnection) -> Result<T, AppError>,
-{
-    conn.immediate_transaction(|conn| {
-        simulated_full_disk::before_write(conn)?;
-        f(conn)
+fn setup(conn: &mut DbConnection) -> diesel::QueryResult<()> {
+    match conn {
+        DbConnection::Sqlite(c) => c.batch_execute(SQLITE_SETUP),
+        DbConnection::Postgres(c) => c.batch_execute(POSTGRES_SETUP),
+    }
+}
+
+/// One connection of the kind the URL names, not yet set up.
+fn establish(url: &DatabaseUrl) -> ConnectionResult<DbConnection> {
+    Ok(match url {
+        DatabaseUrl::Sqlite(path) => DbConnection::Sqlite(SqliteConnection::establish(path)?),
+        DatabaseUrl::Postgres(url) => {
+            DbConnection::Postgres(PgConnection::establish(&with_connect_timeout(url))?)
+        }
     })
 }
 
-/// The current time in UTC, with all its precision. diesel stores it as SQLite text
-/// (`%F %T%.f`) with every fractional digit, so a time written reads back equal, and
-/// text comparisons order times as time does.
+/// libpq waits for ever on a host that drops packets; a server that can't reach its
+/// database should say so, not hang. Unless the URL says otherwise, give up after 10 s.
+fn with_connect_timeout(url: &str) -> String {
+    if url.contains("connect_timeout=") {
+        url.to_string()
+    } else if url.contains('?') {
+        format!("{url}&connect_timeout=10")
+    } else {
+        format!("{url}?connect_timeout=10")
+    }
+}
+
+/// One connection, set up like the pool's: for tools and tests that need no pool.
+pub fn open(database_url: &str) -> anyhow::Result<DbConnection> {
+    let url = DatabaseUrl::parse(database_url).map_err(|e| anyhow::anyhow!(e))?;
+    let mut conn =
+        establish(&url).map_err(|e| anyhow::anyhow!("cannot open database {url}: {e}"))?;
+    setup(&mut conn).map_err(|e| anyhow::anyhow!("cannot use database {url}: {e}"))?;
+    Ok(conn)
+}
+
+/// Opens the database (creating a SQLite file if needed), runs pending migrations, then
+/// builds the pool. Errors are one readable line, such as
+/// "cannot open database /x/y.db: unable to open database file".
+pub fn connect(database_url: &str) -> anyhow::Result<Pool> {
+    let url = DatabaseUrl::parse(database_url).map_err(|e| anyhow::anyhow!(e))?;
+    connect_to(&url)
+}
+
+/// [`connect`], for a URL already parsed.
+pub fn connect_to(url: &DatabaseUrl) -> anyhow::Result<Pool> {
+    migrate(url)?;
+    pool(url)
+}
+
+/// The pool alone, without touching the schema.
+pub fn pool(url: &DatabaseUrl) -> anyhow::Result<Pool> {
+    // One direct connection first: it fails fast on a bad path or an unreachable server,
+    // where the pool would retry for its whole timeout.
+    let mut conn =
+        establish(url).map_err(|e| anyhow::anyhow!("cannot open database {url}: {e}"))?;
+    setup(&mut conn).map_err(|e| anyhow::anyhow!("cannot use database {url}: {e}"))?;
+    drop(conn);
+    r2d2::Pool::builder()
+        .max_size(16)
+        // r2d2 otherwise opens all 16 at once, in the command line too; one is kept
+        // warm and the rest are made as requests need them.
+        .min_idle(Some(1))
+        .connection_timeout(Duration::from_secs(10))
+        .connection_customizer(Box::new(Setup))
+        // A refused connection is logged by the pool's own error handler; the answer a
+        // request gets is the 503 of `From<r2d2::Error>`.
+        .build(Manager { url: url.clone() })
+        .map_err(|e| anyhow::anyhow!("cannot open database {url}: {e}"))
+}
+
+/// Runs the migrations the database hasn't had yet; returns their names.
+pub fn migrate(url: &DatabaseUrl) -> anyhow::Result<Vec<String>> {
+    let mut conn =
+        establish(url).map_err(|e| anyhow::anyhow!("cannot open database {url}: {e}"))?;
+    setup(&mut conn).map_err(|e| anyhow::anyhow!("cannot use database {url}: {e}"))?;
+    let applied = match &mut conn {
+        // One `BEGIN IMMEDIATE` around them all: two processes started together on a new
+        // file take turns (the second finds nothing left to do) instead of one failing
+        // with "database is locked" when its deferred transaction tries to write.
+        DbConnection::Sqlite(c) => c.immediate_transaction(|c| {
+            c.run_pending_migrations(SQLITE_MIGRATIONS)
+                .map(|done| done.iter().map(ToString::to_string).collect())
+        }),
+        DbConnection::Postgres(c) => {
+            // The migrations take no lock of their own: two instances started at once
+            // would both try to apply them. The first takes this lock and migrates; the
+            // second waits, then finds nothing left to do. Migrations are not bound by
+            // the pool's statement_timeout: a big table may take a while.
+            let lock = format!("SELECT pg_advisory_lock({MIGRATION_LOCK})");
+            diesel::sql_query(lock)
+                .execute(c)
+                .map_err(|e| anyhow::anyhow!("cannot lock database {url} to migrate it: {e}"))?;
+            c.batch_execute("SET statement_timeout = 0")
+                .map_err(|e| anyhow::anyhow!("cannot use database {url}: {e}"))?;
+            let result = c
+                .run_pending_migrations(POSTGRES_MIGRATIONS)
+                .map(|done| done.iter().map(ToString::to_string).collect());
+            // Closing the connection would release the lock too; this is only tidier.
+            let _ = diesel::sql_query(format!("SELECT pg_advisory_unlock({MIGRATION_LOCK})"))
+                .execute(c);
+            result
+        }
+    };
+    applied.map_err(|e| anyhow::anyhow!("cannot migrate database {url}: {e}"))
+}
+
+/// Runs `f` in a write transaction. Changes made on someone's behalf go through
+/// [`tx::transact`], which builds on this.
+///
+/// Both backends give the same guarantee: write transactions run one at a time, and each
+/// sees every write committed before it began.
+/// * SQLite: `BEGIN IMMEDIATE` takes the database's write lock up front. A deferred
+///   transaction that reads first and writes later can't wait out a busy lock and fails
+///   at once with SQLITE_BUSY.
+/// * PostgreSQL: a `READ COMMITTED` transaction whose first statement takes one
+///   transaction-scoped advisory lock, `WRITE_LOCK`. PostgreSQL releases it only after
+///   the commit (or rollback) is complete, so write transactions are serialised exactly
+///   as SQLite's are; and in `READ COMMITTED` every statement after the lock reads a fresh
+///   snapshot, so each sees all that the previous writer committed. That is what the
+///   write path relies on (a permission read inside the transaction is still true at its
+///   commit), and it needs no retry loop, so no user's request fails for a
+///   serialisation conflict, as it could under `SERIALIZABLE`. It also keeps the
+///   invalidation log's `seq` in commit order: a poller that has read note N has seen
+///   every note before it. Writes are rare (the API's hot path never writes), so one
+///   writer at a time costs nothing that matters. Reads never take the lock.
+pub fn write<T, F>(conn: &mut DbConnection, f: F) -> Result<T, AppError>
+where
+    F: FnOnce(&mut DbConnection) -> Result<T, AppError>,
+{
+    let started = match conn {
+        DbConnection::Sqlite(c) => {
+            AnsiTransactionManager::begin_transaction_sql(&mut *c, "BEGIN IMMEDIATE")
+                .map_err(AppError::from)
+                .and_then(|()| simulated_full_disk::before_write(c))
+        }
+        DbConnection::Postgres(c) => AnsiTransactionManager::begin_transaction_sql(
+            &mut *c,
+            "BEGIN ISOLATION LEVEL READ COMMITTED",
+        )
+        .and_then(|()| {
+            diesel::sql_query(format!("SELECT pg_advisory_xact_lock({WRITE_LOCK})"))
+                .execute(c)
+                .map(drop)
+        })
+        .map_err(AppError::from),
+    };
+    match started.and_then(|()| f(conn)) {
+        Ok(value) => {
+            <DbConnection as TransactionManager<DbConnection>>::commit_transaction(conn)?;
+            Ok(value)
+        }
+        Err(err) => {
+            if <DbConnection as TransactionManager<DbConnection>>::transaction_manager_status_mut(
+                conn,
+            )
+            .transaction_depth()
+            .ok()
+            .flatten()
+            .is_some()
+                && let Err(rollback) =
+                    <DbConnection as TransactionManager<DbConnection>>::rollback_transaction(conn)
+            {
+                // The pool drops a connection whose rollback failed; the caller learns
+                // of the first error, which is the one that says what went wrong.
+                tracing::warn!(error = %rollback, "could not roll back a failed write");
+            }
+            Err(err)
+        }
+    }
+}
+
+/// The columns of `T`, for `RETURNING`. diesel's `as_returning()` is typed for one
+/// backend, and `MultiBackend` can't hand such a selection on to the connection it wraps;
+/// a plain tuple of columns it can, and `T`'s `Queryable` reads it in the same order.
+pub fn columns_of<T: diesel::Selectable<MultiBackend>>() -> T::SelectExpression {
+    T::construct_selection()
+}
+
+/// Whether the database answers, within `timeout`: `/readyz`'s question.
+pub fn ping(pool: &Pool, timeout: Duration) -> Result<(), AppError> {
+    let mut conn = pool.get_timeout(timeout)?;
+    conn.ping()?;
+    Ok(())
+}
+
+/// The current time, truncated to whole microseconds: what both stores keep, so a time
+/// read back equals the time written.
 pub fn now() -> chrono::NaiveDateTime {
-    chrono::Utc::now().naive_utc()
+    use chrono::SubsecRound;
+    chrono::Utc::now().naive_utc().trunc_subsecs(6)
 }
 
 /// Runs blocking database work on the blocking pool, with a connection from `pool`.

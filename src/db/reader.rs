@@ -8,13 +8,16 @@
 //! `busy_timeout = 0`: in the rare case that SQLite would make it wait (a WAL recovery),
 //! it fails at once, and the read is done again the usual way, on the blocking pool, where
 //! waiting is harmless. The connection is `query_only`, so nothing can write through it.
+//!
+//! On PostgreSQL there is no such reader: a read there is a network round trip, which must
+//! not block an async worker, so every read goes to the blocking pool.
 
 use std::cell::RefCell;
 
 use diesel::connection::SimpleConnection;
 use diesel::{Connection, SqliteConnection};
 
-use super::{Conn, Pool};
+use super::{Conn, DatabaseUrl, DbConnection, Pool};
 use crate::error::AppError;
 
 const READER_PRAGMAS: &str = "PRAGMA busy_timeout = 0;
@@ -24,14 +27,18 @@ PRAGMA foreign_keys = ON;";
 /// One per worker: built in the `HttpServer::new` factory, so it is never shared between
 /// threads (and needs no lock).
 pub struct WorkerReader {
-    database_url: String,
-    conn: RefCell<Option<SqliteConnection>>,
+    /// The SQLite file; `None` on PostgreSQL, where every read goes to the pool.
+    sqlite_path: Option<String>,
+    conn: RefCell<Option<DbConnection>>,
 }
 
 impl WorkerReader {
-    pub fn new(database_url: impl Into<String>) -> Self {
+    pub fn new(database: &DatabaseUrl) -> Self {
         Self {
-            database_url: database_url.into(),
+            sqlite_path: match database {
+                DatabaseUrl::Sqlite(path) => Some(path.clone()),
+                DatabaseUrl::Postgres(_) => None,
+            },
             conn: RefCell::new(None),
         }
     }
@@ -39,18 +46,21 @@ impl WorkerReader {
     /// Runs `f` on this worker's connection, opening it on first use.
     fn on_worker<T>(
         &self,
-        f: &impl Fn(&mut SqliteConnection) -> Result<T, AppError>,
+        f: &impl Fn(&mut DbConnection) -> Result<T, AppError>,
     ) -> Result<T, AppError> {
+        let Some(path) = &self.sqlite_path else {
+            return Err(AppError::internal("no worker reader on PostgreSQL"));
+        };
         // `f` is synchronous, so no other task on this thread can hold the borrow.
         let mut slot = self
             .conn
             .try_borrow_mut()
             .map_err(|_| AppError::internal("worker reader re-entered"))?;
         if slot.is_none() {
-            let mut conn = SqliteConnection::establish(&self.database_url)
+            let mut conn = SqliteConnection::establish(path)
                 .map_err(|e| AppError::internal(format!("opening the worker reader: {e}")))?;
             conn.batch_execute(READER_PRAGMAS)?;
-            *slot = Some(conn);
+            *slot = Some(DbConnection::Sqlite(conn));
         }
         let conn = slot
             .as_mut()
@@ -72,8 +82,11 @@ impl WorkerReader {
     pub async fn read<T, F>(&self, pool: &Pool, f: F) -> Result<T, AppError>
     where
         T: Send + 'static,
-        F: Fn(&mut SqliteConnection) -> Result<T, AppError> + Send + 'static,
+        F: Fn(&mut DbConnection) -> Result<T, AppError> + Send + 'static,
     {
+        if self.sqlite_path.is_none() {
+            return super::run(pool, move |conn: &mut Conn| f(conn)).await;
+        }
         match self.on_worker(&f) {
             Err(AppError::Internal(err)) => {
                 tracing::debug!(error = %err, "worker read failed; reading on the blocking pool");

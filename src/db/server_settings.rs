@@ -2,26 +2,36 @@
 
 use diesel::prelude::*;
 
+use super::DbConnection;
+
 use super::schema::server_settings;
 use crate::error::AppError;
 
-/// Returns the stored value, or stores `make()` and returns it. Safe to race: the
-/// first writer wins and everyone reads the winner's value.
+/// Returns the stored value, or stores `make()` and returns it. Safe to race: write
+/// transactions run one at a time on either store (see `db::write`), so the first writer
+/// stores its value and everyone after reads it. (A plain read-then-insert, because
+/// `INSERT OR IGNORE` and `ON CONFLICT` have no portable spelling in diesel.)
 pub fn get_or_init(
-    conn: &mut SqliteConnection,
+    conn: &mut DbConnection,
     name: &str,
     make: impl FnOnce() -> String,
 ) -> Result<String, AppError> {
     super::write(conn, |conn| {
-        diesel::insert_or_ignore_into(server_settings::table)
-            .values((
-                server_settings::name.eq(name),
-                server_settings::value.eq(make()),
-            ))
-            .execute(conn)?;
-        Ok(server_settings::table
+        let stored = server_settings::table
             .find(name)
             .select(server_settings::value)
-            .first(conn)?)
+            .first::<String>(conn)
+            .optional()?;
+        if let Some(value) = stored {
+            return Ok(value);
+        }
+        let value = make();
+        diesel::insert_into(server_settings::table)
+            .values((
+                server_settings::name.eq(name),
+                server_settings::value.eq(&value),
+            ))
+            .execute(conn)?;
+        Ok(value)
     })
 }

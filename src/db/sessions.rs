@@ -6,6 +6,8 @@
 use chrono::NaiveDateTime;
 use diesel::prelude::*;
 
+use super::DbConnection;
+
 use super::schema::sessions;
 use super::tx::Tx;
 use crate::domain::{SessionId, UserId};
@@ -44,7 +46,7 @@ impl SessionSummary {
 
 /// The live session's row id and state.
 pub fn load(
-    conn: &mut SqliteConnection,
+    conn: &mut DbConnection,
     key_digest: &str,
     now: NaiveDateTime,
 ) -> Result<Option<(SessionId, String)>, AppError> {
@@ -57,7 +59,7 @@ pub fn load(
         .map(|(id, state)| (SessionId(id), state)))
 }
 
-pub fn insert(conn: &mut SqliteConnection, new: &NewSession<'_>) -> Result<SessionId, AppError> {
+pub fn insert(conn: &mut DbConnection, new: &NewSession<'_>) -> Result<SessionId, AppError> {
     super::write(conn, |conn| {
         Ok(SessionId(
             diesel::insert_into(sessions::table)
@@ -71,7 +73,7 @@ pub fn insert(conn: &mut SqliteConnection, new: &NewSession<'_>) -> Result<Sessi
 /// Changes a live session's state. `false` when the row is gone (ended meanwhile): it is
 /// never brought back.
 pub fn update(
-    conn: &mut SqliteConnection,
+    conn: &mut DbConnection,
     key_digest: &str,
     state: &str,
     expires_at: NaiveDateTime,
@@ -91,7 +93,7 @@ pub fn update(
 
 /// When the session was last seen, if it still exists.
 pub fn last_seen(
-    conn: &mut SqliteConnection,
+    conn: &mut DbConnection,
     key_digest: &str,
 ) -> Result<Option<NaiveDateTime>, AppError> {
     Ok(sessions::table
@@ -103,7 +105,7 @@ pub fn last_seen(
 
 /// Records activity: the session lives on until `expires_at`.
 pub fn touch(
-    conn: &mut SqliteConnection,
+    conn: &mut DbConnection,
     key_digest: &str,
     expires_at: NaiveDateTime,
     now: NaiveDateTime,
@@ -119,7 +121,7 @@ pub fn touch(
     })
 }
 
-pub fn delete(conn: &mut SqliteConnection, key_digest: &str) -> Result<(), AppError> {
+pub fn delete(conn: &mut DbConnection, key_digest: &str) -> Result<(), AppError> {
     super::write(conn, |conn| {
         diesel::delete(sessions::table.filter(sessions::key_digest.eq(key_digest)))
             .execute(conn)?;
@@ -127,7 +129,7 @@ pub fn delete(conn: &mut SqliteConnection, key_digest: &str) -> Result<(), AppEr
     })
 }
 
-pub fn delete_expired(conn: &mut SqliteConnection, now: NaiveDateTime) -> Result<usize, AppError> {
+pub fn delete_expired(conn: &mut DbConnection, now: NaiveDateTime) -> Result<usize, AppError> {
     super::write(conn, |conn| {
         Ok(diesel::delete(sessions::table.filter(sessions::expires_at.le(now))).execute(conn)?)
     })
@@ -135,7 +137,7 @@ pub fn delete_expired(conn: &mut SqliteConnection, now: NaiveDateTime) -> Result
 
 /// The user's live sessions, the most recently active first.
 pub fn list_for_user(
-    conn: &mut SqliteConnection,
+    conn: &mut DbConnection,
     user: UserId,
     now: NaiveDateTime,
 ) -> Result<Vec<SessionSummary>, AppError> {
@@ -165,7 +167,7 @@ pub fn end(tx: &mut Tx<'_>, id: SessionId) -> Result<(), AppError> {
 
 /// Ends every session of the user but `keep`; returns how many ended.
 pub(super) fn delete_others(
-    conn: &mut SqliteConnection,
+    conn: &mut DbConnection,
     user: UserId,
     keep: SessionId,
 ) -> Result<usize, AppError> {

@@ -5,6 +5,8 @@
 use chrono::NaiveDateTime;
 use diesel::prelude::*;
 
+use super::DbConnection;
+
 use super::audit::{self, Actor, Event, action};
 use super::schema::{tokens, users};
 use super::tx::Tx;
@@ -200,7 +202,7 @@ struct Successor<'a> {
 
 /// The row and its "this key now exists" note; the caller logs the event that says why.
 fn insert_row(
-    conn: &mut SqliteConnection,
+    conn: &mut DbConnection,
     account: AccountId,
     creator: Option<UserId>,
     request: TokenRequest,
@@ -223,7 +225,7 @@ fn insert_row(
             rolled_from: from.rolled_from,
             rate_limit_per_minute: request.rate_limit,
         })
-        .returning(Token::as_returning())
+        .returning(super::columns_of::<Token>())
         .get_result(conn)?;
     super::invalidations::record_token_created(conn, &key)?;
     Ok((token, secret))
@@ -307,12 +309,12 @@ pub fn roll(tx: &mut Tx<'_>, id: TokenId, grace: chrono::Duration) -> Result<Rol
     )?;
 
     let ends = old.expires_at.map_or(now + grace, |e| e.min(now + grace));
-    let old = diesel::update(tokens::table.find(old.id))
+    let old: Token = diesel::update(tokens::table.find(old.id))
         .set((
             tokens::expires_at.eq(Some(ends)),
             tokens::rolled_to.eq(Some(new.id)),
         ))
-        .returning(Token::as_returning())
+        .returning(super::columns_of::<Token>())
         .get_result(tx.conn)?;
     // The old token's cached copy carries its old expiry: drop it, so the next request
     // reads the new one.
@@ -344,7 +346,7 @@ pub fn roll(tx: &mut Tx<'_>, id: TokenId, grace: chrono::Duration) -> Result<Rol
 
 /// The key of one of the account's tokens; another account's is `NotFound`.
 pub fn key_in_account(
-    conn: &mut SqliteConnection,
+    conn: &mut DbConnection,
     account: AccountId,
     id: TokenId,
 ) -> Result<String, AppError> {
@@ -422,7 +424,7 @@ impl From<ViewRow> for TokenView {
 
 /// The account's tokens, newest first.
 pub fn list_for_account(
-    conn: &mut SqliteConnection,
+    conn: &mut DbConnection,
     account: AccountId,
     filter: &TokenFilter,
 ) -> Result<Vec<TokenView>, AppError> {
@@ -451,7 +453,7 @@ pub fn list_for_account(
 
 /// One token of the account; another account's id is `NotFound`.
 pub fn find_for_account(
-    conn: &mut SqliteConnection,
+    conn: &mut DbConnection,
     account: AccountId,
     id: TokenId,
 ) -> Result<TokenView, AppError> {
@@ -481,7 +483,7 @@ pub fn revoke(tx: &mut Tx<'_>, id: TokenId, reason: &Reason) -> Result<Token, Ap
 /// Revokes `token`, as read under the write lock by the caller. The row is written, not
 /// read back: the caller's read is the only one, and the answer is that row as changed.
 fn revoke_in_tx(
-    conn: &mut SqliteConnection,
+    conn: &mut DbConnection,
     token: Token,
     actor: &Actor,
     reason: &str,
@@ -545,7 +547,7 @@ pub fn set_rate_limit(
     }
     let changed = diesel::update(tokens::table.find(token.id))
         .set(tokens::rate_limit_per_minute.eq(limit))
-        .returning(Token::as_returning())
+        .returning(super::columns_of::<Token>())
         .get_result(tx.conn)?;
     let describe = |limit: Option<RateLimit>| match limit {
         Some(limit) => format!("at most {limit}"),
@@ -569,7 +571,7 @@ pub fn set_rate_limit(
 /// Revokes every active token a member created in the account, when they are removed.
 /// Part of `memberships::remove_member`, which holds the write lock and checked the rules.
 pub(super) fn revoke_all_of_creator(
-    conn: &mut SqliteConnection,
+    conn: &mut DbConnection,
     account: AccountId,
     creator: UserId,
     actor: &Actor,
@@ -589,7 +591,7 @@ pub(super) fn revoke_all_of_creator(
 
 /// Operator and CLI: a token in any account, by its public key.
 pub fn find_by_key_any_account(
-    conn: &mut SqliteConnection,
+    conn: &mut DbConnection,
     key: &TokenKey,
 ) -> Result<Option<TokenView>, AppError> {
     find_any_account(conn, Unique::Key(key))
@@ -597,7 +599,7 @@ pub fn find_by_key_any_account(
 
 /// Operator: a token in any account, by a pasted (leaked) secret.
 pub fn find_by_digest_any_account(
-    conn: &mut SqliteConnection,
+    conn: &mut DbConnection,
     digest: &SecretDigest,
 ) -> Result<Option<TokenView>, AppError> {
     find_any_account(conn, Unique::Digest(digest))
@@ -611,7 +613,7 @@ enum Unique<'a> {
 
 /// The one token, in whichever account, that has `value`.
 fn find_any_account(
-    conn: &mut SqliteConnection,
+    conn: &mut DbConnection,
     value: Unique<'_>,
 ) -> Result<Option<TokenView>, AppError> {
     let query = with_people!().into_boxed();
@@ -638,7 +640,7 @@ pub fn revoke_by_key(tx: &mut Tx<'_>, key: &TokenKey, reason: &Reason) -> Result
 
 /// The guard's one read on a cache miss: the token by key, whatever its state.
 pub fn find_for_guard(
-    conn: &mut SqliteConnection,
+    conn: &mut DbConnection,
     key: &TokenKey,
 ) -> Result<Option<(Token, super::accounts::Account)>, AppError> {
     use super::schema::accounts;
@@ -652,8 +654,8 @@ pub fn find_for_guard(
 
 /// Logs `token.expired` once for every unrevoked token past its expiry, and returns how
 /// many it logged. The read that finds none takes no write lock.
-pub fn log_expired(conn: &mut SqliteConnection) -> Result<usize, AppError> {
-    let unlogged = |conn: &mut SqliteConnection| {
+pub fn log_expired(conn: &mut DbConnection) -> Result<usize, AppError> {
+    let unlogged = |conn: &mut DbConnection| {
         tokens::table
             .filter(tokens::expiry_logged.eq(false))
             .filter(tokens::revoked_at.is_null())
@@ -695,7 +697,7 @@ pub fn log_expired(conn: &mut SqliteConnection) -> Result<usize, AppError> {
 /// The account's active tokens that live longer than `limit` allows (or for ever): made
 /// before the limit was set, they keep working until their own expiry.
 pub fn outliving(
-    conn: &mut SqliteConnection,
+    conn: &mut DbConnection,
     account: AccountId,
     limit: LifetimeLimit,
 ) -> Result<Vec<TokenView>, AppError> {
@@ -716,7 +718,7 @@ pub fn outliving(
 /// Active tokens that expire within `within` and have not been rolled yet: the ones
 /// someone should roll soon. Only `creator`'s when given.
 pub fn expiring_soon(
-    conn: &mut SqliteConnection,
+    conn: &mut DbConnection,
     account: AccountId,
     creator: Option<UserId>,
     within: chrono::Duration,
@@ -743,7 +745,7 @@ pub fn expiring_soon(
 
 /// The calling token, read again inside a write so that its standing is current.
 pub(super) fn find_acting(
-    conn: &mut SqliteConnection,
+    conn: &mut DbConnection,
     account: AccountId,
     id: TokenId,
     key: &TokenKey,
@@ -760,7 +762,7 @@ pub(super) fn find_acting(
 /// One page of the account's tokens, newest first, and how many there are in all; only
 /// `creator`'s when given.
 pub fn page_for_account(
-    conn: &mut SqliteConnection,
+    conn: &mut DbConnection,
     account: AccountId,
     creator: Option<UserId>,
     paging: crate::domain::Paging,
@@ -787,7 +789,7 @@ pub fn page_for_account(
 
 /// One of the account's tokens by its key; another account's key is `NotFound`.
 pub fn find_by_key_for_account(
-    conn: &mut SqliteConnection,
+    conn: &mut DbConnection,
     account: AccountId,
     key: &TokenKey,
 ) -> Result<TokenView, AppError> {
@@ -835,7 +837,7 @@ pub fn revoke_by_key_in_account(
 /// Of these digests, those that belong to a token, each with whether that token is
 /// still active. One indexed read (the digest column is unique), whatever the accounts.
 pub fn digests_known(
-    conn: &mut SqliteConnection,
+    conn: &mut DbConnection,
     digests: &[SecretDigest],
 ) -> Result<Vec<(SecretDigest, bool)>, AppError> {
     if digests.is_empty() {

@@ -13,7 +13,7 @@
 //! `AppState::write` wraps it for the server: it runs it off the async workers and then
 //! applies the invalidation log, before the handler answers.
 
-use diesel::SqliteConnection;
+use crate::db::DbConnection;
 
 use super::audit::{self, Actor, Event};
 use crate::domain::{AccountId, TokenId, TokenKey, UserId};
@@ -55,7 +55,7 @@ pub enum Principal {
 /// Only [`transact`] makes one, so a store function that takes a `Tx` can only run
 /// inside the write path.
 pub struct Tx<'a> {
-    pub conn: &'a mut SqliteConnection,
+    pub conn: &'a mut DbConnection,
     standing: Standing,
     actor: Actor,
     account: Option<AccountId>,
@@ -122,7 +122,7 @@ impl Tx<'_> {
 /// Runs `change` in one write transaction, after reading the standing of `who` in
 /// `account` inside it. A user who no longer exists is signed out.
 pub fn transact<T>(
-    conn: &mut SqliteConnection,
+    conn: &mut DbConnection,
     who: &Principal,
     account: Option<AccountId>,
     change: impl FnOnce(&mut Tx<'_>) -> Result<T, AppError>,
@@ -143,7 +143,7 @@ pub fn transact<T>(
 /// list: the same facts a write would read, but every change checks them again inside
 /// its own transaction.
 pub fn standing_for_read(
-    conn: &mut SqliteConnection,
+    conn: &mut DbConnection,
     who: &Principal,
     account: Option<AccountId>,
 ) -> Result<Standing, AppError> {
@@ -151,12 +151,12 @@ pub fn standing_for_read(
 }
 
 fn standing_of(
-    conn: &mut SqliteConnection,
+    conn: &mut DbConnection,
     who: &Principal,
     account: Option<AccountId>,
 ) -> Result<(Standing, Actor), AppError> {
     let user_standing =
-        |conn: &mut SqliteConnection, id: UserId, ip: &Option<String>, console: bool| {
+        |conn: &mut DbConnection, id: UserId, ip: &Option<String>, console: bool| {
             let user = super::users::find(conn, id).map_err(|e| match e {
                 AppError::NotFound => AppError::SignInRequired,
                 other => other,
@@ -205,7 +205,7 @@ fn standing_of(
 /// A token revoked, expired or suspended since the guard let the request in may do
 /// nothing; nor may it act in an account other than its own.
 fn token_standing(
-    conn: &mut SqliteConnection,
+    conn: &mut DbConnection,
     id: TokenId,
     key: &TokenKey,
     own: AccountId,

@@ -11,10 +11,12 @@ use std::net::IpAddr;
 
 use chrono::{NaiveDate, NaiveDateTime};
 use diesel::prelude::*;
-use diesel::sql_types::{BigInt, Date, Integer, Text, Timestamp};
-use diesel::upsert::excluded;
 
-use super::schema::{token_usage_days as days, tokens};
+use diesel::dsl::sql;
+use diesel::sql_types::BigInt;
+
+use super::DbConnection;
+use super::schema::{token_addresses as addresses, token_usage_days as days, tokens};
 use crate::domain::{AccountId, TokenId};
 use crate::error::AppError;
 
@@ -24,18 +26,14 @@ pub const DAYS_KEPT: i64 = 90;
 pub const ADDRESSES_KEPT: usize = 5;
 
 /// A day's calls with one token, by how the guard answered them.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, QueryableByName)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Queryable)]
 pub struct Counts {
-    #[diesel(sql_type = BigInt)]
     pub succeeded: i64,
     /// A known key with the wrong secret.
-    #[diesel(sql_type = BigInt)]
     pub wrong_secret: i64,
     /// 403: a missing scope or a suspended account.
-    #[diesel(sql_type = BigInt)]
     pub forbidden: i64,
     /// 429: over the token's rate limit.
-    #[diesel(sql_type = BigInt)]
     pub rate_limited: i64,
 }
 
@@ -82,7 +80,7 @@ pub fn first_kept_day(today: NaiveDate) -> NaiveDate {
 /// Writes a batch in one transaction, adding to what other batches (and other servers)
 /// wrote, then deletes days older than [`DAYS_KEPT`]. Never moves `last_used_at` back.
 pub fn record(
-    conn: &mut SqliteConnection,
+    conn: &mut DbConnection,
     batch: &[TokenUsage],
     today: NaiveDate,
 ) -> Result<(), AppError> {
@@ -95,7 +93,7 @@ pub fn record(
     })
 }
 
-fn record_one(conn: &mut SqliteConnection, usage: &TokenUsage) -> Result<(), AppError> {
+fn record_one(conn: &mut DbConnection, usage: &TokenUsage) -> Result<(), AppError> {
     let token = usage.token.0;
     if let Some((at, ip)) = usage.last_used {
         diesel::update(
@@ -111,163 +109,184 @@ fn record_one(conn: &mut SqliteConnection, usage: &TokenUsage) -> Result<(), App
         ))
         .execute(conn)?;
     }
+    // Read, then add or insert: portable to both stores (diesel's multi-store connection
+    // has no ON CONFLICT), and race-free because write transactions take turns (`db::write`).
     for (day, counts) in &usage.days {
-        diesel::insert_into(days::table)
-            .values((
-                days::token_id.eq(token),
-                days::day.eq(day),
-                days::succeeded.eq(counts.succeeded),
-                days::wrong_secret.eq(counts.wrong_secret),
-                days::forbidden.eq(counts.forbidden),
-                days::rate_limited.eq(counts.rate_limited),
-            ))
-            .on_conflict((days::token_id, days::day))
-            .do_update()
+        let this_day = days::table.find((token, day));
+        let added = diesel::update(this_day)
             .set((
-                days::succeeded.eq(days::succeeded + excluded(days::succeeded)),
-                days::wrong_secret.eq(days::wrong_secret + excluded(days::wrong_secret)),
-                days::forbidden.eq(days::forbidden + excluded(days::forbidden)),
-                days::rate_limited.eq(days::rate_limited + excluded(days::rate_limited)),
+                days::succeeded.eq(days::succeeded + counts.succeeded),
+                days::wrong_secret.eq(days::wrong_secret + counts.wrong_secret),
+                days::forbidden.eq(days::forbidden + counts.forbidden),
+                days::rate_limited.eq(days::rate_limited + counts.rate_limited),
             ))
             .execute(conn)?;
+        if added == 0 {
+            diesel::insert_into(days::table)
+                .values((
+                    days::token_id.eq(token),
+                    days::day.eq(day),
+                    days::succeeded.eq(counts.succeeded),
+                    days::wrong_secret.eq(counts.wrong_secret),
+                    days::forbidden.eq(counts.forbidden),
+                    days::rate_limited.eq(counts.rate_limited),
+                ))
+                .execute(conn)?;
+        }
     }
     if usage.addresses.is_empty() {
         return Ok(());
     }
     for seen in &usage.addresses {
-        // SQLite's two-argument min() and max() are scalar; timestamps are stored as
-        // text of one fixed format, so text order is time order.
-        diesel::sql_query(
-            "INSERT INTO token_addresses (token_id, ip, first_seen_at, last_seen_at) \
-             VALUES (?, ?, ?, ?) \
-             ON CONFLICT (token_id, ip) DO UPDATE SET \
-               first_seen_at = min(first_seen_at, excluded.first_seen_at), \
-               last_seen_at = max(last_seen_at, excluded.last_seen_at)",
-        )
-        .bind::<Integer, _>(token)
-        .bind::<Text, _>(seen.ip.to_string())
-        .bind::<Timestamp, _>(seen.first)
-        .bind::<Timestamp, _>(seen.last)
-        .execute(conn)?;
+        let ip = seen.ip.to_string();
+        let known: Option<(NaiveDateTime, NaiveDateTime)> = addresses::table
+            .find((token, &ip))
+            .select((addresses::first_seen_at, addresses::last_seen_at))
+            .first(conn)
+            .optional()?;
+        match known {
+            Some((first, last)) => {
+                diesel::update(addresses::table.find((token, &ip)))
+                    .set((
+                        addresses::first_seen_at.eq(first.min(seen.first)),
+                        addresses::last_seen_at.eq(last.max(seen.last)),
+                    ))
+                    .execute(conn)?;
+            }
+            None => {
+                diesel::insert_into(addresses::table)
+                    .values((
+                        addresses::token_id.eq(token),
+                        addresses::ip.eq(&ip),
+                        addresses::first_seen_at.eq(seen.first),
+                        addresses::last_seen_at.eq(seen.last),
+                    ))
+                    .execute(conn)?;
+            }
+        }
     }
-    diesel::sql_query(
-        "DELETE FROM token_addresses WHERE token_id = ?1 AND ip NOT IN \
-           (SELECT ip FROM token_addresses WHERE token_id = ?1 \
-            ORDER BY last_seen_at DESC, ip LIMIT ?2)",
+    let kept: Vec<String> = addresses::table
+        .filter(addresses::token_id.eq(token))
+        .order((addresses::last_seen_at.desc(), addresses::ip))
+        .limit(ADDRESSES_KEPT as i64)
+        .select(addresses::ip)
+        .load(conn)?;
+    diesel::delete(
+        addresses::table
+            .filter(addresses::token_id.eq(token))
+            .filter(addresses::ip.ne_all(kept)),
     )
-    .bind::<Integer, _>(token)
-    .bind::<BigInt, _>(ADDRESSES_KEPT as i64)
     .execute(conn)?;
     Ok(())
 }
 
-#[derive(QueryableByName)]
-struct DayRow {
-    #[diesel(sql_type = Integer)]
-    token_id: i32,
-    #[diesel(sql_type = Date)]
-    day: NaiveDate,
-    #[diesel(embed)]
-    counts: Counts,
+/// The four counts of a day's row, in [`Counts`]' order.
+macro_rules! counts_of_row {
+    () => {
+        (
+            days::succeeded,
+            days::wrong_secret,
+            days::forbidden,
+            days::rate_limited,
+        )
+    };
 }
 
 /// One of the account's tokens' counts from `since` on, by day; days without calls are
 /// missing. Another account's token has none.
 pub fn daily_for_token(
-    conn: &mut SqliteConnection,
+    conn: &mut DbConnection,
     account: AccountId,
     token: TokenId,
     since: NaiveDate,
 ) -> Result<Vec<(NaiveDate, Counts)>, AppError> {
-    let rows: Vec<DayRow> = diesel::sql_query(
-        "SELECT d.token_id, d.day, d.succeeded, d.wrong_secret, d.forbidden, d.rate_limited \
-         FROM token_usage_days d JOIN tokens t ON t.id = d.token_id \
-         WHERE t.account_id = ? AND d.token_id = ? AND d.day >= ? ORDER BY d.day",
-    )
-    .bind::<Integer, _>(account.0)
-    .bind::<Integer, _>(token.0)
-    .bind::<Date, _>(since)
-    .load(conn)?;
-    Ok(rows.into_iter().map(|r| (r.day, r.counts)).collect())
+    Ok(days::table
+        .inner_join(tokens::table)
+        .filter(tokens::account_id.eq(account.0))
+        .filter(days::token_id.eq(token.0))
+        .filter(days::day.ge(since))
+        .order(days::day)
+        .select((days::day, counts_of_row!()))
+        .load(conn)?)
 }
 
 /// Every one of the account's tokens' counts from `since` on, by token and day: one query
 /// for the whole token list.
 pub fn daily_for_account_tokens(
-    conn: &mut SqliteConnection,
+    conn: &mut DbConnection,
     account: AccountId,
     since: NaiveDate,
 ) -> Result<HashMap<TokenId, Vec<(NaiveDate, Counts)>>, AppError> {
-    let rows: Vec<DayRow> = diesel::sql_query(
-        "SELECT d.token_id, d.day, d.succeeded, d.wrong_secret, d.forbidden, d.rate_limited \
-         FROM token_usage_days d JOIN tokens t ON t.id = d.token_id \
-         WHERE t.account_id = ? AND d.day >= ? ORDER BY d.day",
-    )
-    .bind::<Integer, _>(account.0)
-    .bind::<Date, _>(since)
-    .load(conn)?;
+    let rows: Vec<(i32, NaiveDate, Counts)> = days::table
+        .inner_join(tokens::table)
+        .filter(tokens::account_id.eq(account.0))
+        .filter(days::day.ge(since))
+        .order(days::day)
+        .select((days::token_id, days::day, counts_of_row!()))
+        .load(conn)?;
     let mut by_token: HashMap<TokenId, Vec<(NaiveDate, Counts)>> = HashMap::new();
-    for row in rows {
+    for (token, day, counts) in rows {
         by_token
-            .entry(TokenId(row.token_id))
+            .entry(TokenId(token))
             .or_default()
-            .push((row.day, row.counts));
+            .push((day, counts));
     }
     Ok(by_token)
 }
 
 /// The account's calls from `since` on, all tokens together, by day.
 pub fn daily_for_account(
-    conn: &mut SqliteConnection,
+    conn: &mut DbConnection,
     account: AccountId,
     since: NaiveDate,
 ) -> Result<Vec<(NaiveDate, Counts)>, AppError> {
-    #[derive(QueryableByName)]
-    struct AccountDay {
-        #[diesel(sql_type = Date)]
-        day: NaiveDate,
-        #[diesel(embed)]
-        counts: Counts,
-    }
-    let rows: Vec<AccountDay> = diesel::sql_query(
-        "SELECT d.day, SUM(d.succeeded) AS succeeded, SUM(d.wrong_secret) AS wrong_secret, \
-           SUM(d.forbidden) AS forbidden, SUM(d.rate_limited) AS rate_limited \
-         FROM token_usage_days d JOIN tokens t ON t.id = d.token_id \
-         WHERE t.account_id = ? AND d.day >= ? GROUP BY d.day ORDER BY d.day",
-    )
-    .bind::<Integer, _>(account.0)
-    .bind::<Date, _>(since)
-    .load(conn)?;
-    Ok(rows.into_iter().map(|r| (r.day, r.counts)).collect())
+    // CAST: PostgreSQL sums BIGINTs as NUMERIC; both stores read a BIGINT back.
+    let total =
+        |column: &str| sql::<BigInt>(&format!("CAST(SUM(token_usage_days.{column}) AS BIGINT)"));
+    Ok(days::table
+        .inner_join(tokens::table)
+        .filter(tokens::account_id.eq(account.0))
+        .filter(days::day.ge(since))
+        .group_by(days::day)
+        .order(days::day)
+        .select((
+            days::day,
+            (
+                total("succeeded"),
+                total("wrong_secret"),
+                total("forbidden"),
+                total("rate_limited"),
+            ),
+        ))
+        .load(conn)?)
 }
 
 /// A client address as stored: text, since it is only ever shown.
-#[derive(Debug, Clone, QueryableByName)]
+#[derive(Debug, Clone, Queryable)]
 pub struct Address {
-    #[diesel(sql_type = Text)]
     pub ip: String,
-    #[diesel(sql_type = Timestamp)]
     pub first_seen_at: NaiveDateTime,
-    #[diesel(sql_type = Timestamp)]
     pub last_seen_at: NaiveDateTime,
 }
 
 /// One of the account's tokens' last addresses, the most recent first.
 pub fn addresses_for_token(
-    conn: &mut SqliteConnection,
+    conn: &mut DbConnection,
     account: AccountId,
     token: TokenId,
 ) -> Result<Vec<Address>, AppError> {
-    Ok(diesel::sql_query(
-        "SELECT a.ip, a.first_seen_at, a.last_seen_at \
-         FROM token_addresses a JOIN tokens t ON t.id = a.token_id \
-         WHERE t.account_id = ? AND a.token_id = ? \
-         ORDER BY a.last_seen_at DESC, a.ip LIMIT ?",
-    )
-    .bind::<Integer, _>(account.0)
-    .bind::<Integer, _>(token.0)
-    .bind::<BigInt, _>(ADDRESSES_KEPT as i64)
-    .load(conn)?)
+    Ok(addresses::table
+        .inner_join(tokens::table)
+        .filter(tokens::account_id.eq(account.0))
+        .filter(addresses::token_id.eq(token.0))
+        .order((addresses::last_seen_at.desc(), addresses::ip))
+        .limit(ADDRESSES_KEPT as i64)
+        .select((
+            addresses::ip,
+            addresses::first_seen_at,
+            addresses::last_seen_at,
+        ))
+        .load(conn)?)
 }
 
 #[cfg(test)]
@@ -276,9 +295,9 @@ mod tests {
     use diesel::connection::SimpleConnection;
     use diesel_migrations::MigrationHarness;
 
-    fn database() -> SqliteConnection {
+    fn database() -> DbConnection {
         let mut conn = SqliteConnection::establish(":memory:").expect("an in-memory database");
-        conn.run_pending_migrations(crate::db::MIGRATIONS)
+        conn.run_pending_migrations(crate::db::SQLITE_MIGRATIONS)
             .expect("the migrations run");
         conn.batch_execute(
             "INSERT INTO accounts (id, name, slug, api_state, created_at) \
@@ -289,7 +308,7 @@ mod tests {
                       (2, 2, 'ci', 'kw_bbbbbbbbbbbbbbbb', x'01', 'abcd', 'read', '2026-01-01 00:00:00');",
         )
         .expect("two accounts with a token each");
-        conn
+        DbConnection::Sqlite(conn)
     }
 
     fn day(d: &str) -> NaiveDate {

@@ -3,6 +3,8 @@
 use chrono::NaiveDateTime;
 use diesel::prelude::*;
 
+use super::DbConnection;
+
 use super::schema::users;
 use super::tx::Tx;
 use crate::domain::{Email, SessionId, UserId};
@@ -45,7 +47,7 @@ struct NewUser<'a> {
     created_at: NaiveDateTime,
 }
 
-pub fn find_by_email(conn: &mut SqliteConnection, email: &Email) -> Result<Option<User>, AppError> {
+pub fn find_by_email(conn: &mut DbConnection, email: &Email) -> Result<Option<User>, AppError> {
     Ok(users::table
         .filter(users::email.eq(email.as_str()))
         .select(User::as_select())
@@ -53,7 +55,7 @@ pub fn find_by_email(conn: &mut SqliteConnection, email: &Email) -> Result<Optio
         .optional()?)
 }
 
-pub fn find(conn: &mut SqliteConnection, id: UserId) -> Result<User, AppError> {
+pub fn find(conn: &mut DbConnection, id: UserId) -> Result<User, AppError> {
     Ok(users::table
         .find(id.0)
         .select(User::as_select())
@@ -62,7 +64,7 @@ pub fn find(conn: &mut SqliteConnection, id: UserId) -> Result<User, AppError> {
 
 /// Inserts a user; an email already in use is a clear 422, not a constraint error.
 pub fn create(
-    conn: &mut SqliteConnection,
+    conn: &mut DbConnection,
     email: &Email,
     password_hash: &str,
     operator: bool,
@@ -74,7 +76,7 @@ pub fn create(
             operator,
             created_at: super::now(),
         })
-        .returning(User::as_returning())
+        .returning(super::columns_of::<User>())
         .get_result(conn)
         .map_err(|e| match e {
             diesel::result::Error::DatabaseError(
@@ -87,7 +89,7 @@ pub fn create(
         })
 }
 
-pub fn set_operator(conn: &mut SqliteConnection, id: UserId) -> Result<(), AppError> {
+pub fn set_operator(conn: &mut DbConnection, id: UserId) -> Result<(), AppError> {
     diesel::update(users::table.find(id.0))
         .set(users::operator.eq(true))
         .execute(conn)?;
@@ -119,7 +121,7 @@ pub fn change_password(
     super::sessions::delete_others(tx.conn, id, keep)
 }
 
-pub fn record_login(conn: &mut SqliteConnection, id: UserId) -> Result<(), AppError> {
+pub fn record_login(conn: &mut DbConnection, id: UserId) -> Result<(), AppError> {
     diesel::update(users::table.find(id.0))
         .set(users::last_login_at.eq(super::now()))
         .execute(conn)?;

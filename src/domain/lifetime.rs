@@ -171,15 +171,23 @@ where
     }
 }
 
-impl diesel::serialize::ToSql<diesel::sql_types::Integer, diesel::sqlite::Sqlite>
-    for LifetimeLimit
+impl<DB> diesel::serialize::ToSql<diesel::sql_types::Integer, DB> for LifetimeLimit
+where
+    DB: diesel::backend::Backend,
+    i32: diesel::serialize::ToSql<diesel::sql_types::Integer, DB>,
 {
     fn to_sql<'b>(
         &'b self,
-        out: &mut diesel::serialize::Output<'b, '_, diesel::sqlite::Sqlite>,
+        out: &mut diesel::serialize::Output<'b, '_, DB>,
     ) -> diesel::serialize::Result {
-        out.set_value(self.days());
-        Ok(diesel::serialize::IsNull::No)
+        // `to_sql` borrows the value for as long as the query lives: lend a constant.
+        let days: &'static i32 = match self {
+            LifetimeLimit::Days7 => &7,
+            LifetimeLimit::Days30 => &30,
+            LifetimeLimit::Days90 => &90,
+            LifetimeLimit::Days365 => &365,
+        };
+        days.to_sql(out)
     }
 }
 

@@ -8,7 +8,9 @@ use diesel::sql_types::Integer;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, diesel::AsExpression, diesel::FromSqlRow)]
 #[diesel(sql_type = Integer)]
-pub struct RateLimit(NonZeroU32);
+// Kept as the `i32` the column holds (always 1..=MAX), so `ToSql` can lend it to any
+// backend; `per_minute` gives it back as the non-zero count it is.
+pub struct RateLimit(i32);
 
 impl RateLimit {
     /// High enough that one server can't reach it (it answers well under a million
@@ -19,10 +21,12 @@ impl RateLimit {
     pub const RULE: &'static str = "A rate limit is a whole number of requests per minute, from 1 to 100000000, or empty for no limit.";
 
     pub fn new(per_minute: u32) -> Result<Self, String> {
-        NonZeroU32::new(per_minute)
-            .filter(|n| n.get() <= Self::MAX)
-            .map(Self)
-            .ok_or_else(|| Self::RULE.to_string())
+        if (1..=Self::MAX).contains(&per_minute) {
+            // MAX fits in an i32, so this never truncates.
+            Ok(Self(per_minute as i32))
+        } else {
+            Err(Self::RULE.to_string())
+        }
     }
 
     /// A form field: empty (or blank) is no limit.
@@ -40,7 +44,8 @@ impl RateLimit {
     }
 
     pub fn per_minute(self) -> NonZeroU32 {
-        self.0
+        // `new` only makes values from 1 to MAX.
+        NonZeroU32::new(self.0.unsigned_abs()).unwrap_or(NonZeroU32::MIN)
     }
 }
 
@@ -64,14 +69,16 @@ where
     }
 }
 
-impl diesel::serialize::ToSql<Integer, diesel::sqlite::Sqlite> for RateLimit {
+impl<DB> diesel::serialize::ToSql<Integer, DB> for RateLimit
+where
+    DB: diesel::backend::Backend,
+    i32: diesel::serialize::ToSql<Integer, DB>,
+{
     fn to_sql<'b>(
         &'b self,
-        out: &mut diesel::serialize::Output<'b, '_, diesel::sqlite::Sqlite>,
+        out: &mut diesel::serialize::Output<'b, '_, DB>,
     ) -> diesel::serialize::Result {
-        // MAX fits in an i32, so this never truncates.
-        out.set_value(self.0.get() as i32);
-        Ok(diesel::serialize::IsNull::No)
+        self.0.to_sql(out)
     }
 }
 

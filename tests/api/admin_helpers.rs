@@ -3,7 +3,7 @@
 //! log as rows, and the API's answer while an account is suspended.
 
 use diesel::connection::SimpleConnection;
-use diesel::{Connection, SqliteConnection};
+use keyward::db::DbConnection;
 use reqwest::{Response, StatusCode};
 
 use crate::dashboard_helpers::{Browser, PASSWORD, Page, unescape};
@@ -93,17 +93,20 @@ pub async fn join(inviter: &Browser, email: &str, role: &str) -> Browser {
     browser
 }
 
+/// A connection of the test's own to the server's store (SQLite or PostgreSQL), set up as
+/// the server's are (SQLite's busy timeout, so it waits its turn).
+fn open(database: &str) -> DbConnection {
+    keyward::db::open(database)
+        .unwrap_or_else(|e| panic!("open the test database {database}: {e:#}"))
+}
+
 /// Makes every invitation of the server's database a week overdue, as time would.
 pub async fn expire_invitations(app: &TestApp) {
     let path = app.db.path.clone();
     tokio::task::spawn_blocking(move || {
-        let mut conn = SqliteConnection::establish(&path)
-            .unwrap_or_else(|e| panic!("open the test database {path}: {e}"));
-        conn.batch_execute(
-            "PRAGMA busy_timeout = 5000; \
-             UPDATE invitations SET expires_at = '2000-01-01 00:00:00';",
-        )
-        .unwrap_or_else(|e| panic!("expire the invitations: {e}"));
+        open(&path)
+            .batch_execute("UPDATE invitations SET expires_at = '2000-01-01 00:00:00';")
+            .unwrap_or_else(|e| panic!("expire the invitations: {e}"));
     })
     .await
     .expect("expiring invitations should not panic");
@@ -334,11 +337,7 @@ pub async fn count_rows(app: &TestApp, count_query: &str) -> i64 {
     let path = app.db.path.clone();
     let query = count_query.replacen("COUNT(*)", "COUNT(*) AS n", 1);
     tokio::task::spawn_blocking(move || {
-        let mut conn = SqliteConnection::establish(&path)
-            .unwrap_or_else(|e| panic!("open the test database {path}: {e}"));
-        conn.batch_execute("PRAGMA busy_timeout = 5000;")
-            .expect("set a busy timeout");
-        diesel::RunQueryDsl::get_result::<Count>(diesel::sql_query(&query), &mut conn)
+        diesel::RunQueryDsl::get_result::<Count>(diesel::sql_query(&query), &mut open(&path))
             .unwrap_or_else(|e| panic!("{query}: {e}"))
             .n
     })
@@ -349,11 +348,10 @@ pub async fn count_rows(app: &TestApp, count_query: &str) -> i64 {
 /// Runs SQL on the server's database behind its back, as a bad migration or a hand edit would.
 pub async fn execute_sql(app: &TestApp, sql: &str) {
     let path = app.db.path.clone();
-    let sql = format!("PRAGMA busy_timeout = 5000; {sql}");
+    let sql = sql.to_string();
     tokio::task::spawn_blocking(move || {
-        let mut conn = SqliteConnection::establish(&path)
-            .unwrap_or_else(|e| panic!("open the test database {path}: {e}"));
-        conn.batch_execute(&sql)
+        open(&path)
+            .batch_execute(&sql)
             .unwrap_or_else(|e| panic!("{sql}: {e}"));
     })
     .await

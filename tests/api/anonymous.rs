@@ -5,10 +5,10 @@
 
 use std::collections::BTreeMap;
 
-use diesel::connection::SimpleConnection;
 use diesel::sql_types::{BigInt, Text};
-use diesel::{Connection, QueryableByName, RunQueryDsl, SqliteConnection};
+use diesel::{QueryableByName, RunQueryDsl};
 use futures_util::StreamExt;
+use keyward::db::DbConnection;
 use reqwest::StatusCode;
 use reqwest::header::{COOKIE, LOCATION};
 use reqwest::redirect::Policy;
@@ -44,44 +44,80 @@ struct DataVersion {
     data_version: i64,
 }
 
-/// A connection of the test's own to the server's database file, to read it as it is.
-fn open(app: &TestApp) -> SqliteConnection {
-    let mut conn = SqliteConnection::establish(&app.db.path)
-        .unwrap_or_else(|e| panic!("open the test database {}: {e}", app.db.path));
-    conn.batch_execute("PRAGMA busy_timeout = 5000;")
-        .expect("set a busy timeout");
-    conn
+#[derive(QueryableByName)]
+struct Digest {
+    #[diesel(sql_type = Text)]
+    digest: String,
+}
+
+/// A connection of the test's own to the server's store, to read it as it is.
+fn open(app: &TestApp) -> DbConnection {
+    app.db.connect()
 }
 
 /// The number of rows in every table of the database, by table.
-fn row_counts(conn: &mut SqliteConnection) -> BTreeMap<String, i64> {
-    let tables: Vec<TableName> =
-        diesel::sql_query("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name")
-            .load(conn)
-            .expect("list the tables");
+fn row_counts(conn: &mut DbConnection) -> BTreeMap<String, i64> {
+    let tables = table_names(conn);
     assert!(
-        tables.iter().any(|t| t.name == "sessions"),
+        tables.iter().any(|t| t == "sessions"),
         "the database should have a sessions table"
     );
     tables
         .into_iter()
         .map(|table| {
-            let count: Count =
-                diesel::sql_query(format!("SELECT count(*) AS n FROM \"{}\"", table.name))
-                    .get_result(conn)
-                    .unwrap_or_else(|e| panic!("count the rows of {}: {e}", table.name));
-            (table.name, count.n)
+            let count: Count = diesel::sql_query(format!("SELECT count(*) AS n FROM \"{table}\""))
+                .get_result(conn)
+                .unwrap_or_else(|e| panic!("count the rows of {table}: {e}"));
+            (table, count.n)
         })
         .collect()
 }
 
-/// SQLite's `data_version`: it changes, for this connection, whenever another connection
-/// commits a change to the file. Unlike row counts, it also sees an update in place.
-fn data_version(conn: &mut SqliteConnection) -> i64 {
-    diesel::sql_query("PRAGMA data_version")
-        .get_result::<DataVersion>(conn)
-        .expect("read data_version")
-        .data_version
+fn table_names(conn: &mut DbConnection) -> Vec<String> {
+    let query = match conn {
+        DbConnection::Sqlite(_) => {
+            "SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name"
+        }
+        DbConnection::Postgres(_) => {
+            "SELECT table_name::text AS name FROM information_schema.tables \
+             WHERE table_schema = 'public' AND table_type = 'BASE TABLE' ORDER BY 1"
+        }
+    };
+    diesel::sql_query(query)
+        .load::<TableName>(conn)
+        .expect("list the tables")
+        .into_iter()
+        .map(|t| t.name)
+        .collect()
+}
+
+/// Something that changes whenever anyone commits a change to the store, an update in
+/// place included, which row counts would miss. SQLite's `data_version` does exactly that,
+/// for this connection. PostgreSQL has no per-database equivalent (its transaction ids
+/// are shared by every test's database on the server), so there it is a digest of every
+/// row of every table.
+fn data_version(conn: &mut DbConnection) -> String {
+    if let DbConnection::Sqlite(sqlite) = conn {
+        return diesel::sql_query("PRAGMA data_version")
+            .get_result::<DataVersion>(sqlite)
+            .expect("read data_version")
+            .data_version
+            .to_string();
+    }
+    table_names(conn)
+        .into_iter()
+        .map(|table| {
+            let query = format!(
+                "SELECT md5(coalesce(string_agg(t::text, '|' ORDER BY t::text), '')) AS digest \
+                 FROM \"{table}\" t"
+            );
+            let digest: Digest = diesel::sql_query(query)
+                .get_result(conn)
+                .unwrap_or_else(|e| panic!("digest the rows of {table}: {e}"));
+            format!("{table}:{}", digest.digest)
+        })
+        .collect::<Vec<_>>()
+        .join(",")
 }
 
 fn session_rows(app: &TestApp) -> i64 {

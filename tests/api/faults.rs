@@ -105,6 +105,7 @@ async fn create_cluster(app: &TestApp, token: &crate::helpers::Token) -> reqwest
 
 #[tokio::test]
 async fn with_the_disk_full_every_change_is_refused_and_nothing_is_lost_then_all_work_again() {
+    crate::sqlite_only!("the full disk is simulated through SQLite's max_page_count");
     let app = crate::helpers::spawn_app().await;
     let owner = signed_up(&app.address, "Full Disk Co").await;
     let kept = owner.create_token("kept").await;

@@ -1,5 +1,6 @@
 //! Keyward's API as its clients see it. One module per route group; every test starts its own
-//! server on its own SQLite file, acts as a client would, and asserts on what comes back.
+//! server on its own store (a SQLite file; or a PostgreSQL database of its own when
+//! `KEYWARD_TEST_POSTGRES_URL` is set), acts as a client would, and asserts on what comes back.
 
 mod admin_helpers;
 mod dashboard_helpers;
@@ -10,6 +11,7 @@ mod account_password;
 mod account_sessions;
 mod anonymous;
 mod auth_header;
+mod backup;
 mod bonsai_contract;
 mod cli;
 mod clusters;
@@ -27,7 +29,9 @@ mod logs;
 mod origins;
 mod persistence;
 mod plans;
+mod postgres;
 mod rate_limit;
+mod readyz;
 mod revocation;
 mod revocation_scale;
 mod roll;

@@ -8,6 +8,7 @@ use std::time::Duration;
 use diesel::connection::SimpleConnection;
 use diesel::prelude::*;
 use futures_util::stream::{self, StreamExt};
+use keyward::db::DbConnection;
 use keyward::db::invalidations::NoteKind;
 use keyward::db::schema::{cache_invalidations, memberships};
 use keyward::db::tokens::TokenRequest;
@@ -116,14 +117,18 @@ async fn removing_a_member_refuses_all_1500_of_their_cached_tokens_at_once() {
 
 /// Creates `count` tokens for the member through the write path and `db::tokens::create`,
 /// so each is written with its audit event and its log note. The connection skips the
-/// fsync per commit (`synchronous=OFF`), which only the seeding needs.
+/// flush per commit (SQLite's `synchronous=OFF`, PostgreSQL's `synchronous_commit=off`),
+/// which only the seeding needs.
 async fn seed_tokens(database: &str, member: i32, count: usize) -> Vec<Token> {
     let database = database.to_string();
     tokio::task::spawn_blocking(move || {
-        let mut conn = SqliteConnection::establish(&database)
-            .unwrap_or_else(|e| panic!("open the test database {database}: {e}"));
-        conn.batch_execute("PRAGMA busy_timeout = 5000; PRAGMA synchronous = OFF;")
-            .expect("set up the seeding connection");
+        let mut conn = keyward::db::open(&database)
+            .unwrap_or_else(|e| panic!("open the test database {database}: {e:#}"));
+        let unsynced = match &mut conn {
+            DbConnection::Sqlite(c) => c.batch_execute("PRAGMA synchronous = OFF;"),
+            DbConnection::Postgres(c) => c.batch_execute("SET synchronous_commit = off;"),
+        };
+        unsynced.expect("set up the seeding connection");
         let account: i32 = memberships::table
             .filter(memberships::user_id.eq(member))
             .select(memberships::account_id)
@@ -162,8 +167,8 @@ async fn seed_tokens(database: &str, member: i32, count: usize) -> Vec<Token> {
 async fn in_revocation_order(database: &str, tokens: Vec<Token>) -> Vec<Token> {
     let database = database.to_string();
     let order: Vec<Option<String>> = tokio::task::spawn_blocking(move || {
-        let mut conn = SqliteConnection::establish(&database)
-            .unwrap_or_else(|e| panic!("open the test database {database}: {e}"));
+        let mut conn = keyward::db::open(&database)
+            .unwrap_or_else(|e| panic!("open the test database {database}: {e:#}"));
         cache_invalidations::table
             .filter(cache_invalidations::kind.eq(NoteKind::Forget))
             .order(cache_invalidations::seq.asc())

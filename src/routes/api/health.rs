@@ -1,9 +1,43 @@
-//! `GET /healthz`: unguarded, for load balancers and for the guard's benchmark baseline.
+//! `GET /healthz` and `GET /readyz`: unguarded, for load balancers.
+//!
+//! `/healthz` says the process answers. It touches nothing, so it stays cheap enough to
+//! be the guard benchmark's baseline. `/readyz` says the instance can do its work: it asks
+//! the database for `SELECT 1` through the pool, within [`READY_TIMEOUT`], and answers a
+//! 503 envelope when it can't, so a load balancer drains an instance whose database is
+//! gone, and sends traffic back once it returns.
 
-use actix_web::HttpResponse;
+use std::time::Duration;
+
 use actix_web::http::StatusCode;
+use actix_web::{HttpResponse, web};
 use serde_json::json;
+
+use crate::db;
+use crate::error::AppError;
+use crate::state::AppState;
+
+/// Load balancers check every few seconds; an answer slower than this is a "no".
+const READY_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// What `/readyz` says when the database doesn't answer. The cause goes to the log.
+pub const NOT_READY: &str =
+    "The database can't be reached, so this instance can't serve requests right now.";
 
 pub async fn check() -> HttpResponse {
     super::ok(StatusCode::OK, json!({ "healthy": true }))
+}
+
+pub async fn ready(state: web::Data<AppState>) -> Result<HttpResponse, AppError> {
+    let pool = state.pool.clone();
+    let answered = web::block(move || db::ping(&pool, READY_TIMEOUT)).await?;
+    match answered {
+        Ok(()) => Ok(super::ok(StatusCode::OK, json!({ "ready": true }))),
+        Err(err) => {
+            tracing::warn!(error = %err, "readiness check: the database did not answer");
+            Err(AppError::Unavailable {
+                retry_after_secs: 5,
+                message: NOT_READY.into(),
+            })
+        }
+    }
 }

@@ -1,4 +1,4 @@
-//! The JSON API. Every route but `/healthz` sits behind the token guard, and every
+//! The JSON API. Every route but `/healthz` and `/readyz` sits behind the token guard, and every
 //! answer, success or error, carries `"status"`.
 
 mod access_tokens;
@@ -41,6 +41,12 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .guard(guard::Get())
             .wrap(from_fn(negotiation::json_only))
             .to(health::check),
+    )
+    .service(
+        web::resource("/readyz")
+            .guard(guard::Get())
+            .wrap(from_fn(negotiation::json_only))
+            .to(health::ready),
     )
     .service(
         web::scope("/clusters")

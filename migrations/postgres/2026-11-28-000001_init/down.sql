@@ -1,0 +1,11 @@
+DROP TABLE server_settings;
+DROP TABLE invitations;
+DROP TABLE sessions;
+DROP TABLE clusters;
+DROP TABLE cache_invalidations;
+DROP TABLE audit_events;
+DROP FUNCTION audit_events_refuse_update();
+DROP TABLE tokens;
+DROP TABLE memberships;
+DROP TABLE users;
+DROP TABLE accounts;
