@@ -348,6 +348,7 @@ async fn the_command_line_rolls_a_token_and_prints_the_new_key_and_secret() {
 
 #[tokio::test]
 async fn a_roll_on_a_full_disk_is_a_503_and_changes_nothing() {
+    crate::sqlite_only!("the full disk is simulated through SQLite's max_page_count");
     let app = spawn_app().await;
     let owner = signed_up(&app.address, "Full Disk Roll").await;
     let token = owner.create_token("ci").await;

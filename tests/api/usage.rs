@@ -357,6 +357,7 @@ async fn another_accounts_token_page_shows_nothing_of_its_use() {
 
 #[tokio::test]
 async fn counts_a_full_disk_refused_are_written_once_it_has_room_and_none_twice() {
+    crate::sqlite_only!("the full disk is simulated through SQLite's max_page_count");
     use keyward::db::simulated_full_disk;
 
     // Only this story flushes: the background loop would race it for the batch.
