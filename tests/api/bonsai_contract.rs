@@ -58,6 +58,16 @@ impl BonsaiClient<'_> {
         assert_eq!(content_type, JSON_CONTENT_TYPE, "{call}");
         serde_json::from_str(&text).unwrap_or_else(|e| panic!("{call}: not JSON ({e}): {text}"))
     }
+
+    /// A `GET` with no body, as [`call`](Self::call) checks it.
+    async fn get(&self, path: &str, status: StatusCode) -> Value {
+        self.call(Method::GET, path, None, status).await
+    }
+
+    /// A `DELETE` with no body, as [`call`](Self::call) checks it.
+    async fn delete(&self, path: &str, status: StatusCode) -> Value {
+        self.call(Method::DELETE, path, None, status).await
+    }
 }
 
 async fn client(name: &str) -> (TestApp, Token) {
@@ -209,9 +219,7 @@ async fn cluster_all_lists_clusters_the_client_can_decode() {
     let bonsai = BonsaiClient { app: &app, token };
     let slug = create(&bonsai, "DCEK Group, LLC search").await;
 
-    let body = bonsai
-        .call(Method::GET, "/clusters", None, StatusCode::OK)
-        .await;
+    let body = bonsai.get("/clusters", StatusCode::OK).await;
 
     assert_shape(
         &body,
@@ -260,12 +268,7 @@ async fn cluster_get_by_slug_answers_one_cluster() {
     let slug = create(&bonsai, "Lookup").await;
 
     let body = bonsai
-        .call(
-            Method::GET,
-            &format!("/clusters/{slug}"),
-            None,
-            StatusCode::OK,
-        )
+        .get(&format!("/clusters/{slug}"), StatusCode::OK)
         .await;
 
     assert_shape(&body, &json!({"cluster": cluster_shape(), "status": "int"}));
@@ -279,12 +282,7 @@ async fn cluster_get_of_an_unknown_slug_is_the_404_terraform_polls_for() {
     let bonsai = BonsaiClient { app: &app, token };
 
     let body = bonsai
-        .call(
-            Method::GET,
-            "/clusters/doesnotexist-1234",
-            None,
-            StatusCode::NOT_FOUND,
-        )
+        .get("/clusters/doesnotexist-1234", StatusCode::NOT_FOUND)
         .await;
 
     assert_shape(&body, &json!({"errors": ["string"], "status": "int"}));
@@ -353,12 +351,7 @@ async fn cluster_create_is_accepted_with_access_shown_once() {
 
     // The credentials are shown once: reading the cluster shows no password.
     let shown = bonsai
-        .call(
-            Method::GET,
-            &format!("/clusters/{slug}"),
-            None,
-            StatusCode::OK,
-        )
+        .get(&format!("/clusters/{slug}"), StatusCode::OK)
         .await;
     assert!(!shown.to_string().contains(pass), "{shown}");
 }
@@ -379,12 +372,7 @@ async fn cluster_create_with_only_a_name_takes_the_defaults() {
     let slug = created["access"]["host"].as_str().expect("a slug");
 
     let shown = bonsai
-        .call(
-            Method::GET,
-            &format!("/clusters/{slug}"),
-            None,
-            StatusCode::OK,
-        )
+        .get(&format!("/clusters/{slug}"), StatusCode::OK)
         .await;
     let plan = bonsai
         .call(
@@ -432,9 +420,7 @@ async fn cluster_create_with_unknown_catalogue_names_gets_bonsais_sentences() {
             "status": 422,
         })
     );
-    let list = bonsai
-        .call(Method::GET, "/clusters", None, StatusCode::OK)
-        .await;
+    let list = bonsai.get("/clusters", StatusCode::OK).await;
     assert_eq!(list["clusters"], json!([]), "nothing was created");
 }
 
@@ -464,12 +450,7 @@ async fn cluster_update_is_accepted_with_the_message_terraform_matches() {
     );
     // Terraform then polls until the state is not UPDATING PLAN and the name is new.
     let shown = bonsai
-        .call(
-            Method::GET,
-            &format!("/clusters/{slug}"),
-            None,
-            StatusCode::OK,
-        )
+        .get(&format!("/clusters/{slug}"), StatusCode::OK)
         .await;
     assert_eq!(shown["cluster"]["name"], "After");
     assert_eq!(shown["cluster"]["plan"]["slug"], "standard");
@@ -483,12 +464,7 @@ async fn cluster_destroy_is_accepted_and_then_the_cluster_is_a_404() {
     let slug = create(&bonsai, "Doomed").await;
 
     let body = bonsai
-        .call(
-            Method::DELETE,
-            &format!("/clusters/{slug}"),
-            None,
-            StatusCode::ACCEPTED,
-        )
+        .delete(&format!("/clusters/{slug}"), StatusCode::ACCEPTED)
         .await;
 
     assert_shape(
@@ -497,89 +473,74 @@ async fn cluster_destroy_is_accepted_and_then_the_cluster_is_a_404() {
     );
     assert_eq!(body["message"], "Your cluster is being deprovisioned.");
     bonsai
-        .call(
-            Method::GET,
-            &format!("/clusters/{slug}"),
-            None,
-            StatusCode::NOT_FOUND,
-        )
+        .get(&format!("/clusters/{slug}"), StatusCode::NOT_FOUND)
         .await;
+}
+
+/// A catalogue the client reads two ways (`Plan.All`/`Plan.GetBySlug`, and the same for
+/// spaces and releases): the list under `collection`, then each entry by its `id_field` at
+/// `{list_path}/{id}`, which is the bare object, equal to the list's, whose `uri` is its own.
+async fn catalogue_reads_as_the_client_does(
+    name: &str,
+    list_path: &str,
+    collection: &str,
+    id_field: &str,
+    shape: Value,
+) -> Vec<Value> {
+    let (app, token) = client(name).await;
+    let bonsai = BonsaiClient { app: &app, token };
+
+    let all = bonsai.get(list_path, StatusCode::OK).await;
+    assert_shape(&all, &json!({collection: [shape.clone()], "status": "int"}));
+
+    let entries = all[collection].as_array().expect(collection);
+    assert!(!entries.is_empty(), "{list_path} lists something");
+    for entry in entries {
+        let id = entry[id_field].as_str().expect("an id");
+        let path = format!("{list_path}/{id}");
+        let one = bonsai.get(&path, StatusCode::OK).await;
+        assert_shape(&one, &shape);
+        assert_eq!(&one, entry, "a bare entry, the same as in the list");
+        assert_eq!(one["uri"], json!(app.url(&path)));
+    }
+    entries.clone()
 }
 
 #[tokio::test]
 async fn plan_all_and_plan_get_by_slug() {
-    let (app, token) = client("Contract Plans").await;
-    let bonsai = BonsaiClient { app: &app, token };
-
-    let all = bonsai
-        .call(Method::GET, "/plans", None, StatusCode::OK)
+    catalogue_reads_as_the_client_does("Contract Plans", "/plans", "plans", "slug", plan_shape())
         .await;
-    assert_shape(&all, &json!({"plans": [plan_shape()], "status": "int"}));
-
-    for plan in all["plans"].as_array().expect("plans") {
-        let slug = plan["slug"].as_str().expect("a slug");
-        let one = bonsai
-            .call(Method::GET, &format!("/plans/{slug}"), None, StatusCode::OK)
-            .await;
-        assert_shape(&one, &plan_shape());
-        assert_eq!(&one, plan, "a bare plan, the same as in the list");
-        assert_eq!(one["uri"], json!(app.url(&format!("/plans/{slug}"))));
-    }
 }
 
 #[tokio::test]
 async fn space_all_and_space_get_by_path_with_slashes() {
-    let (app, token) = client("Contract Spaces").await;
-    let bonsai = BonsaiClient { app: &app, token };
-
-    let all = bonsai
-        .call(Method::GET, "/spaces", None, StatusCode::OK)
-        .await;
-    assert_shape(&all, &json!({"spaces": [space_shape()], "status": "int"}));
-
-    for space in all["spaces"].as_array().expect("spaces") {
-        let path = space["path"].as_str().expect("a path");
-        assert!(path.contains('/'), "{path}");
-        let one = bonsai
-            .call(
-                Method::GET,
-                &format!("/spaces/{path}"),
-                None,
-                StatusCode::OK,
-            )
-            .await;
-        assert_shape(&one, &space_shape());
-        assert_eq!(&one, space, "a bare space, the same as in the list");
-        assert_eq!(one["uri"], json!(app.url(&format!("/spaces/{path}"))));
+    let spaces = catalogue_reads_as_the_client_does(
+        "Contract Spaces",
+        "/spaces",
+        "spaces",
+        "path",
+        space_shape(),
+    )
+    .await;
+    // A space's path has slashes (`omc/bonsai/us-east-1/common`), and so its URL has more.
+    for space in spaces {
+        assert!(
+            space["path"].as_str().is_some_and(|p| p.contains('/')),
+            "{space}"
+        );
     }
 }
 
 #[tokio::test]
 async fn release_all_and_release_get_by_slug() {
-    let (app, token) = client("Contract Releases").await;
-    let bonsai = BonsaiClient { app: &app, token };
-
-    let all = bonsai
-        .call(Method::GET, "/releases", None, StatusCode::OK)
-        .await;
-    assert_shape(
-        &all,
-        &json!({"releases": [release_shape()], "status": "int"}),
-    );
-
-    for release in all["releases"].as_array().expect("releases") {
-        let slug = release["slug"].as_str().expect("a slug");
-        let one = bonsai
-            .call(
-                Method::GET,
-                &format!("/releases/{slug}"),
-                None,
-                StatusCode::OK,
-            )
-            .await;
-        assert_shape(&one, &release_shape());
-        assert_eq!(&one, release, "a bare release, the same as in the list");
-    }
+    catalogue_reads_as_the_client_does(
+        "Contract Releases",
+        "/releases",
+        "releases",
+        "slug",
+        release_shape(),
+    )
+    .await;
 }
 
 /// `Cluster.All()`: no page on the first request, then `page=page_number+1&size=page_size`
@@ -596,7 +557,7 @@ async fn the_clients_paging_loop_collects_every_cluster_once() {
     let mut collected = Vec::new();
     let mut path = "/clusters".to_string();
     for _ in 0..100 {
-        let body = bonsai.call(Method::GET, &path, None, StatusCode::OK).await;
+        let body = bonsai.get(&path, StatusCode::OK).await;
         for cluster in body["clusters"].as_array().expect("clusters") {
             collected.push(cluster["slug"].as_str().expect("a slug").to_string());
         }
@@ -628,12 +589,7 @@ async fn links_are_built_from_the_public_url() {
 
     let slug = create(&bonsai, "Linked").await;
     let shown = bonsai
-        .call(
-            Method::GET,
-            &format!("/clusters/{slug}"),
-            None,
-            StatusCode::OK,
-        )
+        .get(&format!("/clusters/{slug}"), StatusCode::OK)
         .await;
 
     assert_eq!(

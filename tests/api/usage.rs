@@ -61,6 +61,11 @@ async fn call(
         .status()
 }
 
+/// `GET /plans`, which every token may call: one counted use.
+async fn get_plans(app: &TestApp, key: &str, secret: &str) -> StatusCode {
+    call(app, reqwest::Method::GET, "/plans", key, secret).await
+}
+
 async fn read_only_token(browser: &Browser, name: &str) -> (i32, Token) {
     let form = browser.token_form().await;
     let page = browser.submit_token(&form, name, &["read"], "").await;
@@ -76,26 +81,12 @@ async fn a_tokens_page_charts_todays_calls_and_what_was_refused() {
     let other = owner.create_token("other").await.token;
 
     for _ in 0..3 {
-        let status = call(
-            &app,
-            reqwest::Method::GET,
-            "/plans",
-            &token.key,
-            &token.secret,
-        )
-        .await;
+        let status = get_plans(&app, &token.key, &token.secret).await;
         assert_eq!(status, StatusCode::OK);
     }
     // The right key with another token's (well-formed) secret: a wrong secret.
     for _ in 0..2 {
-        let status = call(
-            &app,
-            reqwest::Method::GET,
-            "/plans",
-            &token.key,
-            &other.secret,
-        )
-        .await;
+        let status = get_plans(&app, &token.key, &other.secret).await;
         assert_eq!(status, StatusCode::UNAUTHORIZED);
     }
     // A read-only token may not create a cluster: a 403.
@@ -147,40 +138,12 @@ async fn counts_from_two_flushes_add_up_and_unknown_keys_count_for_no_one() {
     let created = owner.create_token("ci").await;
     let token = created.token;
 
-    call(
-        &app,
-        reqwest::Method::GET,
-        "/plans",
-        &token.key,
-        &token.secret,
-    )
-    .await;
+    get_plans(&app, &token.key, &token.secret).await;
     flush(&app).await;
-    call(
-        &app,
-        reqwest::Method::GET,
-        "/plans",
-        &token.key,
-        &token.secret,
-    )
-    .await;
-    call(
-        &app,
-        reqwest::Method::GET,
-        "/plans",
-        &token.key,
-        &token.secret,
-    )
-    .await;
+    get_plans(&app, &token.key, &token.secret).await;
+    get_plans(&app, &token.key, &token.secret).await;
     // A key no token has, with a real secret: nobody's history.
-    call(
-        &app,
-        reqwest::Method::GET,
-        "/plans",
-        "kw_Zq8UnknownKey000",
-        &token.secret,
-    )
-    .await;
+    get_plans(&app, "kw_Zq8UnknownKey000", &token.secret).await;
     flush(&app).await;
 
     let page = owner.get(&format!("/tokens/{}", created.id)).await;
@@ -291,24 +254,10 @@ async fn admins_see_the_accounts_chart_and_members_see_their_own_tokens_calls() 
     let mine = owner.create_token("owner's").await.token;
     let theirs = member.create_token("member's").await.token;
     for _ in 0..4 {
-        call(
-            &app,
-            reqwest::Method::GET,
-            "/plans",
-            &mine.key,
-            &mine.secret,
-        )
-        .await;
+        get_plans(&app, &mine.key, &mine.secret).await;
     }
     for _ in 0..2 {
-        call(
-            &app,
-            reqwest::Method::GET,
-            "/plans",
-            &theirs.key,
-            &theirs.secret,
-        )
-        .await;
+        get_plans(&app, &theirs.key, &theirs.secret).await;
     }
     flush(&app).await;
 
@@ -339,14 +288,7 @@ async fn another_accounts_token_page_shows_nothing_of_its_use() {
     let app = spawn_app().await;
     let owner = signed_up(&app.address, "Private Inc").await;
     let created = owner.create_token("private").await;
-    call(
-        &app,
-        reqwest::Method::GET,
-        "/plans",
-        &created.token.key,
-        &created.token.secret,
-    )
-    .await;
+    get_plans(&app, &created.token.key, &created.token.secret).await;
     flush(&app).await;
 
     let stranger = signed_up(&app.address, "Stranger Inc").await;
@@ -367,27 +309,13 @@ async fn counts_a_full_disk_refused_are_written_once_it_has_room_and_none_twice(
     let created = owner.create_token("ci").await;
     let token = &created.token;
     for _ in 0..2 {
-        call(
-            &app,
-            reqwest::Method::GET,
-            "/plans",
-            &token.key,
-            &token.secret,
-        )
-        .await;
+        get_plans(&app, &token.key, &token.secret).await;
     }
 
     simulated_full_disk::fill(&app.db.path).expect("the test database exists");
     let refused = try_flush(&app).await;
     // The API doesn't notice: it never writes.
-    let status = call(
-        &app,
-        reqwest::Method::GET,
-        "/plans",
-        &token.key,
-        &token.secret,
-    )
-    .await;
+    let status = get_plans(&app, &token.key, &token.secret).await;
     assert_eq!(status, StatusCode::OK);
     simulated_full_disk::free(&app.db.path).expect("the test database exists");
     assert!(refused.is_err(), "a full disk refuses the batch");
