@@ -9,8 +9,7 @@ use serde::Deserialize;
 
 use super::session::{CsrfForm, SignedIn};
 use super::view::{
-    Flash, HtmlError, Layout, TokenRow, page_method_not_allowed, redirect, render,
-    render_with_status,
+    Choice, Flash, HtmlError, Layout, TokenRow, get_only, redirect, render, render_with_status,
 };
 use crate::db;
 use crate::domain::LifetimeLimit;
@@ -21,18 +20,7 @@ use crate::state::AppState;
 pub const PATH: &str = "/account/token-lifetime";
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.service(
-        web::resource(PATH)
-            .route(web::get().to(show))
-            .route(web::post().to(set))
-            .default_service(web::to(page_method_not_allowed)),
-    );
-}
-
-pub struct LimitChoice {
-    pub value: String,
-    pub label: String,
-    pub selected: bool,
+    cfg.service(get_only(PATH, show).route(web::post().to(set)));
 }
 
 #[derive(Template)]
@@ -42,7 +30,7 @@ struct LifetimePage {
     current: String,
     has_limit: bool,
     can_set: bool,
-    choices: Vec<LimitChoice>,
+    choices: Vec<Choice>,
     outliving: Vec<TokenRow>,
     errors: Vec<String>,
 }
@@ -71,7 +59,7 @@ async fn page(
     .await?;
     let choices = std::iter::once(None)
         .chain(LifetimeLimit::ALL.into_iter().map(Some))
-        .map(|choice| LimitChoice {
+        .map(|choice| Choice {
             value: choice.map_or_else(|| "none".to_string(), |l| l.days().to_string()),
             label: choice.map_or_else(|| "No limit".to_string(), |l| l.to_string()),
             selected: choice == limit,

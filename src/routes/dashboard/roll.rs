@@ -9,7 +9,7 @@ use serde::Deserialize;
 use super::session::{CsrfForm, SignedIn};
 use super::token_pages::{curl_line, token_id, visible_token};
 use super::view::{
-    HtmlError, Layout, TimeView, TokenRow, page_method_not_allowed, post_only, redirect, render,
+    Choice, HtmlError, Layout, TimeView, TokenRow, get_only, post_only, redirect, render,
     render_with_status,
 };
 use crate::db::{self, tokens::Status, tokens::TokenView};
@@ -18,18 +18,8 @@ use crate::error::AppError;
 use crate::state::AppState;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.service(
-        web::resource("/tokens/{id}/confirm-roll")
-            .route(web::get().to(confirm))
-            .default_service(web::to(page_method_not_allowed)),
-    )
-    .service(post_only("/tokens/{id}/roll", roll));
-}
-
-pub struct GraceChoice {
-    pub value: &'static str,
-    pub label: &'static str,
-    pub selected: bool,
+    cfg.service(get_only("/tokens/{id}/confirm-roll", confirm))
+        .service(post_only("/tokens/{id}/roll", roll));
 }
 
 #[derive(Template)]
@@ -37,7 +27,7 @@ pub struct GraceChoice {
 struct ConfirmPage {
     layout: Layout,
     token: TokenRow,
-    graces: Vec<GraceChoice>,
+    graces: Vec<Choice>,
     lifetime_note: String,
     errors: Vec<String>,
 }
@@ -73,9 +63,9 @@ fn confirm_page(
         token: TokenRow::from(view),
         graces: Grace::ALL
             .into_iter()
-            .map(|g| GraceChoice {
-                value: g.as_str(),
-                label: g.label(),
+            .map(|g| Choice {
+                value: g.as_str().to_string(),
+                label: g.label().to_string(),
                 selected: g == chosen,
             })
             .collect(),

@@ -9,8 +9,8 @@ use super::session::{CsrfForm, SignedIn};
 use super::token_pages::{curl_line, token_id, visible_token};
 use super::usage_view::{self, TokenUsageView};
 use super::view::{
-    EventRow, Flash, HtmlError, Layout, TimeView, TokenRow, get_only, page_method_not_allowed,
-    post_only, redirect, render, render_with_status,
+    Choice, EventRow, Flash, HtmlError, Layout, TimeView, TokenRow, get_only,
+    page_method_not_allowed, post_only, redirect, render, render_with_status,
 };
 use crate::charts::BarChart;
 use crate::db::{self, tokens::FromForm, tokens::Status, tokens::TokenFilter};
@@ -148,12 +148,6 @@ async fn list(
 /// The new-token form's one-use nonce: how many base62 characters it has.
 const NONCE_LEN: usize = 24;
 
-struct ExpiryChoice {
-    pub days: &'static str,
-    pub label: &'static str,
-    pub selected: bool,
-}
-
 #[derive(Template)]
 #[template(path = "tokens/new.html")]
 struct NewPage {
@@ -164,7 +158,7 @@ struct NewPage {
     read: bool,
     write: bool,
     tokens: bool,
-    expiries: Vec<ExpiryChoice>,
+    expiries: Vec<Choice>,
     /// The account's lifetime policy, in words, when it has one.
     limit_note: Option<String>,
     rate_limit: String,
@@ -236,9 +230,9 @@ fn new_page(
         limit_note: limit.map(|l| format!("This account's tokens may live at most {l}.")),
         expiries: offered
             .into_iter()
-            .map(|(days, label)| ExpiryChoice {
-                days,
-                label,
+            .map(|(days, label)| Choice {
+                value: days.to_string(),
+                label: label.to_string(),
                 selected: days == chosen,
             })
             .collect(),

@@ -274,9 +274,7 @@ where
     Args: actix_web::FromRequest + 'static,
     F::Output: actix_web::Responder + 'static,
 {
-    web::resource(path.to_string())
-        .route(web::get().to(handler))
-        .default_service(web::to(page_method_not_allowed))
+    only(path, web::get().to(handler))
 }
 
 /// A resource that only accepts POST; a GET there is a 405 page, never a state change.
@@ -286,9 +284,21 @@ where
     Args: actix_web::FromRequest + 'static,
     F::Output: actix_web::Responder + 'static,
 {
+    only(path, web::post().to(handler))
+}
+
+/// A resource with one route, and the 405 page for every other method.
+fn only(path: &str, route: actix_web::Route) -> actix_web::Resource {
     web::resource(path.to_string())
-        .route(web::post().to(handler))
+        .route(route)
         .default_service(web::to(page_method_not_allowed))
+}
+
+/// One option of a form's choice (a radio button or a select), and whether it is chosen.
+pub struct Choice {
+    pub value: String,
+    pub label: String,
+    pub selected: bool,
 }
 
 /// The 405 page, for a resource's methods that no route claims.
