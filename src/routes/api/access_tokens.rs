@@ -12,7 +12,7 @@ use crate::auth::guard::ApiCaller;
 use crate::db::tokens::{TokenRequest, TokenView};
 use crate::db::tx::Principal;
 use crate::db::{self};
-use crate::domain::{RateLimit, Reason, Scope, Scopes, TokenKey, TokenName};
+use crate::domain::{Grace, RateLimit, Reason, Scope, Scopes, TokenKey, TokenName};
 use crate::error::AppError;
 use crate::policy::{self, Action};
 use crate::state::AppState;
@@ -237,19 +237,13 @@ pub async fn create(
     };
     let mut described = describe(&view);
     described["secret"] = secret.expose().into();
-    let mut response = super::ok(
+    Ok(with_secret(super::ok(
         StatusCode::CREATED,
         json!({
             "access_token": described,
             "message": "Store the secret now: it will not be shown again.",
         }),
-    );
-    // The one answer that holds a secret: no cache keeps it.
-    response.headers_mut().insert(
-        CACHE_CONTROL,
-        actix_web::http::header::HeaderValue::from_static("no-store"),
-    );
-    Ok(response)
+    )))
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -291,6 +285,72 @@ pub async fn revoke(
         StatusCode::OK,
         json!({ "access_token": describe(&view) }),
     ))
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RollInput {
+    grace: Option<Value>,
+}
+
+/// The grace period a roll's body asks for, or a 422 naming the allowed values.
+fn check_grace(input: RollInput) -> Result<Grace, AppError> {
+    match input.grace {
+        Some(Value::String(raw)) => Grace::parse(&raw),
+        _ => Err(Grace::CHOICES.to_string()),
+    }
+    .map_err(|e| AppError::invalid(format!("'grace': {e}")))
+}
+
+/// Rolls one of the account's tokens: a successor with a new key and secret, shown this
+/// once, and the old token's expiry brought to the end of the grace period.
+pub async fn roll(
+    caller: ApiCaller,
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    key: web::Path<String>,
+    body: web::Bytes,
+) -> Result<HttpResponse, AppError> {
+    caller.require(Scope::Tokens)?;
+    let key = path_key(&key)?;
+    let grace = check_grace(super::parse_json(&body)?)?;
+    let period = state.config.grace_period(grace);
+    let who = principal(&caller, &req)?;
+    let account = caller.account();
+    let rolled = state
+        .write(who, Some(account), move |tx| {
+            db::tokens::roll_by_token(tx, &key, period)
+        })
+        .showing_once()
+        .await?;
+    let mut successor = describe(&TokenView {
+        token: rolled.new,
+        creator_email: None,
+        revoker_email: None,
+    });
+    successor["secret"] = rolled.secret.expose().into();
+    let old = describe(&TokenView {
+        token: rolled.old,
+        creator_email: None,
+        revoker_email: None,
+    });
+    Ok(with_secret(super::ok(
+        StatusCode::CREATED,
+        json!({
+            "access_token": successor,
+            "rolled_from": old,
+            "message": "Store the secret now: it will not be shown again. The old secret works until the old token's expires_at.",
+        }),
+    )))
+}
+
+/// An answer that holds a secret: no cache keeps it.
+fn with_secret(mut response: HttpResponse) -> HttpResponse {
+    response.headers_mut().insert(
+        CACHE_CONTROL,
+        actix_web::http::header::HeaderValue::from_static("no-store"),
+    );
+    response
 }
 
 #[cfg(test)]

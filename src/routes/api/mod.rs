@@ -110,6 +110,11 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                     .route(web::delete().to(access_tokens::revoke))
                     .default_service(web::to(method_not_allowed)),
             )
+            .service(
+                web::resource("/{key}/roll")
+                    .route(web::post().to(access_tokens::roll))
+                    .default_service(web::to(method_not_allowed)),
+            )
             .default_service(web::to(not_found)),
     )
     // Forward auth: the guard's own check, answered to a proxy. No content negotiation:
