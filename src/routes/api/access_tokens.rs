@@ -57,6 +57,23 @@ fn describe(view: &TokenView) -> Value {
     })
 }
 
+#[utoipa::path(
+    get,
+    path = "/access-tokens",
+    tag = "tokens",
+    security(("basic" = [])),
+    params(
+        ("page" = Option<i64>, Query, minimum = 1, description = "The page, from 1"),
+        ("size" = Option<i64>, Query, minimum = 1, maximum = 100, description = "Entries a page, 20 unless given"),
+    ),
+    responses(
+        (status = 200, description = "A page of the tokens the caller may see", body = super::openapi::AccessTokenList),
+        (status = 401, response = super::openapi::Unauthorized),
+        (status = 403, response = super::openapi::Forbidden),
+        (status = 422, response = super::openapi::Unprocessable),
+        (status = 429, response = super::openapi::TooManyRequests),
+    )
+)]
 pub async fn list(
     caller: ApiCaller,
     state: web::Data<AppState>,
@@ -96,6 +113,21 @@ pub async fn list(
     ))
 }
 
+#[utoipa::path(
+    get,
+    path = "/access-tokens/{key}",
+    tag = "tokens",
+    security(("basic" = [])),
+    params(("key" = String, Path, description = "The token's key")),
+    responses(
+        (status = 200, description = "One token", body = super::openapi::AccessTokenBody),
+        (status = 401, response = super::openapi::Unauthorized),
+        (status = 403, response = super::openapi::Forbidden),
+        (status = 404, response = super::openapi::NotFound),
+        (status = 422, response = super::openapi::Unprocessable),
+        (status = 429, response = super::openapi::TooManyRequests),
+    )
+)]
 pub async fn show(
     caller: ApiCaller,
     req: HttpRequest,
@@ -127,13 +159,20 @@ pub async fn show(
     ))
 }
 
-#[derive(Debug, Deserialize)]
+/// Each field is read as any JSON value, so a wrong type gets a sentence naming it; the
+/// schema says what is accepted.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct NewTokenInput {
+    #[schema(value_type = String, required = true)]
     name: Option<Value>,
+    #[schema(value_type = Vec<String>, required = true)]
     scopes: Option<Value>,
+    /// Days from now, 1 to 3650; absent or null for a token that doesn't expire.
+    #[schema(value_type = Option<i64>, minimum = 1, maximum = 3650)]
     expires_in_days: Option<Value>,
     /// Requests per minute; absent or null for no limit.
+    #[schema(value_type = Option<u32>, minimum = 1)]
     rate_limit_per_minute: Option<Value>,
 }
 
@@ -214,6 +253,21 @@ fn check_new_token(input: NewTokenInput) -> Result<TokenRequest, AppError> {
     }
 }
 
+#[utoipa::path(
+    post,
+    path = "/access-tokens",
+    tag = "tokens",
+    security(("basic" = [])),
+    request_body = NewTokenInput,
+    responses(
+        (status = 201, description = "The new token, with its secret, shown this once", body = super::openapi::CreatedAccessToken, headers(("Cache-Control" = String, description = "no-store"))),
+        (status = 401, response = super::openapi::Unauthorized),
+        (status = 403, response = super::openapi::Forbidden),
+        (status = 422, response = super::openapi::Unprocessable),
+        (status = 429, response = super::openapi::TooManyRequests),
+        (status = 503, response = super::openapi::Unavailable),
+    )
+)]
 pub async fn create(
     caller: ApiCaller,
     req: HttpRequest,
@@ -246,12 +300,29 @@ pub async fn create(
     )))
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct RevokeInput {
     reason: Option<String>,
 }
 
+#[utoipa::path(
+    delete,
+    path = "/access-tokens/{key}",
+    tag = "tokens",
+    security(("basic" = [])),
+    params(("key" = String, Path, description = "The token's key")),
+    request_body(content = Option<RevokeInput>, description = "Optional: why"),
+    responses(
+        (status = 200, description = "The token, revoked", body = super::openapi::AccessTokenBody),
+        (status = 401, response = super::openapi::Unauthorized),
+        (status = 403, response = super::openapi::Forbidden),
+        (status = 404, response = super::openapi::NotFound),
+        (status = 422, response = super::openapi::Unprocessable),
+        (status = 429, response = super::openapi::TooManyRequests),
+        (status = 503, response = super::openapi::Unavailable),
+    )
+)]
 pub async fn revoke(
     caller: ApiCaller,
     req: HttpRequest,
@@ -287,9 +358,11 @@ pub async fn revoke(
     ))
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct RollInput {
+    /// How long the old secret keeps working.
+    #[schema(value_type = String, required = true, pattern = "^(now|1h|24h|7d)$")]
     grace: Option<Value>,
 }
 
@@ -302,6 +375,23 @@ fn check_grace(input: RollInput) -> Result<Grace, AppError> {
     .map_err(|e| AppError::invalid(format!("'grace': {e}")))
 }
 
+#[utoipa::path(
+    post,
+    path = "/access-tokens/{key}/roll",
+    tag = "tokens",
+    security(("basic" = [])),
+    params(("key" = String, Path, description = "The token's key")),
+    request_body = RollInput,
+    responses(
+        (status = 201, description = "The successor, with its secret, shown this once; and the old token with its new expiry", body = super::openapi::RolledAccessToken, headers(("Cache-Control" = String, description = "no-store"))),
+        (status = 401, response = super::openapi::Unauthorized),
+        (status = 403, response = super::openapi::Forbidden),
+        (status = 404, response = super::openapi::NotFound),
+        (status = 422, response = super::openapi::Unprocessable),
+        (status = 429, response = super::openapi::TooManyRequests),
+        (status = 503, response = super::openapi::Unavailable),
+    )
+)]
 /// Rolls one of the account's tokens: a successor with a new key and secret, shown this
 /// once, and the old token's expiry brought to the end of the grace period.
 pub async fn roll(
