@@ -16,3 +16,7 @@ pub mod startup;
 pub mod state;
 pub mod telemetry;
 pub(crate) mod timefmt;
+
+/// Every JSON route and its methods, as the router serves them and `/openapi.json` describes
+/// them: for the tests that check the two agree.
+pub use routes::api::ROUTES as API_ROUTES;

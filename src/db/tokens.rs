@@ -344,6 +344,49 @@ pub fn roll(tx: &mut Tx<'_>, id: TokenId, grace: chrono::Duration) -> Result<Rol
     Ok(Rolled { old, new, secret })
 }
 
+/// What a token is told when it asks to roll itself.
+pub const ROLL_ITSELF: &str = "A token can't roll itself: a leaked token must not be able to make a successor that outlives its revocation. Revoke it with DELETE /token, and roll it from the dashboard or the command line.";
+
+/// What a token is told when it asks to roll a token that holds `tokens`.
+pub const ROLL_TOKENS_SCOPE: &str = "This token holds the 'tokens' scope, so only the dashboard or the command line may roll it: its successor would hand that scope on.";
+
+/// [`roll`] for a calling API token, by key. Besides the rules of a roll, a token may not
+/// roll itself (a leaked token must not mint a successor that outlives its revocation),
+/// nor a token holding `tokens` (which only a person grants), nor one whose successor it
+/// couldn't have made itself (`policy::may_mint`): all read inside this write.
+pub fn roll_by_token(
+    tx: &mut Tx<'_>,
+    key: &TokenKey,
+    grace: chrono::Duration,
+) -> Result<Rolled, AppError> {
+    let caller = tx
+        .calling_token()
+        .ok_or_else(|| AppError::internal("roll_by_token needs a calling token"))?;
+    let target: Token = tokens::table
+        .filter(tokens::account_id.eq(tx.account()?.0))
+        .filter(tokens::key.eq(key.as_str()))
+        .select(Token::as_select())
+        .first(tx.conn)?;
+    tx.require(Action::ManageToken {
+        creator: target.user_id.map(UserId),
+    })?;
+    if target.token_id() == caller.id {
+        return Err(AppError::forbidden(ROLL_ITSELF));
+    }
+    if target.scopes.contains(crate::domain::Scope::Tokens) {
+        return Err(AppError::forbidden(ROLL_TOKENS_SCOPE));
+    }
+    let rolled = roll(tx, target.token_id(), grace)?;
+    // The error rolls the whole write back: no successor, no audit rows.
+    crate::policy::may_mint(&caller, rolled.new.scopes, rolled.new.expires_at).map_err(|e| {
+        AppError::forbidden(format!(
+            "This token can't roll {}: its successor would carry what this token can't hand on. {e}",
+            rolled.old.key
+        ))
+    })?;
+    Ok(rolled)
+}
+
 /// The key of one of the account's tokens; another account's is `NotFound`.
 pub fn key_in_account(
     conn: &mut DbConnection,

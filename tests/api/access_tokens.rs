@@ -429,3 +429,202 @@ async fn a_token_revoked_after_the_guard_let_it_in_makes_nothing() {
         "the revoked token did nothing: {log:?}"
     );
 }
+
+fn rolled_path(token: &Token) -> String {
+    format!("/access-tokens/{}/roll", token.key)
+}
+
+#[tokio::test]
+async fn a_managing_token_rolls_a_token_whose_old_secret_works_through_the_grace() {
+    let app = spawn_app().await;
+    let slug = app.create_account("Rolling Inc").await;
+    let manager = app.create_token(&slug, "terraform", "read,tokens").await;
+    let deploys = app.create_token(&slug, "deploys", "read").await;
+
+    let response = app
+        .post_json(&rolled_path(&deploys), &manager, &json!({"grace": "1h"}))
+        .await;
+    assert_eq!(
+        response
+            .headers()
+            .get("cache-control")
+            .map(|v| v.to_str().unwrap()),
+        Some("no-store"),
+        "the answer with a secret must not be cached"
+    );
+    let rolled = expect_json(response, StatusCode::CREATED).await;
+    let successor = token_from(&rolled);
+    assert_ne!(successor.key, deploys.key);
+    assert_eq!(rolled["access_token"]["name"], "deploys");
+    assert_eq!(rolled["access_token"]["scopes"], json!(["read"]));
+    assert_eq!(rolled["rolled_from"]["key"], deploys.key.as_str());
+    assert!(rolled["rolled_from"].get("secret").is_none(), "{rolled}");
+
+    // The old token now expires within the hour, and works until then; the new one works.
+    let old_expiry = rolled["rolled_from"]["expires_at"]
+        .as_str()
+        .expect("the old token's new expiry");
+    let old_expiry = chrono::DateTime::parse_from_rfc3339(old_expiry).expect("RFC 3339");
+    let until = old_expiry.signed_duration_since(chrono::Utc::now());
+    assert!(
+        until > chrono::Duration::minutes(55) && until <= chrono::Duration::hours(1),
+        "the grace is an hour: {until}"
+    );
+    expect_json(app.get_with_auth("/plans", &deploys).await, StatusCode::OK).await;
+    expect_json(
+        app.get_with_auth("/plans", &successor).await,
+        StatusCode::OK,
+    )
+    .await;
+
+    // Rolling it again finds the successor and names it; nothing more is made.
+    let errors = assert_error_envelope(
+        app.post_json(&rolled_path(&deploys), &manager, &json!({"grace": "now"}))
+            .await,
+        StatusCode::UNPROCESSABLE_ENTITY,
+    )
+    .await;
+    assert!(errors[0].contains(&successor.key), "{errors:?}");
+    expect_json(app.get_with_auth("/plans", &deploys).await, StatusCode::OK).await;
+
+    // Both tokens' logs name the calling token.
+    let log = audit_log(&app, &slug).await;
+    let rolls: Vec<&str> = log
+        .iter()
+        .filter(|(action, actor, _)| action == "token.rolled" && actor.contains(&manager.key))
+        .map(|(_, _, detail)| detail.as_str())
+        .collect();
+    assert_eq!(rolls.len(), 2, "{log:?}");
+    assert!(
+        rolls.iter().any(|d| d.contains(&successor.key)),
+        "{rolls:?}"
+    );
+}
+
+#[tokio::test]
+async fn rolling_with_no_grace_stops_the_old_secret_at_once() {
+    let app = spawn_app().await;
+    let slug = app.create_account("Abrupt Inc").await;
+    let manager = app
+        .create_token(&slug, "terraform", "read,write,tokens")
+        .await;
+    let leaked = app.create_token(&slug, "leaked", "read,write").await;
+
+    let rolled = expect_json(
+        app.post_json(&rolled_path(&leaked), &manager, &json!({"grace": "now"}))
+            .await,
+        StatusCode::CREATED,
+    )
+    .await;
+    assert_401(app.get_with_auth("/plans", &leaked).await, false).await;
+    let successor = token_from(&rolled);
+    expect_json(
+        app.get_with_auth("/plans", &successor).await,
+        StatusCode::OK,
+    )
+    .await;
+    assert_eq!(rolled["access_token"]["scopes"], json!(["read", "write"]));
+}
+
+#[tokio::test]
+async fn a_token_may_not_roll_itself_a_tokens_holder_or_one_with_more_than_it_holds() {
+    let app = spawn_app().await;
+    let slug = app.create_account("Guarded Inc").await;
+    let manager = app.create_token(&slug, "ci", "read,tokens").await;
+    let other_manager = app.create_token(&slug, "terraform", "read,tokens").await;
+    let writer = app.create_token(&slug, "writer", "read,write").await;
+    let cases = [
+        (&manager, "DELETE /token"),
+        (&other_manager, "'tokens' scope"),
+        (&writer, "write"),
+    ];
+    for (target, expected) in cases {
+        let errors = assert_error_envelope(
+            app.post_json(&rolled_path(target), &manager, &json!({"grace": "now"}))
+                .await,
+            StatusCode::FORBIDDEN,
+        )
+        .await;
+        assert!(errors[0].contains(expected), "{}: {errors:?}", target.key);
+        // Nothing changed: the target still works, with no successor.
+        expect_json(app.get_with_auth("/plans", target).await, StatusCode::OK).await;
+    }
+    let list = expect_json(
+        app.get_with_auth("/access-tokens", &manager).await,
+        StatusCode::OK,
+    )
+    .await;
+    assert_eq!(
+        list["pagination"]["total_records"], 3,
+        "nothing made: {list}"
+    );
+    let log = audit_log(&app, &slug).await;
+    assert!(
+        !log.iter().any(|(action, _, _)| action == "token.rolled"),
+        "{log:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_bad_grace_is_a_422_naming_the_choices_and_a_foreign_key_a_404() {
+    let app = spawn_app().await;
+    let slug = app.create_account("Picky Inc").await;
+    let manager = app.create_token(&slug, "ci", "read,tokens").await;
+    let target = app.create_token(&slug, "deploys", "read").await;
+    let path = rolled_path(&target);
+    for body in [
+        "{}",
+        r#"{"grace": "2h"}"#,
+        r#"{"grace": 3600}"#,
+        r#"{"grace": null}"#,
+    ] {
+        let errors = assert_error_envelope(
+            app.send_raw_json(reqwest::Method::POST, &path, &manager, body)
+                .await,
+            StatusCode::UNPROCESSABLE_ENTITY,
+        )
+        .await;
+        assert!(
+            errors[0].starts_with("'grace'") && errors[0].contains("now, 1h, 24h or 7d"),
+            "{body}: {errors:?}"
+        );
+    }
+    let errors = assert_error_envelope(
+        app.send_raw_json(
+            reqwest::Method::POST,
+            &path,
+            &manager,
+            r#"{"grace": "1h", "colour": "red"}"#,
+        )
+        .await,
+        StatusCode::UNPROCESSABLE_ENTITY,
+    )
+    .await;
+    assert!(errors[0].contains("colour"), "{errors:?}");
+
+    let (_, theirs) = app.account_with_token("Theirs Inc").await;
+    for foreign in [rolled_path(&theirs), "/access-tokens/not-a-key/roll".into()] {
+        assert_error_envelope(
+            app.post_json(&foreign, &manager, &json!({"grace": "now"}))
+                .await,
+            StatusCode::NOT_FOUND,
+        )
+        .await;
+    }
+    expect_json(app.get_with_auth("/plans", &theirs).await, StatusCode::OK).await;
+
+    // Without the `tokens` scope: a 403. Another method: a 405.
+    let errors = assert_error_envelope(
+        app.post_json(&path, &target, &json!({"grace": "now"}))
+            .await,
+        StatusCode::FORBIDDEN,
+    )
+    .await;
+    assert!(errors[0].contains("'tokens' scope"), "{errors:?}");
+    assert_error_envelope(
+        app.get_with_auth(&path, &manager).await,
+        StatusCode::METHOD_NOT_ALLOWED,
+    )
+    .await;
+    expect_json(app.get_with_auth("/plans", &target).await, StatusCode::OK).await;
+}

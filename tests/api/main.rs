@@ -26,6 +26,7 @@ mod json_only;
 mod lifetime;
 mod login;
 mod logs;
+mod openapi;
 mod origins;
 mod persistence;
 mod plans;

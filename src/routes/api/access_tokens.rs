@@ -12,7 +12,7 @@ use crate::auth::guard::ApiCaller;
 use crate::db::tokens::{TokenRequest, TokenView};
 use crate::db::tx::Principal;
 use crate::db::{self};
-use crate::domain::{RateLimit, Reason, Scope, Scopes, TokenKey, TokenName};
+use crate::domain::{Grace, RateLimit, Reason, Scope, Scopes, TokenKey, TokenName};
 use crate::error::AppError;
 use crate::policy::{self, Action};
 use crate::state::AppState;
@@ -57,6 +57,23 @@ fn describe(view: &TokenView) -> Value {
     })
 }
 
+#[utoipa::path(
+    get,
+    path = "/access-tokens",
+    tag = "tokens",
+    security(("basic" = [])),
+    params(
+        ("page" = Option<i64>, Query, minimum = 1, description = "The page, from 1"),
+        ("size" = Option<i64>, Query, minimum = 1, maximum = 100, description = "Entries a page, 20 unless given"),
+    ),
+    responses(
+        (status = 200, description = "A page of the tokens the caller may see", body = super::openapi::AccessTokenList),
+        (status = 401, response = super::openapi::Unauthorized),
+        (status = 403, response = super::openapi::Forbidden),
+        (status = 422, response = super::openapi::Unprocessable),
+        (status = 429, response = super::openapi::TooManyRequests),
+    )
+)]
 pub async fn list(
     caller: ApiCaller,
     state: web::Data<AppState>,
@@ -96,6 +113,21 @@ pub async fn list(
     ))
 }
 
+#[utoipa::path(
+    get,
+    path = "/access-tokens/{key}",
+    tag = "tokens",
+    security(("basic" = [])),
+    params(("key" = String, Path, description = "The token's key")),
+    responses(
+        (status = 200, description = "One token", body = super::openapi::AccessTokenBody),
+        (status = 401, response = super::openapi::Unauthorized),
+        (status = 403, response = super::openapi::Forbidden),
+        (status = 404, response = super::openapi::NotFound),
+        (status = 422, response = super::openapi::Unprocessable),
+        (status = 429, response = super::openapi::TooManyRequests),
+    )
+)]
 pub async fn show(
     caller: ApiCaller,
     req: HttpRequest,
@@ -127,13 +159,20 @@ pub async fn show(
     ))
 }
 
-#[derive(Debug, Deserialize)]
+/// Each field is read as any JSON value, so a wrong type gets a sentence naming it; the
+/// schema says what is accepted.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct NewTokenInput {
+    #[schema(value_type = String, required = true)]
     name: Option<Value>,
+    #[schema(value_type = Vec<String>, required = true)]
     scopes: Option<Value>,
+    /// Days from now, 1 to 3650; absent or null for a token that doesn't expire.
+    #[schema(value_type = Option<i64>, minimum = 1, maximum = 3650)]
     expires_in_days: Option<Value>,
     /// Requests per minute; absent or null for no limit.
+    #[schema(value_type = Option<u32>, minimum = 1)]
     rate_limit_per_minute: Option<Value>,
 }
 
@@ -214,6 +253,21 @@ fn check_new_token(input: NewTokenInput) -> Result<TokenRequest, AppError> {
     }
 }
 
+#[utoipa::path(
+    post,
+    path = "/access-tokens",
+    tag = "tokens",
+    security(("basic" = [])),
+    request_body = NewTokenInput,
+    responses(
+        (status = 201, description = "The new token, with its secret, shown this once", body = super::openapi::CreatedAccessToken, headers(("Cache-Control" = String, description = "no-store"))),
+        (status = 401, response = super::openapi::Unauthorized),
+        (status = 403, response = super::openapi::Forbidden),
+        (status = 422, response = super::openapi::Unprocessable),
+        (status = 429, response = super::openapi::TooManyRequests),
+        (status = 503, response = super::openapi::Unavailable),
+    )
+)]
 pub async fn create(
     caller: ApiCaller,
     req: HttpRequest,
@@ -237,27 +291,38 @@ pub async fn create(
     };
     let mut described = describe(&view);
     described["secret"] = secret.expose().into();
-    let mut response = super::ok(
+    Ok(with_secret(super::ok(
         StatusCode::CREATED,
         json!({
             "access_token": described,
             "message": "Store the secret now: it will not be shown again.",
         }),
-    );
-    // The one answer that holds a secret: no cache keeps it.
-    response.headers_mut().insert(
-        CACHE_CONTROL,
-        actix_web::http::header::HeaderValue::from_static("no-store"),
-    );
-    Ok(response)
+    )))
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct RevokeInput {
     reason: Option<String>,
 }
 
+#[utoipa::path(
+    delete,
+    path = "/access-tokens/{key}",
+    tag = "tokens",
+    security(("basic" = [])),
+    params(("key" = String, Path, description = "The token's key")),
+    request_body(content = Option<RevokeInput>, description = "Optional: why"),
+    responses(
+        (status = 200, description = "The token, revoked", body = super::openapi::AccessTokenBody),
+        (status = 401, response = super::openapi::Unauthorized),
+        (status = 403, response = super::openapi::Forbidden),
+        (status = 404, response = super::openapi::NotFound),
+        (status = 422, response = super::openapi::Unprocessable),
+        (status = 429, response = super::openapi::TooManyRequests),
+        (status = 503, response = super::openapi::Unavailable),
+    )
+)]
 pub async fn revoke(
     caller: ApiCaller,
     req: HttpRequest,
@@ -291,6 +356,91 @@ pub async fn revoke(
         StatusCode::OK,
         json!({ "access_token": describe(&view) }),
     ))
+}
+
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+struct RollInput {
+    /// How long the old secret keeps working.
+    #[schema(value_type = String, required = true, pattern = "^(now|1h|24h|7d)$")]
+    grace: Option<Value>,
+}
+
+/// The grace period a roll's body asks for, or a 422 naming the allowed values.
+fn check_grace(input: RollInput) -> Result<Grace, AppError> {
+    match input.grace {
+        Some(Value::String(raw)) => Grace::parse(&raw),
+        _ => Err(Grace::CHOICES.to_string()),
+    }
+    .map_err(|e| AppError::invalid(format!("'grace': {e}")))
+}
+
+#[utoipa::path(
+    post,
+    path = "/access-tokens/{key}/roll",
+    tag = "tokens",
+    security(("basic" = [])),
+    params(("key" = String, Path, description = "The token's key")),
+    request_body = RollInput,
+    responses(
+        (status = 201, description = "The successor, with its secret, shown this once; and the old token with its new expiry", body = super::openapi::RolledAccessToken, headers(("Cache-Control" = String, description = "no-store"))),
+        (status = 401, response = super::openapi::Unauthorized),
+        (status = 403, response = super::openapi::Forbidden),
+        (status = 404, response = super::openapi::NotFound),
+        (status = 422, response = super::openapi::Unprocessable),
+        (status = 429, response = super::openapi::TooManyRequests),
+        (status = 503, response = super::openapi::Unavailable),
+    )
+)]
+/// Rolls one of the account's tokens: a successor with a new key and secret, shown this
+/// once, and the old token's expiry brought to the end of the grace period.
+pub async fn roll(
+    caller: ApiCaller,
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    key: web::Path<String>,
+    body: web::Bytes,
+) -> Result<HttpResponse, AppError> {
+    caller.require(Scope::Tokens)?;
+    let key = path_key(&key)?;
+    let grace = check_grace(super::parse_json(&body)?)?;
+    let period = state.config.grace_period(grace);
+    let who = principal(&caller, &req)?;
+    let account = caller.account();
+    let rolled = state
+        .write(who, Some(account), move |tx| {
+            db::tokens::roll_by_token(tx, &key, period)
+        })
+        .showing_once()
+        .await?;
+    let mut successor = describe(&TokenView {
+        token: rolled.new,
+        creator_email: None,
+        revoker_email: None,
+    });
+    successor["secret"] = rolled.secret.expose().into();
+    let old = describe(&TokenView {
+        token: rolled.old,
+        creator_email: None,
+        revoker_email: None,
+    });
+    Ok(with_secret(super::ok(
+        StatusCode::CREATED,
+        json!({
+            "access_token": successor,
+            "rolled_from": old,
+            "message": "Store the secret now: it will not be shown again. The old secret works until the old token's expires_at.",
+        }),
+    )))
+}
+
+/// An answer that holds a secret: no cache keeps it.
+fn with_secret(mut response: HttpResponse) -> HttpResponse {
+    response.headers_mut().insert(
+        CACHE_CONTROL,
+        actix_web::http::header::HeaderValue::from_static("no-store"),
+    );
+    response
 }
 
 #[cfg(test)]

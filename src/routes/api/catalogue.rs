@@ -220,6 +220,19 @@ fn answer(caller: &ApiCaller, body: Option<&Bytes>) -> Result<HttpResponse, AppE
     Ok(super::json_bytes(StatusCode::OK, body.clone()))
 }
 
+#[utoipa::path(
+    get,
+    path = "/plans",
+    tag = "catalogue",
+    security(("basic" = [])),
+    responses(
+        (status = 200, description = "The plans", body = super::openapi::PlanList),
+        (status = 401, response = super::openapi::Unauthorized),
+        (status = 403, response = super::openapi::Forbidden),
+        (status = 422, response = super::openapi::Unprocessable),
+        (status = 429, response = super::openapi::TooManyRequests),
+    )
+)]
 pub async fn plans(
     caller: ApiCaller,
     catalogue: web::Data<Catalogue>,
@@ -227,6 +240,21 @@ pub async fn plans(
     answer(&caller, Some(&catalogue.plans.list))
 }
 
+#[utoipa::path(
+    get,
+    path = "/plans/{slug}",
+    tag = "catalogue",
+    security(("basic" = [])),
+    params(("slug" = String, Path, description = "The plan's slug")),
+    responses(
+        (status = 200, description = "One plan", body = super::openapi::Plan),
+        (status = 401, response = super::openapi::Unauthorized),
+        (status = 403, response = super::openapi::Forbidden),
+        (status = 404, response = super::openapi::NotFound),
+        (status = 422, response = super::openapi::Unprocessable),
+        (status = 429, response = super::openapi::TooManyRequests),
+    )
+)]
 pub async fn plan(
     caller: ApiCaller,
     catalogue: web::Data<Catalogue>,
@@ -235,6 +263,19 @@ pub async fn plan(
     answer(&caller, catalogue.plans.entries.get(slug.as_str()))
 }
 
+#[utoipa::path(
+    get,
+    path = "/spaces",
+    tag = "catalogue",
+    security(("basic" = [])),
+    responses(
+        (status = 200, description = "The spaces", body = super::openapi::SpaceList),
+        (status = 401, response = super::openapi::Unauthorized),
+        (status = 403, response = super::openapi::Forbidden),
+        (status = 422, response = super::openapi::Unprocessable),
+        (status = 429, response = super::openapi::TooManyRequests),
+    )
+)]
 pub async fn spaces(
     caller: ApiCaller,
     catalogue: web::Data<Catalogue>,
@@ -242,6 +283,21 @@ pub async fn spaces(
     answer(&caller, Some(&catalogue.spaces.list))
 }
 
+#[utoipa::path(
+    get,
+    path = "/spaces/{path}",
+    tag = "catalogue",
+    security(("basic" = [])),
+    params(("path" = String, Path, description = "The space's path, slashes and all, as listed")),
+    responses(
+        (status = 200, description = "One space", body = super::openapi::Space),
+        (status = 401, response = super::openapi::Unauthorized),
+        (status = 403, response = super::openapi::Forbidden),
+        (status = 404, response = super::openapi::NotFound),
+        (status = 422, response = super::openapi::Unprocessable),
+        (status = 429, response = super::openapi::TooManyRequests),
+    )
+)]
 /// `/spaces/{path}`, where the path has slashes. It is looked up exactly as the request
 /// wrote it, undecoded: a space path has only letters, digits, dashes and single slashes,
 /// so `..`, an empty segment or an encoded slash can never match one, and is a 404.
@@ -258,6 +314,19 @@ pub async fn space(
     answer(&caller, catalogue.spaces.entries.get(path))
 }
 
+#[utoipa::path(
+    get,
+    path = "/releases",
+    tag = "catalogue",
+    security(("basic" = [])),
+    responses(
+        (status = 200, description = "The releases", body = super::openapi::ReleaseList),
+        (status = 401, response = super::openapi::Unauthorized),
+        (status = 403, response = super::openapi::Forbidden),
+        (status = 422, response = super::openapi::Unprocessable),
+        (status = 429, response = super::openapi::TooManyRequests),
+    )
+)]
 pub async fn releases(
     caller: ApiCaller,
     catalogue: web::Data<Catalogue>,
@@ -265,6 +334,21 @@ pub async fn releases(
     answer(&caller, Some(&catalogue.releases.list))
 }
 
+#[utoipa::path(
+    get,
+    path = "/releases/{slug}",
+    tag = "catalogue",
+    security(("basic" = [])),
+    params(("slug" = String, Path, description = "The release's slug")),
+    responses(
+        (status = 200, description = "One release", body = super::openapi::Release),
+        (status = 401, response = super::openapi::Unauthorized),
+        (status = 403, response = super::openapi::Forbidden),
+        (status = 404, response = super::openapi::NotFound),
+        (status = 422, response = super::openapi::Unprocessable),
+        (status = 429, response = super::openapi::TooManyRequests),
+    )
+)]
 pub async fn release(
     caller: ApiCaller,
     catalogue: web::Data<Catalogue>,

@@ -65,10 +65,11 @@ const SEARCH_SCHEME: &str = "https";
 
 /// A cluster as the client decodes it. Everything is borrowed and links are formatted as
 /// they are written, so a page of clusters is serialised without building a JSON tree.
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 struct ClusterView<'a> {
     slug: &'a str,
     name: &'a str,
+    #[schema(value_type = String)]
     uri: Link<'a>,
     plan: PlanRef<'a>,
     release: ReleaseRef<'a>,
@@ -78,37 +79,41 @@ struct ClusterView<'a> {
     state: ClusterState,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 struct PlanRef<'a> {
     slug: &'a str,
+    #[schema(value_type = String)]
     uri: Link<'a>,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 struct ReleaseRef<'a> {
     service_type: &'a str,
     package_name: &'a str,
     version: &'a str,
     slug: &'a str,
+    #[schema(value_type = String)]
     uri: Link<'a>,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 struct SpaceRef<'a> {
     path: &'a str,
     region: &'a str,
+    #[schema(value_type = String)]
     uri: Link<'a>,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 struct Stats {
     docs: i64,
     shards_used: i64,
     data_bytes_used: i64,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 struct Access<'a> {
+    #[schema(value_type = String)]
     host: SearchHost<'a>,
     port: u16,
     scheme: &'static str,
@@ -178,7 +183,7 @@ impl<'a> ClusterView<'a> {
     }
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 struct Pagination {
     page_number: i64,
     page_size: i64,
@@ -186,14 +191,14 @@ struct Pagination {
     total_pages: i64,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 struct ListBody<'a> {
     clusters: Vec<ClusterView<'a>>,
     pagination: Pagination,
     status: u16,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 struct ShowBody<'a> {
     cluster: ClusterView<'a>,
     status: u16,
@@ -201,9 +206,10 @@ struct ShowBody<'a> {
 
 /// The answer to a create, update or delete: Bonsai works on a cluster after answering,
 /// so it says what it has started and where to watch (`monitor`), with a 202.
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 struct Accepted<'a> {
     message: &'static str,
+    #[schema(value_type = String)]
     monitor: Link<'a>,
     #[serde(skip_serializing_if = "Option::is_none")]
     access: Option<NewAccess<'a>>,
@@ -212,7 +218,7 @@ struct Accepted<'a> {
 
 /// A new cluster's access, credentials included, shown this once. `host` is the bare
 /// slug, as recorded: the Terraform provider takes it as the new cluster's id.
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 struct NewAccess<'a> {
     user: &'a str,
     pass: &'a str,
@@ -238,6 +244,23 @@ fn accepted(
     )
 }
 
+#[utoipa::path(
+    get,
+    path = "/clusters",
+    tag = "clusters",
+    security(("basic" = [])),
+    params(
+        ("page" = Option<i64>, Query, minimum = 1, description = "The page, from 1"),
+        ("size" = Option<i64>, Query, minimum = 1, maximum = 100, description = "Entries a page, 20 unless given"),
+    ),
+    responses(
+        (status = 200, description = "A page of the account's clusters", body = ListBody),
+        (status = 401, response = super::openapi::Unauthorized),
+        (status = 403, response = super::openapi::Forbidden),
+        (status = 422, response = super::openapi::Unprocessable),
+        (status = 429, response = super::openapi::TooManyRequests),
+    )
+)]
 pub async fn list(
     caller: ApiCaller,
     state: web::Data<AppState>,
@@ -273,7 +296,7 @@ pub async fn list(
 }
 
 /// A create's body: what Bonsai's client sends. Anything else is refused, by name.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewClusterInput {
     name: Option<String>,
@@ -283,7 +306,7 @@ pub struct NewClusterInput {
 }
 
 /// An update's body: a new name, a new plan, or both. A space or a release stays.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ClusterChangeInput {
     name: Option<String>,
@@ -312,6 +335,21 @@ fn check_new_cluster(input: NewClusterInput) -> Result<NewCluster, AppError> {
     }
 }
 
+#[utoipa::path(
+    post,
+    path = "/clusters",
+    tag = "clusters",
+    security(("basic" = [])),
+    request_body = NewClusterInput,
+    responses(
+        (status = 202, description = "The cluster is being provisioned; its credentials, shown once", body = Accepted),
+        (status = 401, response = super::openapi::Unauthorized),
+        (status = 403, response = super::openapi::Forbidden),
+        (status = 422, response = super::openapi::Unprocessable),
+        (status = 429, response = super::openapi::TooManyRequests),
+        (status = 503, response = super::openapi::Unavailable),
+    )
+)]
 pub async fn create(
     caller: ApiCaller,
     state: web::Data<AppState>,
@@ -350,6 +388,21 @@ fn path_slug(raw: &str) -> Result<Slug, AppError> {
     Slug::parse(raw).map_err(|_| AppError::NotFound)
 }
 
+#[utoipa::path(
+    get,
+    path = "/clusters/{slug}",
+    tag = "clusters",
+    security(("basic" = [])),
+    params(("slug" = String, Path, description = "The cluster's slug")),
+    responses(
+        (status = 200, description = "One cluster", body = ShowBody),
+        (status = 401, response = super::openapi::Unauthorized),
+        (status = 403, response = super::openapi::Forbidden),
+        (status = 404, response = super::openapi::NotFound),
+        (status = 422, response = super::openapi::Unprocessable),
+        (status = 429, response = super::openapi::TooManyRequests),
+    )
+)]
 pub async fn show(
     caller: ApiCaller,
     state: web::Data<AppState>,
@@ -374,6 +427,23 @@ pub async fn show(
     ))
 }
 
+#[utoipa::path(
+    put,
+    path = "/clusters/{slug}",
+    tag = "clusters",
+    security(("basic" = [])),
+    params(("slug" = String, Path, description = "The cluster's slug")),
+    request_body = ClusterChangeInput,
+    responses(
+        (status = 202, description = "The cluster is being updated", body = Accepted),
+        (status = 401, response = super::openapi::Unauthorized),
+        (status = 403, response = super::openapi::Forbidden),
+        (status = 404, response = super::openapi::NotFound),
+        (status = 422, response = super::openapi::Unprocessable),
+        (status = 429, response = super::openapi::TooManyRequests),
+        (status = 503, response = super::openapi::Unavailable),
+    )
+)]
 pub async fn update(
     caller: ApiCaller,
     state: web::Data<AppState>,
@@ -413,6 +483,22 @@ pub async fn update(
     ))
 }
 
+#[utoipa::path(
+    delete,
+    path = "/clusters/{slug}",
+    tag = "clusters",
+    security(("basic" = [])),
+    params(("slug" = String, Path, description = "The cluster's slug")),
+    responses(
+        (status = 202, description = "The cluster is being deprovisioned", body = Accepted),
+        (status = 401, response = super::openapi::Unauthorized),
+        (status = 403, response = super::openapi::Forbidden),
+        (status = 404, response = super::openapi::NotFound),
+        (status = 422, response = super::openapi::Unprocessable),
+        (status = 429, response = super::openapi::TooManyRequests),
+        (status = 503, response = super::openapi::Unavailable),
+    )
+)]
 pub async fn delete(
     caller: ApiCaller,
     state: web::Data<AppState>,

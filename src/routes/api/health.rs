@@ -23,10 +23,29 @@ const READY_TIMEOUT: Duration = Duration::from_secs(2);
 pub const NOT_READY: &str =
     "The database can't be reached, so this instance can't serve requests right now.";
 
+#[utoipa::path(
+    get,
+    path = "/healthz",
+    tag = "meta",
+    responses(
+        (status = 200, description = "The server is up", body = super::openapi::Health),
+        (status = 422, response = super::openapi::Unprocessable),
+    )
+)]
 pub async fn check() -> HttpResponse {
     super::ok(StatusCode::OK, json!({ "healthy": true }))
 }
 
+#[utoipa::path(
+    get,
+    path = "/readyz",
+    tag = "meta",
+    responses(
+        (status = 200, description = "The database answers: send traffic", body = super::openapi::Ready),
+        (status = 422, response = super::openapi::Unprocessable),
+        (status = 503, response = super::openapi::Unavailable),
+    )
+)]
 pub async fn ready(state: web::Data<AppState>) -> Result<HttpResponse, AppError> {
     let pool = state.pool.clone();
     let answered = web::block(move || db::ping(&pool, READY_TIMEOUT)).await?;

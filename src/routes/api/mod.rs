@@ -6,6 +6,7 @@ mod catalogue;
 mod clusters;
 mod health;
 mod negotiation;
+pub mod openapi;
 pub mod secret_scanning;
 mod token;
 pub mod verify;
@@ -32,6 +33,33 @@ async fn require_token(
     auth::guard::require_token::<AppState, _>(req, next).await
 }
 
+/// Every path this module serves (each also with a trailing `/` where it is a list), and
+/// its methods. The router below serves exactly these: tests/api/openapi.rs asks the live
+/// server every method of every path, and checks that `/openapi.json` describes the same set.
+/// `/verify` answers every method, since a proxy's subrequest keeps the original one.
+pub const ROUTES: &[(&str, &[&str])] = &[
+    ("/healthz", &["get"]),
+    ("/readyz", &["get"]),
+    ("/openapi.json", &["get"]),
+    ("/clusters", &["get", "post"]),
+    ("/clusters/{slug}", &["get", "put", "delete"]),
+    ("/plans", &["get"]),
+    ("/plans/{slug}", &["get"]),
+    ("/spaces", &["get"]),
+    ("/spaces/{path}", &["get"]),
+    ("/releases", &["get"]),
+    ("/releases/{slug}", &["get"]),
+    ("/token", &["get", "delete"]),
+    ("/access-tokens", &["get", "post"]),
+    ("/access-tokens/{key}", &["get", "delete"]),
+    ("/access-tokens/{key}/roll", &["post"]),
+    (
+        "/verify",
+        &["get", "post", "put", "patch", "delete", "head", "options"],
+    ),
+    ("/secret-scanning/report", &["post"]),
+];
+
 // Each guarded service wraps `json_only` first and the guard last: the last wrap runs
 // first, so a request without a valid token gets the 401 and nothing else.
 pub fn configure(cfg: &mut web::ServiceConfig) {
@@ -47,6 +75,12 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .guard(guard::Get())
             .wrap(from_fn(negotiation::json_only))
             .to(health::ready),
+    )
+    .service(
+        web::resource("/openapi.json")
+            .guard(guard::Get())
+            .wrap(from_fn(negotiation::json_only))
+            .to(openapi::document),
     )
     .service(
         web::scope("/clusters")
@@ -114,6 +148,11 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                 web::resource("/{key}")
                     .route(web::get().to(access_tokens::show))
                     .route(web::delete().to(access_tokens::revoke))
+                    .default_service(web::to(method_not_allowed)),
+            )
+            .service(
+                web::resource("/{key}/roll")
+                    .route(web::post().to(access_tokens::roll))
                     .default_service(web::to(method_not_allowed)),
             )
             .default_service(web::to(not_found)),

@@ -56,6 +56,24 @@ struct Verdict {
     label: &'static str,
 }
 
+/// Reports leaked strings; every live Keyward secret among them is revoked.
+#[utoipa::path(
+    post,
+    path = "/secret-scanning/report",
+    tag = "integrations",
+    params(
+        ("Github-Public-Key-Identifier" = Option<String>, Header, description = "Required when the server checks signatures"),
+        ("Github-Public-Key-Signature" = Option<String>, Header, description = "Required when the server checks signatures"),
+    ),
+    request_body(content = Vec<super::openapi::ReportedSecret>, description = "At most 100 items and 64 KiB"),
+    responses(
+        (status = 200, description = "A verdict for every reported string", body = Vec<super::openapi::ReportVerdict>),
+        (status = 403, response = super::openapi::Forbidden),
+        (status = 422, response = super::openapi::Unprocessable),
+        (status = 429, response = super::openapi::TooManyRequests),
+        (status = 503, response = super::openapi::Unavailable),
+    )
+)]
 pub async fn report(
     req: HttpRequest,
     state: web::Data<AppState>,

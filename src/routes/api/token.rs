@@ -11,6 +11,19 @@ use crate::db;
 use crate::error::AppError;
 use crate::state::AppState;
 
+#[utoipa::path(
+    get,
+    path = "/token",
+    tag = "tokens",
+    security(("basic" = [])),
+    responses(
+        (status = 200, description = "The calling token", body = super::openapi::CallingTokenBody),
+        (status = 401, response = super::openapi::Unauthorized),
+        (status = 403, response = super::openapi::Forbidden),
+        (status = 422, response = super::openapi::Unprocessable),
+        (status = 429, response = super::openapi::TooManyRequests),
+    )
+)]
 pub async fn show(caller: ApiCaller) -> Result<HttpResponse, AppError> {
     let token = &caller.0;
     Ok(super::ok(
@@ -29,6 +42,20 @@ pub async fn show(caller: ApiCaller) -> Result<HttpResponse, AppError> {
     ))
 }
 
+#[utoipa::path(
+    delete,
+    path = "/token",
+    tag = "tokens",
+    security(("basic" = [])),
+    responses(
+        (status = 200, description = "The calling token is revoked", body = super::openapi::Message),
+        (status = 401, response = super::openapi::Unauthorized),
+        (status = 403, response = super::openapi::Forbidden),
+        (status = 422, response = super::openapi::Unprocessable),
+        (status = 429, response = super::openapi::TooManyRequests),
+        (status = 503, response = super::openapi::Unavailable),
+    )
+)]
 /// Revokes the calling token. It needs no scope: holding the secret is enough to stop it.
 /// The audit log names the token as the one who revoked it.
 pub async fn revoke_itself(

@@ -22,6 +22,27 @@ pub const ACCOUNT_HEADER: &str = "x-keyward-account";
 pub const TOKEN_HEADER: &str = "x-keyward-token";
 pub const SCOPES_HEADER: &str = "x-keyward-scopes";
 
+#[utoipa::path(
+    method(get, post, put, patch, delete, head, options),
+    path = "/verify",
+    tag = "integrations",
+    security(("basic" = [])),
+    params(
+        ("scope" = Option<String>, Query, description = "A scope the token must hold (repeatable, or comma-separated)"),
+        ("X-Keyward-Required-Scope" = Option<String>, Header, description = "A scope the token must hold, set by the proxy"),
+    ),
+    responses(
+        (status = 204, description = "The token may pass", headers(
+            ("X-Keyward-Account" = String, description = "The account's slug"),
+            ("X-Keyward-Token" = String, description = "The token's key"),
+            ("X-Keyward-Scopes" = String, description = "The token's scopes, comma-separated"),
+        )),
+        (status = 401, response = super::openapi::Unauthorized),
+        (status = 403, response = super::openapi::Forbidden),
+        (status = 422, response = super::openapi::Unprocessable),
+        (status = 429, response = super::openapi::TooManyRequests),
+    )
+)]
 /// Every method: nginx's subrequest keeps the original request's method, and Envoy's
 /// check does too.
 pub async fn verify(
