@@ -259,7 +259,7 @@ async fn run(steps: Vec<Step>) -> Result<(), TestCaseError> {
                     .write(
                         real.owner_of(account),
                         Some(real.accounts[account]),
-                        move |tx| db::memberships::remove_member(tx, target),
+                        move |tx| db::members::remove_member(tx, target),
                     )
                     .await;
                 let was_member = model.removed.insert(person);

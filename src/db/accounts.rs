@@ -9,7 +9,9 @@ use super::audit::{Actor, Event, action};
 use super::schema::{accounts, clusters, memberships, tokens};
 use super::tx::Tx;
 use super::users::User;
-use crate::domain::{AccountId, AccountName, ApiState, Email, LifetimeLimit, Reason, Role, Slug};
+use crate::domain::{
+    AccountId, AccountName, ApiState, Email, LifetimeLimit, Reason, Role, Slug, UserId,
+};
 use crate::error::AppError;
 use crate::policy::Action;
 
@@ -109,6 +111,16 @@ pub fn find(conn: &mut DbConnection, id: AccountId) -> Result<Account, AppError>
         .find(id.0)
         .select(Account::as_select())
         .first(conn)?)
+}
+
+/// Every account the user belongs to, with their role in it, oldest membership first.
+pub fn of_user(conn: &mut DbConnection, user: UserId) -> Result<Vec<(Account, Role)>, AppError> {
+    Ok(memberships::table
+        .inner_join(accounts::table)
+        .filter(memberships::user_id.eq(user.0))
+        .order(memberships::id.asc())
+        .select((Account::as_select(), memberships::role))
+        .load(conn)?)
 }
 
 pub fn find_by_slug(conn: &mut DbConnection, slug: &str) -> Result<Account, AppError> {

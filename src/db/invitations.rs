@@ -105,7 +105,7 @@ pub fn cancel(tx: &mut Tx<'_>, id: i32) -> Result<Invitation, AppError> {
 }
 
 /// Cancels every open invitation `inviter` sent in the account; returns how many.
-/// Part of `memberships::remove_member`, inside its transaction.
+/// Part of `members::remove_member`, inside its transaction.
 pub(super) fn cancel_all_from(
     conn: &mut DbConnection,
     account: AccountId,

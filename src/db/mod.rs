@@ -37,6 +37,7 @@ pub mod backup;
 pub(crate) mod clusters;
 pub mod invalidations;
 pub(crate) mod invitations;
+pub mod members;
 pub mod memberships;
 pub mod reader;
 pub mod schema;
@@ -44,6 +45,7 @@ pub(crate) mod server_settings;
 pub(crate) mod sessions;
 #[doc(hidden)]
 pub mod simulated_full_disk;
+mod standing;
 pub mod tokens;
 pub mod tx;
 mod url;

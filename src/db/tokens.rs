@@ -612,7 +612,7 @@ pub fn set_rate_limit(
 }
 
 /// Revokes every active token a member created in the account, when they are removed.
-/// Part of `memberships::remove_member`, which holds the write lock and checked the rules.
+/// Part of `members::remove_member`, which holds the write lock and checked the rules.
 pub(super) fn revoke_all_of_creator(
     conn: &mut DbConnection,
     account: AccountId,
@@ -785,22 +785,6 @@ pub fn expiring_soon(
 // The token-management API (`/access-tokens`), where the actor is a token, and leaked-secret
 // reports (`/secret-scanning/report`), where it is the system.
 // ---------------------------------------------------------------------------------------------
-
-/// The calling token, read again inside a write so that its standing is current.
-pub(super) fn find_acting(
-    conn: &mut DbConnection,
-    account: AccountId,
-    id: TokenId,
-    key: &TokenKey,
-) -> Result<Option<Token>, AppError> {
-    Ok(tokens::table
-        .filter(tokens::account_id.eq(account.0))
-        .filter(tokens::id.eq(id.0))
-        .filter(tokens::key.eq(key.as_str()))
-        .select(Token::as_select())
-        .first(conn)
-        .optional()?)
-}
 
 /// One page of the account's tokens, newest first, and how many there are in all; only
 /// `creator`'s when given.

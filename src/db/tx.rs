@@ -5,17 +5,26 @@
 //! 2. it re-reads who is acting (their user row, their role in the account, the operator
 //!    flag) inside that transaction, so no change can rest on a permission read earlier;
 //! 3. it hands a [`Tx`] to a named store function (`db::tokens::revoke`,
-//!    `db::memberships::remove_member`...), which checks the action against `policy`
+//!    `db::members::remove_member`...), which checks the action against `policy`
 //!    with the facts of its target, and writes the change with its audit event and any
 //!    cache-invalidation note;
 //! 4. it commits.
 //!
 //! `AppState::write` wraps it for the server: it runs it off the async workers and then
 //! applies the invalidation log, before the handler answers.
+//!
+//! The store is layered so that no module imports another that imports it back. From
+//! the bottom: `schema`, `audit` and the plain per-table modules (`memberships`,
+//! `invalidations`...); `standing` and this module, which every store function above
+//! imports for its `Tx`; then the tables whose changes need a `Tx` (`sessions`, `users`,
+//! `accounts`, `invitations`, `tokens`), each calling only modules below it; and on
+//! top `members`, whose changes reach across tables. `grep -n 'super::' src/db/*.rs`
+//! shows it.
 
 use crate::db::DbConnection;
 
 use super::audit::{self, Actor, Event};
+use super::standing;
 use crate::domain::{AccountId, TokenId, TokenKey, UserId};
 use crate::error::AppError;
 use crate::policy::{self, Action, Standing, TokenStanding};
@@ -157,12 +166,9 @@ fn standing_of(
 ) -> Result<(Standing, Actor), AppError> {
     let user_standing =
         |conn: &mut DbConnection, id: UserId, ip: &Option<String>, console: bool| {
-            let user = super::users::find(conn, id).map_err(|e| match e {
-                AppError::NotFound => AppError::SignInRequired,
-                other => other,
-            })?;
+            let user = standing::user(conn, id)?.ok_or(AppError::SignInRequired)?;
             let role = match account {
-                Some(account) => super::memberships::role_of(conn, id, account)?,
+                Some(account) => standing::role(conn, id, account)?,
                 None => None,
             };
             let label = if console {
@@ -216,15 +222,10 @@ fn token_standing(
     if account != Some(own) {
         return Err(AppError::NotFound);
     }
-    let token = super::tokens::find_acting(conn, own, id, key)?.ok_or_else(no_longer)?;
-    if token.status() != super::tokens::Status::Active
-        || super::accounts::find(conn, own)?.is_suspended()
-    {
-        return Err(no_longer());
-    }
-    let maker = token.user_id.map(UserId);
+    let token = standing::acting_token(conn, own, id, key)?.ok_or_else(no_longer)?;
+    let maker = token.maker();
     let role = match maker {
-        Some(user) => super::memberships::role_of(conn, user, own)?,
+        Some(user) => standing::role(conn, user, own)?,
         None => None,
     };
     let standing = Standing::token(

@@ -148,9 +148,7 @@ pub fn record_sign_in(
     if succeeded {
         record_login(tx.conn, user.user_id())?;
     }
-    let first = super::memberships::accounts_of(tx.conn, user.user_id())?
-        .first()
-        .map(|(account, _)| account.account_id());
+    let first = super::memberships::first_account_of(tx.conn, user.user_id())?;
     if let Some(account) = first {
         tx.act_as(Actor {
             user_id: Some(user.user_id()),

@@ -5,11 +5,11 @@
 use reqwest::StatusCode;
 
 use crate::account_sessions::{CHROME_ON_WINDOWS, sessions_of, signed_in_as};
-use crate::admin_helpers::submit;
-use crate::dashboard_helpers::{
+use crate::support::admin::submit;
+use crate::support::api::spawn_app;
+use crate::support::browser::{
     Browser, CaseFailures, PASSWORD, Page, email_for, refused_form_problems,
 };
-use crate::helpers::spawn_app;
 
 const NEW_PASSWORD: &str = "a brand new passphrase, twice";
 

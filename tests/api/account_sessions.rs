@@ -4,9 +4,9 @@
 
 use reqwest::StatusCode;
 
-use crate::admin_helpers::{assert_not_found_page, submit};
-use crate::dashboard_helpers::{Browser, PASSWORD, Page, email_for, html_page_problem};
-use crate::helpers::spawn_app;
+use crate::support::admin::{assert_not_found_page, submit};
+use crate::support::api::spawn_app;
+use crate::support::browser::{Browser, PASSWORD, Page, email_for, html_page_problem};
 
 pub const FIREFOX_ON_LINUX: &str =
     "Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 Firefox/128.0";

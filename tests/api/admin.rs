@@ -3,12 +3,12 @@
 
 use reqwest::StatusCode;
 
-use crate::admin_helpers::{
+use crate::support::admin::{
     account_id, assert_api_refuses, assert_api_works, assert_invalid, assert_not_found_page,
     assert_suspended, audit_log, call_api, find_event, operator, submit,
 };
-use crate::dashboard_helpers::{Browser, Page, email_for, signed_up};
-use crate::helpers::{spawn_app, unknown_key};
+use crate::support::api::{spawn_app, unknown_key};
+use crate::support::browser::{Browser, Page, email_for, signed_up};
 
 /// The operator's "Revoke token" button under a search result.
 async fn operator_revoke(operator: &Browser, key: &str, reason: &str) -> Page {

@@ -13,12 +13,12 @@ use reqwest::StatusCode;
 use reqwest::header::{COOKIE, LOCATION};
 use reqwest::redirect::Policy;
 
-use crate::admin_helpers::invitation_link;
-use crate::dashboard_helpers::{
+use crate::support::admin::invitation_link;
+use crate::support::api::{TestApp, spawn_app};
+use crate::support::browser::{
     Browser, CSRF_COOKIE, CaseFailures, PASSWORD, Page, SESSION_COOKIE, email_for,
     html_page_problem, set_cookies, signed_up,
 };
-use crate::helpers::{TestApp, spawn_app};
 
 const REFUSED: &str = "This form has expired or did not come from this site.";
 

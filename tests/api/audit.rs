@@ -5,12 +5,12 @@ use std::time::Duration;
 
 use reqwest::StatusCode;
 
-use crate::admin_helpers::{
+use crate::support::admin::{
     AuditRow, assert_api_refuses, assert_api_works, audit_log, audit_rows, find_event, join,
     member_id, operator, submit,
 };
-use crate::dashboard_helpers::{Browser, CaseFailures, email_for, html_page_problem, signed_up};
-use crate::helpers::{TestApp, Token, assert_401, eventually, spawn_app};
+use crate::support::api::{TestApp, Token, assert_401, eventually, spawn_app};
+use crate::support::browser::{Browser, CaseFailures, email_for, html_page_problem, signed_up};
 
 /// How many events one page of the log shows.
 const PAGE_SIZE: usize = 50;

@@ -4,10 +4,11 @@
 use reqwest::StatusCode;
 use reqwest::header::HeaderValue;
 
-use crate::helpers::{
-    SUPPORT_EMAIL, ServerProcess, TestDb, assert_401, base64, basic, binary_account_with_token,
-    check_401, http_client, spawn_app, unknown_key,
+use crate::support::api::{
+    SUPPORT_EMAIL, assert_401, base64, basic, check_401, http_client, spawn_app, unknown_key,
 };
+use crate::support::process::{ServerProcess, binary_account_with_token};
+use crate::support::store::TestDb;
 
 /// What a row of the table expects.
 #[derive(Debug, Clone, Copy, PartialEq)]

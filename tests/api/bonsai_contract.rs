@@ -11,7 +11,7 @@ use reqwest::header::{ACCEPT, CONTENT_TYPE, USER_AGENT};
 use reqwest::{Method, Response, StatusCode};
 use serde_json::{Value, json};
 
-use crate::helpers::{JSON_CONTENT_TYPE, TestApp, Token, spawn_app, spawn_app_with};
+use crate::support::api::{JSON_CONTENT_TYPE, TestApp, Token, spawn_app, spawn_app_with};
 
 /// The client as it talks: Basic auth, its User-Agent, and `Content-Type: application/json`
 /// and `Accept: application/json` on every request, even a GET or DELETE with no body.

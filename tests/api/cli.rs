@@ -5,10 +5,12 @@ use clap::Parser;
 use keyward::cli::Cli;
 use keyward::commands;
 
-use crate::helpers::{
-    TestDb, create_account, create_token, keyward_binary, keyward_cli, keyward_cli_ok,
-    parse_token_output, revoke, unknown_key,
+use crate::support::api::{
+    create_account, create_token, keyward_cli, keyward_cli_ok, parse_token_output, revoke,
+    unknown_key,
 };
+use crate::support::process::keyward_binary;
+use crate::support::store::TestDb;
 
 #[test]
 fn an_account_gets_a_slug_from_its_name_and_a_suffix_when_taken() {

@@ -3,7 +3,9 @@
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
-use crate::helpers::{assert_error_envelope, cluster_slugs, created_slug, expect_json, spawn_app};
+use crate::support::api::{
+    assert_error_envelope, cluster_slugs, created_slug, expect_json, spawn_app,
+};
 
 fn keys(body: &Value) -> Vec<String> {
     let mut keys: Vec<String> = body

@@ -5,8 +5,8 @@
 use reqwest::header::COOKIE;
 use reqwest::redirect::Policy;
 
-use crate::dashboard_helpers::{PASSWORD, SetCookie, set_cookies};
-use crate::helpers::{TestApp, spawn_app, spawn_app_with};
+use crate::support::api::{TestApp, spawn_app, spawn_app_with};
+use crate::support::browser::{PASSWORD, SetCookie, set_cookies};
 
 fn only(cookies: &[SetCookie], name: &str) -> SetCookie {
     let named: Vec<&SetCookie> = cookies.iter().filter(|c| c.name == name).collect();

@@ -4,8 +4,8 @@
 
 use reqwest::StatusCode;
 
-use crate::dashboard_helpers::{Browser, CaseFailures, CreatedToken, PASSWORD, html_page_problem};
-use crate::helpers::{TestApp, expect_json, spawn_app};
+use crate::support::api::{TestApp, expect_json, spawn_app};
+use crate::support::browser::{Browser, CaseFailures, CreatedToken, PASSWORD, html_page_problem};
 
 const FOREIGN_ORIGIN: &str = "http://evil.example";
 

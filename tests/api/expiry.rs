@@ -4,9 +4,9 @@
 
 use reqwest::StatusCode;
 
-use crate::admin_helpers::join;
-use crate::dashboard_helpers::{Browser, CreatedToken, email_for, read_created_page, signed_up};
-use crate::helpers::{expect_json, spawn_app};
+use crate::support::admin::join;
+use crate::support::api::{expect_json, spawn_app};
+use crate::support::browser::{Browser, CreatedToken, email_for, read_created_page, signed_up};
 
 const HEADER: &str = "keyward-token-expires";
 

@@ -3,7 +3,7 @@
 use reqwest::header::ACCEPT;
 use reqwest::{Method, StatusCode};
 
-use crate::helpers::{assert_error_envelope, spawn_app};
+use crate::support::api::{assert_error_envelope, spawn_app};
 
 #[tokio::test]
 async fn an_unknown_route_is_a_json_404() {

@@ -3,7 +3,7 @@
 use reqwest::StatusCode;
 use reqwest::header::HeaderValue;
 
-use crate::helpers::spawn_app;
+use crate::support::api::spawn_app;
 
 #[tokio::test]
 async fn health_answers_without_a_token() {

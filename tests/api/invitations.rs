@@ -3,12 +3,12 @@
 
 use reqwest::StatusCode;
 
-use crate::admin_helpers::{
+use crate::support::admin::{
     accept_as_new_user, account_id, assert_invalid, assert_not_found_page, audit_log,
     expire_invitations, invitation_link, invite, member_role, members_page, operator, submit,
 };
-use crate::dashboard_helpers::{Browser, PASSWORD, Page, email_for, signed_up};
-use crate::helpers::spawn_app;
+use crate::support::api::spawn_app;
+use crate::support::browser::{Browser, PASSWORD, Page, email_for, signed_up};
 
 const OTHER_PASSWORD: &str = "a different password entirely";
 

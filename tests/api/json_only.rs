@@ -7,7 +7,7 @@ use reqwest::header::{ACCEPT, CONTENT_TYPE};
 use reqwest::{Method, StatusCode};
 use serde_json::json;
 
-use crate::helpers::{Token, assert_401, assert_error_envelope, expect_json, spawn_app};
+use crate::support::api::{Token, assert_401, assert_error_envelope, expect_json, spawn_app};
 
 const NOT_ACCEPTABLE: &str =
     "The Accept header specifies a response format other than application/json.";

@@ -5,12 +5,12 @@
 use reqwest::StatusCode;
 use serde_json::Value;
 
-use crate::admin_helpers::{
+use crate::support::admin::{
     assert_api_works, assert_forbidden_page, assert_invalid, audit_log, count_rows, find_event,
     join,
 };
-use crate::dashboard_helpers::{Browser, Page, email_for, read_created_page, signed_up};
-use crate::helpers::{TestApp, Token, expect_json, spawn_app};
+use crate::support::api::{TestApp, Token, expect_json, spawn_app};
+use crate::support::browser::{Browser, Page, email_for, read_created_page, signed_up};
 
 /// Chooses `max_days` on the token-lifetime settings and saves.
 async fn set_limit(browser: &Browser, max_days: &str) -> Page {

@@ -6,9 +6,9 @@ use futures_util::future::join_all;
 use reqwest::StatusCode;
 use reqwest::header::RETRY_AFTER;
 
-use crate::admin_helpers::{AuditRow, audit_log, invitation_link, join, member_id, submit};
-use crate::dashboard_helpers::{Browser, PASSWORD, email_for, signed_up};
-use crate::helpers::{spawn_app, spawn_app_with};
+use crate::support::admin::{AuditRow, audit_log, invitation_link, join, member_id, submit};
+use crate::support::api::{spawn_app, spawn_app_with};
+use crate::support::browser::{Browser, PASSWORD, email_for, signed_up};
 
 /// Failed sign-ins one address may have for one email before each further try must wait.
 const FREE_FAILURES: usize = 5;

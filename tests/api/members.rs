@@ -3,13 +3,13 @@
 
 use reqwest::StatusCode;
 
-use crate::admin_helpers::{
+use crate::support::admin::{
     assert_api_refuses, assert_api_works, assert_forbidden_page, assert_invalid, assert_suspended,
     audit_log, call_api, find_event, join, member_id, member_role, members_page, remove, set_role,
     submit,
 };
-use crate::dashboard_helpers::{Browser, Page, email_for, signed_up};
-use crate::helpers::spawn_app;
+use crate::support::api::spawn_app;
+use crate::support::browser::{Browser, Page, email_for, signed_up};
 
 const LAST_OWNER: &str = "An account needs at least one owner. Make someone else an owner first.";
 

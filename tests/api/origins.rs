@@ -5,10 +5,10 @@
 
 use reqwest::StatusCode;
 
-use crate::dashboard_helpers::{
+use crate::support::api::{TestApp, spawn_app, spawn_app_with};
+use crate::support::browser::{
     Browser, PASSWORD, Page, email_for, html_page_problem, read_created_page,
 };
-use crate::helpers::{TestApp, spawn_app, spawn_app_with};
 
 const FORGED: [(&str, &str); 2] = [
     ("X-Forwarded-Host", "evil.example"),

@@ -2,7 +2,7 @@
 
 use reqwest::StatusCode;
 
-use crate::helpers::{assert_401, expect_json, spawn_app};
+use crate::support::api::{assert_401, expect_json, spawn_app};
 
 #[tokio::test]
 async fn plans_list_the_catalogue_with_spaces_and_releases() {

@@ -6,9 +6,9 @@
 use reqwest::StatusCode;
 use serde_json::json;
 
-use crate::admin_helpers::{audit_log, join};
-use crate::dashboard_helpers::{Browser, Page, read_created_page, signed_up};
-use crate::helpers::{TestApp, Token, assert_error_envelope, expect_json, spawn_app};
+use crate::support::admin::{audit_log, join};
+use crate::support::api::{TestApp, Token, assert_error_envelope, expect_json, spawn_app};
+use crate::support::browser::{Browser, Page, read_created_page, signed_up};
 
 const TOO_MANY: &str = "You are making too many requests to the API.";
 const READ_THE_DOCS: &str =

@@ -6,10 +6,11 @@ use std::time::Duration;
 use reqwest::StatusCode;
 use tokio::task::JoinSet;
 
-use crate::helpers::{
-    ServerProcess, TestDb, assert_401, binary_account_with_token, binary_token, http_client,
-    keyward_binary_ok, spawn_app, status_with, unpooled_client,
+use crate::support::api::{assert_401, http_client, spawn_app, status_with, unpooled_client};
+use crate::support::process::{
+    ServerProcess, binary_account_with_token, binary_token, keyward_binary_ok,
 };
+use crate::support::store::TestDb;
 
 /// How long a revocation made by another process may take to reach a running server.
 const PROPAGATION: Duration = Duration::from_secs(1);
@@ -167,11 +168,11 @@ async fn app_that_never_polls() -> crate::helpers::TestApp {
 
 #[tokio::test]
 async fn revocations_made_through_the_dashboard_take_effect_before_the_page_answers() {
-    use crate::admin_helpers::{
+    use crate::support::admin::{
         account_id, assert_api_refuses, assert_api_works, assert_suspended, call_api, join,
         member_id, operator, submit,
     };
-    use crate::dashboard_helpers::{email_for, signed_up};
+    use crate::support::browser::{email_for, signed_up};
 
     let app = app_that_never_polls().await;
     let owner = signed_up(&app.address, "No Poll Co").await;

@@ -6,11 +6,11 @@ use std::fmt;
 
 use reqwest::StatusCode;
 
-use crate::admin_helpers::{
+use crate::support::admin::{
     call_api, join, member_id, member_role, members_page, operator, submit,
 };
-use crate::dashboard_helpers::{Browser, CreatedToken, Page, email_for, signed_up};
-use crate::helpers::{TestApp, spawn_app};
+use crate::support::api::{TestApp, spawn_app};
+use crate::support::browser::{Browser, CreatedToken, Page, email_for, signed_up};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Actor {

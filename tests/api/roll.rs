@@ -6,14 +6,14 @@ use std::time::Duration;
 use reqwest::StatusCode;
 use serde_json::Value;
 
-use crate::admin_helpers::{
+use crate::support::admin::{
     assert_api_refuses, assert_api_works, assert_invalid, assert_not_found_page, audit_log,
     count_rows, find_event,
 };
-use crate::dashboard_helpers::{Browser, Page, read_created_page, signed_up};
-use crate::helpers::{
+use crate::support::api::{
     Token, assert_401, eventually, expect_json, parse_token_output, spawn_app, spawn_app_with,
 };
+use crate::support::browser::{Browser, Page, read_created_page, signed_up};
 
 /// Each race runs this many times: one lucky interleaving is not a proof.
 const TRIALS: usize = 20;

@@ -10,11 +10,11 @@ use reqwest::StatusCode;
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
-use crate::admin_helpers::{audit_log, find_event};
-use crate::dashboard_helpers::signed_up;
-use crate::helpers::{
+use crate::support::admin::{audit_log, find_event};
+use crate::support::api::{
     TestApp, assert_401, assert_error_envelope, expect_json, spawn_app, spawn_app_with,
 };
+use crate::support::browser::signed_up;
 
 const REPORT: &str = "/secret-scanning/report";
 

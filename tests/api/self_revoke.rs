@@ -3,9 +3,9 @@
 
 use reqwest::StatusCode;
 
-use crate::admin_helpers::{assert_api_refuses, assert_api_works, audit_log, find_event};
-use crate::dashboard_helpers::{read_created_page, signed_up};
-use crate::helpers::{Token, assert_401, expect_json, spawn_app};
+use crate::support::admin::{assert_api_refuses, assert_api_works, audit_log, find_event};
+use crate::support::api::{Token, assert_401, expect_json, spawn_app};
+use crate::support::browser::{read_created_page, signed_up};
 
 #[tokio::test]
 async fn a_token_revokes_itself_and_its_next_call_is_a_401() {

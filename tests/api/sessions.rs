@@ -3,8 +3,8 @@
 
 use reqwest::StatusCode;
 
-use crate::dashboard_helpers::{Browser, PASSWORD, SESSION_COOKIE, email_for, signed_up};
-use crate::helpers::spawn_app;
+use crate::support::api::spawn_app;
+use crate::support::browser::{Browser, PASSWORD, SESSION_COOKIE, email_for, signed_up};
 
 #[tokio::test]
 async fn a_visitor_who_is_not_signed_in_is_sent_to_sign_in() {

@@ -4,10 +4,10 @@
 use reqwest::StatusCode;
 use reqwest::header::RETRY_AFTER;
 
-use crate::dashboard_helpers::{
+use crate::support::api::spawn_app;
+use crate::support::browser::{
     Browser, CaseFailures, PASSWORD, email_for, refused_form_problems, signed_up,
 };
-use crate::helpers::spawn_app;
 
 #[tokio::test]
 async fn signing_up_creates_the_account_and_signs_its_owner_in() {

@@ -4,7 +4,7 @@
 use reqwest::StatusCode;
 use serde_json::json;
 
-use crate::helpers::{assert_error_envelope, expect_json, spawn_app};
+use crate::support::api::{assert_error_envelope, expect_json, spawn_app};
 
 #[tokio::test]
 async fn one_account_cannot_see_or_touch_anothers_clusters() {

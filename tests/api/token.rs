@@ -3,7 +3,7 @@
 use reqwest::StatusCode;
 use serde_json::json;
 
-use crate::helpers::{assert_401, expect_json, spawn_app};
+use crate::support::api::{assert_401, expect_json, spawn_app};
 
 #[tokio::test]
 async fn a_token_describes_itself() {

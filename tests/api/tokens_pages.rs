@@ -3,14 +3,15 @@
 
 use reqwest::StatusCode;
 
-use crate::dashboard_helpers::{
+use crate::support::api::{
+    assert_401, assert_error_envelope, expect_json, http_client, spawn_app, status_with,
+};
+use crate::support::browser::{
     Browser, CaseFailures, Page, email_for, html_page_problem, read_created_page,
     refused_form_problems, signed_up,
 };
-use crate::helpers::{
-    ServerProcess, TestDb, assert_401, assert_error_envelope, expect_json, http_client, spawn_app,
-    status_with,
-};
+use crate::support::process::ServerProcess;
+use crate::support::store::TestDb;
 
 #[tokio::test]
 async fn a_token_made_in_the_dashboard_works_until_it_is_revoked_there() {

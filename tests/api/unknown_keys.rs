@@ -8,10 +8,11 @@ use std::time::Duration;
 use keyward::domain::{TokenKey, TokenSecret};
 use reqwest::StatusCode;
 
-use crate::dashboard_helpers::signed_up;
-use crate::helpers::{
-    Token, assert_401, eventually, keyward_binary_ok, parse_token_output, spawn_app, spawn_app_with,
+use crate::support::api::{
+    Token, assert_401, eventually, parse_token_output, spawn_app, spawn_app_with,
 };
+use crate::support::browser::signed_up;
+use crate::support::process::keyward_binary_ok;
 
 /// A generous bound on the test server's 100 ms poll, for a debug build on a busy machine.
 const PROPAGATION: Duration = Duration::from_secs(5);

@@ -5,9 +5,9 @@
 
 use reqwest::StatusCode;
 
-use crate::admin_helpers::{count_rows, join};
-use crate::dashboard_helpers::{Browser, Page, signed_up};
-use crate::helpers::{TestApp, Token, spawn_app, spawn_app_with};
+use crate::support::admin::{count_rows, join};
+use crate::support::api::{TestApp, Token, spawn_app, spawn_app_with};
+use crate::support::browser::{Browser, Page, signed_up};
 
 /// Writes what the guard has gathered, as the background loop would at its next tick.
 async fn flush(app: &TestApp) {

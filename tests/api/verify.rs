@@ -4,9 +4,9 @@
 use reqwest::StatusCode;
 use reqwest::header::{ACCEPT, AUTHORIZATION, HeaderValue};
 
-use crate::admin_helpers::{account_id, assert_suspended, operator, submit};
-use crate::dashboard_helpers::{email_for, signed_up};
-use crate::helpers::{TestApp, Token, assert_401, assert_error_envelope, basic, spawn_app};
+use crate::support::admin::{account_id, assert_suspended, operator, submit};
+use crate::support::api::{TestApp, Token, assert_401, assert_error_envelope, basic, spawn_app};
+use crate::support::browser::{email_for, signed_up};
 
 async fn verify(app: &TestApp, path: &str, token: &Token) -> reqwest::Response {
     app.get_with_auth(path, token).await

@@ -16,7 +16,7 @@ use reqwest::StatusCode;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
 
-use crate::helpers::{CHALLENGE, SUPPORT_EMAIL, expected_401_body, http_client, spawn_app};
+use crate::support::api::{CHALLENGE, SUPPORT_EMAIL, expected_401_body, http_client, spawn_app};
 
 const FILE_BODY: &str = "quarterly numbers, for token holders only\n";
 

@@ -243,7 +243,7 @@ async fn remove(
         .write(
             signed_in.principal(),
             Some(signed_in.account_id()?),
-            move |tx| db::memberships::remove_member(tx, target),
+            move |tx| db::members::remove_member(tx, target),
         )
         .await?;
     signed_in.flash(Flash::success(format!(
@@ -271,7 +271,7 @@ async fn change_role(
         .write(
             signed_in.principal(),
             Some(signed_in.account_id()?),
-            move |tx| db::memberships::change_role(tx, target, role),
+            move |tx| db::members::change_role(tx, target, role),
         )
         .await?;
     signed_in.flash(Flash::success(format!(

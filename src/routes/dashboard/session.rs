@@ -307,7 +307,7 @@ impl FromRequest for SignedIn {
                     AppError::NotFound => AppError::SignInRequired,
                     other => other,
                 })?;
-                let memberships = db::memberships::accounts_of(conn, user.user_id())?;
+                let memberships = db::accounts::of_user(conn, user.user_id())?;
                 Ok((user, memberships))
             })
             .await

@@ -9,9 +9,9 @@ use reqwest::StatusCode;
 use reqwest::header::RETRY_AFTER;
 use serde_json::json;
 
-use crate::admin_helpers::{assert_api_works, join, member_id, submit};
-use crate::dashboard_helpers::{Browser, Page, email_for, read_created_page, signed_up};
-use crate::helpers::{TestApp, assert_error_envelope, expect_json, keyward_cli_printing};
+use crate::support::admin::{assert_api_works, join, member_id, submit};
+use crate::support::api::{TestApp, assert_error_envelope, expect_json, keyward_cli_printing};
+use crate::support::browser::{Browser, Page, email_for, read_created_page, signed_up};
 
 const STORAGE: &str = "The server can't save changes right now: its storage is full or failing. Nothing was changed. Please try again later.";
 

@@ -6,10 +6,10 @@ use diesel::connection::SimpleConnection;
 use keyward::db::DbConnection;
 use reqwest::{Response, StatusCode};
 
-use crate::dashboard_helpers::{Browser, PASSWORD, Page, unescape};
-use crate::helpers::{
+use crate::support::api::{
     SUPPORT_EMAIL, TestApp, Token, assert_401, assert_error_envelope, expect_json, keyward_cli,
 };
+use crate::support::browser::{Browser, PASSWORD, Page, unescape};
 
 // ---------------------------------------------------------------------------------------------
 // Forms

@@ -5,7 +5,7 @@ use reqwest::StatusCode;
 use serde_json::json;
 use tokio::task::JoinSet;
 
-use crate::helpers::{create_token, expect_json, keyward_cli, revoke, spawn_app};
+use crate::support::api::{create_token, expect_json, keyward_cli, revoke, spawn_app};
 
 const WRITERS: usize = 50;
 

@@ -4,10 +4,13 @@
 use reqwest::StatusCode;
 use serde_json::json;
 
-use crate::helpers::{
-    ServerProcess, TestDb, assert_401, binary_account_with_token, binary_token, cluster_slugs,
-    created_slug, expect_json, http_client, keyward_binary_ok, plan_and_space, status_with,
+use crate::support::api::{
+    assert_401, cluster_slugs, created_slug, expect_json, http_client, plan_and_space, status_with,
 };
+use crate::support::process::{
+    ServerProcess, binary_account_with_token, binary_token, keyward_binary_ok,
+};
+use crate::support::store::TestDb;
 
 #[tokio::test]
 async fn tokens_and_revocations_survive_a_restart() {

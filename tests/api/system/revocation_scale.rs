@@ -16,11 +16,12 @@ use keyward::db::tx::{Principal, transact};
 use keyward::domain::{AccountId, Scopes, TokenName, UserId};
 use reqwest::StatusCode;
 
-use crate::admin_helpers::{join, member_id, submit};
-use crate::dashboard_helpers::{email_for, signed_up};
-use crate::helpers::{
-    ServerProcess, Token, assert_401, eventually, http_client, spawn_app_with, status_with,
+use crate::support::admin::{join, member_id, submit};
+use crate::support::api::{
+    Token, assert_401, eventually, http_client, spawn_app_with, status_with,
 };
+use crate::support::browser::{email_for, signed_up};
+use crate::support::process::ServerProcess;
 
 /// More than one read of the change log returns (1,000), which is what once let the last
 /// 500 through.

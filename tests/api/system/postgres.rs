@@ -13,7 +13,8 @@ use diesel::prelude::*;
 use diesel::sql_types::{BigInt, Text};
 use keyward::db;
 
-use crate::helpers::{TestDb, keyward_binary, on_postgres};
+use crate::support::process::keyward_binary;
+use crate::support::store::{TestDb, on_postgres};
 
 fn migration_names(backend: &str) -> BTreeSet<String> {
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))

@@ -1,7 +1,9 @@
 //! The server's log: one line per request, and never a secret, a password or an
 //! Authorization header, whatever the request carried.
 
-use crate::helpers::{ServerProcess, TestDb, base64, binary_account_with_token, http_client};
+use crate::support::api::{base64, http_client};
+use crate::support::process::{ServerProcess, binary_account_with_token};
+use crate::support::store::TestDb;
 
 #[tokio::test]
 async fn the_log_has_a_line_per_request_and_no_credentials() {

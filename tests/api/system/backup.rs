@@ -4,10 +4,11 @@
 
 use reqwest::StatusCode;
 
-use crate::helpers::{
-    ServerProcess, TestDb, binary_account_with_token, binary_token, http_client, keyward_binary,
-    keyward_binary_ok, status_with,
+use crate::support::api::{http_client, status_with};
+use crate::support::process::{
+    ServerProcess, binary_account_with_token, binary_token, keyward_binary, keyward_binary_ok,
 };
+use crate::support::store::TestDb;
 
 /// How many tokens the backed-up store holds.
 const TOKENS: usize = 12;

@@ -13,9 +13,10 @@ use serde_json::json;
 use tokio::net::{TcpSocket, TcpStream};
 use tokio::task::{AbortHandle, JoinHandle};
 
-use crate::helpers::{
-    TestDb, assert_error_envelope, eventually, expect_json, spawn_app, spawn_app_at,
+use crate::support::api::{
+    assert_error_envelope, eventually, expect_json, spawn_app, spawn_app_at,
 };
+use crate::support::store::TestDb;
 
 const NOT_READY: &str =
     "The database can't be reached, so this instance can't serve requests right now.";

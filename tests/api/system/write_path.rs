@@ -4,12 +4,12 @@
 
 use reqwest::StatusCode;
 
-use crate::admin_helpers::{
+use crate::support::admin::{
     assert_api_refuses, assert_forbidden_page, assert_not_found_page, audit_log, count_rows,
     invitation_link, join, member_id, member_role, remove, set_role, submit,
 };
-use crate::dashboard_helpers::{Browser, PASSWORD, Page, email_for, read_created_page, signed_up};
-use crate::helpers::{TestApp, spawn_app};
+use crate::support::api::{TestApp, spawn_app};
+use crate::support::browser::{Browser, PASSWORD, Page, email_for, read_created_page, signed_up};
 
 /// Each race runs this many times: one lucky interleaving is not a proof.
 const TRIALS: usize = 50;

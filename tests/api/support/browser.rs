@@ -10,7 +10,7 @@ use reqwest::header::{CONTENT_TYPE, HeaderMap, LOCATION, ORIGIN, SET_COOKIE};
 use reqwest::redirect::Policy;
 use reqwest::{StatusCode, Url};
 
-use crate::helpers::Token;
+use crate::support::api::Token;
 
 /// The session cookie's name over plain HTTP.
 pub const SESSION_COOKIE: &str = "keyward_session";

@@ -1,0 +1,81 @@
+//! What the database says about whoever asks for a change, read inside the write's own
+//! transaction: the user's email and operator flag, their role, and the acting token.
+//!
+//! It reads the tables straight from the schema, plus `memberships::role_of`, a plain
+//! query on a module that imports no other store module. Every store module imports
+//! `tx::Tx`, so if `tx` read the standing through `users`, `tokens` or `accounts`, those
+//! modules and `tx` would import each other in a circle; this module keeps `tx` at the
+//! bottom of the store, beside `audit`.
+
+use chrono::NaiveDateTime;
+use diesel::prelude::*;
+
+use super::DbConnection;
+use super::schema::{accounts, tokens, users};
+use crate::domain::{AccountId, ApiState, Role, Scopes, TokenId, TokenKey, UserId};
+use crate::error::AppError;
+
+/// A signed-in user as the write path sees them.
+pub(super) struct UserFacts {
+    pub email: String,
+    pub operator: bool,
+}
+
+/// The user's email and operator flag; `None` once the user is gone.
+pub(super) fn user(conn: &mut DbConnection, id: UserId) -> Result<Option<UserFacts>, AppError> {
+    Ok(users::table
+        .find(id.0)
+        .select((users::email, users::operator))
+        .first::<(String, bool)>(conn)
+        .optional()?
+        .map(|(email, operator)| UserFacts { email, operator }))
+}
+
+/// The user's role in the account, or `None` when they are not a member.
+pub(super) fn role(
+    conn: &mut DbConnection,
+    user: UserId,
+    account: AccountId,
+) -> Result<Option<Role>, AppError> {
+    super::memberships::role_of(conn, user, account)
+}
+
+/// An API token that acts, as far as its standing needs it.
+#[derive(Queryable, Selectable)]
+#[diesel(table_name = tokens)]
+pub(super) struct ActingToken {
+    pub key: String,
+    pub name: String,
+    /// Who made it; `None` for the command line's tokens.
+    pub user_id: Option<i32>,
+    pub scopes: Scopes,
+    pub expires_at: Option<NaiveDateTime>,
+}
+
+impl ActingToken {
+    pub fn maker(&self) -> Option<UserId> {
+        self.user_id.map(UserId)
+    }
+}
+
+/// The token `id` with `key` in `account`, if it may still act: not revoked, not
+/// expired (the rule of `tokens::Token::status`), and its account's API not suspended.
+pub(super) fn acting_token(
+    conn: &mut DbConnection,
+    account: AccountId,
+    id: TokenId,
+    key: &TokenKey,
+) -> Result<Option<ActingToken>, AppError> {
+    let now = super::now();
+    Ok(tokens::table
+        .inner_join(accounts::table)
+        .filter(tokens::account_id.eq(account.0))
+        .filter(tokens::id.eq(id.0))
+        .filter(tokens::key.eq(key.as_str()))
+        .filter(tokens::revoked_at.is_null())
+        .filter(tokens::expires_at.is_null().or(tokens::expires_at.gt(now)))
+        .filter(accounts::api_state.ne(ApiState::Suspended))
+        .select(ActingToken::as_select())
+        .first(conn)
+        .optional()?)
+}

@@ -1,0 +1,14 @@
+//! What the stories stand on, split by role: each test's own store (`store`), the API
+//! client with the server in process (`api`), the real binary as a process (`process`),
+//! the browser-like dashboard client (`browser`), and what the accounts-and-admins
+//! stories share (`admin`). Each leans only on the ones listed before it.
+
+pub mod store;
+
+pub mod api;
+
+pub mod process;
+
+pub mod browser;
+
+pub mod admin;
