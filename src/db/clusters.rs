@@ -1,12 +1,18 @@
-//! Clusters: the account's records that the API serves. Every query takes the account.
+//! Clusters: the account's records that the API serves. Every query takes the account;
+//! every change runs through the write path (`db::tx`), is checked against the policy
+//! inside its transaction, is audited, and leaves a note in the invalidation log so every
+//! process drops its rendered pages of the account's clusters.
 
 use diesel::prelude::*;
 use rand::Rng;
 
+use super::audit::{Event, action};
 use super::schema::clusters;
-use crate::domain::{AccountId, ClusterName, ClusterState, Paging, Slug};
+use super::tx::Tx;
+use crate::domain::{AccountId, AuditAction, ClusterName, ClusterState, Paging, Slug};
 use crate::error::AppError;
 use crate::plans::Placement;
+use crate::policy::Action;
 
 #[derive(Debug, Clone, Queryable, Selectable)]
 #[diesel(table_name = clusters)]
@@ -59,15 +65,37 @@ fn new_slug(name: &ClusterName) -> Slug {
     })
 }
 
+/// Audits a cluster change and tells every process its pages of the account are stale.
+fn changed(tx: &mut Tx<'_>, what: AuditAction, cluster: &Cluster) -> Result<(), AppError> {
+    let detail = format!(
+        "{} (plan {}, space {}, release {})",
+        cluster.name, cluster.plan, cluster.space, cluster.release
+    );
+    tx.log(Event {
+        action: what,
+        target: &cluster.slug,
+        token: None,
+        detail: &detail,
+    })?;
+    super::invalidations::record_clusters(tx.conn, tx.account()?)
+}
+
 /// Creates a cluster under a fresh slug. Ten random digits make a clash rare; one is
 /// retried with new digits rather than refused.
-pub fn create(
+pub fn create(tx: &mut Tx<'_>, new: NewCluster) -> Result<Cluster, AppError> {
+    tx.require(Action::WriteClusters)?;
+    let account = tx.account()?;
+    let cluster = insert(tx.conn, account, &new)?;
+    changed(tx, action::CLUSTER_CREATED, &cluster)?;
+    Ok(cluster)
+}
+
+fn insert(
     conn: &mut SqliteConnection,
     account: AccountId,
-    new: NewCluster,
+    new: &NewCluster,
 ) -> Result<Cluster, AppError> {
-    super::write(conn, |conn| {
-        for _ in 0..5 {
+    for _ in 0..5 {
             let slug = new_slug(&new.name);
             let taken: i64 = clusters::table
                 .filter(clusters::account_id.eq(account.0))
@@ -92,8 +120,7 @@ pub fn create(
                 .returning(Cluster::as_returning())
                 .get_result(conn)?);
         }
-        Err(AppError::internal("no free cluster slug after 5 tries"))
-    })
+    Err(AppError::internal("no free cluster slug after 5 tries"))
 }
 
 /// A page of the account's clusters, oldest first, and how many the account has.
@@ -149,13 +176,11 @@ pub fn find(
 /// Renames the cluster and/or moves it to another plan. A plan that doesn't offer the
 /// cluster's space or release is refused, inside the write, so it is checked against the
 /// cluster as it is when the change commits.
-pub fn update(
-    conn: &mut SqliteConnection,
-    account: AccountId,
-    slug: &Slug,
-    change: ClusterChange,
-) -> Result<Cluster, AppError> {
-    super::write(conn, |conn| {
+pub fn update(tx: &mut Tx<'_>, slug: &Slug, change: ClusterChange) -> Result<Cluster, AppError> {
+    tx.require(Action::WriteClusters)?;
+    let account = tx.account()?;
+    let conn = &mut *tx.conn;
+    let updated = {
         let cluster = find(conn, account, slug)?;
         if let Some(plan) = change.plan {
             let mut errors = Vec::new();
@@ -175,7 +200,7 @@ pub fn update(
                 return Err(AppError::Invalid(errors));
             }
         }
-        Ok(diesel::update(
+        diesel::update(
             clusters::table
                 .filter(clusters::account_id.eq(account.0))
                 .filter(clusters::slug.eq(slug.as_str())),
@@ -188,22 +213,22 @@ pub fn update(
                 .unwrap_or(cluster.plan)),
         ))
         .returning(Cluster::as_returning())
-        .get_result(conn)?)
-    })
+        .get_result::<Cluster>(conn)?
+    };
+    changed(tx, action::CLUSTER_UPDATED, &updated)?;
+    Ok(updated)
 }
 
-pub fn delete(
-    conn: &mut SqliteConnection,
-    account: AccountId,
-    slug: &Slug,
-) -> Result<Cluster, AppError> {
-    super::write(conn, |conn| {
-        Ok(diesel::delete(
-            clusters::table
-                .filter(clusters::account_id.eq(account.0))
-                .filter(clusters::slug.eq(slug.as_str())),
-        )
-        .returning(Cluster::as_returning())
-        .get_result(conn)?)
-    })
+pub fn delete(tx: &mut Tx<'_>, slug: &Slug) -> Result<Cluster, AppError> {
+    tx.require(Action::WriteClusters)?;
+    let account = tx.account()?;
+    let deleted = diesel::delete(
+        clusters::table
+            .filter(clusters::account_id.eq(account.0))
+            .filter(clusters::slug.eq(slug.as_str())),
+    )
+    .returning(Cluster::as_returning())
+    .get_result::<Cluster>(tx.conn)?;
+    changed(tx, action::CLUSTER_DELETED, &deleted)?;
+    Ok(deleted)
 }

@@ -15,7 +15,7 @@
 
 pub mod accounts;
 pub mod audit;
-pub(crate) mod clusters;
+pub mod clusters;
 pub mod invalidations;
 pub(crate) mod invitations;
 pub mod memberships;

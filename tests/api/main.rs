@@ -12,6 +12,7 @@ mod anonymous;
 mod auth_header;
 mod bonsai_contract;
 mod cli;
+mod cluster_writes;
 mod clusters;
 mod concurrency;
 mod cookies;

@@ -314,17 +314,18 @@ fn check_new_cluster(input: NewClusterInput) -> Result<NewCluster, AppError> {
 
 pub async fn create(
     caller: ApiCaller,
+    req: HttpRequest,
     state: web::Data<AppState>,
     catalogue: web::Data<Catalogue>,
     body: web::Bytes,
 ) -> Result<HttpResponse, AppError> {
     caller.require(Scope::Write)?;
     let new = check_new_cluster(super::parse_json(&body)?)?;
+    let who = super::access_tokens::principal(&caller, &req)?;
     let account = caller.account();
-    let cluster = db::run(&state.pool, move |conn| {
-        db::clusters::create(conn, account, new)
-    })
-    .await?;
+    let cluster = state
+        .write(who, Some(account), move |tx| db::clusters::create(tx, new))
+        .await?;
     let credentials = ClusterCredentials::generate();
     let view = ClusterView::new(&cluster, catalogue.links());
     let host = view.access.host;
@@ -376,6 +377,7 @@ pub async fn show(
 
 pub async fn update(
     caller: ApiCaller,
+    req: HttpRequest,
     state: web::Data<AppState>,
     catalogue: web::Data<Catalogue>,
     slug: web::Path<String>,
@@ -400,11 +402,13 @@ pub async fn update(
     if !errors.is_empty() {
         return Err(AppError::Invalid(errors));
     }
+    let who = super::access_tokens::principal(&caller, &req)?;
     let account = caller.account();
-    let cluster = db::run(&state.pool, move |conn| {
-        db::clusters::update(conn, account, &slug, change)
-    })
-    .await?;
+    let cluster = state
+        .write(who, Some(account), move |tx| {
+            db::clusters::update(tx, &slug, change)
+        })
+        .await?;
     let links = catalogue.links();
     Ok(accepted(
         "Your cluster is being updated.",
@@ -415,17 +419,18 @@ pub async fn update(
 
 pub async fn delete(
     caller: ApiCaller,
+    req: HttpRequest,
     state: web::Data<AppState>,
     catalogue: web::Data<Catalogue>,
     slug: web::Path<String>,
 ) -> Result<HttpResponse, AppError> {
     caller.require(Scope::Write)?;
     let slug = path_slug(&slug)?;
+    let who = super::access_tokens::principal(&caller, &req)?;
     let account = caller.account();
-    let cluster = db::run(&state.pool, move |conn| {
-        db::clusters::delete(conn, account, &slug)
-    })
-    .await?;
+    let cluster = state
+        .write(who, Some(account), move |tx| db::clusters::delete(tx, &slug))
+        .await?;
     let links = catalogue.links();
     Ok(accepted(
         "Your cluster is being deprovisioned.",
