@@ -232,3 +232,22 @@ pub fn delete(tx: &mut Tx<'_>, slug: &Slug) -> Result<Cluster, AppError> {
     changed(tx, action::CLUSTER_DELETED, &deleted)?;
     Ok(deleted)
 }
+
+/// A page of the account's clusters for the dashboard, oldest first, each with when it
+/// was made, and whether another page follows.
+pub fn page_with_created(
+    conn: &mut SqliteConnection,
+    account: AccountId,
+    paging: Paging,
+) -> Result<(Vec<(Cluster, chrono::NaiveDateTime)>, bool), AppError> {
+    let mut rows: Vec<(Cluster, chrono::NaiveDateTime)> = clusters::table
+        .filter(clusters::account_id.eq(account.0))
+        .order(clusters::id.asc())
+        .offset(paging.offset())
+        .limit(paging.size() + 1)
+        .select((Cluster::as_select(), clusters::created_at))
+        .load(conn)?;
+    let more = rows.len() as i64 > paging.size();
+    rows.truncate(usize::try_from(paging.size()).unwrap_or(0));
+    Ok((rows, more))
+}
