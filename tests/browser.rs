@@ -110,7 +110,11 @@ async fn story(b: Client, base: String, shots: Screenshots) {
     let write = page
         .find(Locator::Css("input[type=checkbox][name=write]"))
         .await;
-    if !write.is_selected().await.expect("the write checkbox's state") {
+    if !write
+        .is_selected()
+        .await
+        .expect("the write checkbox's state")
+    {
         write.click().await.expect("ticking write");
     }
     page.find(Locator::Id("expires_in_days"))

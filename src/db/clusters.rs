@@ -96,30 +96,30 @@ fn insert(
     new: &NewCluster,
 ) -> Result<Cluster, AppError> {
     for _ in 0..5 {
-            let slug = new_slug(&new.name);
-            let taken: i64 = clusters::table
-                .filter(clusters::account_id.eq(account.0))
-                .filter(clusters::slug.eq(slug.as_str()))
-                .count()
-                .get_result(conn)?;
-            if taken > 0 {
-                continue;
-            }
-            return Ok(diesel::insert_into(clusters::table)
-                .values((
-                    clusters::account_id.eq(account.0),
-                    clusters::slug.eq(slug.as_str()),
-                    clusters::name.eq(new.name.as_str()),
-                    clusters::plan.eq(new.placement.plan.slug),
-                    clusters::space.eq(new.placement.space.path),
-                    clusters::release.eq(new.placement.release.slug),
-                    // Keyward keeps records, not search engines: nothing is left to wait for.
-                    clusters::state.eq(ClusterState::Provisioned),
-                    clusters::created_at.eq(super::now()),
-                ))
-                .returning(Cluster::as_returning())
-                .get_result(conn)?);
+        let slug = new_slug(&new.name);
+        let taken: i64 = clusters::table
+            .filter(clusters::account_id.eq(account.0))
+            .filter(clusters::slug.eq(slug.as_str()))
+            .count()
+            .get_result(conn)?;
+        if taken > 0 {
+            continue;
         }
+        return Ok(diesel::insert_into(clusters::table)
+            .values((
+                clusters::account_id.eq(account.0),
+                clusters::slug.eq(slug.as_str()),
+                clusters::name.eq(new.name.as_str()),
+                clusters::plan.eq(new.placement.plan.slug),
+                clusters::space.eq(new.placement.space.path),
+                clusters::release.eq(new.placement.release.slug),
+                // Keyward keeps records, not search engines: nothing is left to wait for.
+                clusters::state.eq(ClusterState::Provisioned),
+                clusters::created_at.eq(super::now()),
+            ))
+            .returning(Cluster::as_returning())
+            .get_result(conn)?);
+    }
     Err(AppError::internal("no free cluster slug after 5 tries"))
 }
 

@@ -56,7 +56,8 @@ async fn the_page_shows_what_the_api_shows_of_each_cluster() {
     let token = owner.create_token("deploys").await.token;
     let slug = app.create_cluster(&token, "Detailed").await;
     let shown = crate::helpers::expect_json(
-        app.get_with_auth(&format!("/clusters/{slug}"), &token).await,
+        app.get_with_auth(&format!("/clusters/{slug}"), &token)
+            .await,
         StatusCode::OK,
     )
     .await;

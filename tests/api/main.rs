@@ -14,6 +14,7 @@ mod bonsai_contract;
 mod cli;
 mod cluster_writes;
 mod clusters;
+mod clusters_cache;
 mod clusters_page;
 mod concurrency;
 mod cookies;
