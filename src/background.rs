@@ -23,7 +23,7 @@ pub fn spawn(state: Data<AppState>) {
         &state,
         |state| {
             let mut conn = state.pool.get()?;
-            state.cache.apply_invalidations(&mut conn).map(drop)
+            state.apply_invalidations(&mut conn).map(drop)
         },
     );
     every(

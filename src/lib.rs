@@ -4,6 +4,7 @@ pub mod auth;
 pub(crate) mod background;
 pub(crate) mod charts;
 pub mod cli;
+pub mod cluster_pages;
 pub mod commands;
 pub mod config;
 pub mod db;

@@ -50,6 +50,9 @@ pub enum Action {
     RevokeItself {
         token: TokenId,
     },
+    /// Create, change or delete one of the account's clusters (`POST`, `PUT`, `DELETE
+    /// /clusters`).
+    WriteClusters,
 }
 
 /// Who is acting, as far as the rules care. Read inside the write's transaction by
@@ -135,6 +138,11 @@ pub fn allows(standing: &Standing, action: Action) -> bool {
         // A token made at the command line has no maker: whoever made it holds the
         // database, so it acts for the whole account, but still only on tokens.
         let for_account = standing.user.is_none();
+        // Clusters are what the `write` scope is for; a token whose maker has left the
+        // account writes nothing.
+        if action == Action::WriteClusters {
+            return token.scopes.contains(Scope::Write) && (for_account || role.is_some());
+        }
         return token.scopes.contains(Scope::Tokens)
             && match action {
                 Action::CreateToken => for_account || role.is_some(),
@@ -152,7 +160,7 @@ pub fn allows(standing: &Standing, action: Action) -> bool {
         Action::SetApiAccess => standing.operator || at_least(Role::Owner),
         Action::SetTokenLifetime => at_least(Role::Owner),
         Action::RevokeItself { .. } => false,
-        Action::CreateToken => role.is_some(),
+        Action::CreateToken | Action::WriteClusters => role.is_some(),
         Action::ManageToken { creator } => {
             at_least(Role::Admin)
                 || (role.is_some() && creator.is_some() && creator == standing.user)
@@ -211,6 +219,13 @@ pub fn may_mint(
 /// The sentence for a refusal: what a person sees on the 403 page.
 pub fn refusal(standing: &Standing, action: Action) -> &'static str {
     if let Some(token) = standing.token {
+        if action == Action::WriteClusters {
+            return if token.scopes.contains(Scope::Write) {
+                "This API token acts for the member who made it, and they are no longer a member."
+            } else {
+                "This API token does not have the 'write' scope that this request needs."
+            };
+        }
         return if token.scopes.contains(Scope::Tokens) {
             "This API token acts for the member who made it, and their role does not allow that."
         } else {
@@ -401,6 +416,25 @@ mod tests {
         let write = may_mint(&narrow, Scopes::parse("read,write").unwrap(), None);
         assert!(write.unwrap_err().contains("write"));
         assert_eq!(may_mint(&narrow, read, None), Ok(()));
+    }
+
+    #[test]
+    fn a_token_writes_clusters_with_the_write_scope_while_its_maker_is_a_member() {
+        let writing = token_with("read,write", None);
+        let member = Standing::token(Some(ME), Some(Role::Member), writing);
+        assert!(allows(&member, Action::WriteClusters));
+        assert!(allows(
+            &Standing::token(None, None, writing),
+            Action::WriteClusters
+        ));
+        let gone = Standing::token(Some(ME), None, writing);
+        assert!(!allows(&gone, Action::WriteClusters));
+        assert!(refusal(&gone, Action::WriteClusters).contains("no longer a member"));
+        let reading = Standing::token(None, None, token_with("read,tokens", None));
+        assert!(!allows(&reading, Action::WriteClusters));
+        assert!(refusal(&reading, Action::WriteClusters).contains("'write' scope"));
+        // Writing clusters hands a token nothing else.
+        assert!(!allows(&member, Action::CreateToken));
     }
 
     #[test]

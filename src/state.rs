@@ -14,6 +14,7 @@ use crate::auth::password::Argon2Pool;
 use crate::auth::ratelimit::RateLimits;
 use crate::auth::throttle::LoginThrottle;
 use crate::auth::usage::UsageRecorder;
+use crate::cluster_pages::ClusterPages;
 use crate::config::Config;
 use crate::db::tx::{Principal, Tx};
 use crate::db::{self, Pool};
@@ -83,6 +84,8 @@ pub struct AppState {
     /// Per-token rate limits: in memory, per server.
     pub rate_limits: Arc<RateLimits>,
     pub throttle: Arc<LoginThrottle>,
+    /// Rendered pages of `GET /clusters`, dropped through the invalidation log.
+    pub cluster_pages: Arc<ClusterPages>,
     /// Every argon2 hash and check the server runs, bounded in number.
     pub passwords: Argon2Pool,
     /// Leaked-secret reports per address: anyone may send them.
@@ -104,6 +107,7 @@ impl AppState {
             usage: Arc::new(UsageRecorder::new()),
             rate_limits: Arc::new(RateLimits::new()),
             throttle: Arc::new(LoginThrottle::new()),
+            cluster_pages: Arc::new(ClusterPages::new()),
             secret_reports: IpLimit::new(
                 "leaked-secret reports",
                 SECRET_REPORTS_BURST,
@@ -135,12 +139,30 @@ impl AppState {
         }
     }
 
-    /// Applies the invalidation log to this process's cache now.
+    /// Applies the invalidation log to this process's caches now.
     pub async fn sync_cache(&self) -> Result<(), AppError> {
-        let cache = self.cache.clone();
-        db::run(&self.pool, move |conn| cache.apply_invalidations(conn)).await?;
+        let (cache, pages) = (self.cache.clone(), self.cluster_pages.clone());
+        db::run(&self.pool, move |conn| apply_log(&cache, &pages, conn)).await?;
         Ok(())
     }
+
+    /// Applies the invalidation log to this process's caches. Blocking: call off the
+    /// async workers.
+    pub fn apply_invalidations(
+        &self,
+        conn: &mut crate::db::DbConnection,
+    ) -> Result<usize, AppError> {
+        apply_log(&self.cache, &self.cluster_pages, conn)
+    }
+}
+
+/// One read of the log for both caches, so neither can pass a note the other missed.
+fn apply_log(
+    cache: &TokenCache,
+    pages: &ClusterPages,
+    conn: &mut crate::db::DbConnection,
+) -> Result<usize, AppError> {
+    cache.apply_invalidations_and(conn, |notes| pages.apply(notes))
 }
 
 impl GuardState for AppState {

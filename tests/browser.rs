@@ -107,6 +107,16 @@ async fn story(b: Client, base: String, shots: Screenshots) {
     if !read.is_selected().await.expect("the read checkbox's state") {
         read.click().await.expect("ticking read");
     }
+    let write = page
+        .find(Locator::Css("input[type=checkbox][name=write]"))
+        .await;
+    if !write
+        .is_selected()
+        .await
+        .expect("the write checkbox's state")
+    {
+        write.click().await.expect("ticking write");
+    }
     page.find(Locator::Id("expires_in_days"))
         .await
         .select_by_value("30")
@@ -160,6 +170,23 @@ async fn story(b: Client, base: String, shots: Screenshots) {
     page.wait_for(Locator::Css("td .badge-active")).await;
     page.assert_text_contains("from 127.0.0.1").await;
     page.shoot("tokens-list").await;
+
+    // What the token acts on: clusters made through the API, listed read-only.
+    for name in ["Product logs", "Site search", "Support tickets"] {
+        let response = api
+            .post(format!("{base}/clusters"))
+            .basic_auth(&key, Some(&secret))
+            .json(&json!({"name": name}))
+            .send()
+            .await
+            .expect("POST /clusters");
+        assert_eq!(response.status(), StatusCode::ACCEPTED);
+    }
+    page.click_link("Clusters").await;
+    page.wait_for_path("/account/clusters").await;
+    page.assert_text_contains("Support tickets").await;
+    page.assert_text_contains("PROVISIONED").await;
+    page.shoot("clusters").await;
 
     usage_and_rate_limit(&page, &api, &token_path, &key, &secret).await;
 
@@ -367,7 +394,7 @@ async fn roll_a_token(page: &Page<'_>, api: &reqwest::Client) {
 /// The token's use, charted: a rate limit set on the token's page turns the third of three
 /// quick calls away with a 429, and once the server has written its batch the chart stacks
 /// the refusal on the day's successes, the address is listed, and the token list shows the
-/// account's chart. The token made one call before this step.
+/// account's chart. The token made four calls before this step: one list, three creates.
 async fn usage_and_rate_limit(
     page: &Page<'_>,
     api: &reqwest::Client,
@@ -393,7 +420,7 @@ async fn usage_and_rate_limit(
     assert_eq!(statuses, [200, 200, 429], "the limit of 2 a minute holds");
 
     page.open_until(token_path, "refused (1)").await;
-    page.assert_text_contains("successful (3)").await;
+    page.assert_text_contains("successful (6)").await;
     let chart = page.find(Locator::Css("figure.chart svg.bars")).await;
     let labelled = chart
         .attr("aria-labelledby")
@@ -412,7 +439,7 @@ async fn usage_and_rate_limit(
     );
     let desc = page.find(Locator::Css("svg.bars desc")).await;
     let desc = desc.html(true).await.expect("the chart's description");
-    assert!(desc.contains("3 successful calls and 1 refused"), "{desc}");
+    assert!(desc.contains("6 successful calls and 1 refused"), "{desc}");
     page.assert_text_contains("127.0.0.1").await;
     page.shoot("token-usage-chart").await;
 

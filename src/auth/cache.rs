@@ -183,6 +183,17 @@ impl TokenCache {
     /// batch, then applies it all at once. Returns how many notes it applied.
     /// Blocking: call off the async workers.
     pub fn apply_invalidations(&self, conn: &mut DbConnection) -> Result<usize, AppError> {
+        self.apply_invalidations_and(conn, |_| {})
+    }
+
+    /// [`apply_invalidations`](Self::apply_invalidations), handing the notes applied to
+    /// `also` for the process's other caches (the rendered cluster pages), before this
+    /// cache moves past them.
+    pub fn apply_invalidations_and(
+        &self,
+        conn: &mut DbConnection,
+        also: impl FnOnce(&[Invalidation]),
+    ) -> Result<usize, AppError> {
         let mut last = self.applied.load(Ordering::Acquire);
         let mut notes = Vec::new();
         loop {
@@ -198,6 +209,7 @@ impl TokenCache {
             }
         }
         self.apply(&notes);
+        also(&notes);
         self.applied.fetch_max(last, Ordering::AcqRel);
         Ok(notes.len())
     }

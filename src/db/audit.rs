@@ -58,6 +58,9 @@ pub mod action {
     pub const API_RESTORED: AuditAction = AuditAction::ApiRestored;
     pub const ACCOUNT_CREATED: AuditAction = AuditAction::AccountCreated;
     pub const TOKEN_LIFETIME_SET: AuditAction = AuditAction::TokenLifetimeSet;
+    pub const CLUSTER_CREATED: AuditAction = AuditAction::ClusterCreated;
+    pub const CLUSTER_UPDATED: AuditAction = AuditAction::ClusterUpdated;
+    pub const CLUSTER_DELETED: AuditAction = AuditAction::ClusterDeleted;
 }
 
 #[derive(Debug, Clone, Queryable, Selectable)]

@@ -1,14 +1,19 @@
-//! Clusters: the account's records that the API serves. Every query takes the account.
+//! Clusters: the account's records that the API serves. Every query takes the account;
+//! every change runs through the write path (`db::tx`), is checked against the policy
+//! inside its transaction, is audited, and leaves a note in the invalidation log so every
+//! process drops its rendered pages of the account's clusters.
 
 use diesel::prelude::*;
 use rand::Rng;
 
 use super::DbConnection;
-
+use super::audit::{Event, action};
 use super::schema::clusters;
-use crate::domain::{AccountId, ClusterName, ClusterState, Paging, Slug};
+use super::tx::Tx;
+use crate::domain::{AccountId, AuditAction, ClusterName, ClusterState, Paging, Slug};
 use crate::error::AppError;
 use crate::plans::Placement;
+use crate::policy::Action;
 
 #[derive(Debug, Clone, Queryable, Selectable)]
 #[diesel(table_name = clusters)]
@@ -61,41 +66,62 @@ fn new_slug(name: &ClusterName) -> Slug {
     })
 }
 
+/// Audits a cluster change and tells every process its pages of the account are stale.
+fn changed(tx: &mut Tx<'_>, what: AuditAction, cluster: &Cluster) -> Result<(), AppError> {
+    let detail = format!(
+        "{} (plan {}, space {}, release {})",
+        cluster.name, cluster.plan, cluster.space, cluster.release
+    );
+    tx.log(Event {
+        action: what,
+        target: &cluster.slug,
+        token: None,
+        detail: &detail,
+    })?;
+    super::invalidations::record_clusters(tx.conn, tx.account()?)
+}
+
 /// Creates a cluster under a fresh slug. Ten random digits make a clash rare; one is
 /// retried with new digits rather than refused.
-pub fn create(
+pub fn create(tx: &mut Tx<'_>, new: NewCluster) -> Result<Cluster, AppError> {
+    tx.require(Action::WriteClusters)?;
+    let account = tx.account()?;
+    let cluster = insert(tx.conn, account, &new)?;
+    changed(tx, action::CLUSTER_CREATED, &cluster)?;
+    Ok(cluster)
+}
+
+fn insert(
     conn: &mut DbConnection,
     account: AccountId,
-    new: NewCluster,
+    new: &NewCluster,
 ) -> Result<Cluster, AppError> {
-    super::write(conn, |conn| {
-        for _ in 0..5 {
-            let slug = new_slug(&new.name);
-            let taken: i64 = clusters::table
-                .filter(clusters::account_id.eq(account.0))
-                .filter(clusters::slug.eq(slug.as_str()))
-                .count()
-                .get_result(conn)?;
-            if taken > 0 {
-                continue;
-            }
-            return Ok(diesel::insert_into(clusters::table)
-                .values((
-                    clusters::account_id.eq(account.0),
-                    clusters::slug.eq(slug.as_str()),
-                    clusters::name.eq(new.name.as_str()),
-                    clusters::plan.eq(new.placement.plan.slug),
-                    clusters::space.eq(new.placement.space.path),
-                    clusters::release.eq(new.placement.release.slug),
-                    // Keyward keeps records, not search engines: nothing is left to wait for.
-                    clusters::state.eq(ClusterState::Provisioned),
-                    clusters::created_at.eq(super::now()),
-                ))
-                .returning(super::columns_of::<Cluster>())
-                .get_result(conn)?);
+    for _ in 0..5 {
+        let slug = new_slug(&new.name);
+        let taken: i64 = clusters::table
+            .filter(clusters::account_id.eq(account.0))
+            .filter(clusters::slug.eq(slug.as_str()))
+            .count()
+            .get_result(conn)?;
+        if taken > 0 {
+            continue;
         }
-        Err(AppError::internal("no free cluster slug after 5 tries"))
-    })
+        return Ok(diesel::insert_into(clusters::table)
+            .values((
+                clusters::account_id.eq(account.0),
+                clusters::slug.eq(slug.as_str()),
+                clusters::name.eq(new.name.as_str()),
+                clusters::plan.eq(new.placement.plan.slug),
+                clusters::space.eq(new.placement.space.path),
+                clusters::release.eq(new.placement.release.slug),
+                // Keyward keeps records, not search engines: nothing is left to wait for.
+                clusters::state.eq(ClusterState::Provisioned),
+                clusters::created_at.eq(super::now()),
+            ))
+            .returning(super::columns_of::<Cluster>())
+            .get_result(conn)?);
+    }
+    Err(AppError::internal("no free cluster slug after 5 tries"))
 }
 
 /// A page of the account's clusters, oldest first, and how many the account has.
@@ -147,13 +173,11 @@ pub fn find(conn: &mut DbConnection, account: AccountId, slug: &Slug) -> Result<
 /// Renames the cluster and/or moves it to another plan. A plan that doesn't offer the
 /// cluster's space or release is refused, inside the write, so it is checked against the
 /// cluster as it is when the change commits.
-pub fn update(
-    conn: &mut DbConnection,
-    account: AccountId,
-    slug: &Slug,
-    change: ClusterChange,
-) -> Result<Cluster, AppError> {
-    super::write(conn, |conn| {
+pub fn update(tx: &mut Tx<'_>, slug: &Slug, change: ClusterChange) -> Result<Cluster, AppError> {
+    tx.require(Action::WriteClusters)?;
+    let account = tx.account()?;
+    let conn = &mut *tx.conn;
+    let updated = {
         let cluster = find(conn, account, slug)?;
         if let Some(plan) = change.plan {
             let mut errors = Vec::new();
@@ -173,7 +197,7 @@ pub fn update(
                 return Err(AppError::Invalid(errors));
             }
         }
-        Ok(diesel::update(
+        diesel::update(
             clusters::table
                 .filter(clusters::account_id.eq(account.0))
                 .filter(clusters::slug.eq(slug.as_str())),
@@ -186,22 +210,41 @@ pub fn update(
                 .unwrap_or(cluster.plan)),
         ))
         .returning(super::columns_of::<Cluster>())
-        .get_result(conn)?)
-    })
+        .get_result::<Cluster>(conn)?
+    };
+    changed(tx, action::CLUSTER_UPDATED, &updated)?;
+    Ok(updated)
 }
 
-pub fn delete(
+pub fn delete(tx: &mut Tx<'_>, slug: &Slug) -> Result<Cluster, AppError> {
+    tx.require(Action::WriteClusters)?;
+    let account = tx.account()?;
+    let deleted = diesel::delete(
+        clusters::table
+            .filter(clusters::account_id.eq(account.0))
+            .filter(clusters::slug.eq(slug.as_str())),
+    )
+    .returning(super::columns_of::<Cluster>())
+    .get_result::<Cluster>(tx.conn)?;
+    changed(tx, action::CLUSTER_DELETED, &deleted)?;
+    Ok(deleted)
+}
+
+/// A page of the account's clusters for the dashboard, oldest first, each with when it
+/// was made, and whether another page follows.
+pub fn page_with_created(
     conn: &mut DbConnection,
     account: AccountId,
-    slug: &Slug,
-) -> Result<Cluster, AppError> {
-    super::write(conn, |conn| {
-        Ok(diesel::delete(
-            clusters::table
-                .filter(clusters::account_id.eq(account.0))
-                .filter(clusters::slug.eq(slug.as_str())),
-        )
-        .returning(super::columns_of::<Cluster>())
-        .get_result(conn)?)
-    })
+    paging: Paging,
+) -> Result<(Vec<(Cluster, chrono::NaiveDateTime)>, bool), AppError> {
+    let mut rows: Vec<(Cluster, chrono::NaiveDateTime)> = clusters::table
+        .filter(clusters::account_id.eq(account.0))
+        .order(clusters::id.asc())
+        .offset(paging.offset())
+        .limit(paging.size() + 1)
+        .select((Cluster::as_select(), clusters::created_at))
+        .load(conn)?;
+    let more = rows.len() as i64 > paging.size();
+    rows.truncate(usize::try_from(paging.size()).unwrap_or(0));
+    Ok((rows, more))
 }

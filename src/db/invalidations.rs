@@ -1,6 +1,7 @@
-//! A log of what every process's token cache must learn, written in the same transaction
+//! A log of what every process's caches must learn, written in the same transaction
 //! as the change: "forget this token" (a revocation), "forget this account" (a
-//! suspension), and "this key now exists" (a creation). Every server polls it by sequence
+//! suspension), "this key now exists" (a creation), and "this account's clusters
+//! changed" (for the rendered pages of `GET /clusters`). Every server polls it by sequence
 //! number, so a change made by the CLI or by another instance reaches its cache within
 //! one poll interval.
 
@@ -29,6 +30,8 @@ pub enum NoteKind {
     Forget,
     /// The token the note names now exists: add its key to the set of known keys.
     Created,
+    /// The clusters of the account the note names changed: drop its rendered pages.
+    Clusters,
 }
 
 impl NoteKind {
@@ -36,6 +39,7 @@ impl NoteKind {
         match self {
             NoteKind::Forget => "forget",
             NoteKind::Created => "created",
+            NoteKind::Clusters => "clusters",
         }
     }
 
@@ -43,6 +47,7 @@ impl NoteKind {
         match raw {
             "forget" => Some(NoteKind::Forget),
             "created" => Some(NoteKind::Created),
+            "clusters" => Some(NoteKind::Clusters),
             _ => None,
         }
     }
@@ -111,6 +116,12 @@ pub fn record_account(conn: &mut DbConnection, id: AccountId) -> Result<(), AppE
 /// creating transaction, so no process can know of a key the database doesn't hold.
 pub fn record_token_created(conn: &mut DbConnection, key: &TokenKey) -> Result<(), AppError> {
     record(conn, NoteKind::Created, Some(key), None)
+}
+
+/// The account's clusters changed: every process drops its rendered pages of them. Call
+/// inside the changing transaction.
+pub fn record_clusters(conn: &mut DbConnection, account: AccountId) -> Result<(), AppError> {
+    record(conn, NoteKind::Clusters, None, Some(account))
 }
 
 pub fn latest_seq(conn: &mut DbConnection) -> Result<i32, AppError> {

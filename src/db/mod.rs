@@ -34,7 +34,7 @@
 pub mod accounts;
 pub mod audit;
 pub mod backup;
-pub(crate) mod clusters;
+pub mod clusters;
 pub mod invalidations;
 pub(crate) mod invitations;
 pub mod members;

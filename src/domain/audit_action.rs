@@ -46,6 +46,9 @@ audit_actions! {
     ApiRestored => "api.restored",
     AccountCreated => "account.created",
     TokenLifetimeSet => "account.token_lifetime_set",
+    ClusterCreated => "cluster.created",
+    ClusterUpdated => "cluster.updated",
+    ClusterDeleted => "cluster.deleted",
 }
 
 super::sql::text_column!(AuditAction);

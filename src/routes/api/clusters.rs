@@ -7,12 +7,16 @@ use serde::{Deserialize, Serialize};
 
 use super::catalogue::{Catalogue, Link, Links};
 use crate::auth::guard::ApiCaller;
+use crate::cluster_pages::PageKey;
 use crate::db::reader::WorkerReader;
+use crate::db::tx::Principal;
 use crate::db::{self, clusters::Cluster, clusters::ClusterChange, clusters::NewCluster};
-use crate::domain::{ClusterCredentials, ClusterName, ClusterState, Paging, Scope, Slug};
+use crate::domain::{
+    AccountId, ClusterCredentials, ClusterName, ClusterState, Paging, Scope, Slug,
+};
 use crate::error::AppError;
 use crate::plans::{self, Placement};
-use crate::state::AppState;
+use crate::state::{AppState, Change};
 
 pub const MAX_PAGE_SIZE: i64 = 100;
 pub const DEFAULT_PAGE_SIZE: i64 = 20;
@@ -244,6 +248,8 @@ fn accepted(
     )
 }
 
+/// A page of the account's clusters. A page kept in memory (`cluster_pages`) is answered
+/// as it is; any other is read, rendered, and kept if it is one of the first few.
 #[utoipa::path(
     get,
     path = "/clusters",
@@ -271,28 +277,53 @@ pub async fn list(
     caller.require(Scope::Read)?;
     let paging = pagination(req.query_string())?;
     let account = caller.account();
+    let key = PageKey::new(account, paging);
+    if let Some(page) = key.and_then(|key| state.cluster_pages.get(&key)) {
+        return Ok(super::json_bytes(StatusCode::OK, page));
+    }
+    // Read before the clusters are: a write that lands in between keeps this page out.
+    let generation = state.cluster_pages.generation();
     let (clusters, total) = reader
         .read(&state.pool, move |conn| {
             db::clusters::list(conn, account, paging)
         })
         .await?;
     let links = catalogue.links();
-    Ok(super::json_body(
-        StatusCode::OK,
-        &ListBody {
-            clusters: clusters
-                .iter()
-                .map(|c| ClusterView::new(c, links))
-                .collect(),
-            pagination: Pagination {
-                page_number: paging.number(),
-                page_size: paging.size(),
-                total_records: total,
-                total_pages: paging.pages_for(total),
-            },
-            status: StatusCode::OK.as_u16(),
+    let body = ListBody {
+        clusters: clusters
+            .iter()
+            .map(|c| ClusterView::new(c, links))
+            .collect(),
+        pagination: Pagination {
+            page_number: paging.number(),
+            page_size: paging.size(),
+            total_records: total,
+            total_pages: paging.pages_for(total),
         },
-    ))
+        status: StatusCode::OK.as_u16(),
+    };
+    let page = web::Bytes::from(
+        serde_json::to_vec(&body)
+            .map_err(|e| AppError::internal(format!("serialising clusters: {e}")))?,
+    );
+    if let Some(key) = key {
+        state.cluster_pages.store(key, page.clone(), generation);
+    }
+    Ok(super::json_bytes(StatusCode::OK, page))
+}
+
+/// Runs a cluster change through the write path, then drops this process's kept pages of
+/// the account, whatever the outcome: the write's own sync of the log drops them too, but
+/// a failure after the commit must not leave a stale page here until the next poll.
+async fn write_clusters<T: Send + 'static>(
+    state: &AppState,
+    who: Principal,
+    account: AccountId,
+    change: impl Change<T>,
+) -> Result<T, AppError> {
+    let outcome = state.write(who, Some(account), change).await;
+    state.cluster_pages.forget_account(account);
+    outcome
 }
 
 /// A create's body: what Bonsai's client sends. Anything else is refused, by name.
@@ -352,15 +383,17 @@ fn check_new_cluster(input: NewClusterInput) -> Result<NewCluster, AppError> {
 )]
 pub async fn create(
     caller: ApiCaller,
+    req: HttpRequest,
     state: web::Data<AppState>,
     catalogue: web::Data<Catalogue>,
     body: web::Bytes,
 ) -> Result<HttpResponse, AppError> {
     caller.require(Scope::Write)?;
     let new = check_new_cluster(super::parse_json(&body)?)?;
+    let who = super::access_tokens::principal(&caller, &req)?;
     let account = caller.account();
-    let cluster = db::run(&state.pool, move |conn| {
-        db::clusters::create(conn, account, new)
+    let cluster = write_clusters(&state, who, account, move |tx| {
+        db::clusters::create(tx, new)
     })
     .await?;
     let credentials = ClusterCredentials::generate();
@@ -446,6 +479,7 @@ pub async fn show(
 )]
 pub async fn update(
     caller: ApiCaller,
+    req: HttpRequest,
     state: web::Data<AppState>,
     catalogue: web::Data<Catalogue>,
     slug: web::Path<String>,
@@ -470,9 +504,10 @@ pub async fn update(
     if !errors.is_empty() {
         return Err(AppError::Invalid(errors));
     }
+    let who = super::access_tokens::principal(&caller, &req)?;
     let account = caller.account();
-    let cluster = db::run(&state.pool, move |conn| {
-        db::clusters::update(conn, account, &slug, change)
+    let cluster = write_clusters(&state, who, account, move |tx| {
+        db::clusters::update(tx, &slug, change)
     })
     .await?;
     let links = catalogue.links();
@@ -501,15 +536,17 @@ pub async fn update(
 )]
 pub async fn delete(
     caller: ApiCaller,
+    req: HttpRequest,
     state: web::Data<AppState>,
     catalogue: web::Data<Catalogue>,
     slug: web::Path<String>,
 ) -> Result<HttpResponse, AppError> {
     caller.require(Scope::Write)?;
     let slug = path_slug(&slug)?;
+    let who = super::access_tokens::principal(&caller, &req)?;
     let account = caller.account();
-    let cluster = db::run(&state.pool, move |conn| {
-        db::clusters::delete(conn, account, &slug)
+    let cluster = write_clusters(&state, who, account, move |tx| {
+        db::clusters::delete(tx, &slug)
     })
     .await?;
     let links = catalogue.links();

@@ -8,6 +8,7 @@
 mod admin;
 mod assets;
 mod audit;
+mod clusters;
 mod forms;
 mod invitations;
 mod lifetime;
@@ -43,6 +44,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .configure(invitations::configure)
         .configure(security::configure)
         .configure(audit::configure)
+        .configure(clusters::configure)
         .configure(admin::configure);
 }
 

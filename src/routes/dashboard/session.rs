@@ -244,6 +244,7 @@ impl SignedIn {
         let mut nav = Vec::new();
         if self.current.is_some() {
             nav.push(("/tokens", "Tokens"));
+            nav.push(("/account/clusters", "Clusters"));
         }
         if self.can(Action::ManageMembers) {
             nav.push(("/members", "Members"));
