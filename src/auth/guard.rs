@@ -62,6 +62,17 @@ impl ApiCaller {
     pub fn account(&self) -> crate::domain::AccountId {
         self.0.account_id
     }
+
+    /// The calling token as the write path's actor: read again inside every write, so a
+    /// token revoked after this request was let in changes nothing.
+    pub fn principal(&self, req: &HttpRequest) -> Result<crate::db::tx::Principal, AppError> {
+        Ok(crate::db::tx::Principal::Token {
+            id: self.0.id,
+            key: TokenKey::parse(&self.0.key).map_err(AppError::internal)?,
+            account: self.0.account_id,
+            ip: req.peer_addr().map(|a| a.ip().to_string()),
+        })
+    }
 }
 
 impl FromRequest for ApiCaller {

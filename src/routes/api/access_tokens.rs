@@ -10,7 +10,6 @@ use serde_json::{Value, json};
 
 use crate::auth::guard::ApiCaller;
 use crate::db::tokens::{TokenRequest, TokenView};
-use crate::db::tx::Principal;
 use crate::db::{self};
 use crate::domain::{Grace, RateLimit, Reason, Scope, Scopes, TokenKey, TokenName};
 use crate::error::AppError;
@@ -20,17 +19,6 @@ use crate::timefmt::rfc3339;
 
 /// The longest lifetime a new token may ask for, as in the dashboard.
 const MAX_DAYS: i64 = 3650;
-
-/// The calling token as the write path's actor.
-pub(super) fn principal(caller: &ApiCaller, req: &HttpRequest) -> Result<Principal, AppError> {
-    let token = &caller.0;
-    Ok(Principal::Token {
-        id: token.id,
-        key: TokenKey::parse(&token.key).map_err(AppError::internal)?,
-        account: token.account_id,
-        ip: req.peer_addr().map(|a| a.ip().to_string()),
-    })
-}
 
 /// A key from the path; one that can't exist is simply not found.
 fn path_key(raw: &str) -> Result<TokenKey, AppError> {
@@ -67,11 +55,11 @@ fn describe(view: &TokenView) -> Value {
         ("size" = Option<i64>, Query, minimum = 1, maximum = 100, description = "Entries a page, 20 unless given"),
     ),
     responses(
-        (status = 200, description = "A page of the tokens the caller may see", body = super::openapi::AccessTokenList),
-        (status = 401, response = super::openapi::Unauthorized),
-        (status = 403, response = super::openapi::Forbidden),
-        (status = 422, response = super::openapi::Unprocessable),
-        (status = 429, response = super::openapi::TooManyRequests),
+        (status = 200, description = "A page of the tokens the caller may see", body = super::schemas::AccessTokenList),
+        (status = 401, response = super::schemas::Unauthorized),
+        (status = 403, response = super::schemas::Forbidden),
+        (status = 422, response = super::schemas::Unprocessable),
+        (status = 429, response = super::schemas::TooManyRequests),
     )
 )]
 pub async fn list(
@@ -81,7 +69,7 @@ pub async fn list(
 ) -> Result<HttpResponse, AppError> {
     caller.require(Scope::Tokens)?;
     let paging = super::clusters::pagination(req.query_string())?;
-    let who = principal(&caller, &req)?;
+    let who = caller.principal(&req)?;
     let account = caller.account();
     let (views, total) = db::run(&state.pool, move |conn| {
         let standing = db::tx::standing_for_read(conn, &who, Some(account))?;
@@ -120,12 +108,12 @@ pub async fn list(
     security(("basic" = [])),
     params(("key" = String, Path, description = "The token's key")),
     responses(
-        (status = 200, description = "One token", body = super::openapi::AccessTokenBody),
-        (status = 401, response = super::openapi::Unauthorized),
-        (status = 403, response = super::openapi::Forbidden),
-        (status = 404, response = super::openapi::NotFound),
-        (status = 422, response = super::openapi::Unprocessable),
-        (status = 429, response = super::openapi::TooManyRequests),
+        (status = 200, description = "One token", body = super::schemas::AccessTokenBody),
+        (status = 401, response = super::schemas::Unauthorized),
+        (status = 403, response = super::schemas::Forbidden),
+        (status = 404, response = super::schemas::NotFound),
+        (status = 422, response = super::schemas::Unprocessable),
+        (status = 429, response = super::schemas::TooManyRequests),
     )
 )]
 pub async fn show(
@@ -136,7 +124,7 @@ pub async fn show(
 ) -> Result<HttpResponse, AppError> {
     caller.require(Scope::Tokens)?;
     let key = path_key(&key)?;
-    let who = principal(&caller, &req)?;
+    let who = caller.principal(&req)?;
     let account = caller.account();
     let view = db::run(&state.pool, move |conn| {
         let standing = db::tx::standing_for_read(conn, &who, Some(account))?;
@@ -260,12 +248,12 @@ fn check_new_token(input: NewTokenInput) -> Result<TokenRequest, AppError> {
     security(("basic" = [])),
     request_body = NewTokenInput,
     responses(
-        (status = 201, description = "The new token, with its secret, shown this once", body = super::openapi::CreatedAccessToken, headers(("Cache-Control" = String, description = "no-store"))),
-        (status = 401, response = super::openapi::Unauthorized),
-        (status = 403, response = super::openapi::Forbidden),
-        (status = 422, response = super::openapi::Unprocessable),
-        (status = 429, response = super::openapi::TooManyRequests),
-        (status = 503, response = super::openapi::Unavailable),
+        (status = 201, description = "The new token, with its secret, shown this once", body = super::schemas::CreatedAccessToken, headers(("Cache-Control" = String, description = "no-store"))),
+        (status = 401, response = super::schemas::Unauthorized),
+        (status = 403, response = super::schemas::Forbidden),
+        (status = 422, response = super::schemas::Unprocessable),
+        (status = 429, response = super::schemas::TooManyRequests),
+        (status = 503, response = super::schemas::Unavailable),
     )
 )]
 pub async fn create(
@@ -276,7 +264,7 @@ pub async fn create(
 ) -> Result<HttpResponse, AppError> {
     caller.require(Scope::Tokens)?;
     let request = check_new_token(super::parse_json(&body)?)?;
-    let who = principal(&caller, &req)?;
+    let who = caller.principal(&req)?;
     let account = caller.account();
     let (token, secret) = state
         .write(who, Some(account), move |tx| {
@@ -314,13 +302,13 @@ struct RevokeInput {
     params(("key" = String, Path, description = "The token's key")),
     request_body(content = Option<RevokeInput>, description = "Optional: why"),
     responses(
-        (status = 200, description = "The token, revoked", body = super::openapi::AccessTokenBody),
-        (status = 401, response = super::openapi::Unauthorized),
-        (status = 403, response = super::openapi::Forbidden),
-        (status = 404, response = super::openapi::NotFound),
-        (status = 422, response = super::openapi::Unprocessable),
-        (status = 429, response = super::openapi::TooManyRequests),
-        (status = 503, response = super::openapi::Unavailable),
+        (status = 200, description = "The token, revoked", body = super::schemas::AccessTokenBody),
+        (status = 401, response = super::schemas::Unauthorized),
+        (status = 403, response = super::schemas::Forbidden),
+        (status = 404, response = super::schemas::NotFound),
+        (status = 422, response = super::schemas::Unprocessable),
+        (status = 429, response = super::schemas::TooManyRequests),
+        (status = 503, response = super::schemas::Unavailable),
     )
 )]
 pub async fn revoke(
@@ -340,7 +328,7 @@ pub async fn revoke(
     };
     let reason = Reason::parse(input.reason.as_deref().unwrap_or(""))
         .map_err(|e| AppError::invalid(format!("'reason': {e}")))?;
-    let who = principal(&caller, &req)?;
+    let who = caller.principal(&req)?;
     let account = caller.account();
     let token = state
         .write(who, Some(account), move |tx| {
@@ -383,13 +371,13 @@ fn check_grace(input: RollInput) -> Result<Grace, AppError> {
     params(("key" = String, Path, description = "The token's key")),
     request_body = RollInput,
     responses(
-        (status = 201, description = "The successor, with its secret, shown this once; and the old token with its new expiry", body = super::openapi::RolledAccessToken, headers(("Cache-Control" = String, description = "no-store"))),
-        (status = 401, response = super::openapi::Unauthorized),
-        (status = 403, response = super::openapi::Forbidden),
-        (status = 404, response = super::openapi::NotFound),
-        (status = 422, response = super::openapi::Unprocessable),
-        (status = 429, response = super::openapi::TooManyRequests),
-        (status = 503, response = super::openapi::Unavailable),
+        (status = 201, description = "The successor, with its secret, shown this once; and the old token with its new expiry", body = super::schemas::RolledAccessToken, headers(("Cache-Control" = String, description = "no-store"))),
+        (status = 401, response = super::schemas::Unauthorized),
+        (status = 403, response = super::schemas::Forbidden),
+        (status = 404, response = super::schemas::NotFound),
+        (status = 422, response = super::schemas::Unprocessable),
+        (status = 429, response = super::schemas::TooManyRequests),
+        (status = 503, response = super::schemas::Unavailable),
     )
 )]
 /// Rolls one of the account's tokens: a successor with a new key and secret, shown this
@@ -405,7 +393,7 @@ pub async fn roll(
     let key = path_key(&key)?;
     let grace = check_grace(super::parse_json(&body)?)?;
     let period = state.config.grace_period(grace);
-    let who = principal(&caller, &req)?;
+    let who = caller.principal(&req)?;
     let account = caller.account();
     let rolled = state
         .write(who, Some(account), move |tx| {

@@ -226,11 +226,11 @@ fn answer(caller: &ApiCaller, body: Option<&Bytes>) -> Result<HttpResponse, AppE
     tag = "catalogue",
     security(("basic" = [])),
     responses(
-        (status = 200, description = "The plans", body = super::openapi::PlanList),
-        (status = 401, response = super::openapi::Unauthorized),
-        (status = 403, response = super::openapi::Forbidden),
-        (status = 422, response = super::openapi::Unprocessable),
-        (status = 429, response = super::openapi::TooManyRequests),
+        (status = 200, description = "The plans", body = super::schemas::PlanList),
+        (status = 401, response = super::schemas::Unauthorized),
+        (status = 403, response = super::schemas::Forbidden),
+        (status = 422, response = super::schemas::Unprocessable),
+        (status = 429, response = super::schemas::TooManyRequests),
     )
 )]
 pub async fn plans(
@@ -247,12 +247,12 @@ pub async fn plans(
     security(("basic" = [])),
     params(("slug" = String, Path, description = "The plan's slug")),
     responses(
-        (status = 200, description = "One plan", body = super::openapi::Plan),
-        (status = 401, response = super::openapi::Unauthorized),
-        (status = 403, response = super::openapi::Forbidden),
-        (status = 404, response = super::openapi::NotFound),
-        (status = 422, response = super::openapi::Unprocessable),
-        (status = 429, response = super::openapi::TooManyRequests),
+        (status = 200, description = "One plan", body = super::schemas::Plan),
+        (status = 401, response = super::schemas::Unauthorized),
+        (status = 403, response = super::schemas::Forbidden),
+        (status = 404, response = super::schemas::NotFound),
+        (status = 422, response = super::schemas::Unprocessable),
+        (status = 429, response = super::schemas::TooManyRequests),
     )
 )]
 pub async fn plan(
@@ -269,11 +269,11 @@ pub async fn plan(
     tag = "catalogue",
     security(("basic" = [])),
     responses(
-        (status = 200, description = "The spaces", body = super::openapi::SpaceList),
-        (status = 401, response = super::openapi::Unauthorized),
-        (status = 403, response = super::openapi::Forbidden),
-        (status = 422, response = super::openapi::Unprocessable),
-        (status = 429, response = super::openapi::TooManyRequests),
+        (status = 200, description = "The spaces", body = super::schemas::SpaceList),
+        (status = 401, response = super::schemas::Unauthorized),
+        (status = 403, response = super::schemas::Forbidden),
+        (status = 422, response = super::schemas::Unprocessable),
+        (status = 429, response = super::schemas::TooManyRequests),
     )
 )]
 pub async fn spaces(
@@ -290,12 +290,12 @@ pub async fn spaces(
     security(("basic" = [])),
     params(("path" = String, Path, description = "The space's path, slashes and all, as listed")),
     responses(
-        (status = 200, description = "One space", body = super::openapi::Space),
-        (status = 401, response = super::openapi::Unauthorized),
-        (status = 403, response = super::openapi::Forbidden),
-        (status = 404, response = super::openapi::NotFound),
-        (status = 422, response = super::openapi::Unprocessable),
-        (status = 429, response = super::openapi::TooManyRequests),
+        (status = 200, description = "One space", body = super::schemas::Space),
+        (status = 401, response = super::schemas::Unauthorized),
+        (status = 403, response = super::schemas::Forbidden),
+        (status = 404, response = super::schemas::NotFound),
+        (status = 422, response = super::schemas::Unprocessable),
+        (status = 429, response = super::schemas::TooManyRequests),
     )
 )]
 /// `/spaces/{path}`, where the path has slashes. It is looked up exactly as the request
@@ -320,11 +320,11 @@ pub async fn space(
     tag = "catalogue",
     security(("basic" = [])),
     responses(
-        (status = 200, description = "The releases", body = super::openapi::ReleaseList),
-        (status = 401, response = super::openapi::Unauthorized),
-        (status = 403, response = super::openapi::Forbidden),
-        (status = 422, response = super::openapi::Unprocessable),
-        (status = 429, response = super::openapi::TooManyRequests),
+        (status = 200, description = "The releases", body = super::schemas::ReleaseList),
+        (status = 401, response = super::schemas::Unauthorized),
+        (status = 403, response = super::schemas::Forbidden),
+        (status = 422, response = super::schemas::Unprocessable),
+        (status = 429, response = super::schemas::TooManyRequests),
     )
 )]
 pub async fn releases(
@@ -341,12 +341,12 @@ pub async fn releases(
     security(("basic" = [])),
     params(("slug" = String, Path, description = "The release's slug")),
     responses(
-        (status = 200, description = "One release", body = super::openapi::Release),
-        (status = 401, response = super::openapi::Unauthorized),
-        (status = 403, response = super::openapi::Forbidden),
-        (status = 404, response = super::openapi::NotFound),
-        (status = 422, response = super::openapi::Unprocessable),
-        (status = 429, response = super::openapi::TooManyRequests),
+        (status = 200, description = "One release", body = super::schemas::Release),
+        (status = 401, response = super::schemas::Unauthorized),
+        (status = 403, response = super::schemas::Forbidden),
+        (status = 404, response = super::schemas::NotFound),
+        (status = 422, response = super::schemas::Unprocessable),
+        (status = 429, response = super::schemas::TooManyRequests),
     )
 )]
 pub async fn release(

@@ -261,10 +261,10 @@ fn accepted(
     ),
     responses(
         (status = 200, description = "A page of the account's clusters", body = ListBody),
-        (status = 401, response = super::openapi::Unauthorized),
-        (status = 403, response = super::openapi::Forbidden),
-        (status = 422, response = super::openapi::Unprocessable),
-        (status = 429, response = super::openapi::TooManyRequests),
+        (status = 401, response = super::schemas::Unauthorized),
+        (status = 403, response = super::schemas::Forbidden),
+        (status = 422, response = super::schemas::Unprocessable),
+        (status = 429, response = super::schemas::TooManyRequests),
     )
 )]
 pub async fn list(
@@ -374,11 +374,11 @@ fn check_new_cluster(input: NewClusterInput) -> Result<NewCluster, AppError> {
     request_body = NewClusterInput,
     responses(
         (status = 202, description = "The cluster is being provisioned; its credentials, shown once", body = Accepted),
-        (status = 401, response = super::openapi::Unauthorized),
-        (status = 403, response = super::openapi::Forbidden),
-        (status = 422, response = super::openapi::Unprocessable),
-        (status = 429, response = super::openapi::TooManyRequests),
-        (status = 503, response = super::openapi::Unavailable),
+        (status = 401, response = super::schemas::Unauthorized),
+        (status = 403, response = super::schemas::Forbidden),
+        (status = 422, response = super::schemas::Unprocessable),
+        (status = 429, response = super::schemas::TooManyRequests),
+        (status = 503, response = super::schemas::Unavailable),
     )
 )]
 pub async fn create(
@@ -390,7 +390,7 @@ pub async fn create(
 ) -> Result<HttpResponse, AppError> {
     caller.require(Scope::Write)?;
     let new = check_new_cluster(super::parse_json(&body)?)?;
-    let who = super::access_tokens::principal(&caller, &req)?;
+    let who = caller.principal(&req)?;
     let account = caller.account();
     let cluster = write_clusters(&state, who, account, move |tx| {
         db::clusters::create(tx, new)
@@ -429,11 +429,11 @@ fn path_slug(raw: &str) -> Result<Slug, AppError> {
     params(("slug" = String, Path, description = "The cluster's slug")),
     responses(
         (status = 200, description = "One cluster", body = ShowBody),
-        (status = 401, response = super::openapi::Unauthorized),
-        (status = 403, response = super::openapi::Forbidden),
-        (status = 404, response = super::openapi::NotFound),
-        (status = 422, response = super::openapi::Unprocessable),
-        (status = 429, response = super::openapi::TooManyRequests),
+        (status = 401, response = super::schemas::Unauthorized),
+        (status = 403, response = super::schemas::Forbidden),
+        (status = 404, response = super::schemas::NotFound),
+        (status = 422, response = super::schemas::Unprocessable),
+        (status = 429, response = super::schemas::TooManyRequests),
     )
 )]
 pub async fn show(
@@ -469,12 +469,12 @@ pub async fn show(
     request_body = ClusterChangeInput,
     responses(
         (status = 202, description = "The cluster is being updated", body = Accepted),
-        (status = 401, response = super::openapi::Unauthorized),
-        (status = 403, response = super::openapi::Forbidden),
-        (status = 404, response = super::openapi::NotFound),
-        (status = 422, response = super::openapi::Unprocessable),
-        (status = 429, response = super::openapi::TooManyRequests),
-        (status = 503, response = super::openapi::Unavailable),
+        (status = 401, response = super::schemas::Unauthorized),
+        (status = 403, response = super::schemas::Forbidden),
+        (status = 404, response = super::schemas::NotFound),
+        (status = 422, response = super::schemas::Unprocessable),
+        (status = 429, response = super::schemas::TooManyRequests),
+        (status = 503, response = super::schemas::Unavailable),
     )
 )]
 pub async fn update(
@@ -504,7 +504,7 @@ pub async fn update(
     if !errors.is_empty() {
         return Err(AppError::Invalid(errors));
     }
-    let who = super::access_tokens::principal(&caller, &req)?;
+    let who = caller.principal(&req)?;
     let account = caller.account();
     let cluster = write_clusters(&state, who, account, move |tx| {
         db::clusters::update(tx, &slug, change)
@@ -526,12 +526,12 @@ pub async fn update(
     params(("slug" = String, Path, description = "The cluster's slug")),
     responses(
         (status = 202, description = "The cluster is being deprovisioned", body = Accepted),
-        (status = 401, response = super::openapi::Unauthorized),
-        (status = 403, response = super::openapi::Forbidden),
-        (status = 404, response = super::openapi::NotFound),
-        (status = 422, response = super::openapi::Unprocessable),
-        (status = 429, response = super::openapi::TooManyRequests),
-        (status = 503, response = super::openapi::Unavailable),
+        (status = 401, response = super::schemas::Unauthorized),
+        (status = 403, response = super::schemas::Forbidden),
+        (status = 404, response = super::schemas::NotFound),
+        (status = 422, response = super::schemas::Unprocessable),
+        (status = 429, response = super::schemas::TooManyRequests),
+        (status = 503, response = super::schemas::Unavailable),
     )
 )]
 pub async fn delete(
@@ -543,7 +543,7 @@ pub async fn delete(
 ) -> Result<HttpResponse, AppError> {
     caller.require(Scope::Write)?;
     let slug = path_slug(&slug)?;
-    let who = super::access_tokens::principal(&caller, &req)?;
+    let who = caller.principal(&req)?;
     let account = caller.account();
     let cluster = write_clusters(&state, who, account, move |tx| {
         db::clusters::delete(tx, &slug)

@@ -28,8 +28,8 @@ pub const NOT_READY: &str =
     path = "/healthz",
     tag = "meta",
     responses(
-        (status = 200, description = "The server is up", body = super::openapi::Health),
-        (status = 422, response = super::openapi::Unprocessable),
+        (status = 200, description = "The server is up", body = super::schemas::Health),
+        (status = 422, response = super::schemas::Unprocessable),
     )
 )]
 pub async fn check() -> HttpResponse {
@@ -41,9 +41,9 @@ pub async fn check() -> HttpResponse {
     path = "/readyz",
     tag = "meta",
     responses(
-        (status = 200, description = "The database answers: send traffic", body = super::openapi::Ready),
-        (status = 422, response = super::openapi::Unprocessable),
-        (status = 503, response = super::openapi::Unavailable),
+        (status = 200, description = "The database answers: send traffic", body = super::schemas::Ready),
+        (status = 422, response = super::schemas::Unprocessable),
+        (status = 503, response = super::schemas::Unavailable),
     )
 )]
 pub async fn ready(state: web::Data<AppState>) -> Result<HttpResponse, AppError> {

@@ -7,6 +7,7 @@ mod clusters;
 mod health;
 mod negotiation;
 pub mod openapi;
+mod schemas;
 pub mod secret_scanning;
 mod token;
 pub mod verify;

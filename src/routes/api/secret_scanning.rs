@@ -65,13 +65,13 @@ struct Verdict {
         ("Github-Public-Key-Identifier" = Option<String>, Header, description = "Required when the server checks signatures"),
         ("Github-Public-Key-Signature" = Option<String>, Header, description = "Required when the server checks signatures"),
     ),
-    request_body(content = Vec<super::openapi::ReportedSecret>, description = "At most 100 items and 64 KiB"),
+    request_body(content = Vec<super::schemas::ReportedSecret>, description = "At most 100 items and 64 KiB"),
     responses(
-        (status = 200, description = "A verdict for every reported string", body = Vec<super::openapi::ReportVerdict>),
-        (status = 403, response = super::openapi::Forbidden),
-        (status = 422, response = super::openapi::Unprocessable),
-        (status = 429, response = super::openapi::TooManyRequests),
-        (status = 503, response = super::openapi::Unavailable),
+        (status = 200, description = "A verdict for every reported string", body = Vec<super::schemas::ReportVerdict>),
+        (status = 403, response = super::schemas::Forbidden),
+        (status = 422, response = super::schemas::Unprocessable),
+        (status = 429, response = super::schemas::TooManyRequests),
+        (status = 503, response = super::schemas::Unavailable),
     )
 )]
 pub async fn report(

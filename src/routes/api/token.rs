@@ -17,11 +17,11 @@ use crate::state::AppState;
     tag = "tokens",
     security(("basic" = [])),
     responses(
-        (status = 200, description = "The calling token", body = super::openapi::CallingTokenBody),
-        (status = 401, response = super::openapi::Unauthorized),
-        (status = 403, response = super::openapi::Forbidden),
-        (status = 422, response = super::openapi::Unprocessable),
-        (status = 429, response = super::openapi::TooManyRequests),
+        (status = 200, description = "The calling token", body = super::schemas::CallingTokenBody),
+        (status = 401, response = super::schemas::Unauthorized),
+        (status = 403, response = super::schemas::Forbidden),
+        (status = 422, response = super::schemas::Unprocessable),
+        (status = 429, response = super::schemas::TooManyRequests),
     )
 )]
 pub async fn show(caller: ApiCaller) -> Result<HttpResponse, AppError> {
@@ -48,12 +48,12 @@ pub async fn show(caller: ApiCaller) -> Result<HttpResponse, AppError> {
     tag = "tokens",
     security(("basic" = [])),
     responses(
-        (status = 200, description = "The calling token is revoked", body = super::openapi::Message),
-        (status = 401, response = super::openapi::Unauthorized),
-        (status = 403, response = super::openapi::Forbidden),
-        (status = 422, response = super::openapi::Unprocessable),
-        (status = 429, response = super::openapi::TooManyRequests),
-        (status = 503, response = super::openapi::Unavailable),
+        (status = 200, description = "The calling token is revoked", body = super::schemas::Message),
+        (status = 401, response = super::schemas::Unauthorized),
+        (status = 403, response = super::schemas::Forbidden),
+        (status = 422, response = super::schemas::Unprocessable),
+        (status = 429, response = super::schemas::TooManyRequests),
+        (status = 503, response = super::schemas::Unavailable),
     )
 )]
 /// Revokes the calling token. It needs no scope: holding the secret is enough to stop it.
@@ -63,7 +63,7 @@ pub async fn revoke_itself(
     caller: ApiCaller,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, AppError> {
-    let who = super::access_tokens::principal(&caller, &req)?;
+    let who = caller.principal(&req)?;
     let token = state
         .write(who, Some(caller.account()), db::tokens::revoke_itself)
         .await?;

@@ -1,0 +1,379 @@
+//! What the API's OpenAPI document says of bodies and errors: the shared error responses
+//! (each the envelope with its headers) and strict schemas of the bodies the handlers build
+//! with `json!`. The handlers' `#[utoipa::path]` annotations name these; `openapi.rs`
+//! assembles the document from both. A leaf: it names no handler.
+
+use utoipa::openapi::{
+    ContentBuilder, HeaderBuilder, RefOr, Response, ResponseBuilder, Type as SchemaType,
+};
+use utoipa::{PartialSchema, ToResponse, ToSchema};
+
+/// Every error: `{"errors": [sentences], "status": N}`, as Bonsai answers.
+#[derive(ToSchema)]
+#[serde(deny_unknown_fields)]
+#[allow(dead_code)]
+pub struct ErrorEnvelope {
+    /// Sentences for a person, at least one.
+    #[schema(min_items = 1)]
+    errors: Vec<String>,
+    /// The HTTP status, repeated.
+    status: u16,
+}
+
+/// The shared error answers, each the envelope with the headers that go with it.
+macro_rules! error_response {
+    ($name:ident, $description:literal $(, $header:literal => $header_doc:literal)*) => {
+        pub struct $name;
+
+        impl<'r> ToResponse<'r> for $name {
+            fn response() -> (&'r str, RefOr<Response>) {
+                #[allow(unused_mut)]
+                let mut response = ResponseBuilder::new().description($description).content(
+                    "application/json",
+                    ContentBuilder::new()
+                        .schema(Some(ErrorEnvelope::schema_ref()))
+                        .build(),
+                );
+                $(
+                    response = response.header(
+                        $header,
+                        HeaderBuilder::new()
+                            .schema(utoipa::openapi::ObjectBuilder::new().schema_type(SchemaType::String))
+                            .description(Some($header_doc))
+                            .build(),
+                    );
+                )*
+                (stringify!($name), response.build().into())
+            }
+        }
+    };
+}
+
+/// A reference to the envelope schema, for the shared responses.
+trait SchemaRef {
+    fn schema_ref() -> RefOr<utoipa::openapi::schema::Schema>;
+}
+
+impl<T: ToSchema> SchemaRef for T {
+    fn schema_ref() -> RefOr<utoipa::openapi::schema::Schema> {
+        utoipa::openapi::Ref::from_schema_name(T::name()).into()
+    }
+}
+
+error_response!(
+    Unauthorized,
+    "No valid token: missing, malformed, unknown, wrong, revoked or expired",
+    "WWW-Authenticate" => "Basic realm=\"keyward\", charset=\"UTF-8\""
+);
+error_response!(
+    Forbidden,
+    "The token lacks a scope this request needs, or the account's API access is suspended"
+);
+error_response!(
+    NotFound,
+    "No such resource in the token's account (another account's is a 404 too)"
+);
+error_response!(MethodNotAllowed, "A method the path doesn't serve");
+error_response!(
+    Unprocessable,
+    "The request can't be taken as it is: an `Accept` that refuses JSON, a body not labelled \
+     `application/json`, a body that isn't valid JSON, or a field that is wrong (named in the \
+     sentence)"
+);
+error_response!(
+    TooManyRequests,
+    "Too many requests: the token's own rate limit, or the address's",
+    "Retry-After" => "Seconds to wait"
+);
+error_response!(
+    Unavailable,
+    "The server can't save changes right now (its storage is full or failing); nothing was changed",
+    "Retry-After" => "Seconds to wait"
+);
+
+// ------------------------------------------------------------------------------------------
+// The bodies the handlers build with `json!`. Each is strict (`additionalProperties: false`),
+// so a field added in a handler and not here fails the drift test.
+// ------------------------------------------------------------------------------------------
+
+#[derive(ToSchema)]
+#[serde(deny_unknown_fields)]
+#[allow(dead_code)]
+pub struct Health {
+    healthy: bool,
+    status: u16,
+}
+
+/// `GET /readyz`'s answer while the database answers.
+#[derive(ToSchema)]
+#[serde(deny_unknown_fields)]
+#[allow(dead_code)]
+pub struct Ready {
+    ready: bool,
+    status: u16,
+}
+
+#[derive(ToSchema)]
+#[serde(deny_unknown_fields)]
+#[allow(dead_code)]
+pub struct Pagination {
+    page_number: i64,
+    page_size: i64,
+    total_records: i64,
+    total_pages: i64,
+}
+
+#[derive(ToSchema)]
+#[serde(deny_unknown_fields)]
+#[allow(dead_code)]
+pub struct RateLimitView {
+    requests_per_minute: u32,
+}
+
+#[derive(ToSchema)]
+#[allow(dead_code)]
+#[schema(rename_all = "lowercase")]
+pub enum TokenStatus {
+    Active,
+    Revoked,
+    Expired,
+}
+
+/// A token as `/access-tokens` shows it: never its secret's digest or hint.
+#[derive(ToSchema)]
+#[serde(deny_unknown_fields)]
+#[allow(dead_code)]
+pub struct AccessToken {
+    key: String,
+    name: String,
+    scopes: Vec<String>,
+    /// The email of the member it acts for, when known.
+    creator: Option<String>,
+    #[schema(format = DateTime)]
+    created_at: String,
+    #[schema(format = DateTime)]
+    expires_at: Option<String>,
+    #[schema(format = DateTime)]
+    last_used_at: Option<String>,
+    status: TokenStatus,
+    #[schema(format = DateTime)]
+    revoked_at: Option<String>,
+    revoke_reason: Option<String>,
+    rate_limit: Option<RateLimitView>,
+}
+
+/// A token just made, with its secret: shown in this answer only.
+#[derive(ToSchema)]
+#[serde(deny_unknown_fields)]
+#[allow(dead_code)]
+pub struct NewAccessToken {
+    key: String,
+    name: String,
+    scopes: Vec<String>,
+    creator: Option<String>,
+    #[schema(format = DateTime)]
+    created_at: String,
+    #[schema(format = DateTime)]
+    expires_at: Option<String>,
+    #[schema(format = DateTime)]
+    last_used_at: Option<String>,
+    status: TokenStatus,
+    #[schema(format = DateTime)]
+    revoked_at: Option<String>,
+    revoke_reason: Option<String>,
+    rate_limit: Option<RateLimitView>,
+    secret: String,
+}
+
+#[derive(ToSchema)]
+#[serde(deny_unknown_fields)]
+#[allow(dead_code)]
+pub struct AccessTokenList {
+    access_tokens: Vec<AccessToken>,
+    pagination: Pagination,
+    status: u16,
+}
+
+#[derive(ToSchema)]
+#[serde(deny_unknown_fields)]
+#[allow(dead_code)]
+pub struct AccessTokenBody {
+    access_token: AccessToken,
+    status: u16,
+}
+
+#[derive(ToSchema)]
+#[serde(deny_unknown_fields)]
+#[allow(dead_code)]
+pub struct CreatedAccessToken {
+    access_token: NewAccessToken,
+    message: String,
+    status: u16,
+}
+
+/// A roll's answer: the successor with its secret, and the old token with its new expiry.
+#[derive(ToSchema)]
+#[serde(deny_unknown_fields)]
+#[allow(dead_code)]
+pub struct RolledAccessToken {
+    access_token: NewAccessToken,
+    rolled_from: AccessToken,
+    message: String,
+    status: u16,
+}
+
+#[derive(ToSchema)]
+#[serde(deny_unknown_fields)]
+#[allow(dead_code)]
+pub struct AccountRef {
+    slug: String,
+    name: String,
+}
+
+/// The calling token, as `GET /token` describes it.
+#[derive(ToSchema)]
+#[serde(deny_unknown_fields)]
+#[allow(dead_code)]
+pub struct CallingToken {
+    key: String,
+    name: String,
+    scopes: Vec<String>,
+    account: AccountRef,
+    #[schema(format = DateTime)]
+    created_at: String,
+    #[schema(format = DateTime)]
+    expires_at: Option<String>,
+    rate_limit: Option<RateLimitView>,
+}
+
+#[derive(ToSchema)]
+#[serde(deny_unknown_fields)]
+#[allow(dead_code)]
+pub struct CallingTokenBody {
+    token: CallingToken,
+    status: u16,
+}
+
+#[derive(ToSchema)]
+#[serde(deny_unknown_fields)]
+#[allow(dead_code)]
+pub struct Message {
+    message: String,
+    status: u16,
+}
+
+#[derive(ToSchema)]
+#[serde(deny_unknown_fields)]
+#[allow(dead_code)]
+pub struct Plan {
+    slug: String,
+    name: String,
+    price_in_cents: u32,
+    billing_interval_in_months: u32,
+    single_tenant: bool,
+    private_network: bool,
+    available_releases: Vec<String>,
+    available_spaces: Vec<String>,
+    uri: String,
+}
+
+#[derive(ToSchema)]
+#[serde(deny_unknown_fields)]
+#[allow(dead_code)]
+pub struct PlanList {
+    plans: Vec<Plan>,
+    status: u16,
+}
+
+#[derive(ToSchema)]
+#[serde(deny_unknown_fields)]
+#[allow(dead_code)]
+pub struct Cloud {
+    provider: String,
+    region: String,
+}
+
+#[derive(ToSchema)]
+#[serde(deny_unknown_fields)]
+#[allow(dead_code)]
+pub struct Space {
+    path: String,
+    private_network: bool,
+    cloud: Cloud,
+    region: String,
+    uri: String,
+}
+
+#[derive(ToSchema)]
+#[serde(deny_unknown_fields)]
+#[allow(dead_code)]
+pub struct SpaceList {
+    spaces: Vec<Space>,
+    status: u16,
+}
+
+#[derive(ToSchema)]
+#[serde(deny_unknown_fields)]
+#[allow(dead_code)]
+pub struct Release {
+    name: String,
+    slug: String,
+    service_type: String,
+    version: String,
+    package_name: String,
+    multitenant: bool,
+    uri: String,
+}
+
+#[derive(ToSchema)]
+#[serde(deny_unknown_fields)]
+#[allow(dead_code)]
+pub struct ReleaseList {
+    releases: Vec<Release>,
+    status: u16,
+}
+
+#[derive(ToSchema)]
+#[serde(deny_unknown_fields)]
+#[allow(dead_code)]
+pub struct ReportedSecret {
+    /// The string found.
+    token: String,
+    #[serde(rename = "type")]
+    token_type: Option<String>,
+    url: Option<String>,
+    source: Option<String>,
+}
+
+#[derive(ToSchema)]
+#[allow(dead_code)]
+#[schema(rename_all = "snake_case")]
+pub enum Label {
+    TruePositive,
+    FalsePositive,
+}
+
+/// Per reported string: whether it was one of Keyward's secrets, never whose.
+#[derive(ToSchema)]
+#[serde(deny_unknown_fields)]
+#[allow(dead_code)]
+pub struct ReportVerdict {
+    /// SHA-256 of the reported string, in hex.
+    token_hash: String,
+    token_type: String,
+    label: Label,
+}
+
+/// A cluster's state, as the client spells it: the enum is the domain type's own list.
+impl PartialSchema for crate::domain::ClusterState {
+    fn schema() -> RefOr<utoipa::openapi::schema::Schema> {
+        utoipa::openapi::ObjectBuilder::new()
+            .schema_type(SchemaType::String)
+            .enum_values(Some(
+                crate::domain::ClusterState::ALL.iter().map(|s| s.as_str()),
+            ))
+            .into()
+    }
+}
+
+impl ToSchema for crate::domain::ClusterState {}
