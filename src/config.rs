@@ -9,7 +9,7 @@ use crate::db::DatabaseUrl;
 use crate::domain::Email;
 
 /// The raw settings as given on the command line or in the environment.
-#[derive(Args, Clone, Debug)]
+#[derive(Args, Clone)]
 pub struct RawSettings {
     /// Address to listen on.
     #[arg(
@@ -78,6 +78,31 @@ pub struct RawSettings {
     /// valid `Github-Public-Key-Signature`.
     #[arg(long, env = "KEYWARD_SECRET_SCANNING_PUBLIC_KEY", global = true)]
     pub secret_scanning_public_key: Option<String>,
+}
+
+// By hand: a PostgreSQL URL may carry a password, so it is shown the way `DatabaseUrl`
+// shows it (the session key is a `SecretSetting`, already redacted).
+impl std::fmt::Debug for RawSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RawSettings")
+            .field("bind", &self.bind)
+            .field(
+                "database_url",
+                &DatabaseUrl::parse(&self.database_url)
+                    .map_or_else(|_| "<unreadable>".to_string(), |url| url.to_string()),
+            )
+            .field("support_email", &self.support_email)
+            .field("session_key", &self.session_key)
+            .field("public_url", &self.public_url)
+            .field("trust_forwarded_headers", &self.trust_forwarded_headers)
+            .field("workers", &self.workers)
+            .field("password_threads", &self.password_threads)
+            .field(
+                "secret_scanning_public_key",
+                &self.secret_scanning_public_key,
+            )
+            .finish()
+    }
 }
 
 /// A setting that must not be printed, such as the session key. `Debug` redacts it.
@@ -285,5 +310,18 @@ mod tests {
         assert_eq!(trusts(&["--trust-forwarded-headers=true"]), Ok(true));
         assert_eq!(trusts(&["--trust-forwarded-headers=false"]), Ok(false));
         assert!(trusts(&["--trust-forwarded-headers=perhaps"]).is_err());
+    }
+
+    #[test]
+    fn the_command_line_settings_never_show_a_database_password_in_debug() {
+        let cli = Cli::try_parse_from([
+            "keyward",
+            "--database-url",
+            "postgres://keyward:hunter2-db-pass@db.internal/keyward",
+        ])
+        .expect("the arguments parse");
+        let shown = format!("{cli:?}");
+        assert!(!shown.contains("hunter2-db-pass"), "{shown}");
+        assert!(shown.contains("db.internal"), "{shown}");
     }
 }

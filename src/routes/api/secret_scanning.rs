@@ -37,8 +37,9 @@ pub const SIGNATURE_HEADER: &str = "github-public-key-signature";
 /// The most of a reported URL or source that goes into the revocation's reason.
 const SHOWN_CHARS: usize = 200;
 
-/// One reported string, as GitHub sends it. Only `token` is required.
-#[derive(Debug, Deserialize)]
+/// One reported string, as GitHub sends it. Only `token` is required. Its `Debug` hides
+/// the string: a true positive is a live secret.
+#[derive(Deserialize)]
 struct Reported {
     token: String,
     #[serde(rename = "type", default)]
@@ -47,6 +48,17 @@ struct Reported {
     url: String,
     #[serde(default)]
     source: String,
+}
+
+impl std::fmt::Debug for Reported {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Reported")
+            .field("token", &"<redacted>")
+            .field("token_type", &self.token_type)
+            .field("url", &self.url)
+            .field("source", &self.source)
+            .finish()
+    }
 }
 
 #[derive(Debug, Serialize, PartialEq, Eq)]
@@ -240,6 +252,19 @@ mod tests {
             "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
         );
         assert_eq!(hex(SecretDigest::of("abc").as_bytes()), token_hash("abc"));
+    }
+
+    #[test]
+    fn a_reported_string_never_shows_in_debug() {
+        let reported = Reported {
+            token: "kws_reported_secret_text".into(),
+            token_type: "keyward_secret".into(),
+            url: "https://example.com/leak".into(),
+            source: "content".into(),
+        };
+        let shown = format!("{reported:?}");
+        assert!(!shown.contains("kws_reported_secret_text"), "{shown}");
+        assert!(shown.contains("https://example.com/leak"), "{shown}");
     }
 
     #[test]
