@@ -147,7 +147,8 @@ sha_htpasswd() {
 # run NAME LABEL WRK-ARGS...: one wrk run of DURATION seconds against the server
 # SERVER_PID, summarised on one line: throughput, p99 latency, answers other than 2xx, and
 # the server's CPU time per request, which a busy machine inflates less than throughput.
-# Adds its requests per second to $WORK/NAME.rps, one line a run.
+# Adds its requests per second to $WORK/NAME.rps and its CPU µs per request to
+# $WORK/NAME.cpu, one line a run.
 run() {
     local name="$1" label="$2" before
     shift 2
@@ -163,15 +164,25 @@ run() {
     printf '%-44s %10s req/s   p99 %8s   server CPU %5s µs/req   non-2xx %s\n' \
         "$label" "$rps" "$p99" "$us" "${non2xx:-0}"
     echo "$rps" >>"$WORK/$name.rps"
+    echo "$us" >>"$WORK/$name.cpu"
 }
 
 # mean NAME: the mean requests per second of NAME's runs.
 mean() { awk '{ sum += $1 } END { printf "%.0f", sum / NR }' "$WORK/$1.rps"; }
 
-# ratio LABEL A B: B's mean throughput as a share of A's.
+# median FILE...: the median of the numbers in the files, one a line.
+median() { sort -g "$@" | awk '{ v[NR] = $1 } END { printf "%.1f", NR % 2 ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
+
+# ratio LABEL A B: B's throughput as a share of A's: the ratio of the means, then the
+# median of the rounds' own ratios (each round runs A and B back to back, so a round that
+# the rest of the machine slowed down slows both), then the median server CPU per request
+# of each, the cost that other work on the machine distorts least.
 ratio() {
-    awk -v label="$1" -v a="$(mean "$2")" -v b="$(mean "$3")" \
-        'BEGIN { printf "%-44s %.1f%%  (%d vs %d req/s)\n", label, 100 * b / a, b, a }'
+    local pairs="$WORK/$2-$3.ratios"
+    paste "$WORK/$2.rps" "$WORK/$3.rps" | awk 'NF == 2 && $1 > 0 { printf "%.4f\n", 100 * $2 / $1 }' >"$pairs"
+    awk -v label="$1" -v a="$(mean "$2")" -v b="$(mean "$3")" -v m="$(median "$pairs")" \
+        -v ca="$(median "$WORK/$2.cpu")" -v cb="$(median "$WORK/$3.cpu")" -v n="$(wc -l <"$pairs")" \
+        'BEGIN { printf "%-44s %.1f%%  (%d vs %d req/s; median of %d rounds %.1f%%; CPU %.1f vs %.1f µs/req)\n", label, 100 * b / a, b, a, n, m, cb, ca }'
 }
 
 # unknown_headers N FILE: N Authorization headers of well-formed credentials no database holds.

@@ -42,14 +42,26 @@ pub trait GuardState: 'static {
     fn trust_forwarded_headers(&self) -> bool;
 }
 
-/// The token a request was authenticated with. Handlers take it as an argument.
+/// The token a request was authenticated with, and the client's address as the guard
+/// judged it. Handlers take it as an argument.
 #[derive(Debug, Clone)]
-pub struct ApiCaller(pub Arc<CachedToken>);
+pub struct ApiCaller {
+    token: Arc<CachedToken>,
+    ip: Option<IpAddr>,
+}
 
 impl ApiCaller {
+    pub fn new(token: Arc<CachedToken>, ip: Option<IpAddr>) -> Self {
+        Self { token, ip }
+    }
+
+    pub fn token(&self) -> &CachedToken {
+        &self.token
+    }
+
     /// A 403 naming the scope when the token lacks it.
     pub fn require(&self, scope: Scope) -> Result<(), AppError> {
-        if self.0.scopes.contains(scope) {
+        if self.token.scopes.contains(scope) {
             Ok(())
         } else {
             Err(AppError::forbidden(format!(
@@ -60,17 +72,18 @@ impl ApiCaller {
     }
 
     pub fn account(&self) -> crate::domain::AccountId {
-        self.0.account_id
+        self.token.account_id
     }
 
     /// The calling token as the write path's actor: read again inside every write, so a
-    /// token revoked after this request was let in changes nothing.
-    pub fn principal(&self, req: &HttpRequest) -> Result<crate::db::tx::Principal, AppError> {
+    /// token revoked after this request was let in changes nothing. The audit log gets
+    /// the address the usage history gets: the forwarded one only behind a trusted proxy.
+    pub fn principal(&self) -> Result<crate::db::tx::Principal, AppError> {
         Ok(crate::db::tx::Principal::Token {
-            id: self.0.id,
-            key: TokenKey::parse(&self.0.key).map_err(AppError::internal)?,
-            account: self.0.account_id,
-            ip: req.peer_addr().map(|a| a.ip().to_string()),
+            id: self.token.id,
+            key: TokenKey::parse(&self.token.key).map_err(AppError::internal)?,
+            account: self.token.account_id,
+            ip: self.ip.map(|ip| ip.to_string()),
         })
     }
 }
@@ -114,7 +127,7 @@ pub async fn require_token<S: GuardState, B: MessageBody>(
         }
     };
     let (id, expires_at) = (token.id, token.expires_at);
-    req.extensions_mut().insert(ApiCaller(token));
+    req.extensions_mut().insert(ApiCaller::new(token, ip));
     let mut response = next.call(req).await?;
     state
         .usage()

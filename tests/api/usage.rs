@@ -329,3 +329,35 @@ async fn counts_a_full_disk_refused_are_written_once_it_has_room_and_none_twice(
     let page = owner.get(&format!("/tokens/{}", created.id)).await;
     assert_eq!(charted(&page, &today()), Some((3, 0)));
 }
+
+#[tokio::test]
+async fn the_audit_log_names_the_same_address_as_the_usage_history() {
+    for trusted in [false, true] {
+        let app = spawn_app_with(|c| c.trust_forwarded_headers = trusted).await;
+        let owner = signed_up(&app.address, "Proxied Inc").await;
+        let created = owner.create_token("revokes itself").await;
+        let status = app
+            .client
+            .delete(app.url("/token"))
+            .basic_auth(&created.token.key, Some(&created.token.secret))
+            .header("X-Forwarded-For", "203.0.113.9, 10.0.0.1")
+            .send()
+            .await
+            .expect("an answer")
+            .status();
+        assert_eq!(status, StatusCode::OK);
+
+        let expected = if trusted { "203.0.113.9" } else { "127.0.0.1" };
+        let logged = count_rows(
+            &app,
+            &format!(
+                "SELECT COUNT(*) FROM audit_events WHERE action = 'token.revoked' AND ip = '{expected}'"
+            ),
+        )
+        .await;
+        assert_eq!(
+            logged, 1,
+            "trusting the proxy: {trusted}; the revocation should be logged from {expected}"
+        );
+    }
+}

@@ -69,7 +69,7 @@ pub async fn list(
 ) -> Result<HttpResponse, AppError> {
     caller.require(Scope::Tokens)?;
     let paging = super::clusters::pagination(req.query_string())?;
-    let who = caller.principal(&req)?;
+    let who = caller.principal()?;
     let account = caller.account();
     let (views, total) = db::run(&state.pool, move |conn| {
         let standing = db::tx::standing_for_read(conn, &who, Some(account))?;
@@ -118,13 +118,12 @@ pub async fn list(
 )]
 pub async fn show(
     caller: ApiCaller,
-    req: HttpRequest,
     state: web::Data<AppState>,
     key: web::Path<String>,
 ) -> Result<HttpResponse, AppError> {
     caller.require(Scope::Tokens)?;
     let key = path_key(&key)?;
-    let who = caller.principal(&req)?;
+    let who = caller.principal()?;
     let account = caller.account();
     let view = db::run(&state.pool, move |conn| {
         let standing = db::tx::standing_for_read(conn, &who, Some(account))?;
@@ -258,13 +257,12 @@ fn check_new_token(input: NewTokenInput) -> Result<TokenRequest, AppError> {
 )]
 pub async fn create(
     caller: ApiCaller,
-    req: HttpRequest,
     state: web::Data<AppState>,
     body: web::Bytes,
 ) -> Result<HttpResponse, AppError> {
     caller.require(Scope::Tokens)?;
     let request = check_new_token(super::parse_json(&body)?)?;
-    let who = caller.principal(&req)?;
+    let who = caller.principal()?;
     let account = caller.account();
     let (token, secret) = state
         .write(who, Some(account), move |tx| {
@@ -313,7 +311,6 @@ struct RevokeInput {
 )]
 pub async fn revoke(
     caller: ApiCaller,
-    req: HttpRequest,
     state: web::Data<AppState>,
     key: web::Path<String>,
     body: web::Bytes,
@@ -328,7 +325,7 @@ pub async fn revoke(
     };
     let reason = Reason::parse(input.reason.as_deref().unwrap_or(""))
         .map_err(|e| AppError::invalid(format!("'reason': {e}")))?;
-    let who = caller.principal(&req)?;
+    let who = caller.principal()?;
     let account = caller.account();
     let token = state
         .write(who, Some(account), move |tx| {
@@ -384,7 +381,6 @@ fn check_grace(input: RollInput) -> Result<Grace, AppError> {
 /// once, and the old token's expiry brought to the end of the grace period.
 pub async fn roll(
     caller: ApiCaller,
-    req: HttpRequest,
     state: web::Data<AppState>,
     key: web::Path<String>,
     body: web::Bytes,
@@ -393,7 +389,7 @@ pub async fn roll(
     let key = path_key(&key)?;
     let grace = check_grace(super::parse_json(&body)?)?;
     let period = state.config.grace_period(grace);
-    let who = caller.principal(&req)?;
+    let who = caller.principal()?;
     let account = caller.account();
     let rolled = state
         .write(who, Some(account), move |tx| {

@@ -383,14 +383,13 @@ fn check_new_cluster(input: NewClusterInput) -> Result<NewCluster, AppError> {
 )]
 pub async fn create(
     caller: ApiCaller,
-    req: HttpRequest,
     state: web::Data<AppState>,
     catalogue: web::Data<Catalogue>,
     body: web::Bytes,
 ) -> Result<HttpResponse, AppError> {
     caller.require(Scope::Write)?;
     let new = check_new_cluster(super::parse_json(&body)?)?;
-    let who = caller.principal(&req)?;
+    let who = caller.principal()?;
     let account = caller.account();
     let cluster = write_clusters(&state, who, account, move |tx| {
         db::clusters::create(tx, new)
@@ -479,7 +478,6 @@ pub async fn show(
 )]
 pub async fn update(
     caller: ApiCaller,
-    req: HttpRequest,
     state: web::Data<AppState>,
     catalogue: web::Data<Catalogue>,
     slug: web::Path<String>,
@@ -504,7 +502,7 @@ pub async fn update(
     if !errors.is_empty() {
         return Err(AppError::Invalid(errors));
     }
-    let who = caller.principal(&req)?;
+    let who = caller.principal()?;
     let account = caller.account();
     let cluster = write_clusters(&state, who, account, move |tx| {
         db::clusters::update(tx, &slug, change)
@@ -536,14 +534,13 @@ pub async fn update(
 )]
 pub async fn delete(
     caller: ApiCaller,
-    req: HttpRequest,
     state: web::Data<AppState>,
     catalogue: web::Data<Catalogue>,
     slug: web::Path<String>,
 ) -> Result<HttpResponse, AppError> {
     caller.require(Scope::Write)?;
     let slug = path_slug(&slug)?;
-    let who = caller.principal(&req)?;
+    let who = caller.principal()?;
     let account = caller.account();
     let cluster = write_clusters(&state, who, account, move |tx| {
         db::clusters::delete(tx, &slug)

@@ -3,7 +3,7 @@
 //! alone.
 
 use actix_web::http::StatusCode;
-use actix_web::{HttpRequest, HttpResponse, web};
+use actix_web::{HttpResponse, web};
 use serde_json::json;
 
 use crate::auth::guard::ApiCaller;
@@ -25,7 +25,7 @@ use crate::state::AppState;
     )
 )]
 pub async fn show(caller: ApiCaller) -> Result<HttpResponse, AppError> {
-    let token = &caller.0;
+    let token = caller.token();
     Ok(super::ok(
         StatusCode::OK,
         json!({
@@ -59,11 +59,10 @@ pub async fn show(caller: ApiCaller) -> Result<HttpResponse, AppError> {
 /// Revokes the calling token. It needs no scope: holding the secret is enough to stop it.
 /// The audit log names the token as the one who revoked it.
 pub async fn revoke_itself(
-    req: HttpRequest,
     caller: ApiCaller,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, AppError> {
-    let who = caller.principal(&req)?;
+    let who = caller.principal()?;
     let token = state
         .write(who, Some(caller.account()), db::tokens::revoke_itself)
         .await?;

@@ -53,7 +53,7 @@ pub async fn verify(
     let now = chrono::Utc::now().naive_utc();
     // The proxy's address, unless the operator trusts it to forward the client's.
     let ip = guard::client_ip(&req, state.get_ref());
-    let caller = ApiCaller(guard::admit(state.get_ref(), header, ip, now).await?);
+    let caller = ApiCaller::new(guard::admit(state.get_ref(), header, ip, now).await?, ip);
     let scoped = required_scopes(&req).and_then(|scopes| {
         scopes
             .into_iter()
@@ -63,9 +63,9 @@ pub async fn verify(
         Ok(()) => Outcome::Succeeded,
         Err(_) => Outcome::Forbidden,
     };
-    state.usage.record(caller.0.id, outcome, now, ip);
+    state.usage.record(caller.token().id, outcome, now, ip);
     scoped?;
-    let token = &caller.0;
+    let token = caller.token();
     let mut response = HttpResponse::NoContent();
     response.insert_header((CACHE_CONTROL, "no-store"));
     // Slugs, keys and scope names are ASCII by construction, so each is a valid header value.
