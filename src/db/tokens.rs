@@ -8,7 +8,7 @@ use diesel::prelude::*;
 use super::DbConnection;
 
 use super::audit::{self, Actor, Event, action};
-use super::schema::{tokens, users};
+use super::schema::{audit_events, tokens, users};
 use super::tx::Tx;
 use crate::domain::{
     AccountId, LifetimeLimit, RateLimit, Reason, Scopes, SecretDigest, TokenId, TokenKey,
@@ -428,27 +428,34 @@ pub struct TokenFilter {
     pub status: Option<Status>,
 }
 
-/// A token with the emails of whoever created and revoked it.
+/// A token with the email of whoever created it, and who revoked it as the audit log
+/// names them: a person's email, an operator, the command line, the system, or a token
+/// (itself or another).
 #[derive(Debug, Clone)]
 pub struct TokenView {
     pub token: Token,
     pub creator_email: Option<String>,
-    pub revoker_email: Option<String>,
+    pub revoker: Option<String>,
 }
 
-/// The tokens table joined to the emails of whoever created and revoked each token, so
-/// a list of tokens is one query, not two more per token. Add filters, then load rows
+/// The tokens table joined to the email of whoever created each token and to its
+/// revocation's audit event (a token is revoked once, and that is logged once), so a
+/// list of tokens is one query, not two more per token. Add filters, then load rows
 /// and turn each into a view with [`TokenView::from`].
 macro_rules! with_people {
     () => {{
-        let (creators, revokers) = diesel::alias!(users as creators, users as revokers);
+        let creators = diesel::alias!(users as creators);
         tokens::table
             .left_join(creators.on(tokens::user_id.eq(creators.field(users::id).nullable())))
-            .left_join(revokers.on(tokens::revoked_by.eq(revokers.field(users::id).nullable())))
+            .left_join(
+                audit_events::table.on(audit_events::token_id
+                    .eq(tokens::id.nullable())
+                    .and(audit_events::action.eq(action::TOKEN_REVOKED))),
+            )
             .select((
                 Token::as_select(),
                 creators.field(users::email).nullable(),
-                revokers.field(users::email).nullable(),
+                audit_events::actor_label.nullable(),
             ))
     }};
 }
@@ -456,11 +463,11 @@ macro_rules! with_people {
 type ViewRow = (Token, Option<String>, Option<String>);
 
 impl From<ViewRow> for TokenView {
-    fn from((token, creator_email, revoker_email): ViewRow) -> Self {
+    fn from((token, creator_email, revoker): ViewRow) -> Self {
         Self {
             token,
             creator_email,
-            revoker_email,
+            revoker,
         }
     }
 }

@@ -90,7 +90,7 @@ async fn an_operator_revokes_a_leaked_token_found_by_its_secret_and_the_account_
         .get(&format!("/tokens/{}", leaked.id))
         .await
         .assert_html_page(StatusCode::OK)
-        .assert_contains(&format!("by {op_email}: “{reason}”"));
+        .assert_contains(&format!("by {op_email} (operator): “{reason}”"));
     let label = format!("{op_email} (operator)");
     let revocations = audit_log(&owner, "?action=token.revoked").await;
     let event = find_event(&revocations, "token.revoked", &leaked.token.key);

@@ -95,7 +95,7 @@ async fn an_invited_members_token_is_revoked_by_an_admin_and_a_leaked_one_by_an_
     member
         .get(&format!("/tokens/{}", leaked.id))
         .await
-        .assert_contains(&format!("by {op_email}: “{leak_reason}”"));
+        .assert_contains(&format!("by {op_email} (operator): “{leak_reason}”"));
 
     // The owner's log tells all of it, newest first.
     let log = audit_log(&owner, "").await;

@@ -450,6 +450,41 @@ async fn a_token_page_names_who_made_it_and_who_revoked_it() {
 }
 
 #[tokio::test]
+async fn a_token_page_names_the_command_line_or_the_token_that_revoked_it() {
+    let app = spawn_app().await;
+    let owner = signed_up(&app.address, "Revokers Co").await;
+    let by_cli = owner.create_token("revoked on the command line").await;
+    let by_token = owner.create_token("revoked by terraform").await;
+    let form = owner.token_form().await;
+    let manager = read_created_page(
+        &owner
+            .submit_token(&form, "terraform", &["read", "tokens"], "")
+            .await,
+    );
+    app.cli(&["token", "revoke", "--reason", "rotated", &by_cli.token.key])
+        .await
+        .expect("the CLI revokes the token");
+    expect_json(
+        app.delete(
+            &format!("/access-tokens/{}", by_token.token.key),
+            &manager.token,
+        )
+        .await,
+        StatusCode::OK,
+    )
+    .await;
+
+    owner
+        .get(&format!("/tokens/{}", by_cli.id))
+        .await
+        .assert_contains("by command line");
+    owner
+        .get(&format!("/tokens/{}", by_token.id))
+        .await
+        .assert_contains(&format!("by API token {} (terraform)", manager.token.key));
+}
+
+#[tokio::test]
 async fn a_new_token_form_without_its_nonce_makes_nothing_and_says_to_fill_it_in_again() {
     let app = spawn_app().await;
     let owner = signed_up(&app.address, "Stale Form Co").await;

@@ -273,7 +273,7 @@ pub async fn create(
     let view = TokenView {
         token,
         creator_email: None,
-        revoker_email: None,
+        revoker: None,
     };
     let mut described = describe(&view);
     described["secret"] = secret.expose().into();
@@ -335,7 +335,7 @@ pub async fn revoke(
     let view = TokenView {
         token,
         creator_email: None,
-        revoker_email: None,
+        revoker: None,
     };
     Ok(super::ok(
         StatusCode::OK,
@@ -400,13 +400,13 @@ pub async fn roll(
     let mut successor = describe(&TokenView {
         token: rolled.new,
         creator_email: None,
-        revoker_email: None,
+        revoker: None,
     });
     successor["secret"] = rolled.secret.expose().into();
     let old = describe(&TokenView {
         token: rolled.old,
         creator_email: None,
-        revoker_email: None,
+        revoker: None,
     });
     Ok(with_secret(super::ok(
         StatusCode::CREATED,

@@ -194,10 +194,10 @@ impl From<&TokenView> for TokenRow {
                 .clone()
                 .unwrap_or_else(|| "command line".into()),
             revoked: t.revoked_at.map(TimeView::new),
-            revoked_by: match (&view.revoker_email, t.revoke_reason.as_deref()) {
-                (Some(email), _) => email.clone(),
-                (None, Some(db::tokens::REVOKED_ITSELF)) => "the token itself".into(),
-                (None, _) => "an operator tool".into(),
+            revoked_by: match (&view.revoker, t.revoke_reason.as_deref()) {
+                (_, Some(db::tokens::REVOKED_ITSELF)) => "the token itself".into(),
+                (Some(label), _) => label.clone(),
+                (None, _) => "an unrecorded actor".into(),
             },
             revoke_reason: t.revoke_reason.clone().unwrap_or_default(),
             rate_limit: t
