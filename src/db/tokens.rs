@@ -92,6 +92,14 @@ impl Token {
     }
 }
 
+/// [`Token::status_at`]'s `Active`, as SQL: not revoked, and not expired at `now`.
+#[diesel::dsl::auto_type(no_type_alias)]
+pub fn active_at(now: NaiveDateTime) -> _ {
+    tokens::revoked_at
+        .is_null()
+        .and(tokens::expires_at.is_null().or(tokens::expires_at.gt(now)))
+}
+
 #[derive(Insertable)]
 #[diesel(table_name = tokens)]
 struct NewToken<'a> {
@@ -491,9 +499,7 @@ pub fn list_for_account(
         Some(Status::Expired) => query
             .filter(tokens::revoked_at.is_null())
             .filter(tokens::expires_at.le(now)),
-        Some(Status::Active) => query
-            .filter(tokens::revoked_at.is_null())
-            .filter(tokens::expires_at.is_null().or(tokens::expires_at.gt(now))),
+        Some(Status::Active) => query.filter(active_at(now)),
     };
     let rows: Vec<ViewRow> = query
         .order((tokens::created_at.desc(), tokens::id.desc()))
