@@ -3,15 +3,20 @@
 //! address, calls per UTC day by outcome, and the last few client addresses. A crash
 //! loses at most one interval of figures, never a token.
 //!
-//! The figures live in a sharded map keyed by token: a call locks one shard for a few
-//! hundred nanoseconds and never across an await, so workers serving different tokens
-//! don't wait for each other. A token has at most a handful of days and five addresses
-//! pending, and only tokens that exist get an entry, so memory is bounded by the tokens.
+//! Each thread counts into a slot of its own: a call locks only its own thread's map, for
+//! a few hundred nanoseconds and never across an await, so the workers never wait for
+//! each other, nor pass a cache line back and forth, even when they all serve one busy
+//! token. The flush takes every slot's figures and adds them up per token. A token has at
+//! most a handful of days and five addresses pending in a slot, and only tokens that exist
+//! get an entry, so memory is bounded by the tokens times the slots.
 
+use std::collections::HashMap;
 use std::net::IpAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Mutex, MutexGuard, PoisonError};
 
 use chrono::{NaiveDate, NaiveDateTime};
-use dashmap::DashMap;
+use crossbeam_utils::CachePadded;
 
 use crate::db::usage::{ADDRESSES_KEPT, Counts, Sighting, TokenUsage};
 use crate::db::{self, Pool};
@@ -136,9 +141,29 @@ impl Pending {
     }
 }
 
-#[derive(Default)]
+/// More slots than a server has workers, so that threads rarely share one; a thread
+/// that does (a test process runs many servers) only waits now and then.
+const SLOTS: usize = 16;
+
+static NEXT_SLOT: AtomicUsize = AtomicUsize::new(0);
+
+thread_local! {
+    /// This thread's slot, the same in every recorder.
+    static SLOT: usize = NEXT_SLOT.fetch_add(1, Ordering::Relaxed) % SLOTS;
+}
+
+type Slot = HashMap<TokenId, Pending>;
+
 pub struct UsageRecorder {
-    pending: DashMap<TokenId, Pending>,
+    slots: [CachePadded<Mutex<Slot>>; SLOTS],
+}
+
+impl Default for UsageRecorder {
+    fn default() -> Self {
+        Self {
+            slots: std::array::from_fn(|_| CachePadded::new(Mutex::default())),
+        }
+    }
 }
 
 impl UsageRecorder {
@@ -148,21 +173,49 @@ impl UsageRecorder {
 
     /// Counts one call with `token` at `at` (UTC) from `ip`.
     pub fn record(&self, token: TokenId, outcome: Outcome, at: NaiveDateTime, ip: Option<IpAddr>) {
-        let mut pending = self.pending.entry(token).or_default();
+        let mut slot = self.own_slot();
+        let pending = slot.entry(token).or_default();
         pending.count(at.date(), outcome, 1);
         if outcome.authenticated() {
             pending.used(at, ip);
         }
     }
 
-    /// What has gathered since the last flush, taken out of the map.
+    fn own_slot(&self) -> MutexGuard<'_, Slot> {
+        let slot = &self.slots[SLOT.with(|slot| *slot)];
+        // A panic can't leave a slot half-changed in a way that matters: counts only add.
+        slot.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// What has gathered since the last flush, taken out of every slot and added up.
     fn take(&self) -> Vec<TokenUsage> {
-        let tokens: Vec<TokenId> = self.pending.iter().map(|e| *e.key()).collect();
-        tokens
+        let mut gathered: HashMap<TokenId, Pending> = HashMap::new();
+        for slot in &self.slots {
+            let taken = std::mem::take(&mut *slot.lock().unwrap_or_else(PoisonError::into_inner));
+            for (token, pending) in taken {
+                match gathered.entry(token) {
+                    std::collections::hash_map::Entry::Occupied(mut mine) => {
+                        mine.get_mut().merge(pending.into_usage(token));
+                    }
+                    std::collections::hash_map::Entry::Vacant(slot) => {
+                        slot.insert(pending);
+                    }
+                }
+            }
+        }
+        gathered
             .into_iter()
-            .filter_map(|token| self.pending.remove(&token))
             .map(|(token, pending)| pending.into_usage(token))
             .collect()
+    }
+
+    /// Adds a batch that could not be written to what came in since, so the next flush
+    /// tries again with nothing lost and nothing counted twice.
+    fn put_back(&self, batch: Vec<TokenUsage>) {
+        let mut slot = self.own_slot();
+        for usage in batch {
+            slot.entry(usage.token).or_default().merge(usage);
+        }
     }
 
     /// Writes what has gathered since the last flush, and prunes days past keeping.
@@ -179,11 +232,7 @@ impl UsageRecorder {
             .map_err(AppError::from)
             .and_then(|mut conn| db::usage::record(&mut conn, &batch, today));
         if let Err(err) = written {
-            // Put the batch back, added to whatever came in meanwhile, so the next flush
-            // tries again with nothing lost and nothing counted twice.
-            for usage in batch {
-                self.pending.entry(usage.token).or_default().merge(usage);
-            }
+            self.put_back(batch);
             return Err(err);
         }
         Ok(batch.len())
@@ -256,6 +305,40 @@ mod tests {
     }
 
     #[test]
+    fn calls_counted_on_many_threads_add_up_to_one_figure_per_token() {
+        let recorder = UsageRecorder::new();
+        let (busy, quiet) = (TokenId(1), TokenId(2));
+        std::thread::scope(|scope| {
+            for thread in 0..(SLOTS as u8 + 4) {
+                let recorder = &recorder;
+                scope.spawn(move || {
+                    for second in 0..50 {
+                        let t = at(&format!("2026-11-28 10:00:{second:02}"));
+                        recorder.record(busy, Outcome::Succeeded, t, ip(thread % 7));
+                    }
+                    recorder.record(quiet, Outcome::WrongSecret, at("2026-11-28 11:00:00"), None);
+                });
+            }
+        });
+        let mut batch = recorder.take();
+        batch.sort_by_key(|usage| usage.token);
+        assert_eq!(
+            batch.len(),
+            2,
+            "one figure per token, however many slots held it"
+        );
+        let threads = i64::from(SLOTS as u8 + 4);
+        assert_eq!(batch[0].days[0].1.succeeded, threads * 50);
+        assert_eq!(batch[1].days[0].1.wrong_secret, threads);
+        assert_eq!(
+            batch[0].last_used.map(|(t, _)| t),
+            Some(at("2026-11-28 10:00:49"))
+        );
+        assert_eq!(batch[0].addresses.len(), ADDRESSES_KEPT);
+        assert!(recorder.take().is_empty(), "every slot was emptied");
+    }
+
+    #[test]
     fn only_the_latest_addresses_are_held() {
         let recorder = UsageRecorder::new();
         let token = TokenId(1);
@@ -280,13 +363,7 @@ mod tests {
         recorder.record(token, Outcome::Succeeded, at("2026-11-28 10:00:01"), ip(1));
         let failed = recorder.take();
         recorder.record(token, Outcome::Forbidden, at("2026-11-28 10:00:02"), ip(2));
-        for usage in failed {
-            recorder
-                .pending
-                .entry(usage.token)
-                .or_default()
-                .merge(usage);
-        }
+        recorder.put_back(failed);
         let batch = recorder.take();
         assert_eq!(
             batch[0].days[0].1,
