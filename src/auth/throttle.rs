@@ -558,6 +558,22 @@ mod tests {
     }
 
     #[test]
+    fn a_flood_within_the_hour_is_capped_keeping_the_newest_rows() {
+        let mut store = Store::new();
+        let now = db::now();
+        for i in 0..10 {
+            store.fail(&format!("u{i}@x.io"), &format!("10.0.0.{i}"), 1, now);
+        }
+        assert_eq!(counts::rows(&mut store.conn).unwrap(), 30);
+        counts::prune_keeping(&mut store.conn, window_start(now), 6).unwrap();
+        assert_eq!(counts::rows(&mut store.conn).unwrap(), 6);
+        // The two newest attempts are what is left: their three keys each.
+        assert_eq!(counts::keys_counted(&mut store.conn).unwrap(), 6);
+        store.fail("u9@x.io", "10.0.0.9", FREE_PER_PAIR - 1, now);
+        assert!(store.attempt_at("u9@x.io", "10.0.0.9", now).is_err());
+    }
+
+    #[test]
     fn the_refusal_says_when_to_try_again_in_seconds_or_minutes() {
         let cases = [
             (

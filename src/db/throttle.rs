@@ -109,14 +109,28 @@ pub fn count(
 /// Deletes what no rule looks at any more (events at or before `stale`), then, if the
 /// table is still over [`MAX_ROWS`], its oldest rows.
 pub fn prune(conn: &mut DbConnection, stale: NaiveDateTime) -> Result<(), AppError> {
+    prune_keeping(conn, stale, MAX_ROWS)
+}
+
+/// [`prune`], keeping at most `most` rows.
+pub fn prune_keeping(
+    conn: &mut DbConnection,
+    stale: NaiveDateTime,
+    most: i64,
+) -> Result<(), AppError> {
     diesel::delete(events::table.filter(events::at.le(stale))).execute(conn)?;
-    // Ids only grow (AUTOINCREMENT, BIGSERIAL), so the newest MAX_ROWS ids are the rows
+    // Ids only grow (AUTOINCREMENT, BIGSERIAL), so the newest `most` ids are the rows
     // kept; forgiven rows leave gaps, which only keeps fewer.
     let newest: Option<i64> = events::table.select(max(events::id)).first(conn)?;
-    if let Some(newest) = newest.filter(|n| *n > MAX_ROWS) {
-        diesel::delete(events::table.filter(events::id.le(newest - MAX_ROWS))).execute(conn)?;
+    if let Some(newest) = newest.filter(|n| *n > most) {
+        diesel::delete(events::table.filter(events::id.le(newest - most))).execute(conn)?;
     }
     Ok(())
+}
+
+/// How many rows there are.
+pub fn rows(conn: &mut DbConnection) -> Result<i64, AppError> {
+    Ok(events::table.count().get_result(conn)?)
 }
 
 /// Uncounts every row of `attempt`.
