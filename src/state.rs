@@ -100,13 +100,13 @@ const SECRET_REPORTS_EVERY: std::time::Duration = std::time::Duration::from_secs
 impl AppState {
     pub fn new(pool: Pool, config: Config) -> Self {
         Self {
+            throttle: Arc::new(LoginThrottle::new(pool.clone())),
             pool,
             passwords: Argon2Pool::new(config.password_threads),
             config: Arc::new(config),
             cache: Arc::new(TokenCache::new()),
             usage: Arc::new(UsageRecorder::new()),
             rate_limits: Arc::new(RateLimits::new()),
-            throttle: Arc::new(LoginThrottle::new()),
             cluster_pages: Arc::new(ClusterPages::new()),
             secret_reports: IpLimit::new(
                 "leaked-secret reports",

@@ -19,110 +19,146 @@
 //! Sign-ups are limited per address too ([`SIGN_UPS_PER_IP`] an hour), counted whether they
 //! succeed or not: each costs an argon2 hash, and one for a taken email says it is taken.
 //!
-//! Counted in memory, per process: a restart forgets them.
+//! Counted in the database (`db::throttle`), so several instances on one store share one
+//! limit rather than granting one each, and a restart forgets nothing. The check and the
+//! count it allows are one write transaction (`db::write`), so concurrent tries, on one
+//! instance or many, take turns. If that write fails (a full disk, the database gone), the
+//! try is refused with a 503: a guess is never let through uncounted. The times are the
+//! instances' own clocks, so they should agree to within a second, as NTP keeps them.
 
-use std::collections::{HashMap, VecDeque};
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
+use chrono::NaiveDateTime;
+
+use crate::db::throttle::{self as counts, Kind};
+use crate::db::{self, DbConnection, Pool};
 use crate::domain::Email;
 use crate::error::AppError;
 
 /// Failures one (email, address) pair may have before each further try must wait.
-pub const FREE_PER_PAIR: usize = 5;
+pub const FREE_PER_PAIR: i64 = 5;
 /// The wait after the first failure beyond the free ones; it doubles with each failure.
 pub const FIRST_DELAY: Duration = Duration::from_secs(5);
 /// The longest a pair ever waits between tries.
 pub const MAX_DELAY: Duration = Duration::from_secs(15 * 60);
-pub const PER_IP: usize = 300;
-pub const PER_EMAIL: usize = 1000;
-pub const SIGN_UPS_PER_IP: usize = 20;
+pub const PER_IP: i64 = 300;
+pub const PER_EMAIL: i64 = 1000;
+pub const SIGN_UPS_PER_IP: i64 = 20;
 const WINDOW: Duration = Duration::from_secs(3600);
 /// The one key for every sign-in whose email isn't an email address.
 const NOT_AN_EMAIL: &str = "(not an email)";
-/// Beyond this many tracked keys, the stale ones are dropped to bound memory.
-const MAX_KEYS: usize = 100_000;
-
-type Times = HashMap<String, VecDeque<Instant>>;
 
 /// How one key's recent events limit the next.
 #[derive(Clone, Copy)]
 enum Rule {
     /// At most this many an hour.
-    Ceiling(usize),
+    Ceiling(i64),
     /// `free` at once; then each must wait, doubling from [`FIRST_DELAY`], after the last.
-    Progressive { free: usize },
+    Progressive { free: i64 },
+}
+
+/// How long from `then` to `now`, nothing if `then` is later.
+fn since(then: NaiveDateTime, now: NaiveDateTime) -> Duration {
+    (now - then).to_std().unwrap_or(Duration::ZERO)
+}
+
+fn window_start(now: NaiveDateTime) -> NaiveDateTime {
+    now - chrono::Duration::from_std(WINDOW).unwrap_or(chrono::Duration::MAX)
 }
 
 impl Rule {
-    /// How long the next event must wait, given the key's events in the last hour.
-    fn wait(self, times: &VecDeque<Instant>, now: Instant) -> Option<Duration> {
-        match self {
+    /// How long the next event under `(kind, key)` must wait, given its events in the
+    /// last hour.
+    fn wait(
+        self,
+        conn: &mut DbConnection,
+        kind: Kind,
+        key: &str,
+        now: NaiveDateTime,
+    ) -> Result<Option<Duration>, AppError> {
+        let start = window_start(now);
+        let recent = counts::recent(conn, kind, key, start)?;
+        Ok(match self {
             Rule::Ceiling(limit) => {
+                if recent.count < limit {
+                    return Ok(None);
+                }
                 // Wait until enough of the oldest have left the window to make room for one.
-                let oldest = times.get(times.len().checked_sub(limit)?)?;
-                Some(WINDOW.saturating_sub(now.saturating_duration_since(*oldest)))
+                counts::nth_since(conn, kind, key, start, recent.count - limit)?
+                    .map(|oldest| WINDOW.saturating_sub(since(oldest, now)))
             }
             Rule::Progressive { free } => {
-                let beyond = times.len().checked_sub(free)?;
+                let Some(beyond) = recent.count.checked_sub(free).filter(|b| *b >= 0) else {
+                    return Ok(None);
+                };
                 let delay = u32::try_from(beyond)
                     .ok()
                     .and_then(|n| FIRST_DELAY.checked_mul(2u32.checked_pow(n)?))
                     .map_or(MAX_DELAY, |d| d.min(MAX_DELAY));
-                let last = times.back()?;
-                let waited = now.saturating_duration_since(*last);
-                (waited < delay).then(|| delay - waited)
+                recent.latest.and_then(|last| {
+                    let waited = since(last, now);
+                    (waited < delay).then(|| delay - waited)
+                })
             }
-        }
+        })
     }
 }
 
-#[derive(Default)]
+/// The limits, counted in the store the pool reaches.
 pub struct LoginThrottle {
-    times: Mutex<Times>,
+    pool: Pool,
+}
+
+/// A password check counted as failed, until it is forgiven.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Started {
+    /// Marks this attempt's rows, so it can be uncounted alone.
+    attempt: i64,
+    /// The (address, email) key, whose every failure a success forgives.
+    pair: String,
+}
+
+/// Says nothing of whose it is.
+impl std::fmt::Debug for Started {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Started").finish_non_exhaustive()
+    }
 }
 
 /// A password check in progress. Dropped without [`Attempt::succeeded`], it stays
 /// counted as a failure.
 pub struct Attempt {
-    throttle: Arc<LoginThrottle>,
-    pair: String,
-    others: [String; 2],
-    at: Instant,
+    pool: Pool,
+    started: Started,
 }
 
-/// Says when the attempt started, and nothing of whose it is.
+/// Says nothing of whose it is.
 impl std::fmt::Debug for Attempt {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Attempt")
-            .field("at", &self.at)
-            .finish_non_exhaustive()
+        f.debug_struct("Attempt").finish_non_exhaustive()
     }
 }
 
 impl Attempt {
     /// The password was right: this attempt no longer counts against the limits, and the
     /// pair's earlier failures are forgiven too, since the person has shown they know it.
-    pub fn succeeded(self) {
-        let mut times = self.throttle.lock();
-        times.remove(&self.pair);
-        self.uncount(&mut times, &self.others);
+    /// A forgiveness that can't be written is logged, not shown: the person is in, and the
+    /// failures it would have removed age out within the hour.
+    pub async fn succeeded(self) {
+        let started = self.started;
+        let done = db::run(&self.pool, move |conn| succeeded(conn, &started)).await;
+        if let Err(err) = done {
+            tracing::warn!(error = %err, "could not forgive a successful sign-in's failures");
+        }
     }
 
     /// No password was checked after all (the server was too busy to hash): no guess was
     /// made, so this attempt doesn't count.
-    pub fn withdrawn(self) {
-        let mut times = self.throttle.lock();
-        self.uncount(&mut times, &[&self.pair, &self.others[0], &self.others[1]]);
-    }
-
-    fn uncount(&self, times: &mut Times, keys: &[impl AsRef<str>]) {
-        for key in keys {
-            if let Some(times) = times.get_mut(key.as_ref())
-                && let Some(i) = times.iter().rposition(|t| *t == self.at)
-            {
-                times.remove(i);
-            }
+    pub async fn withdrawn(self) {
+        let attempt = self.started.attempt;
+        let done = db::run(&self.pool, move |conn| withdrawn(conn, attempt)).await;
+        if let Err(err) = done {
+            tracing::warn!(error = %err, "could not uncount a withdrawn sign-in");
         }
     }
 }
@@ -143,104 +179,120 @@ impl Refusal {
 }
 
 impl LoginThrottle {
-    pub fn new() -> Self {
-        Self::default()
-    }
-
-    fn lock(&self) -> std::sync::MutexGuard<'_, Times> {
-        self.times.lock().unwrap_or_else(|e| e.into_inner())
+    pub fn new(pool: Pool) -> Self {
+        Self { pool }
     }
 
     /// Starts a password check for `email` from `ip`, or says how long to wait.
-    pub fn attempt(self: &Arc<Self>, email: &str, ip: &str) -> Result<Attempt, AppError> {
-        self.attempt_at(email, ip, Instant::now())
-            .map_err(|wait| too_many(Refusal::SignIn(wait)))
-    }
-
-    pub fn attempt_at(
-        self: &Arc<Self>,
-        email: &str,
-        ip: &str,
-        now: Instant,
-    ) -> Result<Attempt, Duration> {
-        // Keyed by the address as typed only when it is one: anything else shares one
-        // bucket, so a flood of made-up "emails" (up to the form's size each) can neither
-        // fill memory with keys nor dodge the per-pair wait. No account has such an email,
-        // so no one can be locked out through that bucket.
-        let email = Email::parse(email.trim())
-            .map(|e| e.as_str().to_lowercase())
-            .unwrap_or_else(|_| NOT_AN_EMAIL.to_string());
-        let pair = format!("pair:{ip} {email}");
-        let by_ip = format!("ip:{ip}");
-        let by_email = format!("email:{email}");
-        self.record_at(
-            [
-                (
-                    &pair,
-                    Rule::Progressive {
-                        free: FREE_PER_PAIR,
-                    },
-                ),
-                (&by_ip, Rule::Ceiling(PER_IP)),
-                (&by_email, Rule::Ceiling(PER_EMAIL)),
-            ],
-            now,
-        )?;
+    pub async fn attempt(&self, email: &str, ip: &str) -> Result<Attempt, AppError> {
+        let (email, ip) = (email.to_string(), ip.to_string());
+        let started = db::run(&self.pool, move |conn| {
+            attempt_at(conn, &email, &ip, db::now())
+        })
+        .await?
+        .map_err(|wait| too_many(Refusal::SignIn(wait)))?;
         Ok(Attempt {
-            throttle: self.clone(),
-            pair,
-            others: [by_ip, by_email],
-            at: now,
+            pool: self.pool.clone(),
+            started,
         })
     }
 
     /// Counts a sign-up from `ip`, or says how long to wait.
-    pub fn sign_up(&self, ip: &str) -> Result<(), AppError> {
-        self.sign_up_at(ip, Instant::now())
+    pub async fn sign_up(&self, ip: &str) -> Result<(), AppError> {
+        let ip = ip.to_string();
+        db::run(&self.pool, move |conn| sign_up_at(conn, &ip, db::now()))
+            .await?
             .map_err(|wait| too_many(Refusal::SignUp(wait)))
     }
+}
 
-    pub fn sign_up_at(&self, ip: &str, now: Instant) -> Result<(), Duration> {
-        self.record_at(
-            [(&format!("sign-up:{ip}"), Rule::Ceiling(SIGN_UPS_PER_IP))],
-            now,
-        )
-    }
+/// Counts a password check for `email` from `ip` at `now` as failed, unless a rule says
+/// to wait.
+pub fn attempt_at(
+    conn: &mut DbConnection,
+    email: &str,
+    ip: &str,
+    now: NaiveDateTime,
+) -> Result<Result<Started, Duration>, AppError> {
+    // Keyed by the address as typed only when it is one: anything else shares one
+    // bucket, so a flood of made-up "emails" (up to the form's size each) can neither
+    // fill the table with keys nor dodge the per-pair wait. No account has such an email,
+    // so no one can be locked out through that bucket.
+    let email = Email::parse(email.trim())
+        .map(|e| e.as_str().to_lowercase())
+        .unwrap_or_else(|_| NOT_AN_EMAIL.to_string());
+    let pair = format!("{ip} {email}");
+    let attempt = rand::random::<i64>();
+    let counted = record_at(
+        conn,
+        &[
+            (
+                Kind::Pair,
+                pair.as_str(),
+                Rule::Progressive {
+                    free: FREE_PER_PAIR,
+                },
+            ),
+            (Kind::Ip, ip, Rule::Ceiling(PER_IP)),
+            (Kind::Email, email.as_str(), Rule::Ceiling(PER_EMAIL)),
+        ],
+        attempt,
+        now,
+    )?;
+    Ok(counted.map(|()| Started { attempt, pair }))
+}
 
-    /// Records an event under every key, unless one of their rules says to wait; then
-    /// records nothing, so refused tries never lengthen the wait.
-    fn record_at<const N: usize>(
-        &self,
-        keys: [(&String, Rule); N],
-        now: Instant,
-    ) -> Result<(), Duration> {
-        let mut times = self.lock();
-        if times.len() >= MAX_KEYS {
-            times.retain(|_, t| t.back().is_some_and(|t| now.duration_since(*t) < WINDOW));
-        }
+/// Counts a sign-up from `ip` at `now`, unless it must wait.
+pub fn sign_up_at(
+    conn: &mut DbConnection,
+    ip: &str,
+    now: NaiveDateTime,
+) -> Result<Result<(), Duration>, AppError> {
+    record_at(
+        conn,
+        &[(Kind::SignUp, ip, Rule::Ceiling(SIGN_UPS_PER_IP))],
+        rand::random::<i64>(),
+        now,
+    )
+}
+
+/// Forgives a check that succeeded: its own rows, and every failure of its pair.
+pub fn succeeded(conn: &mut DbConnection, started: &Started) -> Result<(), AppError> {
+    db::write(conn, |conn| {
+        counts::forget_key(conn, Kind::Pair, &started.pair)?;
+        counts::forget_attempt(conn, started.attempt)
+    })
+}
+
+/// Uncounts a check that never ran.
+pub fn withdrawn(conn: &mut DbConnection, attempt: i64) -> Result<(), AppError> {
+    db::write(conn, |conn| counts::forget_attempt(conn, attempt))
+}
+
+/// Records an event under every key, unless one of their rules says to wait; then
+/// records nothing, so refused tries never lengthen the wait. One write transaction:
+/// concurrent callers, in this process or another, check and count one at a time.
+fn record_at(
+    conn: &mut DbConnection,
+    keys: &[(Kind, &str, Rule)],
+    attempt: i64,
+    now: NaiveDateTime,
+) -> Result<Result<(), Duration>, AppError> {
+    db::write(conn, |conn| {
+        counts::prune(conn, window_start(now))?;
         let mut wait: Option<Duration> = None;
-        for (key, rule) in &keys {
-            let Some(recent) = times.get_mut(*key) else {
-                continue;
-            };
-            while recent
-                .front()
-                .is_some_and(|t| now.saturating_duration_since(*t) >= WINDOW)
-            {
-                recent.pop_front();
-            }
-            if let Some(until) = rule.wait(recent, now) {
+        for (kind, key, rule) in keys {
+            if let Some(until) = rule.wait(conn, *kind, key, now)? {
                 wait = Some(wait.map_or(until, |w| w.max(until)));
             }
         }
         if let Some(wait) = wait {
-            return Err(wait);
+            return Ok(Err(wait));
         }
-        for (key, _) in keys {
-            times.entry(key.clone()).or_default().push_back(now);
-        }
-        Ok(())
-    }
+        let keys: Vec<(Kind, &str)> = keys.iter().map(|(kind, key, _)| (*kind, *key)).collect();
+        counts::count(conn, &keys, attempt, now)?;
+        Ok(Ok(()))
+    })
 }
 
 /// The 429 a person sees, saying when to try again.
@@ -268,32 +320,71 @@ fn too_many(refusal: Refusal) -> AppError {
 mod tests {
     use super::*;
 
-    /// Fails `n` times for `email` from `ip`, all at `now`, each allowed.
-    fn fail(throttle: &Arc<LoginThrottle>, email: &str, ip: &str, n: usize, now: Instant) {
-        for i in 0..n {
-            assert!(
-                throttle.attempt_at(email, ip, now).is_ok(),
-                "failure {} of {n} for {email} from {ip} was refused",
-                i + 1
-            );
+    /// A store of its own, in a temporary directory, and a connection to it.
+    struct Store {
+        conn: db::Conn,
+        _dir: tempfile::TempDir,
+    }
+
+    impl Store {
+        fn new() -> Self {
+            let dir = tempfile::tempdir().expect("a temporary directory");
+            let path = dir.path().join("throttle.db");
+            let pool = db::connect(path.to_str().expect("UTF-8")).expect("a fresh store");
+            Self {
+                conn: pool.get().expect("a connection"),
+                _dir: dir,
+            }
+        }
+
+        fn attempt_at(
+            &mut self,
+            email: &str,
+            ip: &str,
+            now: NaiveDateTime,
+        ) -> Result<Started, Duration> {
+            attempt_at(&mut self.conn, email, ip, now).expect("the store answers")
+        }
+
+        fn sign_up_at(&mut self, ip: &str, now: NaiveDateTime) -> Result<(), Duration> {
+            sign_up_at(&mut self.conn, ip, now).expect("the store answers")
+        }
+
+        fn succeeded(&mut self, started: Started) {
+            succeeded(&mut self.conn, &started).expect("the store answers");
+        }
+
+        fn withdrawn(&mut self, started: Started) {
+            withdrawn(&mut self.conn, started.attempt).expect("the store answers");
+        }
+
+        /// Fails `n` times for `email` from `ip`, all at `now`, each allowed.
+        fn fail(&mut self, email: &str, ip: &str, n: i64, now: NaiveDateTime) {
+            for i in 0..n {
+                assert!(
+                    self.attempt_at(email, ip, now).is_ok(),
+                    "failure {} of {n} for {email} from {ip} was refused",
+                    i + 1
+                );
+            }
         }
     }
 
     #[test]
     fn after_the_free_failures_each_try_from_the_pair_waits_twice_as_long() {
-        let throttle = Arc::new(LoginThrottle::new());
-        let mut now = Instant::now();
-        fail(&throttle, "a@x.io", "10.0.0.1", FREE_PER_PAIR, now);
+        let mut store = Store::new();
+        let mut now = db::now();
+        store.fail("a@x.io", "10.0.0.1", FREE_PER_PAIR, now);
 
         let mut expected = FIRST_DELAY;
         for _ in 0..8 {
-            let wait = throttle
+            let wait = store
                 .attempt_at("A@x.io", "10.0.0.1", now)
                 .expect_err("a try right after a failure beyond the free ones waits");
             assert_eq!(wait, expected);
             // Just before the wait is over, still refused; at its end, allowed (and failed).
             assert!(
-                throttle
+                store
                     .attempt_at(
                         "a@x.io",
                         "10.0.0.1",
@@ -302,25 +393,25 @@ mod tests {
                     .is_err()
             );
             now += expected;
-            assert!(throttle.attempt_at("a@x.io", "10.0.0.1", now).is_ok());
+            assert!(store.attempt_at("a@x.io", "10.0.0.1", now).is_ok());
             expected *= 2;
         }
     }
 
     #[test]
     fn the_wait_between_tries_never_exceeds_the_cap() {
-        let throttle = Arc::new(LoginThrottle::new());
-        let mut now = Instant::now();
-        fail(&throttle, "a@x.io", "10.0.0.1", FREE_PER_PAIR, now);
+        let mut store = Store::new();
+        let mut now = db::now();
+        store.fail("a@x.io", "10.0.0.1", FREE_PER_PAIR, now);
         // 5 s, 10 s ... 640 s, then the cap: all within the hour, so nothing is forgotten.
         let mut waits = Vec::new();
         for _ in 0..10 {
-            let wait = throttle
+            let wait = store
                 .attempt_at("a@x.io", "10.0.0.1", now)
                 .expect_err("every try beyond the free ones waits");
             waits.push(wait);
             now += wait;
-            assert!(throttle.attempt_at("a@x.io", "10.0.0.1", now).is_ok());
+            assert!(store.attempt_at("a@x.io", "10.0.0.1", now).is_ok());
         }
         assert_eq!(waits[7], Duration::from_secs(640), "{waits:?}");
         assert_eq!(waits[8..], [MAX_DELAY; 2], "{waits:?}");
@@ -328,34 +419,34 @@ mod tests {
 
     #[test]
     fn a_guesser_slows_only_their_own_address_not_the_victim_elsewhere() {
-        let throttle = Arc::new(LoginThrottle::new());
-        let now = Instant::now();
-        fail(&throttle, "victim@x.io", "10.6.6.6", FREE_PER_PAIR, now);
-        assert!(throttle.attempt_at("victim@x.io", "10.6.6.6", now).is_err());
+        let mut store = Store::new();
+        let now = db::now();
+        store.fail("victim@x.io", "10.6.6.6", FREE_PER_PAIR, now);
+        assert!(store.attempt_at("victim@x.io", "10.6.6.6", now).is_err());
 
         // Another attacking address starts afresh, and so does the victim at home.
-        assert!(throttle.attempt_at("victim@x.io", "10.7.7.7", now).is_ok());
-        let victim = throttle
+        assert!(store.attempt_at("victim@x.io", "10.7.7.7", now).is_ok());
+        let victim = store
             .attempt_at("victim@x.io", "192.0.2.10", now)
             .expect("the victim's own address is not slowed");
-        victim.succeeded();
+        store.succeeded(victim);
     }
 
     #[test]
     fn one_email_is_capped_across_every_address() {
-        let throttle = Arc::new(LoginThrottle::new());
-        let start = Instant::now();
+        let mut store = Store::new();
+        let start = db::now();
         for i in 0..PER_EMAIL / FREE_PER_PAIR {
             let ip = format!("10.0.{}.{}", i / 250, i % 250);
-            fail(&throttle, "a@x.io", &ip, FREE_PER_PAIR, start);
+            store.fail("a@x.io", &ip, FREE_PER_PAIR, start);
         }
-        let wait = throttle
+        let wait = store
             .attempt_at("a@x.io", "198.51.100.1", start)
             .expect_err("past the ceiling, even a fresh address waits");
         assert!(wait > Duration::from_secs(3500), "{wait:?}");
-        assert!(throttle.attempt_at("b@x.io", "198.51.100.1", start).is_ok());
+        assert!(store.attempt_at("b@x.io", "198.51.100.1", start).is_ok());
         assert!(
-            throttle
+            store
                 .attempt_at("a@x.io", "198.51.100.1", start + WINDOW)
                 .is_ok()
         );
@@ -363,73 +454,71 @@ mod tests {
 
     #[test]
     fn one_address_is_limited_across_emails() {
-        let throttle = Arc::new(LoginThrottle::new());
-        let now = Instant::now();
+        let mut store = Store::new();
+        let now = db::now();
         for i in 0..PER_IP {
-            fail(&throttle, &format!("u{i}@x.io"), "10.0.0.1", 1, now);
+            store.fail(&format!("u{i}@x.io"), "10.0.0.1", 1, now);
         }
-        let wait = throttle
+        let wait = store
             .attempt_at("new@x.io", "10.0.0.1", now)
             .expect_err("the address is over its limit");
         assert!(wait > Duration::from_secs(3500), "{wait:?}");
-        assert!(throttle.attempt_at("new@x.io", "10.0.0.2", now).is_ok());
+        assert!(store.attempt_at("new@x.io", "10.0.0.2", now).is_ok());
     }
 
     #[test]
     fn attempts_still_running_count_so_a_burst_cannot_slip_past() {
-        let throttle = Arc::new(LoginThrottle::new());
-        let now = Instant::now();
+        let mut store = Store::new();
+        let now = db::now();
         // Guesses in flight at once, none answered yet.
-        let in_flight: Vec<Attempt> = (0..FREE_PER_PAIR)
-            .map(|_| throttle.attempt_at("a@x.io", "10.0.0.1", now).unwrap())
+        let in_flight: Vec<Started> = (0..FREE_PER_PAIR)
+            .map(|_| store.attempt_at("a@x.io", "10.0.0.1", now).unwrap())
             .collect();
-        assert!(throttle.attempt_at("a@x.io", "10.0.0.1", now).is_err());
+        assert!(store.attempt_at("a@x.io", "10.0.0.1", now).is_err());
         drop(in_flight);
-        assert!(throttle.attempt_at("a@x.io", "10.0.0.1", now).is_err());
+        assert!(store.attempt_at("a@x.io", "10.0.0.1", now).is_err());
     }
 
     #[test]
     fn a_success_forgives_the_pair_but_not_other_addresses_failures() {
-        let throttle = Arc::new(LoginThrottle::new());
-        let now = Instant::now();
-        fail(&throttle, "a@x.io", "10.6.6.6", FREE_PER_PAIR, now);
-        fail(&throttle, "a@x.io", "10.0.0.1", FREE_PER_PAIR - 1, now);
-        throttle
-            .attempt_at("a@x.io", "10.0.0.1", now)
-            .unwrap()
-            .succeeded();
+        let mut store = Store::new();
+        let now = db::now();
+        store.fail("a@x.io", "10.6.6.6", FREE_PER_PAIR, now);
+        store.fail("a@x.io", "10.0.0.1", FREE_PER_PAIR - 1, now);
+        let right = store.attempt_at("a@x.io", "10.0.0.1", now).unwrap();
+        store.succeeded(right);
         // The pair starts again with all its free tries...
-        fail(&throttle, "a@x.io", "10.0.0.1", FREE_PER_PAIR, now);
-        assert!(throttle.attempt_at("a@x.io", "10.0.0.1", now).is_err());
+        store.fail("a@x.io", "10.0.0.1", FREE_PER_PAIR, now);
+        assert!(store.attempt_at("a@x.io", "10.0.0.1", now).is_err());
         // ...while the guesser's address still waits.
-        assert!(throttle.attempt_at("a@x.io", "10.6.6.6", now).is_err());
+        assert!(store.attempt_at("a@x.io", "10.6.6.6", now).is_err());
     }
 
     #[test]
     fn a_withdrawn_attempt_does_not_count_but_leaves_earlier_failures() {
-        let throttle = Arc::new(LoginThrottle::new());
-        let now = Instant::now();
-        fail(&throttle, "a@x.io", "10.0.0.1", FREE_PER_PAIR - 1, now);
+        let mut store = Store::new();
+        let now = db::now();
+        store.fail("a@x.io", "10.0.0.1", FREE_PER_PAIR - 1, now);
         for _ in 0..10 {
-            throttle
+            let unchecked = store
                 .attempt_at("a@x.io", "10.0.0.1", now)
-                .expect("withdrawn attempts leave room")
-                .withdrawn();
+                .expect("withdrawn attempts leave room");
+            store.withdrawn(unchecked);
         }
-        fail(&throttle, "a@x.io", "10.0.0.1", 1, now);
-        assert!(throttle.attempt_at("a@x.io", "10.0.0.1", now).is_err());
+        store.fail("a@x.io", "10.0.0.1", 1, now);
+        assert!(store.attempt_at("a@x.io", "10.0.0.1", now).is_err());
     }
 
     #[test]
     fn refused_tries_do_not_lengthen_the_wait() {
-        let throttle = Arc::new(LoginThrottle::new());
-        let now = Instant::now();
-        fail(&throttle, "a@x.io", "10.0.0.1", FREE_PER_PAIR, now);
+        let mut store = Store::new();
+        let now = db::now();
+        store.fail("a@x.io", "10.0.0.1", FREE_PER_PAIR, now);
         for _ in 0..50 {
-            assert!(throttle.attempt_at("a@x.io", "10.0.0.1", now).is_err());
+            assert!(store.attempt_at("a@x.io", "10.0.0.1", now).is_err());
         }
         assert!(
-            throttle
+            store
                 .attempt_at("a@x.io", "10.0.0.1", now + FIRST_DELAY)
                 .is_ok()
         );
@@ -437,23 +526,51 @@ mod tests {
 
     #[test]
     fn sign_ups_are_limited_per_address_for_an_hour() {
-        let throttle = LoginThrottle::new();
-        let start = Instant::now();
+        let mut store = Store::new();
+        let start = db::now();
         for i in 0..SIGN_UPS_PER_IP {
-            assert!(
-                throttle.sign_up_at("10.0.0.1", start).is_ok(),
-                "sign-up {i}"
-            );
+            assert!(store.sign_up_at("10.0.0.1", start).is_ok(), "sign-up {i}");
         }
-        let wait = throttle
+        let wait = store
             .sign_up_at("10.0.0.1", start)
             .expect_err("one sign-up too many");
         assert!(wait > Duration::from_secs(3500), "{wait:?}");
-        assert!(throttle.sign_up_at("10.0.0.2", start).is_ok());
-        assert!(throttle.sign_up_at("10.0.0.1", start + WINDOW).is_ok());
+        assert!(store.sign_up_at("10.0.0.2", start).is_ok());
+        assert!(store.sign_up_at("10.0.0.1", start + WINDOW).is_ok());
         // Sign-ups and sign-ins are separate budgets.
-        let throttle = Arc::new(throttle);
-        assert!(throttle.attempt_at("a@x.io", "10.0.0.1", start).is_ok());
+        assert!(store.attempt_at("a@x.io", "10.0.0.1", start).is_ok());
+    }
+
+    #[test]
+    fn rows_older_than_the_hour_are_deleted_by_the_next_count() {
+        let mut store = Store::new();
+        let start = db::now();
+        for i in 0..20 {
+            store.fail(&format!("u{i}@x.io"), &format!("10.0.0.{i}"), 1, start);
+        }
+        assert_eq!(counts::keys_counted(&mut store.conn).unwrap(), 60);
+        store.fail("late@x.io", "10.9.9.9", 1, start + WINDOW);
+        assert_eq!(
+            counts::keys_counted(&mut store.conn).unwrap(),
+            3,
+            "only the last attempt's pair, address and email are left"
+        );
+    }
+
+    #[test]
+    fn a_flood_within_the_hour_is_capped_keeping_the_newest_rows() {
+        let mut store = Store::new();
+        let now = db::now();
+        for i in 0..10 {
+            store.fail(&format!("u{i}@x.io"), &format!("10.0.0.{i}"), 1, now);
+        }
+        assert_eq!(counts::rows(&mut store.conn).unwrap(), 30);
+        counts::prune_keeping(&mut store.conn, window_start(now), 6).unwrap();
+        assert_eq!(counts::rows(&mut store.conn).unwrap(), 6);
+        // The two newest attempts are what is left: their three keys each.
+        assert_eq!(counts::keys_counted(&mut store.conn).unwrap(), 6);
+        store.fail("u9@x.io", "10.0.0.9", FREE_PER_PAIR - 1, now);
+        assert!(store.attempt_at("u9@x.io", "10.0.0.9", now).is_err());
     }
 
     #[test]
@@ -496,23 +613,23 @@ mod tests {
 
     #[test]
     fn made_up_emails_share_one_bucket_so_they_neither_pile_up_nor_dodge_the_wait() {
-        let throttle = Arc::new(LoginThrottle::new());
-        let now = Instant::now();
+        let mut store = Store::new();
+        let now = db::now();
         for n in 0..FREE_PER_PAIR {
             let junk = format!("{}{n}", "x".repeat(10_000));
-            drop(throttle.attempt_at(&junk, "10.0.0.1", now).ok().unwrap());
+            assert!(store.attempt_at(&junk, "10.0.0.1", now).is_ok());
         }
         assert!(
-            throttle
+            store
                 .attempt_at("yet another junk", "10.0.0.1", now)
                 .is_err(),
             "a new made-up email from the same address waits like the others"
         );
         assert_eq!(
-            throttle.lock().len(),
+            counts::keys_counted(&mut store.conn).unwrap(),
             3,
             "one pair, one address and one email key, however many made-up emails"
         );
-        assert!(throttle.attempt_at("a@x.io", "10.0.0.1", now).is_ok());
+        assert!(store.attempt_at("a@x.io", "10.0.0.1", now).is_ok());
     }
 }

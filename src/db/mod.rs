@@ -46,6 +46,7 @@ pub(crate) mod sessions;
 #[doc(hidden)]
 pub mod simulated_full_disk;
 mod standing;
+pub mod throttle;
 pub mod tokens;
 pub mod tx;
 mod url;

@@ -155,6 +155,16 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    throttle_events (id) {
+        id -> BigInt,
+        kind -> Text,
+        key -> Text,
+        attempt -> BigInt,
+        at -> Timestamp,
+    }
+}
+
 diesel::joinable!(memberships -> accounts (account_id));
 diesel::joinable!(memberships -> users (user_id));
 diesel::joinable!(tokens -> accounts (account_id));

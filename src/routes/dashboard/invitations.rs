@@ -134,14 +134,15 @@ async fn joiner(
             // A password check like sign-in's, so it is limited like sign-in.
             let attempt = state
                 .throttle
-                .attempt(&user.email, ip.as_deref().unwrap_or_default())?;
+                .attempt(&user.email, ip.as_deref().unwrap_or_default())
+                .await?;
             let typed = Password::for_sign_in(form.password.clone());
             match state
                 .passwords
                 .verify(Some(&user.password_hash), &typed)
                 .await
             {
-                Ok(true) => attempt.succeeded(),
+                Ok(true) => attempt.succeeded().await,
                 Ok(false) => {
                     return Err(AppError::invalid(
                         "That is not the password of this email's Keyward sign-in.",
@@ -149,7 +150,7 @@ async fn joiner(
                 }
                 Err(busy) => {
                     // Nothing was checked, so no guess was made.
-                    attempt.withdrawn();
+                    attempt.withdrawn().await;
                     return Err(busy);
                 }
             }

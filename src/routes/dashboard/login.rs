@@ -70,7 +70,7 @@ async fn submit(
         .peer_addr()
         .map(|a| a.ip().to_string())
         .unwrap_or_default();
-    let attempt = state.throttle.attempt(&form.email, &ip)?;
+    let attempt = state.throttle.attempt(&form.email, &ip).await?;
 
     let password = Password::for_sign_in(form.password);
     let user = match Email::parse(&form.email) {
@@ -91,7 +91,7 @@ async fn submit(
         Ok(ok) => ok,
         Err(busy) => {
             // Nothing was checked, so no guess was made.
-            attempt.withdrawn();
+            attempt.withdrawn().await;
             return Err(busy.into());
         }
     };
@@ -113,7 +113,7 @@ async fn submit(
 
     match outcome {
         Some((user, account)) => {
-            attempt.succeeded();
+            attempt.succeeded().await;
             sign_in(&req, user.user_id(), account)?;
             // An operator who belongs to no account lands on the console; anyone else
             // on the token list, which says when they belong to no account yet.

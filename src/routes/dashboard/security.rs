@@ -215,7 +215,7 @@ async fn change_password(
         .peer_addr()
         .map(|a| a.ip().to_string())
         .unwrap_or_default();
-    let attempt = state.throttle.attempt(&signed_in.user.email, &ip)?;
+    let attempt = state.throttle.attempt(&signed_in.user.email, &ip).await?;
     let old_hash = signed_in.user.password_hash.clone();
     let current = Password::for_sign_in(form.current_password);
     // Both argon2 jobs go through the server's bounded pool, with no connection held.
@@ -223,7 +223,7 @@ async fn change_password(
         Ok(right) => right,
         Err(busy) => {
             // Nothing was checked, so no guess was made.
-            attempt.withdrawn();
+            attempt.withdrawn().await;
             return Err(busy.into());
         }
     };
@@ -232,7 +232,7 @@ async fn change_password(
         drop(attempt);
         return password_page(&signed_in, vec![WRONG_CURRENT.into()]);
     }
-    attempt.succeeded();
+    attempt.succeeded().await;
     let new_hash = state.passwords.hash(&new).await?;
 
     let keep = this_session(&signed_in)?;

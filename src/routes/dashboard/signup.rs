@@ -80,7 +80,10 @@ async fn submit(
     };
 
     let ip = req.peer_addr().map(|a| a.ip().to_string());
-    state.throttle.sign_up(ip.as_deref().unwrap_or_default())?;
+    state
+        .throttle
+        .sign_up(ip.as_deref().unwrap_or_default())
+        .await?;
     // Hashed before the email is looked at, so a taken one costs the same; and with no
     // database connection held while argon2 runs.
     let hash = state.passwords.hash(&password).await?;

@@ -1,11 +1,12 @@
 //! Stories about processes rather than routes: what survives a restart and `kill -9`, a
 //! full disk and other faults, requests racing each other and the write path, revocation
 //! across many tokens and servers, backups, `/readyz` with its store gone, the suite on
-//! PostgreSQL, and what the server logs.
+//! PostgreSQL, several instances on one store, and what the server logs.
 
 mod backup;
 mod concurrency;
 mod faults;
+mod instances;
 mod logs;
 mod persistence;
 mod postgres;
