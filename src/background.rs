@@ -1,6 +1,7 @@
 //! Loops that run beside the server, each on its own interval and off the async workers:
 //! picking up revocations and suspensions made by other processes, writing `last_used`
-//! figures, logging tokens that have expired, and sweeping expired sessions.
+//! figures, logging tokens that have expired, sweeping expired sessions, and (with
+//! metrics on) refreshing the gauges read from the database.
 
 use std::time::Duration;
 
@@ -45,6 +46,14 @@ pub fn spawn(state: Data<AppState>) {
         let mut conn = state.pool.get()?;
         db::sessions::delete_expired(&mut conn, db::now()).map(drop)
     });
+    if state.metrics.enabled() {
+        every(
+            config.metrics_refresh_interval,
+            "refresh the metrics",
+            &state,
+            refresh_metrics,
+        );
+    }
 }
 
 /// Runs `job` on the blocking pool every `interval`; a failure is logged and retried at
@@ -68,4 +77,17 @@ where
             }
         }
     });
+}
+
+/// Drains the histograms' recent samples into their buckets (nothing else does when no
+/// one scrapes), and, unless turned off, counts each account's active tokens: a grouped
+/// read of the tokens table, so it runs here and not at each scrape.
+fn refresh_metrics(state: &AppState) -> Result<(), AppError> {
+    state.metrics.upkeep();
+    if state.metrics.per_account() {
+        let mut conn = state.pool.get()?;
+        let counts = db::tokens::active_per_account(&mut conn, db::now())?;
+        state.metrics.set_active_tokens(&counts);
+    }
+    Ok(())
 }
