@@ -79,8 +79,13 @@ impl GuardReason {
         }
     }
 
-    /// A call the guard let in, once its handler has answered: a 403 from the handler is
-    /// a missing scope (as `auth::usage::Outcome::of` reads it too).
+    /// A call the guard let in, answered with `status`: a 403 from the handler is a
+    /// missing scope (as `auth::usage::Outcome::of` reads it too).
+    pub fn answered(status: StatusCode) -> Self {
+        Self::let_in(status == StatusCode::FORBIDDEN)
+    }
+
+    /// A call the guard let in, once its scopes were checked.
     pub fn let_in(refused_for_scope: bool) -> Self {
         if refused_for_scope {
             GuardReason::Scope

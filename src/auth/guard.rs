@@ -119,11 +119,12 @@ pub async fn require_token<S: GuardState, B: MessageBody>(
     let (id, expires_at) = (token.id, token.expires_at);
     req.extensions_mut().insert(ApiCaller(token));
     let mut response = next.call(req).await?;
-    let outcome = Outcome::of(response.status());
-    state.usage().record(id, outcome, now, ip);
+    state
+        .usage()
+        .record(id, Outcome::of(response.status()), now, ip);
     state
         .metrics()
-        .guard(GuardReason::let_in(outcome == Outcome::Forbidden));
+        .guard(GuardReason::answered(response.status()));
     if let Some(at) = expires_at.filter(|_| response.status().is_success()) {
         add_expiry_header(&mut response, &at);
     }
