@@ -15,6 +15,10 @@ use crate::state::AppState;
 /// out of, stays until then; nobody is waiting on the sweep, so it runs here.
 const SESSION_SWEEP: Duration = Duration::from_secs(600);
 
+/// How often the metrics' histogram samples are moved into their buckets (the exporter's
+/// own task would do it every 5 s; it isn't run, see `metrics`).
+const HISTOGRAM_UPKEEP: Duration = Duration::from_secs(1);
+
 /// Starts every loop on the current Tokio runtime. They end when the runtime does.
 pub fn spawn(state: Data<AppState>) {
     let config = state.config.clone();
@@ -47,11 +51,19 @@ pub fn spawn(state: Data<AppState>) {
         db::sessions::delete_expired(&mut conn, db::now()).map(drop)
     });
     if state.metrics.enabled() {
+        // Samples wait in memory until moved into their buckets: at 70,000 requests a
+        // second, 15 s of them held 14 MiB in the guard benchmark; one second's, under 1.
+        every(HISTOGRAM_UPKEEP, "bucket the histograms", &state, |state| {
+            state.metrics.upkeep();
+            Ok(())
+        });
+    }
+    if state.metrics.per_account() {
         every(
             config.metrics_refresh_interval,
-            "refresh the metrics",
+            "count active tokens per account",
             &state,
-            refresh_metrics,
+            count_active_tokens,
         );
     }
 }
@@ -79,15 +91,11 @@ where
     });
 }
 
-/// Drains the histograms' recent samples into their buckets (nothing else does when no
-/// one scrapes), and, unless turned off, counts each account's active tokens: a grouped
-/// read of the tokens table, so it runs here and not at each scrape.
-fn refresh_metrics(state: &AppState) -> Result<(), AppError> {
-    state.metrics.upkeep();
-    if state.metrics.per_account() {
-        let mut conn = state.pool.get()?;
-        let counts = db::tokens::active_per_account(&mut conn, db::now())?;
-        state.metrics.set_active_tokens(&counts);
-    }
+/// Each account's active tokens, for the per-account gauge: a grouped read of the tokens
+/// table, so it runs here on an interval and not at each scrape.
+fn count_active_tokens(state: &AppState) -> Result<(), AppError> {
+    let mut conn = state.pool.get()?;
+    let counts = db::tokens::active_per_account(&mut conn, db::now())?;
+    state.metrics.set_active_tokens(&counts);
     Ok(())
 }

@@ -270,7 +270,7 @@ impl Metrics {
 
     /// Moves the histograms' recent samples into their buckets. Without an exporter task
     /// of its own the recorder does this only when rendered, so an unscraped server would
-    /// keep every sample; the background loop calls it.
+    /// keep every sample; a background loop calls it every second.
     pub fn upkeep(&self) {
         if let Some(recorder) = &self.recorder {
             recorder.handle().run_upkeep();
