@@ -16,11 +16,27 @@
 #   ROUNDS=3 DURATION=5 CONNECTIONS=32 bench/guard.sh
 #   ONLY=clusters bench/guard.sh   # just /clusters/ against nginx
 #   LIMITED=0 BIN=path/to/older/keyward bench/guard.sh   # a build without rate limits
+#   METRICS=1 bench/guard.sh   # with Prometheus metrics on (KEYWARD_METRICS_BIND), scraped at the end
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 cargo build --release --quiet --bin keyward --example bench_credentials
 source bench/lib.sh
+
+# Prometheus metrics (issue 11): METRICS=1 serves them on a loopback port of their own, so
+# every request also passes the latency timer and the guard's outcome counter; the guard
+# must keep G3.2 (guarded / unguarded) at 90% or more with them on.
+if [ "${METRICS:-0}" = 1 ]; then
+    export KEYWARD_METRICS_BIND="127.0.0.1:$((20000 + RANDOM % 40000))"
+fi
+metrics_report() {
+    [ "${METRICS:-0}" = 1 ] || return 0
+    local page
+    page="$(curl -sf "http://$KEYWARD_METRICS_BIND/metrics")" \
+        || { echo "metrics were not served on $KEYWARD_METRICS_BIND" >&2; exit 1; }
+    echo "metrics on $KEYWARD_METRICS_BIND: $(grep -c '^keyward_' <<<"$page") series;" \
+        "$(grep '^keyward_guard_outcomes_total{reason="ok"}' <<<"$page")"
+}
 
 DB="$WORK/bench.db"
 new_token "$DB" "Bench Inc"
@@ -124,3 +140,4 @@ ratio "unknown keys / valid token throughput:" valid unknown
 ratio "/verify / guarded /plans throughput:" plans verify
 ratio "guarded /clusters/ / nginx auth_basic:" nginx clusters
 limited_report
+metrics_report

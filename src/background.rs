@@ -1,6 +1,7 @@
 //! Loops that run beside the server, each on its own interval and off the async workers:
 //! picking up revocations and suspensions made by other processes, writing `last_used`
-//! figures, logging tokens that have expired, and sweeping expired sessions.
+//! figures, logging tokens that have expired, sweeping expired sessions, and (with
+//! metrics on) refreshing the gauges read from the database.
 
 use std::time::Duration;
 
@@ -13,6 +14,10 @@ use crate::state::AppState;
 /// How often expired dashboard sessions are deleted. A session left idle, never signed
 /// out of, stays until then; nobody is waiting on the sweep, so it runs here.
 const SESSION_SWEEP: Duration = Duration::from_secs(600);
+
+/// How often the metrics' histogram samples are moved into their buckets (the exporter's
+/// own task would do it every 5 s; it isn't run, see `metrics`).
+const HISTOGRAM_UPKEEP: Duration = Duration::from_secs(1);
 
 /// Starts every loop on the current Tokio runtime. They end when the runtime does.
 pub fn spawn(state: Data<AppState>) {
@@ -45,6 +50,22 @@ pub fn spawn(state: Data<AppState>) {
         let mut conn = state.pool.get()?;
         db::sessions::delete_expired(&mut conn, db::now()).map(drop)
     });
+    if state.metrics.enabled() {
+        // Samples wait in memory until moved into their buckets: at 70,000 requests a
+        // second, 15 s of them held 14 MiB in the guard benchmark; one second's, under 1.
+        every(HISTOGRAM_UPKEEP, "bucket the histograms", &state, |state| {
+            state.metrics.upkeep();
+            Ok(())
+        });
+    }
+    if state.metrics.per_account() {
+        every(
+            config.metrics_refresh_interval,
+            "count active tokens per account",
+            &state,
+            count_active_tokens,
+        );
+    }
 }
 
 /// Runs `job` on the blocking pool every `interval`; a failure is logged and retried at
@@ -68,4 +89,13 @@ where
             }
         }
     });
+}
+
+/// Each account's active tokens, for the per-account gauge: a grouped read of the tokens
+/// table, so it runs here on an interval and not at each scrape.
+fn count_active_tokens(state: &AppState) -> Result<(), AppError> {
+    let mut conn = state.pool.get()?;
+    let counts = db::tokens::active_per_account(&mut conn, db::now())?;
+    state.metrics.set_active_tokens(&counts);
+    Ok(())
 }

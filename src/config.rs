@@ -78,6 +78,24 @@ pub struct RawSettings {
     /// valid `Github-Public-Key-Signature`.
     #[arg(long, env = "KEYWARD_SECRET_SCANNING_PUBLIC_KEY", global = true)]
     pub secret_scanning_public_key: Option<String>,
+
+    /// Serve Prometheus metrics (`GET /metrics`) on this address, e.g. 127.0.0.1:9464.
+    /// Its own listener, never the API's. Unset: no metrics.
+    #[arg(long, env = "KEYWARD_METRICS_BIND", global = true)]
+    pub metrics_bind: Option<String>,
+
+    /// Keep `keyward_active_tokens{account}`, one series per account (`off` drops it:
+    /// its cardinality grows with the accounts).
+    #[arg(
+        long,
+        env = "KEYWARD_METRICS_PER_ACCOUNT",
+        global = true,
+        value_parser = clap::builder::BoolishValueParser::new(),
+        default_value_t = true,
+        num_args = 0..=1,
+        default_missing_value = "true"
+    )]
+    pub metrics_per_account: bool,
 }
 
 // By hand: a PostgreSQL URL may carry a password, so it is shown the way `DatabaseUrl`
@@ -101,6 +119,8 @@ impl std::fmt::Debug for RawSettings {
                 "secret_scanning_public_key",
                 &self.secret_scanning_public_key,
             )
+            .field("metrics_bind", &self.metrics_bind)
+            .field("metrics_per_account", &self.metrics_per_account)
             .finish()
     }
 }
@@ -158,6 +178,12 @@ pub struct Config {
     /// Tests only: every grace period of a roll but "now" lasts this long instead, so a
     /// test can watch a grace period end without waiting an hour. Never set from outside.
     pub test_grace: Option<std::time::Duration>,
+    /// Where `GET /metrics` is served; `None`: metrics are off.
+    pub metrics_bind: Option<SocketAddr>,
+    /// Whether the per-account active-token gauge is kept.
+    pub metrics_per_account: bool,
+    /// How often gauges read from the database are refreshed.
+    pub metrics_refresh_interval: std::time::Duration,
 }
 
 impl Config {
@@ -191,6 +217,9 @@ impl Config {
             expiry_sweep_interval: std::time::Duration::from_millis(200),
             secret_scanning_key: None,
             test_grace: None,
+            metrics_bind: None,
+            metrics_per_account: true,
+            metrics_refresh_interval: std::time::Duration::from_millis(200),
         }
     }
 
@@ -244,6 +273,7 @@ impl TryFrom<RawSettings> for Config {
         if raw.workers == Some(0) {
             return Err("KEYWARD_WORKERS / --workers: use at least 1".into());
         }
+        let metrics_bind = metrics_bind(raw.metrics_bind.as_deref(), bind)?;
         if raw.password_threads == Some(0) {
             return Err("KEYWARD_PASSWORD_THREADS / --password-threads: use at least 1".into());
         }
@@ -273,8 +303,30 @@ impl TryFrom<RawSettings> for Config {
                     )
                 })?,
             test_grace: None,
+            metrics_bind,
+            metrics_per_account: raw.metrics_per_account,
+            metrics_refresh_interval: std::time::Duration::from_secs(15),
         })
     }
+}
+
+/// The metrics address: unset or empty is off; it must parse, and must not be the API's
+/// own address, where it would be served to every client.
+fn metrics_bind(given: Option<&str>, api: SocketAddr) -> Result<Option<SocketAddr>, String> {
+    let Some(given) = given.map(str::trim).filter(|g| !g.is_empty()) else {
+        return Ok(None);
+    };
+    let address = given.parse::<SocketAddr>().map_err(|_| {
+        format!(
+            "KEYWARD_METRICS_BIND / --metrics-bind: \"{given}\" is not an address with a port, such as 127.0.0.1:9464"
+        )
+    })?;
+    if address.port() != 0 && address == api {
+        return Err(format!(
+            "KEYWARD_METRICS_BIND / --metrics-bind: {address} is the API's own address (KEYWARD_BIND); metrics need one of their own"
+        ));
+    }
+    Ok(Some(address))
 }
 
 /// A P-256 public key in PEM, given as the text itself or as the path of a file holding it.
@@ -310,6 +362,48 @@ mod tests {
         assert_eq!(trusts(&["--trust-forwarded-headers=true"]), Ok(true));
         assert_eq!(trusts(&["--trust-forwarded-headers=false"]), Ok(false));
         assert!(trusts(&["--trust-forwarded-headers=perhaps"]).is_err());
+    }
+
+    fn metrics(args: &[&str]) -> Result<(Option<SocketAddr>, bool), String> {
+        let mut argv = vec!["keyward"];
+        argv.extend_from_slice(args);
+        let cli = Cli::try_parse_from(argv).map_err(|e| e.to_string())?;
+        let config = Config::try_from(cli.settings)?;
+        Ok((config.metrics_bind, config.metrics_per_account))
+    }
+
+    #[test]
+    fn metrics_are_off_unless_an_address_is_given() {
+        assert_eq!(metrics(&[]), Ok((None, true)));
+        assert_eq!(metrics(&["--metrics-bind", ""]), Ok((None, true)));
+        assert_eq!(
+            metrics(&[
+                "--metrics-bind",
+                "127.0.0.1:9464",
+                "--metrics-per-account=off"
+            ]),
+            Ok((Some("127.0.0.1:9464".parse().unwrap()), false))
+        );
+    }
+
+    #[test]
+    fn a_bad_metrics_address_is_refused_with_the_setting_named() {
+        for bad in ["9464", "localhost", "127.0.0.1:99999"] {
+            let err = metrics(&["--metrics-bind", bad]).expect_err(bad);
+            assert!(
+                err.starts_with("KEYWARD_METRICS_BIND / --metrics-bind:"),
+                "{err}"
+            );
+            assert!(err.contains(bad), "{err}");
+        }
+        let err = metrics(&[
+            "--bind",
+            "127.0.0.1:8080",
+            "--metrics-bind",
+            "127.0.0.1:8080",
+        ])
+        .expect_err("the API's own address");
+        assert!(err.contains("the API's own address"), "{err}");
     }
 
     #[test]

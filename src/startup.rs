@@ -1,20 +1,23 @@
 //! Builds the server: pool and migrations, shared state, routes, background loops.
 
 use std::net::TcpListener;
+use std::sync::Arc;
 
 use actix_web::dev::{Server, ServerHandle};
 use actix_web::middleware::from_fn;
-use actix_web::{App, HttpServer, web};
+use actix_web::{App, HttpResponse, HttpServer, web};
 use anyhow::Context;
 
 use actix_session::SessionMiddleware;
 use actix_session::config::{BrowserSession, CookieContentSecurity, TtlExtensionPolicy};
 use actix_web::cookie::{Key, SameSite, time::Duration};
-use actix_web::middleware::DefaultHeaders;
+use actix_web::middleware::{Condition, DefaultHeaders};
 
 use crate::auth::csrf::{self, AnonymousCsrf};
 use crate::auth::session::{self, DbSessionStore};
 use crate::config::Config;
+use crate::error::AppError;
+use crate::metrics::Metrics;
 use crate::state::AppState;
 use crate::{background, db, routes, telemetry};
 
@@ -22,13 +25,29 @@ pub struct Application {
     port: u16,
     server: Server,
     state: web::Data<AppState>,
+    /// `GET /metrics` on its own address, when `KEYWARD_METRICS_BIND` is set.
+    metrics: Option<(u16, Server)>,
 }
 
 impl Application {
     /// Opens the database, binds the address (port 0 picks a free one) and starts serving.
     pub async fn build(config: Config) -> anyhow::Result<Self> {
+        let metrics = Arc::new(match config.metrics_bind {
+            Some(_) => Metrics::on(config.metrics_per_account),
+            None => Metrics::off(),
+        });
+        // Bound before the database is opened: a taken metrics address fails the start
+        // at once, not after the migrations.
+        let metrics_listener = config
+            .metrics_bind
+            .map(|address| {
+                TcpListener::bind(address)
+                    .map_err(|e| anyhow::anyhow!("cannot listen for metrics on {address}: {e}"))
+            })
+            .transpose()?;
         let database_url = config.database_url.clone();
-        let pool = tokio::task::spawn_blocking(move || db::connect_to(&database_url))
+        let events = metrics.pool_events();
+        let pool = tokio::task::spawn_blocking(move || db::connect_watched(&database_url, events))
             .await
             .context("database setup task failed")??;
 
@@ -50,7 +69,7 @@ impl Application {
         )));
 
         // Built once: every worker gets a handle to the same cache and recorder.
-        let state = web::Data::new(AppState::new(pool, config));
+        let state = web::Data::new(AppState::new(pool, config).with_metrics(metrics.clone()));
         let starting = state.clone();
         let loading = std::time::Instant::now();
         let keys = tokio::task::spawn_blocking(move || {
@@ -69,8 +88,11 @@ impl Application {
         let config = web::Data::from(state.config.clone());
         let store = DbSessionStore::new(state.pool.clone());
         let database_url = state.config.database_url.clone();
+        let timed = metrics.enabled();
         let mut server = HttpServer::new(move || {
             App::new()
+                // Outermost, so the time includes the guard and every other middleware.
+                .wrap(Condition::new(timed, metrics.request_timer()))
                 .app_data(app_state.clone())
                 // The settings on their own, for `auth`, which knows nothing of `AppState`.
                 .app_data(config.clone())
@@ -99,16 +121,25 @@ impl Application {
             server = server.workers(workers);
         }
         let server = server.run();
+        let metrics = metrics_listener
+            .map(|listener| metrics_server(listener, state.clone()))
+            .transpose()?;
         background::spawn(state.clone());
         Ok(Self {
             port,
             server,
             state,
+            metrics,
         })
     }
 
     pub fn port(&self) -> u16 {
         self.port
+    }
+
+    /// The port `GET /metrics` is served on; `None` when metrics are off.
+    pub fn metrics_port(&self) -> Option<u16> {
+        self.metrics.as_ref().map(|(port, _)| *port)
     }
 
     /// A handle for stopping the server from elsewhere, as tests do.
@@ -122,7 +153,16 @@ impl Application {
 
     /// Serves until stopped (Ctrl-C or SIGTERM), then writes the last `last_used` figures.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
+        // The metrics listener lives and ends with the API's server.
+        let metrics = self.metrics.map(|(_, server)| {
+            let handle = server.handle();
+            (handle, tokio::spawn(server))
+        });
         let result = self.server.await;
+        if let Some((handle, serving)) = metrics {
+            handle.stop(true).await;
+            drop(serving.await);
+        }
         let state = self.state.clone();
         match tokio::task::spawn_blocking(move || state.usage.flush(&state.pool)).await {
             Ok(Ok(_)) => {}
@@ -131,6 +171,40 @@ impl Application {
         }
         result
     }
+}
+
+/// `GET /metrics` and nothing else, on the metrics address: one worker, in the same
+/// runtime as the API. It stops with the API's server, not on a signal of its own.
+fn metrics_server(
+    listener: TcpListener,
+    state: web::Data<AppState>,
+) -> anyhow::Result<(u16, Server)> {
+    let port = listener.local_addr()?.port();
+    let server = HttpServer::new(move || {
+        App::new()
+            .app_data(state.clone())
+            .route("/metrics", web::get().to(scrape))
+            .default_service(web::to(|| async {
+                Err::<HttpResponse, _>(AppError::NotFound)
+            }))
+    })
+    .workers(1)
+    .disable_signals()
+    .listen(listener)?
+    .run();
+    Ok((port, server))
+}
+
+/// The Prometheus text page. On the metrics server's own worker: rendering never holds
+/// up an API worker.
+async fn scrape(state: web::Data<AppState>) -> Result<HttpResponse, AppError> {
+    let page = state
+        .metrics
+        .render(state.metrics_snapshot())
+        .ok_or(AppError::NotFound)?;
+    Ok(HttpResponse::Ok()
+        .content_type("text/plain; version=0.0.4; charset=utf-8")
+        .body(page))
 }
 
 /// What the cookie-signing keys are derived from: the configured session key, else one

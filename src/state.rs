@@ -20,6 +20,7 @@ use crate::db::tx::{Principal, Tx};
 use crate::db::{self, Pool};
 use crate::domain::AccountId;
 use crate::error::AppError;
+use crate::metrics::{Metrics, Snapshot};
 
 /// A change for the write path: a store function's call, run once inside the transaction.
 pub trait Change<T>: FnOnce(&mut Tx<'_>) -> Result<T, AppError> + Send + 'static {}
@@ -90,6 +91,8 @@ pub struct AppState {
     pub passwords: Argon2Pool,
     /// Leaked-secret reports per address: anyone may send them.
     pub secret_reports: IpLimit,
+    /// Prometheus handles; a no-op set unless `KEYWARD_METRICS_BIND` is given.
+    pub metrics: Arc<Metrics>,
 }
 
 /// Reports one address may send at once, and then one per interval: a scanner sends a
@@ -113,6 +116,27 @@ impl AppState {
                 SECRET_REPORTS_BURST,
                 SECRET_REPORTS_EVERY,
             ),
+            metrics: Arc::new(Metrics::off()),
+        }
+    }
+
+    /// The same state, counting into `metrics` (built before the pool, which reports to it).
+    pub fn with_metrics(mut self, metrics: Arc<Metrics>) -> Self {
+        self.metrics = metrics;
+        self
+    }
+
+    /// The figures the server keeps anyway, for a scrape.
+    pub fn metrics_snapshot(&self) -> Snapshot {
+        let (cache_hits, cache_entries) = self.cache.hits_and_len();
+        let argon2 = self.passwords.stats();
+        Snapshot {
+            cache_entries,
+            cache_hits,
+            cache_misses: self.cache.database_reads(),
+            argon2_queued: self.passwords.queued(),
+            argon2_completed: argon2.completed,
+            argon2_refused: argon2.refused,
         }
     }
 
@@ -142,7 +166,11 @@ impl AppState {
     /// Applies the invalidation log to this process's caches now.
     pub async fn sync_cache(&self) -> Result<(), AppError> {
         let (cache, pages) = (self.cache.clone(), self.cluster_pages.clone());
-        db::run(&self.pool, move |conn| apply_log(&cache, &pages, conn)).await?;
+        let metrics = self.metrics.clone();
+        db::run(&self.pool, move |conn| {
+            apply_log(&cache, &pages, &metrics, conn)
+        })
+        .await?;
         Ok(())
     }
 
@@ -152,17 +180,22 @@ impl AppState {
         &self,
         conn: &mut crate::db::DbConnection,
     ) -> Result<usize, AppError> {
-        apply_log(&self.cache, &self.cluster_pages, conn)
+        apply_log(&self.cache, &self.cluster_pages, &self.metrics, conn)
     }
 }
 
 /// One read of the log for both caches, so neither can pass a note the other missed.
+/// Each note's age when applied is the invalidation lag the metrics show.
 fn apply_log(
     cache: &TokenCache,
     pages: &ClusterPages,
+    metrics: &Metrics,
     conn: &mut crate::db::DbConnection,
 ) -> Result<usize, AppError> {
-    cache.apply_invalidations_and(conn, |notes| pages.apply(notes))
+    cache.apply_invalidations_and(conn, |notes| {
+        pages.apply(notes);
+        metrics.invalidations_applied(db::now(), notes.iter().map(|n| n.at));
+    })
 }
 
 impl GuardState for AppState {
@@ -188,5 +221,9 @@ impl GuardState for AppState {
 
     fn trust_forwarded_headers(&self) -> bool {
         self.config.trust_forwarded_headers
+    }
+
+    fn metrics(&self) -> &Metrics {
+        &self.metrics
     }
 }

@@ -93,6 +93,8 @@ pub struct TokenCache {
     fingerprints: RandomState,
     /// How many lookups went to the database: the one cost the guard can't avoid.
     database_reads: AtomicU64,
+    /// Lookups answered from the map, for the metrics' hit ratio.
+    hits: AtomicU64,
 }
 
 impl TokenCache {
@@ -139,6 +141,11 @@ impl TokenCache {
         self.database_reads.load(Ordering::Relaxed)
     }
 
+    /// How many lookups the map answered, and how many tokens it holds.
+    pub fn hits_and_len(&self) -> (u64, usize) {
+        (self.hits.load(Ordering::Relaxed), self.read().len())
+    }
+
     /// The token with this key, whatever its state; `None` when no token has it. A cached
     /// token costs nothing, an unknown key costs nothing, and any other key reads the
     /// database once and is cached.
@@ -148,6 +155,7 @@ impl TokenCache {
         key: TokenKey,
     ) -> Result<Option<Arc<CachedToken>>, AppError> {
         if let Some(token) = self.get(key.as_str()) {
+            self.hits.fetch_add(1, Ordering::Relaxed);
             return Ok(Some(token));
         }
         if !self.may_exist(key.as_str()) {

@@ -24,6 +24,7 @@ use super::usage::{Outcome, UsageRecorder};
 use crate::db::Pool;
 use crate::domain::{Scope, TokenId, TokenKey, TokenSecret};
 use crate::error::{AppError, AuthFailure};
+use crate::metrics::{GuardReason, Metrics};
 
 /// What the guard needs from the server's shared state, and all it may see of it. The
 /// server's `AppState` provides it; the guard itself knows nothing above `auth`.
@@ -40,6 +41,8 @@ pub trait GuardState: 'static {
     /// Whether a proxy in front sets `Forwarded` / `X-Forwarded-For` (and so whether
     /// they name the client).
     fn trust_forwarded_headers(&self) -> bool;
+    /// Where each call's outcome is counted (pre-registered handles: an atomic add).
+    fn metrics(&self) -> &Metrics;
 }
 
 /// The token a request was authenticated with, and the client's address as the guard
@@ -132,6 +135,9 @@ pub async fn require_token<S: GuardState, B: MessageBody>(
     state
         .usage()
         .record(id, Outcome::of(response.status()), now, ip);
+    state
+        .metrics()
+        .guard(GuardReason::answered(response.status()));
     if let Some(at) = expires_at.filter(|_| response.status().is_success()) {
         add_expiry_header(&mut response, &at);
     }
@@ -150,7 +156,12 @@ pub async fn admit(
 ) -> Result<Arc<CachedToken>, AppError> {
     let token = match check(state, header, now).await {
         Verdict::Allowed(token) => token,
-        Verdict::Refused { error, counted } => {
+        Verdict::Refused {
+            error,
+            counted,
+            reason,
+        } => {
+            state.metrics().guard(reason);
             if let Some((token, outcome)) = counted {
                 state.usage().record(token, outcome, now, ip);
             }
@@ -163,6 +174,7 @@ pub async fn admit(
         state
             .usage()
             .record(token.id, Outcome::RateLimited, now, ip);
+        state.metrics().guard(GuardReason::RateLimited);
         return Err(AppError::TokenRateLimited { retry_after_secs });
     }
     Ok(token)
@@ -215,6 +227,8 @@ pub enum Verdict {
     Refused {
         error: AppError,
         counted: Option<(TokenId, Outcome)>,
+        /// For the metrics: why, in more detail than the 401 body may tell.
+        reason: GuardReason,
     },
 }
 
@@ -235,20 +249,24 @@ pub async fn check(state: &impl GuardState, header: Option<&[u8]>, now: NaiveDat
         failure,
         support: state.support_email().to_string(),
     };
-    let denied = |failure| Verdict::Refused {
+    let denied = |reason, failure| Verdict::Refused {
         error: unauthorized(failure),
         counted: None,
+        reason,
     };
     let credentials = match basic::parse(header) {
         Ok(credentials) => credentials,
-        Err(BasicError::EmptyPassword) => return denied(AuthFailure::EmptyPassword),
-        Err(BasicError::Missing | BasicError::Malformed) => return denied(AuthFailure::Inactive),
+        Err(BasicError::EmptyPassword) => {
+            return denied(GuardReason::Malformed, AuthFailure::EmptyPassword);
+        }
+        Err(BasicError::Missing) => return denied(GuardReason::Missing, AuthFailure::Inactive),
+        Err(BasicError::Malformed) => return denied(GuardReason::Malformed, AuthFailure::Inactive),
     };
     let (Ok(key), Ok(secret)) = (
         TokenKey::parse(&credentials.user),
         TokenSecret::parse(&credentials.password),
     ) else {
-        return denied(AuthFailure::Inactive);
+        return denied(GuardReason::Malformed, AuthFailure::Inactive);
     };
 
     // Hashed before the lookup, whether or not the key exists, so that an unknown key is
@@ -256,11 +274,12 @@ pub async fn check(state: &impl GuardState, header: Option<&[u8]>, now: NaiveDat
     let digest = secret.digest();
     let token = match state.cache().lookup(state.pool(), key).await {
         Ok(Some(token)) => token,
-        Ok(None) => return denied(AuthFailure::Inactive),
+        Ok(None) => return denied(GuardReason::UnknownKey, AuthFailure::Inactive),
         Err(error) => {
             return Verdict::Refused {
                 error,
                 counted: None,
+                reason: GuardReason::Unavailable,
             };
         }
     };
@@ -268,10 +287,14 @@ pub async fn check(state: &impl GuardState, header: Option<&[u8]>, now: NaiveDat
         return Verdict::Refused {
             error: unauthorized(AuthFailure::Inactive),
             counted: Some((token.id, Outcome::WrongSecret)),
+            reason: GuardReason::WrongSecret,
         };
     }
-    if token.revoked || token.is_expired_at(now) {
-        return denied(AuthFailure::Inactive);
+    if token.revoked {
+        return denied(GuardReason::Revoked, AuthFailure::Inactive);
+    }
+    if token.is_expired_at(now) {
+        return denied(GuardReason::Expired, AuthFailure::Inactive);
     }
     if token.account_suspended {
         return Verdict::Refused {
@@ -280,6 +303,7 @@ pub async fn check(state: &impl GuardState, header: Option<&[u8]>, now: NaiveDat
                 state.support_email()
             )),
             counted: Some((token.id, Outcome::Forbidden)),
+            reason: GuardReason::Suspended,
         };
     }
     Verdict::Allowed(token)

@@ -143,6 +143,11 @@ impl Argon2Pool {
         self.run(move || verify(stored.as_deref(), &password)).await
     }
 
+    /// Hashes and checks waiting for a thread.
+    pub fn queued(&self) -> usize {
+        self.jobs.len()
+    }
+
     pub fn stats(&self) -> Argon2Stats {
         Argon2Stats {
             completed: self.counts.completed.load(Ordering::Relaxed),

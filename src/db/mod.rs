@@ -178,12 +178,24 @@ pub fn connect(database_url: &str) -> anyhow::Result<Pool> {
 
 /// [`connect`], for a URL already parsed.
 pub fn connect_to(url: &DatabaseUrl) -> anyhow::Result<Pool> {
+    connect_watched(url, Box::new(r2d2::NopEventHandler))
+}
+
+/// [`connect_to`], telling `events` of every checkout (and its wait) and timeout.
+pub fn connect_watched(
+    url: &DatabaseUrl,
+    events: Box<dyn r2d2::HandleEvent>,
+) -> anyhow::Result<Pool> {
     migrate(url)?;
-    pool(url)
+    pool_watched(url, events)
 }
 
 /// The pool alone, without touching the schema.
 pub fn pool(url: &DatabaseUrl) -> anyhow::Result<Pool> {
+    pool_watched(url, Box::new(r2d2::NopEventHandler))
+}
+
+fn pool_watched(url: &DatabaseUrl, events: Box<dyn r2d2::HandleEvent>) -> anyhow::Result<Pool> {
     // One direct connection first: it fails fast on a bad path or an unreachable server,
     // where the pool would retry for its whole timeout.
     let mut conn =
@@ -197,6 +209,7 @@ pub fn pool(url: &DatabaseUrl) -> anyhow::Result<Pool> {
         .min_idle(Some(1))
         .connection_timeout(Duration::from_secs(10))
         .connection_customizer(Box::new(Setup))
+        .event_handler(events)
         // A refused connection is logged by the pool's own error handler; the answer a
         // request gets is the 503 of `From<r2d2::Error>`.
         .build(Manager { url: url.clone() })

@@ -919,6 +919,26 @@ pub fn revoke_leaked(tx: &mut Tx<'_>, leaks: &[(SecretDigest, Reason)]) -> Resul
     Ok(revoked)
 }
 
+/// Every account's slug with its tokens that are neither revoked nor expired at `now`
+/// (zero for an account with none), for the metrics' per-account gauge. One grouped read
+/// across all accounts: the server's own figure, never shown to a tenant.
+pub fn active_per_account(
+    conn: &mut DbConnection,
+    now: NaiveDateTime,
+) -> Result<Vec<(String, i64)>, AppError> {
+    use super::schema::accounts;
+    let active = tokens::account_id
+        .eq(accounts::id)
+        .and(tokens::revoked_at.is_null())
+        .and(tokens::expires_at.is_null().or(tokens::expires_at.gt(now)));
+    Ok(accounts::table
+        .left_join(tokens::table.on(active))
+        .group_by((accounts::id, accounts::slug))
+        .select((accounts::slug, diesel::dsl::count(tokens::id.nullable())))
+        .order_by(accounts::id)
+        .load(conn)?)
+}
+
 #[cfg(test)]
 mod tests {
     use std::sync::{Arc, Mutex};

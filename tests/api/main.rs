@@ -41,6 +41,7 @@ mod health;
 mod json_only;
 mod lifetime;
 mod login;
+mod metrics;
 mod openapi;
 mod origins;
 mod plans;

@@ -13,6 +13,7 @@ use crate::auth::guard::{self, ApiCaller};
 use crate::auth::usage::Outcome;
 use crate::domain::Scope;
 use crate::error::AppError;
+use crate::metrics::GuardReason;
 use crate::state::AppState;
 
 /// The header a proxy may set to demand a scope, as `?scope=` does.
@@ -64,6 +65,7 @@ pub async fn verify(
         Err(_) => Outcome::Forbidden,
     };
     state.usage.record(caller.token().id, outcome, now, ip);
+    state.metrics.guard(GuardReason::let_in(scoped.is_err()));
     scoped?;
     let token = caller.token();
     let mut response = HttpResponse::NoContent();

@@ -160,6 +160,8 @@ pub struct TestApp {
     pub client: reqwest::Client,
     /// The server's shared state, for what a client can't see: the cache's counters.
     pub state: actix_web::web::Data<AppState>,
+    /// `http://127.0.0.1:PORT` of `GET /metrics`, when the test turned metrics on.
+    pub metrics_address: Option<String>,
     handle: actix_web::dev::ServerHandle,
 }
 
@@ -198,9 +200,13 @@ pub async fn spawn_app_at(
     let port = app.port();
     let handle = app.handle();
     let state = app.state();
+    let metrics_address = app
+        .metrics_port()
+        .map(|port| format!("http://127.0.0.1:{port}"));
     tokio::spawn(app.run_until_stopped());
     TestApp {
         address: format!("http://127.0.0.1:{port}"),
+        metrics_address,
         db,
         client: http_client(),
         state,
