@@ -1,7 +1,8 @@
 //! The `Authorization: Basic` header, parsed by hand per RFC 7617 so that every odd
 //! input has a defined answer: the scheme matches without regard to case, the
 //! credentials split at the first colon, and they must be UTF-8 without control
-//! characters. Nothing here panics and nothing here allocates more than 8 KiB.
+//! characters. Nothing here panics and nothing here allocates more than 8 KiB. It runs
+//! on every API request, so it allocates once: the decoded credentials, split in place.
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
@@ -12,14 +13,25 @@ pub const MAX_HEADER_BYTES: usize = 8 * 1024;
 /// The user name and password as sent. The password is not yet known to be a secret,
 /// and is redacted from `Debug` all the same.
 pub struct Credentials {
-    pub user: String,
-    pub password: String,
+    /// `user:password`, decoded; `colon` is where they split.
+    decoded: String,
+    colon: usize,
+}
+
+impl Credentials {
+    pub fn user(&self) -> &str {
+        &self.decoded[..self.colon]
+    }
+
+    pub fn password(&self) -> &str {
+        &self.decoded[self.colon + 1..]
+    }
 }
 
 impl std::fmt::Debug for Credentials {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Credentials")
-            .field("user", &self.user)
+            .field("user", &self.user())
             .field("password", &"<redacted>")
             .finish()
     }
@@ -56,24 +68,32 @@ pub fn parse(header: Option<&[u8]>) -> Result<Credentials, BasicError> {
         .decode(encoded)
         .map_err(|_| BasicError::Malformed)?;
     let decoded = String::from_utf8(decoded).map_err(|_| BasicError::Malformed)?;
-    if decoded.chars().any(char::is_control) {
+    if has_control(&decoded) {
         return Err(BasicError::Malformed);
     }
-    let (user, password) = match decoded.split_once(':') {
-        Some((user, password)) => (user, password),
+    let colon = match decoded.find(':') {
+        Some(colon) => colon,
+        None if decoded.is_empty() => return Err(BasicError::Malformed),
         // `curl -u KEY` with an empty password at the prompt, or a client that only
         // sends the key: both are a missing password, and the body says so.
-        None => (decoded.as_str(), ""),
+        None => return Err(BasicError::EmptyPassword),
     };
-    if user.is_empty() {
+    if colon == 0 {
         return Err(BasicError::Malformed);
     }
-    if password.is_empty() {
+    if colon + 1 == decoded.len() {
         return Err(BasicError::EmptyPassword);
     }
-    Ok(Credentials {
-        user: user.to_string(),
-        password: password.to_string(),
+    Ok(Credentials { decoded, colon })
+}
+
+/// Whether the text holds a control character (Unicode's `Cc`: U+0000–U+001F and
+/// U+007F–U+009F), read byte by byte: in UTF-8 the first range and U+007F are single
+/// bytes, and U+0080–U+009F are `C2 80` to `C2 9F`.
+fn has_control(text: &str) -> bool {
+    let bytes = text.as_bytes();
+    bytes.iter().enumerate().any(|(i, &b)| {
+        b < 0x20 || b == 0x7f || (b == 0xc2 && matches!(bytes.get(i + 1), Some(0x80..=0x9f)))
     })
 }
 
@@ -88,8 +108,8 @@ mod tests {
     #[test]
     fn splits_at_the_first_colon() {
         let creds = parse(Some(&basic(b"kw_abc:pa:ss"))).unwrap();
-        assert_eq!(creds.user, "kw_abc");
-        assert_eq!(creds.password, "pa:ss");
+        assert_eq!(creds.user(), "kw_abc");
+        assert_eq!(creds.password(), "pa:ss");
     }
 
     #[test]
@@ -151,6 +171,14 @@ mod tests {
         ];
         for (name, header, expected) in cases {
             assert_eq!(parse(header.as_deref()).unwrap_err(), expected, "{name}");
+        }
+    }
+
+    #[test]
+    fn a_control_character_is_found_byte_by_byte_as_char_is_control_finds_it() {
+        for c in (0u32..0x250).filter_map(char::from_u32) {
+            let text = format!("kw_a{c}b:secret");
+            assert_eq!(has_control(&text), c.is_control(), "U+{:04X}", c as u32);
         }
     }
 

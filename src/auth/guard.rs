@@ -263,8 +263,8 @@ pub async fn check(state: &impl GuardState, header: Option<&[u8]>, now: NaiveDat
         Err(BasicError::Malformed) => return denied(GuardReason::Malformed, AuthFailure::Inactive),
     };
     let (Ok(key), Ok(secret)) = (
-        TokenKey::parse(&credentials.user),
-        TokenSecret::parse(&credentials.password),
+        TokenKey::parse(credentials.user()),
+        TokenSecret::parse(credentials.password()),
     ) else {
         return denied(GuardReason::Malformed, AuthFailure::Inactive);
     };
