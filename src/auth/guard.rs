@@ -112,17 +112,21 @@ pub async fn require_token<S: GuardState, B: MessageBody>(
     req: ServiceRequest,
     next: Next<B>,
 ) -> Result<ServiceResponse<EitherBody<B>>, actix_web::Error> {
-    let Some(state) = req.app_data::<web::Data<S>>().cloned() else {
-        let err = AppError::internal("application state is missing");
-        return Ok(req
-            .into_response(err.error_response())
-            .map_into_right_body());
-    };
+    // The state is borrowed from the request, before and after the handler, not cloned:
+    // every worker would otherwise bump one shared reference count twice a call.
     let now = chrono::Utc::now().naive_utc();
-    let ip = client_ip(req.request(), state.get_ref());
-    let header = req.headers().get(AUTHORIZATION).map(|v| v.as_bytes());
-    let token = match admit(state.get_ref(), header, ip, now).await {
-        Ok(token) => token,
+    let admitted = match req.app_data::<web::Data<S>>() {
+        Some(state) => {
+            let ip = client_ip(req.request(), state.get_ref());
+            let header = req.headers().get(AUTHORIZATION).map(|v| v.as_bytes());
+            admit(state.get_ref(), header, ip, now)
+                .await
+                .map(|token| (token, ip))
+        }
+        None => Err(AppError::internal("application state is missing")),
+    };
+    let (token, ip) = match admitted {
+        Ok(admitted) => admitted,
         Err(err) => {
             return Ok(req
                 .into_response(err.error_response())
@@ -132,13 +136,12 @@ pub async fn require_token<S: GuardState, B: MessageBody>(
     let (id, expires_at) = (token.id, token.expires_at);
     req.extensions_mut().insert(ApiCaller::new(token, ip));
     let mut response = next.call(req).await?;
-    state
-        .usage()
-        .record(id, Outcome::of(response.status()), now, ip);
-    state
-        .metrics()
-        .guard(GuardReason::answered(response.status()));
-    if let Some(at) = expires_at.filter(|_| response.status().is_success()) {
+    let status = response.status();
+    if let Some(state) = response.request().app_data::<web::Data<S>>() {
+        state.usage().record(id, Outcome::of(status), now, ip);
+        state.metrics().guard(GuardReason::answered(status));
+    }
+    if let Some(at) = expires_at.filter(|_| status.is_success()) {
         add_expiry_header(&mut response, &at);
     }
     Ok(response.map_into_left_body())
