@@ -12,11 +12,12 @@
 
 use std::collections::HashMap;
 use std::net::IpAddr;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
 use chrono::{NaiveDate, NaiveDateTime};
 use crossbeam_utils::CachePadded;
+
+use super::per_thread::{self, SLOTS};
 
 use crate::db::usage::{ADDRESSES_KEPT, Counts, Sighting, TokenUsage};
 use crate::db::{self, Pool};
@@ -141,17 +142,6 @@ impl Pending {
     }
 }
 
-/// More slots than a server has workers, so that threads rarely share one; a thread
-/// that does (a test process runs many servers) only waits now and then.
-const SLOTS: usize = 16;
-
-static NEXT_SLOT: AtomicUsize = AtomicUsize::new(0);
-
-thread_local! {
-    /// This thread's slot, the same in every recorder.
-    static SLOT: usize = NEXT_SLOT.fetch_add(1, Ordering::Relaxed) % SLOTS;
-}
-
 type Slot = HashMap<TokenId, Pending>;
 
 pub struct UsageRecorder {
@@ -182,7 +172,7 @@ impl UsageRecorder {
     }
 
     fn own_slot(&self) -> MutexGuard<'_, Slot> {
-        let slot = &self.slots[SLOT.with(|slot| *slot)];
+        let slot = &self.slots[per_thread::slot()];
         // A panic can't leave a slot half-changed in a way that matters: counts only add.
         slot.lock().unwrap_or_else(PoisonError::into_inner)
     }
