@@ -210,21 +210,25 @@ async fn the_last_five_addresses_are_listed_newest_first() {
     );
 }
 
+/// Sends `request` with `token`, and the header a proxy in front would add for a client at
+/// 203.0.113.9.
+async fn through_a_proxy(request: reqwest::RequestBuilder, token: &Token) -> StatusCode {
+    request
+        .basic_auth(&token.key, Some(&token.secret))
+        .header("X-Forwarded-For", "203.0.113.9, 10.0.0.1")
+        .send()
+        .await
+        .expect("an answer")
+        .status()
+}
+
 #[tokio::test]
 async fn a_forwarded_address_counts_only_when_the_proxy_is_trusted() {
     for trusted in [false, true] {
         let app = spawn_app_with(|c| c.trust_forwarded_headers = trusted).await;
         let owner = signed_up(&app.address, "Proxied Inc").await;
         let created = owner.create_token("behind a proxy").await;
-        let status = app
-            .client
-            .get(app.url("/plans"))
-            .basic_auth(&created.token.key, Some(&created.token.secret))
-            .header("X-Forwarded-For", "203.0.113.9, 10.0.0.1")
-            .send()
-            .await
-            .expect("an answer")
-            .status();
+        let status = through_a_proxy(app.client.get(app.url("/plans")), &created.token).await;
         assert_eq!(status, StatusCode::OK);
         flush(&app).await;
 
@@ -336,15 +340,7 @@ async fn the_audit_log_names_the_same_address_as_the_usage_history() {
         let app = spawn_app_with(|c| c.trust_forwarded_headers = trusted).await;
         let owner = signed_up(&app.address, "Proxied Inc").await;
         let created = owner.create_token("revokes itself").await;
-        let status = app
-            .client
-            .delete(app.url("/token"))
-            .basic_auth(&created.token.key, Some(&created.token.secret))
-            .header("X-Forwarded-For", "203.0.113.9, 10.0.0.1")
-            .send()
-            .await
-            .expect("an answer")
-            .status();
+        let status = through_a_proxy(app.client.delete(app.url("/token")), &created.token).await;
         assert_eq!(status, StatusCode::OK);
 
         let expected = if trusted { "203.0.113.9" } else { "127.0.0.1" };
