@@ -210,7 +210,7 @@ pub fn list_with_counts(conn: &mut DbConnection) -> Result<Vec<AccountSummary>, 
         .collect();
     let now = super::now();
     let active_tokens: HashMap<i32, i64> = tokens::table
-        .filter(super::tokens::active_at(now))
+        .filter(super::standing::token_active_at(now))
         .group_by(tokens::account_id)
         .select((tokens::account_id, diesel::dsl::count_star()))
         .load::<(i32, i64)>(conn)?

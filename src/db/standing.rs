@@ -72,9 +72,18 @@ pub(super) fn acting_token(
         .filter(tokens::account_id.eq(account.0))
         .filter(tokens::id.eq(id.0))
         .filter(tokens::key.eq(key.as_str()))
-        .filter(super::tokens::active_at(now))
+        .filter(token_active_at(now))
         .filter(accounts::api_state.ne(ApiState::Suspended))
         .select(ActingToken::as_select())
         .first(conn)
         .optional()?)
+}
+
+/// A token's `Active` status (`tokens::Token::status_at`) as SQL: not revoked, and not
+/// expired at `now`. Here, at the bottom of the store's layers, so any query may use it.
+#[diesel::dsl::auto_type(no_type_alias)]
+pub fn token_active_at(now: NaiveDateTime) -> _ {
+    tokens::revoked_at
+        .is_null()
+        .and(tokens::expires_at.is_null().or(tokens::expires_at.gt(now)))
 }

@@ -92,14 +92,6 @@ impl Token {
     }
 }
 
-/// [`Token::status_at`]'s `Active`, as SQL: not revoked, and not expired at `now`.
-#[diesel::dsl::auto_type(no_type_alias)]
-pub fn active_at(now: NaiveDateTime) -> _ {
-    tokens::revoked_at
-        .is_null()
-        .and(tokens::expires_at.is_null().or(tokens::expires_at.gt(now)))
-}
-
 #[derive(Insertable)]
 #[diesel(table_name = tokens)]
 struct NewToken<'a> {
@@ -499,7 +491,7 @@ pub fn list_for_account(
         Some(Status::Expired) => query
             .filter(tokens::revoked_at.is_null())
             .filter(tokens::expires_at.le(now)),
-        Some(Status::Active) => query.filter(active_at(now)),
+        Some(Status::Active) => query.filter(super::standing::token_active_at(now)),
     };
     let rows: Vec<ViewRow> = query
         .order((tokens::created_at.desc(), tokens::id.desc()))
@@ -929,8 +921,7 @@ pub fn active_per_account(
     use super::schema::accounts;
     let active = tokens::account_id
         .eq(accounts::id)
-        .and(tokens::revoked_at.is_null())
-        .and(tokens::expires_at.is_null().or(tokens::expires_at.gt(now)));
+        .and(super::standing::token_active_at(now));
     Ok(accounts::table
         .left_join(tokens::table.on(active))
         .group_by((accounts::id, accounts::slug))
