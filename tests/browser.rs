@@ -309,7 +309,8 @@ async fn story(b: Client, base: String, shots: Screenshots) {
     page.assert_text_contains("Acme Search").await;
     page.fill("q", &secret).await;
     page.click_button("Find").await;
-    page.assert_text_contains(&key).await;
+    // The search is a form: wait for its answer to load, as other steps do.
+    page.wait_for_text(&key).await;
     page.assert_text_contains("Pasted into a public CI log")
         .await;
     page.assert_secret_absent(&secret, "/admin after a search")
