@@ -56,10 +56,7 @@ fn describe(view: &TokenView) -> Value {
     ),
     responses(
         (status = 200, description = "A page of the tokens the caller may see", body = super::schemas::AccessTokenList),
-        (status = 401, response = super::schemas::Unauthorized),
-        (status = 403, response = super::schemas::Forbidden),
-        (status = 422, response = super::schemas::Unprocessable),
-        (status = 429, response = super::schemas::TooManyRequests),
+        super::schemas::Guarded,
     )
 )]
 pub async fn list(
@@ -109,11 +106,8 @@ pub async fn list(
     params(("key" = String, Path, description = "The token's key")),
     responses(
         (status = 200, description = "One token", body = super::schemas::AccessTokenBody),
-        (status = 401, response = super::schemas::Unauthorized),
-        (status = 403, response = super::schemas::Forbidden),
         (status = 404, response = super::schemas::NotFound),
-        (status = 422, response = super::schemas::Unprocessable),
-        (status = 429, response = super::schemas::TooManyRequests),
+        super::schemas::Guarded,
     )
 )]
 pub async fn show(
@@ -248,10 +242,7 @@ fn check_new_token(input: NewTokenInput) -> Result<TokenRequest, AppError> {
     request_body = NewTokenInput,
     responses(
         (status = 201, description = "The new token, with its secret, shown this once", body = super::schemas::CreatedAccessToken, headers(("Cache-Control" = String, description = "no-store"))),
-        (status = 401, response = super::schemas::Unauthorized),
-        (status = 403, response = super::schemas::Forbidden),
-        (status = 422, response = super::schemas::Unprocessable),
-        (status = 429, response = super::schemas::TooManyRequests),
+        super::schemas::Guarded,
         (status = 503, response = super::schemas::Unavailable),
     )
 )]
@@ -301,11 +292,8 @@ struct RevokeInput {
     request_body(content = Option<RevokeInput>, description = "Optional: why"),
     responses(
         (status = 200, description = "The token, revoked", body = super::schemas::AccessTokenBody),
-        (status = 401, response = super::schemas::Unauthorized),
-        (status = 403, response = super::schemas::Forbidden),
         (status = 404, response = super::schemas::NotFound),
-        (status = 422, response = super::schemas::Unprocessable),
-        (status = 429, response = super::schemas::TooManyRequests),
+        super::schemas::Guarded,
         (status = 503, response = super::schemas::Unavailable),
     )
 )]
@@ -369,11 +357,8 @@ fn check_grace(input: RollInput) -> Result<Grace, AppError> {
     request_body = RollInput,
     responses(
         (status = 201, description = "The successor, with its secret, shown this once; and the old token with its new expiry", body = super::schemas::RolledAccessToken, headers(("Cache-Control" = String, description = "no-store"))),
-        (status = 401, response = super::schemas::Unauthorized),
-        (status = 403, response = super::schemas::Forbidden),
         (status = 404, response = super::schemas::NotFound),
-        (status = 422, response = super::schemas::Unprocessable),
-        (status = 429, response = super::schemas::TooManyRequests),
+        super::schemas::Guarded,
         (status = 503, response = super::schemas::Unavailable),
     )
 )]

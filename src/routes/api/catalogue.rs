@@ -227,10 +227,7 @@ fn answer(caller: &ApiCaller, body: Option<&Bytes>) -> Result<HttpResponse, AppE
     security(("basic" = [])),
     responses(
         (status = 200, description = "The plans", body = super::schemas::PlanList),
-        (status = 401, response = super::schemas::Unauthorized),
-        (status = 403, response = super::schemas::Forbidden),
-        (status = 422, response = super::schemas::Unprocessable),
-        (status = 429, response = super::schemas::TooManyRequests),
+        super::schemas::Guarded,
     )
 )]
 pub async fn plans(
@@ -248,11 +245,8 @@ pub async fn plans(
     params(("slug" = String, Path, description = "The plan's slug")),
     responses(
         (status = 200, description = "One plan", body = super::schemas::Plan),
-        (status = 401, response = super::schemas::Unauthorized),
-        (status = 403, response = super::schemas::Forbidden),
         (status = 404, response = super::schemas::NotFound),
-        (status = 422, response = super::schemas::Unprocessable),
-        (status = 429, response = super::schemas::TooManyRequests),
+        super::schemas::Guarded,
     )
 )]
 pub async fn plan(
@@ -270,10 +264,7 @@ pub async fn plan(
     security(("basic" = [])),
     responses(
         (status = 200, description = "The spaces", body = super::schemas::SpaceList),
-        (status = 401, response = super::schemas::Unauthorized),
-        (status = 403, response = super::schemas::Forbidden),
-        (status = 422, response = super::schemas::Unprocessable),
-        (status = 429, response = super::schemas::TooManyRequests),
+        super::schemas::Guarded,
     )
 )]
 pub async fn spaces(
@@ -291,11 +282,8 @@ pub async fn spaces(
     params(("path" = String, Path, description = "The space's path, slashes and all, as listed")),
     responses(
         (status = 200, description = "One space", body = super::schemas::Space),
-        (status = 401, response = super::schemas::Unauthorized),
-        (status = 403, response = super::schemas::Forbidden),
         (status = 404, response = super::schemas::NotFound),
-        (status = 422, response = super::schemas::Unprocessable),
-        (status = 429, response = super::schemas::TooManyRequests),
+        super::schemas::Guarded,
     )
 )]
 /// `/spaces/{path}`, where the path has slashes. It is looked up exactly as the request
@@ -321,10 +309,7 @@ pub async fn space(
     security(("basic" = [])),
     responses(
         (status = 200, description = "The releases", body = super::schemas::ReleaseList),
-        (status = 401, response = super::schemas::Unauthorized),
-        (status = 403, response = super::schemas::Forbidden),
-        (status = 422, response = super::schemas::Unprocessable),
-        (status = 429, response = super::schemas::TooManyRequests),
+        super::schemas::Guarded,
     )
 )]
 pub async fn releases(
@@ -342,11 +327,8 @@ pub async fn releases(
     params(("slug" = String, Path, description = "The release's slug")),
     responses(
         (status = 200, description = "One release", body = super::schemas::Release),
-        (status = 401, response = super::schemas::Unauthorized),
-        (status = 403, response = super::schemas::Forbidden),
         (status = 404, response = super::schemas::NotFound),
-        (status = 422, response = super::schemas::Unprocessable),
-        (status = 429, response = super::schemas::TooManyRequests),
+        super::schemas::Guarded,
     )
 )]
 pub async fn release(

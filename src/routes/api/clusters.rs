@@ -261,10 +261,7 @@ fn accepted(
     ),
     responses(
         (status = 200, description = "A page of the account's clusters", body = ListBody),
-        (status = 401, response = super::schemas::Unauthorized),
-        (status = 403, response = super::schemas::Forbidden),
-        (status = 422, response = super::schemas::Unprocessable),
-        (status = 429, response = super::schemas::TooManyRequests),
+        super::schemas::Guarded,
     )
 )]
 pub async fn list(
@@ -374,10 +371,7 @@ fn check_new_cluster(input: NewClusterInput) -> Result<NewCluster, AppError> {
     request_body = NewClusterInput,
     responses(
         (status = 202, description = "The cluster is being provisioned; its credentials, shown once", body = Accepted),
-        (status = 401, response = super::schemas::Unauthorized),
-        (status = 403, response = super::schemas::Forbidden),
-        (status = 422, response = super::schemas::Unprocessable),
-        (status = 429, response = super::schemas::TooManyRequests),
+        super::schemas::Guarded,
         (status = 503, response = super::schemas::Unavailable),
     )
 )]
@@ -428,11 +422,8 @@ fn path_slug(raw: &str) -> Result<Slug, AppError> {
     params(("slug" = String, Path, description = "The cluster's slug")),
     responses(
         (status = 200, description = "One cluster", body = ShowBody),
-        (status = 401, response = super::schemas::Unauthorized),
-        (status = 403, response = super::schemas::Forbidden),
         (status = 404, response = super::schemas::NotFound),
-        (status = 422, response = super::schemas::Unprocessable),
-        (status = 429, response = super::schemas::TooManyRequests),
+        super::schemas::Guarded,
     )
 )]
 pub async fn show(
@@ -468,11 +459,8 @@ pub async fn show(
     request_body = ClusterChangeInput,
     responses(
         (status = 202, description = "The cluster is being updated", body = Accepted),
-        (status = 401, response = super::schemas::Unauthorized),
-        (status = 403, response = super::schemas::Forbidden),
         (status = 404, response = super::schemas::NotFound),
-        (status = 422, response = super::schemas::Unprocessable),
-        (status = 429, response = super::schemas::TooManyRequests),
+        super::schemas::Guarded,
         (status = 503, response = super::schemas::Unavailable),
     )
 )]
@@ -524,11 +512,8 @@ pub async fn update(
     params(("slug" = String, Path, description = "The cluster's slug")),
     responses(
         (status = 202, description = "The cluster is being deprovisioned", body = Accepted),
-        (status = 401, response = super::schemas::Unauthorized),
-        (status = 403, response = super::schemas::Forbidden),
         (status = 404, response = super::schemas::NotFound),
-        (status = 422, response = super::schemas::Unprocessable),
-        (status = 429, response = super::schemas::TooManyRequests),
+        super::schemas::Guarded,
         (status = 503, response = super::schemas::Unavailable),
     )
 )]

@@ -3,10 +3,12 @@
 //! with `json!`. The handlers' `#[utoipa::path]` annotations name these; `openapi.rs`
 //! assembles the document from both. A leaf: it names no handler.
 
+use std::collections::BTreeMap;
 use utoipa::openapi::{
     ContentBuilder, HeaderBuilder, RefOr, Response, ResponseBuilder, Type as SchemaType,
 };
-use utoipa::{PartialSchema, ToResponse, ToSchema};
+
+use utoipa::{IntoResponses, PartialSchema, ToResponse, ToSchema};
 
 /// Every error: `{"errors": [sentences], "status": N}`, as Bonsai answers.
 #[derive(ToSchema)]
@@ -377,3 +379,24 @@ impl PartialSchema for crate::domain::ClusterState {
 }
 
 impl ToSchema for crate::domain::ClusterState {}
+
+/// What the guard and the JSON check can answer on every guarded route, before its handler
+/// has a say: 401, 403 (a suspended account, or a scope), 422 (`Accept` or body type) and
+/// 429 (the token's rate limit). Each path lists it once, beside its own answers.
+pub struct Guarded;
+
+impl IntoResponses for Guarded {
+    fn responses() -> BTreeMap<String, RefOr<Response>> {
+        BTreeMap::from([
+            ("401".to_string(), named::<Unauthorized>()),
+            ("403".to_string(), named::<Forbidden>()),
+            ("422".to_string(), named::<Unprocessable>()),
+            ("429".to_string(), named::<TooManyRequests>()),
+        ])
+    }
+}
+
+/// A reference to a shared response, by the name it is registered under.
+fn named<'r, R: ToResponse<'r>>() -> RefOr<Response> {
+    utoipa::openapi::Ref::from_response_name(R::response().0).into()
+}

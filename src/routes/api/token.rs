@@ -18,10 +18,7 @@ use crate::state::AppState;
     security(("basic" = [])),
     responses(
         (status = 200, description = "The calling token", body = super::schemas::CallingTokenBody),
-        (status = 401, response = super::schemas::Unauthorized),
-        (status = 403, response = super::schemas::Forbidden),
-        (status = 422, response = super::schemas::Unprocessable),
-        (status = 429, response = super::schemas::TooManyRequests),
+        super::schemas::Guarded,
     )
 )]
 pub async fn show(caller: ApiCaller) -> Result<HttpResponse, AppError> {
@@ -49,10 +46,7 @@ pub async fn show(caller: ApiCaller) -> Result<HttpResponse, AppError> {
     security(("basic" = [])),
     responses(
         (status = 200, description = "The calling token is revoked", body = super::schemas::Message),
-        (status = 401, response = super::schemas::Unauthorized),
-        (status = 403, response = super::schemas::Forbidden),
-        (status = 422, response = super::schemas::Unprocessable),
-        (status = 429, response = super::schemas::TooManyRequests),
+        super::schemas::Guarded,
         (status = 503, response = super::schemas::Unavailable),
     )
 )]

@@ -38,10 +38,7 @@ pub const SCOPES_HEADER: &str = "x-keyward-scopes";
             ("X-Keyward-Token" = String, description = "The token's key"),
             ("X-Keyward-Scopes" = String, description = "The token's scopes, comma-separated"),
         )),
-        (status = 401, response = super::schemas::Unauthorized),
-        (status = 403, response = super::schemas::Forbidden),
-        (status = 422, response = super::schemas::Unprocessable),
-        (status = 429, response = super::schemas::TooManyRequests),
+        super::schemas::Guarded,
     )
 )]
 /// Every method: nginx's subrequest keeps the original request's method, and Envoy's
