@@ -388,7 +388,9 @@ async fn a_sign_in_whose_count_cannot_be_written_is_refused_not_let_through() {
     keyward::db::simulated_full_disk::free(&app.db.path).expect("the test store exists");
 
     for page in [&refused, &wrong] {
-        page.assert_html_page(StatusCode::SERVICE_UNAVAILABLE);
+        page.assert_html_page(StatusCode::SERVICE_UNAVAILABLE)
+            // The person learns it is the server, not their password, and to come back.
+            .assert_contains("its storage is full or failing. Nothing was changed.");
         assert!(page.header(RETRY_AFTER.as_str()).is_some());
     }
     // With room again, the right password signs in.
