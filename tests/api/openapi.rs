@@ -244,71 +244,54 @@ async fn live_answers_match_the_documented_statuses_and_bodies() {
     ] {
         answers.push(ask(path, "get", ids.fill(path, &target.key), None).await);
     }
-    let plan = ids.plan.clone();
-    answers.push(
-        ask(
+    // Writes, then errors (a foreign or unknown thing, a bad body, a bad page), in order:
+    // the cluster is deleted last.
+    let cluster = ids.fill("/clusters/{slug}", "");
+    let roll = ids.fill("/access-tokens/{key}/roll", &target.key);
+    let writes_and_errors = [
+        (
             "/clusters/{slug}",
             "put",
-            ids.fill("/clusters/{slug}", ""),
-            Some(json!({"plan": plan})),
-        )
-        .await,
-    );
-    answers.push(
-        ask(
+            cluster.clone(),
+            Some(json!({"plan": ids.plan})),
+        ),
+        (
             "/access-tokens",
             "post",
             "/access-tokens".into(),
-            Some(json!({"name": "made", "scopes": ["read"], "expires_in_days": 7, "rate_limit_per_minute": 60})),
-        )
-        .await,
-    );
-    answers.push(
-        ask(
+            Some(
+                json!({"name": "made", "scopes": ["read"], "expires_in_days": 7, "rate_limit_per_minute": 60}),
+            ),
+        ),
+        (
             "/access-tokens/{key}/roll",
             "post",
-            ids.fill("/access-tokens/{key}/roll", &target.key),
+            roll.clone(),
             Some(json!({"grace": "1h"})),
-        )
-        .await,
-    );
-    // Errors: a foreign or unknown thing, a bad body, a bad page.
-    answers.push(
-        ask(
+        ),
+        (
             "/clusters/{slug}",
             "get",
             "/clusters/no-such-cluster".into(),
             None,
-        )
-        .await,
-    );
-    answers.push(
-        ask(
+        ),
+        (
             "/access-tokens/{key}/roll",
             "post",
-            ids.fill("/access-tokens/{key}/roll", &target.key),
+            roll,
             Some(json!({"grace": "forever"})),
-        )
-        .await,
-    );
-    answers.push(
-        ask(
+        ),
+        (
             "/access-tokens",
             "get",
             "/access-tokens?page=0".into(),
             None,
-        )
-        .await,
-    );
-    answers.push(
-        ask(
-            "/clusters/{slug}",
-            "delete",
-            ids.fill("/clusters/{slug}", ""),
-            None,
-        )
-        .await,
-    );
+        ),
+        ("/clusters/{slug}", "delete", cluster, None),
+    ];
+    for (path, method, url, body) in writes_and_errors {
+        answers.push(ask(path, method, url, body).await);
+    }
 
     let expected_statuses: Vec<u16> = answers.iter().map(|(_, _, s, _)| s.as_u16()).collect();
     assert_eq!(
