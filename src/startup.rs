@@ -62,11 +62,8 @@ impl Application {
             .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", config.bind))?;
         let port = listener.local_addr()?.port();
         let workers = config.workers;
-        // The API's links and catalogue, rendered once for the address clients use.
-        let catalogue = web::Data::new(routes::api::Catalogue::new(routes::api::Links::new(
-            config.public_url.as_deref(),
-            listener.local_addr()?,
-        )));
+        // The API's links, for the address clients use.
+        let links = routes::api::Links::new(config.public_url.as_deref(), listener.local_addr()?);
 
         // Built once: every worker gets a handle to the same cache and recorder.
         let state = web::Data::new(AppState::new(pool, config).with_metrics(metrics.clone()));
@@ -98,7 +95,9 @@ impl Application {
                 .app_data(config.clone())
                 // Made here, so each worker has its own (see `db::reader`).
                 .app_data(web::Data::new(db::reader::WorkerReader::new(&database_url)))
-                .app_data(catalogue.clone())
+                // Rendered per worker: every catalogue answer clones its bytes, and a
+                // reference count that two workers write moves between cores each time.
+                .app_data(web::Data::new(routes::api::Catalogue::new(links.clone())))
                 .wrap(security_headers())
                 .wrap(from_fn(telemetry::log_request))
                 .configure(routes::api::configure)

@@ -87,12 +87,11 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         web::scope("/clusters")
             .wrap(from_fn(negotiation::json_only))
             .wrap(from_fn(require_token))
-            .service(
-                web::resource(["", "/"])
-                    .route(web::get().to(clusters::list))
+            .service(list(|r| {
+                r.route(web::get().to(clusters::list))
                     .route(web::post().to(clusters::create))
-                    .default_service(web::to(method_not_allowed)),
-            )
+                    .default_service(web::to(method_not_allowed))
+            }))
             .service(
                 web::resource("/{slug}")
                     .route(web::get().to(clusters::show))
@@ -106,7 +105,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         web::scope("/plans")
             .wrap(from_fn(negotiation::json_only))
             .wrap(from_fn(require_token))
-            .service(get_only(web::resource(["", "/"]), catalogue::plans))
+            .service(list(|r| get_only(r, catalogue::plans)))
             .service(get_only(web::resource("/{slug}"), catalogue::plan))
             .default_service(web::to(not_found)),
     )
@@ -114,7 +113,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         web::scope("/spaces")
             .wrap(from_fn(negotiation::json_only))
             .wrap(from_fn(require_token))
-            .service(get_only(web::resource(["", "/"]), catalogue::spaces))
+            .service(list(|r| get_only(r, catalogue::spaces)))
             // The path has slashes; the handler looks it up exactly as sent.
             .service(get_only(web::resource("/{path:.+}"), catalogue::space))
             .default_service(web::to(not_found)),
@@ -123,7 +122,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         web::scope("/releases")
             .wrap(from_fn(negotiation::json_only))
             .wrap(from_fn(require_token))
-            .service(get_only(web::resource(["", "/"]), catalogue::releases))
+            .service(list(|r| get_only(r, catalogue::releases)))
             .service(get_only(web::resource("/{slug}"), catalogue::release))
             .default_service(web::to(not_found)),
     )
@@ -139,12 +138,11 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         web::scope("/access-tokens")
             .wrap(from_fn(negotiation::json_only))
             .wrap(from_fn(require_token))
-            .service(
-                web::resource(["", "/"])
-                    .route(web::get().to(access_tokens::list))
+            .service(list(|r| {
+                r.route(web::get().to(access_tokens::list))
                     .route(web::post().to(access_tokens::create))
-                    .default_service(web::to(method_not_allowed)),
-            )
+                    .default_service(web::to(method_not_allowed))
+            }))
             .service(
                 web::resource("/{key}")
                     .route(web::get().to(access_tokens::show))
@@ -176,6 +174,14 @@ pub async fn method_not_allowed() -> Result<HttpResponse, AppError> {
 
 async fn not_found() -> Result<HttpResponse, AppError> {
     Err(AppError::NotFound)
+}
+
+/// A list's resource, at both `/plans` and `/plans/`. Two static resources rather than one
+/// `web::resource(["", "/"])`: actix matches a resource of several patterns with a regex
+/// set, on every request that reaches its scope, where one static pattern is a string
+/// comparison.
+fn list(make: impl Fn(actix_web::Resource) -> actix_web::Resource) -> Vec<actix_web::Resource> {
+    ["", "/"].map(|path| make(web::resource(path))).into()
 }
 
 /// A GET-only resource: any other method is a 405.
