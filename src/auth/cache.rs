@@ -96,6 +96,16 @@ const THREAD_COPIES: usize = 10_000;
 
 static NEXT_CACHE: AtomicU64 = AtomicU64::new(1);
 
+/// What the cache knows of a key without reading the database.
+pub enum Found {
+    /// The token, whatever its state.
+    Token(Arc<CachedToken>),
+    /// Certain: no token has this key.
+    NoSuchKey,
+    /// A token may have it, and isn't cached yet.
+    Unread,
+}
+
 /// One thread's copies, of one cache at one generation.
 #[derive(Default)]
 struct ThreadCopies {
@@ -211,21 +221,27 @@ impl TokenCache {
         (self.hits.sum(), self.read().len())
     }
 
-    /// The token with this key, whatever its state; `None` when no token has it. A cached
-    /// token costs nothing, an unknown key costs nothing, and any other key reads the
-    /// database once and is cached.
-    pub async fn lookup(
+    /// What memory alone says of this key. A cached token and an unknown key cost nothing;
+    /// any other key is [`Found::Unread`], for [`load`](Self::load) to read once.
+    pub fn find(&self, key: &str) -> Found {
+        if let Some(token) = self.get(key) {
+            self.hits.add(1);
+            return Found::Token(token);
+        }
+        if !self.may_exist(key) {
+            return Found::NoSuchKey;
+        }
+        Found::Unread
+    }
+
+    /// The token with a key [`find`](Self::find) couldn't answer for, whatever its state,
+    /// read from the database and cached unless something was evicted meanwhile; `None`
+    /// when no token has it.
+    pub async fn load(
         &self,
         pool: &Pool,
         key: TokenKey,
     ) -> Result<Option<Arc<CachedToken>>, AppError> {
-        if let Some(token) = self.get(key.as_str()) {
-            self.hits.add(1);
-            return Ok(Some(token));
-        }
-        if !self.may_exist(key.as_str()) {
-            return Ok(None);
-        }
         let generation = self.generation();
         self.database_reads.fetch_add(1, Ordering::Relaxed);
         let found = db::run(pool, move |conn| db::tokens::find_for_guard(conn, &key)).await?;

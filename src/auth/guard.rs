@@ -18,11 +18,11 @@ use actix_web::{FromRequest, HttpMessage, HttpRequest, ResponseError, web};
 use chrono::NaiveDateTime;
 
 use super::basic::{self, BasicError};
-use super::cache::{CachedToken, TokenCache};
+use super::cache::{CachedToken, Found, TokenCache};
 use super::ratelimit::RateLimits;
 use super::usage::{Outcome, UsageRecorder};
 use crate::db::Pool;
-use crate::domain::{Scope, TokenId, TokenKey, TokenSecret};
+use crate::domain::{Scope, SecretDigest, TokenId, TokenKey, TokenSecret};
 use crate::error::{AppError, AuthFailure};
 use crate::metrics::{GuardReason, Metrics};
 
@@ -248,56 +248,90 @@ pub async fn authenticate(
 
 /// [`authenticate`], saying which token a refusal concerns.
 pub async fn check(state: &impl GuardState, header: Option<&[u8]>, now: NaiveDateTime) -> Verdict {
-    let unauthorized = |failure| AppError::Unauthorized {
-        failure,
-        support: state.support_email().to_string(),
-    };
-    let denied = |reason, failure| Verdict::Refused {
-        error: unauthorized(failure),
-        counted: None,
-        reason,
-    };
+    match in_memory(state, header, now) {
+        Judged::Done(verdict) => verdict,
+        // Boxed, so that the future of every guarded request stays small: the database
+        // read's future is large, and a request future over 1 KiB is allocated outside
+        // malloc's per-thread cache, on every request, cached token or not.
+        Judged::Unread(unread) => Box::pin(unread.read(state, now)).await,
+    }
+}
+
+/// What the guard can decide without the database, which is every call but the first
+/// with a key this instance hasn't cached yet.
+enum Judged {
+    Done(Verdict),
+    Unread(Unread),
+}
+
+/// A well-formed key that may exist and isn't cached, with the digest of the secret sent.
+struct Unread {
+    key: TokenKey,
+    digest: SecretDigest,
+}
+
+impl Unread {
+    async fn read(self, state: &impl GuardState, now: NaiveDateTime) -> Verdict {
+        match state.cache().load(state.pool(), self.key).await {
+            Ok(Some(token)) => judge(state, token, &self.digest, now),
+            Ok(None) => denied(state, GuardReason::UnknownKey, AuthFailure::Inactive),
+            Err(error) => Verdict::Refused {
+                error,
+                counted: None,
+                reason: GuardReason::Unavailable,
+            },
+        }
+    }
+}
+
+fn in_memory(state: &impl GuardState, header: Option<&[u8]>, now: NaiveDateTime) -> Judged {
+    let refused = |reason, failure| Judged::Done(denied(state, reason, failure));
     let credentials = match basic::parse(header) {
         Ok(credentials) => credentials,
         Err(BasicError::EmptyPassword) => {
-            return denied(GuardReason::Malformed, AuthFailure::EmptyPassword);
+            return refused(GuardReason::Malformed, AuthFailure::EmptyPassword);
         }
-        Err(BasicError::Missing) => return denied(GuardReason::Missing, AuthFailure::Inactive),
-        Err(BasicError::Malformed) => return denied(GuardReason::Malformed, AuthFailure::Inactive),
+        Err(BasicError::Missing) => return refused(GuardReason::Missing, AuthFailure::Inactive),
+        Err(BasicError::Malformed) => {
+            return refused(GuardReason::Malformed, AuthFailure::Inactive);
+        }
     };
     let (Ok(key), Ok(secret)) = (
         TokenKey::parse(credentials.user()),
         TokenSecret::parse(credentials.password()),
     ) else {
-        return denied(GuardReason::Malformed, AuthFailure::Inactive);
+        return refused(GuardReason::Malformed, AuthFailure::Inactive);
     };
 
     // Hashed before the lookup, whether or not the key exists, so that an unknown key is
     // not answered measurably faster than a known key with a wrong secret.
     let digest = secret.digest();
-    let token = match state.cache().lookup(state.pool(), key).await {
-        Ok(Some(token)) => token,
-        Ok(None) => return denied(GuardReason::UnknownKey, AuthFailure::Inactive),
-        Err(error) => {
-            return Verdict::Refused {
-                error,
-                counted: None,
-                reason: GuardReason::Unavailable,
-            };
-        }
-    };
-    if token.digest != digest {
+    match state.cache().find(key.as_str()) {
+        Found::Token(token) => Judged::Done(judge(state, token, &digest, now)),
+        Found::NoSuchKey => refused(GuardReason::UnknownKey, AuthFailure::Inactive),
+        Found::Unread => Judged::Unread(Unread { key, digest }),
+    }
+}
+
+/// The verdict on a token found for the key that was sent.
+fn judge(
+    state: &impl GuardState,
+    token: Arc<CachedToken>,
+    digest: &SecretDigest,
+    now: NaiveDateTime,
+) -> Verdict {
+    if token.digest != *digest {
         return Verdict::Refused {
-            error: unauthorized(AuthFailure::Inactive),
+            error: unauthorized(state, AuthFailure::Inactive),
             counted: Some((token.id, Outcome::WrongSecret)),
             reason: GuardReason::WrongSecret,
         };
     }
     if token.revoked {
-        return denied(GuardReason::Revoked, AuthFailure::Inactive);
+        return denied(state, GuardReason::Revoked, AuthFailure::Inactive);
     }
     if token.is_expired_at(now) {
-        return denied(GuardReason::Expired, AuthFailure::Inactive);
+        return denied(state, GuardReason::Expired, AuthFailure::Inactive);
     }
     if token.account_suspended {
         return Verdict::Refused {
@@ -310,6 +344,22 @@ pub async fn check(state: &impl GuardState, header: Option<&[u8]>, now: NaiveDat
         };
     }
     Verdict::Allowed(token)
+}
+
+/// The 401, counted in no token's history.
+fn denied(state: &impl GuardState, reason: GuardReason, failure: AuthFailure) -> Verdict {
+    Verdict::Refused {
+        error: unauthorized(state, failure),
+        counted: None,
+        reason,
+    }
+}
+
+fn unauthorized(state: &impl GuardState, failure: AuthFailure) -> AppError {
+    AppError::Unauthorized {
+        failure,
+        support: state.support_email().to_string(),
+    }
 }
 
 #[cfg(test)]
