@@ -3,26 +3,27 @@
 //!
 //! Each server owns its recorder (`PrometheusRecorder`, never installed as the process's
 //! global one), so two servers in one process, as the tests run them, count apart. Every
-//! handle is registered once, up front or once per route and worker, so a request adds
-//! only atomic increments: no label strings are built or hashed for a counter on the hot
-//! path. With metrics off every handle is a no-op and the request timer is not installed.
+//! handle is registered once, up front, so a guarded call adds one atomic increment: no
+//! label strings are built or hashed for a counter on the hot path. The request-latency
+//! histogram is kept apart from the recorder, per worker (`request_timer`), and written
+//! into the page at each scrape. With metrics off every handle is a no-op and the request
+//! timer is not installed.
 //!
 //! Figures the server already keeps (the token cache's size and reads, argon2's queue)
 //! are copied into gauges and counters when scraped, not counted twice.
 
-use std::cell::RefCell;
-use std::collections::HashMap;
-use std::future::{Ready, ready};
+mod request_timer;
+
 use std::rc::Rc;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use actix_web::Error;
-use actix_web::dev::{Service, ServiceRequest, ServiceResponse, Transform, forward_ready};
-use actix_web::http::{Method, StatusCode};
-use futures_util::future::LocalBoxFuture;
+use actix_web::http::StatusCode;
 use metrics::{Counter, Gauge, Histogram, Key, Label, Level, Metadata, Recorder, Unit};
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusRecorder};
+
+use request_timer::{LATENCY_BUCKETS, Latency};
+pub use request_timer::{RequestTimer, Timed, TimedService, UNMATCHED};
 
 /// Why the guard let a call in or refused it; one label value of
 /// `keyward_guard_outcomes_total`. Every guarded call counts exactly once.
@@ -109,11 +110,6 @@ pub const ARGON2_COMPLETED: &str = "keyward_argon2_completed_total";
 pub const ARGON2_REFUSED: &str = "keyward_argon2_refused_total";
 pub const ACTIVE_TOKENS: &str = "keyward_active_tokens";
 
-/// Seconds: from 0.5 ms (a cached guard decision plus a small handler) to 10 s (a
-/// request that waited out the pool's checkout timeout).
-const LATENCY_BUCKETS: &[f64] = &[
-    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
-];
 /// Seconds: the poll interval is 250 ms, and the bar for other instances is 1 s.
 const LAG_BUCKETS: &[f64] = &[0.01, 0.05, 0.1, 0.25, 0.5, 0.75, 1.0, 2.0, 5.0, 10.0, 30.0];
 
@@ -134,6 +130,8 @@ pub struct Metrics {
     argon2_queued: Gauge,
     argon2_completed: Counter,
     argon2_refused: Counter,
+    /// `keyward_http_request_duration_seconds`, every worker's cells.
+    latency: Latency,
 }
 
 /// What the server keeps anyway, copied in at each scrape.
@@ -163,6 +161,7 @@ impl Metrics {
             argon2_queued: Gauge::noop(),
             argon2_completed: Counter::noop(),
             argon2_refused: Counter::noop(),
+            latency: Latency::default(),
         }
     }
 
@@ -171,15 +170,9 @@ impl Metrics {
     pub fn on(per_account: bool) -> Self {
         let recorder = PrometheusBuilder::new()
             .set_buckets_for_metric(
-                metrics_exporter_prometheus::Matcher::Full(REQUEST_DURATION.into()),
-                LATENCY_BUCKETS,
+                metrics_exporter_prometheus::Matcher::Full(INVALIDATION_LAG.into()),
+                LAG_BUCKETS,
             )
-            .and_then(|b| {
-                b.set_buckets_for_metric(
-                    metrics_exporter_prometheus::Matcher::Full(INVALIDATION_LAG.into()),
-                    LAG_BUCKETS,
-                )
-            })
             .and_then(|b| {
                 b.set_buckets_for_metric(
                     metrics_exporter_prometheus::Matcher::Full(POOL_WAIT.into()),
@@ -214,6 +207,7 @@ impl Metrics {
             argon2_refused: counter(ARGON2_REFUSED),
             per_account,
             recorder: Some(recorder),
+            latency: Latency::default(),
         }
     }
 
@@ -286,30 +280,16 @@ impl Metrics {
         self.argon2_queued.set(snapshot.argon2_queued as f64);
         self.argon2_completed.absolute(snapshot.argon2_completed);
         self.argon2_refused.absolute(snapshot.argon2_refused);
-        Some(recorder.handle().render())
+        let mut page = recorder.handle().render();
+        self.latency.render(&mut page);
+        Some(page)
     }
 
-    /// The request-latency middleware for one worker's `App`.
-    pub fn request_timer(self: &Arc<Self>) -> RequestTimer {
-        RequestTimer(Rc::new(WorkerRoutes {
-            metrics: self.clone(),
-            histograms: RefCell::default(),
-        }))
-    }
-
-    fn route_histogram(&self, route: &str, method: &'static str, class: &'static str) -> Histogram {
-        let Some(recorder) = &self.recorder else {
-            return Histogram::noop();
-        };
-        let key = Key::from_parts(
-            REQUEST_DURATION,
-            vec![
-                Label::new("route", route.to_string()),
-                Label::new("method", method),
-                Label::new("status", class),
-            ],
-        );
-        recorder.register_histogram(&key, &METADATA)
+    /// The request-latency middleware for one worker's `App`; call it once per worker
+    /// (in `HttpServer::new`'s closure), which registers that worker's cells for the scrape.
+    /// With metrics off nothing is registered, and `Condition` leaves the timer out.
+    pub fn request_timer(&self) -> RequestTimer {
+        RequestTimer(Rc::new(self.latency.worker(self.enabled())))
     }
 }
 
@@ -348,10 +328,6 @@ fn describe(recorder: &PrometheusRecorder) {
     }
     let histograms = [
         (
-            REQUEST_DURATION,
-            "Time to answer a request, by route pattern, method and status class.",
-        ),
-        (
             INVALIDATION_LAG,
             "Age of a cache invalidation note when this process applied it.",
         ),
@@ -378,108 +354,6 @@ impl r2d2::HandleEvent for PoolEvents {
 
     fn handle_timeout(&self, _: r2d2::event::TimeoutEvent) {
         self.0.pool_timeouts.increment(1);
-    }
-}
-
-/// The methods a label may name; any other (extension methods are unbounded) is "other".
-fn method_label(method: &Method) -> &'static str {
-    match *method {
-        Method::GET => "GET",
-        Method::HEAD => "HEAD",
-        Method::POST => "POST",
-        Method::PUT => "PUT",
-        Method::PATCH => "PATCH",
-        Method::DELETE => "DELETE",
-        Method::OPTIONS => "OPTIONS",
-        _ => "other",
-    }
-}
-
-fn status_class(status: StatusCode) -> &'static str {
-    match status.as_u16() {
-        100..=199 => "1xx",
-        200..=299 => "2xx",
-        300..=399 => "3xx",
-        400..=499 => "4xx",
-        _ => "5xx",
-    }
-}
-
-/// A request no route matched: one label, whatever path was asked for.
-pub const UNMATCHED: &str = "unmatched";
-
-/// One worker's histogram handles by route pattern, method and status class. Per worker,
-/// so finding a handle takes no lock; the patterns are the app's routes, a bounded set.
-struct WorkerRoutes {
-    metrics: Arc<Metrics>,
-    histograms: RefCell<HashMap<(String, &'static str, &'static str), Histogram>>,
-}
-
-impl WorkerRoutes {
-    fn observe(&self, req: &actix_web::HttpRequest, status: StatusCode, took: Duration) {
-        // The pattern (`/clusters/{slug}`), never the path: a path names a tenant's data
-        // and has no bound.
-        let route = req.match_pattern().unwrap_or_else(|| UNMATCHED.to_string());
-        let key = (route, method_label(req.method()), status_class(status));
-        let mut histograms = self.histograms.borrow_mut();
-        let histogram = match histograms.get(&key) {
-            Some(histogram) => histogram,
-            None => {
-                let made = self.metrics.route_histogram(&key.0, key.1, key.2);
-                histograms.entry(key.clone()).or_insert(made)
-            }
-        };
-        histogram.record(took.as_secs_f64());
-    }
-}
-
-/// actix middleware timing every request: `.wrap(Condition::new(on, metrics.request_timer()))`.
-pub struct RequestTimer(Rc<WorkerRoutes>);
-
-impl<S, B> Transform<S, ServiceRequest> for RequestTimer
-where
-    S: Service<ServiceRequest, Response = ServiceResponse<B>, Error = Error> + 'static,
-    B: 'static,
-{
-    type Response = ServiceResponse<B>;
-    type Error = Error;
-    type Transform = TimedService<S>;
-    type InitError = ();
-    type Future = Ready<Result<Self::Transform, Self::InitError>>;
-
-    fn new_transform(&self, service: S) -> Self::Future {
-        ready(Ok(TimedService {
-            service,
-            routes: self.0.clone(),
-        }))
-    }
-}
-
-pub struct TimedService<S> {
-    service: S,
-    routes: Rc<WorkerRoutes>,
-}
-
-impl<S, B> Service<ServiceRequest> for TimedService<S>
-where
-    S: Service<ServiceRequest, Response = ServiceResponse<B>, Error = Error> + 'static,
-    B: 'static,
-{
-    type Response = ServiceResponse<B>;
-    type Error = Error;
-    type Future = LocalBoxFuture<'static, Result<Self::Response, Self::Error>>;
-
-    forward_ready!(service);
-
-    fn call(&self, req: ServiceRequest) -> Self::Future {
-        let started = Instant::now();
-        let routes = self.routes.clone();
-        let answer = self.service.call(req);
-        Box::pin(async move {
-            let response = answer.await?;
-            routes.observe(response.request(), response.status(), started.elapsed());
-            Ok(response)
-        })
     }
 }
 
