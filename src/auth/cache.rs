@@ -20,6 +20,12 @@
 //! thread drops its copies at its next lookup, so a revocation reaches every worker at
 //! once, as it reaches the shared map.
 //!
+//! Each thread also remembers the SHA-256 of every `Authorization` header it has let in,
+//! and the token it named, under the same generation: a client's next call with the same
+//! header is then one hash and one lookup, not a decode, a parse and a hash of the
+//! secret. Only the digest is kept, never the header, and the token's standing (revoked,
+//! expired, suspended) is judged again on every call.
+//!
 //! The cache changes one way only: through the `cache_invalidations` log, which every
 //! creation, revocation and suspension writes in its own transaction. The poller applies
 //! it for changes made elsewhere; a change made here applies it before answering. Either
@@ -32,6 +38,8 @@ use std::hash::{BuildHasher, RandomState};
 use std::sync::Arc;
 use std::sync::RwLock;
 use std::sync::atomic::{AtomicI32, AtomicU64, Ordering};
+
+use sha2::{Digest, Sha256};
 
 use super::per_thread;
 
@@ -98,12 +106,31 @@ static NEXT_CACHE: AtomicU64 = AtomicU64::new(1);
 
 /// What the cache knows of a key without reading the database.
 pub enum Found {
-    /// The token, whatever its state.
-    Token(Arc<CachedToken>),
+    /// The token, whatever its state, and the generation it was found at.
+    Token {
+        token: Arc<CachedToken>,
+        generation: u64,
+    },
     /// Certain: no token has this key.
     NoSuchKey,
     /// A token may have it, and isn't cached yet.
     Unread,
+}
+
+/// The SHA-256 of an `Authorization` header exactly as sent. A thread remembers the
+/// digests of the headers it has verified, so the next call with the same header skips
+/// decoding and parsing it and hashing its secret; it never keeps the header itself.
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Presented([u8; 32]);
+
+impl Presented {
+    /// Headers longer than this are not remembered (no client needs one), so a long header
+    /// costs no hashing before the parser refuses it.
+    const MAX_BYTES: usize = 512;
+
+    pub fn of(header: &[u8]) -> Option<Self> {
+        (header.len() <= Self::MAX_BYTES).then(|| Self(Sha256::digest(header).into()))
+    }
 }
 
 /// One thread's copies, of one cache at one generation.
@@ -112,6 +139,21 @@ struct ThreadCopies {
     cache: u64,
     generation: u64,
     tokens: HashMap<String, Arc<CachedToken>>,
+    /// Headers verified on this thread, and the token each one names.
+    verified: HashMap<Presented, Arc<CachedToken>>,
+}
+
+impl ThreadCopies {
+    /// Starts over when the copies are another cache's or an eviction has happened since.
+    fn current(&mut self, cache: u64, generation: u64) -> &mut Self {
+        if self.cache != cache || self.generation != generation {
+            self.tokens.clear();
+            self.verified.clear();
+            self.cache = cache;
+            self.generation = generation;
+        }
+        self
+    }
 }
 
 thread_local! {
@@ -179,15 +221,15 @@ impl TokenCache {
     /// The cached token with this key: this thread's copy, or a copy made now of the
     /// shared map's.
     pub fn get(&self, key: &str) -> Option<Arc<CachedToken>> {
-        // Read before the copies are: an eviction that lands in between is caught by
-        // the next lookup, as a lookup that read the map just before it would be.
-        let generation = self.generation();
+        self.get_at(key, self.generation())
+    }
+
+    /// [`get`](Self::get) with the generation read before it: read before the copies
+    /// are, so an eviction that lands in between is caught by the next lookup, as a
+    /// lookup that read the map just before it would be.
+    fn get_at(&self, key: &str, generation: u64) -> Option<Arc<CachedToken>> {
         COPIES.with_borrow_mut(|copies| {
-            if copies.cache != self.id || copies.generation != generation {
-                copies.tokens.clear();
-                copies.cache = self.id;
-                copies.generation = generation;
-            }
+            let copies = copies.current(self.id, generation);
             if let Some(token) = copies.tokens.get(key) {
                 return Some(token.clone());
             }
@@ -199,6 +241,43 @@ impl TokenCache {
             copies.tokens.insert(key.to_string(), copy.clone());
             Some(copy)
         })
+    }
+
+    /// The token these exact credentials were verified against on this thread, as long as
+    /// nothing has been evicted since. The caller still judges its state (revoked,
+    /// expired, suspended): only the secret's check is skipped.
+    pub fn verified(&self, presented: &Presented) -> Option<Arc<CachedToken>> {
+        let generation = self.generation();
+        let token = COPIES.with_borrow_mut(|copies| {
+            copies
+                .current(self.id, generation)
+                .verified
+                .get(presented)
+                .cloned()
+        })?;
+        self.hits.add(1);
+        Some(token)
+    }
+
+    /// Remembers that `presented` carries the secret of `token`, as [`find`](Self::find)
+    /// gave it at `generation`. Only while that generation still stands: a revocation
+    /// that landed in between must not be papered over.
+    pub fn remember_verified(
+        &self,
+        presented: Presented,
+        token: &Arc<CachedToken>,
+        generation: u64,
+    ) {
+        if self.generation() != generation {
+            return;
+        }
+        COPIES.with_borrow_mut(|copies| {
+            let copies = copies.current(self.id, generation);
+            if copies.verified.len() >= THREAD_COPIES {
+                copies.verified.clear();
+            }
+            copies.verified.insert(presented, token.clone());
+        });
     }
 
     /// Whether a token with this key may exist. `false` is certain; `true` is certain but
@@ -224,9 +303,10 @@ impl TokenCache {
     /// What memory alone says of this key. A cached token and an unknown key cost nothing;
     /// any other key is [`Found::Unread`], for [`load`](Self::load) to read once.
     pub fn find(&self, key: &str) -> Found {
-        if let Some(token) = self.get(key) {
+        let generation = self.generation();
+        if let Some(token) = self.get_at(key, generation) {
             self.hits.add(1);
-            return Found::Token(token);
+            return Found::Token { token, generation };
         }
         if !self.may_exist(key) {
             return Found::NoSuchKey;
@@ -434,6 +514,56 @@ mod tests {
         std::thread::scope(|scope| {
             scope.spawn(|| assert!(cache.get("kw_b").is_none()));
         });
+    }
+
+    const HEADER: &[u8] = b"Basic a3dfYTprd3Nfc2VjcmV0";
+
+    #[test]
+    fn a_verified_header_is_remembered_until_any_eviction() {
+        let cache = TokenCache::new();
+        cached(&cache, "kw_a", 1);
+        let header = Presented::of(HEADER).unwrap();
+        let Found::Token { token, generation } = cache.find("kw_a") else {
+            panic!("kw_a is cached");
+        };
+        cache.remember_verified(header, &token, generation);
+        assert_eq!(
+            cache.verified(&header).map(|t| t.key.clone()),
+            Some("kw_a".into())
+        );
+        let other = Presented::of(b"Basic a3dfYTprd3Nfb3RoZXI=").unwrap();
+        assert!(
+            cache.verified(&other).is_none(),
+            "only the very header verified"
+        );
+
+        // An eviction of any token, here another one, starts the thread over.
+        cache.apply(&[note(1, NoteKind::Forget, Some("kw_b"), None)]);
+        assert!(cache.verified(&header).is_none());
+    }
+
+    #[test]
+    fn a_token_found_before_an_eviction_is_not_remembered_after_it() {
+        let cache = TokenCache::new();
+        cached(&cache, "kw_a", 1);
+        let Found::Token { token, generation } = cache.find("kw_a") else {
+            panic!("kw_a is cached");
+        };
+        // Revoked on the poller's thread between the lookup and the verdict, and this
+        // thread's copies have moved on since (another token was looked up).
+        std::thread::scope(|scope| {
+            scope.spawn(|| cache.apply(&[note(1, NoteKind::Forget, Some("kw_a"), None)]));
+        });
+        assert!(cache.get("kw_other").is_none());
+        let header = Presented::of(HEADER).unwrap();
+        cache.remember_verified(header, &token, generation);
+        assert!(cache.verified(&header).is_none());
+    }
+
+    #[test]
+    fn a_long_header_is_never_hashed_or_remembered() {
+        assert!(Presented::of(&[b'a'; Presented::MAX_BYTES]).is_some());
+        assert!(Presented::of(&[b'a'; Presented::MAX_BYTES + 1]).is_none());
     }
 
     #[test]

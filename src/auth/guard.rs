@@ -2,8 +2,9 @@
 //! and secret of an active token, within the token's rate limit, and answers everything
 //! else with the 401 envelope (or 403, or 429).
 //!
-//! Per request it does a cache lookup, a SHA-256 and a constant-time compare: no argon2,
-//! and no database write. A key that exists but isn't cached yet reads the database once;
+//! Per request it does a SHA-256 of the header and a lookup among the headers this thread
+//! has already let in; a header it hasn't seen is parsed, its secret hashed and compared
+//! in constant time with the cached token's. No argon2, and no database write. A key that exists but isn't cached yet reads the database once;
 //! an unknown key reads nothing. The call is then counted in memory for the token's
 //! usage history (`usage`), which a background loop writes in batches.
 
@@ -18,7 +19,7 @@ use actix_web::{FromRequest, HttpMessage, HttpRequest, ResponseError, web};
 use chrono::NaiveDateTime;
 
 use super::basic::{self, BasicError};
-use super::cache::{CachedToken, Found, TokenCache};
+use super::cache::{CachedToken, Found, Presented, TokenCache};
 use super::ratelimit::RateLimits;
 use super::usage::{Outcome, UsageRecorder};
 use crate::db::Pool;
@@ -285,6 +286,13 @@ impl Unread {
 }
 
 fn in_memory(state: &impl GuardState, header: Option<&[u8]>, now: NaiveDateTime) -> Judged {
+    // A client sends the same header call after call. Once this thread has verified it,
+    // its digest finds the token directly. A header it hasn't verified (a new client, a
+    // wrong secret, an unknown key) takes the whole path below, hashed secret and all.
+    let presented = header.and_then(Presented::of);
+    if let Some(token) = presented.and_then(|p| state.cache().verified(&p)) {
+        return Judged::Done(judge_standing(state, token, now));
+    }
     let refused = |reason, failure| Judged::Done(denied(state, reason, failure));
     let credentials = match basic::parse(header) {
         Ok(credentials) => credentials,
@@ -307,7 +315,15 @@ fn in_memory(state: &impl GuardState, header: Option<&[u8]>, now: NaiveDateTime)
     // not answered measurably faster than a known key with a wrong secret.
     let digest = secret.digest();
     match state.cache().find(key.as_str()) {
-        Found::Token(token) => Judged::Done(judge(state, token, &digest, now)),
+        Found::Token { token, generation } => {
+            let verdict = judge(state, token, &digest, now);
+            if let (Verdict::Allowed(token), Some(presented)) = (&verdict, presented) {
+                state
+                    .cache()
+                    .remember_verified(presented, token, generation);
+            }
+            Judged::Done(verdict)
+        }
         Found::NoSuchKey => refused(GuardReason::UnknownKey, AuthFailure::Inactive),
         Found::Unread => Judged::Unread(Unread { key, digest }),
     }
@@ -327,6 +343,11 @@ fn judge(
             reason: GuardReason::WrongSecret,
         };
     }
+    judge_standing(state, token, now)
+}
+
+/// The verdict on a token whose secret was sent: whether it may still be used.
+fn judge_standing(state: &impl GuardState, token: Arc<CachedToken>, now: NaiveDateTime) -> Verdict {
     if token.revoked {
         return denied(state, GuardReason::Revoked, AuthFailure::Inactive);
     }
