@@ -41,7 +41,7 @@ use std::sync::atomic::{AtomicI32, AtomicU64, Ordering};
 
 use sha2::{Digest, Sha256};
 
-use super::per_thread;
+use crate::per_thread;
 
 use crate::db::DbConnection;
 use chrono::NaiveDateTime;

@@ -7,7 +7,6 @@ pub mod guard;
 pub(crate) mod ip_limit;
 pub(crate) mod origin;
 pub mod password;
-pub(crate) mod per_thread;
 pub mod ratelimit;
 pub(crate) mod session;
 pub(crate) mod throttle;

@@ -17,7 +17,7 @@ use std::sync::{Mutex, MutexGuard, PoisonError};
 use chrono::{NaiveDate, NaiveDateTime};
 use crossbeam_utils::CachePadded;
 
-use super::per_thread::{self, SLOTS};
+use crate::per_thread::{self, SLOTS};
 
 use crate::db::usage::{ADDRESSES_KEPT, Counts, Sighting, TokenUsage};
 use crate::db::{self, Pool};
