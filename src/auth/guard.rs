@@ -387,6 +387,140 @@ fn unauthorized(state: &impl GuardState, failure: AuthFailure) -> AppError {
 mod tests {
     use super::*;
 
+    use base64::Engine;
+    use base64::engine::general_purpose::STANDARD;
+
+    use crate::domain::{AccountId, Scopes};
+
+    /// Just what the guard reads; the pool is a real, empty store that no test here reaches.
+    struct Bare {
+        pool: Pool,
+        cache: TokenCache,
+        usage: UsageRecorder,
+        rate_limits: RateLimits,
+        metrics: Metrics,
+        _dir: tempfile::TempDir,
+    }
+
+    impl GuardState for Bare {
+        fn pool(&self) -> &Pool {
+            &self.pool
+        }
+        fn cache(&self) -> &TokenCache {
+            &self.cache
+        }
+        fn usage(&self) -> &UsageRecorder {
+            &self.usage
+        }
+        fn rate_limits(&self) -> &RateLimits {
+            &self.rate_limits
+        }
+        fn support_email(&self) -> &str {
+            "support@keyward.test"
+        }
+        fn trust_forwarded_headers(&self) -> bool {
+            false
+        }
+        fn metrics(&self) -> &Metrics {
+            &self.metrics
+        }
+    }
+
+    fn bare() -> Bare {
+        let dir = tempfile::tempdir().unwrap();
+        let url =
+            crate::db::DatabaseUrl::parse(dir.path().join("guard.db").to_str().unwrap()).unwrap();
+        Bare {
+            pool: crate::db::pool(&url).unwrap(),
+            cache: TokenCache::new(),
+            usage: UsageRecorder::new(),
+            rate_limits: RateLimits::new(),
+            metrics: Metrics::off(),
+            _dir: dir,
+        }
+    }
+
+    /// A cached token expiring at `expires_at`, and the header that carries its secret.
+    fn cached_token(state: &Bare, expires_at: NaiveDateTime) -> (TokenKey, Vec<u8>) {
+        let (key, secret) = (TokenKey::generate(), TokenSecret::generate());
+        let token = CachedToken {
+            id: TokenId(7),
+            key: key.as_str().into(),
+            name: "ci".into(),
+            digest: secret.digest(),
+            scopes: Scopes::all(),
+            created_at: expires_at - chrono::Duration::days(1),
+            expires_at: Some(expires_at),
+            revoked: false,
+            account_id: AccountId(1),
+            account_slug: "acme".into(),
+            account_name: "Acme".into(),
+            account_suspended: false,
+            rate_limit: None,
+        };
+        assert!(
+            state
+                .cache
+                .insert_if_unchanged(Arc::new(token), state.cache.generation())
+        );
+        let header = format!(
+            "Basic {}",
+            STANDARD.encode(format!("{key}:{}", secret.expose()))
+        );
+        (key, header.into_bytes())
+    }
+
+    fn reason(judged: Judged) -> Option<GuardReason> {
+        match judged {
+            Judged::Done(Verdict::Allowed(_)) => None,
+            Judged::Done(Verdict::Refused { reason, .. }) => Some(reason),
+            Judged::Unread(_) => panic!("every token here is cached"),
+        }
+    }
+
+    #[test]
+    fn a_remembered_header_is_still_judged_for_expiry() {
+        let state = bare();
+        let expires = chrono::Utc::now().naive_utc() + chrono::Duration::hours(1);
+        let (_, header) = cached_token(&state, expires);
+        let before = expires - chrono::Duration::minutes(1);
+        // Let in twice: the second time from this thread's memory of the header.
+        assert_eq!(reason(in_memory(&state, Some(&header), before)), None);
+        let presented = Presented::of(&header).unwrap();
+        assert!(state.cache.verified(&presented).is_some(), "remembered");
+        assert_eq!(reason(in_memory(&state, Some(&header), before)), None);
+
+        // Past its expiry the remembered header is refused like any other.
+        assert_eq!(
+            reason(in_memory(&state, Some(&header), expires)),
+            Some(GuardReason::Expired)
+        );
+    }
+
+    #[test]
+    fn a_wrong_secret_for_a_remembered_key_takes_the_whole_path_and_is_refused() {
+        let state = bare();
+        let expires = chrono::Utc::now().naive_utc() + chrono::Duration::hours(1);
+        let (key, header) = cached_token(&state, expires);
+        let now = expires - chrono::Duration::minutes(1);
+        assert_eq!(reason(in_memory(&state, Some(&header), now)), None);
+        let wrong = format!(
+            "Basic {}",
+            STANDARD.encode(format!("{key}:{}", TokenSecret::generate().expose()))
+        );
+        assert_eq!(
+            reason(in_memory(&state, Some(wrong.as_bytes()), now)),
+            Some(GuardReason::WrongSecret)
+        );
+        assert!(
+            state
+                .cache
+                .verified(&Presented::of(wrong.as_bytes()).unwrap())
+                .is_none(),
+            "a refused header is never remembered"
+        );
+    }
+
     #[test]
     fn a_forwarded_address_is_read_with_or_without_its_port() {
         let cases = [
