@@ -23,3 +23,7 @@ pub(crate) mod timefmt;
 /// Every JSON route and its methods, as the router serves them and `/openapi.json` describes
 /// them: for the tests that check the two agree.
 pub use routes::api::ROUTES as API_ROUTES;
+
+/// The JSON API's routes and the per-worker catalogue they serve, for an in-process
+/// benchmark that builds an `App` of its own (bench/app_path.rs).
+pub use routes::api::{Catalogue, Links, configure as configure_api};

@@ -133,14 +133,16 @@ impl Presented {
     }
 }
 
-/// One thread's copies, of one cache at one generation.
+/// One thread's copies, of one cache at one generation. Hashed with foldhash rather than
+/// SipHash: these maps sit on every guarded call, and neither can be grown by a caller, since
+/// only existing tokens and verified headers are put in (a digest is random already).
 #[derive(Default)]
 struct ThreadCopies {
     cache: u64,
     generation: u64,
-    tokens: HashMap<String, Arc<CachedToken>>,
+    tokens: HashMap<String, Arc<CachedToken>, foldhash::fast::RandomState>,
     /// Headers verified on this thread, and the token each one names.
-    verified: HashMap<Presented, Arc<CachedToken>>,
+    verified: HashMap<Presented, Arc<CachedToken>, foldhash::fast::RandomState>,
 }
 
 impl ThreadCopies {

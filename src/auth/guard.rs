@@ -11,11 +11,9 @@
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 
-use actix_web::body::{EitherBody, MessageBody};
-use actix_web::dev::{Payload, ServiceRequest, ServiceResponse};
-use actix_web::http::header::{AUTHORIZATION, HeaderName, HeaderValue};
-use actix_web::middleware::Next;
-use actix_web::{FromRequest, HttpMessage, HttpRequest, ResponseError, web};
+use actix_web::dev::{Payload, ServiceResponse};
+use actix_web::http::header::{HeaderName, HeaderValue};
+use actix_web::{FromRequest, HttpMessage, HttpRequest, web};
 use chrono::NaiveDateTime;
 
 use super::basic::{self, BasicError};
@@ -107,45 +105,25 @@ impl FromRequest for ApiCaller {
     }
 }
 
-/// actix middleware: `.wrap(from_fn(guard::require_token::<S, _>))`, where the app's
-/// data holds a `web::Data<S>`.
-pub async fn require_token<S: GuardState, B: MessageBody>(
-    req: ServiceRequest,
-    next: Next<B>,
-) -> Result<ServiceResponse<EitherBody<B>>, actix_web::Error> {
-    // The state is borrowed from the request, before and after the handler, not cloned:
-    // every worker would otherwise bump one shared reference count twice a call.
-    let now = chrono::Utc::now().naive_utc();
-    let admitted = match req.app_data::<web::Data<S>>() {
-        Some(state) => {
-            let ip = client_ip(req.request(), state.get_ref());
-            let header = req.headers().get(AUTHORIZATION).map(|v| v.as_bytes());
-            admit(state.get_ref(), header, ip, now)
-                .await
-                .map(|token| (token, ip))
-        }
-        None => Err(AppError::internal("application state is missing")),
-    };
-    let (token, ip) = match admitted {
-        Ok(admitted) => admitted,
-        Err(err) => {
-            return Ok(req
-                .into_response(err.error_response())
-                .map_into_right_body());
-        }
-    };
-    let (id, expires_at) = (token.id, token.expires_at);
-    req.extensions_mut().insert(ApiCaller::new(token, ip));
-    let mut response = next.call(req).await?;
+/// What the guard does once a call it let in has been answered: counts it in the token's
+/// history and the metrics, and tells a token that expires when it does.
+pub(super) fn answered<S: GuardState, B>(
+    response: &mut ServiceResponse<B>,
+    id: TokenId,
+    expires_at: Option<NaiveDateTime>,
+    now: NaiveDateTime,
+    ip: Option<IpAddr>,
+) {
+    // The state is borrowed from the request, not cloned: every worker would otherwise
+    // bump one shared reference count on every call.
     let status = response.status();
     if let Some(state) = response.request().app_data::<web::Data<S>>() {
         state.usage().record(id, Outcome::of(status), now, ip);
         state.metrics().guard(GuardReason::answered(status));
     }
     if let Some(at) = expires_at.filter(|_| status.is_success()) {
-        add_expiry_header(&mut response, &at);
+        add_expiry_header(response, &at);
     }
-    Ok(response.map_into_left_body())
 }
 
 /// The guard's decision for one call, before any handler runs: the token, or the refusal
@@ -158,7 +136,22 @@ pub async fn admit(
     ip: Option<IpAddr>,
     now: NaiveDateTime,
 ) -> Result<Arc<CachedToken>, AppError> {
-    let token = match check(state, header, now).await {
+    let verdict = match in_memory(state, header, now) {
+        Judged::Done(verdict) => verdict,
+        Judged::Unread(unread) => Box::pin(unread.read(state, now)).await,
+    };
+    settle(state, verdict, ip, now)
+}
+
+/// The verdict made final: a refusal is counted (in the metrics, and in the token's history
+/// when it concerns a known token), and an allowed token is held to its rate limit.
+pub(super) fn settle(
+    state: &impl GuardState,
+    verdict: Verdict,
+    ip: Option<IpAddr>,
+    now: NaiveDateTime,
+) -> Result<Arc<CachedToken>, AppError> {
+    let token = match verdict {
         Verdict::Allowed(token) => token,
         Verdict::Refused {
             error,
@@ -260,19 +253,19 @@ pub async fn check(state: &impl GuardState, header: Option<&[u8]>, now: NaiveDat
 
 /// What the guard can decide without the database, which is every call but the first
 /// with a key this instance hasn't cached yet.
-enum Judged {
+pub(super) enum Judged {
     Done(Verdict),
     Unread(Unread),
 }
 
 /// A well-formed key that may exist and isn't cached, with the digest of the secret sent.
-struct Unread {
+pub(super) struct Unread {
     key: TokenKey,
     digest: SecretDigest,
 }
 
 impl Unread {
-    async fn read(self, state: &impl GuardState, now: NaiveDateTime) -> Verdict {
+    pub(super) async fn read(self, state: &impl GuardState, now: NaiveDateTime) -> Verdict {
         match state.cache().load(state.pool(), self.key).await {
             Ok(Some(token)) => judge(state, token, &self.digest, now),
             Ok(None) => denied(state, GuardReason::UnknownKey, AuthFailure::Inactive),
@@ -285,7 +278,11 @@ impl Unread {
     }
 }
 
-fn in_memory(state: &impl GuardState, header: Option<&[u8]>, now: NaiveDateTime) -> Judged {
+pub(super) fn in_memory(
+    state: &impl GuardState,
+    header: Option<&[u8]>,
+    now: NaiveDateTime,
+) -> Judged {
     // A client sends the same header call after call. Once this thread has verified it,
     // its digest finds the token directly. A header it hasn't verified (a new client, a
     // wrong secret, an unknown key) takes the whole path below, hashed secret and all.

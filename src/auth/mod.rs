@@ -8,6 +8,7 @@ pub(crate) mod ip_limit;
 pub(crate) mod origin;
 pub mod password;
 pub mod ratelimit;
+pub mod require_token;
 pub(crate) mod session;
 pub(crate) mod throttle;
 pub mod usage;

@@ -142,7 +142,9 @@ impl Pending {
     }
 }
 
-type Slot = HashMap<TokenId, Pending>;
+/// Hashed with foldhash: a slot is locked on every guarded call, and only tokens that exist
+/// get an entry, so no caller can grow it.
+type Slot = HashMap<TokenId, Pending, foldhash::fast::RandomState>;
 
 pub struct UsageRecorder {
     slots: [CachePadded<Mutex<Slot>>; SLOTS],

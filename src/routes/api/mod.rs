@@ -14,11 +14,9 @@ pub mod verify;
 
 pub use catalogue::{Catalogue, Links};
 
-use actix_web::body::{EitherBody, MessageBody};
-use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::http::StatusCode;
 use actix_web::http::header::{CONTENT_TYPE, HeaderValue};
-use actix_web::middleware::{Next, from_fn};
+use actix_web::middleware::from_fn;
 use actix_web::{HttpResponse, ResponseError, guard, web};
 use serde::de::DeserializeOwned;
 
@@ -26,13 +24,9 @@ use crate::auth;
 use crate::error::{AppError, JSON_UTF8};
 use crate::state::AppState;
 
-/// The token guard, over this server's shared state. It hands back the guard's own
-/// future: an `async fn` here would wrap it in a second one, twice its size.
-fn require_token<B: MessageBody>(
-    req: ServiceRequest,
-    next: Next<B>,
-) -> impl Future<Output = Result<ServiceResponse<EitherBody<B>>, actix_web::Error>> {
-    auth::guard::require_token::<AppState, B>(req, next)
+/// The token guard, over this server's shared state.
+fn require_token() -> auth::require_token::RequireToken<AppState> {
+    auth::require_token::RequireToken::new()
 }
 
 /// Every path this module serves (each also with a trailing `/` where it is a list), and
@@ -87,7 +81,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     .service(
         web::scope("/clusters")
             .wrap(from_fn(negotiation::json_only))
-            .wrap(from_fn(require_token))
+            .wrap(require_token())
             .service(list(|r| {
                 r.route(web::get().to(clusters::list))
                     .route(web::post().to(clusters::create))
@@ -105,7 +99,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     .service(
         web::scope("/plans")
             .wrap(from_fn(negotiation::json_only))
-            .wrap(from_fn(require_token))
+            .wrap(require_token())
             .service(list(|r| get_only(r, catalogue::plans)))
             .service(get_only(web::resource("/{slug}"), catalogue::plan))
             .default_service(web::to(not_found)),
@@ -113,7 +107,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     .service(
         web::scope("/spaces")
             .wrap(from_fn(negotiation::json_only))
-            .wrap(from_fn(require_token))
+            .wrap(require_token())
             .service(list(|r| get_only(r, catalogue::spaces)))
             // The path has slashes; the handler looks it up exactly as sent.
             .service(get_only(web::resource("/{path:.+}"), catalogue::space))
@@ -122,7 +116,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     .service(
         web::scope("/releases")
             .wrap(from_fn(negotiation::json_only))
-            .wrap(from_fn(require_token))
+            .wrap(require_token())
             .service(list(|r| get_only(r, catalogue::releases)))
             .service(get_only(web::resource("/{slug}"), catalogue::release))
             .default_service(web::to(not_found)),
@@ -130,7 +124,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     .service(
         web::resource("/token")
             .wrap(from_fn(negotiation::json_only))
-            .wrap(from_fn(require_token))
+            .wrap(require_token())
             .route(web::get().to(token::show))
             .route(web::delete().to(token::revoke_itself))
             .default_service(web::to(method_not_allowed)),
@@ -138,7 +132,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     .service(
         web::scope("/access-tokens")
             .wrap(from_fn(negotiation::json_only))
-            .wrap(from_fn(require_token))
+            .wrap(require_token())
             .service(list(|r| {
                 r.route(web::get().to(access_tokens::list))
                     .route(web::post().to(access_tokens::create))

@@ -1,0 +1,244 @@
+//! The guard as actix middleware, in front of every API route but the health checks:
+//! `.wrap(RequireToken::<AppState>::new())`, where the app's data holds a `web::Data` of
+//! the state.
+//!
+//! Written out as a `Transform` rather than with `middleware::from_fn`, because the guard
+//! runs on every API call and `from_fn` costs each call a boxed future for the service
+//! behind it, and two reference counts. Here the service's future sits inside the guard's
+//! own, so a call with a cached token allocates nothing in the guard but the caller's
+//! entry in the request's extensions. Only a key this instance hasn't read yet boxes its
+//! one database read.
+
+use std::future::{Future, Ready, ready};
+use std::marker::PhantomData;
+use std::net::IpAddr;
+use std::pin::Pin;
+use std::rc::Rc;
+use std::sync::Arc;
+use std::task::{self, Context, Poll};
+
+use actix_web::body::{EitherBody, MessageBody};
+use actix_web::dev::{Service, ServiceRequest, ServiceResponse, Transform, forward_ready};
+use actix_web::http::header::AUTHORIZATION;
+use actix_web::{Error, HttpMessage, ResponseError, web};
+use chrono::NaiveDateTime;
+use pin_project_lite::pin_project;
+
+use super::cache::CachedToken;
+use super::guard::{self, ApiCaller, GuardState, Judged};
+use crate::domain::TokenId;
+use crate::error::AppError;
+
+/// The middleware's factory; `S` is the server's state.
+pub struct RequireToken<S>(PhantomData<fn() -> S>);
+
+impl<S> RequireToken<S> {
+    pub fn new() -> Self {
+        Self(PhantomData)
+    }
+}
+
+impl<S> Default for RequireToken<S> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl<S, Svc, B> Transform<Svc, ServiceRequest> for RequireToken<S>
+where
+    S: GuardState,
+    Svc: Service<ServiceRequest, Response = ServiceResponse<B>, Error = Error> + 'static,
+    B: MessageBody,
+{
+    type Response = ServiceResponse<EitherBody<B>>;
+    type Error = Error;
+    type Transform = RequireTokenService<S, Svc>;
+    type InitError = ();
+    type Future = Ready<Result<Self::Transform, ()>>;
+
+    fn new_transform(&self, service: Svc) -> Self::Future {
+        ready(Ok(RequireTokenService {
+            service: Rc::new(service),
+            state: PhantomData,
+        }))
+    }
+}
+
+pub struct RequireTokenService<S, Svc> {
+    /// Shared only with a call that waits for its database read, and then calls it.
+    service: Rc<Svc>,
+    state: PhantomData<fn() -> S>,
+}
+
+/// What `call` decided before anything was awaited.
+enum Decided {
+    Admitted(Arc<CachedToken>),
+    Refused(AppError),
+    /// The key may exist but isn't cached: read it, off this call.
+    Unread(Pin<Box<dyn Future<Output = Result<Arc<CachedToken>, AppError>>>>),
+}
+
+impl<S, Svc, B> Service<ServiceRequest> for RequireTokenService<S, Svc>
+where
+    S: GuardState,
+    Svc: Service<ServiceRequest, Response = ServiceResponse<B>, Error = Error> + 'static,
+    B: MessageBody,
+{
+    type Response = ServiceResponse<EitherBody<B>>;
+    type Error = Error;
+    type Future = Guarded<S, Svc>;
+
+    forward_ready!(service);
+
+    fn call(&self, req: ServiceRequest) -> Self::Future {
+        let now = chrono::Utc::now().naive_utc();
+        let (decided, ip) = match req.app_data::<web::Data<S>>() {
+            Some(state) => {
+                let ip = guard::client_ip(req.request(), state.get_ref());
+                let header = req.headers().get(AUTHORIZATION).map(|v| v.as_bytes());
+                let decided = match guard::in_memory(state.get_ref(), header, now) {
+                    Judged::Done(verdict) => match guard::settle(state.get_ref(), verdict, ip, now)
+                    {
+                        Ok(token) => Decided::Admitted(token),
+                        Err(error) => Decided::Refused(error),
+                    },
+                    Judged::Unread(unread) => {
+                        let state = state.clone();
+                        Decided::Unread(Box::pin(async move {
+                            let verdict = unread.read(state.get_ref(), now).await;
+                            guard::settle(state.get_ref(), verdict, ip, now)
+                        }))
+                    }
+                };
+                (decided, ip)
+            }
+            None => (
+                Decided::Refused(AppError::internal("application state is missing")),
+                None,
+            ),
+        };
+        match decided {
+            Decided::Admitted(token) => Guarded::call(&self.service, req, token, ip, now),
+            Decided::Refused(error) => Guarded::refuse(req, error),
+            Decided::Unread(read) => Guarded::Reading {
+                read,
+                req: Some(req),
+                service: Rc::clone(&self.service),
+                ip,
+                now,
+            },
+        }
+    }
+}
+
+pin_project! {
+    /// A guarded call: waiting for its key to be read, or for the service to answer, or
+    /// refused.
+    #[project = GuardedProj]
+    pub enum Guarded<S, Svc>
+    where
+        Svc: Service<ServiceRequest>,
+    {
+        Reading {
+            read: Pin<Box<dyn Future<Output = Result<Arc<CachedToken>, AppError>>>>,
+            req: Option<ServiceRequest>,
+            service: Rc<Svc>,
+            ip: Option<IpAddr>,
+            now: NaiveDateTime,
+        },
+        Calling {
+            #[pin]
+            answer: Svc::Future,
+            token: TokenId,
+            expires_at: Option<NaiveDateTime>,
+            ip: Option<IpAddr>,
+            now: NaiveDateTime,
+            state: PhantomData<fn() -> S>,
+        },
+        Refused {
+            response: Option<ServiceResponse>,
+        },
+    }
+}
+
+impl<S, Svc> Guarded<S, Svc>
+where
+    Svc: Service<ServiceRequest>,
+{
+    /// Hands the request, with its caller, to the service behind the guard.
+    fn call(
+        service: &Svc,
+        req: ServiceRequest,
+        token: Arc<CachedToken>,
+        ip: Option<IpAddr>,
+        now: NaiveDateTime,
+    ) -> Self {
+        let (id, expires_at) = (token.id, token.expires_at);
+        req.extensions_mut().insert(ApiCaller::new(token, ip));
+        Guarded::Calling {
+            answer: service.call(req),
+            token: id,
+            expires_at,
+            ip,
+            now,
+            state: PhantomData,
+        }
+    }
+
+    fn refuse(req: ServiceRequest, error: AppError) -> Self {
+        Guarded::Refused {
+            response: Some(req.into_response(error.error_response())),
+        }
+    }
+}
+
+impl<S, Svc, B> Future for Guarded<S, Svc>
+where
+    S: GuardState,
+    Svc: Service<ServiceRequest, Response = ServiceResponse<B>, Error = Error>,
+    B: MessageBody,
+{
+    type Output = Result<ServiceResponse<EitherBody<B>>, Error>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        loop {
+            match self.as_mut().project() {
+                GuardedProj::Reading {
+                    read,
+                    req,
+                    service,
+                    ip,
+                    now,
+                } => {
+                    let admitted = task::ready!(read.as_mut().poll(cx));
+                    let req = req
+                        .take()
+                        .expect("a guarded call is not polled once answered");
+                    let next = match admitted {
+                        Ok(token) => Guarded::call(&**service, req, token, *ip, *now),
+                        Err(error) => Guarded::refuse(req, error),
+                    };
+                    self.set(next);
+                }
+                GuardedProj::Calling {
+                    answer,
+                    token,
+                    expires_at,
+                    ip,
+                    now,
+                    ..
+                } => {
+                    let mut response = task::ready!(answer.poll(cx))?;
+                    guard::answered::<S, B>(&mut response, *token, *expires_at, *now, *ip);
+                    return Poll::Ready(Ok(response.map_into_left_body()));
+                }
+                GuardedProj::Refused { response } => {
+                    let response = response
+                        .take()
+                        .expect("a guarded call is not polled once answered");
+                    return Poll::Ready(Ok(response.map_into_right_body()));
+                }
+            }
+        }
+    }
+}
