@@ -6,12 +6,14 @@
 //!
 //!   cargo run --release --example bench_app_path [REQUESTS]   # default 400,000 per route
 //!
-//! Each route is called in batches of REQUESTS / 40, alternating. The host this runs on changes speed from one second to the
-//! next, so the fastest batch (the least disturbed) is the figure to compare, beside the
-//! median. Reported per route:
-//! reported: `/healthz` (unguarded), guarded `/plans` with a valid token, and `/plans` with
-//! a wrong secret (the 401 path). `ONLY=valid` (or `healthz`, `wrong`, or a list such as
-//! `healthz,valid`) calls just those routes, to profile one: `ONLY=valid perf record -g target/release/examples/bench_app_path`.
+//! The routes: `/healthz` (unguarded), guarded `/plans` with a valid token, and `/plans`
+//! with a wrong secret (the 401 path). Each is called in batches of REQUESTS / 40, the
+//! routes taking turns. The virtual machine this runs on changes speed from one second to
+//! the next, so the fastest batch of each route (the least disturbed) is the figure to
+//! compare, beside the median.
+//!
+//! `ONLY=valid` (or `healthz`, `wrong`, or a list such as `healthz,valid`) calls just those
+//! routes, to profile one: `ONLY=valid perf record target/release/examples/bench_app_path`.
 
 use std::io::Cursor;
 use std::time::Instant;
