@@ -44,13 +44,28 @@ impl<S> Default for RequireToken<S> {
     }
 }
 
-impl<S, Svc, B> Transform<Svc, ServiceRequest> for RequireToken<S>
-where
-    S: GuardState,
-    Svc: Service<ServiceRequest, Response = ServiceResponse<B>, Error = Error> + 'static,
-    B: MessageBody,
+/// The service behind the guard: the route (or the next middleware), and its body type.
+pub trait Behind:
+    Service<ServiceRequest, Response = ServiceResponse<<Self as Behind>::Body>, Error = Error> + 'static
 {
-    type Response = ServiceResponse<EitherBody<B>>;
+    type Body: MessageBody;
+}
+
+impl<T, B: MessageBody> Behind for T
+where
+    T: Service<ServiceRequest, Response = ServiceResponse<B>, Error = Error> + 'static,
+{
+    type Body = B;
+}
+
+/// The guard's answer: the route's, or the guard's own refusal.
+type Answer<B> = ServiceResponse<EitherBody<B>>;
+
+/// A database read of a key this instance hasn't cached, and the verdict on it.
+type Read = Pin<Box<dyn Future<Output = Result<Arc<CachedToken>, AppError>>>>;
+
+impl<S: GuardState, Svc: Behind> Transform<Svc, ServiceRequest> for RequireToken<S> {
+    type Response = Answer<Svc::Body>;
     type Error = Error;
     type Transform = RequireTokenService<S, Svc>;
     type InitError = ();
@@ -75,16 +90,11 @@ enum Decided {
     Admitted(Arc<CachedToken>),
     Refused(AppError),
     /// The key may exist but isn't cached: read it, off this call.
-    Unread(Pin<Box<dyn Future<Output = Result<Arc<CachedToken>, AppError>>>>),
+    Unread(Read),
 }
 
-impl<S, Svc, B> Service<ServiceRequest> for RequireTokenService<S, Svc>
-where
-    S: GuardState,
-    Svc: Service<ServiceRequest, Response = ServiceResponse<B>, Error = Error> + 'static,
-    B: MessageBody,
-{
-    type Response = ServiceResponse<EitherBody<B>>;
+impl<S: GuardState, Svc: Behind> Service<ServiceRequest> for RequireTokenService<S, Svc> {
+    type Response = Answer<Svc::Body>;
     type Error = Error;
     type Future = Guarded<S, Svc>;
 
@@ -140,7 +150,7 @@ pin_project! {
         Svc: Service<ServiceRequest>,
     {
         Reading {
-            read: Pin<Box<dyn Future<Output = Result<Arc<CachedToken>, AppError>>>>,
+            read: Read,
             req: Option<ServiceRequest>,
             service: Rc<Svc>,
             ip: Option<IpAddr>,
@@ -192,13 +202,8 @@ where
     }
 }
 
-impl<S, Svc, B> Future for Guarded<S, Svc>
-where
-    S: GuardState,
-    Svc: Service<ServiceRequest, Response = ServiceResponse<B>, Error = Error>,
-    B: MessageBody,
-{
-    type Output = Result<ServiceResponse<EitherBody<B>>, Error>;
+impl<S: GuardState, Svc: Behind> Future for Guarded<S, Svc> {
+    type Output = Result<Answer<Svc::Body>, Error>;
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         loop {
@@ -229,7 +234,7 @@ where
                     ..
                 } => {
                     let mut response = task::ready!(answer.poll(cx))?;
-                    guard::answered::<S, B>(&mut response, *token, *expires_at, *now, *ip);
+                    guard::answered::<S, Svc::Body>(&mut response, *token, *expires_at, *now, *ip);
                     return Poll::Ready(Ok(response.map_into_left_body()));
                 }
                 GuardedProj::Refused { response } => {
