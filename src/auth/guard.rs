@@ -129,7 +129,8 @@ pub(super) fn answered<S: GuardState, B>(
 /// The guard's decision for one call, before any handler runs: the token, or the refusal
 /// (401, 403 for a suspended account, 429 over the token's rate limit). A refusal that
 /// concerns a known token is counted in its history here; the caller counts the call's
-/// outcome once it has answered. `/verify` uses it as the middleware does.
+/// outcome once it has answered. `/verify` uses it; the middleware (`require_token`) takes
+/// the same two steps, `in_memory` then `settle`, without awaiting when it needn't.
 pub async fn admit(
     state: &impl GuardState,
     header: Option<&[u8]>,
