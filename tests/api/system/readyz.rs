@@ -1,7 +1,7 @@
 //! `GET /readyz`: ready while the database answers; a 503 envelope when it doesn't, so a
 //! load balancer drains the instance; ready again, without a restart, when it returns.
-//! Meanwhile tokens already cached keep working, writes answer 503, and nothing claims a
-//! change that wasn't made.
+//! Meanwhile tokens already cached keep working, a token not yet read and writes answer 503,
+//! and nothing claims a change that wasn't made.
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
@@ -50,6 +50,9 @@ async fn a_stopped_postgres_drains_the_instance_and_it_recovers_when_postgres_re
     let app = spawn_app_at(db, &through_relay, |_| {}).await;
     let (_, token) = app.account_with_token("Drained").await;
     expect_json(app.get_with_auth("/token", &token).await, StatusCode::OK).await;
+    // A token this instance knows of but has never read: its first call needs the database.
+    let (_, unread) = app.account_with_token("Not Yet Read").await;
+    app.pick_up_changes().await;
 
     relay.stop();
 
@@ -64,6 +67,16 @@ async fn a_stopped_postgres_drains_the_instance_and_it_recovers_when_postgres_re
     );
     // The guard answers from memory: a token it has seen still works.
     expect_json(app.get_with_auth("/token", &token).await, StatusCode::OK).await;
+    // A key it hasn't read can't be checked: a 503, neither a pass nor a 401 that would
+    // tell the client its token is gone.
+    assert_eq!(
+        assert_error_envelope(
+            app.get_with_auth("/token", &unread).await,
+            StatusCode::SERVICE_UNAVAILABLE
+        )
+        .await,
+        [UNREACHABLE]
+    );
     // A write can't be made, and the answer says so rather than claiming it.
     // (The catalogue is served from memory, so asking for a plan and space needs no database.)
     let (plan, space) = app.a_plan_and_space(&token).await;
@@ -97,6 +110,7 @@ async fn a_stopped_postgres_drains_the_instance_and_it_recovers_when_postgres_re
     );
     let made = app.create_cluster(&token, "Back").await;
     assert_eq!(app.cluster_slugs(&token).await, [made]);
+    expect_json(app.get_with_auth("/token", &unread).await, StatusCode::OK).await;
 }
 
 /// A loopback TCP relay in front of the suite's PostgreSQL server. Stopping it closes its
