@@ -44,11 +44,13 @@ fn command(database: &str, args: &[&str]) -> String {
     String::from_utf8(out).expect("the tool prints text")
 }
 
+/// The value after `label` in a tool's output. The output holds the token's secret, so a
+/// missing line names the label only.
 fn line<'a>(output: &'a str, label: &str) -> &'a str {
     output
         .lines()
         .find_map(|l| l.strip_prefix(label))
-        .unwrap_or_else(|| panic!("no `{label}` line in {output}"))
+        .unwrap_or_else(|| panic!("the tool printed no `{label}` line"))
 }
 
 fn basic(key: &str, secret: &str) -> String {

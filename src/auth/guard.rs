@@ -4,9 +4,10 @@
 //!
 //! Per request it does a SHA-256 of the header and a lookup among the headers this thread
 //! has already let in; a header it hasn't seen is parsed, its secret hashed and compared
-//! in constant time with the cached token's. No argon2, and no database write. A key that exists but isn't cached yet reads the database once;
-//! an unknown key reads nothing. The call is then counted in memory for the token's
-//! usage history (`usage`), which a background loop writes in batches.
+//! in constant time with the cached token's. No argon2, and no database write. A key that
+//! exists but isn't cached yet reads the database once; an unknown key reads nothing. The
+//! call is then counted in memory for the token's usage history (`usage`), which a
+//! background loop writes in batches. The actix middleware is in `require_token`.
 
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
@@ -130,18 +131,14 @@ pub(super) fn answered<S: GuardState, B>(
 /// (401, 403 for a suspended account, 429 over the token's rate limit). A refusal that
 /// concerns a known token is counted in its history here; the caller counts the call's
 /// outcome once it has answered. `/verify` uses it; the middleware (`require_token`) takes
-/// the same two steps, `in_memory` then `settle`, without awaiting when it needn't.
+/// the same two steps, [`check`] then [`settle`], without awaiting when it needn't.
 pub async fn admit(
     state: &impl GuardState,
     header: Option<&[u8]>,
     ip: Option<IpAddr>,
     now: NaiveDateTime,
 ) -> Result<Arc<CachedToken>, AppError> {
-    let verdict = match in_memory(state, header, now) {
-        Judged::Done(verdict) => verdict,
-        Judged::Unread(unread) => Box::pin(unread.read(state, now)).await,
-    };
-    settle(state, verdict, ip, now)
+    settle(state, check(state, header, now).await, ip, now)
 }
 
 /// The verdict made final: a refusal is counted (in the metrics, and in the token's history

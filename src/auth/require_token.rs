@@ -85,12 +85,33 @@ pub struct RequireTokenService<S, Svc> {
     state: PhantomData<fn() -> S>,
 }
 
-/// What `call` decided before anything was awaited.
+/// What the guard decided before anything was awaited.
 enum Decided {
-    Admitted(Arc<CachedToken>),
-    Refused(AppError),
+    /// From memory: the token, or the refusal.
+    Now(Result<Arc<CachedToken>, AppError>),
     /// The key may exist but isn't cached: read it, off this call.
-    Unread(Read),
+    Later(Read),
+}
+
+/// The guard's decision for `req`, and the client's address as the guard judged it.
+fn decide<S: GuardState>(req: &ServiceRequest, now: NaiveDateTime) -> (Decided, Option<IpAddr>) {
+    let Some(state) = req.app_data::<web::Data<S>>() else {
+        let missing = AppError::internal("application state is missing");
+        return (Decided::Now(Err(missing)), None);
+    };
+    let ip = guard::client_ip(req.request(), state.get_ref());
+    let header = req.headers().get(AUTHORIZATION).map(|v| v.as_bytes());
+    let decided = match guard::in_memory(state.get_ref(), header, now) {
+        Judged::Done(verdict) => Decided::Now(guard::settle(state.get_ref(), verdict, ip, now)),
+        Judged::Unread(unread) => {
+            let state = state.clone();
+            Decided::Later(Box::pin(async move {
+                let verdict = unread.read(state.get_ref(), now).await;
+                guard::settle(state.get_ref(), verdict, ip, now)
+            }))
+        }
+    };
+    (decided, ip)
 }
 
 impl<S: GuardState, Svc: Behind> Service<ServiceRequest> for RequireTokenService<S, Svc> {
@@ -102,35 +123,10 @@ impl<S: GuardState, Svc: Behind> Service<ServiceRequest> for RequireTokenService
 
     fn call(&self, req: ServiceRequest) -> Self::Future {
         let now = chrono::Utc::now().naive_utc();
-        let (decided, ip) = match req.app_data::<web::Data<S>>() {
-            Some(state) => {
-                let ip = guard::client_ip(req.request(), state.get_ref());
-                let header = req.headers().get(AUTHORIZATION).map(|v| v.as_bytes());
-                let decided = match guard::in_memory(state.get_ref(), header, now) {
-                    Judged::Done(verdict) => match guard::settle(state.get_ref(), verdict, ip, now)
-                    {
-                        Ok(token) => Decided::Admitted(token),
-                        Err(error) => Decided::Refused(error),
-                    },
-                    Judged::Unread(unread) => {
-                        let state = state.clone();
-                        Decided::Unread(Box::pin(async move {
-                            let verdict = unread.read(state.get_ref(), now).await;
-                            guard::settle(state.get_ref(), verdict, ip, now)
-                        }))
-                    }
-                };
-                (decided, ip)
-            }
-            None => (
-                Decided::Refused(AppError::internal("application state is missing")),
-                None,
-            ),
-        };
-        match decided {
-            Decided::Admitted(token) => Guarded::call(&self.service, req, token, ip, now),
-            Decided::Refused(error) => Guarded::refuse(req, error),
-            Decided::Unread(read) => Guarded::Reading {
+        match decide::<S>(&req, now) {
+            (Decided::Now(Ok(token)), ip) => Guarded::call(&self.service, req, token, ip, now),
+            (Decided::Now(Err(error)), _) => Guarded::refuse(req, error),
+            (Decided::Later(read), ip) => Guarded::Reading {
                 read,
                 req: Some(req),
                 service: Rc::clone(&self.service),
