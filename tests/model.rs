@@ -2,7 +2,9 @@
 //! creation, revocation, member removal, suspension, restoration and restarts run
 //! against the real write path and guard on a real SQLite file, and beside them against
 //! a few lines of model that say who may call what. After every step, the guard's answer
-//! for every token ever made equals the model's.
+//! for every token ever made equals the model's. At the end, two stories of the guard's
+//! memory of headers: a remembered header still meets its token's expiry, and a refused
+//! one is never remembered.
 
 use std::collections::BTreeSet;
 
@@ -320,4 +322,115 @@ proptest! {
     fn the_guard_answers_every_token_as_the_model_says(steps in prop::collection::vec(step(), 1..40)) {
         actix_web::rt::System::new().block_on(run(steps))?;
     }
+}
+
+// The guard's memory of headers. Each worker remembers the digest of every header it has let
+// in, so a client's next call skips the secret's check; these show that a remembered header
+// is still held to its token's standing, and that only headers let in are remembered.
+
+/// A fresh server state over an empty store, and a cached token of it expiring at
+/// `expires_at`, with the header that carries its secret.
+fn state_with_cached_token(
+    expires_at: chrono::NaiveDateTime,
+) -> (
+    tempfile::TempDir,
+    AppState,
+    keyward::domain::TokenKey,
+    String,
+) {
+    use keyward::auth::cache::CachedToken;
+    use keyward::domain::{TokenId, TokenKey, TokenSecret};
+
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let path = dir.path().join("memo.db").to_string_lossy().to_string();
+    let pool = db::connect(&path).expect("a fresh database");
+    let state = Real::start(&pool, &Config::for_database(path));
+    let (key, secret) = (TokenKey::generate(), TokenSecret::generate());
+    let token = CachedToken {
+        id: TokenId(7),
+        key: key.as_str().into(),
+        name: "ci".into(),
+        digest: secret.digest(),
+        scopes: Scopes::all(),
+        created_at: expires_at - chrono::Duration::days(1),
+        expires_at: Some(expires_at),
+        revoked: false,
+        account_id: AccountId(1),
+        account_slug: "acme".into(),
+        account_name: "Acme".into(),
+        account_suspended: false,
+        rate_limit: None,
+    };
+    let generation = state.cache.generation();
+    assert!(
+        state
+            .cache
+            .insert_if_unchanged(std::sync::Arc::new(token), generation)
+    );
+    let header = basic(&format!("{key}:{}", secret.expose()));
+    (dir, state, key, header)
+}
+
+fn basic(credentials: &str) -> String {
+    format!(
+        "Basic {}",
+        base64::engine::general_purpose::STANDARD.encode(credentials)
+    )
+}
+
+/// Why the guard refused `header` at `now`; `None` when it let it in.
+async fn refusal(
+    state: &AppState,
+    header: &str,
+    now: chrono::NaiveDateTime,
+) -> Option<keyward::metrics::GuardReason> {
+    match guard::check(state, Some(header.as_bytes()), now).await {
+        guard::Verdict::Allowed(_) => None,
+        guard::Verdict::Refused { reason, .. } => Some(reason),
+    }
+}
+
+fn remembered(state: &AppState, header: &str) -> bool {
+    keyward::auth::cache::Presented::of(header.as_bytes())
+        .and_then(|presented| state.cache.verified(&presented))
+        .is_some()
+}
+
+#[tokio::test]
+async fn a_remembered_header_is_still_judged_for_expiry() {
+    let expires = chrono::Utc::now().naive_utc() + chrono::Duration::hours(1);
+    let (_dir, state, _, header) = state_with_cached_token(expires);
+    let before = expires - chrono::Duration::minutes(1);
+
+    // Let in twice: the second time from this thread's memory of the header.
+    assert_eq!(refusal(&state, &header, before).await, None);
+    assert!(remembered(&state, &header));
+    assert_eq!(refusal(&state, &header, before).await, None);
+
+    // Past its expiry the remembered header is refused like any other.
+    assert_eq!(
+        refusal(&state, &header, expires).await,
+        Some(keyward::metrics::GuardReason::Expired)
+    );
+}
+
+#[tokio::test]
+async fn a_wrong_secret_for_a_remembered_key_takes_the_whole_path_and_is_refused() {
+    let expires = chrono::Utc::now().naive_utc() + chrono::Duration::hours(1);
+    let (_dir, state, key, header) = state_with_cached_token(expires);
+    let now = expires - chrono::Duration::minutes(1);
+    assert_eq!(refusal(&state, &header, now).await, None);
+
+    let wrong = basic(&format!(
+        "{key}:{}",
+        keyward::domain::TokenSecret::generate().expose()
+    ));
+    assert_eq!(
+        refusal(&state, &wrong, now).await,
+        Some(keyward::metrics::GuardReason::WrongSecret)
+    );
+    assert!(
+        !remembered(&state, &wrong),
+        "a refused header is never remembered"
+    );
 }
