@@ -9,6 +9,7 @@
 use std::collections::BTreeSet;
 
 use base64::Engine;
+use keyward::auth::clock::CallTime;
 use keyward::auth::guard;
 use keyward::config::Config;
 use keyward::db::{self, tokens::TokenRequest, tx::Principal};
@@ -384,7 +385,7 @@ async fn refusal(
     header: &str,
     now: chrono::NaiveDateTime,
 ) -> Option<keyward::metrics::GuardReason> {
-    match guard::check(state, Some(header.as_bytes()), now).await {
+    match guard::check(state, Some(header.as_bytes()), CallTime::exact(now)).await {
         guard::Verdict::Allowed(_) => None,
         guard::Verdict::Refused { reason, .. } => Some(reason),
     }

@@ -41,6 +41,7 @@ use std::sync::atomic::{AtomicI32, AtomicU64, Ordering};
 
 use sha2::{Digest, Sha256};
 
+use super::clock::CallTime;
 use crate::per_thread;
 
 use crate::db::DbConnection;
@@ -70,8 +71,8 @@ pub struct CachedToken {
 }
 
 impl CachedToken {
-    pub fn is_expired_at(&self, now: NaiveDateTime) -> bool {
-        self.expires_at.is_some_and(|e| e <= now)
+    pub fn is_expired_at(&self, now: CallTime) -> bool {
+        self.expires_at.is_some_and(|e| now.reached(e))
     }
 
     fn from_rows(

@@ -19,6 +19,7 @@ use chrono::NaiveDateTime;
 
 use super::basic::{self, BasicError};
 use super::cache::{CachedToken, Found, Presented, TokenCache};
+use super::clock::CallTime;
 use super::ratelimit::RateLimits;
 use super::usage::{Outcome, UsageRecorder};
 use crate::db::Pool;
@@ -112,14 +113,14 @@ pub(super) fn answered<S: GuardState, B>(
     response: &mut ServiceResponse<B>,
     id: TokenId,
     expires_at: Option<NaiveDateTime>,
-    now: NaiveDateTime,
+    now: CallTime,
     ip: Option<IpAddr>,
 ) {
     // The state is borrowed from the request, not cloned: every worker would otherwise
     // bump one shared reference count on every call.
     let status = response.status();
     if let Some(state) = response.request().app_data::<web::Data<S>>() {
-        state.usage().record(id, Outcome::of(status), now, ip);
+        state.usage().record(id, Outcome::of(status), now.at(), ip);
         state.metrics().guard(GuardReason::answered(status));
     }
     if let Some(at) = expires_at.filter(|_| status.is_success()) {
@@ -136,7 +137,7 @@ pub async fn admit(
     state: &impl GuardState,
     header: Option<&[u8]>,
     ip: Option<IpAddr>,
-    now: NaiveDateTime,
+    now: CallTime,
 ) -> Result<Arc<CachedToken>, AppError> {
     settle(state, check(state, header, now).await, ip, now)
 }
@@ -147,7 +148,7 @@ pub(super) fn settle(
     state: &impl GuardState,
     verdict: Verdict,
     ip: Option<IpAddr>,
-    now: NaiveDateTime,
+    now: CallTime,
 ) -> Result<Arc<CachedToken>, AppError> {
     let token = match verdict {
         Verdict::Allowed(token) => token,
@@ -158,7 +159,7 @@ pub(super) fn settle(
         } => {
             state.metrics().guard(reason);
             if let Some((token, outcome)) = counted {
-                state.usage().record(token, outcome, now, ip);
+                state.usage().record(token, outcome, now.at(), ip);
             }
             return Err(error);
         }
@@ -168,7 +169,7 @@ pub(super) fn settle(
     {
         state
             .usage()
-            .record(token.id, Outcome::RateLimited, now, ip);
+            .record(token.id, Outcome::RateLimited, now.at(), ip);
         state.metrics().guard(GuardReason::RateLimited);
         return Err(AppError::TokenRateLimited { retry_after_secs });
     }
@@ -232,14 +233,14 @@ pub async fn authenticate(
     state: &impl GuardState,
     header: Option<&[u8]>,
 ) -> Result<Arc<CachedToken>, AppError> {
-    match check(state, header, chrono::Utc::now().naive_utc()).await {
+    match check(state, header, CallTime::now()).await {
         Verdict::Allowed(token) => Ok(token),
         Verdict::Refused { error, .. } => Err(error),
     }
 }
 
 /// [`authenticate`], saying which token a refusal concerns.
-pub async fn check(state: &impl GuardState, header: Option<&[u8]>, now: NaiveDateTime) -> Verdict {
+pub async fn check(state: &impl GuardState, header: Option<&[u8]>, now: CallTime) -> Verdict {
     match in_memory(state, header, now) {
         Judged::Done(verdict) => verdict,
         // Boxed, so that the future of every guarded request stays small: the database
@@ -263,7 +264,7 @@ pub(super) struct Unread {
 }
 
 impl Unread {
-    pub(super) async fn read(self, state: &impl GuardState, now: NaiveDateTime) -> Verdict {
+    pub(super) async fn read(self, state: &impl GuardState, now: CallTime) -> Verdict {
         match state.cache().load(state.pool(), self.key).await {
             Ok(Some(token)) => judge(state, token, &self.digest, now),
             Ok(None) => denied(state, GuardReason::UnknownKey, AuthFailure::Inactive),
@@ -276,11 +277,7 @@ impl Unread {
     }
 }
 
-pub(super) fn in_memory(
-    state: &impl GuardState,
-    header: Option<&[u8]>,
-    now: NaiveDateTime,
-) -> Judged {
+pub(super) fn in_memory(state: &impl GuardState, header: Option<&[u8]>, now: CallTime) -> Judged {
     // A client sends the same header call after call. Once this thread has verified it,
     // its digest finds the token directly. A header it hasn't verified (a new client, a
     // wrong secret, an unknown key) takes the whole path below, hashed secret and all.
@@ -329,7 +326,7 @@ fn judge(
     state: &impl GuardState,
     token: Arc<CachedToken>,
     digest: &SecretDigest,
-    now: NaiveDateTime,
+    now: CallTime,
 ) -> Verdict {
     if token.digest != *digest {
         return Verdict::Refused {
@@ -342,7 +339,7 @@ fn judge(
 }
 
 /// The verdict on a token whose secret was sent: whether it may still be used.
-fn judge_standing(state: &impl GuardState, token: Arc<CachedToken>, now: NaiveDateTime) -> Verdict {
+fn judge_standing(state: &impl GuardState, token: Arc<CachedToken>, now: CallTime) -> Verdict {
     if token.revoked {
         return denied(state, GuardReason::Revoked, AuthFailure::Inactive);
     }

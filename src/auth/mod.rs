@@ -2,6 +2,7 @@
 
 pub(crate) mod basic;
 pub mod cache;
+pub mod clock;
 pub(crate) mod csrf;
 pub mod guard;
 pub(crate) mod ip_limit;

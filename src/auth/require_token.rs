@@ -25,6 +25,7 @@ use chrono::NaiveDateTime;
 use pin_project_lite::pin_project;
 
 use super::cache::CachedToken;
+use super::clock::CallTime;
 use super::guard::{self, ApiCaller, GuardState, Judged};
 use crate::domain::TokenId;
 use crate::error::AppError;
@@ -94,7 +95,7 @@ enum Decided {
 }
 
 /// The guard's decision for `req`, and the client's address as the guard judged it.
-fn decide<S: GuardState>(req: &ServiceRequest, now: NaiveDateTime) -> (Decided, Option<IpAddr>) {
+fn decide<S: GuardState>(req: &ServiceRequest, now: CallTime) -> (Decided, Option<IpAddr>) {
     let Some(state) = req.app_data::<web::Data<S>>() else {
         let missing = AppError::internal("application state is missing");
         return (Decided::Now(Err(missing)), None);
@@ -122,7 +123,7 @@ impl<S: GuardState, Svc: Behind> Service<ServiceRequest> for RequireTokenService
     forward_ready!(service);
 
     fn call(&self, req: ServiceRequest) -> Self::Future {
-        let now = chrono::Utc::now().naive_utc();
+        let now = CallTime::now();
         match decide::<S>(&req, now) {
             (Decided::Now(Ok(token)), ip) => Guarded::call(&self.service, req, token, ip, now),
             (Decided::Now(Err(error)), _) => Guarded::refuse(req, error),
@@ -150,7 +151,7 @@ pin_project! {
             req: Option<ServiceRequest>,
             service: Rc<Svc>,
             ip: Option<IpAddr>,
-            now: NaiveDateTime,
+            now: CallTime,
         },
         Calling {
             #[pin]
@@ -158,7 +159,7 @@ pin_project! {
             token: TokenId,
             expires_at: Option<NaiveDateTime>,
             ip: Option<IpAddr>,
-            now: NaiveDateTime,
+            now: CallTime,
             state: PhantomData<fn() -> S>,
         },
         Refused {
@@ -177,7 +178,7 @@ where
         req: ServiceRequest,
         token: Arc<CachedToken>,
         ip: Option<IpAddr>,
-        now: NaiveDateTime,
+        now: CallTime,
     ) -> Self {
         let (id, expires_at) = (token.id, token.expires_at);
         req.extensions_mut().insert(ApiCaller::new(token, ip));
