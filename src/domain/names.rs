@@ -38,7 +38,7 @@ fn is_format(c: char) -> bool {
 }
 
 macro_rules! name_type {
-    ($name:ident, $what:literal, $max:literal) => {
+    ($name:ident, $what:literal, $max:expr) => {
         #[derive(Debug, Clone, PartialEq, Eq)]
         pub struct $name(String);
 
@@ -60,9 +60,12 @@ macro_rules! name_type {
     };
 }
 
-name_type!(AccountName, "account name", 100);
-name_type!(TokenName, "token name", 100);
-name_type!(ClusterName, "cluster name", 100);
+/// The most characters a person's name for something may have, after trimming.
+pub const NAME_MAX_CHARS: usize = 100;
+
+name_type!(AccountName, "account name", NAME_MAX_CHARS);
+name_type!(TokenName, "token name", NAME_MAX_CHARS);
+name_type!(ClusterName, "cluster name", NAME_MAX_CHARS);
 
 /// Why something was revoked or suspended: optional, trimmed, at most 500 characters,
 /// line breaks allowed. Too long is an error, never a silent cut.

@@ -326,3 +326,96 @@ async fn live_answers_match_the_documented_statuses_and_bodies() {
     assert!(!mismatches(&doc, path, method, status.as_u16(), &shrunk).is_empty());
     assert!(!mismatches(&doc, path, method, 418, body).is_empty());
 }
+
+/// The schema of a request body, by its component's name.
+fn body_schema(doc: &Value, name: &str) -> Value {
+    json!({
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "allOf": [doc["components"]["schemas"][name]],
+        "components": doc["components"],
+    })
+}
+
+fn listed(body: &Value, collection: &str, id: &str) -> BTreeSet<String> {
+    body[collection]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|item| item[id].as_str().unwrap().to_string())
+        .collect()
+}
+
+fn enumerated(schema: &Value) -> BTreeSet<String> {
+    schema["enum"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no enum in {schema}"))
+        .iter()
+        .map(|v| v.as_str().unwrap().to_string())
+        .collect()
+}
+
+#[tokio::test]
+async fn the_request_bodies_document_what_the_server_accepts() {
+    let app = spawn_app().await;
+    let doc = document(&app).await;
+    let slug = app.create_account("Bodies Inc").await;
+    let manager = app.create_token(&slug, "bodies", "read,write,tokens").await;
+
+    // A cluster names a plan, a space and a release from the catalogue, and the document
+    // lists exactly the catalogue's.
+    let cluster = &doc["components"]["schemas"]["NewClusterInput"];
+    assert_eq!(cluster["required"], json!(["name"]), "{cluster}");
+    for (field, collection, id) in [
+        ("plan", "plans", "slug"),
+        ("space", "spaces", "path"),
+        ("release", "releases", "slug"),
+    ] {
+        let served = expect_json(
+            app.get_with_auth(&format!("/{collection}"), &manager).await,
+            StatusCode::OK,
+        )
+        .await;
+        assert_eq!(
+            enumerated(&cluster["properties"][field]),
+            listed(&served, collection, id),
+            "{field}"
+        );
+    }
+    let change = &doc["components"]["schemas"]["ClusterChangeInput"];
+    assert_eq!(change["properties"]["plan"], cluster["properties"]["plan"]);
+
+    // A token's scopes are the scopes' names, at least one.
+    let token = &doc["components"]["schemas"]["NewTokenInput"];
+    let scopes = &token["properties"]["scopes"];
+    assert_eq!(scopes["minItems"], json!(1), "{scopes}");
+    assert_eq!(
+        enumerated(&scopes["items"]),
+        ["read", "tokens", "write"].map(String::from).into()
+    );
+
+    // A name's documented length is the server's: the longest the document allows is
+    // created, one character more is refused by both.
+    let validator = jsonschema::validator_for(&body_schema(&doc, "NewTokenInput")).unwrap();
+    let longest = json!({"name": "n".repeat(100), "scopes": ["read"]});
+    let too_long = json!({"name": "n".repeat(101), "scopes": ["read"]});
+    assert!(validator.is_valid(&longest));
+    assert!(!validator.is_valid(&too_long));
+    let created = app.post_json("/access-tokens", &manager, &longest).await;
+    assert_eq!(created.status(), StatusCode::CREATED);
+    let refused = app.post_json("/access-tokens", &manager, &too_long).await;
+    assert_eq!(refused.status(), StatusCode::UNPROCESSABLE_ENTITY);
+
+    // So does a plan's: a body the document allows is created, one it doesn't is refused.
+    let validator = jsonschema::validator_for(&body_schema(&doc, "NewClusterInput")).unwrap();
+    let plan = enumerated(&cluster["properties"]["plan"])
+        .pop_first()
+        .unwrap();
+    let allowed = json!({"name": "documented", "plan": plan});
+    let unknown = json!({"name": "documented", "plan": "no-such-plan"});
+    assert!(validator.is_valid(&allowed));
+    assert!(!validator.is_valid(&unknown));
+    let created = app.post_json("/clusters", &manager, &allowed).await;
+    assert!(created.status().is_success(), "{}", created.status());
+    let refused = app.post_json("/clusters", &manager, &unknown).await;
+    assert_eq!(refused.status(), StatusCode::UNPROCESSABLE_ENTITY);
+}

@@ -145,15 +145,15 @@ pub async fn show(
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct NewTokenInput {
-    #[schema(value_type = String, required = true)]
+    #[schema(schema_with = super::schemas::human_name, required = true)]
     name: Option<Value>,
-    #[schema(value_type = Vec<String>, required = true)]
+    #[schema(schema_with = super::schemas::scope_list, required = true)]
     scopes: Option<Value>,
     /// Days from now, 1 to 3650; absent or null for a token that doesn't expire.
     #[schema(value_type = Option<i64>, minimum = 1, maximum = 3650)]
     expires_in_days: Option<Value>,
     /// Requests per minute; absent or null for no limit.
-    #[schema(value_type = Option<u32>, minimum = 1)]
+    #[schema(value_type = Option<u32>, minimum = 1, maximum = 100_000_000)]
     rate_limit_per_minute: Option<Value>,
 }
 

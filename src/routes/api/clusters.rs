@@ -327,9 +327,16 @@ async fn write_clusters<T: Send + 'static>(
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewClusterInput {
+    #[schema(schema_with = super::schemas::human_name, required = true)]
     name: Option<String>,
+    /// The plan's slug; the catalogue's first plan when absent.
+    #[schema(schema_with = super::schemas::plan_slug)]
     plan: Option<String>,
+    /// The space's path; the plan's first space when absent.
+    #[schema(schema_with = super::schemas::space_path)]
     space: Option<String>,
+    /// The release's slug; the plan's first release when absent.
+    #[schema(schema_with = super::schemas::release_slug)]
     release: Option<String>,
 }
 
@@ -337,7 +344,9 @@ pub struct NewClusterInput {
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ClusterChangeInput {
+    #[schema(schema_with = super::schemas::human_name)]
     name: Option<String>,
+    #[schema(schema_with = super::schemas::plan_slug)]
     plan: Option<String>,
 }
 

@@ -4,6 +4,7 @@
 //! assembles the document from both. A leaf: it names no handler.
 
 use std::collections::BTreeMap;
+use utoipa::openapi::schema::{Array, ArrayBuilder, Object, ObjectBuilder};
 use utoipa::openapi::{
     ContentBuilder, HeaderBuilder, RefOr, Response, ResponseBuilder, Type as SchemaType,
 };
@@ -379,6 +380,54 @@ impl PartialSchema for crate::domain::ClusterState {
 }
 
 impl ToSchema for crate::domain::ClusterState {}
+
+// What a request body may name, exactly as the server checks it, so a client (and a fuzzer
+// such as Schemathesis) can tell a valid body from the document alone. The lists are the
+// catalogue's and the domain's own, never copies.
+
+/// A plan's slug, as `/plans` lists them.
+pub fn plan_slug() -> Object {
+    one_of(crate::plans::PLANS.iter().map(|p| p.slug))
+}
+
+/// A space's path, as `/spaces` lists them.
+pub fn space_path() -> Object {
+    one_of(crate::plans::SPACES.iter().map(|s| s.path))
+}
+
+/// A release's slug, as `/releases` lists them.
+pub fn release_slug() -> Object {
+    one_of(crate::plans::RELEASES.iter().map(|r| r.slug))
+}
+
+/// A token's scopes: at least one, each a scope's name.
+pub fn scope_list() -> Array {
+    ArrayBuilder::new()
+        .items(one_of(crate::domain::Scope::ALL.iter().map(|s| s.as_str())))
+        .min_items(Some(1))
+        .build()
+}
+
+/// A name given by a person (a token's, a cluster's): trimmed, then 1 to 100 characters,
+/// with no control or invisible formatting characters.
+pub fn human_name() -> Object {
+    ObjectBuilder::new()
+        .schema_type(SchemaType::String)
+        .min_length(Some(1))
+        .max_length(Some(crate::domain::NAME_MAX_CHARS))
+        .description(Some(
+            "Trimmed, then 1 to 100 characters, with no control characters and no invisible \
+             formatting characters (Unicode category Cf).",
+        ))
+        .build()
+}
+
+fn one_of(values: impl IntoIterator<Item = &'static str>) -> Object {
+    ObjectBuilder::new()
+        .schema_type(SchemaType::String)
+        .enum_values(Some(values))
+        .build()
+}
 
 /// What the guard and the JSON check can answer on every guarded route, before its handler
 /// has a say: 401, 403 (a suspended account, or a scope), 422 (`Accept` or body type) and
