@@ -408,17 +408,18 @@ pub fn scope_list() -> Array {
         .build()
 }
 
-/// A name given by a person (a token's, a cluster's): trimmed, then 1 to 100 characters,
-/// with no control or invisible formatting characters.
+/// A name given by a person (a token's, a cluster's): trimmed, then 1 to
+/// `NAME_MAX_CHARS` characters, with no control or invisible formatting characters.
 pub fn human_name() -> Object {
     ObjectBuilder::new()
         .schema_type(SchemaType::String)
         .min_length(Some(1))
         .max_length(Some(crate::domain::NAME_MAX_CHARS))
-        .description(Some(
-            "Trimmed, then 1 to 100 characters, with no control characters and no invisible \
+        .description(Some(format!(
+            "Trimmed, then 1 to {} characters, with no control characters and no invisible \
              formatting characters (Unicode category Cf).",
-        ))
+            crate::domain::NAME_MAX_CHARS
+        )))
         .build()
 }
 
