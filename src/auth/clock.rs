@@ -45,6 +45,13 @@ impl CallTime {
         self.at
     }
 
+    /// The time once a wait is over: a coarse time is read again, so that a call that
+    /// waited (for the database, say) is judged when it is judged, not when it arrived;
+    /// an exact time is the caller's choice and stays.
+    pub fn after_wait(self) -> Self {
+        if self.coarse { Self::now() } else { self }
+    }
+
     /// Whether `deadline` has passed.
     pub fn reached(self, deadline: NaiveDateTime) -> bool {
         if deadline <= self.at {
@@ -134,6 +141,23 @@ mod tests {
         );
         // An exact time is taken at its word: it is a chosen time, not a late reading.
         assert!(!CallTime::exact(late_tick).reached(deadline));
+    }
+
+    #[test]
+    fn a_coarse_time_is_read_again_after_a_wait_and_an_exact_one_is_kept() {
+        let long_ago = exact_now() - TimeDelta::minutes(5);
+        let waited = CallTime {
+            at: long_ago,
+            coarse: true,
+        }
+        .after_wait();
+        assert!(
+            waited.at() > long_ago + TimeDelta::minutes(4),
+            "{}",
+            waited.at()
+        );
+        assert!(waited.coarse);
+        assert_eq!(CallTime::exact(long_ago).after_wait().at(), long_ago);
     }
 
     #[test]

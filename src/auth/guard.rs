@@ -265,7 +265,11 @@ pub(super) struct Unread {
 
 impl Unread {
     pub(super) async fn read(self, state: &impl GuardState, now: CallTime) -> Verdict {
-        match state.cache().load(state.pool(), self.key).await {
+        let loaded = state.cache().load(state.pool(), self.key).await;
+        // The read may have waited for the pool for seconds: a token that expired
+        // meanwhile is expired.
+        let now = now.after_wait();
+        match loaded {
             Ok(Some(token)) => judge(state, token, &self.digest, now),
             Ok(None) => denied(state, GuardReason::UnknownKey, AuthFailure::Inactive),
             Err(error) => Verdict::Refused {
