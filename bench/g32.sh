@@ -42,7 +42,7 @@ done >"$WORK/slices.txt"
 
 # quartiles A B: the slices' ratios of B to A, in percent: first quartile, median, third.
 quartiles() {
-    paste "$WORK/$1.rps" "$WORK/$2.rps" | awk '{ printf "%.2f\n", 100 * $2 / $1 }' | sort -g |
+    round_ratios "$1" "$2" | sort -g |
         awk '{ v[NR] = $1 } END { printf "%.1f%% (quartiles %.1f%%, %.1f%%; %d slices)", v[int((NR + 1) / 2)], v[int((NR + 3) / 4)], v[int((3 * NR + 3) / 4)], NR }'
 }
 echo "RSS after load: $(rss_mib) MiB"

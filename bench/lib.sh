@@ -173,13 +173,18 @@ mean() { awk '{ sum += $1 } END { printf "%.0f", sum / NR }' "$WORK/$1.rps"; }
 # median FILE...: the median of the numbers in the files, one a line.
 median() { sort -g "$@" | awk '{ v[NR] = $1 } END { printf "%.1f", NR % 2 ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
 
+# round_ratios A B: B's throughput as a share of A's in percent, one line per round (or slice).
+round_ratios() {
+    paste "$WORK/$1.rps" "$WORK/$2.rps" | awk 'NF == 2 && $1 > 0 { printf "%.4f\n", 100 * $2 / $1 }'
+}
+
 # ratio LABEL A B: B's throughput as a share of A's: the ratio of the means, then the
 # median of the rounds' own ratios (each round runs A and B back to back, so a round that
 # the rest of the machine slowed down slows both), then the median server CPU per request
 # of each, the cost that other work on the machine distorts least.
 ratio() {
     local pairs="$WORK/$2-$3.ratios"
-    paste "$WORK/$2.rps" "$WORK/$3.rps" | awk 'NF == 2 && $1 > 0 { printf "%.4f\n", 100 * $2 / $1 }' >"$pairs"
+    round_ratios "$2" "$3" >"$pairs"
     awk -v label="$1" -v a="$(mean "$2")" -v b="$(mean "$3")" -v m="$(median "$pairs")" \
         -v ca="$(median "$WORK/$2.cpu")" -v cb="$(median "$WORK/$3.cpu")" -v n="$(wc -l <"$pairs")" \
         'BEGIN { printf "%-44s %.1f%%  (%d vs %d req/s; median of %d rounds %.1f%%; CPU %.1f vs %.1f µs/req)\n", label, 100 * b / a, b, a, n, m, cb, ca }'

@@ -187,11 +187,7 @@ impl Real {
                 db::tokens::create(tx, request)
             })
             .await?;
-        let credentials = format!("{}:{}", token.key, secret.expose());
-        let header = format!(
-            "Basic {}",
-            base64::engine::general_purpose::STANDARD.encode(credentials)
-        );
+        let header = basic(&format!("{}:{}", token.key, secret.expose()));
         self.tokens.push((token.token_id(), header));
         Ok(())
     }
@@ -372,6 +368,7 @@ fn state_with_cached_token(
     (dir, state, key, header)
 }
 
+/// The `Authorization` header that carries `key:secret`.
 fn basic(credentials: &str) -> String {
     format!(
         "Basic {}",

@@ -35,12 +35,19 @@ fn documented_schema(doc: &Value, path: &str, method: &str, status: u16) -> Opti
             .expect("a shared response");
         response = doc["components"]["responses"][name].clone();
     }
-    let schema = response["content"]["application/json"]["schema"].clone();
-    Some(json!({
+    Some(standalone(
+        doc,
+        &response["content"]["application/json"]["schema"],
+    ))
+}
+
+/// `schema` on its own, with the document's components so its `$ref`s resolve.
+fn standalone(doc: &Value, schema: &Value) -> Value {
+    json!({
         "$schema": "https://json-schema.org/draft/2020-12/schema",
         "allOf": [schema],
         "components": doc["components"],
-    }))
+    })
 }
 
 /// Checks a live answer against the document: its status is documented for the operation,
@@ -329,11 +336,7 @@ async fn live_answers_match_the_documented_statuses_and_bodies() {
 
 /// The schema of a request body, by its component's name.
 fn body_schema(doc: &Value, name: &str) -> Value {
-    json!({
-        "$schema": "https://json-schema.org/draft/2020-12/schema",
-        "allOf": [doc["components"]["schemas"][name]],
-        "components": doc["components"],
-    })
+    standalone(doc, &doc["components"]["schemas"][name])
 }
 
 fn listed(body: &Value, collection: &str, id: &str) -> BTreeSet<String> {

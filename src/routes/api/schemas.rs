@@ -370,12 +370,7 @@ pub struct ReportVerdict {
 /// A cluster's state, as the client spells it: the enum is the domain type's own list.
 impl PartialSchema for crate::domain::ClusterState {
     fn schema() -> RefOr<utoipa::openapi::schema::Schema> {
-        utoipa::openapi::ObjectBuilder::new()
-            .schema_type(SchemaType::String)
-            .enum_values(Some(
-                crate::domain::ClusterState::ALL.iter().map(|s| s.as_str()),
-            ))
-            .into()
+        one_of(crate::domain::ClusterState::ALL.iter().map(|s| s.as_str())).into()
     }
 }
 
