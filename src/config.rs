@@ -172,6 +172,9 @@ pub struct Config {
     pub invalidation_poll_interval: std::time::Duration,
     /// How often tokens that expired unused get their `token.expired` event.
     pub expiry_sweep_interval: std::time::Duration,
+    /// Keys a second the guard reads from the store before this process has heard of
+    /// them (a token made by another process); past it, such keys are refused unread.
+    pub unknown_key_reads_per_second: u32,
     /// The key whose signature every leaked-secret report must carry; `None`: unsigned
     /// reports are taken.
     pub secret_scanning_key: Option<p256::ecdsa::VerifyingKey>,
@@ -215,6 +218,7 @@ impl Config {
             usage_flush_interval: std::time::Duration::from_millis(200),
             invalidation_poll_interval: std::time::Duration::from_millis(100),
             expiry_sweep_interval: std::time::Duration::from_millis(200),
+            unknown_key_reads_per_second: crate::auth::cache::UnknownKeyBudget::PER_SECOND,
             secret_scanning_key: None,
             test_grace: None,
             metrics_bind: None,
@@ -290,6 +294,7 @@ impl TryFrom<RawSettings> for Config {
             usage_flush_interval: std::time::Duration::from_secs(5),
             invalidation_poll_interval: std::time::Duration::from_millis(250),
             expiry_sweep_interval: std::time::Duration::from_secs(60),
+            unknown_key_reads_per_second: crate::auth::cache::UnknownKeyBudget::PER_SECOND,
             secret_scanning_key: raw
                 .secret_scanning_public_key
                 .as_deref()

@@ -1,12 +1,22 @@
 //! The guard's token cache: one map that every worker shares, so a request costs a
 //! hash lookup and a SHA-256, not a database read; and a fingerprint of every key that
-//! exists, so a request with an unknown key costs no database read either.
+//! exists, so that a flood of unknown keys can't make every request read the database.
 //!
 //! Revoked tokens stay cached as revoked (revocation can't be undone, so that is always
-//! safe). Unknown keys are not cached; they are refused because their fingerprint is not
-//! in the set of known keys, which is loaded at start and kept current through the log.
-//! A fingerprint is 8 bytes, so a million keys cost about 19 MiB; one that collides with
-//! an unknown key (one chance in 2^64 per known key) only costs that key a database read.
+//! safe). Unknown keys are not cached. The set of known keys is loaded at start and kept
+//! current through the log; a fingerprint is 8 bytes, so a million keys cost about
+//! 19 MiB, and one that collides with an unknown key (one chance in 2^64 per known key)
+//! only costs that key a database read.
+//!
+//! The set lags behind other processes by up to one poll of the log: a token made by the
+//! command line, or on another instance, is missing from it on its first call. So a key
+//! missing from the set is read from the store by itself, under a budget of reads per
+//! second shared by all such keys ([`UnknownKeyBudget`]); only past the budget is it
+//! refused on the set's word. One indexed read answers exactly the question asked and
+//! makes no caller wait for another; catching up with the whole log instead would hold
+//! every unknown-key call until the next shared read. A flood of unknown keys then costs
+//! at most the budget in reads, and a token made anywhere works on its first call unless
+//! such a flood is under way at that moment.
 //!
 //! A load races with an eviction: a request may read a token as active just before a
 //! revocation commits and evicts it, then put its stale copy in afterwards. Every
@@ -35,10 +45,12 @@
 use std::cell::RefCell;
 use std::collections::{HashMap, HashSet};
 use std::hash::{BuildHasher, RandomState};
+use std::num::NonZeroU32;
 use std::sync::Arc;
 use std::sync::RwLock;
 use std::sync::atomic::{AtomicI32, AtomicU64, Ordering};
 
+use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 use sha2::{Digest, Sha256};
 
 use super::clock::CallTime;
@@ -112,10 +124,55 @@ pub enum Found {
         token: Arc<CachedToken>,
         generation: u64,
     },
-    /// Certain: no token has this key.
+    /// Not in the set of known keys, and the budget for reading such keys is spent.
     NoSuchKey,
-    /// A token may have it, and isn't cached yet.
+    /// A token may have it, and isn't cached yet: read it from the store.
     Unread,
+}
+
+/// How many keys missing from the known set may be read from the store each second.
+pub struct UnknownKeyBudget {
+    /// `None`: no such key is read.
+    limiter: Option<DefaultDirectRateLimiter>,
+    /// Reads the budget allowed, and keys it refused unread: the metrics show both.
+    spent: AtomicU64,
+    refused: AtomicU64,
+}
+
+impl UnknownKeyBudget {
+    /// The default: far more new tokens a second than any team makes, and a bound on
+    /// what a flood of made-up keys costs the store.
+    pub const PER_SECOND: u32 = 200;
+
+    /// `per_second` reads, at most a tenth of a second's worth at once; `0` reads none.
+    pub fn new(per_second: u32) -> Self {
+        let limiter = NonZeroU32::new(per_second).map(|rate| {
+            let burst = NonZeroU32::new(per_second / 10).unwrap_or(NonZeroU32::MIN);
+            RateLimiter::direct(Quota::per_second(rate).allow_burst(burst))
+        });
+        Self {
+            limiter,
+            spent: AtomicU64::default(),
+            refused: AtomicU64::default(),
+        }
+    }
+
+    fn take(&self) -> bool {
+        let allowed = self.limiter.as_ref().is_some_and(|l| l.check().is_ok());
+        let count = if allowed { &self.spent } else { &self.refused };
+        count.fetch_add(1, Ordering::Relaxed);
+        allowed
+    }
+
+    /// Reads made for keys missing from the known set, since start.
+    pub fn spent(&self) -> u64 {
+        self.spent.load(Ordering::Relaxed)
+    }
+
+    /// Keys missing from the known set that were refused without a read, since start.
+    pub fn refused(&self) -> u64 {
+        self.refused.load(Ordering::Relaxed)
+    }
 }
 
 /// The SHA-256 of an `Authorization` header exactly as sent. A thread remembers the
@@ -179,10 +236,23 @@ pub struct TokenCache {
     database_reads: AtomicU64,
     /// Lookups answered from the cache, for the metrics' hit ratio.
     hits: per_thread::Counter,
+    /// Reads of keys missing from `known`.
+    unknown: UnknownKeyBudget,
 }
 
 impl Default for TokenCache {
     fn default() -> Self {
+        Self::with_budget(UnknownKeyBudget::PER_SECOND)
+    }
+}
+
+impl TokenCache {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// A cache that reads at most `per_second` keys a second that it doesn't know of.
+    pub fn with_budget(per_second: u32) -> Self {
         Self {
             id: NEXT_CACHE.fetch_add(1, Ordering::Relaxed),
             entries: RwLock::default(),
@@ -192,13 +262,8 @@ impl Default for TokenCache {
             fingerprints: RandomState::default(),
             database_reads: AtomicU64::default(),
             hits: per_thread::Counter::default(),
+            unknown: UnknownKeyBudget::new(per_second),
         }
-    }
-}
-
-impl TokenCache {
-    pub fn new() -> Self {
-        Self::default()
     }
 
     /// Loads the fingerprint of every existing key and starts from the log's current end.
@@ -298,23 +363,30 @@ impl TokenCache {
         self.database_reads.load(Ordering::Relaxed)
     }
 
+    /// The budget for reading keys missing from the known set, and its counts.
+    pub fn unknown_keys(&self) -> &UnknownKeyBudget {
+        &self.unknown
+    }
+
     /// How many lookups the map answered, and how many tokens it holds.
     pub fn hits_and_len(&self) -> (u64, usize) {
         (self.hits.sum(), self.read().len())
     }
 
-    /// What memory alone says of this key. A cached token and an unknown key cost nothing;
-    /// any other key is [`Found::Unread`], for [`load`](Self::load) to read once.
+    /// What memory says of this key. A cached token costs nothing; a known key, or an
+    /// unknown one within the budget, is [`Found::Unread`], for [`load`](Self::load) to
+    /// read once; past the budget, an unknown key is [`Found::NoSuchKey`].
     pub fn find(&self, key: &str) -> Found {
         let generation = self.generation();
         if let Some(token) = self.get_at(key, generation) {
             self.hits.add(1);
             return Found::Token { token, generation };
         }
-        if !self.may_exist(key) {
-            return Found::NoSuchKey;
+        if self.may_exist(key) || self.unknown.take() {
+            Found::Unread
+        } else {
+            Found::NoSuchKey
         }
-        Found::Unread
     }
 
     /// The token with a key [`find`](Self::find) couldn't answer for, whatever its state,
@@ -331,6 +403,8 @@ impl TokenCache {
         let Some((token, account)) = found else {
             return Ok(None);
         };
+        // Known from now on, whether or not the log has announced it here yet.
+        self.known_write().insert(self.fingerprint(&token.key));
         let cached = Arc::new(CachedToken::from_rows(token, account)?);
         self.insert_if_unchanged(cached.clone(), generation);
         Ok(Some(cached))

@@ -5,7 +5,8 @@
 //! Per request it does a SHA-256 of the header and a lookup among the headers this thread
 //! has already let in; a header it hasn't seen is parsed, its secret hashed and compared
 //! in constant time with the cached token's. No argon2, and no database write. A key that
-//! exists but isn't cached yet reads the database once; an unknown key reads nothing. The
+//! exists but isn't cached yet reads the database once, and so does a key this instance
+//! hasn't heard of, within a budget of such reads a second (`cache::UnknownKeyBudget`). The
 //! call is then counted in memory for the token's usage history (`usage`), which a
 //! background loop writes in batches. The actix middleware is in `require_token`.
 

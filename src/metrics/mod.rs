@@ -103,6 +103,8 @@ pub const REQUEST_DURATION: &str = "keyward_http_request_duration_seconds";
 pub const CACHE_ENTRIES: &str = "keyward_token_cache_entries";
 pub const CACHE_HITS: &str = "keyward_token_cache_hits_total";
 pub const CACHE_MISSES: &str = "keyward_token_cache_misses_total";
+pub const UNKNOWN_KEY_READS: &str = "keyward_guard_unknown_key_reads_total";
+pub const UNKNOWN_KEYS_UNREAD: &str = "keyward_guard_unknown_keys_unread_total";
 pub const INVALIDATION_LAG: &str = "keyward_invalidation_lag_seconds";
 pub const POOL_WAIT: &str = "keyward_db_pool_wait_seconds";
 pub const POOL_TIMEOUTS: &str = "keyward_db_pool_timeouts_total";
@@ -133,6 +135,8 @@ pub struct Metrics {
     cache_entries: Gauge,
     cache_hits: Counter,
     cache_misses: Counter,
+    unknown_key_reads: Counter,
+    unknown_keys_unread: Counter,
     argon2_queued: Gauge,
     argon2_completed: Counter,
     argon2_refused: Counter,
@@ -146,6 +150,8 @@ pub struct Snapshot {
     pub cache_entries: usize,
     pub cache_hits: u64,
     pub cache_misses: u64,
+    pub unknown_key_reads: u64,
+    pub unknown_keys_unread: u64,
     pub argon2_queued: usize,
     pub argon2_completed: u64,
     pub argon2_refused: u64,
@@ -165,6 +171,8 @@ impl Metrics {
             cache_entries: Gauge::noop(),
             cache_hits: Counter::noop(),
             cache_misses: Counter::noop(),
+            unknown_key_reads: Counter::noop(),
+            unknown_keys_unread: Counter::noop(),
             argon2_queued: Gauge::noop(),
             argon2_completed: Counter::noop(),
             argon2_refused: Counter::noop(),
@@ -210,6 +218,8 @@ impl Metrics {
             cache_entries: gauge(CACHE_ENTRIES),
             cache_hits: counter(CACHE_HITS),
             cache_misses: counter(CACHE_MISSES),
+            unknown_key_reads: counter(UNKNOWN_KEY_READS),
+            unknown_keys_unread: counter(UNKNOWN_KEYS_UNREAD),
             argon2_queued: gauge(ARGON2_QUEUED),
             argon2_completed: counter(ARGON2_COMPLETED),
             argon2_refused: counter(ARGON2_REFUSED),
@@ -291,6 +301,9 @@ impl Metrics {
         self.cache_entries.set(snapshot.cache_entries as f64);
         self.cache_hits.absolute(snapshot.cache_hits);
         self.cache_misses.absolute(snapshot.cache_misses);
+        self.unknown_key_reads.absolute(snapshot.unknown_key_reads);
+        self.unknown_keys_unread
+            .absolute(snapshot.unknown_keys_unread);
         self.argon2_queued.set(snapshot.argon2_queued as f64);
         self.argon2_completed.absolute(snapshot.argon2_completed);
         self.argon2_refused.absolute(snapshot.argon2_refused);
@@ -313,6 +326,14 @@ fn describe(recorder: &PrometheusRecorder) {
         (GUARD_OUTCOMES, "Guarded API calls by the guard's outcome."),
         (CACHE_HITS, "Token lookups answered from the cache."),
         (CACHE_MISSES, "Token lookups that read the database."),
+        (
+            UNKNOWN_KEY_READS,
+            "Keys this instance had not heard of, read from the database within the budget.",
+        ),
+        (
+            UNKNOWN_KEYS_UNREAD,
+            "Keys this instance had not heard of, refused unread: the budget was spent.",
+        ),
         (
             POOL_TIMEOUTS,
             "Database connection checkouts that timed out.",

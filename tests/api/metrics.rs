@@ -17,7 +17,7 @@ use crate::support::process::keyward_binary;
 use crate::support::store::TestDb;
 
 /// A server with metrics on, on a free port of their own.
-async fn spawn_measured_app() -> TestApp {
+pub(crate) async fn spawn_measured_app() -> TestApp {
     spawn_app_with(|config| {
         config.metrics_bind = Some("127.0.0.1:0".parse().expect("an address"));
     })
@@ -25,7 +25,7 @@ async fn spawn_measured_app() -> TestApp {
 }
 
 /// One scrape: every sample line as `series -> value`, and the page as it came.
-struct Scrape {
+pub(crate) struct Scrape {
     samples: HashMap<String, f64>,
     page: String,
 }
@@ -33,7 +33,7 @@ struct Scrape {
 impl Scrape {
     /// The value of one series, such as `keyward_guard_outcomes_total{reason="ok"}`; a
     /// series the page doesn't have is 0.
-    fn value(&self, series: &str) -> f64 {
+    pub(crate) fn value(&self, series: &str) -> f64 {
         self.samples.get(series).copied().unwrap_or(0.0)
     }
 
@@ -44,7 +44,7 @@ impl Scrape {
     }
 }
 
-async fn scrape(app: &TestApp) -> Scrape {
+pub(crate) async fn scrape(app: &TestApp) -> Scrape {
     let address = app
         .metrics_address
         .as_deref()

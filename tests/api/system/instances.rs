@@ -46,8 +46,7 @@ async fn status_on(server: &ServerProcess, token: &Token) -> StatusCode {
         .status()
 }
 
-/// Calls B with `token` until B lets it in (B learns of a new key at its next poll), so
-/// the token is warm in B's cache.
+/// Calls B with `token` until B lets it in, so the token is warm in B's cache.
 async fn warm(server: &ServerProcess, token: &Token) {
     let started = Instant::now();
     while status_on(server, token).await != StatusCode::OK {
@@ -84,6 +83,22 @@ async fn refused_after(
             server.address
         );
         tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_token_created_on_one_instance_works_on_its_first_call_to_the_other() {
+    let (_db, a, b) = two_instances().await;
+    let owner = signed_up(&a.address, "Load Balanced Co").await;
+
+    for round in 0..20 {
+        let created = owner.create_token(&format!("worker {round}")).await;
+        // Right after A's secret page, and before B's next poll of the log could tell it.
+        assert_eq!(
+            status_on(&b, &created.token).await,
+            StatusCode::OK,
+            "round {round}: B refused a token A had just made"
+        );
     }
 }
 
