@@ -26,7 +26,7 @@ fn main() {
 fn serve(cli: Cli) -> anyhow::Result<()> {
     let config = Config::try_from(cli.settings).map_err(|e| anyhow::anyhow!(e))?;
     return_large_allocations();
-    actix_web::rt::System::new().block_on(async move {
+    let served = actix_web::rt::System::new().block_on(async move {
         let bind = config.bind;
         let unset_support = (!config.support_email_was_set).then(|| config.support_email.clone());
         let app = Application::build(config).await?;
@@ -35,9 +35,14 @@ fn serve(cli: Cli) -> anyhow::Result<()> {
         }
         let url = format!("http://{}:{}", bind.ip(), app.port());
         println!("Keyward is listening on {url} — sign up at {url}/signup");
-        app.run_until_stopped().await?;
-        Ok(())
-    })
+        app.run_until_stopped().await.map_err(anyhow::Error::from)
+    });
+    // The server and its pool are gone (or never started); a connection r2d2 was still
+    // opening must not be inside libpq when the process exits.
+    if !keyward::db::finish_connecting(std::time::Duration::from_secs(15)) {
+        tracing::warn!("a database connection was still opening at exit");
+    }
+    served
 }
 
 /// Makes glibc's malloc serve every block of 1 MiB or more with its own mapping, and

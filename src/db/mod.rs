@@ -53,6 +53,7 @@ mod url;
 pub mod usage;
 pub mod users;
 
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use diesel::connection::{AnsiTransactionManager, SimpleConnection, TransactionManager};
@@ -109,6 +110,12 @@ impl r2d2::ManageConnection for Manager {
     type Error = diesel::r2d2::Error;
 
     fn connect(&self) -> Result<DbConnection, Self::Error> {
+        let Some(_opening) = Opening::start() else {
+            let closing = "the process is exiting".to_string();
+            return Err(diesel::r2d2::Error::ConnectionError(
+                diesel::ConnectionError::BadConnection(closing),
+            ));
+        };
         establish(&self.url).map_err(diesel::r2d2::Error::ConnectionError)
     }
 
@@ -119,6 +126,49 @@ impl r2d2::ManageConnection for Manager {
     fn has_broken(&self, conn: &mut DbConnection) -> bool {
         std::thread::panicking() || conn.is_broken()
     }
+}
+
+/// Connections the pools of this process are opening right now, on r2d2's own threads,
+/// and whether the process has stopped them opening more. libpq must not be inside a
+/// connection's setup when the process exits: OpenSSL's exit-time cleanup would free
+/// what that thread is using, and the process dies of a signal after its work is done.
+static OPENING: AtomicUsize = AtomicUsize::new(0);
+static EXITING: AtomicBool = AtomicBool::new(false);
+
+/// One connection being opened by a pool; counted from before the exit flag is read, so
+/// [`finish_connecting`] either waits for it or it sees the flag and opens nothing.
+struct Opening;
+
+impl Opening {
+    fn start() -> Option<Self> {
+        OPENING.fetch_add(1, Ordering::SeqCst);
+        if EXITING.load(Ordering::SeqCst) {
+            OPENING.fetch_sub(1, Ordering::SeqCst);
+            return None;
+        }
+        Some(Self)
+    }
+}
+
+impl Drop for Opening {
+    fn drop(&mut self) {
+        OPENING.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+/// Stops every pool of this process from opening connections, and waits up to `within`
+/// for those being opened to finish. For the binary's last step before it exits, once the
+/// server has stopped: no pool works after it.
+pub fn finish_connecting(within: Duration) -> bool {
+    EXITING.store(true, Ordering::SeqCst);
+    let deadline = std::time::Instant::now() + within;
+    while OPENING.load(Ordering::SeqCst) > 0 {
+        if std::time::Instant::now() >= deadline {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    true
 }
 
 #[derive(Debug)]
@@ -161,9 +211,13 @@ fn with_connect_timeout(url: &str) -> String {
 
 /// One connection, set up like the pool's: for tools and tests that need no pool.
 pub fn open(database_url: &str) -> anyhow::Result<DbConnection> {
-    let url = DatabaseUrl::parse(database_url).map_err(|e| anyhow::anyhow!(e))?;
+    open_url(&DatabaseUrl::parse(database_url).map_err(|e| anyhow::anyhow!(e))?)
+}
+
+/// [`open`], for a URL already parsed.
+pub fn open_url(url: &DatabaseUrl) -> anyhow::Result<DbConnection> {
     let mut conn =
-        establish(&url).map_err(|e| anyhow::anyhow!("cannot open database {url}: {e}"))?;
+        establish(url).map_err(|e| anyhow::anyhow!("cannot open database {url}: {e}"))?;
     setup(&mut conn).map_err(|e| anyhow::anyhow!("cannot use database {url}: {e}"))?;
     Ok(conn)
 }
@@ -208,6 +262,10 @@ fn pool_watched(url: &DatabaseUrl, events: Box<dyn r2d2::HandleEvent>) -> anyhow
         // warm and the rest are made as requests need them.
         .min_idle(Some(1))
         .connection_timeout(Duration::from_secs(10))
+        // No reaper thread: a connection is closed only by the thread that returns it
+        // broken, or when the pool goes, never by a thread of r2d2's as the process exits.
+        .idle_timeout(None)
+        .max_lifetime(None)
         .connection_customizer(Box::new(Setup))
         .event_handler(events)
         // A refused connection is logged by the pool's own error handler; the answer a

@@ -1,5 +1,6 @@
 //! What the stories stand on, split by role: each test's own store (`store`), the API
-//! client with the server in process (`api`), the real binary as a process (`process`),
+//! client with the server in process (`api`), the real binary as a process (`process`), a PostgreSQL
+//! cluster of a test's own (`pg_cluster`),
 //! the browser-like dashboard client (`browser`), and what the accounts-and-admins
 //! stories share (`admin`). Each leans only on the ones listed before it.
 
@@ -8,6 +9,8 @@ pub mod store;
 pub mod api;
 
 pub mod process;
+
+pub mod pg_cluster;
 
 pub mod browser;
 

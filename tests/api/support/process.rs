@@ -150,6 +150,22 @@ impl ServerProcess {
             .unwrap_or_default()
     }
 
+    /// SIGTERM, as systemd or an operator stops a server, then waits for it to exit;
+    /// `None` if it didn't within the timeout (it is then killed).
+    pub fn terminate(mut self) -> Option<ExitStatus> {
+        let pid = self.child.id().to_string();
+        let sent = Command::new("kill").args(["-TERM", &pid]).status();
+        assert!(sent.is_ok_and(|s| s.success()), "kill -TERM {pid} failed");
+        let deadline = Instant::now() + COMMAND_TIMEOUT;
+        while Instant::now() < deadline {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return Some(status);
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        None
+    }
+
     fn kill_now(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();

@@ -13,7 +13,9 @@ use diesel::prelude::*;
 use diesel::sql_types::{BigInt, Text};
 use keyward::db;
 
-use crate::support::process::keyward_binary;
+use crate::support::api::http_client;
+use crate::support::pg_cluster::PgCluster;
+use crate::support::process::{ServerProcess, binary_account_with_token, keyward_binary};
 use crate::support::store::{TestDb, on_postgres};
 
 fn migration_names(backend: &str) -> BTreeSet<String> {
@@ -241,4 +243,105 @@ async fn instances_started_together_migrate_once() {
         migration_names(backend).len(),
         "each migration is applied by exactly one of them: {applied:?}"
     );
+}
+
+/// How a run of the binary ended, for the assertion's message: by its own exit code or by
+/// a signal (139 from a shell is SIGSEGV).
+fn ending(output: &crate::support::process::BinaryOutput) -> String {
+    use std::os::unix::process::ExitStatusExt;
+    match output.status {
+        None => "hung (killed after the timeout)".into(),
+        Some(status) => match status.signal() {
+            Some(signal) => format!("died of signal {signal}"),
+            None => format!("exited {}", status.code().unwrap_or(-1)),
+        },
+    }
+}
+
+fn own_cluster() -> PgCluster {
+    PgCluster::start().expect("the PostgreSQL run of the suite has PostgreSQL's binaries")
+}
+
+#[test]
+fn two_hundred_command_line_runs_on_a_password_protected_postgres_restarted_twice_all_succeed() {
+    crate::postgres_only!("starts a PostgreSQL cluster of its own, with SCRAM passwords");
+    let cluster = own_cluster();
+    let run = |args: &[&str]| {
+        let mut argv = vec!["--database-url", cluster.url.as_str()];
+        argv.extend_from_slice(args);
+        keyward_binary(&argv, &[])
+    };
+    let first = run(&["account", "create", "--name", "Scripted Ops"]);
+    assert!(
+        first.status.is_some_and(|s| s.success()),
+        "{}",
+        ending(&first)
+    );
+    let slug = first.stdout.trim().to_string();
+
+    let mut keys: Vec<String> = Vec::new();
+    let mut failures = Vec::new();
+    for round in 0..200 {
+        if round == 66 || round == 133 {
+            cluster.restart();
+        }
+        let name = format!("job {round}");
+        let output = match round % 4 {
+            0 | 1 => run(&["token", "create", "--account", &slug, "--name", &name]),
+            2 => run(&["token", "list", "--account", &slug]),
+            _ => match keys.pop() {
+                Some(key) => run(&["token", "revoke", &key, "--reason", "rotated"]),
+                None => run(&["account", "create", "--name", &name]),
+            },
+        };
+        if !output.status.is_some_and(|s| s.success()) {
+            failures.push(format!(
+                "round {round}: {} — {}",
+                ending(&output),
+                output.stderr.trim()
+            ));
+        } else if round % 4 < 2 {
+            keys.push(crate::helpers::parse_token_output(&output.stdout).key);
+        }
+    }
+    assert!(
+        failures.is_empty(),
+        "{} of 200 runs failed:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
+}
+
+#[tokio::test]
+async fn a_server_on_a_password_protected_postgres_exits_cleanly_on_sigterm() {
+    crate::postgres_only!("starts a PostgreSQL cluster of its own, with SCRAM passwords");
+    let cluster = tokio::task::spawn_blocking(own_cluster)
+        .await
+        .expect("the cluster starts");
+    let (_, token) = binary_account_with_token(&cluster.url, "Stopped Co", "ci").await;
+    for round in 0..5 {
+        let server = ServerProcess::start(&cluster.url).await;
+        // Enough calls at once that the pool is still opening connections when told to stop.
+        let calls: Vec<_> = (0..20)
+            .map(|_| {
+                http_client()
+                    .get(server.url("/token"))
+                    .basic_auth(&token.key, Some(&token.secret))
+                    .send()
+            })
+            .collect();
+        let answered = futures_util::future::join_all(calls).await;
+        assert!(
+            answered
+                .iter()
+                .any(|r| r.as_ref().is_ok_and(|r| r.status().is_success()))
+        );
+        let status = tokio::task::spawn_blocking(move || server.terminate())
+            .await
+            .expect("terminate should not panic");
+        assert!(
+            status.is_some_and(|s| s.success()),
+            "round {round}: on SIGTERM the server ended with {status:?}"
+        );
+    }
 }
