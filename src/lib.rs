@@ -11,7 +11,6 @@ pub mod db;
 pub mod domain;
 pub mod error;
 pub mod metrics;
-pub(crate) mod per_thread;
 pub(crate) mod plans;
 pub(crate) mod policy;
 pub(crate) mod routes;

@@ -89,7 +89,8 @@ impl Application {
         let mut server = HttpServer::new(move || {
             App::new()
                 // Outermost, so the time includes the guard and every other middleware.
-                .wrap(Condition::new(timed, metrics.request_timer()))
+                .wrap(Condition::new(timed, from_fn(crate::metrics::time_request)))
+                .app_data(web::Data::from(metrics.clone()))
                 .app_data(app_state.clone())
                 // The settings on their own, for `auth`, which knows nothing of `AppState`.
                 .app_data(config.clone())

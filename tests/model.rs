@@ -9,7 +9,6 @@
 use std::collections::BTreeSet;
 
 use base64::Engine;
-use keyward::auth::clock::CallTime;
 use keyward::auth::guard;
 use keyward::config::Config;
 use keyward::db::{self, tokens::TokenRequest, tx::Principal};
@@ -321,9 +320,8 @@ proptest! {
     }
 }
 
-// The guard's memory of headers. Each worker remembers the digest of every header it has let
-// in, so a client's next call skips the secret's check; these show that a remembered header
-// is still held to its token's standing, and that only headers let in are remembered.
+// A cached token is judged again on every call: at the call's time for its expiry, and
+// against the secret each call sends.
 
 /// A fresh server state over an empty store, and a cached token of it expiring at
 /// `expires_at`, with the header that carries its secret.
@@ -382,38 +380,29 @@ async fn refusal(
     header: &str,
     now: chrono::NaiveDateTime,
 ) -> Option<keyward::metrics::GuardReason> {
-    match guard::check(state, Some(header.as_bytes()), CallTime::exact(now)).await {
+    match guard::check(state, Some(header.as_bytes()), now).await {
         guard::Verdict::Allowed(_) => None,
         guard::Verdict::Refused { reason, .. } => Some(reason),
     }
 }
 
-fn remembered(state: &AppState, header: &str) -> bool {
-    keyward::auth::cache::Presented::of(header.as_bytes())
-        .and_then(|presented| state.cache.verified(&presented))
-        .is_some()
-}
-
 #[tokio::test]
-async fn a_remembered_header_is_still_judged_for_expiry() {
+async fn a_cached_token_is_judged_for_expiry_at_each_calls_time() {
     let expires = chrono::Utc::now().naive_utc() + chrono::Duration::hours(1);
     let (_dir, state, _, header) = state_with_cached_token(expires);
     let before = expires - chrono::Duration::minutes(1);
 
-    // Let in twice: the second time from this thread's memory of the header.
     assert_eq!(refusal(&state, &header, before).await, None);
-    assert!(remembered(&state, &header));
     assert_eq!(refusal(&state, &header, before).await, None);
-
-    // Past its expiry the remembered header is refused like any other.
     assert_eq!(
         refusal(&state, &header, expires).await,
-        Some(keyward::metrics::GuardReason::Expired)
+        Some(keyward::metrics::GuardReason::Expired),
+        "a token is refused from the instant it expires"
     );
 }
 
 #[tokio::test]
-async fn a_wrong_secret_for_a_remembered_key_takes_the_whole_path_and_is_refused() {
+async fn a_wrong_secret_for_a_key_just_let_in_is_refused() {
     let expires = chrono::Utc::now().naive_utc() + chrono::Duration::hours(1);
     let (_dir, state, key, header) = state_with_cached_token(expires);
     let now = expires - chrono::Duration::minutes(1);
@@ -427,8 +416,5 @@ async fn a_wrong_secret_for_a_remembered_key_takes_the_whole_path_and_is_refused
         refusal(&state, &wrong, now).await,
         Some(keyward::metrics::GuardReason::WrongSecret)
     );
-    assert!(
-        !remembered(&state, &wrong),
-        "a refused header is never remembered"
-    );
+    assert_eq!(refusal(&state, &header, now).await, None);
 }

@@ -23,26 +23,12 @@
 //! eviction bumps `generation`, and a load only inserts if no eviction happened since
 //! it started reading.
 //!
-//! Each worker thread answers from copies of its own in front of the shared map, valid
-//! for as long as `generation` stands still: a request then writes no memory that another
-//! core writes too (no lock word, no shared reference count), which on a virtual machine
-//! saves the guard microseconds a request. Any eviction bumps `generation`, and each
-//! thread drops its copies at its next lookup, so a revocation reaches every worker at
-//! once, as it reaches the shared map.
-//!
-//! Each thread also remembers the SHA-256 of every `Authorization` header it has let in,
-//! and the token it named, under the same generation: a client's next call with the same
-//! header is then one hash and one lookup, not a decode, a parse and a hash of the
-//! secret. Only the digest is kept, never the header, and the token's standing (revoked,
-//! expired, suspended) is judged again on every call.
-//!
 //! The cache changes one way only: through the `cache_invalidations` log, which every
 //! creation, revocation and suspension writes in its own transaction. The poller applies
 //! it for changes made elsewhere; a change made here applies it before answering. Either
 //! way the log is read to its end and applied in one step, so a removal that revoked
 //! thousands of tokens is seen whole by the next request, never in part.
 
-use std::cell::RefCell;
 use std::collections::{HashMap, HashSet};
 use std::hash::{BuildHasher, RandomState};
 use std::num::NonZeroU32;
@@ -51,10 +37,6 @@ use std::sync::RwLock;
 use std::sync::atomic::{AtomicI32, AtomicU64, Ordering};
 
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
-use sha2::{Digest, Sha256};
-
-use super::clock::CallTime;
-use crate::per_thread;
 
 use crate::db::DbConnection;
 use chrono::NaiveDateTime;
@@ -83,8 +65,8 @@ pub struct CachedToken {
 }
 
 impl CachedToken {
-    pub fn is_expired_at(&self, now: CallTime) -> bool {
-        self.expires_at.is_some_and(|e| now.reached(e))
+    pub fn is_expired_at(&self, now: NaiveDateTime) -> bool {
+        self.expires_at.is_some_and(|e| e <= now)
     }
 
     fn from_rows(
@@ -111,11 +93,6 @@ impl CachedToken {
         })
     }
 }
-
-/// The most tokens a thread keeps copies of; past it, it starts over.
-const THREAD_COPIES: usize = 10_000;
-
-static NEXT_CACHE: AtomicU64 = AtomicU64::new(1);
 
 /// What the cache knows of a key without reading the database.
 pub enum Found {
@@ -175,55 +152,7 @@ impl UnknownKeyBudget {
     }
 }
 
-/// The SHA-256 of an `Authorization` header exactly as sent. A thread remembers the
-/// digests of the headers it has verified, so the next call with the same header skips
-/// decoding and parsing it and hashing its secret; it never keeps the header itself.
-#[derive(Clone, Copy, PartialEq, Eq, Hash)]
-pub struct Presented([u8; 32]);
-
-impl Presented {
-    /// Headers longer than this are not remembered (no client needs one), so a long header
-    /// costs no hashing before the parser refuses it.
-    const MAX_BYTES: usize = 512;
-
-    pub fn of(header: &[u8]) -> Option<Self> {
-        (header.len() <= Self::MAX_BYTES).then(|| Self(Sha256::digest(header).into()))
-    }
-}
-
-/// One thread's copies, of one cache at one generation. Hashed with foldhash rather than
-/// SipHash: these maps sit on every guarded call, and neither can be grown by a caller, since
-/// only existing tokens and verified headers are put in (a digest is random already).
-#[derive(Default)]
-struct ThreadCopies {
-    cache: u64,
-    generation: u64,
-    tokens: HashMap<String, Arc<CachedToken>, foldhash::fast::RandomState>,
-    /// Headers verified on this thread, and the token each one names.
-    verified: HashMap<Presented, Arc<CachedToken>, foldhash::fast::RandomState>,
-}
-
-impl ThreadCopies {
-    /// Starts over when the copies are another cache's or an eviction has happened since.
-    fn current(&mut self, cache: u64, generation: u64) -> &mut Self {
-        if self.cache != cache || self.generation != generation {
-            self.tokens.clear();
-            self.verified.clear();
-            self.cache = cache;
-            self.generation = generation;
-        }
-        self
-    }
-}
-
-thread_local! {
-    static COPIES: RefCell<ThreadCopies> = RefCell::default();
-}
-
 pub struct TokenCache {
-    /// Tells this cache's copies from another's on a thread that serves several servers
-    /// (as a test process does).
-    id: u64,
     entries: RwLock<HashMap<String, Arc<CachedToken>>>,
     generation: AtomicU64,
     /// The last `cache_invalidations.seq` applied.
@@ -235,7 +164,7 @@ pub struct TokenCache {
     /// How many lookups went to the database: the one cost the guard can't avoid.
     database_reads: AtomicU64,
     /// Lookups answered from the cache, for the metrics' hit ratio.
-    hits: per_thread::Counter,
+    hits: AtomicU64,
     /// Reads of keys missing from `known`.
     unknown: UnknownKeyBudget,
 }
@@ -254,14 +183,13 @@ impl TokenCache {
     /// A cache that reads at most `per_second` keys a second that it doesn't know of.
     pub fn with_budget(per_second: u32) -> Self {
         Self {
-            id: NEXT_CACHE.fetch_add(1, Ordering::Relaxed),
             entries: RwLock::default(),
             generation: AtomicU64::default(),
             applied: AtomicI32::default(),
             known: RwLock::default(),
             fingerprints: RandomState::default(),
             database_reads: AtomicU64::default(),
-            hits: per_thread::Counter::default(),
+            hits: AtomicU64::default(),
             unknown: UnknownKeyBudget::new(per_second),
         }
     }
@@ -286,66 +214,9 @@ impl TokenCache {
         Ok(loaded)
     }
 
-    /// The cached token with this key: this thread's copy, or a copy made now of the
-    /// shared map's.
+    /// The cached token with this key, whatever its state.
     pub fn get(&self, key: &str) -> Option<Arc<CachedToken>> {
-        self.get_at(key, self.generation())
-    }
-
-    /// [`get`](Self::get) with the generation read before it: read before the copies
-    /// are, so an eviction that lands in between is caught by the next lookup, as a
-    /// lookup that read the map just before it would be.
-    fn get_at(&self, key: &str, generation: u64) -> Option<Arc<CachedToken>> {
-        COPIES.with_borrow_mut(|copies| {
-            let copies = copies.current(self.id, generation);
-            if let Some(token) = copies.tokens.get(key) {
-                return Some(token.clone());
-            }
-            let shared = self.read().get(key).cloned()?;
-            if copies.tokens.len() >= THREAD_COPIES {
-                copies.tokens.clear();
-            }
-            let copy = Arc::new(CachedToken::clone(&shared));
-            copies.tokens.insert(key.to_string(), copy.clone());
-            Some(copy)
-        })
-    }
-
-    /// The token these exact credentials were verified against on this thread, as long as
-    /// nothing has been evicted since. The caller still judges its state (revoked,
-    /// expired, suspended): only the secret's check is skipped.
-    pub fn verified(&self, presented: &Presented) -> Option<Arc<CachedToken>> {
-        let generation = self.generation();
-        let token = COPIES.with_borrow_mut(|copies| {
-            copies
-                .current(self.id, generation)
-                .verified
-                .get(presented)
-                .cloned()
-        })?;
-        self.hits.add(1);
-        Some(token)
-    }
-
-    /// Remembers that `presented` carries the secret of `token`, as [`find`](Self::find)
-    /// gave it at `generation`. Only while that generation still stands: a revocation
-    /// that landed in between must not be papered over.
-    pub fn remember_verified(
-        &self,
-        presented: Presented,
-        token: &Arc<CachedToken>,
-        generation: u64,
-    ) {
-        if self.generation() != generation {
-            return;
-        }
-        COPIES.with_borrow_mut(|copies| {
-            let copies = copies.current(self.id, generation);
-            if copies.verified.len() >= THREAD_COPIES {
-                copies.verified.clear();
-            }
-            copies.verified.insert(presented, token.clone());
-        });
+        self.read().get(key).cloned()
     }
 
     /// Whether a token with this key may exist. `false` is certain; `true` is certain but
@@ -370,7 +241,7 @@ impl TokenCache {
 
     /// How many lookups the map answered, and how many tokens it holds.
     pub fn hits_and_len(&self) -> (u64, usize) {
-        (self.hits.sum(), self.read().len())
+        (self.hits.load(Ordering::Relaxed), self.read().len())
     }
 
     /// What memory says of this key. A cached token costs nothing; a known key, or an
@@ -378,8 +249,8 @@ impl TokenCache {
     /// read once; past the budget, an unknown key is [`Found::NoSuchKey`].
     pub fn find(&self, key: &str) -> Found {
         let generation = self.generation();
-        if let Some(token) = self.get_at(key, generation) {
-            self.hits.add(1);
+        if let Some(token) = self.get(key) {
+            self.hits.fetch_add(1, Ordering::Relaxed);
             return Found::Token { token, generation };
         }
         if self.may_exist(key) || self.unknown.take() {
@@ -560,87 +431,6 @@ mod tests {
         assert!(cache.get("kw_a").is_none());
         assert!(cache.insert_if_unchanged(token("kw_a", 1), cache.generation()));
         assert!(cache.get("kw_a").is_some());
-    }
-
-    #[test]
-    fn a_threads_copy_goes_with_the_eviction_and_copies_of_two_caches_never_mix() {
-        let (cache, other) = (TokenCache::new(), TokenCache::new());
-        cached(&cache, "kw_a", 1);
-        cached(&other, "kw_a", 2);
-        // Served once: this thread now answers from its own copy.
-        assert_eq!(cache.get("kw_a").map(|t| t.account_id), Some(AccountId(1)));
-        assert_eq!(other.get("kw_a").map(|t| t.account_id), Some(AccountId(2)));
-        assert_eq!(cache.get("kw_a").map(|t| t.account_id), Some(AccountId(1)));
-
-        cache.apply(&[note(1, NoteKind::Forget, Some("kw_a"), None)]);
-        assert!(
-            cache.get("kw_a").is_none(),
-            "the copy went with the eviction"
-        );
-        assert!(
-            other.get("kw_a").is_some(),
-            "the other cache forgot nothing"
-        );
-
-        // Another thread's copy goes too.
-        cached(&cache, "kw_b", 1);
-        std::thread::scope(|scope| {
-            scope.spawn(|| assert!(cache.get("kw_b").is_some()));
-        });
-        cache.apply(&[note(2, NoteKind::Forget, None, Some(1))]);
-        std::thread::scope(|scope| {
-            scope.spawn(|| assert!(cache.get("kw_b").is_none()));
-        });
-    }
-
-    const HEADER: &[u8] = b"Basic a3dfYTprd3Nfc2VjcmV0";
-
-    #[test]
-    fn a_verified_header_is_remembered_until_any_eviction() {
-        let cache = TokenCache::new();
-        cached(&cache, "kw_a", 1);
-        let header = Presented::of(HEADER).unwrap();
-        let Found::Token { token, generation } = cache.find("kw_a") else {
-            panic!("kw_a is cached");
-        };
-        cache.remember_verified(header, &token, generation);
-        assert_eq!(
-            cache.verified(&header).map(|t| t.key.clone()),
-            Some("kw_a".into())
-        );
-        let other = Presented::of(b"Basic a3dfYTprd3Nfb3RoZXI=").unwrap();
-        assert!(
-            cache.verified(&other).is_none(),
-            "only the very header verified"
-        );
-
-        // An eviction of any token, here another one, starts the thread over.
-        cache.apply(&[note(1, NoteKind::Forget, Some("kw_b"), None)]);
-        assert!(cache.verified(&header).is_none());
-    }
-
-    #[test]
-    fn a_token_found_before_an_eviction_is_not_remembered_after_it() {
-        let cache = TokenCache::new();
-        cached(&cache, "kw_a", 1);
-        let Found::Token { token, generation } = cache.find("kw_a") else {
-            panic!("kw_a is cached");
-        };
-        // Revoked on the poller's thread between the lookup and the verdict, and this
-        // thread's copies have moved on since (another token was looked up).
-        std::thread::scope(|scope| {
-            scope.spawn(|| cache.apply(&[note(1, NoteKind::Forget, Some("kw_a"), None)]));
-        });
-        assert!(cache.get("kw_other").is_none());
-        let header = Presented::of(HEADER).unwrap();
-        cache.remember_verified(header, &token, generation);
-        assert!(cache.verified(&header).is_none());
-    }
-
-    #[test]
-    fn a_long_header_is_never_hashed_or_remembered() {
-        assert!(Presented::of(&[b'a'; Presented::MAX_BYTES]).is_some());
-        assert!(Presented::of(&[b'a'; Presented::MAX_BYTES + 1]).is_none());
     }
 
     #[test]

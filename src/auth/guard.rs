@@ -2,9 +2,8 @@
 //! and secret of an active token, within the token's rate limit, and answers everything
 //! else with the 401 envelope (or 403, or 429).
 //!
-//! Per request it does a SHA-256 of the header and a lookup among the headers this thread
-//! has already let in; a header it hasn't seen is parsed, its secret hashed and compared
-//! in constant time with the cached token's. No argon2, and no database write. A key that
+//! Per request it parses the header, hashes the secret (SHA-256) and compares it in
+//! constant time with the cached token's. No argon2, and no database write. A key that
 //! exists but isn't cached yet reads the database once, and so does a key this instance
 //! hasn't heard of, within a budget of such reads a second (`cache::UnknownKeyBudget`). The
 //! call is then counted in memory for the token's usage history (`usage`), which a
@@ -15,12 +14,11 @@ use std::sync::Arc;
 
 use actix_web::dev::{Payload, ServiceResponse};
 use actix_web::http::header::{HeaderName, HeaderValue};
-use actix_web::{FromRequest, HttpMessage, HttpRequest, web};
+use actix_web::{FromRequest, HttpMessage, HttpRequest};
 use chrono::NaiveDateTime;
 
 use super::basic::{self, BasicError};
-use super::cache::{CachedToken, Found, Presented, TokenCache};
-use super::clock::CallTime;
+use super::cache::{CachedToken, Found, TokenCache};
 use super::ratelimit::RateLimits;
 use super::usage::{Outcome, UsageRecorder};
 use crate::db::Pool;
@@ -110,20 +108,17 @@ impl FromRequest for ApiCaller {
 
 /// What the guard does once a call it let in has been answered: counts it in the token's
 /// history and the metrics, and tells a token that expires when it does.
-pub(super) fn answered<S: GuardState, B>(
+pub(super) fn answered<B>(
+    state: &impl GuardState,
     response: &mut ServiceResponse<B>,
     id: TokenId,
     expires_at: Option<NaiveDateTime>,
-    now: CallTime,
+    now: NaiveDateTime,
     ip: Option<IpAddr>,
 ) {
-    // The state is borrowed from the request, not cloned: every worker would otherwise
-    // bump one shared reference count on every call.
     let status = response.status();
-    if let Some(state) = response.request().app_data::<web::Data<S>>() {
-        state.usage().record(id, Outcome::of(status), now.at(), ip);
-        state.metrics().guard(GuardReason::answered(status));
-    }
+    state.usage().record(id, Outcome::of(status), now, ip);
+    state.metrics().guard(GuardReason::answered(status));
     if let Some(at) = expires_at.filter(|_| status.is_success()) {
         add_expiry_header(response, &at);
     }
@@ -133,23 +128,23 @@ pub(super) fn answered<S: GuardState, B>(
 /// (401, 403 for a suspended account, 429 over the token's rate limit). A refusal that
 /// concerns a known token is counted in its history here; the caller counts the call's
 /// outcome once it has answered. `/verify` uses it; the middleware (`require_token`) takes
-/// the same two steps, [`check`] then [`settle`], without awaiting when it needn't.
+/// the same two steps, [`check`] then [`settle`].
 pub async fn admit(
     state: &impl GuardState,
     header: Option<&[u8]>,
     ip: Option<IpAddr>,
-    now: CallTime,
+    now: NaiveDateTime,
 ) -> Result<Arc<CachedToken>, AppError> {
     settle(state, check(state, header, now).await, ip, now)
 }
 
 /// The verdict made final: a refusal is counted (in the metrics, and in the token's history
 /// when it concerns a known token), and an allowed token is held to its rate limit.
-pub(super) fn settle(
+fn settle(
     state: &impl GuardState,
     verdict: Verdict,
     ip: Option<IpAddr>,
-    now: CallTime,
+    now: NaiveDateTime,
 ) -> Result<Arc<CachedToken>, AppError> {
     let token = match verdict {
         Verdict::Allowed(token) => token,
@@ -160,7 +155,7 @@ pub(super) fn settle(
         } => {
             state.metrics().guard(reason);
             if let Some((token, outcome)) = counted {
-                state.usage().record(token, outcome, now.at(), ip);
+                state.usage().record(token, outcome, now, ip);
             }
             return Err(error);
         }
@@ -170,7 +165,7 @@ pub(super) fn settle(
     {
         state
             .usage()
-            .record(token.id, Outcome::RateLimited, now.at(), ip);
+            .record(token.id, Outcome::RateLimited, now, ip);
         state.metrics().guard(GuardReason::RateLimited);
         return Err(AppError::TokenRateLimited { retry_after_secs });
     }
@@ -234,42 +229,39 @@ pub async fn authenticate(
     state: &impl GuardState,
     header: Option<&[u8]>,
 ) -> Result<Arc<CachedToken>, AppError> {
-    match check(state, header, CallTime::now()).await {
+    match check(state, header, chrono::Utc::now().naive_utc()).await {
         Verdict::Allowed(token) => Ok(token),
         Verdict::Refused { error, .. } => Err(error),
     }
 }
 
 /// [`authenticate`], saying which token a refusal concerns.
-pub async fn check(state: &impl GuardState, header: Option<&[u8]>, now: CallTime) -> Verdict {
+pub async fn check(state: &impl GuardState, header: Option<&[u8]>, now: NaiveDateTime) -> Verdict {
     match in_memory(state, header, now) {
         Judged::Done(verdict) => verdict,
-        // Boxed, so that the future of every guarded request stays small: the database
-        // read's future is large, and a request future over 1 KiB is allocated outside
-        // malloc's per-thread cache, on every request, cached token or not.
-        Judged::Unread(unread) => Box::pin(unread.read(state, now)).await,
+        Judged::Unread(unread) => unread.read(state, now).await,
     }
 }
 
 /// What the guard can decide without the database, which is every call but the first
 /// with a key this instance hasn't cached yet.
-pub(super) enum Judged {
+enum Judged {
     Done(Verdict),
     Unread(Unread),
 }
 
 /// A well-formed key that may exist and isn't cached, with the digest of the secret sent.
-pub(super) struct Unread {
+struct Unread {
     key: TokenKey,
     digest: SecretDigest,
 }
 
 impl Unread {
-    pub(super) async fn read(self, state: &impl GuardState, now: CallTime) -> Verdict {
+    async fn read(self, state: &impl GuardState, now: NaiveDateTime) -> Verdict {
         let loaded = state.cache().load(state.pool(), self.key).await;
         // The read may have waited for the pool for seconds: a token that expired
-        // meanwhile is expired.
-        let now = now.after_wait();
+        // meanwhile is expired. (A time chosen ahead of the clock, as tests do, stays.)
+        let now = now.max(chrono::Utc::now().naive_utc());
         match loaded {
             Ok(Some(token)) => judge(state, token, &self.digest, now),
             Ok(None) => denied(state, GuardReason::UnknownKey, AuthFailure::Inactive),
@@ -282,14 +274,7 @@ impl Unread {
     }
 }
 
-pub(super) fn in_memory(state: &impl GuardState, header: Option<&[u8]>, now: CallTime) -> Judged {
-    // A client sends the same header call after call. Once this thread has verified it,
-    // its digest finds the token directly. A header it hasn't verified (a new client, a
-    // wrong secret, an unknown key) takes the whole path below, hashed secret and all.
-    let presented = header.and_then(Presented::of);
-    if let Some(token) = presented.and_then(|p| state.cache().verified(&p)) {
-        return Judged::Done(judge_standing(state, token, now));
-    }
+fn in_memory(state: &impl GuardState, header: Option<&[u8]>, now: NaiveDateTime) -> Judged {
     let refused = |reason, failure| Judged::Done(denied(state, reason, failure));
     let credentials = match basic::parse(header) {
         Ok(credentials) => credentials,
@@ -312,15 +297,7 @@ pub(super) fn in_memory(state: &impl GuardState, header: Option<&[u8]>, now: Cal
     // not answered measurably faster than a known key with a wrong secret.
     let digest = secret.digest();
     match state.cache().find(key.as_str()) {
-        Found::Token { token, generation } => {
-            let verdict = judge(state, token, &digest, now);
-            if let (Verdict::Allowed(token), Some(presented)) = (&verdict, presented) {
-                state
-                    .cache()
-                    .remember_verified(presented, token, generation);
-            }
-            Judged::Done(verdict)
-        }
+        Found::Token { token, .. } => Judged::Done(judge(state, token, &digest, now)),
         Found::NoSuchKey => refused(GuardReason::UnknownKey, AuthFailure::Inactive),
         Found::Unread => Judged::Unread(Unread { key, digest }),
     }
@@ -331,7 +308,7 @@ fn judge(
     state: &impl GuardState,
     token: Arc<CachedToken>,
     digest: &SecretDigest,
-    now: CallTime,
+    now: NaiveDateTime,
 ) -> Verdict {
     if token.digest != *digest {
         return Verdict::Refused {
@@ -344,7 +321,7 @@ fn judge(
 }
 
 /// The verdict on a token whose secret was sent: whether it may still be used.
-fn judge_standing(state: &impl GuardState, token: Arc<CachedToken>, now: CallTime) -> Verdict {
+fn judge_standing(state: &impl GuardState, token: Arc<CachedToken>, now: NaiveDateTime) -> Verdict {
     if token.revoked {
         return denied(state, GuardReason::Revoked, AuthFailure::Inactive);
     }

@@ -2,7 +2,6 @@
 
 pub(crate) mod basic;
 pub mod cache;
-pub mod clock;
 pub(crate) mod csrf;
 pub mod guard;
 pub(crate) mod ip_limit;

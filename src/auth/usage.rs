@@ -3,21 +3,15 @@
 //! address, calls per UTC day by outcome, and the last few client addresses. A crash
 //! loses at most one interval of figures, never a token.
 //!
-//! Each thread counts into a slot of its own: a call locks only its own thread's map, for
-//! a few hundred nanoseconds and never across an await, so the workers never wait for
-//! each other, nor pass a cache line back and forth, even when they all serve one busy
-//! token. The flush takes every slot's figures and adds them up per token. A token has at
-//! most a handful of days and five addresses pending in a slot, and only tokens that exist
-//! get an entry, so memory is bounded by the tokens times the slots.
+//! A call locks the map for a few hundred nanoseconds, never across an await. A token has
+//! at most a handful of days and five addresses pending, and only tokens that exist get
+//! an entry, so memory is bounded by the tokens.
 
 use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
 use chrono::{NaiveDate, NaiveDateTime};
-use crossbeam_utils::CachePadded;
-
-use crate::per_thread::{self, SLOTS};
 
 use crate::db::usage::{ADDRESSES_KEPT, Counts, Sighting, TokenUsage};
 use crate::db::{self, Pool};
@@ -142,20 +136,12 @@ impl Pending {
     }
 }
 
-/// Hashed with foldhash: a slot is locked on every guarded call, and only tokens that exist
-/// get an entry, so no caller can grow it.
-type Slot = HashMap<TokenId, Pending, foldhash::fast::RandomState>;
+/// What each token has gathered since the last flush.
+type Slot = HashMap<TokenId, Pending>;
 
+#[derive(Default)]
 pub struct UsageRecorder {
-    slots: [CachePadded<Mutex<Slot>>; SLOTS],
-}
-
-impl Default for UsageRecorder {
-    fn default() -> Self {
-        Self {
-            slots: std::array::from_fn(|_| CachePadded::new(Mutex::default())),
-        }
-    }
+    pending: Mutex<Slot>,
 }
 
 impl UsageRecorder {
@@ -165,7 +151,7 @@ impl UsageRecorder {
 
     /// Counts one call with `token` at `at` (UTC) from `ip`.
     pub fn record(&self, token: TokenId, outcome: Outcome, at: NaiveDateTime, ip: Option<IpAddr>) {
-        let mut slot = self.own_slot();
+        let mut slot = self.pending();
         let pending = slot.entry(token).or_default();
         pending.count(at.date(), outcome, 1);
         if outcome.authenticated() {
@@ -173,29 +159,14 @@ impl UsageRecorder {
         }
     }
 
-    fn own_slot(&self) -> MutexGuard<'_, Slot> {
-        let slot = &self.slots[per_thread::slot()];
-        // A panic can't leave a slot half-changed in a way that matters: counts only add.
-        slot.lock().unwrap_or_else(PoisonError::into_inner)
+    fn pending(&self) -> MutexGuard<'_, Slot> {
+        // A panic can't leave the map half-changed in a way that matters: counts only add.
+        self.pending.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// What has gathered since the last flush, taken out of every slot and added up.
+    /// What has gathered since the last flush.
     fn take(&self) -> Vec<TokenUsage> {
-        let mut gathered: HashMap<TokenId, Pending> = HashMap::new();
-        for slot in &self.slots {
-            let taken = std::mem::take(&mut *slot.lock().unwrap_or_else(PoisonError::into_inner));
-            for (token, pending) in taken {
-                match gathered.entry(token) {
-                    std::collections::hash_map::Entry::Occupied(mut mine) => {
-                        mine.get_mut().merge(pending.into_usage(token));
-                    }
-                    std::collections::hash_map::Entry::Vacant(slot) => {
-                        slot.insert(pending);
-                    }
-                }
-            }
-        }
-        gathered
+        std::mem::take(&mut *self.pending())
             .into_iter()
             .map(|(token, pending)| pending.into_usage(token))
             .collect()
@@ -204,7 +175,7 @@ impl UsageRecorder {
     /// Adds a batch that could not be written to what came in since, so the next flush
     /// tries again with nothing lost and nothing counted twice.
     fn put_back(&self, batch: Vec<TokenUsage>) {
-        let mut slot = self.own_slot();
+        let mut slot = self.pending();
         for usage in batch {
             slot.entry(usage.token).or_default().merge(usage);
         }
@@ -296,12 +267,14 @@ mod tests {
         assert!(recorder.take().is_empty(), "a batch is taken once");
     }
 
+    const THREADS: u8 = 8;
+
     #[test]
     fn calls_counted_on_many_threads_add_up_to_one_figure_per_token() {
         let recorder = UsageRecorder::new();
         let (busy, quiet) = (TokenId(1), TokenId(2));
         std::thread::scope(|scope| {
-            for thread in 0..(SLOTS as u8 + 4) {
+            for thread in 0..THREADS {
                 let recorder = &recorder;
                 scope.spawn(move || {
                     for second in 0..50 {
@@ -317,9 +290,9 @@ mod tests {
         assert_eq!(
             batch.len(),
             2,
-            "one figure per token, however many slots held it"
+            "one figure per token, however many threads counted it"
         );
-        let threads = i64::from(SLOTS as u8 + 4);
+        let threads = i64::from(THREADS);
         assert_eq!(batch[0].days[0].1.succeeded, threads * 50);
         assert_eq!(batch[1].days[0].1.wrong_secret, threads);
         assert_eq!(

@@ -5,16 +5,14 @@
 //! global one), so two servers in one process, as the tests run them, count apart. Every
 //! handle is registered once, up front, so a guarded call adds one atomic increment: no
 //! label strings are built or hashed for a counter on the hot path. The request-latency
-//! histogram is kept apart from the recorder, per worker (`request_timer`), and written
-//! into the page at each scrape. With metrics off every handle is a no-op and the request
-//! timer is not installed.
+//! histogram's series are found in the recorder by their labels (`request_timer`). With
+//! metrics off every handle is a no-op and the request timer is not installed.
 //!
 //! Figures the server already keeps (the token cache's size and reads, argon2's queue)
 //! are copied into gauges and counters when scraped, not counted twice.
 
 mod request_timer;
 
-use std::rc::Rc;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -22,9 +20,8 @@ use actix_web::http::StatusCode;
 use metrics::{Counter, Gauge, Histogram, Key, Label, Level, Metadata, Recorder, Unit};
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusRecorder};
 
-use crate::per_thread;
-use request_timer::{LATENCY_BUCKETS, Latency};
-pub use request_timer::{RequestTimer, Timed, TimedService, UNMATCHED};
+use request_timer::LATENCY_BUCKETS;
+pub use request_timer::{UNMATCHED, time_request};
 
 /// Why the guard let a call in or refused it; one label value of
 /// `keyward_guard_outcomes_total`. Every guarded call counts exactly once.
@@ -123,12 +120,8 @@ pub struct Metrics {
     /// `None`: metrics are off, every handle below is a no-op.
     recorder: Option<PrometheusRecorder>,
     per_account: bool,
-    /// The exporter's handles for the guard's outcomes, set from `guard_counts` at each
-    /// scrape.
+    /// The exporter's handles for the guard's outcomes.
     guard: [Counter; GuardReason::ALL.len()],
-    /// The outcomes as counted, per thread: every guarded call adds one, and one counter
-    /// that every worker writes would move between cores on each call.
-    guard_counts: [per_thread::Counter; GuardReason::ALL.len()],
     invalidation_lag: Histogram,
     pool_wait: Histogram,
     pool_timeouts: Counter,
@@ -140,8 +133,6 @@ pub struct Metrics {
     argon2_queued: Gauge,
     argon2_completed: Counter,
     argon2_refused: Counter,
-    /// `keyward_http_request_duration_seconds`, every worker's cells.
-    latency: Latency,
 }
 
 /// What the server keeps anyway, copied in at each scrape.
@@ -164,7 +155,6 @@ impl Metrics {
             recorder: None,
             per_account: false,
             guard: std::array::from_fn(|_| Counter::noop()),
-            guard_counts: std::array::from_fn(|_| per_thread::Counter::default()),
             invalidation_lag: Histogram::noop(),
             pool_wait: Histogram::noop(),
             pool_timeouts: Counter::noop(),
@@ -176,7 +166,6 @@ impl Metrics {
             argon2_queued: Gauge::noop(),
             argon2_completed: Counter::noop(),
             argon2_refused: Counter::noop(),
-            latency: Latency::default(),
         }
     }
 
@@ -191,6 +180,12 @@ impl Metrics {
             .and_then(|b| {
                 b.set_buckets_for_metric(
                     metrics_exporter_prometheus::Matcher::Full(POOL_WAIT.into()),
+                    LATENCY_BUCKETS,
+                )
+            })
+            .and_then(|b| {
+                b.set_buckets_for_metric(
+                    metrics_exporter_prometheus::Matcher::Full(REQUEST_DURATION.into()),
                     LATENCY_BUCKETS,
                 )
             })
@@ -211,7 +206,6 @@ impl Metrics {
         });
         Self {
             guard,
-            guard_counts: std::array::from_fn(|_| per_thread::Counter::default()),
             invalidation_lag: histogram(INVALIDATION_LAG),
             pool_wait: histogram(POOL_WAIT),
             pool_timeouts: counter(POOL_TIMEOUTS),
@@ -225,7 +219,6 @@ impl Metrics {
             argon2_refused: counter(ARGON2_REFUSED),
             per_account,
             recorder: Some(recorder),
-            latency: Latency::default(),
         }
     }
 
@@ -238,13 +231,9 @@ impl Metrics {
         self.enabled() && self.per_account
     }
 
-    /// One guarded call's outcome: an increment in this thread's own slot, or nothing
-    /// with metrics off.
-    #[inline]
+    /// One guarded call's outcome: an atomic add, or nothing with metrics off.
     pub fn guard(&self, reason: GuardReason) {
-        if self.enabled() {
-            self.guard_counts[reason as usize].add(1);
-        }
+        self.guard[reason as usize].increment(1);
     }
 
     /// Notes applied to this process's caches, each as old as `now - note.at`.
@@ -295,9 +284,6 @@ impl Metrics {
     /// The Prometheus text page, with the figures of `snapshot` copied in first.
     pub fn render(&self, snapshot: Snapshot) -> Option<String> {
         let recorder = self.recorder.as_ref()?;
-        for (handle, count) in self.guard.iter().zip(&self.guard_counts) {
-            handle.absolute(count.sum());
-        }
         self.cache_entries.set(snapshot.cache_entries as f64);
         self.cache_hits.absolute(snapshot.cache_hits);
         self.cache_misses.absolute(snapshot.cache_misses);
@@ -307,16 +293,28 @@ impl Metrics {
         self.argon2_queued.set(snapshot.argon2_queued as f64);
         self.argon2_completed.absolute(snapshot.argon2_completed);
         self.argon2_refused.absolute(snapshot.argon2_refused);
-        let mut page = recorder.handle().render();
-        self.latency.render(&mut page);
-        Some(page)
+        Some(recorder.handle().render())
     }
 
-    /// The request-latency middleware for one worker's `App`; call it once per worker
-    /// (in `HttpServer::new`'s closure), which registers that worker's cells for the scrape.
-    /// With metrics off nothing is registered, and `Condition` leaves the timer out.
-    pub fn request_timer(&self) -> RequestTimer {
-        RequestTimer(Rc::new(self.latency.worker(self.enabled())))
+    /// One answered request, for `keyward_http_request_duration_seconds`.
+    pub(crate) fn request_took(
+        &self,
+        route: String,
+        method: &'static str,
+        status: &'static str,
+        took: Duration,
+    ) {
+        let Some(recorder) = &self.recorder else {
+            return;
+        };
+        let labels = vec![
+            Label::new("route", route),
+            Label::new("method", method),
+            Label::new("status", status),
+        ];
+        recorder
+            .register_histogram(&Key::from_parts(REQUEST_DURATION, labels), &METADATA)
+            .record(took.as_secs_f64());
     }
 }
 

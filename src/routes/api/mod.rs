@@ -24,11 +24,6 @@ use crate::auth;
 use crate::error::{AppError, JSON_UTF8};
 use crate::state::AppState;
 
-/// The token guard, over this server's shared state.
-fn require_token() -> auth::require_token::RequireToken<AppState> {
-    auth::require_token::RequireToken::new()
-}
-
 /// Every path this module serves (each also with a trailing `/` where it is a list), and
 /// its methods. The router below serves exactly these: tests/api/openapi.rs asks the live
 /// server every method of every path, and checks that `/openapi.json` describes the same set.
@@ -81,7 +76,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     .service(
         web::scope("/clusters")
             .wrap(from_fn(negotiation::json_only))
-            .wrap(require_token())
+            .wrap(from_fn(auth::require_token::require_token::<AppState>))
             .service(list(|r| {
                 r.route(web::get().to(clusters::list))
                     .route(web::post().to(clusters::create))
@@ -99,7 +94,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     .service(
         web::scope("/plans")
             .wrap(from_fn(negotiation::json_only))
-            .wrap(require_token())
+            .wrap(from_fn(auth::require_token::require_token::<AppState>))
             .service(list(|r| get_only(r, catalogue::plans)))
             .service(get_only(web::resource("/{slug}"), catalogue::plan))
             .default_service(web::to(not_found)),
@@ -107,7 +102,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     .service(
         web::scope("/spaces")
             .wrap(from_fn(negotiation::json_only))
-            .wrap(require_token())
+            .wrap(from_fn(auth::require_token::require_token::<AppState>))
             .service(list(|r| get_only(r, catalogue::spaces)))
             // The path has slashes; the handler looks it up exactly as sent.
             .service(get_only(web::resource("/{path:.+}"), catalogue::space))
@@ -116,7 +111,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     .service(
         web::scope("/releases")
             .wrap(from_fn(negotiation::json_only))
-            .wrap(require_token())
+            .wrap(from_fn(auth::require_token::require_token::<AppState>))
             .service(list(|r| get_only(r, catalogue::releases)))
             .service(get_only(web::resource("/{slug}"), catalogue::release))
             .default_service(web::to(not_found)),
@@ -124,7 +119,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     .service(
         web::resource("/token")
             .wrap(from_fn(negotiation::json_only))
-            .wrap(require_token())
+            .wrap(from_fn(auth::require_token::require_token::<AppState>))
             .route(web::get().to(token::show))
             .route(web::delete().to(token::revoke_itself))
             .default_service(web::to(method_not_allowed)),
@@ -132,7 +127,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     .service(
         web::scope("/access-tokens")
             .wrap(from_fn(negotiation::json_only))
-            .wrap(require_token())
+            .wrap(from_fn(auth::require_token::require_token::<AppState>))
             .service(list(|r| {
                 r.route(web::get().to(access_tokens::list))
                     .route(web::post().to(access_tokens::create))

@@ -9,7 +9,6 @@
 use actix_web::http::header::{AUTHORIZATION, CACHE_CONTROL, HeaderValue};
 use actix_web::{HttpRequest, HttpResponse, web};
 
-use crate::auth::clock::CallTime;
 use crate::auth::guard::{self, ApiCaller};
 use crate::auth::usage::Outcome;
 use crate::domain::Scope;
@@ -49,7 +48,7 @@ pub async fn verify(
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, AppError> {
     let header = req.headers().get(AUTHORIZATION).map(|v| v.as_bytes());
-    let now = CallTime::now();
+    let now = chrono::Utc::now().naive_utc();
     // The proxy's address, unless the operator trusts it to forward the client's.
     let ip = guard::client_ip(&req, state.get_ref());
     let caller = ApiCaller::new(guard::admit(state.get_ref(), header, ip, now).await?, ip);
@@ -62,7 +61,7 @@ pub async fn verify(
         Ok(()) => Outcome::Succeeded,
         Err(_) => Outcome::Forbidden,
     };
-    state.usage.record(caller.token().id, outcome, now.at(), ip);
+    state.usage.record(caller.token().id, outcome, now, ip);
     state.metrics.guard(GuardReason::let_in(scoped.is_err()));
     scoped?;
     let token = caller.token();
