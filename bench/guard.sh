@@ -1,21 +1,24 @@
 #!/usr/bin/env bash
-# Measures the API guard in one run, on one release server and a temporary database:
+# Measures the API guard in one run, on one release server and a temporary database, pinned
+# as bench/README.md says (the server and nginx on CPU 0 with one worker each, wrk on CPU 1
+# with one thread; PIN=0 turns that off):
+# - an A/A control: /healthz against itself, the noise floor every other ratio is read against;
 # - the unguarded /healthz against the guarded /plans with a valid token;
 # - a flood of unknown credentials (random keys with checksum-valid secrets, a different
 #   one each request) against the valid token, both sent through the same wrk script, so
 #   the client does the same work; the target is at least 90% of the valid throughput;
 # - the guarded GET /clusters/ (the first page of an account with 200 tokens and 50
 #   clusters, from SQLite) against nginx's auth_basic ({SHA} htpasswd) serving the same
-#   bytes as a static file, with the same credentials; the target is at least 50%;
+#   bytes as a static file, with the same credentials;
 # - the idle server's resident memory, and after the load;
-# - forward auth: GET /verify (204) with the same valid token, against guarded /plans.
-# - a token with a rate limit it never reaches against the unlimited one (section below).
-# Bounded: each load runs DURATION seconds, and the four loads are repeated ROUNDS times.
+# - forward auth: GET /verify (204) with the same valid token, against guarded /plans;
+# - a token with a rate limit it never reaches against the unlimited one.
+# Each ratio is the median of the rounds' own ratios, with the server's CPU µs per request.
+# Bounded: each load runs DURATION seconds, and the loads are repeated ROUNDS times.
 #
-#   bench/guard.sh            # 2 rounds of 10 s per load, 2 wrk threads, 64 connections
-#   ROUNDS=3 DURATION=5 CONNECTIONS=32 bench/guard.sh
+#   bench/guard.sh            # 5 rounds of 5 s per load, 1 wrk thread, 32 connections
+#   ROUNDS=7 DURATION=3 bench/guard.sh
 #   ONLY=clusters bench/guard.sh   # just /clusters/ against nginx
-#   LIMITED=0 BIN=path/to/older/keyward bench/guard.sh   # a build without rate limits
 #   METRICS=1 bench/guard.sh   # with Prometheus metrics on (KEYWARD_METRICS_BIND), scraped at the end
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -23,9 +26,8 @@ cd "$(dirname "$0")/.."
 cargo build --release --quiet --bin keyward --example bench_credentials
 source bench/lib.sh
 
-# Prometheus metrics (issue 11): METRICS=1 serves them on a loopback port of their own, so
-# every request also passes the latency timer and the guard's outcome counter; the guard
-# must keep G3.2 (guarded / unguarded) at 90% or more with them on.
+# METRICS=1 serves Prometheus metrics on a loopback port of their own, so every request
+# also passes the latency timer and the guard's outcome counter.
 if [ "${METRICS:-0}" = 1 ]; then
     export KEYWARD_METRICS_BIND="127.0.0.1:$((20000 + RANDOM % 40000))"
 fi
@@ -45,7 +47,7 @@ unknown_headers 50000 "$WORK/unknown.headers"
 # The valid run holds the unknown headers too and sends only its own (see rotate_auth.lua).
 cat <(echo "$AUTH") "$WORK/unknown.headers" >"$WORK/valid.headers"
 
-# Forward auth (issue 9): a proxy's GET /verify with the valid token, answered 204 with the
+# Forward auth: a proxy's GET /verify with the valid token, answered 204 with the
 # account, key and scopes; the same guard path as /plans, so the same throughput.
 bench_verify() {
     run verify "GET /verify (forward auth, valid token: 204)" -H "Authorization: $AUTH" "$URL/verify"
@@ -55,7 +57,7 @@ for i in $(seq 2 200); do
     KEYWARD_DATABASE_URL="$DB" "$BIN" token create --account "$SLUG" --name "bench-$i" >/dev/null 2>&1
 done
 
-# --- Rate limits (issue 8, part 6) ------------------------------------------------------
+# --- Rate limits ---------------------------------------------------------------------------
 # The limiter's cost: GET /plans with a token limited to 100,000,000 requests a minute,
 # which no run reaches, against the same call with the unlimited token. Kept in these
 # three functions so other sections can grow beside it. LIMITED=0 skips it (for a build
@@ -127,6 +129,7 @@ for _ in $(seq 1 "$ROUNDS"); do
     clusters_against_nginx
     run healthz "GET /healthz (unguarded)" "$URL/healthz"
     run plans "GET /plans (guarded, valid token)" -H "Authorization: $AUTH" "$URL/plans"
+    run control "GET /healthz (A/A control)" "$URL/healthz"
     bench_verify
     limited_round
     AUTH_FILE="$WORK/valid.headers" AUTH_SENT=1 \
@@ -136,6 +139,7 @@ for _ in $(seq 1 "$ROUNDS"); do
 done
 
 echo "RSS after load: $(rss_mib) MiB (peak $(peak_rss_mib) MiB)"
+ratio "A/A control, /healthz / /healthz:" healthz control
 ratio "guarded / unguarded throughput:" healthz plans
 ratio "unknown keys / valid token throughput:" valid unknown
 ratio "/verify / guarded /plans throughput:" plans verify

@@ -2,12 +2,29 @@
 # its memory, and one bounded wrk run summarised on a line. Every server started here is
 # killed on exit. Servers listen on 127.0.0.1 only.
 
-DURATION="${DURATION:-10}"
+DURATION="${DURATION:-5}"
 # Loads are repeated ROUNDS times, alternating, so a machine that gets busier or quieter
-# during the run weighs on every route alike; ratios use the mean of the rounds.
-ROUNDS="${ROUNDS:-2}"
-CONNECTIONS="${CONNECTIONS:-64}"
-THREADS="${THREADS:-2}"
+# during the run weighs on every route alike; a ratio is the median of the rounds' own.
+ROUNDS="${ROUNDS:-5}"
+CONNECTIONS="${CONNECTIONS:-32}"
+# Pinned by default (PIN=0 to turn it off): the server, with one worker, and nginx, with
+# one worker, share SERVER_CPU; wrk, with one thread, runs alone on LOAD_CPU. Unpinned,
+# wrk and the server trade cores and one run swings by 15%.
+PIN="${PIN:-1}"
+SERVER_CPU="${SERVER_CPU:-0}"
+LOAD_CPU="${LOAD_CPU:-1}"
+if [ "$PIN" = 1 ]; then
+    THREADS="${THREADS:-1}"
+    export KEYWARD_WORKERS=1
+    ON_SERVER_CPU=(taskset -c "$SERVER_CPU")
+    ON_LOAD_CPU=(taskset -c "$LOAD_CPU")
+    NGINX_WORKERS=1
+else
+    THREADS="${THREADS:-2}"
+    ON_SERVER_CPU=()
+    ON_LOAD_CPU=()
+    NGINX_WORKERS="$(nproc)"
+fi
 BIN="${BIN:-$PWD/target/release/keyward}"
 BENCH="$PWD/bench"
 export KEYWARD_BIND="127.0.0.1:0"
@@ -40,7 +57,8 @@ track() { SERVER_PIDS+=("$1"); }
 start_server() {
     local db="$1" name="$2" started
     started="$(date +%s%N)"
-    KEYWARD_DATABASE_URL="$db" "$BIN" serve >"$WORK/$name.out" 2>"$WORK/$name.log" &
+    KEYWARD_DATABASE_URL="$db" "${ON_SERVER_CPU[@]}" "${SERVER_BIN:-$BIN}" serve \
+        >"$WORK/$name.out" 2>"$WORK/$name.log" &
     SERVER_PID=$!
     SERVER_PIDS+=("$SERVER_PID")
     for _ in $(seq 1 6000); do
@@ -65,7 +83,11 @@ stop_server() {
 }
 
 # The machine: cores and how busy it is, since wrk and the server share it.
-machine() { echo "machine: $(nproc) cores, load average $(cut -d' ' -f1-3 /proc/loadavg); wrk -t$THREADS -c$CONNECTIONS -d${DURATION}s; server log level $KEYWARD_LOG"; }
+machine() {
+    local pinning="unpinned"
+    [ "$PIN" = 1 ] && pinning="pinned: server (1 worker) and nginx (1 worker) on CPU $SERVER_CPU, wrk on CPU $LOAD_CPU"
+    echo "machine: $(nproc) cores, load average $(cut -d' ' -f1-3 /proc/loadavg); $pinning; wrk -t$THREADS -c$CONNECTIONS -d${DURATION}s; server log level $KEYWARD_LOG"
+}
 
 # Resident memory now, and its peak so far, in MiB.
 rss_mib() { awk '/^VmRSS/ {printf "%.1f", $2 / 1024}' "/proc/$SERVER_PID/status"; }
@@ -110,7 +132,7 @@ start_nginx() {
     chmod 644 "$dir/root/static.json" "$dir/htpasswd"
     port="$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
     cat >"$dir/nginx.conf" <<EOF
-worker_processes $(nproc);
+worker_processes $NGINX_WORKERS;
 pid $dir/nginx.pid;
 error_log $dir/error.log warn;
 events { worker_connections 1024; }
@@ -128,7 +150,7 @@ http {
     }
 }
 EOF
-    nginx -c "$dir/nginx.conf" -p "$dir" -g 'daemon off;' 2>"$dir/stderr" &
+    "${ON_SERVER_CPU[@]}" nginx -c "$dir/nginx.conf" -p "$dir" -g 'daemon off;' 2>"$dir/stderr" &
     NGINX_PID=$!
     track "$NGINX_PID"
     NGINX_URL="http://127.0.0.1:$port"
@@ -153,7 +175,7 @@ run() {
     local name="$1" label="$2" before
     shift 2
     before="$(cpu_ticks)"
-    wrk -t"$THREADS" -c"$CONNECTIONS" -d"${DURATION}s" --latency "$@" >"$WORK/$name.wrk"
+    "${ON_LOAD_CPU[@]}" wrk -t"$THREADS" -c"$CONNECTIONS" -d"${DURATION}s" --latency "$@" >"$WORK/$name.wrk"
     local rps p99 non2xx requests us
     rps="$(awk '/Requests\/sec/ {print $2}' "$WORK/$name.wrk")"
     p99="$(awk '$1 == "99%" {print $2}' "$WORK/$name.wrk")"

@@ -8,6 +8,7 @@ mod concurrency;
 mod faults;
 mod instances;
 mod logs;
+mod migration_parity;
 mod persistence;
 mod postgres;
 mod readyz;
