@@ -54,7 +54,7 @@ pub fn execute(cli: Cli, stdin: &mut impl BufRead, out: &mut impl Write) -> anyh
         Command::Operator(OperatorCommand::Create { email }) => {
             create_operator(&mut open(&config)?, &email, stdin, out)
         }
-        Command::Token(command) => token(&mut open(&config)?, &config, command, out),
+        Command::Token(command) => token(&mut open(&config)?, command, out),
     }
 }
 
@@ -139,7 +139,6 @@ fn create_operator(
 
 fn token(
     conn: &mut DbConnection,
-    config: &Config,
     command: TokenCommand,
     out: &mut impl Write,
 ) -> anyhow::Result<()> {
@@ -165,7 +164,7 @@ fn token(
             })?;
             print_secret(out, &token.key, &secret)
         }
-        TokenCommand::Roll { key, grace } => roll(conn, config, &key, &grace, out),
+        TokenCommand::Roll { key, grace } => roll(conn, &key, &grace, out),
         TokenCommand::Revoke { key, reason } => {
             let key = parsed(TokenKey::parse(&key))?;
             let reason = parsed(Reason::required(
@@ -208,7 +207,6 @@ fn print_secret(
 
 fn roll(
     conn: &mut DbConnection,
-    config: &Config,
     key: &str,
     grace: &str,
     out: &mut impl Write,
@@ -220,7 +218,7 @@ fn roll(
     let found = db::tokens::find_by_key_any_account(conn, &key)
         .map_err(plain)?
         .ok_or_else(|| anyhow::anyhow!("No token has the key {key}."))?;
-    let period = config.grace_period(grace);
+    let period = grace.duration();
     let rolled = write(conn, Some(found.token.account()), |tx| {
         db::tokens::roll(tx, found.token.token_id(), period)
     })?;

@@ -178,9 +178,6 @@ pub struct Config {
     /// The key whose signature every leaked-secret report must carry; `None`: unsigned
     /// reports are taken.
     pub secret_scanning_key: Option<p256::ecdsa::VerifyingKey>,
-    /// Tests only: every grace period of a roll but "now" lasts this long instead, so a
-    /// test can watch a grace period end without waiting an hour. Never set from outside.
-    pub test_grace: Option<std::time::Duration>,
     /// Where `GET /metrics` is served; `None`: metrics are off.
     pub metrics_bind: Option<SocketAddr>,
     /// Whether the per-account active-token gauge is kept.
@@ -190,19 +187,9 @@ pub struct Config {
 }
 
 impl Config {
-    /// How long a rolled token's old secret keeps working for `grace`: the choice itself,
-    /// unless a test has shortened every grace but "now".
-    pub fn grace_period(&self, grace: crate::domain::Grace) -> chrono::Duration {
-        match self.test_grace {
-            Some(short) if grace != crate::domain::Grace::Now => {
-                chrono::Duration::from_std(short).unwrap_or_else(|_| grace.duration())
-            }
-            _ => grace.duration(),
-        }
-    }
-
-    /// Settings for a test or a tool: a database file or URL, port 0 and fast background
-    /// loops. Panics on an empty path or an unknown scheme: tests pass constants.
+    /// Settings for a test or a benchmark: a database file or URL, port 0 and fast
+    /// background loops. Panics on an empty path or an unknown scheme: tests pass constants.
+    #[cfg(any(test, feature = "test-support"))]
     pub fn for_database(database_url: impl Into<String>) -> Self {
         Self {
             bind: SocketAddr::from(([127, 0, 0, 1], 0)),
@@ -220,7 +207,6 @@ impl Config {
             expiry_sweep_interval: std::time::Duration::from_millis(200),
             unknown_key_reads_per_second: crate::auth::cache::UnknownKeyBudget::PER_SECOND,
             secret_scanning_key: None,
-            test_grace: None,
             metrics_bind: None,
             metrics_per_account: true,
             metrics_refresh_interval: std::time::Duration::from_millis(200),
@@ -307,7 +293,6 @@ impl TryFrom<RawSettings> for Config {
                         "KEYWARD_SECRET_SCANNING_PUBLIC_KEY / --secret-scanning-public-key: {e}"
                     )
                 })?,
-            test_grace: None,
             metrics_bind,
             metrics_per_account: raw.metrics_per_account,
             metrics_refresh_interval: std::time::Duration::from_secs(15),

@@ -43,7 +43,7 @@ pub mod reader;
 pub mod schema;
 pub(crate) mod server_settings;
 pub(crate) mod sessions;
-#[doc(hidden)]
+#[cfg(feature = "test-support")]
 pub mod simulated_full_disk;
 mod standing;
 pub mod throttle;
@@ -335,9 +335,11 @@ where
 {
     let started = match conn {
         DbConnection::Sqlite(c) => {
-            AnsiTransactionManager::begin_transaction_sql(&mut *c, "BEGIN IMMEDIATE")
-                .map_err(AppError::from)
-                .and_then(|()| simulated_full_disk::before_write(c))
+            let begun = AnsiTransactionManager::begin_transaction_sql(&mut *c, "BEGIN IMMEDIATE")
+                .map_err(AppError::from);
+            #[cfg(feature = "test-support")]
+            let begun = begun.and_then(|()| simulated_full_disk::before_write(c));
+            begun
         }
         DbConnection::Postgres(c) => AnsiTransactionManager::begin_transaction_sql(
             &mut *c,

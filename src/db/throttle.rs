@@ -151,6 +151,7 @@ pub fn forget_key(conn: &mut DbConnection, kind: Kind, key: &str) -> Result<(), 
 }
 
 /// How many keys of any kind have a row: for tests of what a flood leaves behind.
+#[cfg(test)]
 pub fn keys_counted(conn: &mut DbConnection) -> Result<i64, AppError> {
     let keys: Vec<(String, String)> = events::table
         .select((events::kind, events::key))

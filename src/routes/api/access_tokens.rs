@@ -373,7 +373,7 @@ pub async fn roll(
     caller.require(Scope::Tokens)?;
     let key = path_key(&key)?;
     let grace = check_grace(super::parse_json(&body)?)?;
-    let period = state.config.grace_period(grace);
+    let period = grace.duration();
     let who = caller.principal()?;
     let account = caller.account();
     let rolled = state

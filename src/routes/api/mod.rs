@@ -28,6 +28,7 @@ use crate::state::AppState;
 /// its methods. The router below serves exactly these: tests/api/openapi.rs asks the live
 /// server every method of every path, and checks that `/openapi.json` describes the same set.
 /// `/verify` answers every method, since a proxy's subrequest keeps the original one.
+#[cfg(any(test, feature = "test-support"))]
 pub const ROUTES: &[(&str, &[&str])] = &[
     ("/healthz", &["get"]),
     ("/readyz", &["get"]),

@@ -123,7 +123,7 @@ async fn roll(
             return render_with_status(&page, StatusCode::UNPROCESSABLE_ENTITY);
         }
     };
-    let period = state.config.grace_period(grace);
+    let period = grace.duration();
     // The write path finds the token in the current account, checks under the write
     // lock that this user may manage it and that it has no successor yet, and makes one.
     let rolled = state
