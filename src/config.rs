@@ -5,7 +5,7 @@ use std::net::SocketAddr;
 
 use clap::Args;
 
-use crate::db::DatabaseUrl;
+use crate::domain::DatabaseUrl;
 use crate::domain::Email;
 
 /// The raw settings as given on the command line or in the environment.

@@ -10,7 +10,8 @@ use anyhow::bail;
 use diesel::RunQueryDsl;
 use diesel::sql_types::Text;
 
-use super::{DatabaseUrl, DbConnection};
+use super::DbConnection;
+use crate::domain::DatabaseUrl;
 
 /// What `backup` says about a PostgreSQL store, and its only answer there.
 pub const USE_PG_DUMP: &str = "keyward backup copies SQLite stores; for PostgreSQL use pg_dump (for example: pg_dump --format=custom --file=keyward.dump \"$KEYWARD_DATABASE_URL\")";

@@ -49,7 +49,6 @@ mod standing;
 pub mod throttle;
 pub mod tokens;
 pub mod tx;
-mod url;
 pub mod usage;
 pub mod users;
 
@@ -61,7 +60,7 @@ use diesel::r2d2::{CustomizeConnection, R2D2Connection};
 use diesel::{Connection, ConnectionResult, PgConnection, RunQueryDsl, SqliteConnection};
 use diesel_migrations::{EmbeddedMigrations, MigrationHarness, embed_migrations};
 
-pub use self::url::DatabaseUrl;
+use crate::domain::DatabaseUrl;
 use crate::error::AppError;
 
 /// One connection, to either store. Query functions take `&mut DbConnection` and are

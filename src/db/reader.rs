@@ -17,7 +17,8 @@ use std::cell::RefCell;
 use diesel::connection::SimpleConnection;
 use diesel::{Connection, SqliteConnection};
 
-use super::{Conn, DatabaseUrl, DbConnection, Pool};
+use super::{Conn, DbConnection, Pool};
+use crate::domain::DatabaseUrl;
 use crate::error::AppError;
 
 const READER_PRAGMAS: &str = "PRAGMA busy_timeout = 0;

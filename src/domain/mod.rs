@@ -4,6 +4,7 @@
 mod api_state;
 mod audit_action;
 mod cluster;
+mod database_url;
 mod email;
 mod ids;
 mod lifetime;
@@ -19,6 +20,7 @@ mod token;
 pub use api_state::ApiState;
 pub use audit_action::AuditAction;
 pub use cluster::{ClusterCredentials, ClusterState};
+pub use database_url::DatabaseUrl;
 pub use email::Email;
 pub use ids::{AccountId, SessionId, TokenId, UserId};
 pub use lifetime::{Grace, LifetimeLimit};

@@ -159,7 +159,7 @@ fn both_stores_migrate_to_the_same_tables_columns_and_indexes() {
     let dir = tempfile::tempdir().expect("a temporary directory");
     let sqlite = dir.path().join("parity.db").to_string_lossy().into_owned();
     for url in [&sqlite, &postgres.path] {
-        let url = keyward::db::DatabaseUrl::parse(url).expect("a database URL");
+        let url = keyward::domain::DatabaseUrl::parse(url).expect("a database URL");
         keyward::db::migrate(&url).expect("the migrations run");
     }
 
