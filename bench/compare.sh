@@ -21,6 +21,7 @@ serve() {
     BIN="$bin" new_token "$WORK/$name.db" "Bench $name"
     SERVER_BIN="$bin" start_server "$WORK/$name.db" "$name"
     curl -sf -H "Authorization: $AUTH" "$URL/plans" >/dev/null || { echo "$name refused its token" >&2; exit 1; }
+    [ "$(curl -s -o /dev/null -w '%{http_code}' "$URL/plans")" = 401 ] || { echo "$name serves /plans unguarded" >&2; exit 1; }
     printf -v "${name}_URL" '%s' "$URL"
     printf -v "${name}_PID" '%s' "$SERVER_PID"
     printf -v "${name}_AUTH" '%s' "$AUTH"
