@@ -8,7 +8,8 @@
 //!   operator configured a key, all before the body is parsed;
 //! * the CRC32 checksum in every secret drops strings that aren't ours without touching
 //!   the database; the rest cost one indexed read for the whole report;
-//! * a write happens only for a secret of an active token, and revokes it, so each secret
+//! * a write happens only for a secret of an unrevoked token, and revokes it (and the
+//!   tokens it made), so each secret
 //!   can cause one write ever.
 //!
 //! The answer says, per string, whether it was one of our secrets, and never whose.
@@ -119,8 +120,8 @@ pub async fn report(
         .iter()
         .filter_map(|r| {
             let digest = SecretDigest::of(&r.token);
-            let active = known.iter().any(|(d, active)| *d == digest && *active);
-            active.then(|| (digest, reason_for(r)))
+            let unrevoked = known.iter().any(|(d, unrevoked)| *d == digest && *unrevoked);
+            unrevoked.then(|| (digest, reason_for(r)))
         })
         .collect();
     if !leaks.is_empty() {
