@@ -139,19 +139,35 @@ pub async fn admit(
     ip: Option<IpAddr>,
     now: CallTime,
 ) -> Result<Arc<CachedToken>, AppError> {
-    settle(state, check(state, header, now).await, ip, now)
+    settle(state, check(state, header, now).await, ip, now, false)
+}
+
+/// Whether the call is a token revoking itself (`DELETE /token`): revoking is always
+/// allowed, so neither the token's rate limit nor its account's suspension stops it.
+pub fn revokes_itself(req: &HttpRequest) -> bool {
+    req.method() == actix_web::http::Method::DELETE && req.path() == "/token"
 }
 
 /// The verdict made final: a refusal is counted (in the metrics, and in the token's history
-/// when it concerns a known token), and an allowed token is held to its rate limit.
+/// when it concerns a known token), and an allowed token is held to its rate limit, unless
+/// it is `revoking_itself`.
 pub(super) fn settle(
     state: &impl GuardState,
     verdict: Verdict,
     ip: Option<IpAddr>,
     now: CallTime,
+    revoking_itself: bool,
 ) -> Result<Arc<CachedToken>, AppError> {
     let token = match verdict {
         Verdict::Allowed(token) => token,
+        Verdict::Suspended(token) if revoking_itself => return Ok(token),
+        Verdict::Suspended(token) => {
+            state.metrics().guard(GuardReason::Suspended);
+            state
+                .usage()
+                .record(token.id, Outcome::Forbidden, now.at(), ip);
+            return Err(suspended(state));
+        }
         Verdict::Refused {
             error,
             counted,
@@ -164,8 +180,8 @@ pub(super) fn settle(
             return Err(error);
         }
     };
-    if let Some(limit) = token.rate_limit
-        && let Err(retry_after_secs) = state.rate_limits().check(token.id, limit)
+    if let Some(limit) = token.rate_limit.filter(|_| !revoking_itself)
+        && let Err(retry_after_secs) = state.rate_limits().check(token.rate_bucket, limit)
     {
         state
             .usage()
@@ -218,6 +234,9 @@ fn parse_forwarded_ip(raw: &str) -> Option<IpAddr> {
 /// What the guard made of a request's credentials.
 pub enum Verdict {
     Allowed(Arc<CachedToken>),
+    /// The token's own credentials, but its account's API access is suspended: refused
+    /// with a 403, counted in its history, unless it is revoking itself.
+    Suspended(Arc<CachedToken>),
     /// Refused; `counted` names the token and the outcome when the refusal belongs in a
     /// token's history (a wrong secret for a known key, a suspended account).
     Refused {
@@ -235,6 +254,7 @@ pub async fn authenticate(
 ) -> Result<Arc<CachedToken>, AppError> {
     match check(state, header, CallTime::now()).await {
         Verdict::Allowed(token) => Ok(token),
+        Verdict::Suspended(_) => Err(suspended(state)),
         Verdict::Refused { error, .. } => Err(error),
     }
 }
@@ -351,16 +371,16 @@ fn judge_standing(state: &impl GuardState, token: Arc<CachedToken>, now: CallTim
         return denied(state, GuardReason::Expired, AuthFailure::Inactive);
     }
     if token.account_suspended {
-        return Verdict::Refused {
-            error: AppError::forbidden(format!(
-                "Your API access has been suspended due to a Terms of Service violation. Please contact {}.",
-                state.support_email()
-            )),
-            counted: Some((token.id, Outcome::Forbidden)),
-            reason: GuardReason::Suspended,
-        };
+        return Verdict::Suspended(token);
     }
     Verdict::Allowed(token)
+}
+
+fn suspended(state: &impl GuardState) -> AppError {
+    AppError::forbidden(format!(
+        "Your API access has been suspended due to a Terms of Service violation. Please contact {}.",
+        state.support_email()
+    ))
 }
 
 /// The 401, counted in no token's history.

@@ -102,13 +102,16 @@ fn decide<S: GuardState>(req: &ServiceRequest, now: CallTime) -> (Decided, Optio
     };
     let ip = guard::client_ip(req.request(), state.get_ref());
     let header = req.headers().get(AUTHORIZATION).map(|v| v.as_bytes());
+    let revoking = guard::revokes_itself(req.request());
     let decided = match guard::in_memory(state.get_ref(), header, now) {
-        Judged::Done(verdict) => Decided::Now(guard::settle(state.get_ref(), verdict, ip, now)),
+        Judged::Done(verdict) => {
+            Decided::Now(guard::settle(state.get_ref(), verdict, ip, now, revoking))
+        }
         Judged::Unread(unread) => {
             let state = state.clone();
             Decided::Later(Box::pin(async move {
                 let verdict = unread.read(state.get_ref(), now).await;
-                guard::settle(state.get_ref(), verdict, ip, now)
+                guard::settle(state.get_ref(), verdict, ip, now, revoking)
             }))
         }
     };

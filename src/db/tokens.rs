@@ -315,9 +315,7 @@ pub fn roll(tx: &mut Tx<'_>, id: TokenId, grace: chrono::Duration) -> Result<Rol
             rolled_from: Some(old.id),
             // Rolled through the API, the successor is the calling token's: revoking that
             // token must take it too. Rolled by a person, it stays in the old one's tree.
-            maker: tx
-                .acting_token()
-                .or(old.maker_token_id.map(TokenId)),
+            maker: tx.acting_token().or(old.maker_token_id.map(TokenId)),
         },
     )?;
 
@@ -391,7 +389,9 @@ pub fn roll_by_token(
     }
     let rolled = roll(tx, target.token_id(), grace)?;
     // The error rolls the whole write back: no successor, no audit rows.
-    crate::policy::may_mint(&caller, rolled.new.scopes, rolled.new.expires_at).map_err(|e| {
+    crate::policy::may_mint(&caller, rolled.new.scopes, rolled.new.expires_at)
+        .and_then(|()| crate::policy::may_limit(&caller, rolled.new.rate_limit_per_minute))
+        .map_err(|e| {
         AppError::forbidden(format!(
             "This token can't roll {}: its successor would carry what this token can't hand on. {e}",
             rolled.old.key
@@ -648,6 +648,14 @@ pub fn set_rate_limit(
     if token.rate_limit_per_minute == limit {
         return Ok(token);
     }
+    let loosens = match (token.rate_limit_per_minute, limit) {
+        (Some(_), None) => true,
+        (Some(now), Some(wanted)) => wanted.per_minute() > now.per_minute(),
+        (None, _) => false,
+    };
+    if loosens {
+        tx.require(Action::LoosenRateLimit)?;
+    }
     let changed = diesel::update(tokens::table.find(token.id))
         .set(tokens::rate_limit_per_minute.eq(limit))
         .returning(super::columns_of::<Token>())
@@ -899,7 +907,8 @@ pub fn find_by_key_for_account(
 }
 
 /// [`create`] for a calling API token: it may hand on only what it holds itself
-/// (`policy::may_mint`), checked against the caller as read inside this write.
+/// (`policy::may_mint`, and no looser a rate limit, `policy::may_limit`), checked against
+/// the caller as read inside this write. The new token joins the caller's tree.
 pub fn create_by_token(
     tx: &mut Tx<'_>,
     request: TokenRequest,
@@ -910,6 +919,7 @@ pub fn create_by_token(
         .ok_or_else(|| AppError::internal("create_by_token needs a calling token"))?;
     crate::policy::may_mint(&caller, request.scopes, request.expires_at)
         .map_err(AppError::forbidden)?;
+    crate::policy::may_limit(&caller, request.rate_limit).map_err(AppError::invalid)?;
     insert(tx, request, None)
 }
 

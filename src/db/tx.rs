@@ -208,8 +208,10 @@ fn standing_of(
 }
 
 /// A calling token's standing: its maker's role, re-read here, and what the token holds.
-/// A token revoked, expired or suspended since the guard let the request in may do
-/// nothing; nor may it act in an account other than its own.
+/// A token revoked or expired since the guard let the request in may do nothing, one
+/// whose account is suspended nothing but revoke itself; nor may it act in an account
+/// other than its own. Read inside the write, so a mint and its maker's revocation take
+/// turns: the mint sees the maker revoked, or the revocation sees the child.
 fn token_standing(
     conn: &mut DbConnection,
     id: TokenId,
@@ -222,7 +224,7 @@ fn token_standing(
     if account != Some(own) {
         return Err(AppError::NotFound);
     }
-    let token = standing::acting_token(conn, own, id, key)?.ok_or_else(no_longer)?;
+    let (token, suspended) = standing::acting_token(conn, own, id, key)?.ok_or_else(no_longer)?;
     let maker = token.maker();
     let role = match maker {
         Some(user) => standing::role(conn, user, own)?,
@@ -235,6 +237,8 @@ fn token_standing(
             id,
             scopes: token.scopes,
             expires_at: token.expires_at,
+            rate_limit: token.rate_limit_per_minute,
+            suspended,
         },
     );
     let actor = Actor {

@@ -54,11 +54,16 @@ fn token_from(body: &Value) -> Token {
 /// answer after the cache has dropped it; the sweep and the command line are seen at the
 /// next poll of the log).
 async fn assert_refused_soon(app: &TestApp, child: &Token, path: &str) {
-    let refused = eventually(Duration::from_secs(5), Duration::from_millis(50), || async {
-        app.get_with_auth("/plans", child).await.status() == StatusCode::UNAUTHORIZED
-    })
+    let refused = eventually(
+        Duration::from_secs(5),
+        Duration::from_millis(50),
+        || async { app.get_with_auth("/plans", child).await.status() == StatusCode::UNAUTHORIZED },
+    )
     .await;
-    assert!(refused, "{path}: the child still works after its maker went");
+    assert!(
+        refused,
+        "{path}: the child still works after its maker went"
+    );
     assert_api_refuses(app, child).await;
 }
 
@@ -78,7 +83,9 @@ fn notice(page: &Page, id: &str) -> Option<String> {
             _ => {}
         }
     }
-    Some(unescape(&text.split_whitespace().collect::<Vec<_>>().join(" ")))
+    Some(unescape(
+        &text.split_whitespace().collect::<Vec<_>>().join(" "),
+    ))
 }
 
 /// The id in the link a page shows around `key`.
@@ -245,8 +252,7 @@ async fn the_pages_show_the_tree_and_the_confirmation_counts_what_goes_with_it()
         .get(&format!("/tokens/{}/confirm-revoke", maker.id))
         .await;
     confirm.assert_html_page(StatusCode::OK);
-    let note = notice(&confirm, "descendants")
-        .expect("the confirmation says what goes with it");
+    let note = notice(&confirm, "descendants").expect("the confirmation says what goes with it");
     assert!(note.contains("2 other active tokens"), "{note}");
 
     let child_id = linked_id(&page.body, &first.key);

@@ -120,7 +120,9 @@ pub async fn report(
         .iter()
         .filter_map(|r| {
             let digest = SecretDigest::of(&r.token);
-            let unrevoked = known.iter().any(|(d, unrevoked)| *d == digest && *unrevoked);
+            let unrevoked = known
+                .iter()
+                .any(|(d, unrevoked)| *d == digest && *unrevoked);
             unrevoked.then(|| (digest, reason_for(r)))
         })
         .collect();
