@@ -628,3 +628,51 @@ async fn a_bad_grace_is_a_422_naming_the_choices_and_a_foreign_key_a_404() {
     .await;
     expect_json(app.get_with_auth("/plans", &target).await, StatusCode::OK).await;
 }
+
+#[tokio::test]
+async fn a_minted_token_is_limited_no_more_than_its_maker() {
+    let app = spawn_app().await;
+    let slug = app.create_account("Limits Passed On").await;
+    let maker = app
+        .create_token_with(&slug, "limited", "read,tokens", &["--rate-limit", "5"])
+        .await;
+    let mint =
+        |limit: Value| json!({"name": "child", "scopes": ["read"], "rate_limit_per_minute": limit});
+
+    for looser in [Value::Null, json!(6), json!(100_000_000)] {
+        let errors = assert_error_envelope(
+            app.post_json("/access-tokens", &maker, &mint(looser.clone()))
+                .await,
+            StatusCode::UNPROCESSABLE_ENTITY,
+        )
+        .await;
+        assert!(
+            errors
+                .iter()
+                .any(|e| e.contains("'rate_limit_per_minute'")
+                    && e.contains("5 requests per minute")),
+            "{looser}: {errors:?}"
+        );
+    }
+    for within in [5, 2] {
+        let created = expect_json(
+            app.post_json("/access-tokens", &maker, &mint(json!(within)))
+                .await,
+            StatusCode::CREATED,
+        )
+        .await;
+        assert_eq!(
+            created["access_token"]["rate_limit"]["requests_per_minute"],
+            within
+        );
+    }
+
+    // A maker without a limit hands on whatever it is asked for, or none.
+    let free = app.create_token(&slug, "free", "read,tokens").await;
+    expect_json(
+        app.post_json("/access-tokens", &free, &mint(Value::Null))
+            .await,
+        StatusCode::CREATED,
+    )
+    .await;
+}
