@@ -100,7 +100,7 @@ fn decide<S: GuardState>(req: &ServiceRequest, now: CallTime) -> (Decided, Optio
         let missing = AppError::internal("application state is missing");
         return (Decided::Now(Err(missing)), None);
     };
-    let ip = guard::client_ip(req.request(), state.get_ref());
+    let ip = state.client_ip(req.request());
     let header = req.headers().get(AUTHORIZATION).map(|v| v.as_bytes());
     let revoking = guard::revokes_itself(req.request());
     let decided = match guard::in_memory(state.get_ref(), header, now) {

@@ -50,8 +50,7 @@ pub async fn verify(
 ) -> Result<HttpResponse, AppError> {
     let header = req.headers().get(AUTHORIZATION).map(|v| v.as_bytes());
     let now = CallTime::now();
-    // The proxy's address, unless the operator trusts it to forward the client's.
-    let ip = guard::client_ip(&req, state.get_ref());
+    let ip = crate::auth::client_addr::client_ip(&req, &state.config);
     let caller = ApiCaller::new(guard::admit(state.get_ref(), header, ip, now).await?, ip);
     let scoped = required_scopes(&req).and_then(|scopes| {
         scopes

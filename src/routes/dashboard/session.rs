@@ -13,6 +13,7 @@ use serde::de::DeserializeOwned;
 
 use super::assets;
 use super::view::{AccountChoice, Flash, HtmlError, Layout, NavLink};
+use crate::auth::client_addr;
 use crate::auth::csrf;
 use crate::auth::session::{ABSOLUTE_LIFETIME_HOURS, keys};
 use crate::db::{self, accounts::Account, tx::Principal, users::User};
@@ -115,7 +116,7 @@ pub(crate) fn sign_in(
     // A new id at sign-in, so an id planted before sign-in is worth nothing after.
     raw.renew();
     raw.insert(keys::USER_ID, user.0).map_err(session_error)?;
-    if let Some(ip) = req.peer_addr().map(|a| a.ip().to_string()) {
+    if let Some(ip) = client_addr::text_of(req) {
         raw.insert(keys::CLIENT_IP, ip).map_err(session_error)?;
     }
     if let Some(agent) = req
@@ -292,7 +293,7 @@ impl FromRequest for SignedIn {
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
         let session = UserSession::of(req);
         let state = req.app_data::<web::Data<AppState>>().cloned();
-        let ip = req.peer_addr().map(|a| a.ip().to_string());
+        let ip = client_addr::text_of(req);
         Box::pin(async move {
             let state = state.ok_or_else(|| AppError::internal("application state is missing"))?;
             let user_id = session.user_id().ok_or(AppError::SignInRequired)?;
