@@ -166,7 +166,8 @@ mod tests {
     }
 
     fn from(peer: &str, headers: &[(&str, &str)]) -> HttpRequest {
-        let mut req = TestRequest::default().peer_addr(format!("{peer}:5000").parse().unwrap());
+        let peer = SocketAddr::new(peer.parse().unwrap(), 5000);
+        let mut req = TestRequest::default().peer_addr(peer);
         for (name, value) in headers {
             req = req.append_header((*name, *value));
         }
@@ -199,10 +200,13 @@ mod tests {
         }
     }
 
+    /// The peer, the headers it sent, and the client the server should see.
+    type Case<'a> = (&'a str, &'a [(&'a str, &'a str)], &'a str);
+
     #[test]
     fn the_rightmost_untrusted_hop_is_the_client_whatever_the_client_wrote() {
         let xff = config(true, "127.0.0.0/8, 10.0.0.0/8", ClientHeader::XForwardedFor);
-        let cases: &[(&str, &[(&str, &str)], &str)] = &[
+        let cases: &[Case] = &[
             // No header: the peer.
             ("127.0.0.1", &[], "127.0.0.1"),
             // One proxy appended the client.
