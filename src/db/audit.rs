@@ -180,3 +180,8 @@ pub fn list_for_token(
         .select(AuditEvent::as_select())
         .load(conn)?)
 }
+
+/// How the audit log names an API token that acts.
+pub fn token_actor_label(key: &str, name: &str) -> String {
+    format!("API token {key} ({name})")
+}

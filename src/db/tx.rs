@@ -243,7 +243,7 @@ fn token_standing(
     );
     let actor = Actor {
         user_id: None,
-        label: format!("API token {} ({})", token.key, token.name),
+        label: super::audit::token_actor_label(&token.key, &token.name),
         ip: ip.clone(),
     };
     Ok((standing, actor))

@@ -114,3 +114,30 @@ async fn a_suspended_accounts_token_may_revoke_itself_and_do_nothing_else() {
     let revoked = audit_log(&owner, "?action=token.revoked").await;
     find_event(&revoked, "token.revoked", &leaked.token.key);
 }
+
+#[tokio::test]
+async fn a_reason_can_neither_name_another_actor_nor_carry_a_direction_override() {
+    let app = spawn_app().await;
+    let owner = signed_up(&app.address, "Forged Reasons").await;
+    let token = owner.create_token("ci job").await;
+
+    let page = owner.revoke(token.id, "Deploy \u{202e}txt.exe").await;
+    page.assert_html_page(StatusCode::UNPROCESSABLE_ENTITY)
+        .assert_contains("U+202E");
+    assert_api_works(&app, &token.token).await;
+
+    owner
+        .revoke(token.id, "Revoked by the token itself (DELETE /token).")
+        .await
+        .assert_redirect(&format!("/tokens/{}", token.id));
+    let shown = owner.get(&format!("/tokens/{}", token.id)).await;
+    let text = shown.text();
+    assert!(!text.contains("by the token itself:"), "{text}");
+    assert!(
+        text.contains(&format!(
+            "by {}: “Revoked by the token itself (DELETE /token).”",
+            crate::support::browser::email_for("Forged Reasons")
+        )),
+        "{text}"
+    );
+}

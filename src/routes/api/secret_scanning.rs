@@ -218,12 +218,19 @@ fn parse(body: &[u8]) -> Result<Vec<Reported>, AppError> {
 }
 
 /// "Leaked: reported by a secret scanner at URL (source: SOURCE)", with what the reporter
-/// wrote cut short and stripped of control characters, so it always makes a valid reason.
+/// wrote cut short and stripped of control and format characters, so it always makes a
+/// valid reason.
 fn reason_for(report: &Reported) -> Reason {
     let clean = |raw: &str| -> String {
         let text: String = raw
             .chars()
-            .map(|c| if c.is_control() { ' ' } else { c })
+            .map(|c| {
+                if c.is_control() || crate::domain::is_format(c) {
+                    ' '
+                } else {
+                    c
+                }
+            })
             .take(SHOWN_CHARS)
             .collect();
         match text.trim() {
@@ -286,7 +293,7 @@ mod tests {
             token: String::new(),
             token_type: String::new(),
             url: format!("https://example.com/{}\u{1}\n", "x".repeat(5000)),
-            source: "commit\u{7}".into(),
+            source: "commit\u{7}\u{202e}".into(),
         };
         let reason = reason_for(&hostile);
         assert!(
@@ -296,6 +303,7 @@ mod tests {
         );
         assert!(reason.as_str().ends_with("(source: commit)."));
         assert!(!reason.as_str().chars().any(char::is_control));
+        assert!(!reason.as_str().chars().any(crate::domain::is_format));
         let blank = Reported {
             token: String::new(),
             token_type: String::new(),

@@ -194,10 +194,13 @@ impl From<&TokenView> for TokenRow {
                 .clone()
                 .unwrap_or_else(|| "command line".into()),
             revoked: t.revoked_at.map(TimeView::new),
-            revoked_by: match (&view.revoker, t.revoke_reason.as_deref()) {
-                (_, Some(db::tokens::REVOKED_ITSELF)) => "the token itself".into(),
-                (Some(label), _) => label.clone(),
-                (None, _) => "an unrecorded actor".into(),
+            // Who acted is the audit log's word for it, never the reason's.
+            revoked_by: match &view.revoker {
+                Some(label) if *label == db::audit::token_actor_label(&t.key, &t.name) => {
+                    "the token itself".into()
+                }
+                Some(label) => label.clone(),
+                None => "an unrecorded actor".into(),
             },
             revoke_reason: t.revoke_reason.clone().unwrap_or_default(),
             rate_limit: t
