@@ -355,6 +355,21 @@ pub fn roll(tx: &mut Tx<'_>, id: TokenId, grace: chrono::Duration) -> Result<Rol
     Ok(Rolled { old, new, secret })
 }
 
+/// Logs a refused attempt of the acting token on the token API, with what it was told.
+/// Nothing to allow: it is the token's own attempt, named as it was made.
+pub fn log_refused(tx: &mut Tx<'_>, detail: &str) -> Result<(), AppError> {
+    let target = tx.actor().label.clone();
+    let token = tx.acting_token();
+    // The reason may hold the caller's own input (a key, a name): keep the row bounded.
+    let detail: String = detail.chars().take(500).collect();
+    tx.log(Event {
+        action: action::TOKEN_API_REFUSED,
+        target: &target,
+        token,
+        detail: &detail,
+    })
+}
+
 /// What a token is told when it asks to roll itself.
 pub const ROLL_ITSELF: &str = "A token can't roll itself: a leaked token must not be able to make a successor that outlives its revocation. Revoke it with DELETE /token, and roll it from the dashboard or the command line.";
 

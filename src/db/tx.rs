@@ -120,6 +120,17 @@ impl Tx<'_> {
         audit::record(self.conn, account, &self.actor, event)
     }
 
+    /// Logs `event` about the signed-in person's own sign-in (their password, their
+    /// sessions) once, in their first account, as a sign-in is logged; a person in no
+    /// account leaves no row.
+    pub fn log_personal(&mut self, event: Event<'_>) -> Result<(), AppError> {
+        let user = self.signed_in_user()?;
+        match super::memberships::first_account_of(self.conn, user)? {
+            Some(account) => self.log_to(account, event),
+            None => Ok(()),
+        }
+    }
+
     /// A visitor who has just become a user (by signing up, signing in or accepting an
     /// invitation) is named as that user from here on. Their standing doesn't change: it
     /// was read at the start.

@@ -7,6 +7,7 @@ mod clusters;
 mod health;
 mod negotiation;
 pub mod openapi;
+mod refusals;
 mod schemas;
 pub mod secret_scanning;
 mod token;
@@ -131,6 +132,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     )
     .service(
         web::scope("/access-tokens")
+            .wrap(from_fn(refusals::audited))
             .wrap(from_fn(negotiation::json_only))
             .wrap(require_token())
             .service(list(|r| {

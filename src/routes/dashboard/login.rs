@@ -138,9 +138,12 @@ async fn submit(
 
 /// Ends the session on the server, so the cookie is worthless even if copied.
 async fn logout(
+    req: HttpRequest,
     session: UserSession,
     _form: CsrfForm<NoFields>,
 ) -> Result<HttpResponse, HtmlError> {
     session.end();
+    // The browser changes hands: the anonymous forms' nonce from before is worth nothing.
+    crate::auth::csrf::rotate_anonymous(&req)?;
     Ok(redirect("/login?signed_out=1"))
 }

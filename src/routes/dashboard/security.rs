@@ -244,6 +244,7 @@ async fn change_password(
         Err(AppError::Invalid(errors)) => return password_page(&signed_in, errors),
         Err(other) => return Err(other.into()),
     };
+    super::session::renew_id(&req)?;
     signed_in.flash(Flash::success(match ended {
         0 => "Your password was changed.".to_string(),
         1 => "Your password was changed, and your 1 other session was signed out.".to_string(),
