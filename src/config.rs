@@ -5,6 +5,8 @@ use std::net::SocketAddr;
 
 use clap::Args;
 
+use crate::auth::client_addr::{self, ClientHeader};
+use crate::auth::report_keys::ReportKeys;
 use crate::domain::DatabaseUrl;
 use crate::domain::Email;
 
@@ -64,6 +66,26 @@ pub struct RawSettings {
     )]
     pub trust_forwarded_headers: bool,
 
+    /// With forwarded headers trusted: the proxies (CIDRs or addresses, comma-separated)
+    /// whose forwarding headers count. The client is the rightmost hop not among them.
+    #[arg(
+        long,
+        env = "KEYWARD_TRUSTED_PROXIES",
+        global = true,
+        default_value = crate::auth::client_addr::DEFAULT_TRUSTED_PROXIES
+    )]
+    pub trusted_proxies: String,
+
+    /// With forwarded headers trusted: the header the proxies name the client in,
+    /// `x-forwarded-for` or `forwarded`. The other is ignored.
+    #[arg(
+        long,
+        env = "KEYWARD_CLIENT_ADDRESS_HEADER",
+        global = true,
+        default_value = "x-forwarded-for"
+    )]
+    pub client_address_header: String,
+
     /// HTTP worker threads (default: one per CPU).
     #[arg(long, env = "KEYWARD_WORKERS", global = true)]
     pub workers: Option<usize>,
@@ -73,9 +95,10 @@ pub struct RawSettings {
     #[arg(long, env = "KEYWARD_PASSWORD_THREADS", global = true)]
     pub password_threads: Option<usize>,
 
-    /// The public key (P-256, PEM: the text itself, or a file holding it) that signs
-    /// leaked-secret reports. When set, `/secret-scanning/report` refuses reports without a
-    /// valid `Github-Public-Key-Signature`.
+    /// The public keys (P-256) that sign leaked-secret reports: GitHub's key document
+    /// (`{"public_keys": [...]}`, each key chosen by `Github-Public-Key-Identifier`) or one
+    /// or more PEM blocks, as the text itself or a file holding it. When set,
+    /// `/secret-scanning/report` refuses reports without a valid `Github-Public-Key-Signature`.
     #[arg(long, env = "KEYWARD_SECRET_SCANNING_PUBLIC_KEY", global = true)]
     pub secret_scanning_public_key: Option<String>,
 
@@ -113,6 +136,8 @@ impl std::fmt::Debug for RawSettings {
             .field("session_key", &self.session_key)
             .field("public_url", &self.public_url)
             .field("trust_forwarded_headers", &self.trust_forwarded_headers)
+            .field("trusted_proxies", &self.trusted_proxies)
+            .field("client_address_header", &self.client_address_header)
             .field("workers", &self.workers)
             .field("password_threads", &self.password_threads)
             .field(
@@ -163,6 +188,9 @@ pub struct Config {
     pub public_url: Option<String>,
     /// Whether a proxy's forwarding headers say what origin the browser used.
     pub trust_forwarded_headers: bool,
+    /// Whose forwarding headers name the client, and in which header (`auth::client_addr`).
+    pub trusted_proxies: Vec<ipnet::IpNet>,
+    pub client_address_header: ClientHeader,
     pub workers: Option<usize>,
     /// Threads for argon2 (`None`: one per CPU).
     pub password_threads: Option<usize>,
@@ -175,9 +203,9 @@ pub struct Config {
     /// Keys a second the guard reads from the store before this process has heard of
     /// them (a token made by another process); past it, such keys are refused unread.
     pub unknown_key_reads_per_second: u32,
-    /// The key whose signature every leaked-secret report must carry; `None`: unsigned
+    /// The keys one of which must have signed every leaked-secret report; none: unsigned
     /// reports are taken.
-    pub secret_scanning_key: Option<p256::ecdsa::VerifyingKey>,
+    pub secret_scanning_keys: ReportKeys,
     /// Where `GET /metrics` is served; `None`: metrics are off.
     pub metrics_bind: Option<SocketAddr>,
     /// Whether the per-account active-token gauge is kept.
@@ -200,13 +228,16 @@ impl Config {
             session_key: None,
             public_url: None,
             trust_forwarded_headers: false,
+            trusted_proxies: client_addr::parse_proxies(client_addr::DEFAULT_TRUSTED_PROXIES)
+                .expect("the default proxies parse"),
+            client_address_header: ClientHeader::default(),
             workers: Some(2),
             password_threads: Some(2),
             usage_flush_interval: std::time::Duration::from_millis(200),
             invalidation_poll_interval: std::time::Duration::from_millis(100),
             expiry_sweep_interval: std::time::Duration::from_millis(200),
             unknown_key_reads_per_second: crate::auth::cache::UnknownKeyBudget::PER_SECOND,
-            secret_scanning_key: None,
+            secret_scanning_keys: ReportKeys::default(),
             metrics_bind: None,
             metrics_per_account: true,
             metrics_refresh_interval: std::time::Duration::from_millis(200),
@@ -275,24 +306,30 @@ impl TryFrom<RawSettings> for Config {
             session_key: raw.session_key,
             public_url,
             trust_forwarded_headers: raw.trust_forwarded_headers,
+            trusted_proxies: client_addr::parse_proxies(&raw.trusted_proxies)
+                .map_err(|e| format!("KEYWARD_TRUSTED_PROXIES / --trusted-proxies: {e}"))?,
+            client_address_header: ClientHeader::parse(&raw.client_address_header).map_err(
+                |e| format!("KEYWARD_CLIENT_ADDRESS_HEADER / --client-address-header: {e}"),
+            )?,
             workers: raw.workers,
             password_threads: raw.password_threads,
             usage_flush_interval: std::time::Duration::from_secs(5),
             invalidation_poll_interval: std::time::Duration::from_millis(250),
             expiry_sweep_interval: std::time::Duration::from_secs(60),
             unknown_key_reads_per_second: crate::auth::cache::UnknownKeyBudget::PER_SECOND,
-            secret_scanning_key: raw
+            secret_scanning_keys: raw
                 .secret_scanning_public_key
                 .as_deref()
                 .map(str::trim)
                 .filter(|k| !k.is_empty())
-                .map(report_key)
+                .map(ReportKeys::parse)
                 .transpose()
                 .map_err(|e| {
                     format!(
                         "KEYWARD_SECRET_SCANNING_PUBLIC_KEY / --secret-scanning-public-key: {e}"
                     )
-                })?,
+                })?
+                .unwrap_or_default(),
             metrics_bind,
             metrics_per_account: raw.metrics_per_account,
             metrics_refresh_interval: std::time::Duration::from_secs(15),
@@ -317,18 +354,6 @@ fn metrics_bind(given: Option<&str>, api: SocketAddr) -> Result<Option<SocketAdd
         ));
     }
     Ok(Some(address))
-}
-
-/// A P-256 public key in PEM, given as the text itself or as the path of a file holding it.
-pub fn report_key(given: &str) -> Result<p256::ecdsa::VerifyingKey, String> {
-    use p256::pkcs8::DecodePublicKey;
-    let pem = if given.starts_with("-----BEGIN") {
-        given.to_string()
-    } else {
-        std::fs::read_to_string(given).map_err(|e| format!("cannot read {given}: {e}"))?
-    };
-    p256::ecdsa::VerifyingKey::from_public_key_pem(pem.trim())
-        .map_err(|e| format!("not a P-256 public key in PEM form ({e})"))
 }
 
 #[cfg(test)]

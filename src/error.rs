@@ -50,6 +50,13 @@ pub enum AppError {
     MethodNotAllowed,
     #[error("invalid input: {0:?}")]
     Invalid(Vec<String>),
+    /// 400: a request the server won't guess at, such as `/verify` with a parameter it
+    /// doesn't know.
+    #[error("bad request: {0:?}")]
+    BadRequest(Vec<String>),
+    /// 413: a body over the limit.
+    #[error("payload too large")]
+    TooLarge(String),
     #[error("too many requests")]
     TooManyRequests {
         retry_after_secs: u64,
@@ -101,7 +108,10 @@ impl AppError {
                 errors
             }
             AppError::SignInRequired => vec!["Please sign in to continue.".into()],
-            AppError::Forbidden(messages) | AppError::Invalid(messages) => messages.clone(),
+            AppError::Forbidden(messages)
+            | AppError::Invalid(messages)
+            | AppError::BadRequest(messages) => messages.clone(),
+            AppError::TooLarge(message) => vec![message.clone()],
             AppError::NotFound => {
                 vec!["The requested resource could not be found.".into()]
             }
@@ -130,6 +140,8 @@ impl ResponseError for AppError {
             AppError::NotFound => StatusCode::NOT_FOUND,
             AppError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             AppError::Invalid(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            AppError::BadRequest(_) => StatusCode::BAD_REQUEST,
+            AppError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             AppError::TooManyRequests { .. } | AppError::TokenRateLimited { .. } => {
                 StatusCode::TOO_MANY_REQUESTS
             }

@@ -11,7 +11,7 @@
 
 use chrono::NaiveDateTime;
 
-use crate::domain::{Role, Scope, Scopes, TokenId, UserId};
+use crate::domain::{RateLimit, Role, Scope, Scopes, TokenId, UserId};
 
 /// What someone wants to do, with the facts about its target that the answer depends on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -22,6 +22,9 @@ pub enum Action {
         creator: Option<UserId>,
     },
     SeeAllTokens,
+    /// Raise or clear a token's rate limit: a member may tighten their own token's limit,
+    /// never undo one an admin set.
+    LoosenRateLimit,
     /// See the members page and cancel open invitations.
     ManageMembers,
     /// Invite someone to join as `role`.
@@ -80,6 +83,10 @@ pub struct TokenStanding {
     pub id: TokenId,
     pub scopes: Scopes,
     pub expires_at: Option<NaiveDateTime>,
+    /// Its rate limit: the most a token it makes may have.
+    pub rate_limit: Option<RateLimit>,
+    /// Its account's API access is suspended: it may only revoke itself.
+    pub suspended: bool,
 }
 
 impl Standing {
@@ -135,6 +142,9 @@ pub fn allows(standing: &Standing, action: Action) -> bool {
         if let Action::RevokeItself { token: target } = action {
             return token.id == target;
         }
+        if token.suspended {
+            return false;
+        }
         // A token made at the command line has no maker: whoever made it holds the
         // database, so it acts for the whole account, but still only on tokens.
         let for_account = standing.user.is_none();
@@ -165,7 +175,10 @@ pub fn allows(standing: &Standing, action: Action) -> bool {
             at_least(Role::Admin)
                 || (role.is_some() && creator.is_some() && creator == standing.user)
         }
-        Action::SeeAllTokens | Action::ManageMembers | Action::ReadAudit => at_least(Role::Admin),
+        Action::SeeAllTokens
+        | Action::ManageMembers
+        | Action::ReadAudit
+        | Action::LoosenRateLimit => at_least(Role::Admin),
         // Owners are made by promotion, never by invitation; admins only by an owner.
         Action::Invite { role: invited } => match invited {
             Role::Owner => false,
@@ -216,9 +229,29 @@ pub fn may_mint(
     }
 }
 
+/// Whether a token holding `caller` may make a token limited to `wanted`: never more
+/// than its own limit, and never none when it has one. The error names the field and the
+/// caller's limit.
+pub fn may_limit(caller: &TokenStanding, wanted: Option<RateLimit>) -> Result<(), String> {
+    match (caller.rate_limit, wanted) {
+        (Some(own), None) => Err(format!(
+            "'rate_limit_per_minute': this token is limited to {own}, so a token it makes \
+             must have a limit too, no higher."
+        )),
+        (Some(own), Some(wanted)) if wanted.per_minute() > own.per_minute() => Err(format!(
+            "'rate_limit_per_minute': a token this token makes can't be allowed more than \
+             it is; this one is limited to {own}."
+        )),
+        _ => Ok(()),
+    }
+}
+
 /// The sentence for a refusal: what a person sees on the 403 page.
 pub fn refusal(standing: &Standing, action: Action) -> &'static str {
     if let Some(token) = standing.token {
+        if token.suspended {
+            return "This account's API access is suspended: a token may only revoke itself.";
+        }
         if action == Action::WriteClusters {
             return if token.scopes.contains(Scope::Write) {
                 "This API token acts for the member who made it, and they are no longer a member."
@@ -244,6 +277,9 @@ pub fn refusal(standing: &Standing, action: Action) -> &'static str {
         }
         Action::OperatorConsole => "The operator console is for platform operators.",
         Action::SetTokenLifetime => "Only an owner can set the account's token lifetime.",
+        Action::LoosenRateLimit => {
+            "Only an owner or admin can raise or clear a token's rate limit; you may lower it."
+        }
         Action::RevokeItself { .. } => "A token can only revoke itself.",
         Action::Invite { role: Role::Admin } => "Only an owner can invite someone as an admin.",
         Action::RemoveMember { role: Role::Owner } => "Only an owner can remove an owner.",
@@ -342,6 +378,8 @@ mod tests {
             id: TokenId(7),
             scopes: Scopes::parse(scopes).unwrap(),
             expires_at,
+            rate_limit: None,
+            suspended: false,
         }
     }
 

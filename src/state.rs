@@ -89,8 +89,11 @@ pub struct AppState {
     pub cluster_pages: Arc<ClusterPages>,
     /// Every argon2 hash and check the server runs, bounded in number.
     pub passwords: Argon2Pool,
-    /// Leaked-secret reports per address: anyone may send them.
+    /// Unsigned (or wrongly signed) leaked-secret reports per client address: anyone may
+    /// send them.
     pub secret_reports: IpLimit,
+    /// Reports signed by a configured key, per client address: the scanner's own budget.
+    pub signed_reports: IpLimit,
     /// Prometheus handles; a no-op set unless `KEYWARD_METRICS_BIND` is given.
     pub metrics: Arc<Metrics>,
 }
@@ -99,6 +102,9 @@ pub struct AppState {
 /// few batches, and each costs up to one indexed read of 100 digests.
 const SECRET_REPORTS_BURST: std::num::NonZeroU32 = std::num::NonZeroU32::new(20).unwrap();
 const SECRET_REPORTS_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
+/// A scanner that signs may send a backlog at once: each costs a signature check first.
+const SIGNED_REPORTS_BURST: std::num::NonZeroU32 = std::num::NonZeroU32::new(1000).unwrap();
+const SIGNED_REPORTS_EVERY: std::time::Duration = std::time::Duration::from_millis(10);
 
 impl AppState {
     pub fn new(pool: Pool, config: Config) -> Self {
@@ -115,6 +121,11 @@ impl AppState {
                 "leaked-secret reports",
                 SECRET_REPORTS_BURST,
                 SECRET_REPORTS_EVERY,
+            ),
+            signed_reports: IpLimit::new(
+                "signed leaked-secret reports",
+                SIGNED_REPORTS_BURST,
+                SIGNED_REPORTS_EVERY,
             ),
             metrics: Arc::new(Metrics::off()),
         }
@@ -221,8 +232,8 @@ impl GuardState for AppState {
         self.config.support_email.as_str()
     }
 
-    fn trust_forwarded_headers(&self) -> bool {
-        self.config.trust_forwarded_headers
+    fn client_ip(&self, req: &actix_web::HttpRequest) -> Option<std::net::IpAddr> {
+        crate::auth::client_addr::client_ip(req, &self.config)
     }
 
     fn metrics(&self) -> &Metrics {

@@ -355,6 +355,7 @@ fn state_with_cached_token(
         account_name: "Acme".into(),
         account_suspended: false,
         rate_limit: None,
+        rate_bucket: TokenId(7),
     };
     let generation = state.cache.generation();
     assert!(
@@ -382,6 +383,7 @@ async fn refusal(
 ) -> Option<keyward::metrics::GuardReason> {
     match guard::check(state, Some(header.as_bytes()), now).await {
         guard::Verdict::Allowed(_) => None,
+        guard::Verdict::Suspended(_) => Some(keyward::metrics::GuardReason::Suspended),
         guard::Verdict::Refused { reason, .. } => Some(reason),
     }
 }

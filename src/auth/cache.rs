@@ -62,6 +62,9 @@ pub struct CachedToken {
     pub account_suspended: bool,
     /// Requests per minute; `None` for no limit.
     pub rate_limit: Option<RateLimit>,
+    /// Whose limiter its calls count against: a rolled token's successor's, so the two
+    /// share one limit through the grace period instead of having one each.
+    pub rate_bucket: TokenId,
 }
 
 impl CachedToken {
@@ -86,6 +89,7 @@ impl CachedToken {
             account_id: account.account_id(),
             account_suspended: account.is_suspended(),
             rate_limit: token.rate_limit_per_minute,
+            rate_bucket: token.rolled_to.map_or(token.token_id(), TokenId),
             account_slug: account.slug,
             account_name: account.name,
             key: token.key,
@@ -405,6 +409,7 @@ mod tests {
             account_name: "Acme".into(),
             account_suspended: false,
             rate_limit: None,
+            rate_bucket: TokenId(1),
         })
     }
 

@@ -203,6 +203,14 @@ fn anonymous_token(req: &HttpRequest) -> Result<String, AppError> {
     Ok(nonce)
 }
 
+/// A fresh anonymous cookie with this response, for when the browser changes hands
+/// (sign-in, sign-out): a nonce seen before then is worth nothing after.
+pub fn rotate_anonymous(req: &HttpRequest) -> Result<(), AppError> {
+    let issued = anonymous_csrf(req)?.issue(unix_now());
+    req.extensions_mut().insert(issued);
+    Ok(())
+}
+
 fn check_anonymous_token(req: &HttpRequest, sent: &str) -> Result<(), AppError> {
     let csrf = anonymous_csrf(req)?;
     let cookie = req.cookie(csrf.cookie_name()).ok_or_else(rejected)?;

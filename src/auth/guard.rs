@@ -9,7 +9,7 @@
 //! call is then counted in memory for the token's usage history (`usage`), which a
 //! background loop writes in batches. The actix middleware is in `require_token`.
 
-use std::net::{IpAddr, SocketAddr};
+use std::net::IpAddr;
 use std::sync::Arc;
 
 use actix_web::dev::{Payload, ServiceResponse};
@@ -38,9 +38,8 @@ pub trait GuardState: 'static {
     fn rate_limits(&self) -> &RateLimits;
     /// Named in the 401 and 403 bodies.
     fn support_email(&self) -> &str;
-    /// Whether a proxy in front sets `Forwarded` / `X-Forwarded-For` (and so whether
-    /// they name the client).
-    fn trust_forwarded_headers(&self) -> bool;
+    /// The client's address, as `auth::client_addr` decides it for every part of the server.
+    fn client_ip(&self, req: &HttpRequest) -> Option<IpAddr>;
     /// Where each call's outcome is counted (pre-registered handles: an atomic add).
     fn metrics(&self) -> &Metrics;
 }
@@ -135,19 +134,50 @@ pub async fn admit(
     ip: Option<IpAddr>,
     now: NaiveDateTime,
 ) -> Result<Arc<CachedToken>, AppError> {
-    settle(state, check(state, header, now).await, ip, now)
+    admit_as(state, header, ip, now, false).await
+}
+
+/// [`admit`], for a call that may be a token `revoking_itself` (see [`revokes_itself`]).
+pub async fn admit_as(
+    state: &impl GuardState,
+    header: Option<&[u8]>,
+    ip: Option<IpAddr>,
+    now: NaiveDateTime,
+    revoking_itself: bool,
+) -> Result<Arc<CachedToken>, AppError> {
+    settle(
+        state,
+        check(state, header, now).await,
+        ip,
+        now,
+        revoking_itself,
+    )
+}
+
+/// Whether the call is a token revoking itself (`DELETE /token`): revoking is always
+/// allowed, so neither the token's rate limit nor its account's suspension stops it.
+pub fn revokes_itself(req: &HttpRequest) -> bool {
+    req.method() == actix_web::http::Method::DELETE && req.path() == "/token"
 }
 
 /// The verdict made final: a refusal is counted (in the metrics, and in the token's history
-/// when it concerns a known token), and an allowed token is held to its rate limit.
+/// when it concerns a known token), and an allowed token is held to its rate limit, unless
+/// it is `revoking_itself`.
 fn settle(
     state: &impl GuardState,
     verdict: Verdict,
     ip: Option<IpAddr>,
     now: NaiveDateTime,
+    revoking_itself: bool,
 ) -> Result<Arc<CachedToken>, AppError> {
     let token = match verdict {
         Verdict::Allowed(token) => token,
+        Verdict::Suspended(token) if revoking_itself => return Ok(token),
+        Verdict::Suspended(token) => {
+            state.metrics().guard(GuardReason::Suspended);
+            state.usage().record(token.id, Outcome::Forbidden, now, ip);
+            return Err(suspended(state));
+        }
         Verdict::Refused {
             error,
             counted,
@@ -160,8 +190,8 @@ fn settle(
             return Err(error);
         }
     };
-    if let Some(limit) = token.rate_limit
-        && let Err(retry_after_secs) = state.rate_limits().check(token.id, limit)
+    if let Some(limit) = token.rate_limit.filter(|_| !revoking_itself)
+        && let Err(retry_after_secs) = state.rate_limits().check(token.rate_bucket, limit)
     {
         state
             .usage()
@@ -183,37 +213,12 @@ fn add_expiry_header<B>(res: &mut ServiceResponse<B>, at: &NaiveDateTime) {
     }
 }
 
-/// The client's address: the peer's, unless the operator said a proxy in front sets
-/// `Forwarded` or `X-Forwarded-For` (`--trust-forwarded-headers`); anyone else can write
-/// those. A forwarded value that isn't an address (`unknown`, an obfuscated name) falls
-/// back to the peer.
-pub fn client_ip(req: &HttpRequest, state: &impl GuardState) -> Option<IpAddr> {
-    let peer = req.peer_addr().map(|a| a.ip());
-    if !state.trust_forwarded_headers() {
-        return peer;
-    }
-    req.connection_info()
-        .realip_remote_addr()
-        .and_then(parse_forwarded_ip)
-        .or(peer)
-}
-
-/// `192.0.2.1`, `192.0.2.1:4711`, `2001:db8::1` or `[2001:db8::1]:4711`.
-fn parse_forwarded_ip(raw: &str) -> Option<IpAddr> {
-    let raw = raw.trim().trim_matches('"');
-    raw.parse::<IpAddr>()
-        .ok()
-        .or_else(|| raw.parse::<SocketAddr>().ok().map(|a| a.ip()))
-        .or_else(|| {
-            raw.strip_prefix('[')
-                .and_then(|r| r.strip_suffix(']'))
-                .and_then(|r| r.parse().ok())
-        })
-}
-
 /// What the guard made of a request's credentials.
 pub enum Verdict {
     Allowed(Arc<CachedToken>),
+    /// The token's own credentials, but its account's API access is suspended: refused
+    /// with a 403, counted in its history, unless it is revoking itself.
+    Suspended(Arc<CachedToken>),
     /// Refused; `counted` names the token and the outcome when the refusal belongs in a
     /// token's history (a wrong secret for a known key, a suspended account).
     Refused {
@@ -231,6 +236,7 @@ pub async fn authenticate(
 ) -> Result<Arc<CachedToken>, AppError> {
     match check(state, header, chrono::Utc::now().naive_utc()).await {
         Verdict::Allowed(token) => Ok(token),
+        Verdict::Suspended(_) => Err(suspended(state)),
         Verdict::Refused { error, .. } => Err(error),
     }
 }
@@ -329,16 +335,16 @@ fn judge_standing(state: &impl GuardState, token: Arc<CachedToken>, now: NaiveDa
         return denied(state, GuardReason::Expired, AuthFailure::Inactive);
     }
     if token.account_suspended {
-        return Verdict::Refused {
-            error: AppError::forbidden(format!(
-                "Your API access has been suspended due to a Terms of Service violation. Please contact {}.",
-                state.support_email()
-            )),
-            counted: Some((token.id, Outcome::Forbidden)),
-            reason: GuardReason::Suspended,
-        };
+        return Verdict::Suspended(token);
     }
     Verdict::Allowed(token)
+}
+
+fn suspended(state: &impl GuardState) -> AppError {
+    AppError::forbidden(format!(
+        "Your API access has been suspended due to a Terms of Service violation. Please contact {}.",
+        state.support_email()
+    ))
 }
 
 /// The 401, counted in no token's history.
@@ -354,32 +360,5 @@ fn unauthorized(state: &impl GuardState, failure: AuthFailure) -> AppError {
     AppError::Unauthorized {
         failure,
         support: state.support_email().to_string(),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_forwarded_address_is_read_with_or_without_its_port() {
-        let cases = [
-            ("192.0.2.1", Some("192.0.2.1")),
-            ("192.0.2.1:4711", Some("192.0.2.1")),
-            ("2001:db8::1", Some("2001:db8::1")),
-            ("[2001:db8::1]:4711", Some("2001:db8::1")),
-            ("[2001:db8::1]", Some("2001:db8::1")),
-            ("\"[2001:db8::1]:4711\"", Some("2001:db8::1")),
-            ("unknown", None),
-            ("_hidden", None),
-            ("", None),
-        ];
-        for (raw, expected) in cases {
-            assert_eq!(
-                parse_forwarded_ip(raw),
-                expected.map(|e| e.parse::<IpAddr>().unwrap()),
-                "{raw:?}"
-            );
-        }
     }
 }

@@ -2,12 +2,14 @@
 
 pub(crate) mod basic;
 pub mod cache;
+pub mod client_addr;
 pub(crate) mod csrf;
 pub mod guard;
 pub(crate) mod ip_limit;
 pub(crate) mod origin;
 pub mod password;
 pub mod ratelimit;
+pub mod report_keys;
 pub mod require_token;
 pub(crate) mod session;
 pub(crate) mod throttle;

@@ -25,9 +25,10 @@ pub async fn require_token<S: GuardState>(
     };
     let state = state.get_ref();
     let now = chrono::Utc::now().naive_utc();
-    let ip = guard::client_ip(req.request(), state);
+    let ip = state.client_ip(req.request());
     let header = req.headers().get(AUTHORIZATION).map(|v| v.as_bytes());
-    let token = match guard::admit(state, header, ip, now).await {
+    let revoking = guard::revokes_itself(req.request());
+    let token = match guard::admit_as(state, header, ip, now, revoking).await {
         Ok(token) => token,
         Err(error) => {
             return Ok(req

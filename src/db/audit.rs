@@ -47,6 +47,7 @@ pub mod action {
     pub const TOKEN_EXPIRED: AuditAction = AuditAction::TokenExpired;
     pub const TOKEN_ROLLED: AuditAction = AuditAction::TokenRolled;
     pub const TOKEN_RATE_LIMIT_CHANGED: AuditAction = AuditAction::TokenRateLimitChanged;
+    pub const TOKEN_API_REFUSED: AuditAction = AuditAction::TokenApiRefused;
     pub const MEMBER_INVITED: AuditAction = AuditAction::MemberInvited;
     pub const INVITATION_CANCELLED: AuditAction = AuditAction::InvitationCancelled;
     pub const MEMBER_JOINED: AuditAction = AuditAction::MemberJoined;
@@ -54,6 +55,8 @@ pub mod action {
     pub const MEMBER_ROLE_CHANGED: AuditAction = AuditAction::MemberRoleChanged;
     pub const LOGIN_SUCCEEDED: AuditAction = AuditAction::LoginSucceeded;
     pub const LOGIN_FAILED: AuditAction = AuditAction::LoginFailed;
+    pub const PASSWORD_CHANGED: AuditAction = AuditAction::PasswordChanged;
+    pub const SESSION_ENDED: AuditAction = AuditAction::SessionEnded;
     pub const API_SUSPENDED: AuditAction = AuditAction::ApiSuspended;
     pub const API_RESTORED: AuditAction = AuditAction::ApiRestored;
     pub const ACCOUNT_CREATED: AuditAction = AuditAction::AccountCreated;
@@ -179,4 +182,9 @@ pub fn list_for_token(
         .order(audit_events::id.asc())
         .select(AuditEvent::as_select())
         .load(conn)?)
+}
+
+/// How the audit log names an API token that acts.
+pub fn token_actor_label(key: &str, name: &str) -> String {
+    format!("API token {key} ({name})")
 }

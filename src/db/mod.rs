@@ -47,6 +47,7 @@ pub(crate) mod sessions;
 pub mod simulated_full_disk;
 mod standing;
 pub mod throttle;
+pub mod token_tree;
 pub mod tokens;
 pub mod tx;
 pub mod usage;

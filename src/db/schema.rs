@@ -54,6 +54,7 @@ diesel::table! {
         rolled_from -> Nullable<Integer>,
         rolled_to -> Nullable<Integer>,
         rate_limit_per_minute -> Nullable<Integer>,
+        maker_token_id -> Nullable<Integer>,
     }
 }
 

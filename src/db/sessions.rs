@@ -158,11 +158,21 @@ pub fn end(tx: &mut Tx<'_>, id: SessionId) -> Result<(), AppError> {
             .filter(sessions::user_id.eq(user.0)),
     )
     .execute(tx.conn)?;
-    if ended == 1 {
-        Ok(())
-    } else {
-        Err(AppError::NotFound)
+    if ended != 1 {
+        return Err(AppError::NotFound);
     }
+    log_ended(tx, &format!("session {} ended", id.0))
+}
+
+/// The audit row for sessions the person ended themselves.
+fn log_ended(tx: &mut Tx<'_>, detail: &str) -> Result<(), AppError> {
+    let target = format!("user {}", tx.actor().label);
+    tx.log_personal(super::audit::Event {
+        action: super::audit::action::SESSION_ENDED,
+        target: &target,
+        token: None,
+        detail,
+    })
 }
 
 /// Ends every session of the user but `keep`; returns how many ended.
@@ -182,5 +192,9 @@ pub(super) fn delete_others(
 /// Ends every session of the acting user but `keep`; returns how many ended.
 pub fn end_others(tx: &mut Tx<'_>, keep: SessionId) -> Result<usize, AppError> {
     let user = tx.signed_in_user()?;
-    delete_others(tx.conn, user, keep)
+    let ended = delete_others(tx.conn, user, keep)?;
+    if ended > 0 {
+        log_ended(tx, &format!("{ended} other session(s) ended"))?;
+    }
+    Ok(ended)
 }

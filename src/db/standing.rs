@@ -12,7 +12,7 @@ use diesel::prelude::*;
 
 use super::DbConnection;
 use super::schema::{accounts, tokens, users};
-use crate::domain::{AccountId, ApiState, Role, Scopes, TokenId, TokenKey, UserId};
+use crate::domain::{AccountId, ApiState, RateLimit, Role, Scopes, TokenId, TokenKey, UserId};
 use crate::error::AppError;
 
 /// A signed-in user as the write path sees them.
@@ -50,6 +50,7 @@ pub(super) struct ActingToken {
     pub user_id: Option<i32>,
     pub scopes: Scopes,
     pub expires_at: Option<NaiveDateTime>,
+    pub rate_limit_per_minute: Option<RateLimit>,
 }
 
 impl ActingToken {
@@ -58,25 +59,26 @@ impl ActingToken {
     }
 }
 
-/// The token `id` with `key` in `account`, if it may still act: not revoked, not
-/// expired (the rule of `tokens::Token::status`), and its account's API not suspended.
+/// The token `id` with `key` in `account`, if it may still act: not revoked and not
+/// expired (the rule of `tokens::Token::status`); with whether its account's API access
+/// is suspended, when it may do nothing but revoke itself.
 pub(super) fn acting_token(
     conn: &mut DbConnection,
     account: AccountId,
     id: TokenId,
     key: &TokenKey,
-) -> Result<Option<ActingToken>, AppError> {
+) -> Result<Option<(ActingToken, bool)>, AppError> {
     let now = super::now();
-    Ok(tokens::table
+    let found: Option<(ActingToken, ApiState)> = tokens::table
         .inner_join(accounts::table)
         .filter(tokens::account_id.eq(account.0))
         .filter(tokens::id.eq(id.0))
         .filter(tokens::key.eq(key.as_str()))
         .filter(token_active_at(now))
-        .filter(accounts::api_state.ne(ApiState::Suspended))
-        .select(ActingToken::as_select())
+        .select((ActingToken::as_select(), accounts::api_state))
         .first(conn)
-        .optional()?)
+        .optional()?;
+    Ok(found.map(|(token, state)| (token, state == ApiState::Suspended)))
 }
 
 /// A token's `Active` status (`tokens::Token::status_at`) as SQL: not revoked, and not

@@ -120,6 +120,17 @@ impl Tx<'_> {
         audit::record(self.conn, account, &self.actor, event)
     }
 
+    /// Logs `event` about the signed-in person's own sign-in (their password, their
+    /// sessions) once, in their first account, as a sign-in is logged; a person in no
+    /// account leaves no row.
+    pub fn log_personal(&mut self, event: Event<'_>) -> Result<(), AppError> {
+        let user = self.signed_in_user()?;
+        match super::memberships::first_account_of(self.conn, user)? {
+            Some(account) => self.log_to(account, event),
+            None => Ok(()),
+        }
+    }
+
     /// A visitor who has just become a user (by signing up, signing in or accepting an
     /// invitation) is named as that user from here on. Their standing doesn't change: it
     /// was read at the start.
@@ -208,8 +219,10 @@ fn standing_of(
 }
 
 /// A calling token's standing: its maker's role, re-read here, and what the token holds.
-/// A token revoked, expired or suspended since the guard let the request in may do
-/// nothing; nor may it act in an account other than its own.
+/// A token revoked or expired since the guard let the request in may do nothing, one
+/// whose account is suspended nothing but revoke itself; nor may it act in an account
+/// other than its own. Read inside the write, so a mint and its maker's revocation take
+/// turns: the mint sees the maker revoked, or the revocation sees the child.
 fn token_standing(
     conn: &mut DbConnection,
     id: TokenId,
@@ -222,7 +235,7 @@ fn token_standing(
     if account != Some(own) {
         return Err(AppError::NotFound);
     }
-    let token = standing::acting_token(conn, own, id, key)?.ok_or_else(no_longer)?;
+    let (token, suspended) = standing::acting_token(conn, own, id, key)?.ok_or_else(no_longer)?;
     let maker = token.maker();
     let role = match maker {
         Some(user) => standing::role(conn, user, own)?,
@@ -235,11 +248,13 @@ fn token_standing(
             id,
             scopes: token.scopes,
             expires_at: token.expires_at,
+            rate_limit: token.rate_limit_per_minute,
+            suspended,
         },
     );
     let actor = Actor {
         user_id: None,
-        label: format!("API token {} ({})", token.key, token.name),
+        label: super::audit::token_actor_label(&token.key, &token.name),
         ip: ip.clone(),
     };
     Ok((standing, actor))

@@ -118,7 +118,15 @@ pub fn change_password(
             "Your password was changed meanwhile, in another window. Sign in again with the new one.",
         ));
     }
-    super::sessions::delete_others(tx.conn, id, keep)
+    let ended = super::sessions::delete_others(tx.conn, id, keep)?;
+    let target = format!("user {}", tx.actor().label);
+    tx.log_personal(super::audit::Event {
+        action: super::audit::action::PASSWORD_CHANGED,
+        target: &target,
+        token: None,
+        detail: &format!("{ended} other session(s) ended"),
+    })?;
+    Ok(ended)
 }
 
 pub fn record_login(conn: &mut DbConnection, id: UserId) -> Result<(), AppError> {

@@ -33,7 +33,7 @@ fn parse_name(raw: &str, what: &str, max: usize) -> Result<String, String> {
 /// can differ, and a revoke dialog can show "ci-deploy" for a token whose name reads
 /// otherwise. This also refuses the joiner inside emoji sequences: a name is a label to
 /// tell tokens apart, and the cost of losing family emoji is small.
-fn is_format(c: char) -> bool {
+pub fn is_format(c: char) -> bool {
     c.general_category() == GeneralCategory::Format
 }
 
@@ -88,6 +88,15 @@ impl Reason {
             .any(|c| c.is_control() && !matches!(c, '\n' | '\r' | '\t'))
         {
             return Err("The reason can't contain control characters.".into());
+        }
+        // A reason is quoted on pages beside who acted: a direction override could make
+        // it read as part of the sentence around it.
+        if let Some(c) = reason.chars().find(|c| is_format(*c)) {
+            return Err(format!(
+                "The reason can't contain invisible formatting characters such as \
+                 zero-width spaces or direction overrides (it has U+{:04X}).",
+                u32::from(c)
+            ));
         }
         Ok(Self(reason.to_string()))
     }

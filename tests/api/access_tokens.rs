@@ -628,3 +628,110 @@ async fn a_bad_grace_is_a_422_naming_the_choices_and_a_foreign_key_a_404() {
     .await;
     expect_json(app.get_with_auth("/plans", &target).await, StatusCode::OK).await;
 }
+
+#[tokio::test]
+async fn a_minted_token_is_limited_no_more_than_its_maker() {
+    let app = spawn_app().await;
+    let slug = app.create_account("Limits Passed On").await;
+    let maker = app
+        .create_token_with(&slug, "limited", "read,tokens", &["--rate-limit", "5"])
+        .await;
+    let mint =
+        |limit: Value| json!({"name": "child", "scopes": ["read"], "rate_limit_per_minute": limit});
+
+    for looser in [Value::Null, json!(6), json!(100_000_000)] {
+        let errors = assert_error_envelope(
+            app.post_json("/access-tokens", &maker, &mint(looser.clone()))
+                .await,
+            StatusCode::UNPROCESSABLE_ENTITY,
+        )
+        .await;
+        assert!(
+            errors
+                .iter()
+                .any(|e| e.contains("'rate_limit_per_minute'")
+                    && e.contains("5 requests per minute")),
+            "{looser}: {errors:?}"
+        );
+    }
+    for within in [5, 2] {
+        let created = expect_json(
+            app.post_json("/access-tokens", &maker, &mint(json!(within)))
+                .await,
+            StatusCode::CREATED,
+        )
+        .await;
+        assert_eq!(
+            created["access_token"]["rate_limit"]["requests_per_minute"],
+            within
+        );
+    }
+
+    // A maker without a limit hands on whatever it is asked for, or none.
+    let free = app.create_token(&slug, "free", "read,tokens").await;
+    expect_json(
+        app.post_json("/access-tokens", &free, &mint(Value::Null))
+            .await,
+        StatusCode::CREATED,
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn refused_attempts_on_the_token_api_are_audited_with_what_the_token_was_told() {
+    let app = spawn_app().await;
+    let slug = app.create_account("Probed Inc").await;
+    let manager = app.create_token(&slug, "terraform", "read,tokens").await;
+    let reader = app.create_token(&slug, "reader", "read").await;
+
+    let attempts = [
+        (
+            app.post_json(
+                "/access-tokens",
+                &manager,
+                &json!({"name": "x", "scopes": ["write"]}),
+            )
+            .await,
+            StatusCode::FORBIDDEN,
+        ),
+        (
+            app.get_with_auth("/access-tokens/kw_Zq8UnknownKey000", &manager)
+                .await,
+            StatusCode::NOT_FOUND,
+        ),
+        (
+            app.post_json("/access-tokens", &manager, &json!({"name": ""}))
+                .await,
+            StatusCode::UNPROCESSABLE_ENTITY,
+        ),
+        (
+            app.get_with_auth("/access-tokens", &reader).await,
+            StatusCode::FORBIDDEN,
+        ),
+    ];
+    for (response, status) in attempts {
+        assert_eq!(response.status(), status);
+    }
+
+    let refused: Vec<(String, String, String)> = audit_log(&app, &slug)
+        .await
+        .into_iter()
+        .filter(|(action, _, _)| action == "token.api_refused")
+        .collect();
+    assert_eq!(refused.len(), 4, "{refused:?}");
+    let (_, actor, detail) = &refused[0];
+    assert!(actor.contains(&reader.key), "{actor}");
+    assert!(detail.starts_with("GET /access-tokens: 403"), "{detail}");
+    let (_, actor, detail) = &refused[3];
+    assert!(actor.contains(&manager.key), "{actor}");
+    assert!(
+        detail.starts_with("POST /access-tokens: 403") && detail.contains("can't grant write"),
+        "{detail}"
+    );
+    assert!(
+        refused[2]
+            .2
+            .starts_with("GET /access-tokens/kw_Zq8UnknownKey000: 404")
+    );
+    assert!(refused[1].2.starts_with("POST /access-tokens: 422"));
+}

@@ -5,7 +5,7 @@
 use reqwest::StatusCode;
 
 use crate::account_sessions::{CHROME_ON_WINDOWS, sessions_of, signed_in_as};
-use crate::support::admin::submit;
+use crate::support::admin::{audit_log, submit};
 use crate::support::api::spawn_app;
 use crate::support::browser::{
     Browser, CaseFailures, PASSWORD, Page, email_for, refused_form_problems,
@@ -116,4 +116,43 @@ async fn a_new_password_that_breaks_the_rules_is_refused_and_changes_nothing() {
 
     phone.get("/tokens").await.assert_html_page(StatusCode::OK);
     assert!(can_sign_in(&app.address, &email, PASSWORD).await);
+}
+
+#[tokio::test]
+async fn changing_the_password_renews_this_sessions_id_so_a_stolen_copy_is_signed_out() {
+    let app = spawn_app().await;
+    let email = email_for("Stolen Cookie");
+    let laptop = Browser::new(&app.address);
+    laptop.sign_up("Stolen Cookie", &email).await;
+
+    // Ending other sessions is in the account's log.
+    let _phone = signed_in_as(&app.address, &email, CHROME_ON_WINDOWS).await;
+    let ended = submit(
+        &laptop,
+        "/account/sessions",
+        "/account/sessions/end-others",
+        &[],
+    )
+    .await;
+    assert_eq!(ended.status, StatusCode::SEE_OTHER);
+    let ended = audit_log(&laptop, "?action=user.session_ended").await;
+    assert_eq!(ended.len(), 1, "{ended:?}");
+    assert!(ended[0].detail.contains("1 other session"), "{ended:?}");
+
+    let stolen = laptop.session_cookie().expect("a session cookie");
+    let thief = Browser::with_session_cookie(&app.address, &stolen);
+    thief.get("/tokens").await.assert_html_page(StatusCode::OK);
+
+    change_password(&laptop, PASSWORD, NEW_PASSWORD, NEW_PASSWORD)
+        .await
+        .assert_redirect("/account/sessions");
+    let renewed = laptop.session_cookie().expect("a session cookie");
+    assert_ne!(renewed, stolen, "the session has a new id");
+    laptop.get("/tokens").await.assert_html_page(StatusCode::OK);
+    thief.get("/tokens").await.assert_redirect("/login");
+    assert_eq!(sessions_of(&laptop).await.len(), 1);
+
+    let changed = audit_log(&laptop, "?action=user.password_changed").await;
+    assert_eq!(changed.len(), 1, "{changed:?}");
+    assert_eq!(changed[0].actor, email);
 }

@@ -105,3 +105,20 @@ async fn behind_an_https_public_url_both_cookies_are_secure_and_host_prefixed() 
         );
     }
 }
+
+#[tokio::test]
+async fn the_anonymous_form_cookie_is_rotated_at_sign_in_and_sign_out() {
+    let app = spawn_app().await;
+    let (page, signed_up) = sign_up(&app, "keyward_csrf").await;
+    let before = only(&page, "keyward_csrf");
+    let after = only(&signed_up, "keyward_csrf");
+    assert_ne!(before.value, after.value, "a new nonce at sign-in");
+
+    let browser = crate::support::browser::signed_up(&app.address, "Rotating Cookies").await;
+    let signed_out = browser.log_out().await;
+    let rotated = signed_out
+        .set_cookie("keyward_csrf")
+        .expect("a new form cookie at sign-out");
+    assert_ne!(rotated.value, before.value);
+    assert_ne!(rotated.value, after.value);
+}

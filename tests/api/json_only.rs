@@ -245,3 +245,13 @@ async fn without_a_token_the_answer_is_the_401_whatever_the_headers() {
 
     assert_401(response, false).await;
 }
+
+#[tokio::test]
+async fn an_oversized_body_gets_a_413_in_the_envelope() {
+    let app = spawn_app().await;
+    let (_, token) = app.account_with_token("Oversized Inc").await;
+    let huge = json!({"name": "x".repeat(300 * 1024)});
+    let response = app.post_json("/clusters", &token, &huge).await;
+    let errors = assert_error_envelope(response, StatusCode::PAYLOAD_TOO_LARGE).await;
+    assert!(errors[0].contains("larger than"), "{errors:?}");
+}

@@ -370,3 +370,43 @@ async fn someone_who_belongs_to_no_account_signs_in_to_a_page_that_says_so() {
         .assert_html_page(StatusCode::FORBIDDEN)
         .assert_contains("You don't belong to an account yet.");
 }
+
+#[tokio::test]
+async fn behind_a_trusted_proxy_each_client_is_known_by_its_own_address() {
+    let app = spawn_app_with(|config| config.trust_forwarded_headers = true).await;
+    let owner_email = email_for("Proxied Owner");
+    let owner = signed_up(&app.address, "Proxied Owner").await;
+    // The attacker writes an address of its own choosing first; the proxy appends the
+    // address it really came from.
+    let attacker = Browser::behind_proxy(&app.address, "198.51.100.99, 203.0.113.66");
+    let csrf = attacker.csrf_from("/login").await;
+    let mut last = StatusCode::OK;
+    for guess in 0..FREE_FAILURES + 2 {
+        last = attacker
+            .post(
+                "/login",
+                &[
+                    ("csrf_token", &csrf),
+                    ("email", &owner_email),
+                    ("password", &format!("guess {guess}")),
+                ],
+            )
+            .await
+            .status;
+    }
+    assert_eq!(last, StatusCode::TOO_MANY_REQUESTS, "the attacker waits");
+
+    // The owner, elsewhere behind the same proxy, signs in as usual.
+    let at_home = Browser::behind_proxy(&app.address, "198.51.100.20");
+    at_home
+        .log_in(&owner_email, PASSWORD)
+        .await
+        .assert_redirect("/tokens");
+    let sessions = at_home.get("/account/sessions").await;
+    sessions.assert_contains("198.51.100.20");
+
+    // The audit log names the address the proxy saw, never the one the client wrote.
+    let audit = owner.get("/audit?action=login.failed").await;
+    audit.assert_contains("203.0.113.66");
+    assert!(!audit.body.contains("198.51.100.99"), "{}", audit.body);
+}

@@ -291,3 +291,65 @@ async fn rate_limited_calls_are_counted_as_refusals_in_the_history() {
     .await;
     assert_eq!(stored, 1);
 }
+
+#[tokio::test]
+async fn a_member_may_tighten_their_tokens_limit_but_only_an_admin_may_loosen_it() {
+    let app = spawn_app().await;
+    let owner = signed_up(&app.address, "Loosening Inc").await;
+    let member = join(&owner, "loosening-member@example.com", "member").await;
+    let created = member.create_token("member's").await;
+
+    // The admin limits the member's token; the member may tighten it further.
+    set_limit(&owner, created.id, "5")
+        .await
+        .assert_redirect(&format!("/tokens/{}", created.id));
+    set_limit(&member, created.id, "3")
+        .await
+        .assert_redirect(&format!("/tokens/{}", created.id));
+
+    // Neither raising nor clearing is theirs to do.
+    for loosened in ["10", ""] {
+        set_limit(&member, created.id, loosened)
+            .await
+            .assert_html_page(StatusCode::FORBIDDEN)
+            .assert_contains("Only an owner or admin can raise or clear");
+    }
+    assert_eq!(
+        statuses(&app, &created.token, 4).await,
+        [200, 200, 200, 429]
+    );
+
+    // The owner may.
+    set_limit(&owner, created.id, "")
+        .await
+        .assert_redirect(&format!("/tokens/{}", created.id));
+}
+
+#[tokio::test]
+async fn a_rolled_token_and_its_successor_share_one_limit_through_the_grace() {
+    let app = spawn_app().await;
+    let account = app.create_account("Shared Buckets").await;
+    let manager = app.create_token(&account, "manager", "read,tokens").await;
+    let old = app
+        .create_token_with(&account, "ci", "read", &["--rate-limit", "4"])
+        .await;
+    let rolled = expect_json(
+        app.post_json(
+            &format!("/access-tokens/{}/roll", old.key),
+            &manager,
+            &json!({"grace": "1h"}),
+        )
+        .await,
+        StatusCode::CREATED,
+    )
+    .await;
+    let new = Token {
+        key: rolled["access_token"]["key"].as_str().unwrap().into(),
+        secret: rolled["access_token"]["secret"].as_str().unwrap().into(),
+    };
+
+    assert_eq!(statuses(&app, &old, 2).await, [200, 200]);
+    assert_eq!(statuses(&app, &new, 2).await, [200, 200]);
+    assert_eq!(statuses(&app, &old, 1).await, [429], "the old secret");
+    assert_eq!(statuses(&app, &new, 1).await, [429], "the successor");
+}

@@ -2,6 +2,7 @@
 //! secret among them has its token revoked by the system, and the answer labels each
 //! string without saying whose it was.
 
+use keyward::auth::report_keys::ReportKeys;
 use keyward::domain::TokenSecret;
 use p256::ecdsa::signature::Signer;
 use p256::ecdsa::{Signature, SigningKey};
@@ -186,8 +187,8 @@ async fn with_a_configured_key_only_signed_reports_are_taken() {
         .verifying_key()
         .to_public_key_pem(LineEnding::LF)
         .expect("a PEM public key");
-    let key = keyward::config::report_key(&pem).expect("the PEM parses as the operator's setting");
-    let app = spawn_app_with(|config| config.secret_scanning_key = Some(key)).await;
+    let keys = ReportKeys::parse(&pem).expect("the PEM parses as the operator's setting");
+    let app = spawn_app_with(|config| config.secret_scanning_keys = keys).await;
     let owner = signed_up(&app.address, "Signed Co").await;
     let leaked = owner.create_token("leaked").await;
     let body = json!([item(&leaked.token.secret, "https://gist.github.com/x")]).to_string();
@@ -236,4 +237,94 @@ async fn with_a_configured_key_only_signed_reports_are_taken() {
     .await;
     assert_eq!(verdicts(signed).await[0]["label"], "true_positive");
     assert_401(app.get_with_auth("/plans", &leaked.token).await, false).await;
+}
+
+/// A signing key, and GitHub's key document naming it `id` beside a retired key.
+fn github_keys(id: &str) -> (SigningKey, String) {
+    let key = || {
+        let mut seed = [0u8; 32];
+        rand::fill(&mut seed);
+        SigningKey::from_slice(&seed).expect("32 random bytes make a P-256 key")
+    };
+    let (retired, current): (SigningKey, SigningKey) = (key(), key());
+    let pem = |k: &SigningKey| {
+        k.verifying_key()
+            .to_public_key_pem(LineEnding::LF)
+            .expect("a PEM public key")
+    };
+    let document = json!({"public_keys": [
+        {"key_identifier": "retired", "key": pem(&retired), "is_current": false},
+        {"key_identifier": id, "key": pem(&current), "is_current": true},
+    ]});
+    (current, document.to_string())
+}
+
+#[tokio::test]
+async fn unsigned_junk_from_behind_a_proxy_never_starves_signed_reports() {
+    let (signing, document) = github_keys("current");
+    let keys = ReportKeys::parse(&document).expect("GitHub's key document");
+    let app = spawn_app_with(|config| {
+        config.secret_scanning_keys = keys;
+        config.trust_forwarded_headers = true;
+    })
+    .await;
+    let owner = signed_up(&app.address, "Starved Co").await;
+    let leaks: Vec<_> = [
+        owner.create_token("first").await,
+        owner.create_token("second").await,
+    ]
+    .into_iter()
+    .collect();
+    let junk_from = ("x-forwarded-for", "203.0.113.66".to_string());
+
+    // Junk until the junk budget of that address is spent.
+    let mut last = StatusCode::OK;
+    for _ in 0..30 {
+        last = send(&app, "[]", std::slice::from_ref(&junk_from))
+            .await
+            .status();
+    }
+    assert_eq!(last, StatusCode::TOO_MANY_REQUESTS);
+    // Another client behind the same proxy has its own budget.
+    let elsewhere = send(&app, "[]", &[("x-forwarded-for", "198.51.100.7".into())]).await;
+    assert_eq!(
+        elsewhere.status(),
+        StatusCode::FORBIDDEN,
+        "unsigned, not limited"
+    );
+
+    // Signed reports, even from the junk's own address, draw on their own budget, signed
+    // by whichever key of the document they name.
+    for leak in &leaks {
+        let body = json!([item(&leak.token.secret, "https://gist.github.com/x")]).to_string();
+        let signature: Signature = signing.sign(body.as_bytes());
+        let headers = [
+            junk_from.clone(),
+            ("Github-Public-Key-Identifier", "current".into()),
+            (
+                "Github-Public-Key-Signature",
+                crate::helpers::base64(signature.to_der().as_bytes()),
+            ),
+        ];
+        let answer = verdicts(send(&app, &body, &headers).await).await;
+        assert_eq!(answer[0]["label"], "true_positive");
+        assert_401(app.get_with_auth("/plans", &leak.token).await, false).await;
+    }
+
+    // Signed with the current key but naming the retired one: refused.
+    let body = "[]";
+    let signature: Signature = signing.sign(body.as_bytes());
+    let wrong_id = send(
+        &app,
+        body,
+        &[
+            ("Github-Public-Key-Identifier", "retired".into()),
+            (
+                "Github-Public-Key-Signature",
+                crate::helpers::base64(signature.to_der().as_bytes()),
+            ),
+        ],
+    )
+    .await;
+    assert_error_envelope(wrong_id, StatusCode::FORBIDDEN).await;
 }

@@ -3,7 +3,9 @@
 
 use reqwest::StatusCode;
 
-use crate::support::admin::{assert_api_refuses, assert_api_works, audit_log, find_event};
+use crate::support::admin::{
+    assert_api_refuses, assert_api_works, assert_suspended, audit_log, find_event, submit,
+};
 use crate::support::api::{Token, assert_401, expect_json, spawn_app};
 use crate::support::browser::{read_created_page, signed_up};
 
@@ -75,4 +77,67 @@ async fn a_revoked_token_cannot_revoke_itself_again() {
 
     let revoked = audit_log(&owner, "?action=token.revoked").await;
     assert_eq!(revoked.len(), 1, "revoked once: {revoked:?}");
+}
+
+#[tokio::test]
+async fn a_token_over_its_rate_limit_may_still_revoke_itself() {
+    let app = spawn_app().await;
+    let account = app.create_account("Throttled CI").await;
+    let token = app
+        .create_token_with(&account, "ci", "read", &["--rate-limit", "1"])
+        .await;
+    assert_api_works(&app, &token).await;
+    let limited = app.get_with_auth("/plans", &token).await;
+    assert_eq!(limited.status(), StatusCode::TOO_MANY_REQUESTS);
+
+    expect_json(app.delete("/token", &token).await, StatusCode::OK).await;
+    assert_401(app.get_with_auth("/token", &token).await, false).await;
+}
+
+#[tokio::test]
+async fn a_suspended_accounts_token_may_revoke_itself_and_do_nothing_else() {
+    let app = spawn_app().await;
+    let owner = signed_up(&app.address, "Suspended CI").await;
+    let leaked = owner.create_token("ci job").await;
+    submit(
+        &owner,
+        "/members",
+        "/account/api-access",
+        &[("state", "suspended")],
+    )
+    .await;
+    assert_suspended(app.get_with_auth("/plans", &leaked.token).await).await;
+    assert_suspended(app.get_with_auth("/token", &leaked.token).await).await;
+
+    expect_json(app.delete("/token", &leaked.token).await, StatusCode::OK).await;
+    assert_401(app.get_with_auth("/token", &leaked.token).await, false).await;
+    let revoked = audit_log(&owner, "?action=token.revoked").await;
+    find_event(&revoked, "token.revoked", &leaked.token.key);
+}
+
+#[tokio::test]
+async fn a_reason_can_neither_name_another_actor_nor_carry_a_direction_override() {
+    let app = spawn_app().await;
+    let owner = signed_up(&app.address, "Forged Reasons").await;
+    let token = owner.create_token("ci job").await;
+
+    let page = owner.revoke(token.id, "Deploy \u{202e}txt.exe").await;
+    page.assert_html_page(StatusCode::UNPROCESSABLE_ENTITY)
+        .assert_contains("U+202E");
+    assert_api_works(&app, &token.token).await;
+
+    owner
+        .revoke(token.id, "Revoked by the token itself (DELETE /token).")
+        .await
+        .assert_redirect(&format!("/tokens/{}", token.id));
+    let shown = owner.get(&format!("/tokens/{}", token.id)).await;
+    let text = shown.text();
+    assert!(!text.contains("by the token itself:"), "{text}");
+    assert!(
+        text.contains(&format!(
+            "by {}: “Revoked by the token itself (DELETE /token).”",
+            crate::support::browser::email_for("Forged Reasons")
+        )),
+        "{text}"
+    );
 }

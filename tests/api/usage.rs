@@ -210,8 +210,16 @@ async fn the_last_five_addresses_are_listed_newest_first() {
     );
 }
 
-/// Sends `request` with `token`, and the header a proxy in front would add for a client at
-/// 203.0.113.9.
+/// Trusts, when `trusted`, forwarded headers from this host and from the inner proxy at
+/// 10.0.0.1 that [`through_a_proxy`] names.
+fn behind_proxies(config: &mut keyward::config::Config, trusted: bool) {
+    config.trust_forwarded_headers = trusted;
+    config.trusted_proxies =
+        keyward::auth::client_addr::parse_proxies("127.0.0.0/8, 10.0.0.0/8").expect("CIDRs");
+}
+
+/// Sends `request` with `token`, and the header two proxies in front (the inner at
+/// 10.0.0.1) would add for a client at 203.0.113.9.
 async fn through_a_proxy(request: reqwest::RequestBuilder, token: &Token) -> StatusCode {
     request
         .basic_auth(&token.key, Some(&token.secret))
@@ -225,7 +233,7 @@ async fn through_a_proxy(request: reqwest::RequestBuilder, token: &Token) -> Sta
 #[tokio::test]
 async fn a_forwarded_address_counts_only_when_the_proxy_is_trusted() {
     for trusted in [false, true] {
-        let app = spawn_app_with(|c| c.trust_forwarded_headers = trusted).await;
+        let app = spawn_app_with(|c| behind_proxies(c, trusted)).await;
         let owner = signed_up(&app.address, "Proxied Inc").await;
         let created = owner.create_token("behind a proxy").await;
         let status = through_a_proxy(app.client.get(app.url("/plans")), &created.token).await;
@@ -337,7 +345,7 @@ async fn counts_a_full_disk_refused_are_written_once_it_has_room_and_none_twice(
 #[tokio::test]
 async fn the_audit_log_names_the_same_address_as_the_usage_history() {
     for trusted in [false, true] {
-        let app = spawn_app_with(|c| c.trust_forwarded_headers = trusted).await;
+        let app = spawn_app_with(|c| behind_proxies(c, trusted)).await;
         let owner = signed_up(&app.address, "Proxied Inc").await;
         let created = owner.create_token("revokes itself").await;
         let status = through_a_proxy(app.client.delete(app.url("/token")), &created.token).await;

@@ -139,3 +139,45 @@ async fn a_required_scope_comes_from_the_query_or_the_proxys_header() {
     assert_eq!(anonymous.status(), StatusCode::UNAUTHORIZED);
     assert!(anonymous.headers().get(AUTHORIZATION).is_none());
 }
+
+#[tokio::test]
+async fn a_parameter_or_header_verify_does_not_know_fails_closed_with_a_400() {
+    let app = spawn_app().await;
+    let slug = app.create_account("Typo Inc").await;
+    let read_only = app.create_token(&slug, "reader", "read").await;
+    for path in [
+        "/verify?scopes=write",
+        "/verify?Scope=write",
+        "/verify?scope=read&x=1",
+    ] {
+        let errors = assert_error_envelope(
+            verify(&app, path, &read_only).await,
+            StatusCode::BAD_REQUEST,
+        )
+        .await;
+        assert!(
+            errors[0].contains("it knows only: scope"),
+            "{path}: {errors:?}"
+        );
+    }
+    let plural = app
+        .client
+        .get(app.url("/verify"))
+        .basic_auth(&read_only.key, Some(&read_only.secret))
+        .header("X-Keyward-Required-Scopes", "write")
+        .send()
+        .await
+        .unwrap();
+    let errors = assert_error_envelope(plural, StatusCode::BAD_REQUEST).await;
+    assert!(
+        errors[0].contains("x-keyward-required-scopes"),
+        "{errors:?}"
+    );
+    // What it does know still works.
+    assert_eq!(
+        verify(&app, "/verify?scope=read", &read_only)
+            .await
+            .status(),
+        StatusCode::NO_CONTENT
+    );
+}

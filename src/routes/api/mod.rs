@@ -7,6 +7,7 @@ mod clusters;
 mod health;
 mod negotiation;
 pub mod openapi;
+mod refusals;
 mod schemas;
 pub mod secret_scanning;
 mod token;
@@ -127,6 +128,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     )
     .service(
         web::scope("/access-tokens")
+            .wrap(from_fn(refusals::audited))
             .wrap(from_fn(negotiation::json_only))
             .wrap(from_fn(auth::require_token::require_token::<AppState>))
             .service(list(|r| {

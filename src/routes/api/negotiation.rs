@@ -5,11 +5,11 @@
 
 use actix_web::body::{EitherBody, MessageBody};
 use actix_web::dev::{ServiceRequest, ServiceResponse};
-use actix_web::http::Method;
 use actix_web::http::header::{
     ACCEPT, CONTENT_LENGTH, CONTENT_TYPE, HeaderMap, HeaderValue, Quality, QualityItem,
     TRANSFER_ENCODING,
 };
+use actix_web::http::{Method, StatusCode};
 use actix_web::middleware::Next;
 use actix_web::mime::{self, Mime};
 use actix_web::{Error, ResponseError};
@@ -18,6 +18,8 @@ use crate::error::AppError;
 
 const NOT_ACCEPTABLE: &str =
     "The Accept header specifies a response format other than application/json.";
+
+const TOO_LARGE: &str = "The request body is larger than this API accepts.";
 
 /// The most of a header value a 422 repeats back.
 const SHOWN_CHARS: usize = 100;
@@ -36,9 +38,17 @@ pub async fn json_only(
         errors.push(problem);
     }
     if errors.is_empty() {
-        next.call(req)
-            .await
-            .map(ServiceResponse::map_into_left_body)
+        let answered = next.call(req).await?;
+        // actix answers a body over its extractor's limit in plain text; the API answers
+        // in its envelope.
+        if answered.status() == StatusCode::PAYLOAD_TOO_LARGE
+            && !answered.headers().get(CONTENT_TYPE).is_some_and(is_json)
+        {
+            let (req, _) = answered.into_parts();
+            let response = AppError::TooLarge(TOO_LARGE.into()).error_response();
+            return Ok(ServiceResponse::new(req, response).map_into_right_body());
+        }
+        Ok(answered.map_into_left_body())
     } else {
         let response = AppError::Invalid(errors).error_response();
         Ok(req.into_response(response).map_into_right_body())

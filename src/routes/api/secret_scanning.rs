@@ -4,11 +4,14 @@
 //!
 //! It takes no credentials (only someone holding a secret can report it), so everything
 //! it does is bounded before it costs anything:
-//! * a per-address rate, then the size (64 KiB, 100 items), then the signature when the
-//!   operator configured a key, all before the body is parsed;
+//! * the size (64 KiB, 100 items), then the signature when the operator configured keys,
+//!   then a per-client-address rate: a small one for unsigned reports (and for refused
+//!   ones), a much larger one for signed reports, so junk can't starve them; all before
+//!   the body is parsed;
 //! * the CRC32 checksum in every secret drops strings that aren't ours without touching
 //!   the database; the rest cost one indexed read for the whole report;
-//! * a write happens only for a secret of an active token, and revokes it, so each secret
+//! * a write happens only for a secret of an unrevoked token, and revokes it (and the
+//!   tokens it made), so each secret
 //!   can cause one write ever.
 //!
 //! The answer says, per string, whether it was one of our secrets, and never whose.
@@ -19,10 +22,11 @@ use actix_web::http::StatusCode;
 use actix_web::http::header::CACHE_CONTROL;
 use actix_web::{HttpRequest, HttpResponse, web};
 use base64::Engine as _;
-use p256::ecdsa::signature::Verifier;
-use p256::ecdsa::{Signature, VerifyingKey};
+use p256::ecdsa::Signature;
 use serde::{Deserialize, Serialize};
 
+use crate::auth::client_addr;
+use crate::auth::report_keys::ReportKeys;
 use crate::db::{self, tx::Principal};
 use crate::domain::{Reason, SecretDigest, TokenSecret};
 use crate::error::AppError;
@@ -91,12 +95,21 @@ pub async fn report(
     state: web::Data<AppState>,
     payload: web::Payload,
 ) -> Result<HttpResponse, AppError> {
-    state
-        .secret_reports
-        .check(req.peer_addr().map(|a| a.ip()))?;
+    let ip = client_addr::client_ip(&req, &state.config);
+    // Read (at most 64 KiB) before any budget is spent, so the signature decides which
+    // budget a report draws on: junk can't use up what a signed report needs.
     let body = read_limited(payload).await?;
-    if let Some(key) = &state.config.secret_scanning_key {
-        check_signature(key, &req, &body)?;
+    let keys = &state.config.secret_scanning_keys;
+    if keys.is_empty() {
+        state.secret_reports.check(ip)?;
+    } else {
+        match check_signature(keys, &req, &body) {
+            Ok(()) => state.signed_reports.check(ip)?,
+            Err(refused) => {
+                state.secret_reports.check(ip)?;
+                return Err(refused);
+            }
+        }
     }
     let reports = parse(&body)?;
 
@@ -119,8 +132,10 @@ pub async fn report(
         .iter()
         .filter_map(|r| {
             let digest = SecretDigest::of(&r.token);
-            let active = known.iter().any(|(d, active)| *d == digest && *active);
-            active.then(|| (digest, reason_for(r)))
+            let unrevoked = known
+                .iter()
+                .any(|(d, unrevoked)| *d == digest && *unrevoked);
+            unrevoked.then(|| (digest, reason_for(r)))
         })
         .collect();
     if !leaks.is_empty() {
@@ -164,9 +179,9 @@ async fn read_limited(payload: web::Payload) -> Result<web::Bytes, AppError> {
     }
 }
 
-/// The report must carry the configured key's ECDSA P-256 signature (base64 of its DER
-/// form) over the body exactly as sent, and name the key it was signed with.
-fn check_signature(key: &VerifyingKey, req: &HttpRequest, body: &[u8]) -> Result<(), AppError> {
+/// The report must carry the ECDSA P-256 signature (base64 of its DER form) over the body
+/// exactly as sent of the configured key it names.
+fn check_signature(keys: &ReportKeys, req: &HttpRequest, body: &[u8]) -> Result<(), AppError> {
     let header = |name| {
         req.headers()
             .get(name)
@@ -175,9 +190,8 @@ fn check_signature(key: &VerifyingKey, req: &HttpRequest, body: &[u8]) -> Result
             .filter(|v| !v.is_empty())
     };
     let refuse = |why: &str| AppError::forbidden(format!("The report is not signed: {why}"));
-    if header(KEY_IDENTIFIER_HEADER).is_none() {
-        return Err(refuse("it has no Github-Public-Key-Identifier header."));
-    }
+    let identifier = header(KEY_IDENTIFIER_HEADER)
+        .ok_or_else(|| refuse("it has no Github-Public-Key-Identifier header."))?;
     let signature = header(SIGNATURE_HEADER)
         .ok_or_else(|| refuse("it has no Github-Public-Key-Signature header."))?;
     let der = base64::engine::general_purpose::STANDARD
@@ -185,8 +199,7 @@ fn check_signature(key: &VerifyingKey, req: &HttpRequest, body: &[u8]) -> Result
         .map_err(|_| refuse("the signature is not base64."))?;
     let signature = Signature::from_der(&der)
         .map_err(|_| refuse("the signature is not an ECDSA signature."))?;
-    key.verify(body, &signature)
-        .map_err(|_| refuse("the signature does not match the report and the configured key."))
+    keys.verify(identifier, body, &signature).map_err(refuse)
 }
 
 fn parse(body: &[u8]) -> Result<Vec<Reported>, AppError> {
@@ -205,12 +218,19 @@ fn parse(body: &[u8]) -> Result<Vec<Reported>, AppError> {
 }
 
 /// "Leaked: reported by a secret scanner at URL (source: SOURCE)", with what the reporter
-/// wrote cut short and stripped of control characters, so it always makes a valid reason.
+/// wrote cut short and stripped of control and format characters, so it always makes a
+/// valid reason.
 fn reason_for(report: &Reported) -> Reason {
     let clean = |raw: &str| -> String {
         let text: String = raw
             .chars()
-            .map(|c| if c.is_control() { ' ' } else { c })
+            .map(|c| {
+                if c.is_control() || crate::domain::is_format(c) {
+                    ' '
+                } else {
+                    c
+                }
+            })
             .take(SHOWN_CHARS)
             .collect();
         match text.trim() {
@@ -273,7 +293,7 @@ mod tests {
             token: String::new(),
             token_type: String::new(),
             url: format!("https://example.com/{}\u{1}\n", "x".repeat(5000)),
-            source: "commit\u{7}".into(),
+            source: "commit\u{7}\u{202e}".into(),
         };
         let reason = reason_for(&hostile);
         assert!(
@@ -283,6 +303,7 @@ mod tests {
         );
         assert!(reason.as_str().ends_with("(source: commit)."));
         assert!(!reason.as_str().chars().any(char::is_control));
+        assert!(!reason.as_str().chars().any(crate::domain::is_format));
         let blank = Reported {
             token: String::new(),
             token_type: String::new(),

@@ -49,8 +49,7 @@ pub async fn verify(
 ) -> Result<HttpResponse, AppError> {
     let header = req.headers().get(AUTHORIZATION).map(|v| v.as_bytes());
     let now = chrono::Utc::now().naive_utc();
-    // The proxy's address, unless the operator trusts it to forward the client's.
-    let ip = guard::client_ip(&req, state.get_ref());
+    let ip = crate::auth::client_addr::client_ip(&req, &state.config);
     let caller = ApiCaller::new(guard::admit(state.get_ref(), header, ip, now).await?, ip);
     let scoped = required_scopes(&req).and_then(|scopes| {
         scopes
@@ -79,13 +78,34 @@ pub async fn verify(
     Ok(response.finish())
 }
 
+/// The query parameters `/verify` knows.
+const KNOWN_PARAMETERS: &[&str] = &["scope"];
+
 /// Every scope asked for, by `?scope=` (repeatable, or comma-separated) and by the
 /// [`REQUIRED_SCOPE_HEADER`]. They add up: a client that sends the header itself, past a
 /// proxy that doesn't overwrite it, can only demand more, never less. A name that is no
-/// scope is a 422, so a misspelt proxy setting fails closed.
+/// scope is a 422, and a parameter or `X-Keyward-Required-…` header `/verify` doesn't
+/// know (`?Scope=`, `?scopes=`) a 400, so a misspelt proxy setting fails closed.
 fn required_scopes(req: &HttpRequest) -> Result<Vec<Scope>, AppError> {
     let pairs: Vec<(String, String)> = serde_urlencoded::from_str(req.query_string())
         .map_err(|_| AppError::invalid("The query string could not be read."))?;
+    if let Some((unknown, _)) = pairs
+        .iter()
+        .find(|(name, _)| !KNOWN_PARAMETERS.contains(&name.as_str()))
+    {
+        return Err(AppError::BadRequest(vec![format!(
+            "/verify doesn't know the query parameter '{}'; it knows only: {}.",
+            unknown.chars().take(100).collect::<String>(),
+            KNOWN_PARAMETERS.join(", ")
+        )]));
+    }
+    if let Some(unknown) = req.headers().keys().find(|name| {
+        name.as_str().starts_with("x-keyward-required-") && name.as_str() != REQUIRED_SCOPE_HEADER
+    }) {
+        return Err(AppError::BadRequest(vec![format!(
+            "/verify doesn't know the header '{unknown}'; the header that demands a scope is X-Keyward-Required-Scope."
+        )]));
+    }
     let from_query = pairs
         .into_iter()
         .filter(|(name, _)| name == "scope")

@@ -9,6 +9,7 @@ use super::session::{CsrfForm, public_layout, sign_in};
 use super::view::{
     Flash, HtmlError, Layout, page_method_not_allowed, redirect, render, render_with_status,
 };
+use crate::auth::client_addr;
 use crate::db::{self, invitations::Joiner, tx::Principal};
 use crate::domain::{AccountId, Email, Password};
 use crate::error::AppError;
@@ -83,7 +84,7 @@ async fn accept(
     CsrfForm(form): CsrfForm<AcceptForm>,
 ) -> Result<HttpResponse, HtmlError> {
     let token = token.into_inner();
-    let ip = req.peer_addr().map(|a| a.ip().to_string());
+    let ip = client_addr::text_of(&req);
     let joined = match joiner(&state, &token, &form, ip.clone()).await {
         Ok((account, joiner)) => {
             let token = token.clone();

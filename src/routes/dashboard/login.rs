@@ -12,6 +12,7 @@ use super::view::{
     Flash, HtmlError, Layout, page_method_not_allowed, post_only, redirect, render,
     render_with_status,
 };
+use crate::auth::client_addr;
 use crate::db::{self, tx::Principal};
 use crate::domain::{Email, Password};
 use crate::state::AppState;
@@ -66,10 +67,7 @@ async fn submit(
     state: web::Data<AppState>,
     CsrfForm(form): CsrfForm<LoginForm>,
 ) -> Result<HttpResponse, HtmlError> {
-    let ip = req
-        .peer_addr()
-        .map(|a| a.ip().to_string())
-        .unwrap_or_default();
+    let ip = client_addr::text_of(&req).unwrap_or_default();
     let attempt = state.throttle.attempt(&form.email, &ip).await?;
 
     let password = Password::for_sign_in(form.password);
@@ -140,9 +138,12 @@ async fn submit(
 
 /// Ends the session on the server, so the cookie is worthless even if copied.
 async fn logout(
+    req: HttpRequest,
     session: UserSession,
     _form: CsrfForm<NoFields>,
 ) -> Result<HttpResponse, HtmlError> {
     session.end();
+    // The browser changes hands: the anonymous forms' nonce from before is worth nothing.
+    crate::auth::csrf::rotate_anonymous(&req)?;
     Ok(redirect("/login?signed_out=1"))
 }

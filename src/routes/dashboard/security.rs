@@ -11,6 +11,7 @@ use super::view::{
     Flash, HtmlError, Layout, TimeView, get_only, page_method_not_allowed, post_only, redirect,
     render, render_with_status,
 };
+use crate::auth::client_addr;
 use crate::db::{self, sessions::SessionSummary};
 use crate::domain::{Password, SessionId};
 use crate::error::AppError;
@@ -211,10 +212,7 @@ async fn change_password(
 
     // Someone who found this browser signed in must not be able to guess the password here
     // faster than at sign-in.
-    let ip = req
-        .peer_addr()
-        .map(|a| a.ip().to_string())
-        .unwrap_or_default();
+    let ip = client_addr::text_of(&req).unwrap_or_default();
     let attempt = state.throttle.attempt(&signed_in.user.email, &ip).await?;
     let old_hash = signed_in.user.password_hash.clone();
     let current = Password::for_sign_in(form.current_password);
@@ -246,6 +244,7 @@ async fn change_password(
         Err(AppError::Invalid(errors)) => return password_page(&signed_in, errors),
         Err(other) => return Err(other.into()),
     };
+    super::session::renew_id(&req)?;
     signed_in.flash(Flash::success(match ended {
         0 => "Your password was changed.".to_string(),
         1 => "Your password was changed, and your 1 other session was signed out.".to_string(),

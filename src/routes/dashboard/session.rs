@@ -13,6 +13,7 @@ use serde::de::DeserializeOwned;
 
 use super::assets;
 use super::view::{AccountChoice, Flash, HtmlError, Layout, NavLink};
+use crate::auth::client_addr;
 use crate::auth::csrf;
 use crate::auth::session::{ABSOLUTE_LIFETIME_HOURS, keys};
 use crate::db::{self, accounts::Account, tx::Principal, users::User};
@@ -112,10 +113,26 @@ pub(crate) fn sign_in(
 ) -> Result<UserSession, AppError> {
     let session = UserSession::of(req);
     let raw = &session.0;
-    // A new id at sign-in, so an id planted before sign-in is worth nothing after.
-    raw.renew();
     raw.insert(keys::USER_ID, user.0).map_err(session_error)?;
-    if let Some(ip) = req.peer_addr().map(|a| a.ip().to_string()) {
+    if let Some(account) = account {
+        session.set_account(account)?;
+    }
+    raw.insert(SIGNED_IN_AT, db::now().and_utc().timestamp())
+        .map_err(session_error)?;
+    renew_id(req)?;
+    csrf::rotate_anonymous(req)?;
+    Ok(session)
+}
+
+/// Moves the session to a new id (and a new row, written when this request ends), with a
+/// new CSRF token: at sign-in, so an id planted before is worth nothing after, and at a
+/// password change, so a stolen copy of the cookie is signed out with the old password.
+pub(crate) fn renew_id(req: &HttpRequest) -> Result<(), AppError> {
+    let raw = req.get_session();
+    raw.renew();
+    // The store keeps where a sign-in came from in columns, not in the state it loads:
+    // the new row is told again.
+    if let Some(ip) = client_addr::text_of(req) {
         raw.insert(keys::CLIENT_IP, ip).map_err(session_error)?;
     }
     if let Some(agent) = req
@@ -127,13 +144,8 @@ pub(crate) fn sign_in(
         raw.insert(keys::CLIENT_AGENT, agent)
             .map_err(session_error)?;
     }
-    if let Some(account) = account {
-        session.set_account(account)?;
-    }
-    raw.insert(SIGNED_IN_AT, db::now().and_utc().timestamp())
-        .map_err(session_error)?;
-    csrf::rotate(raw)?;
-    Ok(session)
+    csrf::rotate(&raw)?;
+    Ok(())
 }
 
 /// The frame for pages anyone may open (sign-in, sign-up, an invitation): no header
@@ -292,7 +304,7 @@ impl FromRequest for SignedIn {
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
         let session = UserSession::of(req);
         let state = req.app_data::<web::Data<AppState>>().cloned();
-        let ip = req.peer_addr().map(|a| a.ip().to_string());
+        let ip = client_addr::text_of(req);
         Box::pin(async move {
             let state = state.ok_or_else(|| AppError::internal("application state is missing"))?;
             let user_id = session.user_id().ok_or(AppError::SignInRequired)?;

@@ -13,6 +13,7 @@ use super::session::{CsrfForm, public_layout, sign_in};
 use super::view::{
     Flash, HtmlError, Layout, page_method_not_allowed, redirect, render, render_with_status,
 };
+use crate::auth::client_addr;
 use crate::db::{self, tx::Principal};
 use crate::domain::{AccountName, Email, Password};
 use crate::error::AppError;
@@ -79,7 +80,7 @@ async fn submit(
         return again(&req, form, errors);
     };
 
-    let ip = req.peer_addr().map(|a| a.ip().to_string());
+    let ip = client_addr::text_of(&req);
     state
         .throttle
         .sign_up(ip.as_deref().unwrap_or_default())

@@ -362,6 +362,9 @@ struct ShowPage {
     can_roll: bool,
     rolled_from: Option<TokenLink>,
     rolled_to: Option<TokenLink>,
+    /// The token that made this one through the API, and those this one made.
+    made_by: Option<TokenLink>,
+    made: Vec<TokenLink>,
     usage: TokenUsageView,
 }
 
@@ -380,7 +383,8 @@ async fn show(
     let account = view.token.account();
     let id = view.token.token_id();
     let (from, to) = (view.token.rolled_from, view.token.rolled_to);
-    let (trail, rolled_from, rolled_to) = db::run(&state.pool, move |conn| {
+    let maker = view.token.maker_token_id;
+    let (trail, rolled_from, rolled_to, made_by, made) = db::run(&state.pool, move |conn| {
         let mut link = |other: Option<i32>| {
             other
                 .map(|id| {
@@ -389,11 +393,17 @@ async fn show(
                 })
                 .transpose()
         };
-        let (rolled_from, rolled_to) = (link(from)?, link(to)?);
+        let (rolled_from, rolled_to, made_by) = (link(from)?, link(to)?, link(maker)?);
+        let made = db::token_tree::made_by(conn, account, id)?
+            .into_iter()
+            .map(|(id, key)| TokenLink { id, key })
+            .collect();
         Ok((
             db::audit::list_for_token(conn, account, id)?,
             rolled_from,
             rolled_to,
+            made_by,
+            made,
         ))
     })
     .await?;
@@ -406,6 +416,8 @@ async fn show(
         can_roll: view.token.status() == Status::Active && view.token.rolled_to.is_none(),
         rolled_from,
         rolled_to,
+        made_by,
+        made,
         usage,
     })
 }
@@ -415,6 +427,8 @@ async fn show(
 struct ConfirmPage {
     layout: Layout,
     token: TokenRow,
+    /// The unrevoked tokens below this one, which go with it.
+    descendants: usize,
 }
 
 async fn confirm_revoke(
@@ -426,9 +440,15 @@ async fn confirm_revoke(
     if view.token.revoked_at.is_some() {
         return Ok(redirect(&format!("/tokens/{}", view.token.id)));
     }
+    let (account, id) = (view.token.account(), view.token.token_id());
+    let descendants = db::run(&state.pool, move |conn| {
+        db::token_tree::unrevoked_below(conn, account, id)
+    })
+    .await?;
     render(&ConfirmPage {
         layout: signed_in.layout("Revoke token", "/tokens")?,
         token: TokenRow::from(&view),
+        descendants,
     })
 }
 

@@ -194,10 +194,13 @@ impl From<&TokenView> for TokenRow {
                 .clone()
                 .unwrap_or_else(|| "command line".into()),
             revoked: t.revoked_at.map(TimeView::new),
-            revoked_by: match (&view.revoker, t.revoke_reason.as_deref()) {
-                (_, Some(db::tokens::REVOKED_ITSELF)) => "the token itself".into(),
-                (Some(label), _) => label.clone(),
-                (None, _) => "an unrecorded actor".into(),
+            // Who acted is the audit log's word for it, never the reason's.
+            revoked_by: match &view.revoker {
+                Some(label) if *label == db::audit::token_actor_label(&t.key, &t.name) => {
+                    "the token itself".into()
+                }
+                Some(label) => label.clone(),
+                None => "an unrecorded actor".into(),
             },
             revoke_reason: t.revoke_reason.clone().unwrap_or_default(),
             rate_limit: t
@@ -356,7 +359,8 @@ pub(crate) fn error_page(err: &AppError, layout: Option<Layout>) -> HttpResponse
         AppError::Forbidden(_) => "Not allowed",
         AppError::NotFound => "Page not found",
         AppError::MethodNotAllowed => "Method not allowed",
-        AppError::Invalid(_) => "Please check what you entered",
+        AppError::Invalid(_) | AppError::BadRequest(_) => "Please check what you entered",
+        AppError::TooLarge(_) => "Too much at once",
         AppError::TooManyRequests { .. } | AppError::TokenRateLimited { .. } => "Too many attempts",
         AppError::Unavailable { .. } => "Please try again shortly",
         AppError::Internal(_) => "Something went wrong",

@@ -245,12 +245,23 @@ pub struct Browser {
 
 impl Browser {
     pub fn new(address: &str) -> Self {
-        Self::build(address, "keyward-tests", None)
+        Self::build(address, "keyward-tests", None, &[])
+    }
+
+    /// A browser behind a proxy on the server's own host, which tells the server the
+    /// client's address by adding `X-Forwarded-For: CLIENT` to every request.
+    pub fn behind_proxy(address: &str, client: &str) -> Self {
+        Self::build(
+            address,
+            "keyward-tests",
+            None,
+            &[("x-forwarded-for", client)],
+        )
     }
 
     /// A browser that names itself `user_agent`, as Firefox or Chrome would.
     pub fn with_user_agent(address: &str, user_agent: &str) -> Self {
-        Self::build(address, user_agent, None)
+        Self::build(address, user_agent, None, &[])
     }
 
     /// A browser on another machine: its requests leave from `source`, another loopback
@@ -260,13 +271,24 @@ impl Browser {
             address,
             "keyward-tests",
             Some(std::net::IpAddr::from(source)),
+            &[],
         )
     }
 
-    fn build(address: &str, user_agent: &str, source: Option<std::net::IpAddr>) -> Self {
+    fn build(
+        address: &str,
+        user_agent: &str,
+        source: Option<std::net::IpAddr>,
+        headers: &[(&'static str, &str)],
+    ) -> Self {
         let jar = Arc::new(Jar::default());
+        let mut defaults = reqwest::header::HeaderMap::new();
+        for (name, value) in headers {
+            defaults.insert(*name, value.parse().expect("a header value"));
+        }
         let client = reqwest::Client::builder()
             .no_proxy()
+            .default_headers(defaults)
             .local_address(source)
             .cookie_provider(jar.clone())
             .redirect(Policy::none())
