@@ -25,6 +25,8 @@ pub struct Account {
     pub created_at: NaiveDateTime,
     /// The longest a token of this account may live; `None`: no limit.
     pub max_token_lifetime_days: Option<LifetimeLimit>,
+    /// Whether the API was suspended by the operator rather than by the account's owners.
+    pub suspended_by_operator: bool,
 }
 
 impl Account {

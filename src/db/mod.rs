@@ -47,6 +47,8 @@ pub(crate) mod sessions;
 pub mod simulated_full_disk;
 mod standing;
 pub mod throttle;
+pub mod token_edits;
+pub mod token_search;
 pub mod tokens;
 pub mod tx;
 mod url;

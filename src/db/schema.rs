@@ -8,6 +8,7 @@ diesel::table! {
         api_state -> Text,
         created_at -> Timestamp,
         max_token_lifetime_days -> Nullable<Integer>,
+        suspended_by_operator -> Bool,
     }
 }
 
@@ -54,6 +55,7 @@ diesel::table! {
         rolled_from -> Nullable<Integer>,
         rolled_to -> Nullable<Integer>,
         rate_limit_per_minute -> Nullable<Integer>,
+        note -> Text,
     }
 }
 
@@ -143,6 +145,7 @@ diesel::table! {
         wrong_secret -> BigInt,
         forbidden -> BigInt,
         rate_limited -> BigInt,
+        refused -> BigInt,
     }
 }
 

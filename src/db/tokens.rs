@@ -40,6 +40,8 @@ pub struct Token {
     pub rolled_from: Option<i32>,
     pub rolled_to: Option<i32>,
     pub rate_limit_per_minute: Option<RateLimit>,
+    /// Free text: the token's purpose, owner or ticket.
+    pub note: String,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -417,7 +419,7 @@ pub fn revoke_itself(tx: &mut Tx<'_>) -> Result<Token, AppError> {
     revoke_in_tx(tx.conn, token, &actor, REVOKED_ITSELF)
 }
 
-fn token_target(token: &Token) -> String {
+pub(super) fn token_target(token: &Token) -> String {
     format!("token {} ({})", token.name, token.key)
 }
 
@@ -460,7 +462,7 @@ macro_rules! with_people {
     }};
 }
 
-type ViewRow = (Token, Option<String>, Option<String>);
+pub(super) type ViewRow = (Token, Option<String>, Option<String>);
 
 impl From<ViewRow> for TokenView {
     fn from((token, creator_email, revoker): ViewRow) -> Self {
@@ -530,7 +532,7 @@ pub fn revoke(tx: &mut Tx<'_>, id: TokenId, reason: &Reason) -> Result<Token, Ap
 
 /// Revokes `token`, as read under the write lock by the caller. The row is written, not
 /// read back: the caller's read is the only one, and the answer is that row as changed.
-fn revoke_in_tx(
+pub(super) fn revoke_in_tx(
     conn: &mut DbConnection,
     token: Token,
     actor: &Actor,

@@ -35,6 +35,8 @@ audit_actions! {
     TokenExpired => "token.expired",
     TokenRolled => "token.rolled",
     TokenRateLimitChanged => "token.rate_limit_changed",
+    TokenRenamed => "token.renamed",
+    TokenNoteChanged => "token.note_changed",
     MemberInvited => "member.invited",
     InvitationCancelled => "member.invitation_cancelled",
     MemberJoined => "member.joined",

@@ -22,7 +22,7 @@ pub use cluster::{ClusterCredentials, ClusterState};
 pub use email::Email;
 pub use ids::{AccountId, SessionId, TokenId, UserId};
 pub use lifetime::{Grace, LifetimeLimit};
-pub use names::{AccountName, ClusterName, NAME_MAX_CHARS, Reason, Slug, TokenName};
+pub use names::{AccountName, ClusterName, NAME_MAX_CHARS, Reason, Slug, TokenName, TokenNote};
 pub use paging::Paging;
 pub use password::Password;
 pub use rate_limit::RateLimit;
