@@ -54,6 +54,7 @@ mod sessions;
 mod signup;
 mod tenancy;
 mod token;
+mod token_list;
 mod tokens_pages;
 mod unknown_keys;
 mod usage;

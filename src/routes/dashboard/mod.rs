@@ -19,6 +19,8 @@ mod roll;
 mod security;
 mod session;
 mod signup;
+mod token_edit;
+mod token_list;
 mod token_pages;
 mod tokens;
 mod usage_view;
