@@ -30,7 +30,10 @@ const STEP_TIMEOUT: Duration = Duration::from_secs(20);
 const STORY_TIMEOUT: Duration = Duration::from_secs(300);
 
 const DESKTOP: (u32, u32) = (1280, 900);
+const LAPTOP: (u32, u32) = (1024, 768);
 const PHONE: (u32, u32) = (390, 844);
+/// How much taller than its content (up to the footer) a page may scroll.
+const BLANK_SPACE_ALLOWED_PX: u32 = 100;
 
 const EMAIL: &str = "ada@example.test";
 const PASSWORD: &str = "correct horse battery staple";
@@ -44,7 +47,7 @@ async fn a_person_creates_uses_and_revokes_a_token_in_a_browser() {
     server.make_operator(OPERATOR_EMAIL, OPERATOR_PASSWORD);
     let driver = ChromeDriver::start();
     let browser = driver.session().await;
-    let shots = Screenshots::from_env();
+    let shots = Screenshots::from_env(driver.url());
 
     // The story runs in its own task so that, pass or panic, the browser session is closed
     // before the processes behind it are killed.
@@ -635,7 +638,14 @@ impl Page<'_> {
         );
     }
 
+    /// Checks the page's layout at the desktop size, and saves screenshots when asked.
     async fn shoot(&self, name: &str) {
+        let problems = layout_problems(self.b).await;
+        assert!(
+            problems.is_empty(),
+            "{name} at {DESKTOP:?}: {}",
+            problems.join("; ")
+        );
         self.shots.take(self.b, name).await;
     }
 }
@@ -647,10 +657,16 @@ impl Page<'_> {
 struct Screenshots {
     dir: Option<PathBuf>,
     taken: std::sync::atomic::AtomicUsize,
+    /// chromedriver's address, for switching the colour scheme through Chromium's DevTools.
+    driver: String,
 }
 
+/// The sizes every screenshot is taken at: a desktop, a small laptop (the narrowest width
+/// with the token table) and a phone.
+const SIZES: [((u32, u32), &str); 3] = [(DESKTOP, "1280"), (LAPTOP, "1024"), (PHONE, "390")];
+
 impl Screenshots {
-    fn from_env() -> Self {
+    fn from_env(driver: String) -> Self {
         let dir = std::env::var_os("KEYWARD_SCREENSHOTS")
             .filter(|d| !d.is_empty())
             .map(PathBuf::from);
@@ -661,11 +677,13 @@ impl Screenshots {
         Self {
             dir,
             taken: Default::default(),
+            driver,
         }
     }
 
-    /// Saves the whole page at each size as `NN-name-desktop.png` and `NN-name-phone.png`,
-    /// then puts the window back to the desktop size.
+    /// Saves the whole page at each size, light and dark, as `NN-name-1280-light.png` and
+    /// so on, then puts the window back to the desktop size and the light scheme. Fails if
+    /// a table overflows its box or the page scrolls past its content at any of them.
     async fn take(&self, b: &Client, name: &str) {
         let Some(dir) = &self.dir else { return };
         let n = self
@@ -679,24 +697,97 @@ impl Screenshots {
                 vec![],
             )
             .await;
-        for (size, label) in [(DESKTOP, "desktop"), (PHONE, "phone")] {
-            set_viewport(b, size).await;
-            // The full height of the page at this width, so nothing below the fold is missed.
-            let height = match b
-                .execute("return document.documentElement.scrollHeight", vec![])
-                .await
-            {
-                Ok(Value::Number(h)) => h.as_u64().unwrap_or(0) as u32,
-                _ => 0,
-            };
-            if height > size.1 {
-                set_viewport(b, (size.0, height.min(8000))).await;
+        let mut problems = Vec::new();
+        for scheme in ["light", "dark"] {
+            self.set_scheme(b, scheme).await;
+            for (size, label) in SIZES {
+                set_viewport(b, size).await;
+                for problem in layout_problems(b).await {
+                    problems.push(format!("{label} px, {scheme}: {problem}"));
+                }
+                // The full height of the page at this width, so nothing below the fold is missed.
+                let height = match b
+                    .execute("return document.documentElement.scrollHeight", vec![])
+                    .await
+                {
+                    Ok(Value::Number(h)) => h.as_u64().unwrap_or(0) as u32,
+                    _ => 0,
+                };
+                if height > size.1 {
+                    set_viewport(b, (size.0, height.min(8000))).await;
+                }
+                let png = b.screenshot().await.expect("a screenshot");
+                let path = dir.join(format!("{n:02}-{name}-{label}-{scheme}.png"));
+                write_file(&path, &png);
             }
-            let png = b.screenshot().await.expect("a screenshot");
-            let path = dir.join(format!("{n:02}-{name}-{label}.png"));
-            write_file(&path, &png);
         }
+        self.set_scheme(b, "light").await;
         set_viewport(b, DESKTOP).await;
+        assert!(problems.is_empty(), "{name}: {}", problems.join("; "));
+    }
+
+    /// Emulates `prefers-color-scheme: <scheme>` through chromedriver's DevTools bridge.
+    async fn set_scheme(&self, b: &Client, scheme: &str) {
+        let session = b
+            .session_id()
+            .await
+            .ok()
+            .flatten()
+            .expect("a WebDriver session id");
+        let response = reqwest::Client::builder()
+            .no_proxy()
+            .build()
+            .expect("an HTTP client")
+            .post(format!("{}/session/{session}/goog/cdp/execute", self.driver))
+            .json(&json!({
+                "cmd": "Emulation.setEmulatedMedia",
+                "params": {"features": [{"name": "prefers-color-scheme", "value": scheme}]}
+            }))
+            .send()
+            .await
+            .expect("chromedriver's DevTools bridge");
+        assert!(
+            response.status().is_success(),
+            "setting the colour scheme to {scheme}: {}",
+            response.status()
+        );
+    }
+}
+
+/// What is wrong with the page's layout at the window's current size: a table wider than
+/// its box (it would scroll sideways or be cut off), a page wider than the window, or a page
+/// that scrolls more than `BLANK_SPACE_ALLOWED_PX` past its footer.
+async fn layout_problems(b: &Client) -> Vec<String> {
+    let script = format!(
+        r#"
+        const problems = [];
+        const visible = el => !el.closest('.visually-hidden');
+        for (const el of document.querySelectorAll('.table-wrap, table')) {{
+            if (visible(el) && el.scrollWidth > el.clientWidth + 1) {{
+                problems.push(`${{el.className || el.tagName}} is ${{el.scrollWidth}} px wide in ${{el.clientWidth}} px`);
+            }}
+        }}
+        const root = document.documentElement;
+        if (root.scrollWidth > root.clientWidth + 1) {{
+            problems.push(`the page is ${{root.scrollWidth}} px wide in a ${{root.clientWidth}} px window`);
+        }}
+        const footer = document.querySelector('.site-footer');
+        if (footer) {{
+            const end = footer.getBoundingClientRect().bottom + window.scrollY;
+            const blank = root.scrollHeight - Math.max(end, window.innerHeight);
+            if (blank > {BLANK_SPACE_ALLOWED_PX}) {{
+                problems.push(`the page scrolls ${{blank}} px past its footer`);
+            }}
+        }}
+        return problems;
+        "#
+    );
+    match b.execute(&script, vec![]).await {
+        Ok(Value::Array(found)) => found
+            .into_iter()
+            .map(|p| p.as_str().unwrap_or_default().to_string())
+            .collect(),
+        other => vec![format!("the layout check failed: {other:?}")],
     }
 }
 
