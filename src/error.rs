@@ -22,6 +22,15 @@ pub const TOO_MANY_REQUESTS: &str = "You are making too many requests to the API
 pub const TOO_MANY_REQUESTS_DOCS: &str =
     "Please read the documentation at https://bonsai.io/docs/api-error-429-too-many-requests";
 
+/// The one sentence of a suspended account's 403: who turned its API access off.
+pub fn suspended(by_operator: bool, support: &str) -> String {
+    if by_operator {
+        format!("This account's API access has been suspended by the operator. Contact {support}.")
+    } else {
+        "This account's API access has been turned off by its owners.".to_string()
+    }
+}
+
 pub const WWW_AUTHENTICATE: &str = r#"Basic realm="keyward", charset="UTF-8""#;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -738,7 +738,10 @@ impl Screenshots {
             .no_proxy()
             .build()
             .expect("an HTTP client")
-            .post(format!("{}/session/{session}/goog/cdp/execute", self.driver))
+            .post(format!(
+                "{}/session/{session}/goog/cdp/execute",
+                self.driver
+            ))
             .json(&json!({
                 "cmd": "Emulation.setEmulatedMedia",
                 "params": {"features": [{"name": "prefers-color-scheme", "value": scheme}]}

@@ -66,6 +66,8 @@ pub struct CachedToken {
     pub account_slug: String,
     pub account_name: String,
     pub account_suspended: bool,
+    /// Whether the operator, not the owners, suspended it: the 403 says which.
+    pub account_suspended_by_operator: bool,
     /// Requests per minute; `None` for no limit.
     pub rate_limit: Option<RateLimit>,
 }
@@ -91,6 +93,7 @@ impl CachedToken {
             expires_at: token.expires_at,
             account_id: account.account_id(),
             account_suspended: account.is_suspended(),
+            account_suspended_by_operator: account.suspended_by_operator,
             rate_limit: token.rate_limit_per_minute,
             account_slug: account.slug,
             account_name: account.name,
@@ -459,6 +462,7 @@ mod tests {
             account_slug: "acme".into(),
             account_name: "Acme".into(),
             account_suspended: false,
+            account_suspended_by_operator: false,
             rate_limit: None,
         })
     }

@@ -352,9 +352,9 @@ fn judge_standing(state: &impl GuardState, token: Arc<CachedToken>, now: CallTim
     }
     if token.account_suspended {
         return Verdict::Refused {
-            error: AppError::forbidden(format!(
-                "Your API access has been suspended due to a Terms of Service violation. Please contact {}.",
-                state.support_email()
+            error: AppError::forbidden(crate::error::suspended(
+                token.account_suspended_by_operator,
+                state.support_email(),
             )),
             counted: Some((token.id, Outcome::Forbidden)),
             reason: GuardReason::Suspended,

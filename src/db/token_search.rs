@@ -162,9 +162,7 @@ macro_rules! matching {
                     .or(lower(creators.field(users::email).nullable())
                         .like(pattern.clone())
                         .escape('\\'))
-                    .or(lower(tokens::note.nullable())
-                        .like(pattern)
-                        .escape('\\')),
+                    .or(lower(tokens::note.nullable()).like(pattern).escape('\\')),
             );
         }
         if let Some(scope) = search.scope {
@@ -303,11 +301,17 @@ pub fn by_ids(
 ) -> Result<Vec<TokenView>, AppError> {
     let creators = diesel::alias!(users as creators);
     let all = TokenSearch::default();
-    let rows: Vec<ViewRow> = matching!(creators, account, &all, Some(StatusFilter::All), super::now())
-        .filter(tokens::id.eq_any(ids.iter().map(|id| id.0)))
-        .select(view_columns!(creators))
-        .order((tokens::created_at.desc(), tokens::id.desc()))
-        .load(conn)?;
+    let rows: Vec<ViewRow> = matching!(
+        creators,
+        account,
+        &all,
+        Some(StatusFilter::All),
+        super::now()
+    )
+    .filter(tokens::id.eq_any(ids.iter().map(|id| id.0)))
+    .select(view_columns!(creators))
+    .order((tokens::created_at.desc(), tokens::id.desc()))
+    .load(conn)?;
     Ok(rows.into_iter().map(TokenView::from).collect())
 }
 

@@ -4,8 +4,8 @@
 use reqwest::StatusCode;
 
 use crate::support::admin::{
-    account_id, assert_api_refuses, assert_api_works, assert_invalid, assert_not_found_page,
-    assert_suspended, audit_log, call_api, find_event, operator, submit,
+    SuspendedBy, account_id, assert_api_refuses, assert_api_works, assert_invalid,
+    assert_not_found_page, assert_suspended, audit_log, call_api, find_event, operator, submit,
 };
 use crate::support::api::{spawn_app, unknown_key};
 use crate::support::browser::{Browser, Page, email_for, signed_up};
@@ -122,11 +122,11 @@ async fn an_operator_suspends_one_accounts_api_and_restores_it() {
     set_api_access(&op, account, "suspended", reason)
         .await
         .assert_redirect("/admin");
-    assert_suspended(call_api(&app, &suspects.token).await).await;
+    assert_suspended(call_api(&app, &suspects.token).await, SuspendedBy::Operator).await;
     assert_api_works(&app, &bystanders.token).await;
     // The suspension is the account's: a token made after it is refused too.
     let newer = suspect.create_token("made while suspended").await;
-    assert_suspended(call_api(&app, &newer.token).await).await;
+    assert_suspended(call_api(&app, &newer.token).await, SuspendedBy::Operator).await;
 
     set_api_access(&op, account, "active", "")
         .await

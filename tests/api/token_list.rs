@@ -77,9 +77,14 @@ async fn the_search_finds_tokens_by_name_key_creator_and_note() {
     let deploy = owner.create_token("CI deploys").await;
     let backup = owner.create_token("Nightly backup").await;
     let theirs = member.create_token("Laptop").await;
-    edit(&owner, backup.id, "Nightly backup", "Ticket OPS-42: 100% of the S3 bucket")
-        .await
-        .assert_redirect(&format!("/tokens/{}", backup.id));
+    edit(
+        &owner,
+        backup.id,
+        "Nightly backup",
+        "Ticket OPS-42: 100% of the S3 bucket",
+    )
+    .await
+    .assert_redirect(&format!("/tokens/{}", backup.id));
 
     let cases = [
         ("ci DEPLOY", vec!["CI deploys"]),
@@ -93,9 +98,7 @@ async fn the_search_finds_tokens_by_name_key_creator_and_note() {
         ("nothing like it", vec![]),
     ];
     for (q, expected) in cases {
-        let page = owner
-            .get(&format!("/tokens?q={}", urlencode(q)))
-            .await;
+        let page = owner.get(&format!("/tokens?q={}", urlencode(q))).await;
         assert_eq!(names(&page), expected, "searching for {q:?}");
     }
     let none = owner.get("/tokens?q=nothing+like+it").await;
@@ -256,9 +259,14 @@ async fn a_note_and_a_new_name_are_saved_shown_and_audited() {
     let owner = signed_up(&app.address, "Notes Co").await;
     let made = owner.create_token("staging").await;
 
-    edit(&owner, made.id, "Staging deploys", "Owner: platform team.\nTicket OPS-7")
-        .await
-        .assert_redirect(&format!("/tokens/{}", made.id));
+    edit(
+        &owner,
+        made.id,
+        "Staging deploys",
+        "Owner: platform team.\nTicket OPS-7",
+    )
+    .await
+    .assert_redirect(&format!("/tokens/{}", made.id));
     let page = owner.get(&format!("/tokens/{}", made.id)).await;
     page.assert_contains("<h1>Staging deploys ")
         .assert_contains("Owner: platform team.\nTicket OPS-7");
@@ -274,7 +282,13 @@ async fn a_note_and_a_new_name_are_saved_shown_and_audited() {
     assert_eq!(log[0].detail, "note: Owner: platform team.\nTicket OPS-7");
 
     // Saving the same again changes and logs nothing.
-    edit(&owner, made.id, "Staging deploys", "Owner: platform team.\nTicket OPS-7").await;
+    edit(
+        &owner,
+        made.id,
+        "Staging deploys",
+        "Owner: platform team.\nTicket OPS-7",
+    )
+    .await;
     assert_eq!(audit_log(&owner, "").await.len(), log.len());
 
     // Too long a note, or a blank name: a 422 that keeps what was typed; nothing saved.
@@ -346,10 +360,7 @@ async fn bulk_revoke_lists_the_tokens_then_revokes_them_in_one_step() {
     }
     assert_api_works(&app, &kept[0].token).await;
     let log = audit_log(&owner, "").await;
-    let revocations: Vec<_> = log
-        .iter()
-        .filter(|e| e.action == "token.revoked")
-        .collect();
+    let revocations: Vec<_> = log.iter().filter(|e| e.action == "token.revoked").collect();
     assert_eq!(revocations.len(), 3, "one event per token: {log:#?}");
     assert!(revocations.iter().all(|e| e.detail == "Laptop stolen"));
 }

@@ -453,7 +453,9 @@ async fn a_token_page_names_who_made_it_and_who_revoked_it() {
     owner
         .get("/tokens?status=all")
         .await
-        .assert_contains(&format!("<span class=\"muted creator\">by {member_email}</span>"));
+        .assert_contains(&format!(
+            "<span class=\"muted creator\">by {member_email}</span>"
+        ));
 }
 
 #[tokio::test]

@@ -4,7 +4,7 @@
 use reqwest::StatusCode;
 use reqwest::header::{ACCEPT, AUTHORIZATION, HeaderValue};
 
-use crate::support::admin::{account_id, assert_suspended, operator, submit};
+use crate::support::admin::{SuspendedBy, account_id, assert_suspended, operator, submit};
 use crate::support::api::{TestApp, Token, assert_401, assert_error_envelope, basic, spawn_app};
 use crate::support::browser::{email_for, signed_up};
 
@@ -91,7 +91,11 @@ async fn a_suspended_account_gets_the_guards_403() {
         &[("state", "suspended"), ("reason", "review")],
     )
     .await;
-    assert_suspended(verify(&app, "/verify", &kept.token).await).await;
+    assert_suspended(
+        verify(&app, "/verify", &kept.token).await,
+        SuspendedBy::Operator,
+    )
+    .await;
 }
 
 #[tokio::test]

@@ -9,6 +9,7 @@ mod admin;
 mod assets;
 mod audit;
 mod clusters;
+mod confirm;
 mod forms;
 mod invitations;
 mod lifetime;
@@ -42,6 +43,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .configure(roll::configure)
         .configure(lifetime::configure)
         .configure(rate_limit::configure)
+        .configure(confirm::configure)
         .configure(members::configure)
         .configure(invitations::configure)
         .configure(security::configure)

@@ -241,7 +241,9 @@ async fn bulk_revoke(
         }
     };
     if ids.is_empty() {
-        signed_in.flash(Flash::error("No tokens were selected, so none was revoked."));
+        signed_in.flash(Flash::error(
+            "No tokens were selected, so none was revoked.",
+        ));
         return Ok(redirect("/tokens"));
     }
     let revoked = state
@@ -257,7 +259,10 @@ async fn bulk_revoke(
         .collect();
     signed_in.flash(Flash::success(match revoked.len() {
         0 => "Those tokens were already revoked; nothing changed.".to_string(),
-        1 => format!("Revoked 1 token: {}. Requests that use it now get 401.", names.join(", ")),
+        1 => format!(
+            "Revoked 1 token: {}. Requests that use it now get 401.",
+            names.join(", ")
+        ),
         n => format!(
             "Revoked {n} tokens: {}. Requests that use them now get 401.",
             names.join(", ")

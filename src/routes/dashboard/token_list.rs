@@ -96,14 +96,17 @@ fn parse(query: &ListQuery) -> Result<(TokenSearch, Asked), AppError> {
     };
     let creator = match blank_to_none(&query.member) {
         None => None,
-        Some(raw) => Some(UserId(
-            raw.parse::<i32>()
-                .map_err(|_| wrong("a member", raw, "a member from the list"))?,
-        )),
+        Some(raw) => {
+            Some(UserId(raw.parse::<i32>().map_err(|_| {
+                wrong("a member", raw, "a member from the list")
+            })?))
+        }
     };
     let scope = match blank_to_none(&query.scope) {
         None => None,
-        Some(raw) => Some(Scope::parse(raw).map_err(|_| wrong("a scope", raw, "read, write or tokens"))?),
+        Some(raw) => {
+            Some(Scope::parse(raw).map_err(|_| wrong("a scope", raw, "read, write or tokens"))?)
+        }
     };
     let expires = blank_to_none(&query.expires);
     let expires_within = match expires {
@@ -376,7 +379,10 @@ mod tests {
             status: Some("gone".into()),
             ..ListQuery::default()
         };
-        let err = parse(&query).err().map(|e| e.messages()).unwrap_or_default();
+        let err = parse(&query)
+            .err()
+            .map(|e| e.messages())
+            .unwrap_or_default();
         assert_eq!(
             err,
             ["“gone” is not a status the token list knows: use active, revoked, expired or all."]

@@ -9,8 +9,8 @@ use super::session::{CsrfForm, SignedIn};
 use super::token_pages::{curl_line, token_id, visible_token};
 use super::usage_view::{self, TokenUsageView};
 use super::view::{
-    Choice, EventRow, Flash, HtmlError, Layout, TokenRow, get_only,
-    page_method_not_allowed, post_only, redirect, render, render_with_status,
+    Choice, EventRow, Flash, HtmlError, Layout, TokenRow, get_only, page_method_not_allowed,
+    post_only, redirect, render, render_with_status,
 };
 use crate::db::{self, tokens::FromForm, tokens::Status};
 use crate::domain::{

@@ -120,6 +120,17 @@ pub(crate) struct Layout {
     pub flash: Option<Flash>,
     pub css_href: String,
     pub js_href: String,
+    /// Shown on every page of an account whose API access is suspended.
+    pub suspension: Option<Suspension>,
+}
+
+/// Who suspended the current account's API access, when, and why.
+#[derive(Debug, Clone)]
+pub(crate) struct Suspension {
+    pub by: String,
+    pub by_operator: bool,
+    pub reason: String,
+    pub since: Option<TimeView>,
 }
 
 impl Layout {
@@ -135,6 +146,7 @@ impl Layout {
             flash: None,
             css_href: assets::css_href(),
             js_href: assets::js_href(),
+            suspension: None,
         }
     }
 }
