@@ -33,6 +33,7 @@ mod cluster_writes;
 mod clusters;
 mod clusters_cache;
 mod clusters_page;
+mod confirmations;
 mod cookies;
 mod csrf;
 mod expiry;
