@@ -219,6 +219,10 @@ impl GuardState for AppState {
         self.config.support_email.as_str()
     }
 
+    fn docs_url(&self) -> &str {
+        &self.config.docs_url
+    }
+
     fn trust_forwarded_headers(&self) -> bool {
         self.config.trust_forwarded_headers
     }

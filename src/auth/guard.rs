@@ -39,6 +39,8 @@ pub trait GuardState: 'static {
     fn rate_limits(&self) -> &RateLimits;
     /// Named in the 401 and 403 bodies.
     fn support_email(&self) -> &str;
+    /// The operator's API documentation, which the 429 body points to.
+    fn docs_url(&self) -> &str;
     /// Whether a proxy in front sets `Forwarded` / `X-Forwarded-For` (and so whether
     /// they name the client).
     fn trust_forwarded_headers(&self) -> bool;
@@ -171,7 +173,11 @@ pub(super) fn settle(
             .usage()
             .record(token.id, Outcome::RateLimited, now.at(), ip);
         state.metrics().guard(GuardReason::RateLimited);
-        return Err(AppError::TokenRateLimited { retry_after_secs });
+        let docs = state.docs_url().to_string();
+        return Err(AppError::TokenRateLimited {
+            retry_after_secs,
+            docs,
+        });
     }
     Ok(token)
 }
@@ -296,6 +302,9 @@ pub(super) fn in_memory(state: &impl GuardState, header: Option<&[u8]>, now: Cal
             return refused(GuardReason::Malformed, AuthFailure::EmptyPassword);
         }
         Err(BasicError::Missing) => return refused(GuardReason::Missing, AuthFailure::Inactive),
+        Err(BasicError::OtherScheme) => {
+            return refused(GuardReason::Malformed, AuthFailure::WrongScheme);
+        }
         Err(BasicError::Malformed) => {
             return refused(GuardReason::Malformed, AuthFailure::Inactive);
         }

@@ -13,6 +13,7 @@ mod password;
 mod rate_limit;
 mod role;
 mod scope;
+mod signup_mode;
 mod sql;
 mod token;
 
@@ -28,4 +29,5 @@ pub use password::Password;
 pub use rate_limit::RateLimit;
 pub use role::Role;
 pub use scope::{Scope, Scopes};
+pub use signup_mode::SignupMode;
 pub use token::{SecretDigest, TokenKey, TokenSecret, random_base62};

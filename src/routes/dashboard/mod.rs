@@ -10,6 +10,7 @@ mod assets;
 mod audit;
 mod clusters;
 mod confirm;
+mod docs;
 mod forms;
 mod invitations;
 mod lifetime;
@@ -37,6 +38,7 @@ use view::{error_page, redirect};
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.route("/", web::get().to(home))
         .service(assets::scope())
+        .configure(docs::configure)
         .configure(signup::configure)
         .configure(login::configure)
         .configure(tokens::configure)
