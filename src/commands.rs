@@ -33,6 +33,17 @@ fn write<T>(
 }
 
 /// Runs any command but `serve`.
+/// A password from the first line of stdin, checked and hashed.
+fn read_password_hash(stdin: &mut impl BufRead) -> anyhow::Result<String> {
+    let mut line = String::new();
+    stdin
+        .read_line(&mut line)
+        .context("cannot read the password from stdin")?;
+    let line = line.trim_end_matches(['\r', '\n']).to_string();
+    let password = Password::parse(line).map_err(|e| anyhow::anyhow!(e))?;
+    password::hash(&password).map_err(plain)
+}
+
 pub fn execute(cli: Cli, stdin: &mut impl BufRead, out: &mut impl Write) -> anyhow::Result<()> {
     let config = Config::try_from(cli.settings).map_err(|e| anyhow::anyhow!(e))?;
     let command = match cli.command {
@@ -61,9 +72,21 @@ pub fn execute(cli: Cli, stdin: &mut impl BufRead, out: &mut impl Write) -> anyh
         Command::Serve | Command::Migrate | Command::Backup { .. } => {
             unreachable!("handled above")
         }
-        Command::Account(AccountCommand::Create { name }) => {
+        Command::Account(AccountCommand::Create { name, owner: None }) => {
             let name = AccountName::parse(&name).map_err(|e| anyhow::anyhow!(e))?;
             let account = write(&mut conn, None, |tx| db::accounts::create(tx.conn, &name))?;
+            writeln!(out, "{}", account.slug)?;
+        }
+        Command::Account(AccountCommand::Create {
+            name,
+            owner: Some(owner),
+        }) => {
+            let name = AccountName::parse(&name).map_err(|e| anyhow::anyhow!(e))?;
+            let email = Email::parse(&owner).map_err(|e| anyhow::anyhow!(e))?;
+            let hash = read_password_hash(stdin)?;
+            let (_, account) = write(&mut conn, None, |tx| {
+                db::accounts::sign_up(tx, &name, &email, &hash)
+            })?;
             writeln!(out, "{}", account.slug)?;
         }
         Command::Account(AccountCommand::List) => {
@@ -88,13 +111,7 @@ pub fn execute(cli: Cli, stdin: &mut impl BufRead, out: &mut impl Write) -> anyh
                 writeln!(out, "{email} is now an operator (password unchanged)")?;
                 return Ok(());
             }
-            let mut line = String::new();
-            stdin
-                .read_line(&mut line)
-                .context("cannot read the password from stdin")?;
-            let line = line.trim_end_matches(['\r', '\n']).to_string();
-            let password = Password::parse(line).map_err(|e| anyhow::anyhow!(e))?;
-            let hash = password::hash(&password).map_err(plain)?;
+            let hash = read_password_hash(stdin)?;
             write(&mut conn, None, |tx| {
                 db::users::create(tx.conn, &email, &hash, true)
             })?;
