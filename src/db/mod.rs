@@ -39,6 +39,7 @@ pub mod invalidations;
 pub(crate) mod invitations;
 pub mod members;
 pub mod memberships;
+pub mod operator_views;
 pub mod reader;
 pub mod schema;
 pub(crate) mod server_settings;

@@ -119,7 +119,7 @@ impl TokenPage {
 }
 
 /// `%text%` for LIKE, lower-cased, with LIKE's own characters taken literally.
-fn contains_pattern(text: &str) -> String {
+pub(super) fn contains_pattern(text: &str) -> String {
     let mut pattern = String::from("%");
     for c in text.to_lowercase().chars() {
         if matches!(c, '%' | '_' | '\\') {

@@ -64,9 +64,19 @@ async fn every_refusal_is_exactly_the_guards() {
         .await;
     assert_401(empty, true).await;
     let garbage = app
-        .get_with_header("/verify", Some(HeaderValue::from_static("Bearer nonsense")))
+        .get_with_header("/verify", Some(HeaderValue::from_static("Digest nonsense")))
         .await;
     assert_401(garbage, false).await;
+    let bearer = app
+        .get_with_header("/verify", Some(HeaderValue::from_static("Bearer nonsense")))
+        .await;
+    let checked = crate::support::api::check_401_after(
+        bearer,
+        Some(crate::support::api::WRONG_SCHEME),
+        crate::support::api::SUPPORT_EMAIL,
+    )
+    .await;
+    assert_eq!(checked, Ok(()));
 
     app.revoke(&token.key).await;
     app.pick_up_changes().await;

@@ -6,6 +6,7 @@
 //! module imports another.
 
 mod admin;
+mod admin_accounts;
 mod assets;
 mod audit;
 mod clusters;
@@ -51,6 +52,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .configure(security::configure)
         .configure(audit::configure)
         .configure(clusters::configure)
+        .configure(admin_accounts::configure)
         .configure(admin::configure);
 }
 

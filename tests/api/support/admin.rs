@@ -139,7 +139,7 @@ pub async fn operator(app: &TestApp, email: &str) -> Browser {
 pub async fn account_id(operator: &Browser, account_name: &str) -> i32 {
     let page = operator.get("/admin").await;
     page.assert_html_page(StatusCode::OK);
-    let marker = format!("data-label=\"Account\">{account_name} ");
+    let marker = format!(">{account_name}</a> <span class=\"muted\">(");
     id_in_row(&page.body, &marker, "/admin/accounts/").unwrap_or_else(|| {
         panic!(
             "the console should list {account_name:?} with its API-access form; body:\n{}",
