@@ -511,3 +511,23 @@ async fn a_new_token_form_without_its_nonce_makes_nothing_and_says_to_fill_it_in
     let list = owner.get("/tokens").await;
     assert!(!list.body.contains("never made"), "no token was made");
 }
+
+#[tokio::test]
+async fn the_secret_page_says_how_to_store_it_and_what_to_do_on_a_leak() {
+    let app = spawn_app().await;
+    let browser = signed_up(&app.address, "Advice Co").await;
+    let form = browser.token_form().await;
+    let page = browser.submit_token(&form, "deploys", &["read"], "30").await;
+    let created = read_created_page(&page);
+    page.assert_contains("Store it safely")
+        .assert_contains("Never commit it to a repository")
+        .assert_contains("If it leaks")
+        .assert_contains(&format!(
+            "<a href=\"/tokens/{}/confirm-revoke\">Revoke it</a>",
+            created.id
+        ))
+        .assert_contains(&format!(
+            "<a href=\"/tokens/{}/confirm-roll\">roll it</a>",
+            created.id
+        ));
+}
