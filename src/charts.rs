@@ -9,17 +9,17 @@ use crate::db::usage::Counts;
 
 /// The drawing's coordinate space; the SVG scales to its box, so these are proportions.
 const WIDTH: f64 = 720.0;
-const HEIGHT: f64 = 330.0;
+const HEIGHT: f64 = 340.0;
 /// The strip under the dates where wrong-secret attempts are drawn apart, on their own
 /// scale: anyone who knows a key can make them, so they never stack on the token's use.
-const STRIP_TOP: f64 = 282.0;
-const STRIP_HEIGHT: f64 = 36.0;
+const STRIP_TOP: f64 = 300.0;
+const STRIP_HEIGHT: f64 = 30.0;
 /// Room for the scale's numbers on the left, the last date's label on the right, the
 /// axis title on top and the dates under the bars; phones draw the text twice as large.
 const LEFT: f64 = 66.0;
 const RIGHT: f64 = 30.0;
 const TOP: f64 = 34.0;
-const BOTTOM: f64 = 116.0;
+const BOTTOM: f64 = 126.0;
 
 /// One part of a day's stacked bar.
 pub struct Segment {
@@ -412,7 +412,7 @@ mod tests {
         // A flood of wrong secrets does not change the scale of the token's own calls.
         let labels: Vec<&str> = chart.y_ticks.iter().map(|t| t.label.as_str()).collect();
         assert_eq!(labels, ["0", "5", "10", "15", "20"]);
-        assert_eq!(bar.wrong_height, "36.0");
+        assert_eq!(bar.wrong_height, "30.0");
         assert!(
             chart
                 .desc

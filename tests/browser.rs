@@ -249,12 +249,16 @@ async fn story(b: Client, base: String, shots: Screenshots) {
         })
     );
 
-    // The list, with the token marked revoked.
+    // The list hides it, says so, and shows it marked revoked when asked.
     page.open("/tokens").await;
+    page.wait_for_text("1 revoked or expired token is hidden.")
+        .await;
+    page.click_link("Show revoked and expired").await;
     page.wait_for(Locator::Css("td .badge-revoked")).await;
     page.shoot("tokens-list-revoked").await;
 
     roll_a_token(&page, &api).await;
+    a_team_day(&page, &api).await;
 
     // The owner's other pages: the audit log tells the story, the members page lists them.
     page.open("/audit").await;
@@ -299,7 +303,7 @@ async fn story(b: Client, base: String, shots: Screenshots) {
     page.fill("password", PASSWORD).await;
     page.click_button("Sign in").await;
     page.wait_for_path("/tokens").await;
-    page.wait_for(Locator::Css("td .badge-revoked")).await;
+    page.wait_for(Locator::Id("list-summary")).await;
 
     // An operator finds the token by its secret, as a secret scanner would report it, and
     // sees who revoked it and why; then suspends and restores the account's API access.
@@ -319,12 +323,184 @@ async fn story(b: Client, base: String, shots: Screenshots) {
     page.assert_secret_absent(&secret, "/admin after a search")
         .await;
     page.shoot("operator-console").await;
-    page.fill("reason-1", "Abuse report under review").await;
+    page.click(Locator::XPath(
+        "//a[starts-with(normalize-space(.), 'Suspend API access…') and contains(., 'Acme Search')]",
+    ))
+    .await;
+    page.wait_for_text("active tokens will get 403").await;
+    page.shoot("operator-confirm-suspend").await;
+    page.fill("reason", "Abuse report under review").await;
     page.click_button("Suspend API access").await;
     page.wait_for(Locator::Css("td .badge-suspended")).await;
     page.shoot("operator-suspended").await;
-    page.click_button("Restore API access").await;
+    page.click(Locator::XPath(
+        "//button[starts-with(normalize-space(.), 'Restore API access')]",
+    ))
+    .await;
     page.wait_for(Locator::Css("td .badge-active")).await;
+    // The operator's account page and the list of operators.
+    page.click_link("Acme Search").await;
+    page.wait_for(Locator::Id("token-counts")).await;
+    page.shoot("operator-account").await;
+    page.open("/admin/accounts?q=acme").await;
+    page.assert_text_contains("Acme Search").await;
+    page.shoot("operator-account-search").await;
+    page.open("/admin/operators").await;
+    page.assert_text_contains(OPERATOR_EMAIL).await;
+    page.shoot("operator-operators").await;
+}
+
+/// Makes a token through the form and returns its key, secret and page.
+async fn make_token(page: &Page<'_>, name: &str) -> (String, String, String) {
+    page.open("/tokens/new").await;
+    page.fill("name", name).await;
+    page.click_button("Create token").await;
+    let key = page.text_of(Locator::Id("token-key")).await;
+    let secret = page.text_of(Locator::Id("token-secret")).await;
+    page.click_link("I have stored the secret").await;
+    let path = page.wait_for_path_prefix("/tokens/").await;
+    (key, secret, path)
+}
+
+/// A team's day with the list: a note, search and filters, a bulk revoke through its
+/// confirmation, a member removed through theirs, and the account's own suspension, with
+/// its banner on every page and its 403.
+async fn a_team_day(page: &Page<'_>, api: &reqwest::Client) {
+    let base = page.base;
+    let (backend, _, _) = make_token(page, "Search backend").await;
+    let (frontend, _, _) = make_token(page, "Search frontend").await;
+    let (billing, billing_secret, billing_path) = make_token(page, "Billing worker").await;
+
+    // A note, kept on the token's page and found by the search.
+    page.open(&billing_path).await;
+    page.click_link("Edit name and note").await;
+    page.fill("note", "Owner: payments team. Ticket PAY-12")
+        .await;
+    page.shoot("token-edit").await;
+    page.click_button("Save").await;
+    page.wait_for(Locator::Id("token-note")).await;
+    page.assert_text_contains("Owner: payments team. Ticket PAY-12")
+        .await;
+    page.shoot("token-note").await;
+
+    // Search and filter, kept in the URL.
+    page.open("/tokens").await;
+    page.fill("q", "pay-12").await;
+    page.click_button("Apply").await;
+    page.wait_for_text("Showing 1 token.").await;
+    page.assert_text_contains(&billing).await;
+    page.fill("q", "search").await;
+    page.click_button("Apply").await;
+    page.wait_for_text("Showing 2 tokens.").await;
+    let url = page.b.current_url().await.expect("the URL");
+    assert!(
+        url.query()
+            .is_some_and(|q| q.starts_with("q=search&status=active")),
+        "the filters are kept in the URL: {url}"
+    );
+    page.shoot("tokens-search").await;
+    page.find(Locator::Id("status"))
+        .await
+        .select_by_value("all")
+        .await
+        .expect("choosing a status");
+    page.fill("q", "").await;
+    page.click_button("Apply").await;
+    page.wait_for(Locator::Css("td .badge-revoked")).await;
+    page.shoot("tokens-filter-all").await;
+
+    // Bulk revoke: tick two, confirm on the next page, both go at once.
+    page.open("/tokens?q=search").await;
+    for row in page
+        .find_all(Locator::Css("td.select input[type=checkbox]"))
+        .await
+    {
+        row.click().await.expect("ticking a token");
+    }
+    page.click_button("Revoke selected…").await;
+    page.wait_for_path("/tokens/confirm-bulk-revoke").await;
+    page.assert_text_contains("2 tokens will be revoked.").await;
+    page.assert_text_contains(&backend).await;
+    page.assert_text_contains(&frontend).await;
+    page.fill("reason", "Search moved to the new cluster").await;
+    page.shoot("tokens-bulk-confirm").await;
+    page.click_button("Revoke tokens").await;
+    page.wait_for_path("/tokens").await;
+    page.wait_for_text("Revoked 2 tokens").await;
+    page.shoot("tokens-bulk-revoked").await;
+
+    // A member joins through an invitation, then is removed through the confirmation.
+    page.open("/members").await;
+    page.fill("invite-email", "lin@example.test").await;
+    page.click_button("Create invitation").await;
+    let link = page.text_of(Locator::Id("invite-link")).await;
+    page.click_button("Sign out").await;
+    page.wait_for_path("/login").await;
+    page.b.goto(&link).await.expect("opening the invitation");
+    page.fill("password", "lin's own long passphrase").await;
+    page.fill("password_confirmation", "lin's own long passphrase")
+        .await;
+    page.click(Locator::XPath(
+        "//button[starts-with(normalize-space(.), 'Join')]",
+    ))
+    .await;
+    page.wait_for_path("/tokens").await;
+    make_token(page, "Lin's laptop").await;
+    page.click_button("Sign out").await;
+    page.wait_for_path("/login").await;
+    page.fill("email", EMAIL).await;
+    page.fill("password", PASSWORD).await;
+    page.click_button("Sign in").await;
+    page.wait_for_path("/tokens").await;
+    page.open("/members").await;
+    page.click(Locator::XPath(
+        "//a[starts-with(normalize-space(.), 'Remove…') and contains(., 'lin@example.test')]",
+    ))
+    .await;
+    page.wait_for_text("1 active token of theirs will be revoked")
+        .await;
+    page.shoot("members-confirm-remove").await;
+    page.click_button("Remove and revoke their tokens").await;
+    page.wait_for_path("/members").await;
+    page.wait_for_text("lin@example.test was removed, 1 of their tokens revoked")
+        .await;
+
+    // The owners turn API access off: a confirmation with counts, then a banner on every
+    // page, and the API's 403 says who.
+    page.click(Locator::XPath(
+        "//a[starts-with(normalize-space(.), 'Suspend API access…')]",
+    ))
+    .await;
+    page.wait_for_path("/account/confirm-suspend").await;
+    page.assert_text_contains("active tokens will get 403")
+        .await;
+    page.fill("reason", "Card payment failed").await;
+    page.shoot("members-confirm-suspend").await;
+    page.click_button("Suspend API access").await;
+    page.wait_for_path("/members").await;
+    page.open("/tokens").await;
+    page.wait_for(Locator::Id("suspended-banner")).await;
+    page.assert_text_contains("Suspended by ada@example.test: “Card payment failed”")
+        .await;
+    page.shoot("tokens-suspended").await;
+    let response = api
+        .get(format!("{base}/clusters/"))
+        .basic_auth(&billing, Some(&billing_secret))
+        .send()
+        .await
+        .expect("GET /clusters/ while suspended");
+    assert_eq!(response.status(), StatusCode::FORBIDDEN);
+    let body: Value = response.json().await.expect("a JSON body");
+    assert_eq!(
+        body,
+        json!({"errors": ["This account's API access has been turned off by its owners."], "status": 403})
+    );
+    page.open("/members").await;
+    page.click(Locator::XPath(
+        "//button[starts-with(normalize-space(.), 'Restore API access')]",
+    ))
+    .await;
+    page.wait_for_text("API access is restored.").await;
 }
 
 /// Rolling a token: a new token that expires within a week shows in the notice on
@@ -423,8 +599,10 @@ async fn usage_and_rate_limit(
     }
     assert_eq!(statuses, [200, 200, 429], "the limit of 2 a minute holds");
 
-    page.open_until(token_path, "refused (1)").await;
+    page.open_until(token_path, "rate-limited, 429 (1)").await;
     page.assert_text_contains("successful (6)").await;
+    page.assert_text_contains("they need only the key, not the secret")
+        .await;
     let chart = page.find(Locator::Css("figure.chart svg.bars")).await;
     let labelled = chart
         .attr("aria-labelledby")
@@ -443,7 +621,10 @@ async fn usage_and_rate_limit(
     );
     let desc = page.find(Locator::Css("svg.bars desc")).await;
     let desc = desc.html(true).await.expect("the chart's description");
-    assert!(desc.contains("6 successful calls and 1 refused"), "{desc}");
+    assert!(
+        desc.contains("6 successful calls, 0 refused, 0 forbidden and 1 rate-limited"),
+        "{desc}"
+    );
     page.assert_text_contains("127.0.0.1").await;
     page.shoot("token-usage-chart").await;
 

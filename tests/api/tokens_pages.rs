@@ -517,7 +517,9 @@ async fn the_secret_page_says_how_to_store_it_and_what_to_do_on_a_leak() {
     let app = spawn_app().await;
     let browser = signed_up(&app.address, "Advice Co").await;
     let form = browser.token_form().await;
-    let page = browser.submit_token(&form, "deploys", &["read"], "30").await;
+    let page = browser
+        .submit_token(&form, "deploys", &["read"], "30")
+        .await;
     let created = read_created_page(&page);
     page.assert_contains("Store it safely")
         .assert_contains("Never commit it to a repository")
