@@ -274,7 +274,10 @@ async fn story(b: Client, base: String, shots: Screenshots) {
     page.assert_text_contains("grace@example.test as member, sent by")
         .await;
     page.shoot("members-invited").await;
-    page.click(Locator::Css("ul.invitations button")).await;
+    page.click(Locator::Css(
+        "ul.invitations form[action$='/cancel'] button",
+    ))
+    .await;
     page.wait_for_path("/members").await;
     page.wait_for_text("The invitation for grace@example.test was cancelled")
         .await;
