@@ -319,8 +319,9 @@ async fn a_second_invitation_to_someone_already_in_is_refused_with_a_reason() {
 /// The id in the "Cancel invitation" form for `email` on `/members`.
 fn cancel_path(page: &Page, email: &str) -> Option<String> {
     let row = &page.body[page.body.find(&open_invitation(email, ""))?..];
-    let start = row.find("action=\"/members/invitations/")? + "action=\"".len();
-    Some(row[start..start + row[start..].find('"')?].to_string())
+    let end = row.find("/cancel\"")? + "/cancel".len();
+    let start = row[..end].rfind("action=\"")? + "action=\"".len();
+    Some(row[start..end].to_string())
 }
 
 #[tokio::test]
