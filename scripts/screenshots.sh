@@ -1,6 +1,9 @@
 #!/usr/bin/env bash
-# Runs the browser test with screenshots on: a PNG of every page it visits, at desktop
-# (1280x900) and phone (390x844) sizes, whole page. Output: target/screenshots/, or $1.
+# Runs the browser test with screenshots on: a PNG of every page it visits, whole page, at
+# 1280, 1024 and 390 px wide, each in the light and the dark colour scheme. It fails if, at
+# any of them, a table is wider than its box (scrollWidth over clientWidth), the page is
+# wider than the window, or the page scrolls more than 100 px past its footer.
+# Output: target/screenshots/, or $1.
 # Needs chromium and chromium-driver (apt-get install -y chromium chromium-driver).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."

@@ -9,15 +9,28 @@ use crate::db::usage::Counts;
 
 /// The drawing's coordinate space; the SVG scales to its box, so these are proportions.
 const WIDTH: f64 = 720.0;
-const HEIGHT: f64 = 270.0;
+const HEIGHT: f64 = 340.0;
+/// The strip under the dates where wrong-secret attempts are drawn apart, on their own
+/// scale: anyone who knows a key can make them, so they never stack on the token's use.
+const STRIP_TOP: f64 = 300.0;
+const STRIP_HEIGHT: f64 = 30.0;
 /// Room for the scale's numbers on the left, the last date's label on the right, the
 /// axis title on top and the dates under the bars; phones draw the text twice as large.
 const LEFT: f64 = 66.0;
 const RIGHT: f64 = 30.0;
 const TOP: f64 = 34.0;
-const BOTTOM: f64 = 56.0;
+const BOTTOM: f64 = 126.0;
 
-/// One day's stacked bar: successes at the bottom, refusals on top.
+/// One part of a day's stacked bar.
+pub struct Segment {
+    /// The series' CSS class: `ok`, `refused`, `forbidden` or `limited`.
+    pub class: &'static str,
+    pub y: String,
+    pub height: String,
+}
+
+/// One day's stacked bar of calls made with the secret (successes at the bottom, then
+/// other refusals, 403s and 429s), and its wrong-secret attempts, drawn apart.
 pub struct DayBar {
     /// `2026-11-28`.
     pub date: String,
@@ -25,12 +38,14 @@ pub struct DayBar {
     pub label: String,
     pub succeeded: i64,
     pub refused: i64,
+    pub forbidden: i64,
+    pub rate_limited: i64,
+    pub wrong_secret: i64,
     pub x: String,
     pub width: String,
-    pub succeeded_y: String,
-    pub succeeded_height: String,
-    pub refused_y: String,
-    pub refused_height: String,
+    pub segments: Vec<Segment>,
+    pub wrong_y: String,
+    pub wrong_height: String,
 }
 
 /// A labelled line across the chart, or a label under it.
@@ -56,6 +71,12 @@ pub struct BarChart {
     pub x_ticks: Vec<Tick>,
     pub total_succeeded: i64,
     pub total_refused: i64,
+    pub total_forbidden: i64,
+    pub total_rate_limited: i64,
+    pub total_wrong_secret: i64,
+    /// Where the wrong-secret strip's label sits.
+    pub strip_label_y: String,
+    pub strip_bottom: String,
 }
 
 /// A dozen-pixel picture of a token's last days, beside its row in a list.
@@ -126,7 +147,8 @@ pub fn grouped(n: i64) -> String {
     out
 }
 
-/// Calls per day for the `days` days up to `today` (UTC), successes and refusals stacked.
+/// Calls per day for the `days` days up to `today` (UTC): the token's own calls stacked
+/// by answer, and wrong-secret attempts in a strip of their own.
 pub fn daily_bars(
     id: &str,
     title: &str,
@@ -135,34 +157,66 @@ pub fn daily_bars(
     counts: &[(NaiveDate, Counts)],
 ) -> BarChart {
     let series = each_day(today, days, counts);
-    let highest = series.iter().map(|(_, c)| c.total()).max().unwrap_or(0);
+    let highest = series
+        .iter()
+        .map(|(_, c)| c.with_secret())
+        .max()
+        .unwrap_or(0);
     // Four gridlines at most, on round numbers; an idle chart still has a scale.
     let step = nice_step((highest as f64 / 4.0).max(1.0));
     let top = (highest.max(1) + step - 1) / step * step;
+    let wrong_highest = series
+        .iter()
+        .map(|(_, c)| c.wrong_secret)
+        .max()
+        .unwrap_or(0)
+        .max(1);
     let plot_width = WIDTH - LEFT - RIGHT;
     let plot_height = HEIGHT - TOP - BOTTOM;
     let bottom = TOP + plot_height;
     let slot = plot_width / f64::from(days);
     let y_of = |n: i64| bottom - plot_height * n as f64 / top as f64;
+    let strip_bottom = STRIP_TOP + STRIP_HEIGHT;
 
     let bars = series
         .iter()
         .enumerate()
         .map(|(i, (day, c))| {
             let x = LEFT + slot * i as f64 + slot * 0.15;
-            let succeeded_y = y_of(c.succeeded);
-            let refused_y = y_of(c.total());
+            // Stacked from the axis up, in the legend's order.
+            let mut below = 0;
+            let segments = [
+                ("ok", c.succeeded),
+                ("refused", c.refused),
+                ("forbidden", c.forbidden),
+                ("limited", c.rate_limited),
+            ]
+            .into_iter()
+            .filter(|(_, n)| *n > 0)
+            .map(|(class, n)| {
+                let (from, to) = (y_of(below), y_of(below + n));
+                below += n;
+                Segment {
+                    class,
+                    y: px(to),
+                    height: px(from - to),
+                }
+            })
+            .collect();
+            let wrong = STRIP_HEIGHT * c.wrong_secret as f64 / wrong_highest as f64;
             DayBar {
                 date: day.format("%Y-%m-%d").to_string(),
                 label: day.format("%b %-d").to_string(),
                 succeeded: c.succeeded,
-                refused: c.refused(),
+                refused: c.refused,
+                forbidden: c.forbidden,
+                rate_limited: c.rate_limited,
+                wrong_secret: c.wrong_secret,
                 x: px(x),
                 width: px(slot * 0.7),
-                succeeded_y: px(succeeded_y),
-                succeeded_height: px(bottom - succeeded_y),
-                refused_y: px(refused_y),
-                refused_height: px(succeeded_y - refused_y),
+                segments,
+                wrong_y: px(strip_bottom - wrong),
+                wrong_height: px(wrong),
             }
         })
         .collect::<Vec<_>>();
@@ -183,27 +237,35 @@ pub fn daily_bars(
         })
         .collect();
 
-    let total_succeeded: i64 = series.iter().map(|(_, c)| c.succeeded).sum();
-    let total_refused: i64 = series.iter().map(|(_, c)| c.refused()).sum();
+    let sum = |f: fn(&Counts) -> i64| series.iter().map(|(_, c)| f(c)).sum::<i64>();
+    let total_succeeded = sum(|c| c.succeeded);
+    let total_refused = sum(|c| c.refused);
+    let total_forbidden = sum(|c| c.forbidden);
+    let total_rate_limited = sum(|c| c.rate_limited);
+    let total_wrong_secret = sum(|c| c.wrong_secret);
     let first = series.first().map(|(d, _)| *d).unwrap_or(today);
     let busiest = series
         .iter()
-        .max_by_key(|(d, c)| (c.total(), std::cmp::Reverse(*d)))
-        .filter(|(_, c)| c.total() > 0);
-    let desc = match busiest {
-        None => format!(
-            "No calls from {} to {} (UTC).",
-            first.format("%b %-d"),
-            today.format("%b %-d")
+        .max_by_key(|(d, c)| (c.with_secret(), std::cmp::Reverse(*d)))
+        .filter(|(_, c)| c.with_secret() > 0);
+    let span = format!("{} to {}", first.format("%b %-d"), today.format("%b %-d"));
+    let wrong = match total_wrong_secret {
+        0 => String::new(),
+        n => format!(
+            " {} with a wrong secret, drawn apart: they need only the key.",
+            plural(n, "attempt", "attempts")
         ),
+    };
+    let desc = match busiest {
+        None => format!("No calls with the secret from {span} (UTC).{wrong}"),
         Some((day, c)) => format!(
-            "From {} to {} (UTC): {} successful calls and {} refused. The busiest day was {}, with {} calls.",
-            first.format("%b %-d"),
-            today.format("%b %-d"),
+            "From {span} (UTC): {} successful calls, {} refused, {} forbidden and {} rate-limited. The busiest day was {}, with {} calls.{wrong}",
             grouped(total_succeeded),
             grouped(total_refused),
+            grouped(total_forbidden),
+            grouped(total_rate_limited),
             day.format("%b %-d"),
-            grouped(c.total())
+            grouped(c.with_secret())
         ),
     };
     BarChart {
@@ -221,7 +283,16 @@ pub fn daily_bars(
         x_ticks,
         total_succeeded,
         total_refused,
+        total_forbidden,
+        total_rate_limited,
+        total_wrong_secret,
+        strip_label_y: px(STRIP_TOP - 6.0),
+        strip_bottom: px(strip_bottom),
     }
+}
+
+fn plural(n: i64, one: &str, many: &str) -> String {
+    format!("{} {}", grouped(n), if n == 1 { one } else { many })
 }
 
 const SPARK_WIDTH: f64 = 84.0;
@@ -291,14 +362,18 @@ mod tests {
         assert_eq!(chart.bars[0].date, "2026-10-30");
         assert_eq!(chart.bars[0].succeeded, 4);
         assert_eq!(chart.bars[29].date, "2026-11-28");
-        assert_eq!((chart.bars[29].succeeded, chart.bars[29].refused), (7, 3));
+        assert_eq!((chart.bars[29].succeeded, chart.bars[29].forbidden), (7, 3));
         assert!(
             chart.bars[1..29]
                 .iter()
-                .all(|b| b.succeeded + b.refused == 0)
+                .all(|b| b.succeeded + b.forbidden == 0 && b.segments.is_empty())
         );
-        assert_eq!((chart.total_succeeded, chart.total_refused), (11, 3));
-        assert!(chart.desc.contains("11 successful calls and 3 refused"));
+        assert_eq!((chart.total_succeeded, chart.total_forbidden), (11, 3));
+        assert!(
+            chart
+                .desc
+                .contains("11 successful calls, 0 refused, 3 forbidden and 0 rate-limited")
+        );
         assert!(chart.desc.contains("busiest day was Nov 28, with 10 calls"));
         // Today is labelled under its bar.
         assert_eq!(chart.x_ticks[0].label, "Nov 28");
@@ -311,19 +386,49 @@ mod tests {
         let labels: Vec<&str> = chart.y_ticks.iter().map(|t| t.label.as_str()).collect();
         assert_eq!(labels, ["0", "500", "1,000"]);
         let bar = &chart.bars[29];
-        let top_of_bar: f64 = bar.refused_y.parse().unwrap();
+        let top_of_bar: f64 = bar.segments[1].y.parse().unwrap();
         let top_line: f64 = chart.y_ticks.last().unwrap().at.parse().unwrap();
         assert!(top_of_bar >= top_line, "{top_of_bar} is above {top_line}");
         // The stack's two parts meet: refusals sit on the successes.
-        let refused_bottom: f64 =
-            bar.refused_y.parse::<f64>().unwrap() + bar.refused_height.parse::<f64>().unwrap();
-        assert!((refused_bottom - bar.succeeded_y.parse::<f64>().unwrap()).abs() < 0.11);
+        let forbidden_bottom: f64 = bar.segments[1].y.parse::<f64>().unwrap()
+            + bar.segments[1].height.parse::<f64>().unwrap();
+        assert!((forbidden_bottom - bar.segments[0].y.parse::<f64>().unwrap()).abs() < 0.11);
+    }
+
+    #[test]
+    fn four_answers_stack_in_order_and_wrong_secrets_stay_apart() {
+        let today = day("2026-11-28");
+        let counts = Counts {
+            succeeded: 10,
+            refused: 2,
+            forbidden: 3,
+            rate_limited: 4,
+            wrong_secret: 500,
+        };
+        let chart = daily_bars("c", "Calls", today, 30, &[(today, counts)]);
+        let bar = &chart.bars[29];
+        let classes: Vec<&str> = bar.segments.iter().map(|s| s.class).collect();
+        assert_eq!(classes, ["ok", "refused", "forbidden", "limited"]);
+        // A flood of wrong secrets does not change the scale of the token's own calls.
+        let labels: Vec<&str> = chart.y_ticks.iter().map(|t| t.label.as_str()).collect();
+        assert_eq!(labels, ["0", "5", "10", "15", "20"]);
+        assert_eq!(bar.wrong_height, "30.0");
+        assert!(
+            chart
+                .desc
+                .contains("500 attempts with a wrong secret, drawn apart")
+        );
+        assert_eq!(chart.total_wrong_secret, 500);
     }
 
     #[test]
     fn an_idle_chart_says_so_and_still_has_a_scale() {
         let chart = daily_bars("c", "Calls", day("2026-11-28"), 30, &[]);
-        assert!(chart.desc.starts_with("No calls from Oct 30 to Nov 28"));
+        assert!(
+            chart
+                .desc
+                .starts_with("No calls with the secret from Oct 30 to Nov 28")
+        );
         assert_eq!(chart.y_ticks.len(), 2);
     }
 

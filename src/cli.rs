@@ -41,10 +41,13 @@ pub enum Command {
 
 #[derive(Subcommand, Debug)]
 pub enum AccountCommand {
-    /// Create an account and print its slug.
+    /// Create an account and print its slug. With `--owner`, also its owner's sign-in,
+    /// whose password is read from stdin: how people get accounts when sign-up is closed.
     Create {
         #[arg(long)]
         name: String,
+        #[arg(long)]
+        owner: Option<String>,
     },
     /// List every account.
     List,

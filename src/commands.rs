@@ -50,7 +50,7 @@ pub fn execute(cli: Cli, stdin: &mut impl BufRead, out: &mut impl Write) -> anyh
         Command::Serve => unreachable!("refused above"),
         Command::Migrate => migrate(&config, out),
         Command::Backup { file } => backup(&config, &file, out),
-        Command::Account(command) => account(&mut open(&config)?, command, out),
+        Command::Account(command) => account(&mut open(&config)?, command, stdin, out),
         Command::Operator(OperatorCommand::Create { email }) => {
             create_operator(&mut open(&config)?, &email, stdin, out)
         }
@@ -83,12 +83,26 @@ fn backup(config: &Config, file: &std::path::Path, out: &mut impl Write) -> anyh
 fn account(
     conn: &mut DbConnection,
     command: AccountCommand,
+    stdin: &mut impl BufRead,
     out: &mut impl Write,
 ) -> anyhow::Result<()> {
     match command {
-        AccountCommand::Create { name } => {
+        AccountCommand::Create { name, owner: None } => {
             let name = parsed(AccountName::parse(&name))?;
             let account = write(conn, None, |tx| db::accounts::create(tx.conn, &name))?;
+            writeln!(out, "{}", account.slug)?;
+        }
+        // With sign-up closed, the way an account gets its first owner.
+        AccountCommand::Create {
+            name,
+            owner: Some(owner),
+        } => {
+            let name = parsed(AccountName::parse(&name))?;
+            let email = parsed(Email::parse(&owner))?;
+            let hash = read_password_hash(stdin)?;
+            let (_, account) = write(conn, None, |tx| {
+                db::accounts::sign_up(tx, &name, &email, &hash)
+            })?;
             writeln!(out, "{}", account.slug)?;
         }
         AccountCommand::List => {
@@ -108,6 +122,17 @@ fn account(
     Ok(())
 }
 
+/// A password read from the first line of stdin, hashed.
+fn read_password_hash(stdin: &mut impl BufRead) -> anyhow::Result<String> {
+    let mut line = String::new();
+    stdin
+        .read_line(&mut line)
+        .context("cannot read the password from stdin")?;
+    let line = line.trim_end_matches(['\r', '\n']).to_string();
+    let password = parsed(Password::parse(line))?;
+    password::hash(&password).map_err(plain)
+}
+
 /// Grants the flag to an existing user, or makes a new one with the password on stdin.
 fn create_operator(
     conn: &mut DbConnection,
@@ -123,13 +148,7 @@ fn create_operator(
         writeln!(out, "{email} is now an operator (password unchanged)")?;
         return Ok(());
     }
-    let mut line = String::new();
-    stdin
-        .read_line(&mut line)
-        .context("cannot read the password from stdin")?;
-    let line = line.trim_end_matches(['\r', '\n']).to_string();
-    let password = parsed(Password::parse(line))?;
-    let hash = password::hash(&password).map_err(plain)?;
+    let hash = read_password_hash(stdin)?;
     write(conn, None, |tx| {
         db::users::create(tx.conn, &email, &hash, true)
     })?;

@@ -7,8 +7,7 @@ use clap::Args;
 
 use crate::auth::client_addr::{self, ClientHeader};
 use crate::auth::report_keys::ReportKeys;
-use crate::domain::DatabaseUrl;
-use crate::domain::Email;
+use crate::domain::{DatabaseUrl, Email, SignupMode};
 
 /// The raw settings as given on the command line or in the environment.
 #[derive(Args, Clone)]
@@ -36,6 +35,16 @@ pub struct RawSettings {
     /// The address named in every 401 and 403 body.
     #[arg(long, env = "KEYWARD_SUPPORT_EMAIL", global = true)]
     pub support_email: Option<String>,
+
+    /// The API documentation that error bodies point to. Default: this server's own
+    /// `/docs/api` page.
+    #[arg(long, env = "KEYWARD_DOCS_URL", global = true)]
+    pub docs_url: Option<String>,
+
+    /// Who may create an account: `open` (anyone), `invite-only` (through an invitation
+    /// link) or `closed` (only the command line).
+    #[arg(long, env = "KEYWARD_SIGNUP", global = true, default_value = "open")]
+    pub signup: String,
 
     /// Key that signs dashboard session cookies (at least 32 characters). Without it a
     /// random key is generated once and kept in the database.
@@ -133,6 +142,8 @@ impl std::fmt::Debug for RawSettings {
                     .map_or_else(|_| "<unreadable>".to_string(), |url| url.to_string()),
             )
             .field("support_email", &self.support_email)
+            .field("docs_url", &self.docs_url)
+            .field("signup", &self.signup)
             .field("session_key", &self.session_key)
             .field("public_url", &self.public_url)
             .field("trust_forwarded_headers", &self.trust_forwarded_headers)
@@ -174,6 +185,9 @@ impl fmt::Debug for SecretSetting {
     }
 }
 
+/// The server's own API page, the documentation error bodies point to by default.
+pub const DOCS_PATH: &str = "/docs/api";
+
 /// Where 401 and 403 bodies send people when no support address is configured.
 pub const DEFAULT_SUPPORT_EMAIL: &str = "support@keyward.invalid";
 
@@ -184,6 +198,9 @@ pub struct Config {
     pub database_url: DatabaseUrl,
     pub support_email: Email,
     pub support_email_was_set: bool,
+    /// Where the API's error bodies send people for documentation.
+    pub docs_url: String,
+    pub signup: SignupMode,
     pub session_key: Option<SecretSetting>,
     pub public_url: Option<String>,
     /// Whether a proxy's forwarding headers say what origin the browser used.
@@ -225,6 +242,8 @@ impl Config {
                 .expect("a test's database path or URL"),
             support_email: Email::parse("support@keyward.test").expect("a valid constant"),
             support_email_was_set: true,
+            docs_url: DOCS_PATH.to_string(),
+            signup: SignupMode::Open,
             session_key: None,
             public_url: None,
             trust_forwarded_headers: false,
@@ -291,6 +310,19 @@ impl TryFrom<RawSettings> for Config {
                 ));
             }
         };
+        let docs_url = match raw.docs_url.as_deref().map(str::trim) {
+            None | Some("") => format!("{}{DOCS_PATH}", public_url.as_deref().unwrap_or("")),
+            Some(url) if url.starts_with("http://") || url.starts_with("https://") => {
+                url.to_string()
+            }
+            Some(url) => {
+                return Err(format!(
+                    "KEYWARD_DOCS_URL / --docs-url: \"{url}\" must start with http:// or https://"
+                ));
+            }
+        };
+        let signup = SignupMode::parse(&raw.signup)
+            .map_err(|e| format!("KEYWARD_SIGNUP / --signup: {e}"))?;
         if raw.workers == Some(0) {
             return Err("KEYWARD_WORKERS / --workers: use at least 1".into());
         }
@@ -303,6 +335,8 @@ impl TryFrom<RawSettings> for Config {
             database_url,
             support_email,
             support_email_was_set,
+            docs_url,
+            signup,
             session_key: raw.session_key,
             public_url,
             trust_forwarded_headers: raw.trust_forwarded_headers,
@@ -432,5 +466,40 @@ mod tests {
         let shown = format!("{cli:?}");
         assert!(!shown.contains("hunter2-db-pass"), "{shown}");
         assert!(shown.contains("db.internal"), "{shown}");
+    }
+
+    fn config(args: &[&str]) -> Result<Config, String> {
+        let mut argv = vec!["keyward"];
+        argv.extend_from_slice(args);
+        let cli = Cli::try_parse_from(argv).map_err(|e| e.to_string())?;
+        Config::try_from(cli.settings)
+    }
+
+    #[test]
+    fn the_docs_url_defaults_to_the_servers_own_page() {
+        assert_eq!(config(&[]).map(|c| c.docs_url), Ok("/docs/api".into()));
+        let behind = config(&["--public-url", "https://keys.example.com/"]);
+        assert_eq!(
+            behind.map(|c| c.docs_url),
+            Ok("https://keys.example.com/docs/api".into())
+        );
+        let set = config(&["--docs-url", "https://docs.example.com/api"]);
+        assert_eq!(
+            set.map(|c| c.docs_url),
+            Ok("https://docs.example.com/api".into())
+        );
+        let err = config(&["--docs-url", "docs.example.com"]).err();
+        assert!(err.is_some_and(|e| e.starts_with("KEYWARD_DOCS_URL / --docs-url:")));
+    }
+
+    #[test]
+    fn sign_up_is_open_unless_the_operator_says_otherwise() {
+        assert_eq!(config(&[]).map(|c| c.signup), Ok(SignupMode::Open));
+        assert_eq!(
+            config(&["--signup", "invite-only"]).map(|c| c.signup),
+            Ok(SignupMode::InviteOnly)
+        );
+        let err = config(&["--signup", "nobody"]).err();
+        assert!(err.is_some_and(|e| e.starts_with("KEYWARD_SIGNUP / --signup:")));
     }
 }

@@ -19,8 +19,23 @@ pub const NOT_AUTHENTICATED: &str = "Could not authenticate your request.";
 pub const JSON_UTF8: &str = "application/json; charset=utf-8";
 /// Sentences of the API's 429 body, Bonsai's own.
 pub const TOO_MANY_REQUESTS: &str = "You are making too many requests to the API.";
-pub const TOO_MANY_REQUESTS_DOCS: &str =
-    "Please read the documentation at https://bonsai.io/docs/api-error-429-too-many-requests";
+/// The 429's pointer to the operator's documentation (`KEYWARD_DOCS_URL`).
+pub fn too_many_requests_docs(docs: &str) -> String {
+    format!("Please read the documentation at {docs}")
+}
+
+/// The first sentence of a 401 to a request that sent a token with another scheme
+/// (`Bearer`, `Token`): how to send it instead.
+pub const WRONG_SCHEME: &str = "Keyward tokens are sent with HTTP Basic Auth: the key as the user name, the secret as the password.";
+
+/// The one sentence of a suspended account's 403: who turned its API access off.
+pub fn suspended(by_operator: bool, support: &str) -> String {
+    if by_operator {
+        format!("This account's API access has been suspended by the operator. Contact {support}.")
+    } else {
+        "This account's API access has been turned off by its owners.".to_string()
+    }
+}
 
 pub const WWW_AUTHENTICATE: &str = r#"Basic realm="keyward", charset="UTF-8""#;
 
@@ -30,6 +45,8 @@ pub enum AuthFailure {
     Inactive,
     /// A user name with nothing after it.
     EmptyPassword,
+    /// A token sent as `Bearer` or `Token` rather than with Basic Auth.
+    WrongScheme,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -62,9 +79,10 @@ pub enum AppError {
         retry_after_secs: u64,
         message: String,
     },
-    /// 429 from the API: a token over its own rate limit.
+    /// 429 from the API: a token over its own rate limit. `docs` is the operator's API
+    /// documentation, which the body points to.
     #[error("token over its rate limit")]
-    TokenRateLimited { retry_after_secs: u64 },
+    TokenRateLimited { retry_after_secs: u64, docs: String },
     /// The server can't take this on right now (a full disk, a full hashing queue): a 503
     /// with `Retry-After`. Nothing was changed.
     #[error("unavailable: {message}")]
@@ -94,8 +112,10 @@ impl AppError {
         match self {
             AppError::Unauthorized { failure, support } => {
                 let mut errors = Vec::with_capacity(5);
-                if *failure == AuthFailure::EmptyPassword {
-                    errors.push(NO_PASSWORD.to_string());
+                match failure {
+                    AuthFailure::EmptyPassword => errors.push(NO_PASSWORD.to_string()),
+                    AuthFailure::WrongScheme => errors.push(WRONG_SCHEME.to_string()),
+                    AuthFailure::Inactive => {}
                 }
                 errors.extend([
                     TOKEN_INACTIVE.to_string(),
@@ -118,8 +138,8 @@ impl AppError {
             AppError::MethodNotAllowed => {
                 vec!["This method is not allowed for the requested resource.".into()]
             }
-            AppError::TokenRateLimited { .. } => {
-                vec![TOO_MANY_REQUESTS.into(), TOO_MANY_REQUESTS_DOCS.into()]
+            AppError::TokenRateLimited { docs, .. } => {
+                vec![TOO_MANY_REQUESTS.into(), too_many_requests_docs(docs)]
             }
             AppError::TooManyRequests { message, .. } | AppError::Unavailable { message, .. } => {
                 vec![message.clone()]
@@ -174,12 +194,17 @@ impl AppError {
 /// keeps the two bodies it rendered for the support address it was last given, and sends
 /// copies of those bytes.
 fn unauthorized_body(failure: AuthFailure, support: &str) -> Bytes {
+    const FAILURES: [AuthFailure; 3] = [
+        AuthFailure::Inactive,
+        AuthFailure::EmptyPassword,
+        AuthFailure::WrongScheme,
+    ];
     thread_local! {
-        static RENDERED: RefCell<Option<(String, Bytes, Bytes)>> = const { RefCell::new(None) };
+        static RENDERED: RefCell<Option<(String, [Bytes; 3])>> = const { RefCell::new(None) };
     }
     RENDERED.with_borrow_mut(|rendered| {
-        let (inactive, empty_password) = match rendered {
-            Some((address, inactive, empty)) if address == support => (inactive, empty),
+        let bodies = match rendered {
+            Some((address, bodies)) if address == support => bodies,
             _ => {
                 let render = |failure| {
                     AppError::Unauthorized {
@@ -188,18 +213,13 @@ fn unauthorized_body(failure: AuthFailure, support: &str) -> Bytes {
                     }
                     .envelope()
                 };
-                let fresh = rendered.insert((
-                    support.to_string(),
-                    render(AuthFailure::Inactive),
-                    render(AuthFailure::EmptyPassword),
-                ));
-                (&mut fresh.1, &mut fresh.2)
+                &mut rendered
+                    .insert((support.to_string(), FAILURES.map(render)))
+                    .1
             }
         };
-        match failure {
-            AuthFailure::Inactive => inactive.clone(),
-            AuthFailure::EmptyPassword => empty_password.clone(),
-        }
+        let at = FAILURES.iter().position(|f| *f == failure).unwrap_or(0);
+        bodies[at].clone()
     })
 }
 
@@ -222,7 +242,9 @@ impl AppError {
             AppError::TooManyRequests {
                 retry_after_secs, ..
             }
-            | AppError::TokenRateLimited { retry_after_secs }
+            | AppError::TokenRateLimited {
+                retry_after_secs, ..
+            }
             | AppError::Unavailable {
                 retry_after_secs, ..
             } => {

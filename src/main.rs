@@ -3,6 +3,7 @@
 use clap::Parser;
 use keyward::cli::{Cli, Command};
 use keyward::config::Config;
+use keyward::domain::SignupMode;
 use keyward::startup::Application;
 
 fn main() {
@@ -28,13 +29,22 @@ fn serve(cli: Cli) -> anyhow::Result<()> {
     return_large_allocations();
     let served = actix_web::rt::System::new().block_on(async move {
         let bind = config.bind;
+        let signup = config.signup;
         let unset_support = (!config.support_email_was_set).then(|| config.support_email.clone());
         let app = Application::build(config).await?;
         if let Some(address) = unset_support {
             tracing::warn!("KEYWARD_SUPPORT_EMAIL is not set; 401 bodies will name {address}");
         }
         let url = format!("http://{}:{}", bind.ip(), app.port());
-        println!("Keyward is listening on {url} — sign up at {url}/signup");
+        match signup {
+            SignupMode::Open => println!("Keyward is listening on {url} — sign up at {url}/signup"),
+            SignupMode::InviteOnly => println!(
+                "Keyward is listening on {url} — sign-up is by invitation only; create accounts with `keyward account create`"
+            ),
+            SignupMode::Closed => println!(
+                "Keyward is listening on {url} — sign-up is closed; create accounts with `keyward account create`"
+            ),
+        }
         app.run_until_stopped().await.map_err(anyhow::Error::from)
     });
     // The server and its pool are gone (or never started); a connection r2d2 was still

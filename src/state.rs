@@ -236,6 +236,10 @@ impl GuardState for AppState {
         crate::auth::client_addr::client_ip(req, &self.config)
     }
 
+    fn docs_url(&self) -> &str {
+        &self.config.docs_url
+    }
+
     fn metrics(&self) -> &Metrics {
         &self.metrics
     }

@@ -30,7 +30,10 @@ const STEP_TIMEOUT: Duration = Duration::from_secs(20);
 const STORY_TIMEOUT: Duration = Duration::from_secs(300);
 
 const DESKTOP: (u32, u32) = (1280, 900);
+const LAPTOP: (u32, u32) = (1024, 768);
 const PHONE: (u32, u32) = (390, 844);
+/// How much taller than its content (up to the footer) a page may scroll.
+const BLANK_SPACE_ALLOWED_PX: u32 = 100;
 
 const EMAIL: &str = "ada@example.test";
 const PASSWORD: &str = "correct horse battery staple";
@@ -44,7 +47,7 @@ async fn a_person_creates_uses_and_revokes_a_token_in_a_browser() {
     server.make_operator(OPERATOR_EMAIL, OPERATOR_PASSWORD);
     let driver = ChromeDriver::start();
     let browser = driver.session().await;
-    let shots = Screenshots::from_env();
+    let shots = Screenshots::from_env(driver.url());
 
     // The story runs in its own task so that, pass or panic, the browser session is closed
     // before the processes behind it are killed.
@@ -246,12 +249,16 @@ async fn story(b: Client, base: String, shots: Screenshots) {
         })
     );
 
-    // The list, with the token marked revoked.
+    // The list hides it, says so, and shows it marked revoked when asked.
     page.open("/tokens").await;
+    page.wait_for_text("1 revoked or expired token is hidden.")
+        .await;
+    page.click_link("Show revoked and expired").await;
     page.wait_for(Locator::Css("td .badge-revoked")).await;
     page.shoot("tokens-list-revoked").await;
 
     roll_a_token(&page, &api).await;
+    a_team_day(&page, &api).await;
 
     // The owner's other pages: the audit log tells the story, the members page lists them.
     page.open("/audit").await;
@@ -267,7 +274,10 @@ async fn story(b: Client, base: String, shots: Screenshots) {
     page.assert_text_contains("grace@example.test as member, sent by")
         .await;
     page.shoot("members-invited").await;
-    page.click(Locator::Css("ul.invitations button")).await;
+    page.click(Locator::Css(
+        "ul.invitations form[action$='/cancel'] button",
+    ))
+    .await;
     page.wait_for_path("/members").await;
     page.wait_for_text("The invitation for grace@example.test was cancelled")
         .await;
@@ -296,7 +306,7 @@ async fn story(b: Client, base: String, shots: Screenshots) {
     page.fill("password", PASSWORD).await;
     page.click_button("Sign in").await;
     page.wait_for_path("/tokens").await;
-    page.wait_for(Locator::Css("td .badge-revoked")).await;
+    page.wait_for(Locator::Id("list-summary")).await;
 
     // An operator finds the token by its secret, as a secret scanner would report it, and
     // sees who revoked it and why; then suspends and restores the account's API access.
@@ -316,12 +326,184 @@ async fn story(b: Client, base: String, shots: Screenshots) {
     page.assert_secret_absent(&secret, "/admin after a search")
         .await;
     page.shoot("operator-console").await;
-    page.fill("reason-1", "Abuse report under review").await;
+    page.click(Locator::XPath(
+        "//a[starts-with(normalize-space(.), 'Suspend API access…') and contains(., 'Acme Search')]",
+    ))
+    .await;
+    page.wait_for_text("active tokens will get 403").await;
+    page.shoot("operator-confirm-suspend").await;
+    page.fill("reason", "Abuse report under review").await;
     page.click_button("Suspend API access").await;
     page.wait_for(Locator::Css("td .badge-suspended")).await;
     page.shoot("operator-suspended").await;
-    page.click_button("Restore API access").await;
+    page.click(Locator::XPath(
+        "//button[starts-with(normalize-space(.), 'Restore API access')]",
+    ))
+    .await;
     page.wait_for(Locator::Css("td .badge-active")).await;
+    // The operator's account page and the list of operators.
+    page.click_link("Acme Search").await;
+    page.wait_for(Locator::Id("token-counts")).await;
+    page.shoot("operator-account").await;
+    page.open("/admin/accounts?q=acme").await;
+    page.assert_text_contains("Acme Search").await;
+    page.shoot("operator-account-search").await;
+    page.open("/admin/operators").await;
+    page.assert_text_contains(OPERATOR_EMAIL).await;
+    page.shoot("operator-operators").await;
+}
+
+/// Makes a token through the form and returns its key, secret and page.
+async fn make_token(page: &Page<'_>, name: &str) -> (String, String, String) {
+    page.open("/tokens/new").await;
+    page.fill("name", name).await;
+    page.click_button("Create token").await;
+    let key = page.text_of(Locator::Id("token-key")).await;
+    let secret = page.text_of(Locator::Id("token-secret")).await;
+    page.click_link("I have stored the secret").await;
+    let path = page.wait_for_path_prefix("/tokens/").await;
+    (key, secret, path)
+}
+
+/// A team's day with the list: a note, search and filters, a bulk revoke through its
+/// confirmation, a member removed through theirs, and the account's own suspension, with
+/// its banner on every page and its 403.
+async fn a_team_day(page: &Page<'_>, api: &reqwest::Client) {
+    let base = page.base;
+    let (backend, _, _) = make_token(page, "Search backend").await;
+    let (frontend, _, _) = make_token(page, "Search frontend").await;
+    let (billing, billing_secret, billing_path) = make_token(page, "Billing worker").await;
+
+    // A note, kept on the token's page and found by the search.
+    page.open(&billing_path).await;
+    page.click_link("Edit name and note").await;
+    page.fill("note", "Owner: payments team. Ticket PAY-12")
+        .await;
+    page.shoot("token-edit").await;
+    page.click_button("Save").await;
+    page.wait_for(Locator::Id("token-note")).await;
+    page.assert_text_contains("Owner: payments team. Ticket PAY-12")
+        .await;
+    page.shoot("token-note").await;
+
+    // Search and filter, kept in the URL.
+    page.open("/tokens").await;
+    page.fill("q", "pay-12").await;
+    page.click_button("Apply").await;
+    page.wait_for_text("Showing 1 token.").await;
+    page.assert_text_contains(&billing).await;
+    page.fill("q", "search").await;
+    page.click_button("Apply").await;
+    page.wait_for_text("Showing 2 tokens.").await;
+    let url = page.b.current_url().await.expect("the URL");
+    assert!(
+        url.query()
+            .is_some_and(|q| q.starts_with("q=search&status=active")),
+        "the filters are kept in the URL: {url}"
+    );
+    page.shoot("tokens-search").await;
+    page.find(Locator::Id("status"))
+        .await
+        .select_by_value("all")
+        .await
+        .expect("choosing a status");
+    page.fill("q", "").await;
+    page.click_button("Apply").await;
+    page.wait_for(Locator::Css("td .badge-revoked")).await;
+    page.shoot("tokens-filter-all").await;
+
+    // Bulk revoke: tick two, confirm on the next page, both go at once.
+    page.open("/tokens?q=search").await;
+    for row in page
+        .find_all(Locator::Css("td.select input[type=checkbox]"))
+        .await
+    {
+        row.click().await.expect("ticking a token");
+    }
+    page.click_button("Revoke selected…").await;
+    page.wait_for_path("/tokens/confirm-bulk-revoke").await;
+    page.assert_text_contains("2 tokens will be revoked.").await;
+    page.assert_text_contains(&backend).await;
+    page.assert_text_contains(&frontend).await;
+    page.fill("reason", "Search moved to the new cluster").await;
+    page.shoot("tokens-bulk-confirm").await;
+    page.click_button("Revoke tokens").await;
+    page.wait_for_path("/tokens").await;
+    page.wait_for_text("Revoked 2 tokens").await;
+    page.shoot("tokens-bulk-revoked").await;
+
+    // A member joins through an invitation, then is removed through the confirmation.
+    page.open("/members").await;
+    page.fill("invite-email", "lin@example.test").await;
+    page.click_button("Create invitation").await;
+    let link = page.text_of(Locator::Id("invite-link")).await;
+    page.click_button("Sign out").await;
+    page.wait_for_path("/login").await;
+    page.b.goto(&link).await.expect("opening the invitation");
+    page.fill("password", "lin's own long passphrase").await;
+    page.fill("password_confirmation", "lin's own long passphrase")
+        .await;
+    page.click(Locator::XPath(
+        "//button[starts-with(normalize-space(.), 'Join')]",
+    ))
+    .await;
+    page.wait_for_path("/tokens").await;
+    make_token(page, "Lin's laptop").await;
+    page.click_button("Sign out").await;
+    page.wait_for_path("/login").await;
+    page.fill("email", EMAIL).await;
+    page.fill("password", PASSWORD).await;
+    page.click_button("Sign in").await;
+    page.wait_for_path("/tokens").await;
+    page.open("/members").await;
+    page.click(Locator::XPath(
+        "//a[starts-with(normalize-space(.), 'Remove…') and contains(., 'lin@example.test')]",
+    ))
+    .await;
+    page.wait_for_text("1 active token of theirs will be revoked")
+        .await;
+    page.shoot("members-confirm-remove").await;
+    page.click_button("Remove and revoke their tokens").await;
+    page.wait_for_path("/members").await;
+    page.wait_for_text("lin@example.test was removed, 1 of their tokens revoked")
+        .await;
+
+    // The owners turn API access off: a confirmation with counts, then a banner on every
+    // page, and the API's 403 says who.
+    page.click(Locator::XPath(
+        "//a[starts-with(normalize-space(.), 'Suspend API access…')]",
+    ))
+    .await;
+    page.wait_for_path("/account/confirm-suspend").await;
+    page.assert_text_contains("active tokens will get 403")
+        .await;
+    page.fill("reason", "Card payment failed").await;
+    page.shoot("members-confirm-suspend").await;
+    page.click_button("Suspend API access").await;
+    page.wait_for_path("/members").await;
+    page.open("/tokens").await;
+    page.wait_for(Locator::Id("suspended-banner")).await;
+    page.assert_text_contains("Suspended by ada@example.test: “Card payment failed”")
+        .await;
+    page.shoot("tokens-suspended").await;
+    let response = api
+        .get(format!("{base}/clusters/"))
+        .basic_auth(&billing, Some(&billing_secret))
+        .send()
+        .await
+        .expect("GET /clusters/ while suspended");
+    assert_eq!(response.status(), StatusCode::FORBIDDEN);
+    let body: Value = response.json().await.expect("a JSON body");
+    assert_eq!(
+        body,
+        json!({"errors": ["This account's API access has been turned off by its owners."], "status": 403})
+    );
+    page.open("/members").await;
+    page.click(Locator::XPath(
+        "//button[starts-with(normalize-space(.), 'Restore API access')]",
+    ))
+    .await;
+    page.wait_for_text("API access is restored.").await;
 }
 
 /// Rolling a token: a new token that expires within a week shows in the notice on
@@ -420,8 +602,10 @@ async fn usage_and_rate_limit(
     }
     assert_eq!(statuses, [200, 200, 429], "the limit of 2 a minute holds");
 
-    page.open_until(token_path, "refused (1)").await;
+    page.open_until(token_path, "rate-limited, 429 (1)").await;
     page.assert_text_contains("successful (6)").await;
+    page.assert_text_contains("they need only the key, not the secret")
+        .await;
     let chart = page.find(Locator::Css("figure.chart svg.bars")).await;
     let labelled = chart
         .attr("aria-labelledby")
@@ -440,7 +624,10 @@ async fn usage_and_rate_limit(
     );
     let desc = page.find(Locator::Css("svg.bars desc")).await;
     let desc = desc.html(true).await.expect("the chart's description");
-    assert!(desc.contains("6 successful calls and 1 refused"), "{desc}");
+    assert!(
+        desc.contains("6 successful calls, 0 refused, 0 forbidden and 1 rate-limited"),
+        "{desc}"
+    );
     page.assert_text_contains("127.0.0.1").await;
     page.shoot("token-usage-chart").await;
 
@@ -635,7 +822,14 @@ impl Page<'_> {
         );
     }
 
+    /// Checks the page's layout at the desktop size, and saves screenshots when asked.
     async fn shoot(&self, name: &str) {
+        let problems = layout_problems(self.b).await;
+        assert!(
+            problems.is_empty(),
+            "{name} at {DESKTOP:?}: {}",
+            problems.join("; ")
+        );
         self.shots.take(self.b, name).await;
     }
 }
@@ -647,10 +841,16 @@ impl Page<'_> {
 struct Screenshots {
     dir: Option<PathBuf>,
     taken: std::sync::atomic::AtomicUsize,
+    /// chromedriver's address, for switching the colour scheme through Chromium's DevTools.
+    driver: String,
 }
 
+/// The sizes every screenshot is taken at: a desktop, a small laptop (the narrowest width
+/// with the token table) and a phone.
+const SIZES: [((u32, u32), &str); 3] = [(DESKTOP, "1280"), (LAPTOP, "1024"), (PHONE, "390")];
+
 impl Screenshots {
-    fn from_env() -> Self {
+    fn from_env(driver: String) -> Self {
         let dir = std::env::var_os("KEYWARD_SCREENSHOTS")
             .filter(|d| !d.is_empty())
             .map(PathBuf::from);
@@ -661,11 +861,13 @@ impl Screenshots {
         Self {
             dir,
             taken: Default::default(),
+            driver,
         }
     }
 
-    /// Saves the whole page at each size as `NN-name-desktop.png` and `NN-name-phone.png`,
-    /// then puts the window back to the desktop size.
+    /// Saves the whole page at each size, light and dark, as `NN-name-1280-light.png` and
+    /// so on, then puts the window back to the desktop size and the light scheme. Fails if
+    /// a table overflows its box or the page scrolls past its content at any of them.
     async fn take(&self, b: &Client, name: &str) {
         let Some(dir) = &self.dir else { return };
         let n = self
@@ -679,24 +881,100 @@ impl Screenshots {
                 vec![],
             )
             .await;
-        for (size, label) in [(DESKTOP, "desktop"), (PHONE, "phone")] {
-            set_viewport(b, size).await;
-            // The full height of the page at this width, so nothing below the fold is missed.
-            let height = match b
-                .execute("return document.documentElement.scrollHeight", vec![])
-                .await
-            {
-                Ok(Value::Number(h)) => h.as_u64().unwrap_or(0) as u32,
-                _ => 0,
-            };
-            if height > size.1 {
-                set_viewport(b, (size.0, height.min(8000))).await;
+        let mut problems = Vec::new();
+        for scheme in ["light", "dark"] {
+            self.set_scheme(b, scheme).await;
+            for (size, label) in SIZES {
+                set_viewport(b, size).await;
+                for problem in layout_problems(b).await {
+                    problems.push(format!("{label} px, {scheme}: {problem}"));
+                }
+                // The full height of the page at this width, so nothing below the fold is missed.
+                let height = match b
+                    .execute("return document.documentElement.scrollHeight", vec![])
+                    .await
+                {
+                    Ok(Value::Number(h)) => h.as_u64().unwrap_or(0) as u32,
+                    _ => 0,
+                };
+                if height > size.1 {
+                    set_viewport(b, (size.0, height.min(8000))).await;
+                }
+                let png = b.screenshot().await.expect("a screenshot");
+                let path = dir.join(format!("{n:02}-{name}-{label}-{scheme}.png"));
+                write_file(&path, &png);
             }
-            let png = b.screenshot().await.expect("a screenshot");
-            let path = dir.join(format!("{n:02}-{name}-{label}.png"));
-            write_file(&path, &png);
         }
+        self.set_scheme(b, "light").await;
         set_viewport(b, DESKTOP).await;
+        assert!(problems.is_empty(), "{name}: {}", problems.join("; "));
+    }
+
+    /// Emulates `prefers-color-scheme: <scheme>` through chromedriver's DevTools bridge.
+    async fn set_scheme(&self, b: &Client, scheme: &str) {
+        let session = b
+            .session_id()
+            .await
+            .ok()
+            .flatten()
+            .expect("a WebDriver session id");
+        let response = reqwest::Client::builder()
+            .no_proxy()
+            .build()
+            .expect("an HTTP client")
+            .post(format!(
+                "{}/session/{session}/goog/cdp/execute",
+                self.driver
+            ))
+            .json(&json!({
+                "cmd": "Emulation.setEmulatedMedia",
+                "params": {"features": [{"name": "prefers-color-scheme", "value": scheme}]}
+            }))
+            .send()
+            .await
+            .expect("chromedriver's DevTools bridge");
+        assert!(
+            response.status().is_success(),
+            "setting the colour scheme to {scheme}: {}",
+            response.status()
+        );
+    }
+}
+
+/// What is wrong with the page's layout at the window's current size: a table wider than
+/// its box (it would scroll sideways or be cut off), a page wider than the window, or a page
+/// that scrolls more than `BLANK_SPACE_ALLOWED_PX` past its footer.
+async fn layout_problems(b: &Client) -> Vec<String> {
+    let script = format!(
+        r#"
+        const problems = [];
+        const visible = el => !el.closest('.visually-hidden');
+        for (const el of document.querySelectorAll('.table-wrap, table')) {{
+            if (visible(el) && el.scrollWidth > el.clientWidth + 1) {{
+                problems.push(`${{el.className || el.tagName}} is ${{el.scrollWidth}} px wide in ${{el.clientWidth}} px`);
+            }}
+        }}
+        const root = document.documentElement;
+        if (root.scrollWidth > root.clientWidth + 1) {{
+            problems.push(`the page is ${{root.scrollWidth}} px wide in a ${{root.clientWidth}} px window`);
+        }}
+        const footer = document.querySelector('.site-footer');
+        if (footer) {{
+            const end = footer.getBoundingClientRect().bottom + window.scrollY;
+            const blank = root.scrollHeight - Math.max(end, window.innerHeight);
+            if (blank > {BLANK_SPACE_ALLOWED_PX}) {{
+                problems.push(`the page scrolls ${{blank}} px past its footer`);
+            }}
+        }}
+        return problems;
+        "#
+    );
+    match b.execute(&script, vec![]).await {
+        Ok(Value::Array(found)) => found
+            .into_iter()
+            .map(|p| p.as_str().unwrap_or_default().to_string())
+            .collect(),
+        other => vec![format!("the layout check failed: {other:?}")],
     }
 }
 

@@ -354,6 +354,7 @@ fn state_with_cached_token(
         account_slug: "acme".into(),
         account_name: "Acme".into(),
         account_suspended: false,
+        account_suspended_by_operator: false,
         rate_limit: None,
         rate_bucket: TokenId(7),
     };

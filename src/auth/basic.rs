@@ -44,6 +44,8 @@ pub enum BasicError {
     Malformed,
     /// A user name with an empty password, or with no colon at all.
     EmptyPassword,
+    /// A token scheme other clients use (`Bearer`, `Token`): the answer says to use Basic.
+    OtherScheme,
 }
 
 pub fn parse(header: Option<&[u8]>) -> Result<Credentials, BasicError> {
@@ -56,7 +58,13 @@ pub fn parse(header: Option<&[u8]>) -> Result<Credentials, BasicError> {
     if header.is_empty() {
         return Err(BasicError::Missing);
     }
-    let (scheme, encoded) = header.split_once(' ').ok_or(BasicError::Malformed)?;
+    let (scheme, encoded) = header.split_once(' ').unwrap_or((header, ""));
+    if ["bearer", "token"]
+        .iter()
+        .any(|other| scheme.eq_ignore_ascii_case(other))
+    {
+        return Err(BasicError::OtherScheme);
+    }
     if !scheme.eq_ignore_ascii_case("basic") {
         return Err(BasicError::Malformed);
     }
@@ -134,7 +142,11 @@ mod tests {
                 Some(b"Basic ".to_vec()),
                 BasicError::Malformed,
             ),
-            ("bearer", Some(b"Bearer x".to_vec()), BasicError::Malformed),
+            (
+                "bearer",
+                Some(b"Bearer x".to_vec()),
+                BasicError::OtherScheme,
+            ),
             (
                 "bad base64",
                 Some(b"Basic !!!".to_vec()),

@@ -60,6 +60,8 @@ pub struct CachedToken {
     pub account_slug: String,
     pub account_name: String,
     pub account_suspended: bool,
+    /// Whether the operator, not the owners, suspended it: the 403 says which.
+    pub account_suspended_by_operator: bool,
     /// Requests per minute; `None` for no limit.
     pub rate_limit: Option<RateLimit>,
     /// Whose limiter its calls count against: a rolled token's successor's, so the two
@@ -88,6 +90,7 @@ impl CachedToken {
             expires_at: token.expires_at,
             account_id: account.account_id(),
             account_suspended: account.is_suspended(),
+            account_suspended_by_operator: account.suspended_by_operator,
             rate_limit: token.rate_limit_per_minute,
             rate_bucket: token.rolled_to.map_or(token.token_id(), TokenId),
             account_slug: account.slug,
@@ -408,6 +411,7 @@ mod tests {
             account_slug: "acme".into(),
             account_name: "Acme".into(),
             account_suspended: false,
+            account_suspended_by_operator: false,
             rate_limit: None,
             rate_bucket: TokenId(1),
         })

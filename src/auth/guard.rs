@@ -40,6 +40,8 @@ pub trait GuardState: 'static {
     fn support_email(&self) -> &str;
     /// The client's address, as `auth::client_addr` decides it for every part of the server.
     fn client_ip(&self, req: &HttpRequest) -> Option<IpAddr>;
+    /// The operator's API documentation, which the 429 body points to.
+    fn docs_url(&self) -> &str;
     /// Where each call's outcome is counted (pre-registered handles: an atomic add).
     fn metrics(&self) -> &Metrics;
 }
@@ -176,7 +178,7 @@ fn settle(
         Verdict::Suspended(token) => {
             state.metrics().guard(GuardReason::Suspended);
             state.usage().record(token.id, Outcome::Forbidden, now, ip);
-            return Err(suspended(state));
+            return Err(suspended(state, &token));
         }
         Verdict::Refused {
             error,
@@ -197,7 +199,11 @@ fn settle(
             .usage()
             .record(token.id, Outcome::RateLimited, now, ip);
         state.metrics().guard(GuardReason::RateLimited);
-        return Err(AppError::TokenRateLimited { retry_after_secs });
+        let docs = state.docs_url().to_string();
+        return Err(AppError::TokenRateLimited {
+            retry_after_secs,
+            docs,
+        });
     }
     Ok(token)
 }
@@ -236,7 +242,7 @@ pub async fn authenticate(
 ) -> Result<Arc<CachedToken>, AppError> {
     match check(state, header, chrono::Utc::now().naive_utc()).await {
         Verdict::Allowed(token) => Ok(token),
-        Verdict::Suspended(_) => Err(suspended(state)),
+        Verdict::Suspended(token) => Err(suspended(state, &token)),
         Verdict::Refused { error, .. } => Err(error),
     }
 }
@@ -288,6 +294,9 @@ fn in_memory(state: &impl GuardState, header: Option<&[u8]>, now: NaiveDateTime)
             return refused(GuardReason::Malformed, AuthFailure::EmptyPassword);
         }
         Err(BasicError::Missing) => return refused(GuardReason::Missing, AuthFailure::Inactive),
+        Err(BasicError::OtherScheme) => {
+            return refused(GuardReason::Malformed, AuthFailure::WrongScheme);
+        }
         Err(BasicError::Malformed) => {
             return refused(GuardReason::Malformed, AuthFailure::Inactive);
         }
@@ -340,10 +349,11 @@ fn judge_standing(state: &impl GuardState, token: Arc<CachedToken>, now: NaiveDa
     Verdict::Allowed(token)
 }
 
-fn suspended(state: &impl GuardState) -> AppError {
-    AppError::forbidden(format!(
-        "Your API access has been suspended due to a Terms of Service violation. Please contact {}.",
-        state.support_email()
+/// The 403 of a suspended account, naming who suspended it.
+fn suspended(state: &impl GuardState, token: &CachedToken) -> AppError {
+    AppError::forbidden(crate::error::suspended(
+        token.account_suspended_by_operator,
+        state.support_email(),
     ))
 }
 

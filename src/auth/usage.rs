@@ -28,16 +28,21 @@ pub enum Outcome {
     Forbidden,
     /// 429: over the token's rate limit.
     RateLimited,
+    /// Another 4xx a handler answered after the guard let the call in (404, 422...).
+    Refused,
 }
 
 impl Outcome {
     /// The outcome of a call the guard let in, by the status it was answered with: a
-    /// handler's 403 is a missing scope, a refusal as the history counts them.
+    /// handler's 403 is a missing scope; any other 4xx (an unknown cluster, a body that
+    /// is not valid) is a refusal, not a success.
     pub fn of(status: actix_web::http::StatusCode) -> Self {
-        if status == actix_web::http::StatusCode::FORBIDDEN {
-            Outcome::Forbidden
-        } else {
-            Outcome::Succeeded
+        use actix_web::http::StatusCode;
+        match status {
+            StatusCode::FORBIDDEN => Outcome::Forbidden,
+            StatusCode::TOO_MANY_REQUESTS => Outcome::RateLimited,
+            s if s.is_client_error() => Outcome::Refused,
+            _ => Outcome::Succeeded,
         }
     }
 
@@ -68,6 +73,7 @@ impl Pending {
             Outcome::WrongSecret => counts.wrong_secret += n,
             Outcome::Forbidden => counts.forbidden += n,
             Outcome::RateLimited => counts.rate_limited += n,
+            Outcome::Refused => counts.refused += n,
         }
     }
 
@@ -206,6 +212,25 @@ impl UsageRecorder {
 mod tests {
     use super::*;
 
+    #[test]
+    fn a_handlers_4xx_is_a_refusal_not_a_success() {
+        use actix_web::http::StatusCode;
+        let cases = [
+            (StatusCode::OK, Outcome::Succeeded),
+            (StatusCode::ACCEPTED, Outcome::Succeeded),
+            (StatusCode::NO_CONTENT, Outcome::Succeeded),
+            (StatusCode::FORBIDDEN, Outcome::Forbidden),
+            (StatusCode::TOO_MANY_REQUESTS, Outcome::RateLimited),
+            (StatusCode::NOT_FOUND, Outcome::Refused),
+            (StatusCode::UNPROCESSABLE_ENTITY, Outcome::Refused),
+            (StatusCode::METHOD_NOT_ALLOWED, Outcome::Refused),
+            (StatusCode::INTERNAL_SERVER_ERROR, Outcome::Succeeded),
+        ];
+        for (status, outcome) in cases {
+            assert_eq!(Outcome::of(status), outcome, "{status}");
+        }
+    }
+
     fn at(t: &str) -> NaiveDateTime {
         NaiveDateTime::parse_from_str(t, "%Y-%m-%d %H:%M:%S").expect("a time")
     }
@@ -254,7 +279,8 @@ mod tests {
                         succeeded: 1,
                         wrong_secret: 1,
                         forbidden: 1,
-                        rate_limited: 1
+                        rate_limited: 1,
+                        refused: 0,
                     }
                 ),
             ]

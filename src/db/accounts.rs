@@ -25,6 +25,8 @@ pub struct Account {
     pub created_at: NaiveDateTime,
     /// The longest a token of this account may live; `None`: no limit.
     pub max_token_lifetime_days: Option<LifetimeLimit>,
+    /// Whether the API was suspended by the operator rather than by the account's owners.
+    pub suspended_by_operator: bool,
 }
 
 impl Account {
@@ -134,16 +136,25 @@ pub fn find_by_slug(conn: &mut DbConnection, slug: &str) -> Result<Account, AppE
 
 /// Suspends or restores the account's API access, with its audit event, and tells every
 /// process to drop the account's cached tokens. Setting the state it already has
-/// changes nothing and logs nothing. For the account's owners, and for operators.
+/// changes nothing and logs nothing. For the account's owners, and for operators; the
+/// account remembers which, for the API's 403 and the suspended banner.
 pub fn set_api_access(tx: &mut Tx<'_>, state: ApiState, reason: &Reason) -> Result<(), AppError> {
     tx.require(Action::SetApiAccess)?;
     let id = tx.account()?;
     let account = find(tx.conn, id)?;
+    let by_operator = tx.acts_for_platform();
+    // The operator's suspension is theirs to lift: owners could otherwise undo it at once.
+    if account.is_suspended() && account.suspended_by_operator && !by_operator {
+        return Err(AppError::forbidden(SUSPENDED_BY_OPERATOR));
+    }
     if account.api_state == state {
         return Ok(());
     }
     diesel::update(accounts::table.find(id.0))
-        .set(accounts::api_state.eq(state))
+        .set((
+            accounts::api_state.eq(state),
+            accounts::suspended_by_operator.eq(state == ApiState::Suspended && by_operator),
+        ))
         .execute(tx.conn)?;
     super::invalidations::record_account(tx.conn, id)?;
     tx.log(Event {
@@ -156,6 +167,9 @@ pub fn set_api_access(tx: &mut Tx<'_>, state: ApiState, reason: &Reason) -> Resu
         detail: reason.as_str(),
     })
 }
+
+/// What an owner is told when they try to change a suspension the operator made.
+pub const SUSPENDED_BY_OPERATOR: &str = "The operator suspended this account's API access, so only the operator can restore it. Contact their support.";
 
 /// Sets the account's longest allowed token lifetime (`None`: no limit), with its audit
 /// event. For owners. Tokens that already outlive it are left alone: they keep working

@@ -48,6 +48,8 @@ pub mod action {
     pub const TOKEN_ROLLED: AuditAction = AuditAction::TokenRolled;
     pub const TOKEN_RATE_LIMIT_CHANGED: AuditAction = AuditAction::TokenRateLimitChanged;
     pub const TOKEN_API_REFUSED: AuditAction = AuditAction::TokenApiRefused;
+    pub const TOKEN_RENAMED: AuditAction = AuditAction::TokenRenamed;
+    pub const TOKEN_NOTE_CHANGED: AuditAction = AuditAction::TokenNoteChanged;
     pub const MEMBER_INVITED: AuditAction = AuditAction::MemberInvited;
     pub const INVITATION_CANCELLED: AuditAction = AuditAction::InvitationCancelled;
     pub const MEMBER_JOINED: AuditAction = AuditAction::MemberJoined;

@@ -253,3 +253,41 @@ pub fn list_open(
         })
         .collect())
 }
+
+/// Gives one of the account's open invitations a new link, with its audit event, and
+/// returns it with the link's token, shown once. Only the link's digest is stored, so an
+/// old link can't be shown again: a new one replaces it, the old one stops working, and
+/// the expiry stays. The renewer must be allowed to invite as its role, and becomes its
+/// sender, whose right to invite the link then rests on.
+pub fn renew_link(tx: &mut Tx<'_>, id: i32) -> Result<(Invitation, String), AppError> {
+    tx.require(Action::ManageMembers)?;
+    let account = tx.account()?;
+    let renewer = tx
+        .user()
+        .ok_or_else(|| AppError::internal("a new invitation link needs a signed-in member"))?;
+    let open: Invitation = invitations::table
+        .filter(invitations::id.eq(id))
+        .filter(invitations::account_id.eq(account.0))
+        .filter(open_at(super::now()))
+        .select(Invitation::as_select())
+        .first(tx.conn)?;
+    tx.require(Action::Invite { role: open.role })?;
+    let token = random_base62(43);
+    let invitation: Invitation = diesel::update(invitations::table.find(open.id))
+        .set((
+            invitations::token_digest.eq(digest(&token)),
+            invitations::invited_by.eq(renewer.0),
+        ))
+        .returning(super::columns_of::<Invitation>())
+        .get_result(tx.conn)?;
+    tx.log(Event {
+        action: action::MEMBER_INVITED,
+        target: &format!("user {}", invitation.email),
+        token: None,
+        detail: &format!(
+            "as {}; a new link, the old one no longer works",
+            invitation.role
+        ),
+    })?;
+    Ok((invitation, token))
+}

@@ -8,6 +8,7 @@ diesel::table! {
         api_state -> Text,
         created_at -> Timestamp,
         max_token_lifetime_days -> Nullable<Integer>,
+        suspended_by_operator -> Bool,
     }
 }
 
@@ -55,6 +56,7 @@ diesel::table! {
         rolled_to -> Nullable<Integer>,
         rate_limit_per_minute -> Nullable<Integer>,
         maker_token_id -> Nullable<Integer>,
+        note -> Text,
     }
 }
 
@@ -144,6 +146,7 @@ diesel::table! {
         wrong_secret -> BigInt,
         forbidden -> BigInt,
         rate_limited -> BigInt,
+        refused -> BigInt,
     }
 }
 

@@ -43,6 +43,8 @@ pub struct Token {
     /// The token that made this one through the API; `None` for the dashboard's and the
     /// command line's tokens, which stand alone.
     pub maker_token_id: Option<i32>,
+    /// Free text: the token's purpose, owner or ticket.
+    pub note: String,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -445,7 +447,7 @@ pub fn revoke_itself(tx: &mut Tx<'_>) -> Result<Token, AppError> {
     revoke_in_tx(tx.conn, token, &actor, REVOKED_ITSELF)
 }
 
-fn token_target(token: &Token) -> String {
+pub(super) fn token_target(token: &Token) -> String {
     format!("token {} ({})", token.name, token.key)
 }
 
@@ -488,7 +490,7 @@ macro_rules! with_people {
     }};
 }
 
-type ViewRow = (Token, Option<String>, Option<String>);
+pub(super) type ViewRow = (Token, Option<String>, Option<String>);
 
 impl From<ViewRow> for TokenView {
     fn from((token, creator_email, revoker): ViewRow) -> Self {
@@ -559,7 +561,7 @@ pub fn revoke(tx: &mut Tx<'_>, id: TokenId, reason: &Reason) -> Result<Token, Ap
 /// Revokes `token`, as read under the write lock by the caller, and every token below it
 /// in its tree ([`revoke_descendants`]). The row is written, not read back: the caller's
 /// read is the only one, and the answer is that row as changed.
-fn revoke_in_tx(
+pub(super) fn revoke_in_tx(
     conn: &mut DbConnection,
     token: Token,
     actor: &Actor,

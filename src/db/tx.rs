@@ -104,6 +104,12 @@ impl Tx<'_> {
         self.standing.token.map(|t| t.id)
     }
 
+    /// Whether the change is the platform's own: an operator through the console, the
+    /// command line or the system, rather than the account's members.
+    pub fn acts_for_platform(&self) -> bool {
+        self.standing.operator || self.standing.trusted
+    }
+
     /// The acting user, for changes only a signed-in person makes to their own things.
     pub fn signed_in_user(&self) -> Result<UserId, AppError> {
         self.standing.user.ok_or(AppError::SignInRequired)

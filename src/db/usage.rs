@@ -35,15 +35,19 @@ pub struct Counts {
     pub forbidden: i64,
     /// 429: over the token's rate limit.
     pub rate_limited: i64,
+    /// Another 4xx after the guard let the call in (a 404, a 422 from a handler).
+    pub refused: i64,
 }
 
 impl Counts {
-    pub fn refused(&self) -> i64 {
-        self.wrong_secret + self.forbidden + self.rate_limited
+    /// Calls made with the secret, whatever the answer: the token's own use.
+    pub fn with_secret(&self) -> i64 {
+        self.succeeded + self.forbidden + self.rate_limited + self.refused
     }
 
+    /// Every call counted, wrong secrets included.
     pub fn total(&self) -> i64 {
-        self.succeeded + self.refused()
+        self.with_secret() + self.wrong_secret
     }
 
     pub fn add(&mut self, other: &Counts) {
@@ -51,6 +55,7 @@ impl Counts {
         self.wrong_secret += other.wrong_secret;
         self.forbidden += other.forbidden;
         self.rate_limited += other.rate_limited;
+        self.refused += other.refused;
     }
 }
 
@@ -119,6 +124,7 @@ fn record_one(conn: &mut DbConnection, usage: &TokenUsage) -> Result<(), AppErro
                 days::wrong_secret.eq(days::wrong_secret + counts.wrong_secret),
                 days::forbidden.eq(days::forbidden + counts.forbidden),
                 days::rate_limited.eq(days::rate_limited + counts.rate_limited),
+                days::refused.eq(days::refused + counts.refused),
             ))
             .execute(conn)?;
         if added == 0 {
@@ -130,6 +136,7 @@ fn record_one(conn: &mut DbConnection, usage: &TokenUsage) -> Result<(), AppErro
                     days::wrong_secret.eq(counts.wrong_secret),
                     days::forbidden.eq(counts.forbidden),
                     days::rate_limited.eq(counts.rate_limited),
+                    days::refused.eq(counts.refused),
                 ))
                 .execute(conn)?;
         }
@@ -180,7 +187,7 @@ fn record_one(conn: &mut DbConnection, usage: &TokenUsage) -> Result<(), AppErro
     Ok(())
 }
 
-/// The four counts of a day's row, in [`Counts`]' order.
+/// The counts of a day's row, in [`Counts`]' order.
 macro_rules! counts_of_row {
     () => {
         (
@@ -188,6 +195,7 @@ macro_rules! counts_of_row {
             days::wrong_secret,
             days::forbidden,
             days::rate_limited,
+            days::refused,
         )
     };
 }
@@ -256,6 +264,7 @@ pub fn daily_for_account(
                 total("wrong_secret"),
                 total("forbidden"),
                 total("rate_limited"),
+                total("refused"),
             ),
         ))
         .load(conn)?)
@@ -325,6 +334,7 @@ mod tests {
             wrong_secret,
             forbidden: 1,
             rate_limited: 0,
+            refused: 0,
         }
     }
 
@@ -362,7 +372,8 @@ mod tests {
                     succeeded: 13,
                     wrong_secret: 2,
                     forbidden: 2,
-                    rate_limited: 0
+                    rate_limited: 0,
+                    refused: 0
                 }
             )]
         );

@@ -36,6 +36,8 @@ audit_actions! {
     TokenRolled => "token.rolled",
     TokenRateLimitChanged => "token.rate_limit_changed",
     TokenApiRefused => "token.api_refused",
+    TokenRenamed => "token.renamed",
+    TokenNoteChanged => "token.note_changed",
     MemberInvited => "member.invited",
     InvitationCancelled => "member.invitation_cancelled",
     MemberJoined => "member.joined",

@@ -14,6 +14,7 @@ mod password;
 mod rate_limit;
 mod role;
 mod scope;
+mod signup_mode;
 mod sql;
 mod token;
 
@@ -24,10 +25,13 @@ pub use database_url::DatabaseUrl;
 pub use email::Email;
 pub use ids::{AccountId, SessionId, TokenId, UserId};
 pub use lifetime::{Grace, LifetimeLimit};
-pub use names::{AccountName, ClusterName, NAME_MAX_CHARS, Reason, Slug, TokenName, is_format};
+pub use names::{
+    AccountName, ClusterName, NAME_MAX_CHARS, Reason, Slug, TokenName, TokenNote, is_format,
+};
 pub use paging::Paging;
 pub use password::Password;
 pub use rate_limit::RateLimit;
 pub use role::Role;
 pub use scope::{Scope, Scopes};
+pub use signup_mode::SignupMode;
 pub use token::{SecretDigest, TokenKey, TokenSecret, random_base62};

@@ -76,29 +76,7 @@ impl Reason {
     const MAX: usize = 500;
 
     pub fn parse(raw: &str) -> Result<Self, String> {
-        let reason = raw.trim();
-        if reason.chars().count() > Self::MAX {
-            return Err(format!(
-                "The reason must have at most {} characters.",
-                Self::MAX
-            ));
-        }
-        if reason
-            .chars()
-            .any(|c| c.is_control() && !matches!(c, '\n' | '\r' | '\t'))
-        {
-            return Err("The reason can't contain control characters.".into());
-        }
-        // A reason is quoted on pages beside who acted: a direction override could make
-        // it read as part of the sentence around it.
-        if let Some(c) = reason.chars().find(|c| is_format(*c)) {
-            return Err(format!(
-                "The reason can't contain invisible formatting characters such as \
-                 zero-width spaces or direction overrides (it has U+{:04X}).",
-                u32::from(c)
-            ));
-        }
-        Ok(Self(reason.to_string()))
+        free_text(raw, "reason", Self::MAX).map(Self)
     }
 
     /// Like `parse`, but a blank reason is an error: for revocations whose readers
@@ -109,6 +87,48 @@ impl Reason {
             return Err(why.to_string());
         }
         Ok(reason)
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// Trims, then allows at most `max` characters with line breaks and tabs but no other
+/// control characters. Too long is an error, never a silent cut.
+fn free_text(raw: &str, what: &str, max: usize) -> Result<String, String> {
+    let text = raw.trim();
+    if text.chars().count() > max {
+        return Err(format!("The {what} must have at most {max} characters."));
+    }
+    if text
+        .chars()
+        .any(|c| c.is_control() && !matches!(c, '\n' | '\r' | '\t'))
+    {
+        return Err(format!("The {what} can't contain control characters."));
+    }
+    // Quoted on pages beside who acted: a direction override could make it read as part
+    // of the sentence around it.
+    if let Some(c) = text.chars().find(|c| is_format(*c)) {
+        return Err(format!(
+            "The {what} can't contain invisible formatting characters such as \
+             zero-width spaces or direction overrides (it has U+{:04X}).",
+            u32::from(c)
+        ));
+    }
+    Ok(text.to_string())
+}
+
+/// A token's free-text note (its purpose, owner, a ticket): optional, at most 500
+/// characters, searchable in the token list.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct TokenNote(String);
+
+impl TokenNote {
+    pub const MAX: usize = 500;
+
+    pub fn parse(raw: &str) -> Result<Self, String> {
+        free_text(raw, "note", Self::MAX).map(Self)
     }
 
     pub fn as_str(&self) -> &str {

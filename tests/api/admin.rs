@@ -4,8 +4,9 @@
 use reqwest::StatusCode;
 
 use crate::support::admin::{
-    account_id, assert_api_refuses, assert_api_works, assert_invalid, assert_not_found_page,
-    assert_suspended, audit_log, call_api, find_event, operator, submit,
+    SuspendedBy, account_id, assert_api_refuses, assert_api_works, assert_forbidden_page,
+    assert_invalid, assert_not_found_page, assert_suspended, audit_log, call_api, find_event,
+    operator, submit,
 };
 use crate::support::api::{spawn_app, unknown_key};
 use crate::support::browser::{Browser, Page, email_for, signed_up};
@@ -122,11 +123,11 @@ async fn an_operator_suspends_one_accounts_api_and_restores_it() {
     set_api_access(&op, account, "suspended", reason)
         .await
         .assert_redirect("/admin");
-    assert_suspended(call_api(&app, &suspects.token).await).await;
+    assert_suspended(call_api(&app, &suspects.token).await, SuspendedBy::Operator).await;
     assert_api_works(&app, &bystanders.token).await;
     // The suspension is the account's: a token made after it is refused too.
     let newer = suspect.create_token("made while suspended").await;
-    assert_suspended(call_api(&app, &newer.token).await).await;
+    assert_suspended(call_api(&app, &newer.token).await, SuspendedBy::Operator).await;
 
     set_api_access(&op, account, "active", "")
         .await
@@ -158,4 +159,44 @@ async fn an_operator_suspends_one_accounts_api_and_restores_it() {
             .is_empty(),
         "the other account's log has no suspension"
     );
+}
+
+#[tokio::test]
+async fn an_operator_finds_accounts_by_name_slug_or_member_email_and_opens_one() {
+    let app = spawn_app().await;
+    let owner = signed_up(&app.address, "Findable Search Co").await;
+    owner.create_token("ci").await;
+    let revoked = owner.create_token("old").await;
+    owner.revoke(revoked.id, "rotated").await;
+    signed_up(&app.address, "Other Co").await;
+    let op = operator(&app, &email_for("finding operator")).await;
+
+    for q in ["findable", "FINDABLE-search", "findable.search.co@"] {
+        let page = op.get(&format!("/admin/accounts?q={q}")).await;
+        page.assert_html_page(StatusCode::OK)
+            .assert_contains("Findable Search Co");
+        assert!(!page.text().contains("Other Co"), "{q}: {}", page.body);
+    }
+    op.get("/admin/accounts?q=nobody+here")
+        .await
+        .assert_contains("No account matches");
+
+    let id = account_id(&op, "Findable Search Co").await;
+    let page = op.get(&format!("/admin/accounts/{id}")).await;
+    page.assert_html_page(StatusCode::OK)
+        .assert_contains("1 active, 1 revoked, 0 expired")
+        .assert_contains(&email_for("Findable Search Co"))
+        .assert_contains("token.revoked");
+    let operators = op.get("/admin/operators").await;
+    operators.assert_contains(&email_for("finding operator"));
+    assert!(!operators.text().contains(&email_for("Findable Search Co")));
+
+    // None of it is for tenants.
+    for path in [
+        "/admin/accounts?q=a",
+        &format!("/admin/accounts/{id}"),
+        "/admin/operators",
+    ] {
+        assert_forbidden_page(&owner.get(path).await);
+    }
 }

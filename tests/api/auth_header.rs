@@ -5,7 +5,8 @@ use reqwest::StatusCode;
 use reqwest::header::HeaderValue;
 
 use crate::support::api::{
-    SUPPORT_EMAIL, assert_401, base64, basic, check_401, http_client, spawn_app, unknown_key,
+    SUPPORT_EMAIL, WRONG_SCHEME, assert_401, base64, basic, check_401, check_401_after,
+    http_client, spawn_app, unknown_key,
 };
 use crate::support::process::{ServerProcess, binary_account_with_token};
 use crate::support::store::TestDb;
@@ -19,9 +20,11 @@ enum Outcome {
     Unauthorized,
     /// The 401 with the empty-password sentence first.
     NoPassword,
+    /// The 401 with the sentence that says to use Basic Auth first.
+    WrongScheme,
 }
 
-use Outcome::{Allowed, NoPassword, Unauthorized};
+use Outcome::{Allowed, NoPassword, Unauthorized, WrongScheme};
 
 fn header(value: String) -> Option<HeaderValue> {
     Some(
@@ -162,13 +165,19 @@ async fn every_authorization_header_gets_the_contracted_answer() {
         (
             "Bearer scheme",
             Some(HeaderValue::from_static("Bearer x")),
-            Unauthorized,
+            WrongScheme,
         ),
         (
             "Bearer scheme with the real secret",
             header(format!("Bearer {}", good.secret)),
-            Unauthorized,
+            WrongScheme,
         ),
+        (
+            "Token scheme with key:secret, any case",
+            header(format!("tOKEN {creds}")),
+            WrongScheme,
+        ),
+        ("Bearer alone", header("Bearer".to_string()), WrongScheme),
         (
             "Digest scheme",
             Some(HeaderValue::from_static("Digest username=x")),
@@ -202,6 +211,7 @@ async fn every_authorization_header_gets_the_contracted_answer() {
             }
             Unauthorized => check_401(response, false, SUPPORT_EMAIL).await,
             NoPassword => check_401(response, true, SUPPORT_EMAIL).await,
+            WrongScheme => check_401_after(response, Some(WRONG_SCHEME), SUPPORT_EMAIL).await,
         };
         if let Err(problem) = verdict {
             failures.push(format!("  {name} ({outcome:?}): {problem}"));

@@ -319,8 +319,9 @@ async fn a_second_invitation_to_someone_already_in_is_refused_with_a_reason() {
 /// The id in the "Cancel invitation" form for `email` on `/members`.
 fn cancel_path(page: &Page, email: &str) -> Option<String> {
     let row = &page.body[page.body.find(&open_invitation(email, ""))?..];
-    let start = row.find("action=\"/members/invitations/")? + "action=\"".len();
-    Some(row[start..start + row[start..].find('"')?].to_string())
+    let end = row.find("/cancel\"")? + "/cancel".len();
+    let start = row[..end].rfind("action=\"")? + "action=\"".len();
+    Some(row[start..end].to_string())
 }
 
 #[tokio::test]
@@ -378,4 +379,59 @@ async fn only_an_owner_invites_an_admin_and_the_form_offers_only_what_is_allowed
     assert!(refused.element_text("invite-link").is_none());
     invitation_link(&admin, &email_for("plain member"), "member").await;
     invitation_link(&owner, &email_for("real admin"), "admin").await;
+}
+
+#[tokio::test]
+async fn every_open_invitation_is_listed_and_a_new_link_replaces_the_old_one() {
+    let app = spawn_app().await;
+    let owner = signed_up(&app.address, "Relink Co").await;
+    let first = email_for("relink first");
+    let second = email_for("relink second");
+    let old_link = invitation_link(&owner, &first, "member").await;
+    invitation_link(&owner, &second, "admin").await;
+    let page = members_page(&owner).await;
+    page.assert_contains(&open_invitation(&first, "member"))
+        .assert_contains(&open_invitation(&second, "admin"));
+
+    // The first invitation's id, from its "New link" form.
+    let before = &page.body[..page
+        .body
+        .find(&format!(
+            ">New link to copy<span class=\"visually-hidden\"> for {first}"
+        ))
+        .expect("a New link button for the first invitation")];
+    let action = &before[before
+        .rfind("action=\"/members/invitations/")
+        .expect("its form")..];
+    let id: String = action["action=\"/members/invitations/".len()..]
+        .chars()
+        .take_while(char::is_ascii_digit)
+        .collect();
+    let renewed = submit(
+        &owner,
+        "/members",
+        &format!("/members/invitations/{id}/link"),
+        &[],
+    )
+    .await;
+    renewed
+        .assert_html_page(StatusCode::OK)
+        .assert_contains("the old link no longer works");
+    let link = renewed.element_text("invite-link").expect("the new link");
+    let path = link
+        .strip_prefix(&owner.address)
+        .expect("a link to this server");
+    assert_ne!(path, old_link);
+
+    assert_link_is_dead(&Browser::new(&app.address), &old_link, &first, PASSWORD).await;
+    accept_as_new_user(&Browser::new(&app.address), path, PASSWORD)
+        .await
+        .assert_redirect("/tokens");
+    assert_eq!(member_role(&owner, &first).await.as_deref(), Some("member"));
+    let log = audit_log(&owner, "").await;
+    assert!(
+        log.iter()
+            .any(|e| e.detail == "as member; a new link, the old one no longer works"),
+        "{log:#?}"
+    );
 }

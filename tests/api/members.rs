@@ -4,9 +4,9 @@
 use reqwest::StatusCode;
 
 use crate::support::admin::{
-    assert_api_refuses, assert_api_works, assert_forbidden_page, assert_invalid, assert_suspended,
-    audit_log, call_api, find_event, join, member_id, member_role, members_page, remove, set_role,
-    submit,
+    SuspendedBy, assert_api_refuses, assert_api_works, assert_forbidden_page, assert_invalid,
+    assert_suspended, audit_log, call_api, find_event, join, member_id, member_role, members_page,
+    remove, set_role, submit,
 };
 use crate::support::api::spawn_app;
 use crate::support::browser::{Browser, Page, email_for, signed_up};
@@ -183,7 +183,7 @@ async fn an_owner_suspends_and_restores_their_accounts_api_access_from_members()
         .await
         .assert_contains("badge-suspended")
         .assert_contains("Restore API access");
-    assert_suspended(call_api(&app, &token.token).await).await;
+    assert_suspended(call_api(&app, &token.token).await, SuspendedBy::Owners).await;
     assert_api_works(&app, &neighbours.token).await;
     // The dashboard still works while the API is suspended.
     owner.get("/tokens").await.assert_html_page(StatusCode::OK);

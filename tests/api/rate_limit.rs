@@ -11,8 +11,8 @@ use crate::support::api::{TestApp, Token, assert_error_envelope, expect_json, sp
 use crate::support::browser::{Browser, Page, read_created_page, signed_up};
 
 const TOO_MANY: &str = "You are making too many requests to the API.";
-const READ_THE_DOCS: &str =
-    "Please read the documentation at https://bonsai.io/docs/api-error-429-too-many-requests";
+/// The server's own API page, where the 429 points when no `KEYWARD_DOCS_URL` is set.
+const READ_THE_DOCS: &str = "Please read the documentation at /docs/api";
 
 /// The `Retry-After` of a 429, which must be whole seconds.
 fn retry_after(response: &reqwest::Response) -> u64 {
@@ -57,6 +57,35 @@ async fn the_call_after_the_limit_gets_a_429_in_bonsais_words() {
     // Every route behind the guard counts against the same limit.
     let response = app.get_with_auth("/token", &token).await;
     assert_eq!(response.status(), StatusCode::TOO_MANY_REQUESTS);
+}
+
+#[tokio::test]
+async fn the_429_points_to_the_operators_docs_and_the_default_page_exists() {
+    let app = crate::support::api::spawn_app_with(|config| {
+        config.docs_url = "https://docs.example.test/api#rate-limits".into();
+    })
+    .await;
+    let account = app.create_account("Docs Inc").await;
+    let token = app
+        .create_token_with(&account, "ci", "read", &["--rate-limit", "1"])
+        .await;
+    assert_eq!(statuses(&app, &token, 2).await, [200, 429]);
+    let refused = app.get_with_auth("/plans", &token).await;
+    let errors = assert_error_envelope(refused, StatusCode::TOO_MANY_REQUESTS).await;
+    assert_eq!(
+        errors,
+        [
+            TOO_MANY,
+            "Please read the documentation at https://docs.example.test/api#rate-limits"
+        ]
+    );
+    assert!(!errors.concat().contains("bonsai"));
+
+    // The default, the server's own page, is there and says how to authenticate.
+    let page = Browser::new(&app.address).get("/docs/api").await;
+    page.assert_html_page(StatusCode::OK)
+        .assert_contains("HTTP Basic Auth")
+        .assert_contains("Retry-After");
 }
 
 #[tokio::test]

@@ -169,8 +169,8 @@ async fn app_that_never_polls() -> crate::helpers::TestApp {
 #[tokio::test]
 async fn revocations_made_through_the_dashboard_take_effect_before_the_page_answers() {
     use crate::support::admin::{
-        account_id, assert_api_refuses, assert_api_works, assert_suspended, call_api, join,
-        member_id, operator, submit,
+        SuspendedBy, account_id, assert_api_refuses, assert_api_works, assert_suspended, call_api,
+        join, member_id, operator, submit,
     };
     use crate::support::browser::{email_for, signed_up};
 
@@ -209,7 +209,7 @@ async fn revocations_made_through_the_dashboard_take_effect_before_the_page_answ
         &[("state", "suspended"), ("reason", "review")],
     )
     .await;
-    assert_suspended(call_api(&app, &kept.token).await).await;
+    assert_suspended(call_api(&app, &kept.token).await, SuspendedBy::Operator).await;
     submit(&op, "/admin", &path, &[("state", "active")]).await;
     assert_api_works(&app, &kept.token).await;
 }

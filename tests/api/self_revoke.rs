@@ -4,7 +4,8 @@
 use reqwest::StatusCode;
 
 use crate::support::admin::{
-    assert_api_refuses, assert_api_works, assert_suspended, audit_log, find_event, submit,
+    SuspendedBy, assert_api_refuses, assert_api_works, assert_suspended, audit_log, find_event,
+    submit,
 };
 use crate::support::api::{Token, assert_401, expect_json, spawn_app};
 use crate::support::browser::{read_created_page, signed_up};
@@ -106,8 +107,16 @@ async fn a_suspended_accounts_token_may_revoke_itself_and_do_nothing_else() {
         &[("state", "suspended")],
     )
     .await;
-    assert_suspended(app.get_with_auth("/plans", &leaked.token).await).await;
-    assert_suspended(app.get_with_auth("/token", &leaked.token).await).await;
+    assert_suspended(
+        app.get_with_auth("/plans", &leaked.token).await,
+        SuspendedBy::Owners,
+    )
+    .await;
+    assert_suspended(
+        app.get_with_auth("/token", &leaked.token).await,
+        SuspendedBy::Owners,
+    )
+    .await;
 
     expect_json(app.delete("/token", &leaked.token).await, StatusCode::OK).await;
     assert_401(app.get_with_auth("/token", &leaked.token).await, false).await;

@@ -325,3 +325,92 @@ async fn sign_ups_from_one_address_are_limited_and_another_address_is_not() {
         .sign_up("Elsewhere Inc", &email_for("Elsewhere Inc"))
         .await;
 }
+
+/// A server whose operator set `KEYWARD_SIGNUP` to `mode`.
+async fn spawn_with_signup(mode: keyward::domain::SignupMode) -> crate::support::api::TestApp {
+    crate::support::api::spawn_app_with(|config| config.signup = mode).await
+}
+
+#[tokio::test]
+async fn when_sign_up_is_not_open_the_form_is_refused_and_the_sign_in_page_hides_the_link() {
+    use keyward::domain::SignupMode;
+    for (mode, sentence) in [
+        (
+            SignupMode::InviteOnly,
+            "Sign-up on this server is by invitation only.",
+        ),
+        (SignupMode::Closed, "Sign-up on this server is closed"),
+    ] {
+        let app = spawn_with_signup(mode).await;
+        let browser = Browser::new(&app.address);
+        let page = browser.get("/signup").await;
+        page.assert_html_page(StatusCode::FORBIDDEN)
+            .assert_contains(sentence);
+        // A form posted anyway creates nothing.
+        let csrf = browser.csrf_from("/login").await;
+        let email = email_for("not open");
+        let posted = browser
+            .post(
+                "/signup",
+                &[
+                    ("csrf_token", &csrf),
+                    ("account_name", "Sneaky Co"),
+                    ("email", &email),
+                    ("password", PASSWORD),
+                    ("password_confirmation", PASSWORD),
+                ],
+            )
+            .await;
+        assert_eq!(posted.status, StatusCode::FORBIDDEN, "{mode:?}");
+        let login = browser.get("/login").await;
+        assert!(!login.body.contains("href=\"/signup\""), "{mode:?}");
+        assert_ne!(
+            browser.log_in(&email, PASSWORD).await.status,
+            StatusCode::SEE_OTHER,
+            "{mode:?}: no sign-in was made"
+        );
+    }
+    let open = spawn_app().await;
+    Browser::new(&open.address)
+        .get("/login")
+        .await
+        .assert_contains("href=\"/signup\"");
+}
+
+#[tokio::test]
+async fn invite_only_lets_an_invitation_make_a_sign_in_and_closed_does_not() {
+    use crate::support::admin::{accept_as_new_user, invitation_link};
+    use keyward::domain::SignupMode;
+
+    for (mode, joins) in [(SignupMode::InviteOnly, true), (SignupMode::Closed, false)] {
+        let app = spawn_with_signup(mode).await;
+        let owner_email = email_for(&format!("owner {mode:?}"));
+        crate::support::api::keyward_cli(
+            &app.db.path,
+            &[
+                "account",
+                "create",
+                "--name",
+                "Owned Co",
+                "--owner",
+                &owner_email,
+            ],
+            &format!("{PASSWORD}\n"),
+        )
+        .unwrap_or_else(|e| panic!("account create --owner: {e}"));
+        let owner = Browser::new(&app.address);
+        owner
+            .log_in(&owner_email, PASSWORD)
+            .await
+            .assert_redirect("/tokens");
+        let link = invitation_link(&owner, &email_for("newcomer"), "member").await;
+        let answer = accept_as_new_user(&Browser::new(&app.address), &link, PASSWORD).await;
+        if joins {
+            answer.assert_redirect("/tokens");
+        } else {
+            answer
+                .assert_html_page(StatusCode::FORBIDDEN)
+                .assert_contains("an invitation can't create a sign-in");
+        }
+    }
+}

@@ -139,12 +139,18 @@ async fn a_token_made_in_the_dashboard_works_until_it_is_revoked_there() {
         after.body
     );
 
+    // The list hides it by default and says so; asked for revoked tokens, it shows it so.
     let relisted = browser.get("/tokens").await;
-    relisted.assert_html_page(StatusCode::OK);
+    relisted
+        .assert_html_page(StatusCode::OK)
+        .assert_contains("1 revoked or expired token is hidden.");
+    assert!(!relisted.body.contains("badge-"), "{}", relisted.body);
+    let revoked = browser.get("/tokens?status=revoked").await;
     assert!(
-        relisted.body.contains("badge-revoked") && !relisted.body.contains("badge-active"),
+        revoked.body.contains("badge-revoked\">Revoked</span>")
+            && !revoked.body.contains("badge-active"),
         "the list's status badge should say revoked; body:\n{}",
-        relisted.body
+        revoked.body
     );
 }
 
@@ -173,7 +179,7 @@ async fn submitting_the_new_token_form_again_shows_the_token_page_without_the_se
     );
     let list = browser.get("/tokens").await;
     assert_eq!(
-        list.text().matches("Nightly backup").count(),
+        list.body.matches("<td data-label=\"Name\"").count(),
         1,
         "the second submission must not make a second token; body:\n{}",
         list.body
@@ -442,11 +448,14 @@ async fn a_token_page_names_who_made_it_and_who_revoked_it() {
     page.assert_html_page(StatusCode::OK)
         .assert_contains(&format!("<dt>Created by</dt><dd>{member_email}</dd>"))
         .assert_contains(&format!("by {}: “rotated”", email_for("Names Co")));
-    // The owner's list, which names every token's creator, says the same.
+    // The owner's list, which names every token's creator, says the same once asked to
+    // show revoked tokens.
     owner
-        .get("/tokens")
+        .get("/tokens?status=all")
         .await
-        .assert_contains(&format!("data-label=\"Created by\">{member_email}</td>"));
+        .assert_contains(&format!(
+            "<span class=\"muted creator\">by {member_email}</span>"
+        ));
 }
 
 #[tokio::test]
@@ -501,4 +510,26 @@ async fn a_new_token_form_without_its_nonce_makes_nothing_and_says_to_fill_it_in
         .assert_contains("That form has expired. Fill it in again.");
     let list = owner.get("/tokens").await;
     assert!(!list.body.contains("never made"), "no token was made");
+}
+
+#[tokio::test]
+async fn the_secret_page_says_how_to_store_it_and_what_to_do_on_a_leak() {
+    let app = spawn_app().await;
+    let browser = signed_up(&app.address, "Advice Co").await;
+    let form = browser.token_form().await;
+    let page = browser
+        .submit_token(&form, "deploys", &["read"], "30")
+        .await;
+    let created = read_created_page(&page);
+    page.assert_contains("Store it safely")
+        .assert_contains("Never commit it to a repository")
+        .assert_contains("If it leaks")
+        .assert_contains(&format!(
+            "<a href=\"/tokens/{}/confirm-revoke\">Revoke it</a>",
+            created.id
+        ))
+        .assert_contains(&format!(
+            "<a href=\"/tokens/{}/confirm-roll\">roll it</a>",
+            created.id
+        ));
 }

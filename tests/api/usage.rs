@@ -29,17 +29,22 @@ fn today() -> String {
         .to_string()
 }
 
-/// Successful and refused calls on `day`, read from the chart's table for screen readers
-/// (the first chart on the page).
-fn charted(page: &Page, day: &str) -> Option<(i64, i64)> {
+/// The chart's row for `day` in its table for screen readers (the first chart on the
+/// page): successful, refused (4xx), forbidden, rate-limited, wrong secret.
+fn chart_row(page: &Page, day: &str) -> Option<Vec<i64>> {
     let row = page.body.find(&format!("<tr data-day=\"{day}\">"))?;
-    let cells: Vec<i64> = page.body[row..]
+    page.body[row..]
         .split("<td>")
         .skip(1)
-        .take(2)
+        .take(5)
         .map(|cell| cell[..cell.find('<')?].trim().parse().ok())
-        .collect::<Option<_>>()?;
-    Some((cells[0], cells[1]))
+        .collect()
+}
+
+/// Successful calls on `day`, and all the others.
+fn charted(page: &Page, day: &str) -> Option<(i64, i64)> {
+    let cells = chart_row(page, day)?;
+    Some((cells[0], cells[1..].iter().sum()))
 }
 
 /// A call to the API with the key and secret given.
@@ -108,10 +113,12 @@ async fn a_tokens_page_charts_todays_calls_and_what_was_refused() {
         Some((3, 3)),
         "today's row: 3 successful, 3 refused"
     );
+    assert_eq!(chart_row(&page, &today()), Some(vec![3, 0, 1, 0, 2]));
     // Accessible: the SVG names itself, and carries a description of the numbers.
     page.assert_contains("<svg class=\"bars\"")
         .assert_contains("<title id=\"token-usage-title\">Calls in the last 30 days</title>")
-        .assert_contains("3 successful calls and 3 refused")
+        .assert_contains("3 successful calls, 0 refused, 1 forbidden and 0 rate-limited")
+        .assert_contains("2 attempts with a wrong secret, drawn apart: they need only the key.")
         .assert_contains("Day (UTC)");
     // The other token's calls are its own.
     let today = today();
@@ -129,6 +136,45 @@ async fn a_tokens_page_charts_todays_calls_and_what_was_refused() {
         1,
         "the other token made no call"
     );
+}
+
+#[tokio::test]
+async fn a_handlers_404_or_422_counts_as_refused_not_as_a_success() {
+    let app = spawn_app().await;
+    let owner = signed_up(&app.address, "Refused Inc").await;
+    let made = owner.create_token("writer").await;
+    let (key, secret) = (&made.token.key, &made.token.secret);
+
+    assert_eq!(get_plans(&app, key, secret).await, StatusCode::OK);
+    let missing = call(
+        &app,
+        reqwest::Method::GET,
+        "/clusters/no-such-cluster",
+        key,
+        secret,
+    );
+    assert_eq!(missing.await, StatusCode::NOT_FOUND);
+    let invalid = app
+        .client
+        .post(app.url("/clusters"))
+        .basic_auth(key, Some(secret))
+        .header("Content-Type", "application/json")
+        .body("{\"name\": \"\"}")
+        .send()
+        .await
+        .expect("the server should answer");
+    assert_eq!(invalid.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    flush(&app).await;
+
+    let page = owner.get(&format!("/tokens/{}", made.id)).await;
+    assert_eq!(chart_row(&page, &today()), Some(vec![1, 2, 0, 0, 0]));
+    page.assert_contains("1 successful calls, 2 refused, 0 forbidden and 0 rate-limited");
+    let stored = count_rows(
+        &app,
+        "SELECT COUNT(*) FROM token_usage_days WHERE succeeded = 1 AND refused = 2",
+    )
+    .await;
+    assert_eq!(stored, 1);
 }
 
 #[tokio::test]

@@ -4,7 +4,7 @@
 use reqwest::StatusCode;
 use reqwest::header::{ACCEPT, AUTHORIZATION, HeaderValue};
 
-use crate::support::admin::{account_id, assert_suspended, operator, submit};
+use crate::support::admin::{SuspendedBy, account_id, assert_suspended, operator, submit};
 use crate::support::api::{TestApp, Token, assert_401, assert_error_envelope, basic, spawn_app};
 use crate::support::browser::{email_for, signed_up};
 
@@ -64,9 +64,19 @@ async fn every_refusal_is_exactly_the_guards() {
         .await;
     assert_401(empty, true).await;
     let garbage = app
-        .get_with_header("/verify", Some(HeaderValue::from_static("Bearer nonsense")))
+        .get_with_header("/verify", Some(HeaderValue::from_static("Digest nonsense")))
         .await;
     assert_401(garbage, false).await;
+    let bearer = app
+        .get_with_header("/verify", Some(HeaderValue::from_static("Bearer nonsense")))
+        .await;
+    let checked = crate::support::api::check_401_after(
+        bearer,
+        Some(crate::support::api::WRONG_SCHEME),
+        crate::support::api::SUPPORT_EMAIL,
+    )
+    .await;
+    assert_eq!(checked, Ok(()));
 
     app.revoke(&token.key).await;
     app.pick_up_changes().await;
@@ -91,7 +101,11 @@ async fn a_suspended_account_gets_the_guards_403() {
         &[("state", "suspended"), ("reason", "review")],
     )
     .await;
-    assert_suspended(verify(&app, "/verify", &kept.token).await).await;
+    assert_suspended(
+        verify(&app, "/verify", &kept.token).await,
+        SuspendedBy::Operator,
+    )
+    .await;
 }
 
 #[tokio::test]

@@ -7,6 +7,7 @@ use actix_web::{HttpResponse, web};
 use askama::Template;
 use serde::Deserialize;
 
+use super::admin_accounts::AccountRow;
 use super::forms::ApiAccessForm;
 use super::session::{CsrfForm, SignedIn};
 use super::view::{
@@ -29,16 +30,6 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     )
     .service(post_only("/admin/revoke", revoke))
     .service(post_only("/admin/accounts/{id}/api-access", api_access));
-}
-
-struct AccountRow {
-    pub id: i32,
-    pub name: String,
-    pub slug: String,
-    pub suspended: bool,
-    pub members: i64,
-    pub active_tokens: i64,
-    pub clusters: i64,
 }
 
 struct FoundToken {
@@ -149,18 +140,7 @@ async fn console_page(
     }
     render(&ConsolePage {
         layout: signed_in.layout("Operator console", "/admin")?,
-        accounts: accounts
-            .into_iter()
-            .map(|s| AccountRow {
-                id: s.account.id,
-                suspended: s.account.is_suspended(),
-                name: s.account.name,
-                slug: s.account.slug,
-                members: s.members,
-                active_tokens: s.active_tokens,
-                clusters: s.clusters,
-            })
-            .collect(),
+        accounts: accounts.into_iter().map(AccountRow::from).collect(),
         // A pasted secret is never written back into the page; the key stands in for it.
         query: match &found {
             Some((view, _)) => view.token.key.clone(),

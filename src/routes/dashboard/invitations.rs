@@ -112,6 +112,9 @@ async fn accept(
     }
 }
 
+/// What a new person is told when sign-up is closed: the invitation needs a sign-in.
+const INVITEES_NEED_A_SIGN_IN: &str = "Sign-up on this server is closed, so an invitation can't create a sign-in. Ask the operator to create one for this email, then open the link again.";
+
 /// Reads the invitation and does the slow password work before the write lock is
 /// taken: checks an existing user's password (limited like sign-in), or hashes a new
 /// one. The write then checks again that the invitation is still good.
@@ -158,6 +161,9 @@ async fn joiner(
             Joiner::Existing(user.user_id())
         }
         None => {
+            if !state.config.signup.lets_invitees_sign_up() {
+                return Err(AppError::forbidden(INVITEES_NEED_A_SIGN_IN));
+            }
             if form.password_confirmation.as_deref() != Some(form.password.as_str()) {
                 return Err(AppError::invalid("The two passwords don't match."));
             }

@@ -33,6 +33,8 @@ struct LoginPage {
     layout: Layout,
     error: Option<String>,
     email: String,
+    /// The sign-up link shows only when anyone may sign up.
+    signup_open: bool,
 }
 
 #[derive(Deserialize)]
@@ -40,7 +42,11 @@ struct LoginQuery {
     signed_out: Option<String>,
 }
 
-async fn form(req: HttpRequest, query: web::Query<LoginQuery>) -> Result<HttpResponse, HtmlError> {
+async fn form(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    query: web::Query<LoginQuery>,
+) -> Result<HttpResponse, HtmlError> {
     let mut layout = public_layout("Sign in", &req)?;
     if query.signed_out.is_some() {
         layout.flash = Some(Flash::success("You have signed out."));
@@ -49,6 +55,7 @@ async fn form(req: HttpRequest, query: web::Query<LoginQuery>) -> Result<HttpRes
         layout,
         error: None,
         email: String::new(),
+        signup_open: state.config.signup.is_open(),
     })
 }
 
@@ -129,6 +136,7 @@ async fn submit(
                     layout: public_layout("Sign in", &req)?,
                     error: Some(MISMATCH.into()),
                     email: form.email,
+                    signup_open: state.config.signup.is_open(),
                 },
                 actix_web::http::StatusCode::UNAUTHORIZED,
             )

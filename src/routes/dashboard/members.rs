@@ -26,6 +26,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             "/members/invitations/{id}/cancel",
             cancel_invitation,
         ))
+        .service(post_only("/members/invitations/{id}/link", new_link))
         .service(post_only("/members/{user_id}/remove", remove))
         .service(post_only("/members/{user_id}/role", change_role))
         .service(post_only("/account/api-access", set_api_access))
@@ -224,6 +225,34 @@ async fn cancel_invitation(
         cancelled.email
     )));
     Ok(redirect("/members"))
+}
+
+/// A new link for an open invitation, shown on the members page as a new invitation's is.
+async fn new_link(
+    req: HttpRequest,
+    signed_in: SignedIn,
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+    _form: CsrfForm<NoFields>,
+) -> Result<HttpResponse, HtmlError> {
+    let id = path.parse::<i32>().map_err(|_| AppError::NotFound)?;
+    let (invitation, token) = state
+        .write(
+            signed_in.principal(),
+            Some(signed_in.account_id()?),
+            move |tx| db::invitations::renew_link(tx, id),
+        )
+        .await?;
+    let invite = InviteOutcome {
+        link: Some(format!("{}/invitations/{token}", site_origin(&req))),
+        ..InviteOutcome::default()
+    };
+    let mut page = members_page(&signed_in, &state, invite).await?;
+    page.layout.flash = Some(Flash::success(format!(
+        "A new link for {}'s invitation is below; the old link no longer works.",
+        invitation.email
+    )));
+    render(&page)
 }
 
 fn member_id(raw: &str) -> Result<UserId, AppError> {

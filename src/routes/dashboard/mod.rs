@@ -6,9 +6,12 @@
 //! module imports another.
 
 mod admin;
+mod admin_accounts;
 mod assets;
 mod audit;
 mod clusters;
+mod confirm;
+mod docs;
 mod forms;
 mod invitations;
 mod lifetime;
@@ -19,6 +22,8 @@ mod roll;
 mod security;
 mod session;
 mod signup;
+mod token_edit;
+mod token_list;
 mod token_pages;
 mod tokens;
 mod usage_view;
@@ -34,17 +39,20 @@ use view::{error_page, redirect};
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.route("/", web::get().to(home))
         .service(assets::scope())
+        .configure(docs::configure)
         .configure(signup::configure)
         .configure(login::configure)
         .configure(tokens::configure)
         .configure(roll::configure)
         .configure(lifetime::configure)
         .configure(rate_limit::configure)
+        .configure(confirm::configure)
         .configure(members::configure)
         .configure(invitations::configure)
         .configure(security::configure)
         .configure(audit::configure)
         .configure(clusters::configure)
+        .configure(admin_accounts::configure)
         .configure(admin::configure);
 }
 

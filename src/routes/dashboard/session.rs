@@ -12,7 +12,7 @@ use serde::Deserialize;
 use serde::de::DeserializeOwned;
 
 use super::assets;
-use super::view::{AccountChoice, Flash, HtmlError, Layout, NavLink};
+use super::view::{AccountChoice, Flash, HtmlError, Layout, NavLink, Suspension, TimeView};
 use crate::auth::client_addr;
 use crate::auth::csrf;
 use crate::auth::session::{ABSOLUTE_LIFETIME_HOURS, keys};
@@ -178,6 +178,8 @@ pub(crate) struct SignedIn {
     pub ip: Option<String>,
     /// This session's row, to tell it apart in the user's list of sessions.
     pub session_id: Option<SessionId>,
+    /// When the current account's API access is suspended: by whom and why.
+    suspension: Option<Suspension>,
 }
 
 impl SignedIn {
@@ -289,6 +291,7 @@ impl SignedIn {
                     current: href == current,
                 })
                 .collect(),
+            suspension: self.suspension.clone(),
             csrf: csrf::token(&self.session.0)?,
             flash: self.session.take_flash(),
             css_href: assets::css_href(),
@@ -315,13 +318,18 @@ impl FromRequest for SignedIn {
             }
             let wanted = session.account_id();
             let session_id = session.row_id();
-            let (user, memberships) = db::run(&state.pool, move |conn| {
+            let (user, memberships, suspension) = db::run(&state.pool, move |conn| {
                 let user = db::users::find(conn, UserId(user_id)).map_err(|e| match e {
                     AppError::NotFound => AppError::SignInRequired,
                     other => other,
                 })?;
                 let memberships = db::accounts::of_user(conn, user.user_id())?;
-                Ok((user, memberships))
+                let suspension = current_of(&memberships, wanted)
+                    .map(|i| &memberships[i].0)
+                    .filter(|a| a.is_suspended())
+                    .map(|a| suspension_of(conn, a))
+                    .transpose()?;
+                Ok((user, memberships, suspension))
             })
             .await
             // A user that no longer exists ends the session; a database hiccup does not.
@@ -330,11 +338,7 @@ impl FromRequest for SignedIn {
                     session.end();
                 }
             })?;
-            // The account asked for, if still a member; else the first one.
-            let current = memberships
-                .iter()
-                .position(|(a, _)| Some(a.id) == wanted)
-                .or((!memberships.is_empty()).then_some(0));
+            let current = current_of(&memberships, wanted);
             if let Some(i) = current
                 && Some(memberships[i].0.id) != wanted
             {
@@ -347,9 +351,41 @@ impl FromRequest for SignedIn {
                 current,
                 ip,
                 session_id,
+                suspension,
             })
         })
     }
+}
+
+/// The account asked for, if still a member; else the first one.
+fn current_of(memberships: &[(Account, Role)], wanted: Option<i32>) -> Option<usize> {
+    memberships
+        .iter()
+        .position(|(a, _)| Some(a.id) == wanted)
+        .or((!memberships.is_empty()).then_some(0))
+}
+
+/// Who suspended a suspended account's API access, and why, from its latest suspension
+/// event. The operator is named by role, not by address.
+fn suspension_of(conn: &mut db::DbConnection, account: &Account) -> Result<Suspension, AppError> {
+    let filter = db::audit::AuditFilter {
+        action: Some(db::audit::action::API_SUSPENDED),
+        actor: None,
+    };
+    let (events, _) = db::audit::list_for_account(conn, account.account_id(), &filter, 1)?;
+    let event = events.into_iter().next();
+    Ok(Suspension {
+        by: if account.suspended_by_operator {
+            "the operator".to_string()
+        } else {
+            event
+                .as_ref()
+                .map_or_else(|| "its owners".to_string(), |e| e.actor_label.clone())
+        },
+        reason: event.as_ref().map(|e| e.detail.clone()).unwrap_or_default(),
+        since: event.map(|e| TimeView::new(e.at)),
+        by_operator: account.suspended_by_operator,
+    })
 }
 
 // ---------------------------------------------------------------------------------------------

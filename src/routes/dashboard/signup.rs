@@ -1,4 +1,5 @@
-//! `/signup`: creates an account and its owner, then signs the owner in.
+//! `/signup`: creates an account and its owner, then signs the owner in; only when the
+//! operator lets anyone sign up (`KEYWARD_SIGNUP=open`).
 //!
 //! A sign-up for a taken email has to say so, so sign-up tells whether an email has a
 //! sign-in. It tells nothing else, and no faster than it must: sign-ups are limited per
@@ -15,7 +16,7 @@ use super::view::{
 };
 use crate::auth::client_addr;
 use crate::db::{self, tx::Principal};
-use crate::domain::{AccountName, Email, Password};
+use crate::domain::{AccountName, Email, Password, SignupMode};
 use crate::error::AppError;
 use crate::state::AppState;
 
@@ -37,7 +38,21 @@ struct SignupPage {
     email: String,
 }
 
-async fn form(req: HttpRequest) -> Result<HttpResponse, HtmlError> {
+/// Refuses unless the operator lets anyone sign up (`KEYWARD_SIGNUP=open`).
+fn require_open(state: &AppState) -> Result<(), AppError> {
+    match state.config.signup {
+        SignupMode::Open => Ok(()),
+        SignupMode::InviteOnly => Err(AppError::forbidden(
+            "Sign-up on this server is by invitation only. Ask an admin of your team's account for an invitation link.",
+        )),
+        SignupMode::Closed => Err(AppError::forbidden(
+            "Sign-up on this server is closed: its operator creates accounts. Ask them for one.",
+        )),
+    }
+}
+
+async fn form(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpResponse, HtmlError> {
+    require_open(&state)?;
     render(&SignupPage {
         layout: public_layout("Create your account", &req)?,
         errors: Vec::new(),
@@ -63,6 +78,7 @@ async fn submit(
     state: web::Data<AppState>,
     CsrfForm(form): CsrfForm<SignupForm>,
 ) -> Result<HttpResponse, HtmlError> {
+    require_open(&state)?;
     let mut errors = Vec::new();
     let name = AccountName::parse(&form.account_name)
         .map_err(|e| errors.push(e))

@@ -1,4 +1,4 @@
-//! `/tokens`: list, create (the secret is shown once), show with its trail, and revoke
+//! `/tokens`: create (the secret is shown once), show with its trail, and revoke
 //! after a confirmation step.
 
 use actix_web::{HttpRequest, HttpResponse, web};
@@ -9,13 +9,12 @@ use super::session::{CsrfForm, SignedIn};
 use super::token_pages::{curl_line, token_id, visible_token};
 use super::usage_view::{self, TokenUsageView};
 use super::view::{
-    Choice, EventRow, Flash, HtmlError, Layout, TimeView, TokenRow, get_only,
-    page_method_not_allowed, post_only, redirect, render, render_with_status,
+    Choice, EventRow, Flash, HtmlError, Layout, TokenRow, get_only, page_method_not_allowed,
+    post_only, redirect, render, render_with_status,
 };
-use crate::charts::BarChart;
-use crate::db::{self, tokens::FromForm, tokens::Status, tokens::TokenFilter};
+use crate::db::{self, tokens::FromForm, tokens::Status};
 use crate::domain::{
-    LifetimeLimit, RateLimit, Reason, Scope, Scopes, TokenId, TokenName, UserId, random_base62,
+    LifetimeLimit, RateLimit, Reason, Scope, Scopes, TokenId, TokenName, random_base62,
 };
 use crate::error::AppError;
 use crate::policy::Action;
@@ -24,125 +23,15 @@ use crate::state::AppState;
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(
         web::resource("/tokens")
-            .route(web::get().to(list))
+            .route(web::get().to(super::token_list::list))
             .route(web::post().to(create))
             .default_service(web::to(page_method_not_allowed)),
     )
     .service(get_only("/tokens/new", new))
+    .configure(super::token_edit::configure)
     .service(get_only("/tokens/{id}", show))
     .service(get_only("/tokens/{id}/confirm-revoke", confirm_revoke))
     .service(post_only("/tokens/{id}/revoke", revoke));
-}
-
-struct MemberOption {
-    pub id: i32,
-    pub email: String,
-    pub selected: bool,
-}
-
-#[derive(Template)]
-#[template(path = "tokens/list.html")]
-struct ListPage {
-    layout: Layout,
-    tokens: Vec<TokenRow>,
-    sees_all: bool,
-    members: Vec<MemberOption>,
-    status_filter: String,
-    filtered: bool,
-    /// The caller's tokens (an admin's: the account's) that expire within a week.
-    expiring: Vec<ExpiringRow>,
-    /// The account's calls per day, for those who see every token.
-    account_chart: Option<BarChart>,
-}
-
-/// A token that expires soon, for the notice on `/tokens`.
-pub struct ExpiringRow {
-    pub id: i32,
-    pub name: String,
-    pub key: String,
-    pub expires: TimeView,
-}
-
-/// How far ahead `/tokens` warns of expiring tokens.
-const EXPIRY_NOTICE_DAYS: i64 = 7;
-
-#[derive(Deserialize)]
-struct ListQuery {
-    member: Option<String>,
-    status: Option<String>,
-}
-
-async fn list(
-    signed_in: SignedIn,
-    state: web::Data<AppState>,
-    query: web::Query<ListQuery>,
-) -> Result<HttpResponse, HtmlError> {
-    let account = signed_in.account_id()?;
-    let sees_all = signed_in.can(Action::SeeAllTokens);
-    let status = query.status.as_deref().and_then(Status::parse);
-    let member = query
-        .member
-        .as_deref()
-        .and_then(|m| m.parse::<i32>().ok())
-        .map(UserId);
-    // Members see their own tokens; admins see everyone's and may filter by member.
-    let filter = TokenFilter {
-        creator: if sees_all {
-            member
-        } else {
-            Some(signed_in.user_id())
-        },
-        status,
-    };
-    let mine = (!sees_all).then(|| signed_in.user_id());
-    let (views, members, expiring) = db::run(&state.pool, move |conn| {
-        let views = db::tokens::list_for_account(conn, account, &filter)?;
-        let members = if sees_all {
-            db::memberships::list(conn, account)?
-        } else {
-            Vec::new()
-        };
-        let within = chrono::Duration::days(EXPIRY_NOTICE_DAYS);
-        let expiring = db::tokens::expiring_soon(conn, account, mine, within)?;
-        Ok((views, members, expiring))
-    })
-    .await?;
-    let (mut usage, account_chart) = usage_view::for_list(&state, account, sees_all).await?;
-    let tokens = views
-        .iter()
-        .map(|view| TokenRow {
-            usage: usage.remove(&view.token.token_id()),
-            ..TokenRow::from(view)
-        })
-        .collect();
-    render(&ListPage {
-        layout: signed_in.layout("API tokens", "/tokens")?,
-        tokens,
-        account_chart,
-        sees_all,
-        members: members
-            .into_iter()
-            .map(|m| MemberOption {
-                id: m.user_id.0,
-                selected: Some(m.user_id) == member,
-                email: m.email,
-            })
-            .collect(),
-        status_filter: status.map(|s| s.as_str().to_string()).unwrap_or_default(),
-        filtered: status.is_some() || member.is_some(),
-        expiring: expiring
-            .into_iter()
-            .filter_map(|view| {
-                let t = view.token;
-                Some(ExpiringRow {
-                    expires: TimeView::new(t.expires_at?),
-                    id: t.id,
-                    name: t.name,
-                    key: t.key,
-                })
-            })
-            .collect(),
-    })
 }
 
 /// The new-token form's one-use nonce: how many base62 characters it has.

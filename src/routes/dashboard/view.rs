@@ -120,6 +120,17 @@ pub(crate) struct Layout {
     pub flash: Option<Flash>,
     pub css_href: String,
     pub js_href: String,
+    /// Shown on every page of an account whose API access is suspended.
+    pub suspension: Option<Suspension>,
+}
+
+/// Who suspended the current account's API access, when, and why.
+#[derive(Debug, Clone)]
+pub(crate) struct Suspension {
+    pub by: String,
+    pub by_operator: bool,
+    pub reason: String,
+    pub since: Option<TimeView>,
 }
 
 impl Layout {
@@ -135,6 +146,7 @@ impl Layout {
             flash: None,
             css_href: assets::css_href(),
             js_href: assets::js_href(),
+            suspension: None,
         }
     }
 }
@@ -166,6 +178,38 @@ pub(crate) struct TokenRow {
     pub rate_limit_value: String,
     /// Filled in for the list only.
     pub usage: Option<RowUsage>,
+    pub note: String,
+    /// The status as the list's badge says it, in words and as its CSS class.
+    pub badge: Badge,
+}
+
+/// A token's status in words, with its CSS class: the text carries it, not colour alone.
+pub struct Badge {
+    pub class: &'static str,
+    pub label: &'static str,
+}
+
+/// How near an expiry makes a token's badge read "Expires soon".
+pub const EXPIRES_SOON_DAYS: i64 = 7;
+
+impl Badge {
+    fn of(token: &db::tokens::Token, now: NaiveDateTime) -> Self {
+        use db::tokens::Status;
+        let (class, label) = match token.status_at(now) {
+            Status::Revoked => ("revoked", "Revoked"),
+            Status::Expired => ("expired", "Expired"),
+            Status::Active if token.rolled_to.is_some() => ("rolled", "Rolled"),
+            Status::Active
+                if token
+                    .expires_at
+                    .is_some_and(|e| e <= now + chrono::Duration::days(EXPIRES_SOON_DAYS)) =>
+            {
+                ("expiring", "Expires soon")
+            }
+            Status::Active => ("active", "Active"),
+        };
+        Self { class, label }
+    }
 }
 
 /// A list row's picture of its token's use.
@@ -212,6 +256,8 @@ impl From<&TokenView> for TokenRow {
                 .map(|l| l.per_minute().to_string())
                 .unwrap_or_default(),
             usage: None,
+            note: t.note.clone(),
+            badge: Badge::of(t, db::now()),
         }
     }
 }

@@ -139,7 +139,7 @@ pub async fn operator(app: &TestApp, email: &str) -> Browser {
 pub async fn account_id(operator: &Browser, account_name: &str) -> i32 {
     let page = operator.get("/admin").await;
     page.assert_html_page(StatusCode::OK);
-    let marker = format!("data-label=\"Account\">{account_name} ");
+    let marker = format!(">{account_name}</a> <span class=\"muted\">(");
     id_in_row(&page.body, &marker, "/admin/accounts/").unwrap_or_else(|| {
         panic!(
             "the console should list {account_name:?} with its API-access form; body:\n{}",
@@ -294,20 +294,31 @@ pub fn find_event<'a>(rows: &'a [AuditRow], action: &str, target: &str) -> &'a A
 // The API, as a program sees it
 // ---------------------------------------------------------------------------------------------
 
+/// Who suspended an account's API access: the 403 names them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SuspendedBy {
+    Operator,
+    Owners,
+}
+
 /// The one sentence of a suspended account's 403.
-pub fn suspended_sentence() -> String {
-    format!(
-        "Your API access has been suspended due to a Terms of Service violation. \
-         Please contact {SUPPORT_EMAIL}."
-    )
+pub fn suspended_sentence(by: SuspendedBy) -> String {
+    match by {
+        SuspendedBy::Operator => format!(
+            "This account's API access has been suspended by the operator. Contact {SUPPORT_EMAIL}."
+        ),
+        SuspendedBy::Owners => {
+            "This account's API access has been turned off by its owners.".into()
+        }
+    }
 }
 
 /// Asserts exactly `{"errors": [<the suspension sentence>], "status": 403}`.
-pub async fn assert_suspended(response: Response) {
+pub async fn assert_suspended(response: Response, by: SuspendedBy) {
     let errors = assert_error_envelope(response, StatusCode::FORBIDDEN).await;
     assert_eq!(
         errors,
-        [suspended_sentence()],
+        [suspended_sentence(by)],
         "a suspended account's token gets the suspension sentence and nothing else"
     );
 }

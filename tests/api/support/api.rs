@@ -455,12 +455,19 @@ pub fn cluster_slugs(list_body: &Value) -> Vec<String> {
 // Assertions on what the client sees
 // ---------------------------------------------------------------------------------------------
 
+/// The first sentence of a 401 to a request with an empty password.
+pub const NO_PASSWORD: &str = "The 'Authorization' header has no value for the password field.";
+/// The first sentence of a 401 to a token sent as `Bearer` or `Token`.
+pub const WRONG_SCHEME: &str = "Keyward tokens are sent with HTTP Basic Auth: the key as the user name, the secret as the password.";
+
 /// The exact 401 body, with the empty-password sentence first when asked for.
 pub fn expected_401_body(empty_password: bool, support_email: &str) -> Value {
-    let mut errors = Vec::new();
-    if empty_password {
-        errors.push("The 'Authorization' header has no value for the password field.".to_string());
-    }
+    expected_401_body_after(empty_password.then_some(NO_PASSWORD), support_email)
+}
+
+/// The exact 401 body: the seed's four sentences, after `first` when given.
+pub fn expected_401_body_after(first: Option<&str>, support_email: &str) -> Value {
+    let mut errors: Vec<String> = first.map(str::to_string).into_iter().collect();
     errors.extend([
         "The API token is missing, inactive or does not exist.".to_string(),
         "Authentication failed.".to_string(),
@@ -496,6 +503,20 @@ pub async fn check_401(
     empty_password: bool,
     support_email: &str,
 ) -> Result<(), String> {
+    check_401_after(
+        response,
+        empty_password.then_some(NO_PASSWORD),
+        support_email,
+    )
+    .await
+}
+
+/// [`check_401`] for a body whose first sentence, when given, is `first`.
+pub async fn check_401_after(
+    response: Response,
+    first: Option<&str>,
+    support_email: &str,
+) -> Result<(), String> {
     let mut problems = Vec::new();
     if response.status() != StatusCode::UNAUTHORIZED {
         problems.push(format!("status is {}, expected 401", response.status()));
@@ -510,7 +531,7 @@ pub async fn check_401(
         problems.push(problem);
     }
     let text = response.text().await.unwrap_or_default();
-    let expected = expected_401_body(empty_password, support_email);
+    let expected = expected_401_body_after(first, support_email);
     match serde_json::from_str::<Value>(&text) {
         Ok(body) if body == expected => {}
         Ok(body) => problems.push(format!("body is {body}, expected {expected}")),
