@@ -10,6 +10,7 @@ pub mod config;
 pub mod db;
 pub mod domain;
 pub mod error;
+pub mod mail;
 pub mod metrics;
 pub(crate) mod per_thread;
 pub(crate) mod plans;

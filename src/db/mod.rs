@@ -35,11 +35,15 @@ pub mod accounts;
 pub mod audit;
 pub mod backup;
 pub mod clusters;
+pub mod email_links;
 pub mod invalidations;
 pub(crate) mod invitations;
 pub mod members;
 pub mod memberships;
+pub mod notices;
+pub mod outbox;
 pub mod reader;
+pub mod recovery;
 pub mod schema;
 pub(crate) mod server_settings;
 pub(crate) mod sessions;
@@ -52,6 +56,7 @@ pub mod tx;
 mod url;
 pub mod usage;
 pub mod users;
+pub mod verification;
 
 use std::time::Duration;
 

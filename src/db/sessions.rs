@@ -184,3 +184,8 @@ pub fn end_others(tx: &mut Tx<'_>, keep: SessionId) -> Result<usize, AppError> {
     let user = tx.signed_in_user()?;
     delete_others(tx.conn, user, keep)
 }
+
+/// Ends every session of `user`; returns how many ended.
+pub(super) fn delete_all_of(conn: &mut DbConnection, user: UserId) -> Result<usize, AppError> {
+    Ok(diesel::delete(sessions::table.filter(sessions::user_id.eq(user.0))).execute(conn)?)
+}

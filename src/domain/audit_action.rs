@@ -49,6 +49,9 @@ audit_actions! {
     ClusterCreated => "cluster.created",
     ClusterUpdated => "cluster.updated",
     ClusterDeleted => "cluster.deleted",
+    EmailVerified => "user.email_verified",
+    EmailChanged => "user.email_changed",
+    PasswordReset => "user.password_reset",
 }
 
 super::sql::text_column!(AuditAction);
