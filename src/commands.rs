@@ -7,7 +7,7 @@ use std::io::{BufRead, Write};
 use anyhow::{Context, bail};
 
 use crate::auth::password;
-use crate::cli::{AccountCommand, Cli, Command, OperatorCommand, TokenCommand};
+use crate::cli::{AccountCommand, Cli, Command, OperatorCommand, TokenCommand, UserCommand};
 use crate::config::Config;
 use crate::db::{self, tokens::TokenRequest, tx::Principal, tx::Tx};
 use crate::domain::{
@@ -78,6 +78,18 @@ pub fn execute(cli: Cli, stdin: &mut impl BufRead, out: &mut impl Write) -> anyh
                     summary.active_tokens
                 )?;
             }
+        }
+        Command::User(UserCommand::ResetPassword { email }) => {
+            let email = Email::parse(&email).map_err(|e| anyhow::anyhow!(e))?;
+            let token = write(&mut conn, None, |tx| db::recovery::link_for(tx, &email))?;
+            let base = config
+                .public_url
+                .clone()
+                .unwrap_or_else(|| format!("http://{}", config.bind));
+            writeln!(out, "{base}/password-reset/{}", token.expose())?;
+            eprintln!(
+                "Give this link to {email} only: it sets a new password, works once, for 30 minutes, and signs them out everywhere."
+            );
         }
         Command::Operator(OperatorCommand::Create { email }) => {
             let email = Email::parse(&email).map_err(|e| anyhow::anyhow!(e))?;

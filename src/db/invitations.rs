@@ -253,3 +253,21 @@ pub fn list_open(
         })
         .collect())
 }
+
+/// [`invite`], with the link mailed to the invited address in the same transaction.
+pub fn invite_by_mail(
+    tx: &mut Tx<'_>,
+    email: &Email,
+    role: Role,
+) -> Result<(Invitation, String), AppError> {
+    let (invitation, token) = invite(tx, email, role)?;
+    let account = super::accounts::find(tx.conn, tx.account()?)?;
+    let mail = crate::domain::Mail::Invitation {
+        token: token.clone(),
+        account: account.name,
+        role: role.to_string(),
+        inviter: tx.actor().label.clone(),
+    };
+    super::outbox::enqueue(tx.conn, email, &mail)?;
+    Ok((invitation, token))
+}

@@ -10,7 +10,7 @@ use serde::Deserialize;
 use super::forms::ApiAccessForm;
 use super::session::{CsrfForm, SignedIn};
 use super::view::{
-    Flash, HtmlError, Layout, TokenRow, page_method_not_allowed, post_only, redirect, render,
+    Flash, HtmlError, Layout, TimeView, TokenRow, page_method_not_allowed, post_only, redirect, render,
 };
 use crate::db;
 use crate::domain::{AccountId, ApiState, Reason, TokenKey, TokenSecret};
@@ -55,7 +55,22 @@ struct ConsolePage {
     query: String,
     found: Option<FoundToken>,
     search_error: Option<String>,
+    /// Mail the outbox gave up on, newest first.
+    failed_mail: Vec<FailedMail>,
 }
+
+/// A message that was never sent, and why.
+struct FailedMail {
+    pub kind: String,
+    pub recipient: String,
+    pub created: TimeView,
+    pub failed: Option<TimeView>,
+    pub attempts: i32,
+    pub reason: String,
+}
+
+/// How many failed messages the console lists.
+const FAILED_MAIL_SHOWN: i64 = 50;
 
 /// The console's search form. Only ever read from a POST body, so a searched key or
 /// secret is never in a URL, the browser's history or a proxy's log.
@@ -124,8 +139,9 @@ async fn console_page(
         None => None,
     };
     let searched = wanted.is_some();
-    let (accounts, found) = db::run(&state.pool, move |conn| {
+    let (accounts, found, failed_mail) = db::run(&state.pool, move |conn| {
         let accounts = db::accounts::list_with_counts(conn)?;
+        let failed_mail = db::outbox::failed(conn, FAILED_MAIL_SHOWN)?;
         let found = match wanted {
             Some(Lookup::Key(key)) => db::tokens::find_by_key_any_account(conn, &key)?,
             Some(Lookup::Secret(secret)) => {
@@ -140,7 +156,7 @@ async fn console_page(
             }
             None => None,
         };
-        Ok((accounts, found))
+        Ok((accounts, found, failed_mail))
     })
     .await?;
     if searched && found.is_none() {
@@ -148,6 +164,17 @@ async fn console_page(
             Some("No token matches. Check that the whole key or secret was pasted.".into());
     }
     render(&ConsolePage {
+        failed_mail: failed_mail
+            .into_iter()
+            .map(|row| FailedMail {
+                kind: row.kind,
+                recipient: row.recipient,
+                created: TimeView::new(row.created_at),
+                failed: row.failed_at.map(TimeView::new),
+                attempts: row.attempts,
+                reason: row.last_error.unwrap_or_default(),
+            })
+            .collect(),
         layout: signed_in.layout("Operator console", "/admin")?,
         accounts: accounts
             .into_iter()

@@ -32,22 +32,35 @@ struct LoginPage {
     layout: Layout,
     error: Option<String>,
     email: String,
+    /// Without mail, the page says how a forgotten password is reset.
+    mail_on: bool,
 }
 
 #[derive(Deserialize)]
 struct LoginQuery {
     signed_out: Option<String>,
+    password_reset: Option<String>,
 }
 
-async fn form(req: HttpRequest, query: web::Query<LoginQuery>) -> Result<HttpResponse, HtmlError> {
+async fn form(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    query: web::Query<LoginQuery>,
+) -> Result<HttpResponse, HtmlError> {
     let mut layout = public_layout("Sign in", &req)?;
     if query.signed_out.is_some() {
         layout.flash = Some(Flash::success("You have signed out."));
+    }
+    if query.password_reset.is_some() {
+        layout.flash = Some(Flash::success(
+            "Your password was changed and every session ended. Sign in with the new one.",
+        ));
     }
     render(&LoginPage {
         layout,
         error: None,
         email: String::new(),
+        mail_on: state.mail_on(),
     })
 }
 
@@ -131,6 +144,7 @@ async fn submit(
                     layout: public_layout("Sign in", &req)?,
                     error: Some(MISMATCH.into()),
                     email: form.email,
+                    mail_on: state.mail_on(),
                 },
                 actix_web::http::StatusCode::UNAUTHORIZED,
             )

@@ -3,7 +3,8 @@
 //!
 //! Each page module takes what it needs from `session` (who is signed in, forms) and
 //! `view` (the frame, rendering, errors), and from `policy`, `db` and `domain`; no page
-//! module imports another.
+//! module imports another, but for `verification`, which shows its answers on
+//! `recovery`'s message page.
 
 mod admin;
 mod assets;
@@ -15,6 +16,7 @@ mod lifetime;
 mod login;
 mod members;
 mod rate_limit;
+mod recovery;
 mod roll;
 mod security;
 mod session;
@@ -22,6 +24,7 @@ mod signup;
 mod token_pages;
 mod tokens;
 mod usage_view;
+mod verification;
 mod view;
 
 use actix_web::http::header;
@@ -36,6 +39,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .service(assets::scope())
         .configure(signup::configure)
         .configure(login::configure)
+        .configure(recovery::configure)
+        .configure(verification::configure)
         .configure(tokens::configure)
         .configure(roll::configure)
         .configure(lifetime::configure)
