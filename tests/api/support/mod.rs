@@ -1,7 +1,7 @@
 //! What the stories stand on, split by role: each test's own store (`store`), the API
 //! client with the server in process (`api`), the real binary as a process (`process`),
-//! the browser-like dashboard client (`browser`), and what the accounts-and-admins
-//! stories share (`admin`). Each leans only on the ones listed before it.
+//! the browser-like dashboard client (`browser`), what the accounts-and-admins
+//! stories share (`admin`), and a real SMTP server for the mail stories (`smtp`). Each leans only on the ones listed before it.
 
 pub mod store;
 
@@ -12,3 +12,5 @@ pub mod process;
 pub mod browser;
 
 pub mod admin;
+
+pub mod smtp;
