@@ -74,7 +74,7 @@ def main():
                 and auth_data.login.decode() == user
                 and auth_data.password.decode() == password
             ):
-                return AuthResult(success=True)
+                return AuthResult(success=True, auth_data=auth_data)
             return AuthResult(success=False, handled=False)
 
         # Over smtps the whole connection is TLS already.

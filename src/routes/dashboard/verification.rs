@@ -11,7 +11,7 @@ use serde::Deserialize;
 use super::recovery::{MessagePage, dead_link};
 use super::session::{CsrfForm, NoFields, SignedIn, public_layout};
 use super::view::{
-    Flash, HtmlError, Layout, get_only, page_method_not_allowed, post_only, redirect, render,
+    Flash, HtmlError, Layout, page_method_not_allowed, post_only, redirect, render,
     render_with_status,
 };
 use crate::db::{self, email_links::Purpose, notices::Preferences, tx::Principal};
@@ -39,8 +39,12 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .default_service(web::to(page_method_not_allowed)),
     )
     .service(post_only("/account/email/verify", resend))
-    .service(get_only("/account/notices", notices_page))
-    .service(post_only("/account/notices", save_notices));
+    .service(
+        web::resource("/account/notices")
+            .route(web::get().to(notices_page))
+            .route(web::post().to(save_notices))
+            .default_service(web::to(page_method_not_allowed)),
+    );
 }
 
 /// What differs between the two kinds of address link.
