@@ -506,6 +506,40 @@ mod tests {
     }
 
     #[test]
+    fn mail_is_off_without_an_smtp_url_and_its_password_never_shows() {
+        let parse = |args: &[&str]| {
+            let mut argv = vec!["keyward"];
+            argv.extend_from_slice(args);
+            let cli = Cli::try_parse_from(argv).expect("the arguments parse");
+            let shown = format!("{cli:?}");
+            (Config::try_from(cli.settings), shown)
+        };
+        assert!(parse(&[]).0.expect("defaults").mail.is_none());
+        let (config, shown) = parse(&[
+            "--smtp-url",
+            "smtps://keys:hunter2-smtp@mail.example.com",
+            "--mail-from",
+            "Keyward <keys@example.com>",
+        ]);
+        let config = config.expect("good mail settings");
+        assert!(!shown.contains("hunter2-smtp"), "{shown}");
+        assert!(!format!("{config:?}").contains("hunter2-smtp"));
+        assert!(config.mail.is_some());
+        let (refused, _) = parse(&["--smtp-url", "smtps://keys:hunter2-smtp@mail.example.com"]);
+        let err = refused.expect_err("a sender is needed");
+        assert!(err.starts_with("KEYWARD_MAIL_FROM"), "{err}");
+        let (refused, _) = parse(&[
+            "--smtp-url",
+            "smtp://mail.example.com",
+            "--mail-from",
+            "keys@example.com",
+            "--smtp-ca-file",
+            "/nonexistent/ca.pem",
+        ]);
+        assert!(refused.expect_err("a missing CA file").starts_with("KEYWARD_SMTP_CA_FILE"));
+    }
+
+    #[test]
     fn the_command_line_settings_never_show_a_database_password_in_debug() {
         let cli = Cli::try_parse_from([
             "keyward",

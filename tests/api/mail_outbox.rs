@@ -172,3 +172,32 @@ async fn two_instances_on_one_postgres_send_each_message_once() {
     }
     assert_eq!(count_rows(&a, "SELECT COUNT(*) FROM outbox WHERE sent_at IS NULL").await, 0);
 }
+
+#[tokio::test]
+async fn a_claimed_message_is_sent_by_one_sender_and_a_dead_senders_claim_runs_out() {
+    use keyward::db::outbox;
+    use keyward::domain::{Email, Mail};
+    let db = TestDb::new();
+    keyward::db::migrate(&keyward::db::DatabaseUrl::parse(&db.path).unwrap()).unwrap();
+    let mut conn = db.connect();
+    let to = Email::parse("once@example.test").unwrap();
+    outbox::enqueue(&mut conn, &to, &Mail::PasswordChanged {}).unwrap();
+    let id = outbox::due(&mut conn, keyward::db::now(), 10).unwrap()[0];
+
+    let now = keyward::db::now();
+    let minute = chrono::Duration::minutes(1);
+    assert!(outbox::claim(&mut conn, id, now, now + minute).unwrap().is_some());
+    assert!(
+        outbox::claim(&mut conn, id, now, now + minute).unwrap().is_none(),
+        "a second sender can't take a live claim"
+    );
+    assert!(outbox::due(&mut conn, now, 10).unwrap().is_empty());
+    // The first sender was killed mid-send: once its claim runs out, the message goes
+    // again (twice, never zero times).
+    let later = now + minute * 2;
+    assert_eq!(outbox::due(&mut conn, later, 10).unwrap(), vec![id]);
+    let again = outbox::claim(&mut conn, id, later, later + minute).unwrap();
+    assert_eq!(again.map(|row| row.attempts), Some(2));
+    outbox::mark_sent(&mut conn, id, later).unwrap();
+    assert!(outbox::due(&mut conn, later + minute * 10, 10).unwrap().is_empty());
+}
