@@ -383,8 +383,8 @@ async fn only_an_owner_invites_an_admin_and_the_form_offers_only_what_is_allowed
 #[tokio::test]
 async fn with_mail_on_the_invitation_is_mailed_with_the_link_the_page_shows() {
     let smtp = crate::support::smtp::SmtpServer::start();
-    let app = crate::support::smtp::spawn_mailing_app(&smtp).await;
-    let owner = crate::support::smtp::verified_owner(&app, &smtp, "Mailing Inviters").await;
+    let app = crate::support::mail::spawn_mailing_app(&smtp).await;
+    let owner = crate::support::mail::verified_owner(&app, &smtp, "Mailing Inviters").await;
     let invited = "new.colleague@example.test";
     let link = crate::admin_helpers::invitation_link(&owner, invited, "member").await;
 

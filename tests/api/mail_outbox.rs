@@ -9,7 +9,8 @@ use reqwest::StatusCode;
 use crate::support::admin::{count_rows, execute_sql, operator};
 use crate::support::api::{eventually, spawn_app_at, spawn_app_with};
 use crate::support::browser::{Browser, PASSWORD, email_for};
-use crate::support::smtp::{SmtpServer, Tls, spawn_mailing_app, verified_owner};
+use crate::support::mail::{spawn_mailing_app, verified_owner};
+use crate::support::smtp::{SmtpServer, Tls};
 use crate::support::store::TestDb;
 
 /// Waits until the outbox has tried every message at least once and sent none since.

@@ -10,7 +10,8 @@ use serde_json::json;
 use crate::support::admin::{count_rows, execute_sql, submit};
 use crate::support::api::{TestApp, Token, eventually};
 use crate::support::browser::{Browser, email_for};
-use crate::support::smtp::{Received, SmtpServer, spawn_mailing_app, verified_owner};
+use crate::support::mail::{spawn_mailing_app, verified_owner};
+use crate::support::smtp::{Received, SmtpServer};
 
 /// Ticks `boxes` on the notices page (the others off).
 async fn choose_notices(browser: &Browser, boxes: &[&str]) {

@@ -6,7 +6,8 @@ use reqwest::StatusCode;
 use crate::support::admin::{count_rows, execute_sql, submit};
 use crate::support::api::spawn_app;
 use crate::support::browser::{Browser, PASSWORD, email_for, signed_up};
-use crate::support::smtp::{SmtpServer, spawn_mailing_app, verified_owner};
+use crate::support::mail::{spawn_mailing_app, verified_owner};
+use crate::support::smtp::SmtpServer;
 
 const NEW_PASSWORD: &str = "a brand new passphrase for keyward";
 

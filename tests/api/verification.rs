@@ -5,7 +5,8 @@ use reqwest::StatusCode;
 
 use crate::support::admin::{assert_forbidden_page, count_rows, invite, submit};
 use crate::support::browser::{Browser, PASSWORD, email_for};
-use crate::support::smtp::{SmtpServer, spawn_mailing_app, verified_owner};
+use crate::support::mail::{spawn_mailing_app, verified_owner};
+use crate::support::smtp::SmtpServer;
 
 /// Follows a mailed link the way a person does: opens it, then presses its button.
 async fn follow(browser: &Browser, path: &str) -> crate::support::browser::Page {
