@@ -7,9 +7,9 @@ use std::time::Duration;
 
 use actix_web::web::Data;
 
-use crate::{db, mail};
 use crate::error::AppError;
 use crate::state::AppState;
+use crate::{db, mail};
 
 /// How often expired dashboard sessions are deleted. A session left idle, never signed
 /// out of, stays until then; nobody is waiting on the sweep, so it runs here.
@@ -55,10 +55,15 @@ pub fn spawn(state: Data<AppState>) {
     });
     match state.mailer.clone() {
         Some(mailer) => {
-            every(config.mail_poll_interval, "send mail", &state, move |state| {
-                let mut conn = state.pool.get()?;
-                mail::sender::deliver_due(&mut conn, &mailer).map(drop)
-            });
+            every(
+                config.mail_poll_interval,
+                "send mail",
+                &state,
+                move |state| {
+                    let mut conn = state.pool.get()?;
+                    mail::sender::deliver_due(&mut conn, &mailer).map(drop)
+                },
+            );
             every(config.notice_interval, "queue notices", &state, |state| {
                 let mut conn = state.pool.get()?;
                 mail::sender::queue_notices(&mut conn)

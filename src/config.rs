@@ -140,7 +140,8 @@ impl std::fmt::Debug for RawSettings {
             .field(
                 "smtp_url",
                 &self.smtp_url.as_deref().map(|url| {
-                    SmtpUrl::parse(url).map_or_else(|_| "<unreadable>".to_string(), |u| u.to_string())
+                    SmtpUrl::parse(url)
+                        .map_or_else(|_| "<unreadable>".to_string(), |u| u.to_string())
                 }),
             )
             .field("mail_from", &self.mail_from)
@@ -245,7 +246,8 @@ impl MailSettings {
             }
             return Ok(None);
         };
-        let smtp = SmtpUrl::parse(url).map_err(|e| format!("KEYWARD_SMTP_URL / --smtp-url: {e}"))?;
+        let smtp =
+            SmtpUrl::parse(url).map_err(|e| format!("KEYWARD_SMTP_URL / --smtp-url: {e}"))?;
         let from = from.map(str::trim).filter(|f| !f.is_empty()).ok_or(
             "KEYWARD_MAIL_FROM / --mail-from: set the sender of Keyward's mail, e.g. \"Keyward <keys@example.com>\"",
         )?;
@@ -255,7 +257,10 @@ impl MailSettings {
         let ca_pem = ca_file
             .map(|path| {
                 let pem = std::fs::read(path).map_err(|e| {
-                    format!("KEYWARD_SMTP_CA_FILE / --smtp-ca-file: cannot read {}: {e}", path.display())
+                    format!(
+                        "KEYWARD_SMTP_CA_FILE / --smtp-ca-file: cannot read {}: {e}",
+                        path.display()
+                    )
                 })?;
                 if !String::from_utf8_lossy(&pem).contains("-----BEGIN CERTIFICATE-----") {
                     return Err(format!(
@@ -536,7 +541,11 @@ mod tests {
             "--smtp-ca-file",
             "/nonexistent/ca.pem",
         ]);
-        assert!(refused.expect_err("a missing CA file").starts_with("KEYWARD_SMTP_CA_FILE"));
+        assert!(
+            refused
+                .expect_err("a missing CA file")
+                .starts_with("KEYWARD_SMTP_CA_FILE")
+        );
     }
 
     #[test]

@@ -135,7 +135,8 @@ async fn reset_story(b: Client, base: String, mail: smtp::SmtpServer, shots: Scr
     page.fill("password", NEW_PASSWORD).await;
     page.click_button("Sign in").await;
     page.wait_for_path("/tokens").await;
-    mail.wait_for(EMAIL, "Your Keyward password was changed").await;
+    mail.wait_for(EMAIL, "Your Keyward password was changed")
+        .await;
 }
 
 async fn story(b: Client, base: String, shots: Screenshots) {

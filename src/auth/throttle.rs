@@ -233,7 +233,11 @@ pub fn mail_request_at(
     record_at(
         conn,
         &[
-            (Kind::MailEmail, email.as_str(), Rule::Ceiling(MAIL_PER_EMAIL)),
+            (
+                Kind::MailEmail,
+                email.as_str(),
+                Rule::Ceiling(MAIL_PER_EMAIL),
+            ),
             (Kind::MailIp, ip, Rule::Ceiling(MAIL_PER_IP)),
         ],
         rand::random::<i64>(),
@@ -584,7 +588,11 @@ mod tests {
         let victim = Email::parse("victim@x.io").unwrap();
         for i in 0..MAIL_PER_EMAIL {
             let ip = format!("10.0.0.{i}");
-            assert!(mail_request_at(&mut store.conn, &victim, &ip, now).unwrap().is_ok());
+            assert!(
+                mail_request_at(&mut store.conn, &victim, &ip, now)
+                    .unwrap()
+                    .is_ok()
+            );
         }
         assert!(
             mail_request_at(&mut store.conn, &victim, "10.9.9.9", now)

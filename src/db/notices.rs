@@ -51,13 +51,14 @@ pub fn preferences(conn: &mut DbConnection, user: UserId) -> Result<Preferences,
         ))
         .first::<(bool, bool, bool)>(conn)
         .optional()?
-        .map_or_else(Preferences::default, |(expiry_digest, revocations, new_ip)| {
-            Preferences {
+        .map_or_else(
+            Preferences::default,
+            |(expiry_digest, revocations, new_ip)| Preferences {
                 expiry_digest,
                 revocations,
                 new_ip,
-            }
-        }))
+            },
+        ))
 }
 
 /// The signed-in user chooses their notices.
@@ -145,7 +146,10 @@ pub fn token_revoked(
 /// Queues one digest per user of their active tokens that expire within the week and no
 /// digest has named, unless they had one in the last day or turned digests off. Returns
 /// how many digests were queued. Runs inside one write, so instances take turns.
-pub fn queue_expiry_digests(conn: &mut DbConnection, now: NaiveDateTime) -> Result<usize, AppError> {
+pub fn queue_expiry_digests(
+    conn: &mut DbConnection,
+    now: NaiveDateTime,
+) -> Result<usize, AppError> {
     super::write(conn, |conn| {
         let soon: Vec<(i32, i32, String, String, String, NaiveDateTime)> = tokens::table
             .inner_join(accounts::table)

@@ -67,7 +67,11 @@ pub fn due(conn: &mut DbConnection, now: NaiveDateTime, limit: i64) -> Result<Ve
     Ok(outbox::table
         .filter(pending())
         .filter(outbox::next_attempt_at.le(now))
-        .filter(outbox::claimed_until.is_null().or(outbox::claimed_until.lt(now)))
+        .filter(
+            outbox::claimed_until
+                .is_null()
+                .or(outbox::claimed_until.lt(now)),
+        )
         .order(outbox::id.asc())
         .limit(limit)
         .select(outbox::id)
@@ -89,7 +93,11 @@ pub fn claim(
                 .filter(outbox::id.eq(id))
                 .filter(pending())
                 .filter(outbox::next_attempt_at.le(now))
-                .filter(outbox::claimed_until.is_null().or(outbox::claimed_until.lt(now))),
+                .filter(
+                    outbox::claimed_until
+                        .is_null()
+                        .or(outbox::claimed_until.lt(now)),
+                ),
         )
         .set((
             outbox::claimed_until.eq(until),

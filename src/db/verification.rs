@@ -165,4 +165,3 @@ pub fn link_is_open(
 ) -> Result<bool, AppError> {
     Ok(email_links::find_open(conn, purpose, token)?.is_some())
 }
-

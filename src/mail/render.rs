@@ -60,9 +60,7 @@ pub fn render(mail: &Mail, to: &str, base: &str) -> Result<Rendered, String> {
             subject: subject.to_string(),
             text: text.map_err(fail)?,
             html: html.map_err(fail)?,
-            unsubscribe: mail
-                .is_notice()
-                .then(|| format!("{base}/account/notices")),
+            unsubscribe: mail.is_notice().then(|| format!("{base}/account/notices")),
         })
     };
     macro_rules! pair {
@@ -75,40 +73,99 @@ pub fn render(mail: &Mail, to: &str, base: &str) -> Result<Rendered, String> {
         };
     }
     match mail {
-        Mail::VerifyEmail { token } => pair!("Verify your email address for Keyward", VerifyText, VerifyHtml {
-            link: format!("{base}/verify-email/{token}"),
-        }),
-        Mail::SignUpAttempt {} => pair!("Someone tried to sign up to Keyward with your address", AttemptText, AttemptHtml {
-            email: to,
-        }),
-        Mail::PasswordReset { token } => pair!("Reset your Keyward password", ResetText, ResetHtml {
-            link: format!("{base}/password-reset/{token}"),
-        }),
-        Mail::PasswordChanged {} => pair!("Your Keyward password was changed", ChangedText, ChangedHtml {
-            email: to,
-        }),
-        Mail::ConfirmNewEmail { token } => pair!("Confirm your new email address for Keyward", ConfirmText, ConfirmHtml {
-            link: format!("{base}/confirm-email/{token}"),
-        }),
-        Mail::EmailChanged { new_email } => pair!("Your Keyward sign-in now uses another email address", EmailChangedText, EmailChangedHtml {
-            new_email: new_email,
-        }),
-        Mail::Invitation { token, account, role, inviter } => pair!(&format!("You are invited to join {account} on Keyward"), InviteText, InviteHtml {
-            link: format!("{base}/invitations/{token}"),
-            account: account,
-            role: role,
-            inviter: inviter,
-        }),
-        Mail::ExpiryDigest { tokens } => pair!(&format!(
-            "{} of your Keyward API tokens expire{} within a week",
-            tokens.len(),
-            if tokens.len() == 1 { "s" } else { "" }
-        ), DigestText, DigestHtml { tokens: tokens }),
-        Mail::TokenRevoked { key, name, account, by, reason } => pair!(&format!("Your Keyward API token {name} was revoked"), RevokedText, RevokedHtml {
-            key: key, name: name, account: account, by: by, reason: reason,
-        }),
-        Mail::NewAddress { key, name, account, ip } => pair!(&format!("Your Keyward API token {name} was used from a new address"), NewIpText, NewIpHtml {
-            key: key, name: name, account: account, ip: ip,
-        }),
+        Mail::VerifyEmail { token } => pair!(
+            "Verify your email address for Keyward",
+            VerifyText,
+            VerifyHtml {
+                link: format!("{base}/verify-email/{token}"),
+            }
+        ),
+        Mail::SignUpAttempt {} => pair!(
+            "Someone tried to sign up to Keyward with your address",
+            AttemptText,
+            AttemptHtml { email: to }
+        ),
+        Mail::PasswordReset { token } => pair!(
+            "Reset your Keyward password",
+            ResetText,
+            ResetHtml {
+                link: format!("{base}/password-reset/{token}"),
+            }
+        ),
+        Mail::PasswordChanged {} => pair!(
+            "Your Keyward password was changed",
+            ChangedText,
+            ChangedHtml { email: to }
+        ),
+        Mail::ConfirmNewEmail { token } => pair!(
+            "Confirm your new email address for Keyward",
+            ConfirmText,
+            ConfirmHtml {
+                link: format!("{base}/confirm-email/{token}"),
+            }
+        ),
+        Mail::EmailChanged { new_email } => pair!(
+            "Your Keyward sign-in now uses another email address",
+            EmailChangedText,
+            EmailChangedHtml {
+                new_email: new_email,
+            }
+        ),
+        Mail::Invitation {
+            token,
+            account,
+            role,
+            inviter,
+        } => pair!(
+            &format!("You are invited to join {account} on Keyward"),
+            InviteText,
+            InviteHtml {
+                link: format!("{base}/invitations/{token}"),
+                account: account,
+                role: role,
+                inviter: inviter,
+            }
+        ),
+        Mail::ExpiryDigest { tokens } => pair!(
+            &format!(
+                "{} of your Keyward API tokens expire{} within a week",
+                tokens.len(),
+                if tokens.len() == 1 { "s" } else { "" }
+            ),
+            DigestText,
+            DigestHtml { tokens: tokens }
+        ),
+        Mail::TokenRevoked {
+            key,
+            name,
+            account,
+            by,
+            reason,
+        } => pair!(
+            &format!("Your Keyward API token {name} was revoked"),
+            RevokedText,
+            RevokedHtml {
+                key: key,
+                name: name,
+                account: account,
+                by: by,
+                reason: reason,
+            }
+        ),
+        Mail::NewAddress {
+            key,
+            name,
+            account,
+            ip,
+        } => pair!(
+            &format!("Your Keyward API token {name} was used from a new address"),
+            NewIpText,
+            NewIpHtml {
+                key: key,
+                name: name,
+                account: account,
+                ip: ip,
+            }
+        ),
     }
 }

@@ -24,7 +24,9 @@ const BATCH: i64 = 50;
 
 /// How long to wait after the `attempts`-th failed try.
 pub fn backoff(attempts: i32) -> Duration {
-    let doublings = u32::try_from(attempts.saturating_sub(1)).unwrap_or(0).min(16);
+    let doublings = u32::try_from(attempts.saturating_sub(1))
+        .unwrap_or(0)
+        .min(16);
     FIRST_RETRY
         .saturating_mul(2u32.saturating_pow(doublings))
         .min(MAX_RETRY)

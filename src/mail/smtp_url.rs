@@ -47,7 +47,9 @@ impl SmtpUrl {
                         "tls={other} is not understood; smtp:// takes tls=starttls or tls=none, and smtps:// is TLS already"
                     ));
                 }
-                (other, _, _) => return Err(format!("the parameter \"{other}\" is not understood")),
+                (other, _, _) => {
+                    return Err(format!("the parameter \"{other}\" is not understood"));
+                }
             }
         }
         let host = url
@@ -133,8 +135,8 @@ mod tests {
         );
         assert!(plain.credentials.is_none());
 
-        let starttls = SmtpUrl::parse("smtp://ada:p%40ss+word@mail.example.com:587?tls=starttls")
-            .unwrap();
+        let starttls =
+            SmtpUrl::parse("smtp://ada:p%40ss+word@mail.example.com:587?tls=starttls").unwrap();
         assert_eq!(starttls.security, Security::StartTls);
         let (user, password) = starttls.credentials.clone().unwrap();
         assert_eq!((user.as_str(), password.expose()), ("ada", "p@ss+word"));
@@ -165,7 +167,10 @@ mod tests {
         let url = SmtpUrl::parse("smtps://ada:hunter2-smtp@mail.example.com:465").unwrap();
         for shown in [format!("{url}"), format!("{url:?}")] {
             assert!(!shown.contains("hunter2-smtp"), "{shown}");
-            assert!(shown.contains("ada") && shown.contains("mail.example.com"), "{shown}");
+            assert!(
+                shown.contains("ada") && shown.contains("mail.example.com"),
+                "{shown}"
+            );
         }
     }
 }

@@ -233,7 +233,10 @@ fn bad_settings_stop_the_server_with_one_clear_line() {
         ),
         (
             "an SMTP password that would cross in clear text",
-            ("KEYWARD_SMTP_URL", "smtp://keys:hunter2@mail.example.com:25"),
+            (
+                "KEYWARD_SMTP_URL",
+                "smtp://keys:hunter2@mail.example.com:25",
+            ),
         ),
         (
             "an SMTP URL without a sender",

@@ -388,7 +388,9 @@ async fn with_mail_on_the_invitation_is_mailed_with_the_link_the_page_shows() {
     let invited = "new.colleague@example.test";
     let link = crate::admin_helpers::invitation_link(&owner, invited, "member").await;
 
-    let mail = smtp.wait_for(invited, "You are invited to join Mailing Inviters").await;
+    let mail = smtp
+        .wait_for(invited, "You are invited to join Mailing Inviters")
+        .await;
     assert_eq!(mail.link_path("/invitations/"), link);
     assert!(mail.text.contains("as member"), "{}", mail.text);
     assert!(mail.header("List-Unsubscribe").is_none());

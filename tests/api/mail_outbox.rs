@@ -10,14 +10,23 @@ use crate::support::admin::{count_rows, execute_sql, operator};
 use crate::support::api::{eventually, spawn_app_at, spawn_app_with};
 use crate::support::browser::{Browser, PASSWORD, email_for};
 use crate::support::mail::{spawn_mailing_app, verified_owner};
-use crate::support::smtp::{SmtpServer, Tls};
+use crate::support::smtp::{Protection, SmtpServer};
 use crate::support::store::TestDb;
 
 /// Waits until the outbox has tried every message at least once and sent none since.
 async fn wait_for_a_failed_try(app: &crate::support::api::TestApp) {
-    let tried = eventually(Duration::from_secs(30), Duration::from_millis(100), || async {
-        count_rows(app, "SELECT COUNT(*) FROM outbox WHERE attempts > 0 AND sent_at IS NULL").await > 0
-    })
+    let tried = eventually(
+        Duration::from_secs(30),
+        Duration::from_millis(100),
+        || async {
+            count_rows(
+                app,
+                "SELECT COUNT(*) FROM outbox WHERE attempts > 0 AND sent_at IS NULL",
+            )
+            .await
+                > 0
+        },
+    )
     .await;
     assert!(tried, "the sender should have tried, and failed, by now");
 }
@@ -36,7 +45,11 @@ async fn a_sign_up_during_an_smtp_outage_is_mailed_when_the_server_is_back() {
         .assert_contains("Check your inbox");
     wait_for_a_failed_try(&app).await;
     assert_eq!(
-        count_rows(&app, "SELECT COUNT(*) FROM outbox WHERE last_error IS NOT NULL AND failed_at IS NULL").await,
+        count_rows(
+            &app,
+            "SELECT COUNT(*) FROM outbox WHERE last_error IS NOT NULL AND failed_at IS NULL"
+        )
+        .await,
         1,
         "the failed try is kept for a retry, with its reason"
     );
@@ -63,13 +76,29 @@ async fn a_message_that_cannot_go_is_failed_with_its_reason_and_the_rest_still_g
     let owner = verified_owner(&app, &smtp, "Unblocked Co").await;
     drop(owner);
 
-    let failed = eventually(Duration::from_secs(30), Duration::from_millis(100), || async {
-        count_rows(&app, "SELECT COUNT(*) FROM outbox WHERE failed_at IS NOT NULL").await == 2
-    })
+    let failed = eventually(
+        Duration::from_secs(30),
+        Duration::from_millis(100),
+        || async {
+            count_rows(
+                &app,
+                "SELECT COUNT(*) FROM outbox WHERE failed_at IS NOT NULL",
+            )
+            .await
+                == 2
+        },
+    )
     .await;
-    assert!(failed, "both unusable messages are failed, not retried for ever");
+    assert!(
+        failed,
+        "both unusable messages are failed, not retried for ever"
+    );
     assert_eq!(
-        count_rows(&app, "SELECT COUNT(*) FROM outbox WHERE failed_at IS NOT NULL AND attempts = 1").await,
+        count_rows(
+            &app,
+            "SELECT COUNT(*) FROM outbox WHERE failed_at IS NOT NULL AND attempts = 1"
+        )
+        .await,
         2,
         "a refusal for good is not retried"
     );
@@ -85,7 +114,7 @@ async fn a_message_that_cannot_go_is_failed_with_its_reason_and_the_rest_still_g
 
 #[tokio::test]
 async fn starttls_with_a_sign_in_and_a_ca_file_for_a_self_signed_certificate() {
-    let smtp = SmtpServer::start_with(Tls::StartTls, Some(("keyward", "relay-pass-1")));
+    let smtp = SmtpServer::start_with(Protection::StartTls, Some(("keyward", "relay-pass-1")));
     let app = spawn_mailing_app(&smtp).await;
     let owner = verified_owner(&app, &smtp, "Tls Co").await;
     drop(owner);
@@ -95,14 +124,14 @@ async fn starttls_with_a_sign_in_and_a_ca_file_for_a_self_signed_certificate() {
 
 #[tokio::test]
 async fn smtps_with_a_ca_file_for_a_self_signed_certificate() {
-    let smtp = SmtpServer::start_with(Tls::Smtps, Some(("keyward", "relay-pass-2")));
+    let smtp = SmtpServer::start_with(Protection::Smtps, Some(("keyward", "relay-pass-2")));
     let app = spawn_mailing_app(&smtp).await;
     verified_owner(&app, &smtp, "Smtps Co").await;
 }
 
 #[tokio::test]
 async fn without_the_ca_file_a_self_signed_relay_is_not_trusted() {
-    let smtp = SmtpServer::start_with(Tls::StartTls, None);
+    let smtp = SmtpServer::start_with(Protection::StartTls, None);
     let mut settings = smtp.settings();
     settings.ca_pem = None;
     let app = spawn_app_with(move |config| config.mail = Some(settings)).await;
@@ -112,7 +141,10 @@ async fn without_the_ca_file_a_self_signed_relay_is_not_trusted() {
         .await
         .assert_status(StatusCode::OK);
     wait_for_a_failed_try(&app).await;
-    assert!(smtp.messages().is_empty(), "nothing goes to a relay whose certificate isn't trusted");
+    assert!(
+        smtp.messages().is_empty(),
+        "nothing goes to a relay whose certificate isn't trusted"
+    );
 }
 
 #[tokio::test]
@@ -133,7 +165,12 @@ async fn a_change_that_rolls_back_queues_no_mail() {
         outbox::enqueue(tx.conn, &to, &Mail::PasswordChanged {})
     })
     .unwrap();
-    assert_eq!(outbox::due(&mut conn, keyward::db::now(), 10).unwrap().len(), 1);
+    assert_eq!(
+        outbox::due(&mut conn, keyward::db::now(), 10)
+            .unwrap()
+            .len(),
+        1
+    );
 }
 
 #[tokio::test]
@@ -171,7 +208,10 @@ async fn two_instances_on_one_postgres_send_each_message_once() {
     for to in &recipients {
         assert_eq!(smtp.messages_to(to).len(), 1, "{to} got its message once");
     }
-    assert_eq!(count_rows(&a, "SELECT COUNT(*) FROM outbox WHERE sent_at IS NULL").await, 0);
+    assert_eq!(
+        count_rows(&a, "SELECT COUNT(*) FROM outbox WHERE sent_at IS NULL").await,
+        0
+    );
 }
 
 #[tokio::test]
@@ -187,9 +227,15 @@ async fn a_claimed_message_is_sent_by_one_sender_and_a_dead_senders_claim_runs_o
 
     let now = keyward::db::now();
     let minute = chrono::Duration::minutes(1);
-    assert!(outbox::claim(&mut conn, id, now, now + minute).unwrap().is_some());
     assert!(
-        outbox::claim(&mut conn, id, now, now + minute).unwrap().is_none(),
+        outbox::claim(&mut conn, id, now, now + minute)
+            .unwrap()
+            .is_some()
+    );
+    assert!(
+        outbox::claim(&mut conn, id, now, now + minute)
+            .unwrap()
+            .is_none(),
         "a second sender can't take a live claim"
     );
     assert!(outbox::due(&mut conn, now, 10).unwrap().is_empty());
@@ -200,5 +246,9 @@ async fn a_claimed_message_is_sent_by_one_sender_and_a_dead_senders_claim_runs_o
     let again = outbox::claim(&mut conn, id, later, later + minute).unwrap();
     assert_eq!(again.map(|row| row.attempts), Some(2));
     outbox::mark_sent(&mut conn, id, later).unwrap();
-    assert!(outbox::due(&mut conn, later + minute * 10, 10).unwrap().is_empty());
+    assert!(
+        outbox::due(&mut conn, later + minute * 10, 10)
+            .unwrap()
+            .is_empty()
+    );
 }

@@ -39,13 +39,22 @@ async fn a_token_revoked_by_an_operator_or_a_leak_report_is_noticed_with_the_rea
     let by_operator = owner.create_token("deploy bot").await;
     let leaked = owner.create_token("pushed to github").await;
 
-    app.cli(&["token", "revoke", &by_operator.token.key, "--reason", "seen in a public gist"])
-        .await
-        .expect("the operator revokes it");
+    app.cli(&[
+        "token",
+        "revoke",
+        &by_operator.token.key,
+        "--reason",
+        "seen in a public gist",
+    ])
+    .await
+    .expect("the operator revokes it");
     let mail = smtp.wait_for(&email, "deploy bot was revoked").await;
     assert!(mail.text.contains("seen in a public gist"), "{}", mail.text);
     assert!(mail.text.contains(&by_operator.token.key));
-    assert!(!mail.text.contains(&by_operator.token.secret), "never a secret");
+    assert!(
+        !mail.text.contains(&by_operator.token.secret),
+        "never a secret"
+    );
     assert_is_notice(&mail, &app.address);
 
     let report = json!([{
@@ -64,7 +73,11 @@ async fn a_token_revoked_by_an_operator_or_a_leak_report_is_noticed_with_the_rea
         .expect("the server answers");
     assert_eq!(answer.status(), StatusCode::OK);
     let mail = smtp.wait_for(&email, "pushed to github was revoked").await;
-    assert!(mail.text.contains("a leaked-secret report"), "{}", mail.text);
+    assert!(
+        mail.text.contains("a leaked-secret report"),
+        "{}",
+        mail.text
+    );
     assert!(!mail.text.contains(&leaked.token.secret), "never a secret");
 }
 
@@ -78,9 +91,13 @@ async fn a_person_who_turned_revocation_notices_off_gets_none() {
     let loud = owner.create_token("loud one").await;
 
     choose_notices(&owner, &["expiry_digest"]).await;
-    app.cli(&["token", "revoke", &quiet.token.key, "--reason", "r1"]).await.unwrap();
+    app.cli(&["token", "revoke", &quiet.token.key, "--reason", "r1"])
+        .await
+        .unwrap();
     choose_notices(&owner, &["expiry_digest", "revocations"]).await;
-    app.cli(&["token", "revoke", &loud.token.key, "--reason", "r2"]).await.unwrap();
+    app.cli(&["token", "revoke", &loud.token.key, "--reason", "r2"])
+        .await
+        .unwrap();
 
     // Mail goes out in the order it was queued: once the second is here, the first
     // would have been too.
@@ -129,7 +146,11 @@ async fn tokens_about_to_expire_come_in_one_digest_each_named_once() {
     .await;
 
     let digest = smtp.wait_for(&email, "expire within a week").await;
-    assert!(digest.subject.starts_with("2 of your"), "{}", digest.subject);
+    assert!(
+        digest.subject.starts_with("2 of your"),
+        "{}",
+        digest.subject
+    );
     assert!(digest.text.contains(&a.token.key) && digest.text.contains(&b.token.key));
     assert!(!digest.text.contains(&later.token.key));
     assert_is_notice(&digest, &app.address);
@@ -153,9 +174,16 @@ async fn tokens_about_to_expire_come_in_one_digest_each_named_once() {
         .filter(|m| m.subject.contains("expire"))
         .nth(1)
         .expect("a second digest");
-    assert!(second.subject.starts_with("1 of your"), "{}", second.subject);
+    assert!(
+        second.subject.starts_with("1 of your"),
+        "{}",
+        second.subject
+    );
     assert!(second.text.contains(&c.token.key));
-    assert!(!second.text.contains(&a.token.key), "a token is named in one digest only");
+    assert!(
+        !second.text.contains(&a.token.key),
+        "a token is named in one digest only"
+    );
 }
 
 /// Calls the API with `token` from the loopback address `source`.
@@ -184,9 +212,18 @@ async fn a_token_used_from_a_new_address_is_noticed_only_when_asked_for() {
     call_from(&app, &quiet.token, [127, 0, 0, 1]).await;
     call_from(&app, &quiet.token, [127, 0, 0, 3]).await;
     // The sweep has looked at the unwatched token's new address before notices go on.
-    let looked = eventually(Duration::from_secs(30), Duration::from_millis(100), || async {
-        count_rows(&app, "SELECT COUNT(*) FROM address_notices WHERE ip = '127.0.0.3'").await == 1
-    })
+    let looked = eventually(
+        Duration::from_secs(30),
+        Duration::from_millis(100),
+        || async {
+            count_rows(
+                &app,
+                "SELECT COUNT(*) FROM address_notices WHERE ip = '127.0.0.3'",
+            )
+            .await
+                == 1
+        },
+    )
     .await;
     assert!(looked, "the sweep should note the new address");
 
@@ -195,7 +232,9 @@ async fn a_token_used_from_a_new_address_is_noticed_only_when_asked_for() {
     call_from(&app, &watched.token, [127, 0, 0, 1]).await;
     call_from(&app, &watched.token, [127, 0, 0, 2]).await;
 
-    let mail = smtp.wait_for(&email, "roams watched was used from a new address").await;
+    let mail = smtp
+        .wait_for(&email, "roams watched was used from a new address")
+        .await;
     assert!(mail.text.contains("127.0.0.2"), "{}", mail.text);
     assert_is_notice(&mail, &app.address);
     let about_first_use = smtp
@@ -203,5 +242,8 @@ async fn a_token_used_from_a_new_address_is_noticed_only_when_asked_for() {
         .iter()
         .filter(|m| m.subject.contains("new address"))
         .count();
-    assert_eq!(about_first_use, 1, "a first use, and an unwatched token, mail nothing");
+    assert_eq!(
+        about_first_use, 1,
+        "a first use, and an unwatched token, mail nothing"
+    );
 }

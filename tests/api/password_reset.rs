@@ -13,11 +13,21 @@ const NEW_PASSWORD: &str = "a brand new passphrase for keyward";
 
 /// Asks for a reset link for `email` from `browser`; returns the answer.
 async fn ask_for_reset(browser: &Browser, email: &str) -> crate::support::browser::Page {
-    submit(browser, "/password-reset", "/password-reset", &[("email", email)]).await
+    submit(
+        browser,
+        "/password-reset",
+        "/password-reset",
+        &[("email", email)],
+    )
+    .await
 }
 
 /// Sets `password` through the reset link at `path`.
-async fn choose_password(browser: &Browser, path: &str, password: &str) -> crate::support::browser::Page {
+async fn choose_password(
+    browser: &Browser,
+    path: &str,
+    password: &str,
+) -> crate::support::browser::Page {
     let fields = [("password", password), ("password_confirmation", password)];
     submit(browser, path, path, &fields).await
 }
@@ -30,7 +40,10 @@ async fn a_mailed_link_sets_a_new_password_once_and_ends_every_session() {
     // The owner, and a second browser signed in as them.
     let owner = verified_owner(&app, &smtp, "Forgetful Co").await;
     let laptop = Browser::new(&app.address);
-    laptop.log_in(&email, PASSWORD).await.assert_redirect("/tokens");
+    laptop
+        .log_in(&email, PASSWORD)
+        .await
+        .assert_redirect("/tokens");
 
     let login = Browser::new(&app.address).get("/login").await;
     login.assert_contains("Forgot your password?");
@@ -41,12 +54,21 @@ async fn a_mailed_link_sets_a_new_password_once_and_ends_every_session() {
         .assert_contains("Check your inbox");
 
     let mail = smtp.wait_for(&email, "Reset your Keyward password").await;
-    assert!(!mail.text.contains(PASSWORD), "a mail never holds a password");
+    assert!(
+        !mail.text.contains(PASSWORD),
+        "a mail never holds a password"
+    );
     assert_eq!(mail.header("Auto-Submitted"), Some("auto-generated"));
-    assert!(mail.header("List-Unsubscribe").is_none(), "a security mail can't be unsubscribed from");
+    assert!(
+        mail.header("List-Unsubscribe").is_none(),
+        "a security mail can't be unsubscribed from"
+    );
     let link = mail.link_path("/password-reset/");
     let token = link.trim_start_matches("/password-reset/");
-    assert!(token.len() >= 22, "at least 128 random bits in base62: {token}");
+    assert!(
+        token.len() >= 22,
+        "at least 128 random bits in base62: {token}"
+    );
     let digest = hex_sha256(token);
     let literal = if crate::support::store::on_postgres() {
         format!("'\\x{digest}'::bytea")
@@ -54,13 +76,21 @@ async fn a_mailed_link_sets_a_new_password_once_and_ends_every_session() {
         format!("x'{digest}'")
     };
     let stored = format!("SELECT COUNT(*) FROM email_links WHERE token_digest = {literal}");
-    assert_eq!(count_rows(&app, &stored).await, 1, "the link's SHA-256 is stored");
+    assert_eq!(
+        count_rows(&app, &stored).await,
+        1,
+        "the link's SHA-256 is stored"
+    );
     let plain = format!("SELECT COUNT(*) FROM outbox WHERE payload LIKE '%{token}%'");
 
     choose_password(&visitor, &link, NEW_PASSWORD)
         .await
         .assert_redirect("/login?password_reset=1");
-    assert_eq!(count_rows(&app, &plain).await, 0, "a sent mail's link leaves the outbox");
+    assert_eq!(
+        count_rows(&app, &plain).await,
+        0,
+        "a sent mail's link leaves the outbox"
+    );
 
     // Every session of the user ended; the old password is gone, the new one works.
     owner.get("/tokens").await.assert_redirect("/login");
@@ -91,8 +121,14 @@ async fn a_mailed_link_sets_a_new_password_once_and_ends_every_session() {
         .await
         .assert_html_page(StatusCode::NOT_FOUND);
 
-    let notice = smtp.wait_for(&email, "Your Keyward password was changed").await;
-    assert!(notice.text.contains("every session of it was ended"), "{}", notice.text);
+    let notice = smtp
+        .wait_for(&email, "Your Keyward password was changed")
+        .await;
+    assert!(
+        notice.text.contains("every session of it was ended"),
+        "{}",
+        notice.text
+    );
 }
 
 /// The SHA-256 of `text`, in hex, as SQLite's blob literal takes it.
@@ -111,10 +147,19 @@ async fn an_expired_link_gives_a_page_that_says_so_never_a_500() {
     let email = email_for("Slow Reader");
     verified_owner(&app, &smtp, "Slow Reader").await;
     let visitor = Browser::new(&app.address);
-    ask_for_reset(&visitor, &email).await.assert_status(StatusCode::OK);
-    let link = smtp.wait_for(&email, "Reset").await.link_path("/password-reset/");
+    ask_for_reset(&visitor, &email)
+        .await
+        .assert_status(StatusCode::OK);
+    let link = smtp
+        .wait_for(&email, "Reset")
+        .await
+        .link_path("/password-reset/");
 
-    execute_sql(&app, "UPDATE email_links SET expires_at = '2000-01-01 00:00:00'").await;
+    execute_sql(
+        &app,
+        "UPDATE email_links SET expires_at = '2000-01-01 00:00:00'",
+    )
+    .await;
     visitor
         .get(&link)
         .await
@@ -160,7 +205,10 @@ async fn the_request_page_answers_the_same_for_an_address_with_no_sign_in() {
         "the two answers differ only by the address typed"
     );
     smtp.wait_for(&known, "Reset").await;
-    assert!(smtp.messages_to(stranger).is_empty(), "no mail for an address without a sign-in");
+    assert!(
+        smtp.messages_to(stranger).is_empty(),
+        "no mail for an address without a sign-in"
+    );
 }
 
 #[tokio::test]
@@ -172,7 +220,9 @@ async fn reset_requests_are_limited_per_address() {
     let visitor = Browser::new(&app.address);
     // Five mails an hour per address: the sign-up's, and four resets.
     for _ in 0..4 {
-        ask_for_reset(&visitor, &email).await.assert_status(StatusCode::OK);
+        ask_for_reset(&visitor, &email)
+            .await
+            .assert_status(StatusCode::OK);
     }
     let refused = ask_for_reset(&visitor, &email).await;
     refused
@@ -189,7 +239,10 @@ async fn reset_requests_are_limited_per_address() {
     // Each new link retires the last: only the newest works.
     let first = mails[0].link_path("/password-reset/");
     let last = mails[3].link_path("/password-reset/");
-    visitor.get(&first).await.assert_html_page(StatusCode::NOT_FOUND);
+    visitor
+        .get(&first)
+        .await
+        .assert_html_page(StatusCode::NOT_FOUND);
     visitor.get(&last).await.assert_html_page(StatusCode::OK);
 }
 
@@ -212,7 +265,10 @@ async fn without_mail_the_command_line_prints_a_one_time_link() {
         .await
         .expect("the command prints a link");
     let link = printed.trim();
-    assert!(link.starts_with("http://127.0.0.1:8080/password-reset/"), "{link}");
+    assert!(
+        link.starts_with("http://127.0.0.1:8080/password-reset/"),
+        "{link}"
+    );
     let path = link.trim_start_matches("http://127.0.0.1:8080");
     let visitor = Browser::new(&app.address);
     choose_password(&visitor, path, NEW_PASSWORD)
@@ -224,6 +280,8 @@ async fn without_mail_the_command_line_prints_a_one_time_link() {
         .await
         .assert_redirect("/tokens");
 
-    let unknown = app.cli(&["user", "reset-password", "ghost@example.test"]).await;
+    let unknown = app
+        .cli(&["user", "reset-password", "ghost@example.test"])
+        .await;
     assert!(unknown.unwrap_err().contains("No user has the email"));
 }

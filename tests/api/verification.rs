@@ -28,11 +28,18 @@ async fn a_new_address_must_be_verified_before_tokens_or_invitations() {
     assert_eq!(mail.header("Auto-Submitted"), Some("auto-generated"));
     assert!(mail.header("Message-ID").is_some_and(|id| id.contains('@')));
     assert!(mail.header("Date").is_some());
-    assert!(mail.html.contains("<a href="), "an HTML alternative: {}", mail.html);
+    assert!(
+        mail.html.contains("<a href="),
+        "an HTML alternative: {}",
+        mail.html
+    );
     assert!(!mail.text.contains(PASSWORD));
 
     // Signed in but unverified: the account can be looked at, not used.
-    browser.log_in(&email, PASSWORD).await.assert_redirect("/tokens");
+    browser
+        .log_in(&email, PASSWORD)
+        .await
+        .assert_redirect("/tokens");
     let refused = browser.get("/tokens/new").await;
     assert_forbidden_page(&refused);
     refused.assert_contains("Confirm your email address first");
@@ -72,10 +79,20 @@ async fn signing_up_with_a_taken_address_looks_the_same_and_mails_its_owner() {
     let fresh = "someone.new@example.test";
     let attacker = Browser::new(&app.address);
     let for_taken = attacker
-        .submit_signup("Probe", &taken, "another long password", "another long password")
+        .submit_signup(
+            "Probe",
+            &taken,
+            "another long password",
+            "another long password",
+        )
         .await;
     let for_fresh = attacker
-        .submit_signup("Probe", fresh, "another long password", "another long password")
+        .submit_signup(
+            "Probe",
+            fresh,
+            "another long password",
+            "another long password",
+        )
         .await;
     assert_eq!(for_taken.status, StatusCode::OK);
     assert_eq!(for_taken.status, for_fresh.status);
@@ -161,7 +178,10 @@ async fn a_new_address_that_someone_else_took_meanwhile_is_refused_when_followed
     )
     .await
     .assert_redirect("/account/email");
-    let link = smtp.wait_for(&contested, "Confirm").await.link_path("/confirm-email/");
+    let link = smtp
+        .wait_for(&contested, "Confirm")
+        .await
+        .link_path("/confirm-email/");
     Browser::new(&app.address)
         .submit_signup("Quick Taker", &contested, PASSWORD, PASSWORD)
         .await

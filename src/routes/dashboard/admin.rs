@@ -10,7 +10,8 @@ use serde::Deserialize;
 use super::forms::ApiAccessForm;
 use super::session::{CsrfForm, SignedIn};
 use super::view::{
-    Flash, HtmlError, Layout, TimeView, TokenRow, page_method_not_allowed, post_only, redirect, render,
+    Flash, HtmlError, Layout, TimeView, TokenRow, page_method_not_allowed, post_only, redirect,
+    render,
 };
 use crate::db;
 use crate::domain::{AccountId, ApiState, Reason, TokenKey, TokenSecret};

@@ -8,7 +8,9 @@ use askama::Template;
 use serde::Deserialize;
 
 use super::session::{CsrfForm, public_layout};
-use super::view::{HtmlError, Layout, page_method_not_allowed, redirect, render, render_with_status};
+use super::view::{
+    HtmlError, Layout, page_method_not_allowed, redirect, render, render_with_status,
+};
 use crate::db::{self, email_links::Purpose, tx::Principal};
 use crate::domain::{Email, Password};
 use crate::error::AppError;
@@ -72,7 +74,10 @@ struct RequestPage {
     email: String,
 }
 
-async fn request_form(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpResponse, HtmlError> {
+async fn request_form(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, HtmlError> {
     render(&RequestPage {
         layout: public_layout("Reset your password", &req)?,
         mail_on: state.mail_on(),

@@ -213,8 +213,16 @@ fn email_page_for(
     })
 }
 
-async fn email_page(signed_in: SignedIn, state: web::Data<AppState>) -> Result<HttpResponse, HtmlError> {
-    render(&email_page_for(&signed_in, &state, Vec::new(), String::new())?)
+async fn email_page(
+    signed_in: SignedIn,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, HtmlError> {
+    render(&email_page_for(
+        &signed_in,
+        &state,
+        Vec::new(),
+        String::new(),
+    )?)
 }
 
 #[derive(Deserialize)]
@@ -233,7 +241,10 @@ async fn change_email(
     CsrfForm(form): CsrfForm<ChangeForm>,
 ) -> Result<HttpResponse, HtmlError> {
     if !state.mail_on() {
-        return Err(AppError::invalid("This server sends no mail, so an address can't be changed here.").into());
+        return Err(AppError::invalid(
+            "This server sends no mail, so an address can't be changed here.",
+        )
+        .into());
     }
     let again = |errors: Vec<String>, typed: String| {
         render_with_status(
@@ -248,10 +259,17 @@ async fn change_email(
     let ip = signed_in.ip.clone().unwrap_or_default();
     let attempt = state.throttle.attempt(&signed_in.user.email, &ip).await?;
     let typed = Password::for_sign_in(form.current_password);
-    match state.passwords.verify(Some(&signed_in.user.password_hash), &typed).await {
+    match state
+        .passwords
+        .verify(Some(&signed_in.user.password_hash), &typed)
+        .await
+    {
         Ok(true) => attempt.succeeded().await,
         Ok(false) => {
-            return again(vec!["That is not your current password.".into()], form.new_email);
+            return again(
+                vec!["That is not your current password.".into()],
+                form.new_email,
+            );
         }
         Err(busy) => {
             attempt.withdrawn().await;
@@ -304,9 +322,15 @@ struct NoticesPage {
     preferences: Preferences,
 }
 
-async fn notices_page(signed_in: SignedIn, state: web::Data<AppState>) -> Result<HttpResponse, HtmlError> {
+async fn notices_page(
+    signed_in: SignedIn,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, HtmlError> {
     let user = signed_in.user_id();
-    let preferences = db::run(&state.pool, move |conn| db::notices::preferences(conn, user)).await?;
+    let preferences = db::run(&state.pool, move |conn| {
+        db::notices::preferences(conn, user)
+    })
+    .await?;
     render(&NoticesPage {
         layout: signed_in.layout("Notices", "")?,
         email: signed_in.user.email.clone(),

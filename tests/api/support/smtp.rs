@@ -20,8 +20,8 @@ pub const ARRIVAL: Duration = Duration::from_secs(60);
 
 /// How the server protects its connections.
 #[derive(Clone, Copy, PartialEq, Eq)]
-pub enum Tls {
-    None,
+pub enum Protection {
+    Plain,
     StartTls,
     Smtps,
 }
@@ -36,7 +36,7 @@ pub struct SmtpServer {
     child: Option<Child>,
     pub port: u16,
     folder: TempDir,
-    tls: Tls,
+    tls: Protection,
     login: Option<(String, String)>,
     certificate: Option<Certificate>,
 }
@@ -50,13 +50,13 @@ impl Drop for SmtpServer {
 impl SmtpServer {
     /// A plain server, as a local relay would be.
     pub fn start() -> Self {
-        Self::start_with(Tls::None, None)
+        Self::start_with(Protection::Plain, None)
     }
 
     /// A server with `tls`, asking for `login` (user, password) if given.
-    pub fn start_with(tls: Tls, login: Option<(&str, &str)>) -> Self {
+    pub fn start_with(tls: Protection, login: Option<(&str, &str)>) -> Self {
         let folder = tempfile::tempdir().expect("a folder for received mail");
-        let certificate = (tls != Tls::None).then(|| {
+        let certificate = (tls != Protection::Plain).then(|| {
             let made = rcgen::generate_simple_self_signed(vec![
                 "127.0.0.1".to_string(),
                 "localhost".to_string(),
@@ -83,7 +83,9 @@ impl SmtpServer {
                 return server;
             }
         }
-        panic!("the test SMTP server would not start (is python3-aiosmtpd installed? apt-get install python3-aiosmtpd)");
+        panic!(
+            "the test SMTP server would not start (is python3-aiosmtpd installed? apt-get install python3-aiosmtpd)"
+        );
     }
 
     fn spawn(&mut self) -> Result<(), String> {
@@ -100,7 +102,11 @@ impl SmtpServer {
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit());
         if let Some(certificate) = &self.certificate {
-            let mode = if self.tls == Tls::Smtps { "smtps" } else { "starttls" };
+            let mode = if self.tls == Protection::Smtps {
+                "smtps"
+            } else {
+                "starttls"
+            };
             command
                 .args(["--tls", mode, "--cert"])
                 .arg(&certificate.cert)
@@ -148,7 +154,10 @@ impl SmtpServer {
         self.stop();
         let deadline = Instant::now() + Duration::from_secs(30);
         while let Err(why) = self.spawn() {
-            assert!(Instant::now() < deadline, "could not restart the SMTP server: {why}");
+            assert!(
+                Instant::now() < deadline,
+                "could not restart the SMTP server: {why}"
+            );
             std::thread::sleep(Duration::from_millis(200));
         }
     }
@@ -161,9 +170,9 @@ impl SmtpServer {
             .map(|(u, p)| format!("{u}:{p}@"))
             .unwrap_or_default();
         match self.tls {
-            Tls::None => format!("smtp://{login}127.0.0.1:{}", self.port),
-            Tls::StartTls => format!("smtp://{login}127.0.0.1:{}?tls=starttls", self.port),
-            Tls::Smtps => format!("smtps://{login}127.0.0.1:{}", self.port),
+            Protection::Plain => format!("smtp://{login}127.0.0.1:{}", self.port),
+            Protection::StartTls => format!("smtp://{login}127.0.0.1:{}?tls=starttls", self.port),
+            Protection::Smtps => format!("smtps://{login}127.0.0.1:{}", self.port),
         }
     }
 
@@ -237,7 +246,11 @@ impl SmtpServer {
             {
                 return found;
             }
-            let seen: Vec<String> = self.messages().iter().map(|m| format!("{} to {}", m.subject, m.envelope_to)).collect();
+            let seen: Vec<String> = self
+                .messages()
+                .iter()
+                .map(|m| format!("{} to {}", m.subject, m.envelope_to))
+                .collect();
             assert!(
                 Instant::now() < deadline,
                 "a mail to {to} about {subject:?} should arrive; received: {seen:?}"
@@ -322,4 +335,3 @@ impl Received {
         self.text[at..end].to_string()
     }
 }
-
