@@ -7,14 +7,15 @@ use super::email_links::{self, LinkToken, Purpose};
 use super::outbox;
 use super::schema::users;
 use super::tx::Tx;
-use super::verification::log_for_user;
+use super::verification::{LoggedAs, log_for_user};
 use crate::domain::{AuditAction, Email, Mail};
 use crate::error::AppError;
 
 /// Someone asks to reset the password of `email`. If it has a sign-in, a link is queued
 /// to it; if not, nothing happens, and the caller answers the same either way.
 pub fn request(tx: &mut Tx<'_>, email: &Email) -> Result<(), AppError> {
-    if let Some(token) = link_if_known(tx, email)? {
+    if let Some(user) = super::users::find_by_email(tx.conn, email)? {
+        let token = email_links::create(tx.conn, user.user_id(), Purpose::Reset, email)?;
         outbox::enqueue(
             tx.conn,
             email,
@@ -29,20 +30,17 @@ pub fn request(tx: &mut Tx<'_>, email: &Email) -> Result<(), AppError> {
 /// The command line's reset: the link itself, for the operator to pass on. An email with
 /// no sign-in is an error here: the operator may know.
 pub fn link_for(tx: &mut Tx<'_>, email: &Email) -> Result<LinkToken, AppError> {
-    link_if_known(tx, email)?
-        .ok_or_else(|| AppError::invalid(format!("No user has the email {email}.")))
-}
-
-fn link_if_known(tx: &mut Tx<'_>, email: &Email) -> Result<Option<LinkToken>, AppError> {
-    match super::users::find_by_email(tx.conn, email)? {
-        Some(user) => Ok(Some(email_links::create(
-            tx.conn,
-            user.user_id(),
-            Purpose::Reset,
-            email,
-        )?)),
-        None => Ok(None),
-    }
+    let user = super::users::find_by_email(tx.conn, email)?
+        .ok_or_else(|| AppError::invalid(format!("No user has the email {email}.")))?;
+    let token = email_links::create(tx.conn, user.user_id(), Purpose::Reset, email)?;
+    log_for_user(
+        tx,
+        (user.user_id(), &user.email),
+        LoggedAs::Actor,
+        AuditAction::ResetLinkIssued,
+        "a one-time reset link, valid 30 minutes",
+    )?;
+    Ok(token)
 }
 
 /// Follows a reset link with a new password's hash: sets it, ends every session of the
@@ -67,8 +65,8 @@ pub fn reset(tx: &mut Tx<'_>, token: &str, new_hash: &str) -> Result<String, App
     outbox::enqueue(tx.conn, &email, &Mail::PasswordChanged {})?;
     log_for_user(
         tx,
-        user.user_id(),
-        &user.email,
+        (user.user_id(), &user.email),
+        LoggedAs::LinkHolder,
         AuditAction::PasswordReset,
         "with a mailed link; every session ended",
     )?;

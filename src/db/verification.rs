@@ -66,7 +66,13 @@ pub fn verify(tx: &mut Tx<'_>, token: &str) -> Result<String, AppError> {
     if changed != 1 {
         return Err(AppError::NotFound);
     }
-    log_for_user(tx, link.user, &link.email, AuditAction::EmailVerified, "")?;
+    log_for_user(
+        tx,
+        (link.user, &link.email),
+        LoggedAs::LinkHolder,
+        AuditAction::EmailVerified,
+        "",
+    )?;
     Ok(link.email)
 }
 
@@ -119,27 +125,35 @@ pub fn confirm_change(tx: &mut Tx<'_>, token: &str) -> Result<String, AppError> 
     let detail = format!("from {old}");
     log_for_user(
         tx,
-        user.user_id(),
-        new_email.as_str(),
+        (user.user_id(), new_email.as_str()),
+        LoggedAs::LinkHolder,
         AuditAction::EmailChanged,
         &detail,
     )?;
     Ok(new_email.to_string())
 }
 
+/// Who a link's change is logged as: the person who followed it (a visitor until then),
+/// or whoever acts (the command line).
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(super) enum LoggedAs {
+    LinkHolder,
+    Actor,
+}
+
 /// Logs a change to a person's sign-in in their first account, as sign-ins are (see
 /// `users::record_sign_in`); a user with no account leaves no row.
 pub(super) fn log_for_user(
     tx: &mut Tx<'_>,
-    user: UserId,
-    email: &str,
+    (user, email): (UserId, &str),
+    logged_as: LoggedAs,
     action: AuditAction,
     detail: &str,
 ) -> Result<(), AppError> {
     let Some(account) = super::memberships::first_account_of(tx.conn, user)? else {
         return Ok(());
     };
-    if tx.actor().user_id.is_none() && tx.actor().label == "visitor" {
+    if logged_as == LoggedAs::LinkHolder {
         tx.act_as(Actor {
             user_id: Some(user),
             label: email.to_string(),

@@ -52,6 +52,7 @@ audit_actions! {
     EmailVerified => "user.email_verified",
     EmailChanged => "user.email_changed",
     PasswordReset => "user.password_reset",
+    ResetLinkIssued => "user.reset_link_issued",
 }
 
 super::sql::text_column!(AuditAction);

@@ -270,6 +270,11 @@ async fn without_mail_the_command_line_prints_a_one_time_link() {
         "{link}"
     );
     let path = link.trim_start_matches("http://127.0.0.1:8080");
+    owner
+        .get("/audit")
+        .await
+        .assert_contains("user.reset_link_issued")
+        .assert_contains("command line");
     let visitor = Browser::new(&app.address);
     choose_password(&visitor, path, NEW_PASSWORD)
         .await
