@@ -71,9 +71,9 @@ pub fn spawn(state: Data<AppState>) {
         }
         // Notices queued by the store (or the command line) while mail is off are dropped,
         // so the outbox doesn't grow.
-        None => every(MAIL_OFF_SWEEP, "drop unsendable mail", &state, |state| {
+        None => every(MAIL_OFF_SWEEP, "drop unsendable notices", &state, |state| {
             let mut conn = state.pool.get()?;
-            db::outbox::discard_pending(&mut conn).map(drop)
+            db::outbox::discard_notices(&mut conn).map(drop)
         }),
     }
     if state.metrics.enabled() {

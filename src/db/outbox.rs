@@ -184,10 +184,16 @@ pub fn failed(conn: &mut DbConnection, limit: i64) -> Result<Vec<OutboxRow>, App
         .load(conn)?)
 }
 
-/// Mail is off: drops the messages waiting (notices queued by the command line or the
-/// store). Returns how many.
-pub fn discard_pending(conn: &mut DbConnection) -> Result<usize, AppError> {
+/// Mail is off: drops the notices waiting (queued by revocations, the command line's
+/// among them). Other mail is only queued by an instance with mail on, and is left for it.
+/// Returns how many were dropped.
+pub fn discard_notices(conn: &mut DbConnection) -> Result<usize, AppError> {
     super::write(conn, |conn| {
-        Ok(diesel::delete(outbox::table.filter(pending())).execute(conn)?)
+        Ok(diesel::delete(
+            outbox::table
+                .filter(pending())
+                .filter(outbox::kind.eq_any(Mail::NOTICE_KINDS)),
+        )
+        .execute(conn)?)
     })
 }

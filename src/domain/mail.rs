@@ -73,13 +73,12 @@ impl Mail {
         }
     }
 
-    /// Notices, which a user may turn off and which carry `List-Unsubscribe`; the rest are
-    /// security mails, always sent.
+    /// The kinds of notice, which a user may turn off and which carry `List-Unsubscribe`;
+    /// the rest are security mails, always sent.
+    pub const NOTICE_KINDS: [&'static str; 3] = ["expiry_digest", "token_revoked", "new_address"];
+
     pub fn is_notice(&self) -> bool {
-        matches!(
-            self,
-            Mail::ExpiryDigest { .. } | Mail::TokenRevoked { .. } | Mail::NewAddress { .. }
-        )
+        Self::NOTICE_KINDS.contains(&self.kind())
     }
 
     pub fn to_json(&self) -> String {

@@ -13,7 +13,7 @@ use crate::support::mail::{spawn_mailing_app, verified_owner};
 use crate::support::smtp::{Protection, SmtpServer};
 use crate::support::store::TestDb;
 
-/// Waits until the outbox has tried every message at least once and sent none since.
+/// Waits until a try has failed and its reason is kept, the message still unsent.
 async fn wait_for_a_failed_try(app: &crate::support::api::TestApp) {
     let tried = eventually(
         Duration::from_secs(30),
@@ -21,7 +21,7 @@ async fn wait_for_a_failed_try(app: &crate::support::api::TestApp) {
         || async {
             count_rows(
                 app,
-                "SELECT COUNT(*) FROM outbox WHERE attempts > 0 AND sent_at IS NULL",
+                "SELECT COUNT(*) FROM outbox WHERE last_error IS NOT NULL AND sent_at IS NULL",
             )
             .await
                 > 0
