@@ -7,13 +7,16 @@ use std::time::Duration;
 
 use actix_web::web::Data;
 
-use crate::db;
 use crate::error::AppError;
 use crate::state::AppState;
+use crate::{db, mail};
 
 /// How often expired dashboard sessions are deleted. A session left idle, never signed
 /// out of, stays until then; nobody is waiting on the sweep, so it runs here.
 const SESSION_SWEEP: Duration = Duration::from_secs(600);
+
+/// How often, with mail off, messages queued anyway are dropped.
+const MAIL_OFF_SWEEP: Duration = Duration::from_secs(60);
 
 /// How often the metrics' histogram samples are moved into their buckets (the exporter's
 /// own task would do it every 5 s; it isn't run, see `metrics`).
@@ -50,6 +53,29 @@ pub fn spawn(state: Data<AppState>) {
         let mut conn = state.pool.get()?;
         db::sessions::delete_expired(&mut conn, db::now()).map(drop)
     });
+    match state.mailer.clone() {
+        Some(mailer) => {
+            every(
+                config.mail_poll_interval,
+                "send mail",
+                &state,
+                move |state| {
+                    let mut conn = state.pool.get()?;
+                    mail::sender::deliver_due(&mut conn, &mailer).map(drop)
+                },
+            );
+            every(config.notice_interval, "queue notices", &state, |state| {
+                let mut conn = state.pool.get()?;
+                mail::sender::queue_notices(&mut conn)
+            });
+        }
+        // Notices queued by the store (or the command line) while mail is off are dropped,
+        // so the outbox doesn't grow.
+        None => every(MAIL_OFF_SWEEP, "drop unsendable notices", &state, |state| {
+            let mut conn = state.pool.get()?;
+            db::outbox::discard_notices(&mut conn).map(drop)
+        }),
+    }
     if state.metrics.enabled() {
         // Samples wait in memory until moved into their buckets: at 70,000 requests a
         // second, 15 s of them held 14 MiB in the guard benchmark; one second's, under 1.

@@ -25,6 +25,9 @@ pub enum Command {
     /// Manage accounts.
     #[command(subcommand)]
     Account(AccountCommand),
+    /// Help users with their sign-in.
+    #[command(subcommand)]
+    User(UserCommand),
     /// Manage platform operators.
     #[command(subcommand)]
     Operator(OperatorCommand),
@@ -51,6 +54,14 @@ pub enum AccountCommand {
     },
     /// List every account.
     List,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum UserCommand {
+    /// Print a one-time link (valid 30 minutes) with which EMAIL's owner sets a new
+    /// password; using it ends every session of theirs. For servers without mail, or a
+    /// person whose mail doesn't arrive.
+    ResetPassword { email: String },
 }
 
 #[derive(Subcommand, Debug)]

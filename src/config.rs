@@ -8,6 +8,7 @@ use clap::Args;
 use crate::auth::client_addr::{self, ClientHeader};
 use crate::auth::report_keys::ReportKeys;
 use crate::domain::{DatabaseUrl, Email, SignupMode};
+use crate::mail::SmtpUrl;
 
 /// The raw settings as given on the command line or in the environment.
 #[derive(Args, Clone)]
@@ -128,6 +129,21 @@ pub struct RawSettings {
         default_missing_value = "true"
     )]
     pub metrics_per_account: bool,
+
+    /// Where mail goes: smtp://host:port (a local relay), smtp://user:pass@host:587?tls=starttls
+    /// or smtps://user:pass@host:465. Unset: mail is off.
+    // Its value may hold the relay's password: `--help` must not show it.
+    #[arg(long, env = "KEYWARD_SMTP_URL", global = true, hide_env_values = true)]
+    pub smtp_url: Option<String>,
+
+    /// The sender of every mail, e.g. "Keyward <keys@example.com>". Needed with an SMTP URL.
+    #[arg(long, env = "KEYWARD_MAIL_FROM", global = true)]
+    pub mail_from: Option<String>,
+
+    /// A PEM file of CA certificates to trust for the SMTP relay's TLS certificate, besides
+    /// the usual public ones (for a relay with a private CA or a self-signed certificate).
+    #[arg(long, env = "KEYWARD_SMTP_CA_FILE", global = true)]
+    pub smtp_ca_file: Option<std::path::PathBuf>,
 }
 
 // By hand: a PostgreSQL URL may carry a password, so it is shown the way `DatabaseUrl`
@@ -157,6 +173,15 @@ impl std::fmt::Debug for RawSettings {
             )
             .field("metrics_bind", &self.metrics_bind)
             .field("metrics_per_account", &self.metrics_per_account)
+            .field(
+                "smtp_url",
+                &self.smtp_url.as_deref().map(|url| {
+                    SmtpUrl::parse(url)
+                        .map_or_else(|_| "<unreadable>".to_string(), |u| u.to_string())
+                }),
+            )
+            .field("mail_from", &self.mail_from)
+            .field("smtp_ca_file", &self.smtp_ca_file)
             .finish()
     }
 }
@@ -176,6 +201,12 @@ impl std::str::FromStr for SecretSetting {
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         Ok(Self(s.to_string()))
+    }
+}
+
+impl From<String> for SecretSetting {
+    fn from(s: String) -> Self {
+        Self(s)
     }
 }
 
@@ -229,6 +260,68 @@ pub struct Config {
     pub metrics_per_account: bool,
     /// How often gauges read from the database are refreshed.
     pub metrics_refresh_interval: std::time::Duration,
+    /// The SMTP relay and sender; `None`: mail is off.
+    pub mail: Option<MailSettings>,
+    /// How often the outbox is looked at for messages due.
+    pub mail_poll_interval: std::time::Duration,
+    /// How often notices (expiry digests, new addresses) are looked for.
+    pub notice_interval: std::time::Duration,
+}
+
+/// Mail's settings, checked: the relay, the sender, and any extra CA to trust.
+#[derive(Clone, Debug)]
+pub struct MailSettings {
+    pub smtp: SmtpUrl,
+    /// A mailbox: an address, with or without a display name.
+    pub from: String,
+    /// PEM certificates read from `KEYWARD_SMTP_CA_FILE`.
+    pub ca_pem: Option<Vec<u8>>,
+}
+
+impl MailSettings {
+    /// Checks the three mail settings together; all unset is `None` (mail off).
+    pub fn parse(
+        smtp_url: Option<&str>,
+        from: Option<&str>,
+        ca_file: Option<&std::path::Path>,
+    ) -> Result<Option<Self>, String> {
+        let Some(url) = smtp_url.map(str::trim).filter(|u| !u.is_empty()) else {
+            if from.is_some_and(|f| !f.trim().is_empty()) || ca_file.is_some() {
+                return Err("KEYWARD_MAIL_FROM and KEYWARD_SMTP_CA_FILE need KEYWARD_SMTP_URL too; without it mail is off".into());
+            }
+            return Ok(None);
+        };
+        let smtp =
+            SmtpUrl::parse(url).map_err(|e| format!("KEYWARD_SMTP_URL / --smtp-url: {e}"))?;
+        let from = from.map(str::trim).filter(|f| !f.is_empty()).ok_or(
+            "KEYWARD_MAIL_FROM / --mail-from: set the sender of Keyward's mail, e.g. \"Keyward <keys@example.com>\"",
+        )?;
+        from.parse::<lettre::message::Mailbox>().map_err(|_| {
+            format!("KEYWARD_MAIL_FROM / --mail-from: \"{from}\" is not an address such as keys@example.com or \"Keyward <keys@example.com>\"")
+        })?;
+        let ca_pem = ca_file
+            .map(|path| {
+                let pem = std::fs::read(path).map_err(|e| {
+                    format!(
+                        "KEYWARD_SMTP_CA_FILE / --smtp-ca-file: cannot read {}: {e}",
+                        path.display()
+                    )
+                })?;
+                if !String::from_utf8_lossy(&pem).contains("-----BEGIN CERTIFICATE-----") {
+                    return Err(format!(
+                        "KEYWARD_SMTP_CA_FILE / --smtp-ca-file: {} holds no PEM certificate",
+                        path.display()
+                    ));
+                }
+                Ok(pem)
+            })
+            .transpose()?;
+        Ok(Some(Self {
+            smtp,
+            from: from.to_string(),
+            ca_pem,
+        }))
+    }
 }
 
 impl Config {
@@ -260,6 +353,9 @@ impl Config {
             metrics_bind: None,
             metrics_per_account: true,
             metrics_refresh_interval: std::time::Duration::from_millis(200),
+            mail: None,
+            mail_poll_interval: std::time::Duration::from_millis(100),
+            notice_interval: std::time::Duration::from_millis(300),
         }
     }
 
@@ -327,6 +423,11 @@ impl TryFrom<RawSettings> for Config {
             return Err("KEYWARD_WORKERS / --workers: use at least 1".into());
         }
         let metrics_bind = metrics_bind(raw.metrics_bind.as_deref(), bind)?;
+        let mail = MailSettings::parse(
+            raw.smtp_url.as_deref(),
+            raw.mail_from.as_deref(),
+            raw.smtp_ca_file.as_deref(),
+        )?;
         if raw.password_threads == Some(0) {
             return Err("KEYWARD_PASSWORD_THREADS / --password-threads: use at least 1".into());
         }
@@ -367,6 +468,9 @@ impl TryFrom<RawSettings> for Config {
             metrics_bind,
             metrics_per_account: raw.metrics_per_account,
             metrics_refresh_interval: std::time::Duration::from_secs(15),
+            mail,
+            mail_poll_interval: std::time::Duration::from_secs(2),
+            notice_interval: std::time::Duration::from_secs(300),
         })
     }
 }
@@ -453,6 +557,44 @@ mod tests {
         ])
         .expect_err("the API's own address");
         assert!(err.contains("the API's own address"), "{err}");
+    }
+
+    #[test]
+    fn mail_is_off_without_an_smtp_url_and_its_password_never_shows() {
+        let parse = |args: &[&str]| {
+            let mut argv = vec!["keyward"];
+            argv.extend_from_slice(args);
+            let cli = Cli::try_parse_from(argv).expect("the arguments parse");
+            let shown = format!("{cli:?}");
+            (Config::try_from(cli.settings), shown)
+        };
+        assert!(parse(&[]).0.expect("defaults").mail.is_none());
+        let (config, shown) = parse(&[
+            "--smtp-url",
+            "smtps://keys:hunter2-smtp@mail.example.com",
+            "--mail-from",
+            "Keyward <keys@example.com>",
+        ]);
+        let config = config.expect("good mail settings");
+        assert!(!shown.contains("hunter2-smtp"), "{shown}");
+        assert!(!format!("{config:?}").contains("hunter2-smtp"));
+        assert!(config.mail.is_some());
+        let (refused, _) = parse(&["--smtp-url", "smtps://keys:hunter2-smtp@mail.example.com"]);
+        let err = refused.expect_err("a sender is needed");
+        assert!(err.starts_with("KEYWARD_MAIL_FROM"), "{err}");
+        let (refused, _) = parse(&[
+            "--smtp-url",
+            "smtp://mail.example.com",
+            "--mail-from",
+            "keys@example.com",
+            "--smtp-ca-file",
+            "/nonexistent/ca.pem",
+        ]);
+        assert!(
+            refused
+                .expect_err("a missing CA file")
+                .starts_with("KEYWARD_SMTP_CA_FILE")
+        );
     }
 
     #[test]

@@ -75,6 +75,8 @@ pub struct Standing {
     /// (`user` and `role` are theirs, read inside the write), never beyond them, and only
     /// on tokens. A token made at the command line has no maker and acts for the account.
     pub token: Option<TokenStanding>,
+    /// A user whose address is not verified yet: they may look, not create tokens or invite.
+    pub unverified: bool,
 }
 
 /// What an acting token holds, as read inside the write: the most it can hand on.
@@ -96,6 +98,7 @@ impl Standing {
         operator: false,
         trusted: true,
         token: None,
+        unverified: false,
     };
 
     pub const NOBODY: Standing = Standing {
@@ -104,6 +107,7 @@ impl Standing {
         operator: false,
         trusted: false,
         token: None,
+        unverified: false,
     };
 
     pub fn member(user: UserId, role: Option<Role>, operator: bool) -> Self {
@@ -113,7 +117,13 @@ impl Standing {
             operator,
             trusted: false,
             token: None,
+            unverified: false,
         }
+    }
+
+    /// The same standing, for a user whose address is not verified yet (`true`).
+    pub fn unverified(self, unverified: bool) -> Self {
+        Standing { unverified, ..self }
     }
 
     /// An API token made by `maker` (whose role in the account is `role`), or at the
@@ -125,6 +135,7 @@ impl Standing {
             operator: false,
             trusted: false,
             token: Some(token),
+            unverified: false,
         }
     }
 }
@@ -133,6 +144,9 @@ impl Standing {
 pub fn allows(standing: &Standing, action: Action) -> bool {
     if standing.trusted {
         return true;
+    }
+    if standing.unverified && matches!(action, Action::CreateToken | Action::Invite { .. }) {
+        return false;
     }
     let role = standing.role;
     let at_least = |needed: Role| role.is_some_and(|r| r >= needed);
@@ -245,9 +259,15 @@ pub fn may_limit(caller: &TokenStanding, wanted: Option<RateLimit>) -> Result<()
         _ => Ok(()),
     }
 }
+/// Why an unverified user may not create tokens or invite.
+pub const UNVERIFIED: &str = "Confirm your email address first: follow the link we mailed you. \
+     Your account's email page can send it again.";
 
 /// The sentence for a refusal: what a person sees on the 403 page.
 pub fn refusal(standing: &Standing, action: Action) -> &'static str {
+    if standing.unverified && matches!(action, Action::CreateToken | Action::Invite { .. }) {
+        return UNVERIFIED;
+    }
     if let Some(token) = standing.token {
         if token.suspended {
             return "This account's API access is suspended: a token may only revoke itself.";

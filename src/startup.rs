@@ -65,8 +65,20 @@ impl Application {
         // The API's links, for the address clients use.
         let links = routes::api::Links::new(config.public_url.as_deref(), listener.local_addr()?);
 
+        let mailer = config
+            .mail
+            .as_ref()
+            .map(|mail| crate::mail::Mailer::new(mail, &public_base(&config, &listener)?))
+            .transpose()?;
+        if let Some(mailer) = &mailer {
+            tracing::info!(relay = mailer.relay(), "mail is on");
+        }
         // Built once: every worker gets a handle to the same cache and recorder.
-        let state = web::Data::new(AppState::new(pool, config).with_metrics(metrics.clone()));
+        let state = web::Data::new(
+            AppState::new(pool, config)
+                .with_metrics(metrics.clone())
+                .with_mailer(mailer),
+        );
         let starting = state.clone();
         let loading = std::time::Instant::now();
         let keys = tokio::task::spawn_blocking(move || {
@@ -205,6 +217,14 @@ async fn scrape(state: web::Data<AppState>) -> Result<HttpResponse, AppError> {
     Ok(HttpResponse::Ok()
         .content_type("text/plain; version=0.0.4; charset=utf-8")
         .body(page))
+}
+
+/// The address mailed links point at: the public URL, else the address listened on.
+fn public_base(config: &Config, listener: &TcpListener) -> anyhow::Result<String> {
+    Ok(match &config.public_url {
+        Some(url) => url.clone(),
+        None => format!("http://{}", listener.local_addr()?),
+    })
 }
 
 /// What the cookie-signing keys are derived from: the configured session key, else one

@@ -96,6 +96,8 @@ pub struct AppState {
     pub signed_reports: IpLimit,
     /// Prometheus handles; a no-op set unless `KEYWARD_METRICS_BIND` is given.
     pub metrics: Arc<Metrics>,
+    /// The SMTP relay; `None` while mail is off (no `KEYWARD_SMTP_URL`).
+    pub mailer: Option<Arc<crate::mail::Mailer>>,
 }
 
 /// Reports one address may send at once, and then one per interval: a scanner sends a
@@ -128,7 +130,19 @@ impl AppState {
                 SIGNED_REPORTS_EVERY,
             ),
             metrics: Arc::new(Metrics::off()),
+            mailer: None,
         }
+    }
+
+    /// The same state, mailing through `mailer`.
+    pub fn with_mailer(mut self, mailer: Option<crate::mail::Mailer>) -> Self {
+        self.mailer = mailer.map(Arc::new);
+        self
+    }
+
+    /// Whether mail is on: sign-ups are verified and links are mailed.
+    pub fn mail_on(&self) -> bool {
+        self.mailer.is_some()
     }
 
     /// The same state, counting into `metrics` (built before the pool, which reports to it).

@@ -18,6 +18,11 @@ use reqwest::header::{ACCEPT, CONTENT_TYPE, WWW_AUTHENTICATE};
 use serde_json::{Value, json};
 use tempfile::TempDir;
 
+// The test SMTP server; the story uses part of it.
+#[allow(dead_code)]
+#[path = "api/support/smtp.rs"]
+mod smtp;
+
 const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
 const CHROMIUM: &str = "/usr/bin/chromium";
 const SUPPORT_EMAIL: &str = "support@keyward.test";
@@ -45,12 +50,20 @@ const OPERATOR_PASSWORD: &str = "operators keep the lights on";
 async fn a_person_creates_uses_and_revokes_a_token_in_a_browser() {
     let server = Server::start();
     server.make_operator(OPERATOR_EMAIL, OPERATOR_PASSWORD);
+    in_browser(server, story).await;
+}
+
+/// Runs `story` in a fresh headless Chromium against `server`. The story runs in its own
+/// task so that, pass or panic, the browser session is closed before the processes behind
+/// it are killed.
+async fn in_browser<F, Fut>(server: Server, story: F)
+where
+    F: FnOnce(Client, String, Screenshots) -> Fut,
+    Fut: std::future::Future<Output = ()> + Send + 'static,
+{
     let driver = ChromeDriver::start();
     let browser = driver.session().await;
     let shots = Screenshots::from_env(driver.url());
-
-    // The story runs in its own task so that, pass or panic, the browser session is closed
-    // before the processes behind it are killed.
     let story = tokio::spawn(story(browser.clone(), server.url.clone(), shots));
     let outcome = tokio::time::timeout(STORY_TIMEOUT, story).await;
     let _ = tokio::time::timeout(Duration::from_secs(10), browser.close()).await;
@@ -65,6 +78,68 @@ async fn a_person_creates_uses_and_revokes_a_token_in_a_browser() {
         Ok(Err(join)) => panic!("the browser story was cancelled: {join}"),
         Ok(Ok(())) => {}
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs chromium and chromedriver: cargo test --test browser -- --ignored"]
+async fn a_person_resets_a_forgotten_password_from_the_mail_in_a_browser() {
+    let mail = smtp::SmtpServer::start();
+    let url = mail.url();
+    let server = Server::start_with(&[
+        ("KEYWARD_SMTP_URL", url.as_str()),
+        ("KEYWARD_MAIL_FROM", "Keyward <keys@keyward.test>"),
+    ]);
+    in_browser(server, |b, base, shots| reset_story(b, base, mail, shots)).await;
+}
+
+/// Signs up with mail on and verifies the address from the mail; forgets the password,
+/// asks for a link from the sign-in page, follows it from the mail, sets a new password
+/// and signs in with it.
+async fn reset_story(b: Client, base: String, mail: smtp::SmtpServer, shots: Screenshots) {
+    let page = Page {
+        b: &b,
+        base: &base,
+        shots,
+    };
+    const NEW_PASSWORD: &str = "a new and better passphrase";
+
+    page.open("/signup").await;
+    page.fill("account_name", "Forgetful Search").await;
+    page.fill("email", EMAIL).await;
+    page.fill("password", PASSWORD).await;
+    page.fill("password_confirmation", PASSWORD).await;
+    page.click_button("Create account").await;
+    page.wait_for_text("Check your inbox").await;
+    page.shoot("signup-check-inbox").await;
+    let verify = mail.wait_for(EMAIL, "Verify your email address").await;
+    page.open(&verify.link_path("/verify-email/")).await;
+    page.click_button("Verify my address").await;
+    page.wait_for_text("is verified").await;
+
+    page.open("/login").await;
+    page.click_link("Forgot your password?").await;
+    page.wait_for_path("/password-reset").await;
+    page.shoot("password-reset-request").await;
+    page.fill("email", EMAIL).await;
+    page.click_button("Mail me a link").await;
+    page.wait_for_text("Check your inbox").await;
+
+    let reset = mail.wait_for(EMAIL, "Reset your Keyward password").await;
+    assert!(!reset.text.contains(PASSWORD), "the mail holds no password");
+    page.open(&reset.link_path("/password-reset/")).await;
+    page.wait_for_text("Choose a new password").await;
+    page.shoot("password-reset-choose").await;
+    page.fill("password", NEW_PASSWORD).await;
+    page.fill("password_confirmation", NEW_PASSWORD).await;
+    page.click_button("Set new password").await;
+    page.wait_for_path("/login").await;
+    page.assert_text_contains("Your password was changed").await;
+    page.fill("email", EMAIL).await;
+    page.fill("password", NEW_PASSWORD).await;
+    page.click_button("Sign in").await;
+    page.wait_for_path("/tokens").await;
+    mail.wait_for(EMAIL, "Your Keyward password was changed")
+        .await;
 }
 
 async fn story(b: Client, base: String, shots: Screenshots) {
@@ -1020,6 +1095,11 @@ struct Server {
 
 impl Server {
     fn start() -> Self {
+        Self::start_with(&[])
+    }
+
+    /// The server with extra settings, such as mail's.
+    fn start_with(env: &[(&str, &str)]) -> Self {
         let dir = tempfile::tempdir().expect("a temporary directory");
         let database = dir.path().join("k.db");
         // The request log goes to a file, shown only when the story fails.
@@ -1038,6 +1118,9 @@ impl Server {
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(log);
+        for (name, value) in env {
+            command.env(name, value);
+        }
         let mut child = command.spawn().expect("the keyward binary should start");
         let stdout = child.stdout.take().expect("keyward's stdout");
 

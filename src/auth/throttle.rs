@@ -44,6 +44,11 @@ pub const MAX_DELAY: Duration = Duration::from_secs(15 * 60);
 pub const PER_IP: i64 = 300;
 pub const PER_EMAIL: i64 = 1000;
 pub const SIGN_UPS_PER_IP: i64 = 20;
+/// Requests that mail a link (reset, verification, sign-up with mail on) per email an hour:
+/// enough for a person who lost a mail, too few to flood an inbox.
+pub const MAIL_PER_EMAIL: i64 = 5;
+/// The same per address, whatever the emails.
+pub const MAIL_PER_IP: i64 = 30;
 const WINDOW: Duration = Duration::from_secs(3600);
 /// The one key for every sign-in whose email isn't an email address.
 const NOT_AN_EMAIL: &str = "(not an email)";
@@ -168,12 +173,13 @@ impl Attempt {
 pub enum Refusal {
     SignIn(Duration),
     SignUp(Duration),
+    Mail(Duration),
 }
 
 impl Refusal {
     pub fn wait(self) -> Duration {
         match self {
-            Refusal::SignIn(wait) | Refusal::SignUp(wait) => wait,
+            Refusal::SignIn(wait) | Refusal::SignUp(wait) | Refusal::Mail(wait) => wait,
         }
     }
 }
@@ -204,6 +210,39 @@ impl LoginThrottle {
             .await?
             .map_err(|wait| too_many(Refusal::SignUp(wait)))
     }
+
+    /// Counts a request that mails a link to `email`, from `ip`, or says how long to wait.
+    /// Counted whether or not the email has a sign-in, so the answer tells nothing.
+    pub async fn mail_request(&self, email: &Email, ip: &str) -> Result<(), AppError> {
+        let (email, ip) = (email.clone(), ip.to_string());
+        db::run(&self.pool, move |conn| {
+            mail_request_at(conn, &email, &ip, db::now())
+        })
+        .await?
+        .map_err(|wait| too_many(Refusal::Mail(wait)))
+    }
+}
+
+/// Counts a request that mails `email` a link, from `ip` at `now`, unless it must wait.
+pub fn mail_request_at(
+    conn: &mut DbConnection,
+    email: &Email,
+    ip: &str,
+    now: NaiveDateTime,
+) -> Result<Result<(), Duration>, AppError> {
+    record_at(
+        conn,
+        &[
+            (
+                Kind::MailEmail,
+                email.as_str(),
+                Rule::Ceiling(MAIL_PER_EMAIL),
+            ),
+            (Kind::MailIp, ip, Rule::Ceiling(MAIL_PER_IP)),
+        ],
+        rand::random::<i64>(),
+        now,
+    )
 }
 
 /// Counts a password check for `email` from `ip` at `now` as failed, unless a rule says
@@ -309,6 +348,7 @@ fn too_many(refusal: Refusal) -> AppError {
     let what = match refusal {
         Refusal::SignIn(_) => "Too many failed sign-ins for this email from your network.",
         Refusal::SignUp(_) => "Too many sign-ups from your network.",
+        Refusal::Mail(_) => "Too many emails asked for, for this address or from your network.",
     };
     AppError::TooManyRequests {
         retry_after_secs: secs.max(1),
@@ -539,6 +579,43 @@ mod tests {
         assert!(store.sign_up_at("10.0.0.1", start + WINDOW).is_ok());
         // Sign-ups and sign-ins are separate budgets.
         assert!(store.attempt_at("a@x.io", "10.0.0.1", start).is_ok());
+    }
+
+    #[test]
+    fn mailed_links_are_limited_per_email_and_per_address() {
+        let mut store = Store::new();
+        let now = db::now();
+        let victim = Email::parse("victim@x.io").unwrap();
+        for i in 0..MAIL_PER_EMAIL {
+            let ip = format!("10.0.0.{i}");
+            assert!(
+                mail_request_at(&mut store.conn, &victim, &ip, now)
+                    .unwrap()
+                    .is_ok()
+            );
+        }
+        assert!(
+            mail_request_at(&mut store.conn, &victim, "10.9.9.9", now)
+                .unwrap()
+                .is_err(),
+            "a fresh address can't flood the same inbox"
+        );
+        for i in 0..MAIL_PER_IP {
+            let other = Email::parse(&format!("u{i}@x.io")).unwrap();
+            let _ = mail_request_at(&mut store.conn, &other, "10.1.1.1", now).unwrap();
+        }
+        let fresh = Email::parse("fresh@x.io").unwrap();
+        assert!(
+            mail_request_at(&mut store.conn, &fresh, "10.1.1.1", now)
+                .unwrap()
+                .is_err(),
+            "one address can't mail every inbox"
+        );
+        assert!(
+            mail_request_at(&mut store.conn, &fresh, "10.1.1.2", now + WINDOW)
+                .unwrap()
+                .is_ok()
+        );
     }
 
     #[test]

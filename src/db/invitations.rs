@@ -291,3 +291,21 @@ pub fn renew_link(tx: &mut Tx<'_>, id: i32) -> Result<(Invitation, String), AppE
     })?;
     Ok((invitation, token))
 }
+
+/// [`invite`], with the link mailed to the invited address in the same transaction.
+pub fn invite_by_mail(
+    tx: &mut Tx<'_>,
+    email: &Email,
+    role: Role,
+) -> Result<(Invitation, String), AppError> {
+    let (invitation, token) = invite(tx, email, role)?;
+    let account = super::accounts::find(tx.conn, tx.account()?)?;
+    let mail = crate::domain::Mail::Invitation {
+        token: token.clone(),
+        account: account.name,
+        role: role.to_string(),
+        inviter: tx.actor().label.clone(),
+    };
+    super::outbox::enqueue(tx.conn, email, &mail)?;
+    Ok((invitation, token))
+}

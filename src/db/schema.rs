@@ -20,6 +20,7 @@ diesel::table! {
         operator -> Bool,
         created_at -> Timestamp,
         last_login_at -> Nullable<Timestamp>,
+        email_verified_at -> Nullable<Timestamp>,
     }
 }
 
@@ -169,6 +170,61 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    outbox (id) {
+        id -> Integer,
+        kind -> Text,
+        recipient -> Text,
+        payload -> Text,
+        message_id -> Text,
+        created_at -> Timestamp,
+        next_attempt_at -> Timestamp,
+        attempts -> Integer,
+        claimed_until -> Nullable<Timestamp>,
+        sent_at -> Nullable<Timestamp>,
+        failed_at -> Nullable<Timestamp>,
+        last_error -> Nullable<Text>,
+    }
+}
+
+diesel::table! {
+    email_links (id) {
+        id -> Integer,
+        user_id -> Integer,
+        purpose -> Text,
+        token_digest -> Binary,
+        email -> Text,
+        created_at -> Timestamp,
+        expires_at -> Timestamp,
+        used_at -> Nullable<Timestamp>,
+    }
+}
+
+diesel::table! {
+    mail_preferences (user_id) {
+        user_id -> Integer,
+        expiry_digest -> Bool,
+        revocations -> Bool,
+        new_ip -> Bool,
+        last_expiry_digest_at -> Nullable<Timestamp>,
+    }
+}
+
+diesel::table! {
+    expiry_notices (token_id) {
+        token_id -> Integer,
+        noticed_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    address_notices (token_id, ip) {
+        token_id -> Integer,
+        ip -> Text,
+        noticed_at -> Timestamp,
+    }
+}
+
 diesel::joinable!(memberships -> accounts (account_id));
 diesel::joinable!(memberships -> users (user_id));
 diesel::joinable!(tokens -> accounts (account_id));
@@ -178,6 +234,10 @@ diesel::joinable!(invitations -> accounts (account_id));
 diesel::joinable!(sessions -> users (user_id));
 diesel::joinable!(token_usage_days -> tokens (token_id));
 diesel::joinable!(token_addresses -> tokens (token_id));
+diesel::joinable!(email_links -> users (user_id));
+diesel::joinable!(mail_preferences -> users (user_id));
+diesel::joinable!(expiry_notices -> tokens (token_id));
+diesel::joinable!(address_notices -> tokens (token_id));
 
 diesel::allow_tables_to_appear_in_same_query!(
     accounts,
@@ -192,4 +252,9 @@ diesel::allow_tables_to_appear_in_same_query!(
     server_settings,
     token_usage_days,
     token_addresses,
+    outbox,
+    email_links,
+    mail_preferences,
+    expiry_notices,
+    address_notices,
 );

@@ -198,3 +198,8 @@ pub fn end_others(tx: &mut Tx<'_>, keep: SessionId) -> Result<usize, AppError> {
     }
     Ok(ended)
 }
+
+/// Ends every session of `user`; returns how many ended.
+pub(super) fn delete_all_of(conn: &mut DbConnection, user: UserId) -> Result<usize, AppError> {
+    Ok(diesel::delete(sessions::table.filter(sessions::user_id.eq(user.0))).execute(conn)?)
+}

@@ -19,16 +19,21 @@ use crate::error::AppError;
 pub(super) struct UserFacts {
     pub email: String,
     pub operator: bool,
+    pub verified: bool,
 }
 
 /// The user's email and operator flag; `None` once the user is gone.
 pub(super) fn user(conn: &mut DbConnection, id: UserId) -> Result<Option<UserFacts>, AppError> {
     Ok(users::table
         .find(id.0)
-        .select((users::email, users::operator))
-        .first::<(String, bool)>(conn)
+        .select((users::email, users::operator, users::email_verified_at))
+        .first::<(String, bool, Option<NaiveDateTime>)>(conn)
         .optional()?
-        .map(|(email, operator)| UserFacts { email, operator }))
+        .map(|(email, operator, verified_at)| UserFacts {
+            email,
+            operator,
+            verified: verified_at.is_some(),
+        }))
 }
 
 /// The user's role in the account, or `None` when they are not a member.

@@ -30,6 +30,10 @@ pub enum Kind {
     Email,
     /// A sign-up from one address.
     SignUp,
+    /// A request that mails a link (a password reset, a verification), for one email.
+    MailEmail,
+    /// A request that mails a link, from one address.
+    MailIp,
 }
 
 impl Kind {
@@ -39,6 +43,8 @@ impl Kind {
             Kind::Ip => "ip",
             Kind::Email => "email",
             Kind::SignUp => "sign-up",
+            Kind::MailEmail => "mail-email",
+            Kind::MailIp => "mail-ip",
         }
     }
 }

@@ -772,7 +772,12 @@ pub fn revoke_by_key(tx: &mut Tx<'_>, key: &TokenKey, reason: &Reason) -> Result
         .optional()?
         .ok_or_else(|| AppError::invalid(format!("No token has the key {key}.")))?;
     let actor = tx.actor().clone();
-    revoke_in_tx(tx.conn, token, &actor, reason.as_str())
+    let was_active = token.revoked_at.is_none();
+    let revoked = revoke_in_tx(tx.conn, token, &actor, reason.as_str())?;
+    if was_active {
+        super::notices::token_revoked(tx.conn, revoked.id, "an operator", reason.as_str())?;
+    }
+    Ok(revoked)
 }
 
 /// The guard's one read on a cache miss: the token by key, whatever its state.
@@ -997,7 +1002,9 @@ pub fn revoke_leaked(tx: &mut Tx<'_>, leaks: &[(SecretDigest, Reason)]) -> Resul
             .first(tx.conn)
             .optional()?;
         if let Some(token) = token.filter(|t| t.revoked_at.is_none()) {
+            let id = token.id;
             revoke_in_tx(tx.conn, token, &actor, reason.as_str())?;
+            super::notices::token_revoked(tx.conn, id, "a leaked-secret report", reason.as_str())?;
             revoked += 1;
         }
     }

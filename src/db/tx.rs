@@ -194,7 +194,7 @@ fn standing_of(
                 user.email.clone()
             };
             Ok::<_, AppError>((
-                Standing::member(id, role, console && user.operator),
+                Standing::member(id, role, console && user.operator).unverified(!user.verified),
                 Actor {
                     user_id: Some(id),
                     label,

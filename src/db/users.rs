@@ -19,6 +19,8 @@ pub struct User {
     pub operator: bool,
     pub created_at: NaiveDateTime,
     pub last_login_at: Option<NaiveDateTime>,
+    /// `None` until the address is proven by a mailed link (only while mail is on).
+    pub email_verified_at: Option<NaiveDateTime>,
 }
 
 impl User {
@@ -45,6 +47,8 @@ struct NewUser<'a> {
     password_hash: &'a str,
     operator: bool,
     created_at: NaiveDateTime,
+    /// Set at once: only a sign-up while mail is on starts unverified (`db::verification`).
+    email_verified_at: Option<NaiveDateTime>,
 }
 
 pub fn find_by_email(conn: &mut DbConnection, email: &Email) -> Result<Option<User>, AppError> {
@@ -75,6 +79,7 @@ pub fn create(
             password_hash,
             operator,
             created_at: super::now(),
+            email_verified_at: Some(super::now()),
         })
         .returning(super::columns_of::<User>())
         .get_result(conn)

@@ -54,6 +54,10 @@ audit_actions! {
     ClusterCreated => "cluster.created",
     ClusterUpdated => "cluster.updated",
     ClusterDeleted => "cluster.deleted",
+    EmailVerified => "user.email_verified",
+    EmailChanged => "user.email_changed",
+    PasswordReset => "user.password_reset",
+    ResetLinkIssued => "user.reset_link_issued",
 }
 
 super::sql::text_column!(AuditAction);

@@ -8,6 +8,7 @@ mod database_url;
 mod email;
 mod ids;
 mod lifetime;
+mod mail;
 mod names;
 mod paging;
 mod password;
@@ -25,6 +26,7 @@ pub use database_url::DatabaseUrl;
 pub use email::Email;
 pub use ids::{AccountId, SessionId, TokenId, UserId};
 pub use lifetime::{Grace, LifetimeLimit};
+pub use mail::{ExpiringToken, Mail};
 pub use names::{
     AccountName, ClusterName, NAME_MAX_CHARS, Reason, Slug, TokenName, TokenNote, is_format,
 };

@@ -227,6 +227,25 @@ fn bad_settings_stop_the_server_with_one_clear_line() {
         ),
         ("zero workers", ("KEYWARD_WORKERS", "0")),
         ("a short session key", ("KEYWARD_SESSION_KEY", "too-short")),
+        (
+            "an SMTP URL that is not smtp:// or smtps://",
+            ("KEYWARD_SMTP_URL", "http://mail.example.com"),
+        ),
+        (
+            "an SMTP password that would cross in clear text",
+            (
+                "KEYWARD_SMTP_URL",
+                "smtp://keys:hunter2@mail.example.com:25",
+            ),
+        ),
+        (
+            "an SMTP URL without a sender",
+            ("KEYWARD_SMTP_URL", "smtps://keys:hunter2@mail.example.com"),
+        ),
+        (
+            "a sender without an SMTP URL",
+            ("KEYWARD_MAIL_FROM", "keys@example.com"),
+        ),
     ];
     let mut failures = Vec::new();
     for (name, (bad_name, bad_value)) in cases {
@@ -256,6 +275,10 @@ fn bad_settings_stop_the_server_with_one_clear_line() {
             (
                 output.stdout.contains("http://"),
                 "printed a listening address",
+            ),
+            (
+                output.stderr.contains("hunter2"),
+                "repeated the SMTP password",
             ),
         ]
         .into_iter()

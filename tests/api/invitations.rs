@@ -435,3 +435,24 @@ async fn every_open_invitation_is_listed_and_a_new_link_replaces_the_old_one() {
         "{log:#?}"
     );
 }
+
+#[tokio::test]
+async fn with_mail_on_the_invitation_is_mailed_with_the_link_the_page_shows() {
+    let smtp = crate::support::smtp::SmtpServer::start();
+    let app = crate::support::mail::spawn_mailing_app(&smtp).await;
+    let owner = crate::support::mail::verified_owner(&app, &smtp, "Mailing Inviters").await;
+    let invited = "new.colleague@example.test";
+    let link = crate::admin_helpers::invitation_link(&owner, invited, "member").await;
+
+    let mail = smtp
+        .wait_for(invited, "You are invited to join Mailing Inviters")
+        .await;
+    assert_eq!(mail.link_path("/invitations/"), link);
+    assert!(mail.text.contains("as member"), "{}", mail.text);
+    assert!(mail.header("List-Unsubscribe").is_none());
+    let joined = crate::dashboard_helpers::Browser::new(&app.address);
+    crate::admin_helpers::accept_as_new_user(&joined, &link, crate::dashboard_helpers::PASSWORD)
+        .await
+        .assert_redirect("/tokens");
+    joined.create_token("made by a mailed invitee").await;
+}

@@ -11,7 +11,8 @@ use super::admin_accounts::AccountRow;
 use super::forms::ApiAccessForm;
 use super::session::{CsrfForm, SignedIn};
 use super::view::{
-    Flash, HtmlError, Layout, TokenRow, page_method_not_allowed, post_only, redirect, render,
+    Flash, HtmlError, Layout, TimeView, TokenRow, page_method_not_allowed, post_only, redirect,
+    render,
 };
 use crate::db;
 use crate::domain::{AccountId, ApiState, Reason, TokenKey, TokenSecret};
@@ -46,7 +47,22 @@ struct ConsolePage {
     query: String,
     found: Option<FoundToken>,
     search_error: Option<String>,
+    /// Mail the outbox gave up on, newest first.
+    failed_mail: Vec<FailedMail>,
 }
+
+/// A message that was never sent, and why.
+struct FailedMail {
+    pub kind: String,
+    pub recipient: String,
+    pub created: TimeView,
+    pub failed: Option<TimeView>,
+    pub attempts: i32,
+    pub reason: String,
+}
+
+/// How many failed messages the console lists.
+const FAILED_MAIL_SHOWN: i64 = 50;
 
 /// The console's search form. Only ever read from a POST body, so a searched key or
 /// secret is never in a URL, the browser's history or a proxy's log.
@@ -115,8 +131,9 @@ async fn console_page(
         None => None,
     };
     let searched = wanted.is_some();
-    let (accounts, found) = db::run(&state.pool, move |conn| {
+    let (accounts, found, failed_mail) = db::run(&state.pool, move |conn| {
         let accounts = db::accounts::list_with_counts(conn)?;
+        let failed_mail = db::outbox::failed(conn, FAILED_MAIL_SHOWN)?;
         let found = match wanted {
             Some(Lookup::Key(key)) => db::tokens::find_by_key_any_account(conn, &key)?,
             Some(Lookup::Secret(secret)) => {
@@ -131,7 +148,7 @@ async fn console_page(
             }
             None => None,
         };
-        Ok((accounts, found))
+        Ok((accounts, found, failed_mail))
     })
     .await?;
     if searched && found.is_none() {
@@ -139,6 +156,17 @@ async fn console_page(
             Some("No token matches. Check that the whole key or secret was pasted.".into());
     }
     render(&ConsolePage {
+        failed_mail: failed_mail
+            .into_iter()
+            .map(|row| FailedMail {
+                kind: row.kind,
+                recipient: row.recipient,
+                created: TimeView::new(row.created_at),
+                failed: row.failed_at.map(TimeView::new),
+                attempts: row.attempts,
+                reason: row.last_error.unwrap_or_default(),
+            })
+            .collect(),
         layout: signed_in.layout("Operator console", "/admin")?,
         accounts: accounts.into_iter().map(AccountRow::from).collect(),
         // A pasted secret is never written back into the page; the key stands in for it.

@@ -35,11 +35,14 @@ struct LoginPage {
     email: String,
     /// The sign-up link shows only when anyone may sign up.
     signup_open: bool,
+    /// Without mail, the page says how a forgotten password is reset.
+    mail_on: bool,
 }
 
 #[derive(Deserialize)]
 struct LoginQuery {
     signed_out: Option<String>,
+    password_reset: Option<String>,
 }
 
 async fn form(
@@ -51,11 +54,17 @@ async fn form(
     if query.signed_out.is_some() {
         layout.flash = Some(Flash::success("You have signed out."));
     }
+    if query.password_reset.is_some() {
+        layout.flash = Some(Flash::success(
+            "Your password was changed and every session ended. Sign in with the new one.",
+        ));
+    }
     render(&LoginPage {
         layout,
         error: None,
         email: String::new(),
         signup_open: state.config.signup.is_open(),
+        mail_on: state.mail_on(),
     })
 }
 
@@ -137,6 +146,7 @@ async fn submit(
                     error: Some(MISMATCH.into()),
                     email: form.email,
                     signup_open: state.config.signup.is_open(),
+                    mail_on: state.mail_on(),
                 },
                 actix_web::http::StatusCode::UNAUTHORIZED,
             )

@@ -160,8 +160,13 @@ async fn invite(
                 ..InviteOutcome::default()
             },
             Some(Flash::success(format!(
-                "Invitation created for {}. Send them the link below; it works once, for {} days.",
+                "Invitation created for {}. {}; it works once, for {} days.",
                 form.email.trim(),
+                if state.mail_on() {
+                    "We are mailing them the link below"
+                } else {
+                    "Send them the link below"
+                },
                 db::invitations::VALID_DAYS
             ))),
         ),
@@ -196,11 +201,15 @@ async fn create_invitation(
             Action::Invite { role },
         )));
     }
+    let mail_on = state.mail_on();
     let (_, token) = state
         .write(
             signed_in.principal(),
             Some(signed_in.account_id()?),
-            move |tx| db::invitations::invite(tx, &email, role),
+            move |tx| match mail_on {
+                true => db::invitations::invite_by_mail(tx, &email, role),
+                false => db::invitations::invite(tx, &email, role),
+            },
         )
         .await?;
     Ok(token)

@@ -3,7 +3,8 @@
 //!
 //! Each page module takes what it needs from `session` (who is signed in, forms) and
 //! `view` (the frame, rendering, errors), and from `policy`, `db` and `domain`; no page
-//! module imports another.
+//! module imports another, but for `verification`, which shows its answers on
+//! `recovery`'s message page.
 
 mod admin;
 mod admin_accounts;
@@ -18,6 +19,7 @@ mod lifetime;
 mod login;
 mod members;
 mod rate_limit;
+mod recovery;
 mod roll;
 mod security;
 mod session;
@@ -27,6 +29,7 @@ mod token_list;
 mod token_pages;
 mod tokens;
 mod usage_view;
+mod verification;
 mod view;
 
 use actix_web::http::header;
@@ -42,6 +45,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .configure(docs::configure)
         .configure(signup::configure)
         .configure(login::configure)
+        .configure(recovery::configure)
+        .configure(verification::configure)
         .configure(tokens::configure)
         .configure(roll::configure)
         .configure(lifetime::configure)

@@ -234,6 +234,7 @@ impl SignedIn {
             self.membership().map(|(_, role)| *role),
             self.user.operator,
         )
+        .unverified(self.user.email_verified_at.is_none())
     }
 
     pub fn can(&self, action: Action) -> bool {

@@ -1,8 +1,9 @@
 //! `/signup`: creates an account and its owner, then signs the owner in; only when the
 //! operator lets anyone sign up (`KEYWARD_SIGNUP=open`).
 //!
-//! A sign-up for a taken email has to say so, so sign-up tells whether an email has a
-//! sign-in. It tells nothing else, and no faster than it must: sign-ups are limited per
+//! With mail on, every sign-up answers "check your inbox", and a taken email learns of the
+//! try by mail (`db::verification::sign_up`). With mail off, a sign-up for a taken email
+//! has to say so, so sign-up tells whether an email has a sign-in. It tells nothing else, and no faster than it must: sign-ups are limited per
 //! address, a taken email costs the same argon2 hash as a free one, and its answer
 //! never depends on the password typed, so sign-up is no way to test a password.
 
@@ -101,9 +102,19 @@ async fn submit(
         .throttle
         .sign_up(ip.as_deref().unwrap_or_default())
         .await?;
+    if state.mail_on() {
+        // The same mail limit as a reset's: each sign-up mails the address.
+        state
+            .throttle
+            .mail_request(&email, ip.as_deref().unwrap_or_default())
+            .await?;
+    }
     // Hashed before the email is looked at, so a taken one costs the same; and with no
     // database connection held while argon2 runs.
     let hash = state.passwords.hash(&password).await?;
+    if state.mail_on() {
+        return check_your_inbox(&req, &state, ip, name, email, hash).await;
+    }
     let created = state
         .write(Principal::Visitor { ip }, None, move |tx| {
             db::accounts::sign_up(tx, &name, &email, &hash)
@@ -122,6 +133,36 @@ async fn submit(
         Err(AppError::Invalid(messages)) => again(&req, form, messages),
         Err(other) => Err(other.into()),
     }
+}
+
+/// With mail on, a sign-up answers the same for every address, new or taken: the
+/// difference goes by mail (a link to verify, or word that someone tried), queued in the
+/// sign-up's transaction and never sent inline.
+async fn check_your_inbox(
+    req: &HttpRequest,
+    state: &AppState,
+    ip: Option<String>,
+    name: AccountName,
+    email: Email,
+    hash: String,
+) -> Result<HttpResponse, HtmlError> {
+    let shown = email.to_string();
+    state
+        .write(Principal::Visitor { ip }, None, move |tx| {
+            db::verification::sign_up(tx, &name, &email, &hash)
+        })
+        .await?;
+    render(&InboxPage {
+        layout: public_layout("Check your inbox", req)?,
+        email: shown,
+    })
+}
+
+#[derive(Template)]
+#[template(path = "signup_sent.html")]
+struct InboxPage {
+    layout: Layout,
+    email: String,
 }
 
 /// The form again, with what was typed (never the passwords) and what to fix.

@@ -16,13 +16,16 @@ const STARTUP_TIMEOUT: Duration = Duration::from_secs(30);
 /// How long one run of the binary as a command-line tool may take.
 const COMMAND_TIMEOUT: Duration = Duration::from_secs(30);
 
-const KEYWARD_ENV: [&str; 6] = [
+const KEYWARD_ENV: [&str; 9] = [
     "KEYWARD_BIND",
     "KEYWARD_DATABASE_URL",
     "KEYWARD_SUPPORT_EMAIL",
     "KEYWARD_SESSION_KEY",
     "KEYWARD_PUBLIC_URL",
     "KEYWARD_WORKERS",
+    "KEYWARD_SMTP_URL",
+    "KEYWARD_MAIL_FROM",
+    "KEYWARD_SMTP_CA_FILE",
 ];
 
 fn keyward_command() -> Command {
