@@ -73,16 +73,7 @@ fn notice(page: &Page, id: &str) -> Option<String> {
     let rest = &page.body[start..];
     let rest = &rest[rest.find('>')? + 1..];
     let inner = &rest[..rest.find("</div>").or_else(|| rest.find("</p>"))?];
-    let mut text = String::new();
-    let mut in_tag = false;
-    for c in inner.chars() {
-        match c {
-            '<' => in_tag = true,
-            '>' => in_tag = false,
-            c if !in_tag => text.push(c),
-            _ => {}
-        }
-    }
+    let text = crate::support::admin::strip_tags(inner);
     Some(unescape(
         &text.split_whitespace().collect::<Vec<_>>().join(" "),
     ))

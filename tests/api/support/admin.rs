@@ -244,9 +244,14 @@ fn cell(row: &str, label: &str) -> String {
     };
     let rest = &row[at + marker.len()..];
     let inner = &rest[..rest.find("</td>").unwrap_or(rest.len())];
+    unescape(strip_tags(inner).trim())
+}
+
+/// The text of some HTML with its tags left out, entities still escaped.
+pub fn strip_tags(html: &str) -> String {
     let mut text = String::new();
     let mut in_tag = false;
-    for c in inner.chars() {
+    for c in html.chars() {
         match c {
             '<' => in_tag = true,
             '>' => in_tag = false,
@@ -254,7 +259,7 @@ fn cell(row: &str, label: &str) -> String {
             _ => {}
         }
     }
-    unescape(text.trim())
+    text
 }
 
 /// The events a page of the audit log lists, in the order shown.
