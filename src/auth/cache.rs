@@ -159,7 +159,11 @@ impl UnknownKeyBudget {
     }
 }
 
+/// Tells one cache from another on a thread that serves several servers (a test process).
+static NEXT_CACHE: AtomicU64 = AtomicU64::new(1);
+
 pub struct TokenCache {
+    id: u64,
     entries: RwLock<HashMap<String, Arc<CachedToken>>>,
     generation: AtomicU64,
     /// The last `cache_invalidations.seq` applied.
@@ -190,6 +194,7 @@ impl TokenCache {
     /// A cache that reads at most `per_second` keys a second that it doesn't know of.
     pub fn with_budget(per_second: u32) -> Self {
         Self {
+            id: NEXT_CACHE.fetch_add(1, Ordering::Relaxed),
             entries: RwLock::default(),
             generation: AtomicU64::default(),
             applied: AtomicI32::default(),
@@ -219,6 +224,11 @@ impl TokenCache {
         drop(known);
         self.applied.fetch_max(seq, Ordering::AcqRel);
         Ok(loaded)
+    }
+
+    /// This cache's number in the process, for memories kept per thread (`memo`).
+    pub fn id(&self) -> u64 {
+        self.id
     }
 
     /// The cached token with this key, whatever its state.

@@ -19,6 +19,7 @@ use chrono::NaiveDateTime;
 
 use super::basic::{self, BasicError};
 use super::cache::{CachedToken, Found, TokenCache};
+use super::memo;
 use super::ratelimit::RateLimits;
 use super::usage::{Outcome, UsageRecorder};
 use crate::db::Pool;
@@ -287,6 +288,12 @@ impl Unread {
 }
 
 fn in_memory(state: &impl GuardState, header: Option<&[u8]>, now: NaiveDateTime) -> Judged {
+    // A client sends the same header call after call: once this thread has let it in, its
+    // digest finds the token directly, and only the token's standing is judged again.
+    let presented = header.and_then(memo::Presented::of);
+    if let Some(token) = presented.and_then(|p| memo::recall(state.cache(), &p)) {
+        return Judged::Done(judge_standing(state, token, now));
+    }
     let refused = |reason, failure| Judged::Done(denied(state, reason, failure));
     let credentials = match basic::parse(header) {
         Ok(credentials) => credentials,
@@ -312,7 +319,13 @@ fn in_memory(state: &impl GuardState, header: Option<&[u8]>, now: NaiveDateTime)
     // not answered measurably faster than a known key with a wrong secret.
     let digest = secret.digest();
     match state.cache().find(key.as_str()) {
-        Found::Token { token, .. } => Judged::Done(judge(state, token, &digest, now)),
+        Found::Token { token, generation } => {
+            let verdict = judge(state, token, &digest, now);
+            if let (Verdict::Allowed(token), Some(presented)) = (&verdict, presented) {
+                memo::remember(state.cache(), presented, token, generation);
+            }
+            Judged::Done(verdict)
+        }
         Found::NoSuchKey => refused(GuardReason::UnknownKey, AuthFailure::Inactive),
         Found::Unread => Judged::Unread(Unread { key, digest }),
     }

@@ -6,6 +6,7 @@ pub mod client_addr;
 pub(crate) mod csrf;
 pub mod guard;
 pub(crate) mod ip_limit;
+pub mod memo;
 pub(crate) mod origin;
 pub mod password;
 pub mod ratelimit;
