@@ -5,24 +5,10 @@ use diesel::prelude::*;
 
 use super::audit::Event;
 use super::schema::tokens;
-use super::tokens::{Token, revoke_in_tx, token_target};
+use super::tokens::{Token, managed, revoke_in_tx, token_target};
 use super::tx::Tx;
-use crate::domain::{Reason, TokenId, TokenKey, TokenName, TokenNote, UserId};
+use crate::domain::{Reason, TokenId, TokenKey, TokenName, TokenNote};
 use crate::error::AppError;
-use crate::policy::Action;
-
-/// One of the account's tokens, read under the write lock, if the actor may manage it.
-fn managed(tx: &mut Tx<'_>, id: TokenId) -> Result<Token, AppError> {
-    let token: Token = tokens::table
-        .filter(tokens::account_id.eq(tx.account()?.0))
-        .filter(tokens::id.eq(id.0))
-        .select(Token::as_select())
-        .first(tx.conn)?;
-    tx.require(Action::ManageToken {
-        creator: token.user_id.map(UserId),
-    })?;
-    Ok(token)
-}
 
 /// Renames one of the account's tokens, with its audit event. The guard's cached copy is
 /// dropped, so `GET /token` answers the new name. The same name changes and logs nothing.

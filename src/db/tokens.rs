@@ -542,10 +542,8 @@ pub fn find_for_account(
     Ok(row.into())
 }
 
-/// Revokes one of the account's tokens, if the actor may manage it, with its audit
-/// event and a cache invalidation. Revoking a revoked token changes nothing and logs
-/// nothing.
-pub fn revoke(tx: &mut Tx<'_>, id: TokenId, reason: &Reason) -> Result<Token, AppError> {
+/// One of the account's tokens, read under the write lock, if the actor may manage it.
+pub(super) fn managed(tx: &mut Tx<'_>, id: TokenId) -> Result<Token, AppError> {
     let token: Token = tokens::table
         .filter(tokens::account_id.eq(tx.account()?.0))
         .filter(tokens::id.eq(id.0))
@@ -554,6 +552,14 @@ pub fn revoke(tx: &mut Tx<'_>, id: TokenId, reason: &Reason) -> Result<Token, Ap
     tx.require(Action::ManageToken {
         creator: token.user_id.map(UserId),
     })?;
+    Ok(token)
+}
+
+/// Revokes one of the account's tokens, if the actor may manage it, with its audit
+/// event and a cache invalidation. Revoking a revoked token changes nothing and logs
+/// nothing.
+pub fn revoke(tx: &mut Tx<'_>, id: TokenId, reason: &Reason) -> Result<Token, AppError> {
+    let token = managed(tx, id)?;
     let actor = tx.actor().clone();
     revoke_in_tx(tx.conn, token, &actor, reason.as_str())
 }
