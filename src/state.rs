@@ -92,6 +92,8 @@ pub struct AppState {
     /// Unsigned (or wrongly signed) leaked-secret reports per client address: anyone may
     /// send them.
     pub secret_reports: IpLimit,
+    /// Refused token-API attempts each token may have audited (`routes::api::refusals`).
+    pub refusal_audits: crate::routes::api::RefusalBudget,
     /// Reports signed by a configured key, per client address: the scanner's own budget.
     pub signed_reports: IpLimit,
     /// Prometheus handles; a no-op set unless `KEYWARD_METRICS_BIND` is given.
@@ -119,6 +121,7 @@ impl AppState {
             usage: Arc::new(UsageRecorder::new()),
             rate_limits: Arc::new(RateLimits::new()),
             cluster_pages: Arc::new(ClusterPages::new()),
+            refusal_audits: Default::default(),
             secret_reports: IpLimit::new(
                 "leaked-secret reports",
                 SECRET_REPORTS_BURST,

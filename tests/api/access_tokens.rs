@@ -735,3 +735,37 @@ async fn refused_attempts_on_the_token_api_are_audited_with_what_the_token_was_t
     );
     assert!(refused[1].2.starts_with("POST /access-tokens: 422"));
 }
+
+#[tokio::test]
+async fn a_token_probing_in_a_loop_is_audited_within_its_budget_and_still_answered() {
+    let app = spawn_app().await;
+    let slug = app.create_account("Looping Probe").await;
+    let manager = app.create_token(&slug, "leaked", "read,tokens").await;
+    let burst = REFUSAL_BURST;
+
+    let attempts = burst + 15;
+    for attempt in 0..attempts {
+        let response = app
+            .get_with_auth("/access-tokens/kw_Zq8UnknownKey000", &manager)
+            .await;
+        assert_eq!(
+            response.status(),
+            StatusCode::NOT_FOUND,
+            "attempt {attempt} was not answered as before"
+        );
+    }
+
+    let refused = audit_log(&app, &slug)
+        .await
+        .into_iter()
+        .filter(|(action, _, _)| action == "token.api_refused")
+        .count();
+    // The burst, and at most one more that a minute's refill could add meanwhile.
+    assert!(
+        (burst..=burst + 1).contains(&refused),
+        "{refused} audit rows for {attempts} refused attempts; the budget is {burst} at once"
+    );
+}
+
+/// Refused attempts one token may have audited at once (`routes::api::RefusalBudget::BURST`).
+const REFUSAL_BURST: usize = 20;
