@@ -17,14 +17,20 @@ fn parse_name(raw: &str, what: &str, max: usize) -> Result<String, String> {
     if name.chars().any(char::is_control) {
         return Err(format!("The {what} can't contain control characters."));
     }
-    if let Some(c) = name.chars().find(|c| is_format(*c)) {
-        return Err(format!(
+    no_format(name, what)?;
+    Ok(name.to_string())
+}
+
+/// Refuses Unicode's format characters (see [`is_format`]), naming the first one.
+fn no_format(text: &str, what: &str) -> Result<(), String> {
+    match text.chars().find(|c| is_format(*c)) {
+        Some(c) => Err(format!(
             "The {what} can't contain invisible formatting characters such as \
              zero-width spaces or direction overrides (it has U+{:04X}).",
             u32::from(c)
-        ));
+        )),
+        None => Ok(()),
     }
-    Ok(name.to_string())
 }
 
 /// Unicode's "format" characters (general category Cf): zero-width spaces and joiners,
@@ -109,13 +115,7 @@ fn free_text(raw: &str, what: &str, max: usize) -> Result<String, String> {
     }
     // Quoted on pages beside who acted: a direction override could make it read as part
     // of the sentence around it.
-    if let Some(c) = text.chars().find(|c| is_format(*c)) {
-        return Err(format!(
-            "The {what} can't contain invisible formatting characters such as \
-             zero-width spaces or direction overrides (it has U+{:04X}).",
-            u32::from(c)
-        ));
-    }
+    no_format(text, what)?;
     Ok(text.to_string())
 }
 
