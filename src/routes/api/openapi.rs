@@ -54,6 +54,7 @@ use super::{access_tokens, catalogue, clusters, health, secret_scanning, token, 
     components(
         schemas(ErrorEnvelope),
         responses(
+        BadRequest,
         Unauthorized,
         Forbidden,
         NotFound,

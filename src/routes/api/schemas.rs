@@ -64,6 +64,11 @@ impl<T: ToSchema> SchemaRef for T {
 }
 
 error_response!(
+    BadRequest,
+    "A query parameter or `X-Keyward-Required-…` header the operation doesn't know (named in \
+     the sentence): a misspelt proxy setting fails closed"
+);
+error_response!(
     Unauthorized,
     "No valid token: missing, malformed, unknown, wrong, revoked or expired",
     "WWW-Authenticate" => "Basic realm=\"keyward\", charset=\"UTF-8\""

@@ -38,6 +38,7 @@ pub const SCOPES_HEADER: &str = "x-keyward-scopes";
             ("X-Keyward-Token" = String, description = "The token's key"),
             ("X-Keyward-Scopes" = String, description = "The token's scopes, comma-separated"),
         )),
+        (status = 400, response = super::schemas::BadRequest),
         super::schemas::Guarded,
     )
 )]
