@@ -144,6 +144,11 @@ pub struct RawSettings {
     /// the usual public ones (for a relay with a private CA or a self-signed certificate).
     #[arg(long, env = "KEYWARD_SMTP_CA_FILE", global = true)]
     pub smtp_ca_file: Option<std::path::PathBuf>,
+
+    /// A JSON file of plans, spaces and releases to serve instead of the compiled-in copy of
+    /// Bonsai's public catalogue; checked at start.
+    #[arg(long, env = "KEYWARD_CATALOGUE", global = true)]
+    pub catalogue: Option<std::path::PathBuf>,
 }
 
 // By hand: a PostgreSQL URL may carry a password, so it is shown the way `DatabaseUrl`
@@ -182,6 +187,7 @@ impl std::fmt::Debug for RawSettings {
             )
             .field("mail_from", &self.mail_from)
             .field("smtp_ca_file", &self.smtp_ca_file)
+            .field("catalogue", &self.catalogue)
             .finish()
     }
 }
@@ -266,6 +272,8 @@ pub struct Config {
     pub mail_poll_interval: std::time::Duration,
     /// How often notices (expiry digests, new addresses) are looked for.
     pub notice_interval: std::time::Duration,
+    /// `KEYWARD_CATALOGUE`'s catalogue, read and checked; `None` serves the compiled-in one.
+    pub catalogue: Option<&'static crate::plans::Catalogue>,
 }
 
 /// Mail's settings, checked: the relay, the sender, and any extra CA to trust.
@@ -356,6 +364,7 @@ impl Config {
             mail: None,
             mail_poll_interval: std::time::Duration::from_millis(100),
             notice_interval: std::time::Duration::from_millis(300),
+            catalogue: None,
         }
     }
 
@@ -428,6 +437,12 @@ impl TryFrom<RawSettings> for Config {
             raw.mail_from.as_deref(),
             raw.smtp_ca_file.as_deref(),
         )?;
+        let catalogue = raw
+            .catalogue
+            .as_deref()
+            .map(crate::plans::Catalogue::load)
+            .transpose()
+            .map_err(|e| format!("KEYWARD_CATALOGUE / --catalogue: {e}"))?;
         if raw.password_threads == Some(0) {
             return Err("KEYWARD_PASSWORD_THREADS / --password-threads: use at least 1".into());
         }
@@ -471,6 +486,7 @@ impl TryFrom<RawSettings> for Config {
             mail,
             mail_poll_interval: std::time::Duration::from_secs(2),
             notice_interval: std::time::Duration::from_secs(300),
+            catalogue,
         })
     }
 }

@@ -1,169 +1,229 @@
-//! The catalogue: plans, spaces and releases, fixed and the same for every account. Its
-//! shapes follow Bonsai's, as its official client reads them; the links in them are added
-//! by `routes::api::catalogue`, which knows the server's public address.
+//! The catalogue: plans, spaces and releases, the same for every account and fixed while the
+//! server runs. It is data: Bonsai's public catalogue compiled in (`catalogue.json`), or a
+//! file of the same shape named by `KEYWARD_CATALOGUE`, checked at start. The links in its
+//! answers are added by `routes::api::catalogue`, which knows the server's public address.
 
-use serde::Serialize;
+use std::sync::OnceLock;
+
+use serde::{Deserialize, Serialize};
 
 /// A search engine version a cluster can run.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Release {
-    pub name: &'static str,
-    pub slug: &'static str,
-    pub service_type: &'static str,
-    pub version: &'static str,
-    pub package_name: &'static str,
+    pub name: String,
+    pub slug: String,
+    pub service_type: String,
+    pub version: String,
+    pub package_name: String,
     pub multitenant: bool,
 }
 
 /// Where a cluster lives. Its path has slashes, as Bonsai's do: `omc/bonsai/us-east-1/common`.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Space {
-    pub path: &'static str,
+    pub path: String,
     pub private_network: bool,
-    pub provider: &'static str,
+    pub cloud: Cloud,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Cloud {
+    pub provider: String,
     /// The provider's region, prefixed with the provider: `aws-us-east-1`.
-    pub region: &'static str,
+    pub region: String,
 }
 
 impl Space {
     /// The region without the provider (`us-east-1`), as cluster host names carry it.
-    pub fn short_region(&self) -> &'static str {
-        self.region
-            .strip_prefix(self.provider)
+    pub fn short_region(&self) -> &str {
+        let Cloud { provider, region } = &self.cloud;
+        region
+            .strip_prefix(provider.as_str())
             .and_then(|r| r.strip_prefix('-'))
-            .unwrap_or(self.region)
+            .unwrap_or(region)
     }
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Plan {
-    pub slug: &'static str,
-    pub name: &'static str,
+    pub slug: String,
+    pub name: String,
     pub price_in_cents: u32,
     pub billing_interval_in_months: u32,
     pub single_tenant: bool,
     pub private_network: bool,
     /// Release slugs; the first is the default.
-    pub available_releases: &'static [&'static str],
+    pub available_releases: Vec<String>,
     /// Space paths; the first is the default.
-    pub available_spaces: &'static [&'static str],
+    pub available_spaces: Vec<String>,
 }
 
-pub const RELEASES: &[Release] = &[
-    Release {
-        name: "Elasticsearch 7.10.2",
-        slug: "elasticsearch-7.10.2",
-        service_type: "elasticsearch",
-        version: "7.10.2",
-        package_name: "7.10.2",
-        multitenant: true,
-    },
-    Release {
-        name: "OpenSearch 2.6.0",
-        slug: "opensearch-2.6.0",
-        service_type: "opensearch",
-        version: "2.6.0",
-        package_name: "2.6.0",
-        multitenant: true,
-    },
-    Release {
-        name: "OpenSearch 2.13.0",
-        slug: "opensearch-2.13.0",
-        service_type: "opensearch",
-        version: "2.13.0",
-        package_name: "2.13.0",
-        multitenant: false,
-    },
-];
+/// Plans, spaces and releases, checked to hang together: names unique and readable, and
+/// every plan offering at least one release and one space that the catalogue has.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Catalogue {
+    pub plans: Vec<Plan>,
+    pub spaces: Vec<Space>,
+    pub releases: Vec<Release>,
+}
 
-pub const SPACES: &[Space] = &[
-    Space {
-        path: "omc/bonsai/us-east-1/common",
-        private_network: false,
-        provider: "aws",
-        region: "aws-us-east-1",
-    },
-    Space {
-        path: "omc/bonsai/eu-west-1/common",
-        private_network: false,
-        provider: "aws",
-        region: "aws-eu-west-1",
-    },
-    Space {
-        path: "omc/bonsai-gcp/us-central1/common",
-        private_network: false,
-        provider: "gcp",
-        region: "gcp-us-central1",
-    },
-];
+impl std::fmt::Debug for Catalogue {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "Catalogue({} plans, {} spaces, {} releases)",
+            self.plans.len(),
+            self.spaces.len(),
+            self.releases.len()
+        )
+    }
+}
 
-const SHARED_RELEASES: &[&str] = &["elasticsearch-7.10.2", "opensearch-2.6.0"];
-const ALL_SPACES: &[&str] = &[
-    "omc/bonsai/us-east-1/common",
-    "omc/bonsai/eu-west-1/common",
-    "omc/bonsai-gcp/us-central1/common",
-];
+/// Bonsai's public catalogue as its official client recorded it (omc/bonsai-api-go,
+/// bonsai/fixtures/vcr), so that client's recorded calls replay here unchanged.
+const DEFAULT_JSON: &str = include_str!("catalogue.json");
 
-pub const PLANS: &[Plan] = &[
-    Plan {
-        slug: "sandbox",
-        name: "Sandbox",
-        price_in_cents: 0,
-        billing_interval_in_months: 1,
-        single_tenant: false,
-        private_network: false,
-        available_releases: SHARED_RELEASES,
-        available_spaces: ALL_SPACES,
-    },
-    Plan {
-        slug: "standard",
-        name: "Standard",
-        price_in_cents: 5000,
-        billing_interval_in_months: 1,
-        single_tenant: false,
-        private_network: false,
-        available_releases: SHARED_RELEASES,
-        available_spaces: ALL_SPACES,
-    },
-    Plan {
-        slug: "business",
-        name: "Business",
-        price_in_cents: 50000,
-        billing_interval_in_months: 1,
-        single_tenant: true,
-        private_network: true,
-        available_releases: &[
-            "opensearch-2.13.0",
-            "elasticsearch-7.10.2",
-            "opensearch-2.6.0",
-        ],
-        available_spaces: &["omc/bonsai/us-east-1/common", "omc/bonsai/eu-west-1/common"],
-    },
-];
+impl Catalogue {
+    /// Reads and checks a catalogue; the error is one sentence that names what is wrong.
+    pub fn parse(json: &str) -> Result<Self, String> {
+        let catalogue: Self = serde_json::from_str(json).map_err(|e| e.to_string())?;
+        catalogue.check()?;
+        Ok(catalogue)
+    }
+
+    /// Reads `KEYWARD_CATALOGUE`'s file, for the life of the process.
+    pub fn load(path: &std::path::Path) -> Result<&'static Self, String> {
+        let json = std::fs::read_to_string(path)
+            .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+        let catalogue = Self::parse(&json)
+            .map_err(|e| format!("{} is not a catalogue: {e}", path.display()))?;
+        Ok(Box::leak(Box::new(catalogue)))
+    }
+
+    fn check(&self) -> Result<(), String> {
+        let (plans, spaces, releases) = (&self.plans, &self.spaces, &self.releases);
+        if plans.is_empty() || spaces.is_empty() || releases.is_empty() {
+            return Err("it needs at least one plan, one space and one release".into());
+        }
+        let names = plans.iter().map(|p| ("plan", p.slug.as_str()));
+        let names = names.chain(releases.iter().map(|r| ("release", r.slug.as_str())));
+        let mut seen = std::collections::HashSet::new();
+        for (kind, name) in names {
+            if !is_slug(name) {
+                return Err(format!(
+                    "the {kind} slug \"{name}\" must be 1-100 characters of a-z, A-Z, 0-9, '.', '_' and '-'"
+                ));
+            }
+            if !seen.insert((kind, name)) {
+                return Err(format!("the {kind} \"{name}\" appears twice"));
+            }
+        }
+        for space in spaces {
+            // A space's path is a URL's tail (`/spaces/omc/bonsai/us-east-1/common`).
+            if !space
+                .path
+                .split('/')
+                .all(|part| is_slug(part) && part != "." && part != "..")
+            {
+                return Err(format!(
+                    "the space path \"{}\" must be slugs joined by '/'",
+                    space.path
+                ));
+            }
+            if !seen.insert(("space", space.path.as_str())) {
+                return Err(format!("the space \"{}\" appears twice", space.path));
+            }
+        }
+        for plan in plans {
+            if plan.available_releases.is_empty() || plan.available_spaces.is_empty() {
+                return Err(format!(
+                    "the plan \"{}\" must offer at least one release and one space",
+                    plan.slug
+                ));
+            }
+            let offered = plan.available_releases.iter().map(|r| ("release", r));
+            let offered = offered.chain(plan.available_spaces.iter().map(|s| ("space", s)));
+            for (kind, name) in offered {
+                if !seen.contains(&(kind, name.as_str())) {
+                    return Err(format!(
+                        "the plan \"{}\" offers the {kind} \"{name}\", which the catalogue doesn't have",
+                        plan.slug
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    pub fn plan(&self, slug: &str) -> Option<&Plan> {
+        self.plans.iter().find(|p| p.slug == slug)
+    }
+
+    pub fn space(&self, path: &str) -> Option<&Space> {
+        self.spaces.iter().find(|s| s.path == path)
+    }
+
+    pub fn release(&self, slug: &str) -> Option<&Release> {
+        self.releases.iter().find(|r| r.slug == slug)
+    }
+}
+
+fn is_slug(name: &str) -> bool {
+    (1..=100).contains(&name.len())
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b))
+}
+
+/// The process's catalogue: `KEYWARD_CATALOGUE`'s when the server installed one at start,
+/// else the compiled-in default. One for the whole process, because the OpenAPI document's
+/// lists of valid names and the rendered answers are built from it once.
+static INSTALLED: OnceLock<&'static Catalogue> = OnceLock::new();
+
+pub fn catalogue() -> &'static Catalogue {
+    INSTALLED.get_or_init(|| {
+        Box::leak(Box::new(
+            Catalogue::parse(DEFAULT_JSON).expect("the compiled-in catalogue is checked by a test"),
+        ))
+    })
+}
+
+/// Makes `chosen` the process's catalogue. Only before anything has read it: a server
+/// must not answer from two catalogues.
+pub fn install(chosen: &'static Catalogue) -> Result<(), String> {
+    INSTALLED
+        .set(chosen)
+        .map_err(|_| "the catalogue was already chosen for this process".to_string())
+}
 
 pub fn find(slug: &str) -> Option<&'static Plan> {
-    PLANS.iter().find(|p| p.slug == slug)
+    catalogue().plan(slug)
 }
 
 pub fn space(path: &str) -> Option<&'static Space> {
-    SPACES.iter().find(|s| s.path == path)
+    catalogue().space(path)
 }
 
 pub fn release(slug: &str) -> Option<&'static Release> {
-    RELEASES.iter().find(|r| r.slug == slug)
+    catalogue().release(slug)
 }
 
 pub fn default_plan() -> &'static Plan {
-    &PLANS[0]
+    &catalogue().plans[0]
 }
 
 impl Plan {
     pub fn offers_space(&self, path: &str) -> bool {
-        self.available_spaces.contains(&path)
+        self.available_spaces.iter().any(|s| s == path)
     }
 
     pub fn offers_release(&self, slug: &str) -> bool {
-        self.available_releases.contains(&slug)
+        self.available_releases.iter().any(|r| r == slug)
     }
 }
 
@@ -231,7 +291,7 @@ impl Placement {
         }
         let space = space.unwrap_or_else(|| Self::first_space(plan));
         let release = release.unwrap_or_else(|| Self::first_release(plan));
-        if !plan.offers_space(space.path) {
+        if !plan.offers_space(&space.path) {
             errors.push(format!(
                 "Space '{}' is not available on the plan '{}'. Use one of: {}.",
                 space.path,
@@ -239,7 +299,7 @@ impl Placement {
                 plan.available_spaces.join(", ")
             ));
         }
-        if !plan.offers_release(release.slug) {
+        if !plan.offers_release(&release.slug) {
             errors.push(format!(
                 "Release '{}' is not available on the plan '{}'. Use one of: {}.",
                 release.slug,
@@ -259,18 +319,18 @@ impl Placement {
     }
 
     fn first_space(plan: &Plan) -> &'static Space {
-        // The unit test below checks that every plan offers spaces the catalogue has.
+        // `Catalogue::check` made sure every plan offers spaces the catalogue has.
         plan.available_spaces
             .iter()
             .find_map(|p| space(p))
-            .unwrap_or(&SPACES[0])
+            .unwrap_or(&catalogue().spaces[0])
     }
 
     fn first_release(plan: &Plan) -> &'static Release {
         plan.available_releases
             .iter()
             .find_map(|r| release(r))
-            .unwrap_or(&RELEASES[0])
+            .unwrap_or(&catalogue().releases[0])
     }
 }
 
@@ -279,17 +339,47 @@ mod tests {
     use super::*;
 
     #[test]
-    fn every_plan_offers_only_what_the_catalogue_has() {
-        for plan in PLANS {
-            assert!(!plan.available_spaces.is_empty(), "{}", plan.slug);
-            assert!(!plan.available_releases.is_empty(), "{}", plan.slug);
-            for path in plan.available_spaces {
-                assert!(space(path).is_some(), "{} offers {path}", plan.slug);
-            }
-            for slug in plan.available_releases {
-                assert!(release(slug).is_some(), "{} offers {slug}", plan.slug);
-            }
-        }
+    fn the_default_is_bonsais_recorded_catalogue_and_hangs_together() {
+        let catalogue = Catalogue::parse(DEFAULT_JSON).expect("the default is a catalogue");
+        assert_eq!(
+            (
+                catalogue.plans.len(),
+                catalogue.spaces.len(),
+                catalogue.releases.len()
+            ),
+            (18, 9, 12)
+        );
+        // What the official client's recorded create call names.
+        let nano = catalogue
+            .plan("standard-nano-comped")
+            .expect("the recorded plan");
+        assert!(nano.offers_release("opensearch-2.6.0-mt"));
+        assert!(nano.offers_space("omc/bonsai/us-east-1/common"));
+    }
+
+    #[test]
+    fn a_catalogue_that_does_not_hang_together_is_refused_with_the_reason() {
+        let base: serde_json::Value = serde_json::from_str(DEFAULT_JSON).unwrap();
+        let broken = |change: &dyn Fn(&mut serde_json::Value)| {
+            let mut json = base.clone();
+            change(&mut json);
+            Catalogue::parse(&json.to_string()).unwrap_err()
+        };
+        let e = broken(&|j| j["plans"][0]["available_releases"][0] = "elasticsearch-0.1".into());
+        assert!(
+            e.contains("offers the release \"elasticsearch-0.1\""),
+            "{e}"
+        );
+        let e = broken(&|j| j["spaces"][0]["path"] = "omc/../etc".into());
+        assert!(e.contains("slugs joined by '/'"), "{e}");
+        let e = broken(&|j| j["releases"][1]["slug"] = j["releases"][0]["slug"].clone());
+        assert!(e.contains("appears twice"), "{e}");
+        let e = broken(&|j| j["plans"] = serde_json::json!([]));
+        assert!(e.contains("at least one plan"), "{e}");
+        let e = broken(&|j| j["plans"][0]["colour"] = "green".into());
+        assert!(e.contains("unknown field `colour`"), "{e}");
+        let e = broken(&|j| j["plans"][0]["available_spaces"] = serde_json::json!([]));
+        assert!(e.contains("at least one release and one space"), "{e}");
     }
 
     #[test]
@@ -318,20 +408,34 @@ mod tests {
     }
 
     #[test]
-    fn a_space_the_plan_does_not_offer_is_refused() {
+    fn a_release_the_plan_does_not_offer_is_refused_naming_what_it_offers() {
+        // The sandbox offers Elasticsearch 7.10.2 and OpenSearch 2.6.0 only.
         let errors = Placement::choose(
-            Some("business"),
-            Some("omc/bonsai-gcp/us-central1/common"),
+            Some("sandbox-aws-us-east-1"),
             None,
+            Some("elasticsearch-5.6.16"),
         )
         .unwrap_err();
-        assert_eq!(errors.len(), 1, "{errors:?}");
-        assert!(errors[0].contains("not available on the plan 'business'"));
+        assert_eq!(
+            errors,
+            vec![
+                "Release 'elasticsearch-5.6.16' is not available on the plan 'sandbox-aws-us-east-1'. \
+                 Use one of: elasticsearch-7.10.2, opensearch-2.6.0-mt."
+            ]
+        );
     }
 
     #[test]
     fn short_regions_drop_the_provider() {
-        assert_eq!(SPACES[0].short_region(), "us-east-1");
-        assert_eq!(SPACES[2].short_region(), "us-central1");
+        assert_eq!(
+            space("omc/bonsai/us-east-1/common").unwrap().short_region(),
+            "us-east-1"
+        );
+        assert_eq!(
+            space("omc/bonsai-gcp/us-west1/common")
+                .unwrap()
+                .short_region(),
+            "us-west1"
+        );
     }
 }

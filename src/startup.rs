@@ -32,6 +32,9 @@ pub struct Application {
 impl Application {
     /// Opens the database, binds the address (port 0 picks a free one) and starts serving.
     pub async fn build(config: Config) -> anyhow::Result<Self> {
+        if let Some(catalogue) = config.catalogue {
+            crate::plans::install(catalogue).map_err(|e| anyhow::anyhow!(e))?;
+        }
         let metrics = Arc::new(match config.metrics_bind {
             Some(_) => Metrics::on(config.metrics_per_account),
             None => Metrics::off(),

@@ -111,9 +111,9 @@ fn insert(
                 clusters::account_id.eq(account.0),
                 clusters::slug.eq(slug.as_str()),
                 clusters::name.eq(new.name.as_str()),
-                clusters::plan.eq(new.placement.plan.slug),
-                clusters::space.eq(new.placement.space.path),
-                clusters::release.eq(new.placement.release.slug),
+                clusters::plan.eq(&new.placement.plan.slug),
+                clusters::space.eq(&new.placement.space.path),
+                clusters::release.eq(&new.placement.release.slug),
                 // Keyward keeps records, not search engines: nothing is left to wait for.
                 clusters::state.eq(ClusterState::Provisioned),
                 clusters::created_at.eq(super::now()),

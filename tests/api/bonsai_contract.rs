@@ -192,7 +192,8 @@ fn release_shape() -> Value {
     })
 }
 
-/// `Cluster.Create` with the body Terraform sends; returns the new slug.
+/// `Cluster.Create` with the recorded body (the catalogue names of the client's cassette);
+/// returns the new slug.
 async fn create(bonsai: &BonsaiClient<'_>, name: &str) -> String {
     let created = bonsai
         .call(
@@ -200,9 +201,9 @@ async fn create(bonsai: &BonsaiClient<'_>, name: &str) -> String {
             "/clusters",
             Some(json!({
                 "name": name,
-                "plan": "sandbox",
+                "plan": "standard-nano-comped",
                 "space": "omc/bonsai/us-east-1/common",
-                "release": "elasticsearch-7.10.2",
+                "release": "opensearch-2.6.0-mt",
             })),
             StatusCode::ACCEPTED,
         )
@@ -232,7 +233,10 @@ async fn cluster_all_lists_clusters_the_client_can_decode() {
     let cluster = &body["clusters"][0];
     assert_eq!(cluster["slug"], json!(slug));
     assert_eq!(cluster["uri"], json!(app.url(&format!("/clusters/{slug}"))));
-    assert_eq!(cluster["plan"]["uri"], json!(app.url("/plans/sandbox")));
+    assert_eq!(
+        cluster["plan"]["uri"],
+        json!(app.url("/plans/standard-nano-comped"))
+    );
     assert_eq!(
         cluster["space"],
         json!({
@@ -244,11 +248,11 @@ async fn cluster_all_lists_clusters_the_client_can_decode() {
     assert_eq!(
         cluster["release"],
         json!({
-            "service_type": "elasticsearch",
-            "package_name": "7.10.2",
-            "version": "7.10.2",
-            "slug": "elasticsearch-7.10.2",
-            "uri": app.url("/releases/elasticsearch-7.10.2"),
+            "service_type": "opensearch",
+            "package_name": "2.6.0-mt",
+            "version": "2.6.0",
+            "slug": "opensearch-2.6.0-mt",
+            "uri": app.url("/releases/opensearch-2.6.0-mt"),
         })
     );
     assert_eq!(cluster["access"]["port"], 443);
@@ -300,9 +304,9 @@ async fn cluster_create_is_accepted_with_access_shown_once() {
             "/clusters",
             Some(json!({
                 "name": "bonsai-api-go",
-                "plan": "sandbox",
+                "plan": "standard-nano-comped",
                 "space": "omc/bonsai/us-east-1/common",
-                "release": "elasticsearch-7.10.2",
+                "release": "opensearch-2.6.0-mt",
             })),
             StatusCode::ACCEPTED,
         )
@@ -434,7 +438,7 @@ async fn cluster_update_is_accepted_with_the_message_terraform_matches() {
         .call(
             Method::PUT,
             &format!("/clusters/{slug}"),
-            Some(json!({"name": "After", "plan": "standard"})),
+            Some(json!({"name": "After", "plan": "standard-micro-aws-us-east-1"})),
             StatusCode::ACCEPTED,
         )
         .await;
@@ -453,7 +457,10 @@ async fn cluster_update_is_accepted_with_the_message_terraform_matches() {
         .get(&format!("/clusters/{slug}"), StatusCode::OK)
         .await;
     assert_eq!(shown["cluster"]["name"], "After");
-    assert_eq!(shown["cluster"]["plan"]["slug"], "standard");
+    assert_eq!(
+        shown["cluster"]["plan"]["slug"],
+        "standard-micro-aws-us-east-1"
+    );
     assert_ne!(shown["cluster"]["state"], "UPDATING PLAN");
 }
 
@@ -598,7 +605,7 @@ async fn links_are_built_from_the_public_url() {
     );
     assert_eq!(
         shown["cluster"]["plan"]["uri"],
-        "https://keys.example.com/plans/sandbox"
+        "https://keys.example.com/plans/standard-nano-comped"
     );
 }
 

@@ -15,7 +15,7 @@ use serde::{Serialize, Serializer};
 use crate::auth::guard::ApiCaller;
 use crate::domain::Scope;
 use crate::error::AppError;
-use crate::plans::{self, Plan, Release, Space};
+use crate::plans::{self, Cloud, Plan, Release, Space};
 
 /// Where the API's links point: `KEYWARD_PUBLIC_URL`, or else the address the server
 /// listens on. An unspecified bind address (`0.0.0.0`, `[::]`) can't be dialled, so its
@@ -81,8 +81,8 @@ impl Serialize for PlanItem<'_> {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         let PlanItem(plan, uri) = self;
         let mut s = serializer.serialize_struct("Plan", 9)?;
-        s.serialize_field("slug", plan.slug)?;
-        s.serialize_field("name", plan.name)?;
+        s.serialize_field("slug", &plan.slug)?;
+        s.serialize_field("name", &plan.name)?;
         s.serialize_field("price_in_cents", &plan.price_in_cents)?;
         s.serialize_field(
             "billing_interval_in_months",
@@ -90,24 +90,18 @@ impl Serialize for PlanItem<'_> {
         )?;
         s.serialize_field("single_tenant", &plan.single_tenant)?;
         s.serialize_field("private_network", &plan.private_network)?;
-        s.serialize_field("available_releases", plan.available_releases)?;
-        s.serialize_field("available_spaces", plan.available_spaces)?;
+        s.serialize_field("available_releases", &plan.available_releases)?;
+        s.serialize_field("available_spaces", &plan.available_spaces)?;
         s.serialize_field("uri", uri)?;
         s.end()
     }
 }
 
 #[derive(Serialize)]
-struct Cloud {
-    provider: &'static str,
-    region: &'static str,
-}
-
-#[derive(Serialize)]
 struct SpaceItem<'a> {
     path: &'static str,
     private_network: bool,
-    cloud: Cloud,
+    cloud: &'static Cloud,
     region: &'static str,
     uri: Link<'a>,
 }
@@ -115,14 +109,11 @@ struct SpaceItem<'a> {
 impl<'a> SpaceItem<'a> {
     fn new(space: &'static Space, links: &'a Links) -> Self {
         Self {
-            path: space.path,
+            path: &space.path,
             private_network: space.private_network,
-            cloud: Cloud {
-                provider: space.provider,
-                region: space.region,
-            },
-            region: space.region,
-            uri: links.to("spaces", space.path),
+            cloud: &space.cloud,
+            region: &space.cloud.region,
+            uri: links.to("spaces", &space.path),
         }
     }
 }
@@ -172,30 +163,34 @@ pub struct Catalogue {
 
 impl Catalogue {
     pub fn new(links: Links) -> Self {
+        let catalogue = plans::catalogue();
         let plans = Collection::new(
             "plans",
-            plans::PLANS
+            catalogue
+                .plans
                 .iter()
-                .map(|p| (p.slug, PlanItem(p, links.to("plans", p.slug))))
+                .map(|p| (p.slug.as_str(), PlanItem(p, links.to("plans", &p.slug))))
                 .collect(),
         );
         let spaces = Collection::new(
             "spaces",
-            plans::SPACES
+            catalogue
+                .spaces
                 .iter()
-                .map(|s| (s.path, SpaceItem::new(s, &links)))
+                .map(|s| (s.path.as_str(), SpaceItem::new(s, &links)))
                 .collect(),
         );
         let releases = Collection::new(
             "releases",
-            plans::RELEASES
+            catalogue
+                .releases
                 .iter()
                 .map(|r| {
                     (
-                        r.slug,
+                        r.slug.as_str(),
                         ReleaseItem {
                             release: r,
-                            uri: links.to("releases", r.slug),
+                            uri: links.to("releases", &r.slug),
                         },
                     )
                 })
@@ -368,13 +363,14 @@ mod tests {
     #[test]
     fn every_catalogue_entry_has_a_bare_body() {
         let catalogue = Catalogue::new(Links::new(None, "127.0.0.1:1".parse().unwrap()));
-        for plan in plans::PLANS {
+        let data = plans::catalogue();
+        for plan in &data.plans {
             let body: serde_json::Value =
-                serde_json::from_slice(&catalogue.plans.entries[plan.slug]).unwrap();
-            assert_eq!(body["slug"], plan.slug);
+                serde_json::from_slice(&catalogue.plans.entries[plan.slug.as_str()]).unwrap();
+            assert_eq!(body["slug"], plan.slug.as_str());
             assert!(body.get("status").is_none(), "{body}");
         }
-        assert_eq!(catalogue.spaces.entries.len(), plans::SPACES.len());
-        assert_eq!(catalogue.releases.entries.len(), plans::RELEASES.len());
+        assert_eq!(catalogue.spaces.entries.len(), data.spaces.len());
+        assert_eq!(catalogue.releases.entries.len(), data.releases.len());
     }
 }

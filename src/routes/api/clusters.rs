@@ -158,15 +158,15 @@ impl<'a> ClusterView<'a> {
                 uri: links.to("plans", &cluster.plan),
             },
             release: ReleaseRef {
-                service_type: release.map_or("", |r| r.service_type),
-                package_name: release.map_or("", |r| r.package_name),
-                version: release.map_or("", |r| r.version),
+                service_type: release.map_or("", |r| &r.service_type),
+                package_name: release.map_or("", |r| &r.package_name),
+                version: release.map_or("", |r| &r.version),
                 slug: &cluster.release,
                 uri: links.to("releases", &cluster.release),
             },
             space: SpaceRef {
                 path: &cluster.space,
-                region: space.map_or("", |s| s.region),
+                region: space.map_or("", |s| &s.cloud.region),
                 uri: links.to("spaces", &cluster.space),
             },
             stats: Stats {

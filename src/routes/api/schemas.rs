@@ -387,17 +387,32 @@ impl ToSchema for crate::domain::ClusterState {}
 
 /// A plan's slug, as `/plans` lists them.
 pub fn plan_slug() -> Object {
-    one_of(crate::plans::PLANS.iter().map(|p| p.slug))
+    one_of(
+        crate::plans::catalogue()
+            .plans
+            .iter()
+            .map(|p| p.slug.as_str()),
+    )
 }
 
 /// A space's path, as `/spaces` lists them.
 pub fn space_path() -> Object {
-    one_of(crate::plans::SPACES.iter().map(|s| s.path))
+    one_of(
+        crate::plans::catalogue()
+            .spaces
+            .iter()
+            .map(|s| s.path.as_str()),
+    )
 }
 
 /// A release's slug, as `/releases` lists them.
 pub fn release_slug() -> Object {
-    one_of(crate::plans::RELEASES.iter().map(|r| r.slug))
+    one_of(
+        crate::plans::catalogue()
+            .releases
+            .iter()
+            .map(|r| r.slug.as_str()),
+    )
 }
 
 /// A token's scopes: at least one, each a scope's name.

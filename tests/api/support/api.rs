@@ -403,14 +403,14 @@ impl TestApp {
     }
 }
 
-/// Picks `sandbox` in us-east-1 from a `GET /plans` body when offered, else the first of each.
+/// Picks the sandbox in us-east-1 from a `GET /plans` body when offered, else the first of each.
 pub fn plan_and_space(plans_body: &Value) -> (String, String) {
     let plans = plans_body["plans"]
         .as_array()
         .unwrap_or_else(|| panic!("`plans` should be an array in {plans_body}"));
     let plan = plans
         .iter()
-        .find(|p| p["slug"] == "sandbox")
+        .find(|p| p["slug"] == "sandbox-aws-us-east-1")
         .or_else(|| plans.first())
         .unwrap_or_else(|| panic!("the plan catalogue should not be empty: {plans_body}"));
     let spaces = plan["available_spaces"]

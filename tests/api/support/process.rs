@@ -16,7 +16,7 @@ const STARTUP_TIMEOUT: Duration = Duration::from_secs(30);
 /// How long one run of the binary as a command-line tool may take.
 const COMMAND_TIMEOUT: Duration = Duration::from_secs(30);
 
-const KEYWARD_ENV: [&str; 9] = [
+const KEYWARD_ENV: [&str; 10] = [
     "KEYWARD_BIND",
     "KEYWARD_DATABASE_URL",
     "KEYWARD_SUPPORT_EMAIL",
@@ -26,6 +26,7 @@ const KEYWARD_ENV: [&str; 9] = [
     "KEYWARD_SMTP_URL",
     "KEYWARD_MAIL_FROM",
     "KEYWARD_SMTP_CA_FILE",
+    "KEYWARD_CATALOGUE",
 ];
 
 fn keyward_command() -> Command {
