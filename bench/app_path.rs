@@ -1,6 +1,6 @@
 //! The API's own cost per request, in process: the real routes and guard over a temporary
 //! SQLite store, called through actix's test service on one thread, with no socket, no
-//! HTTP parsing and no load generator sharing the cores. `bench/guard.sh` measures G3.2
+//! HTTP parsing and no load generator sharing the cores. `bench/guard.sh` measures the guard ratio
 //! end to end, where the scheduler swings a run by more than the guard costs; this tells
 //! what the guard itself adds to a request, steadily enough to compare two builds.
 //!

@@ -60,5 +60,5 @@ ratio "A/A control, /plans on A again / A:" plans_a plans_control
 ratio "B / A, guarded /plans:" plans_a plans_b
 ratio "A/A control, /healthz on A again / A:" healthz_a healthz_control
 ratio "B / A, /healthz:" healthz_a healthz_b
-ratio "G3.2 of A, /plans / /healthz:" healthz_a plans_a
-ratio "G3.2 of B, /plans / /healthz:" healthz_b plans_b
+ratio "guard ratio of A, /plans / /healthz:" healthz_a plans_a
+ratio "guard ratio of B, /plans / /healthz:" healthz_b plans_b

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# G3.2 measured finely, with a control that shows how far this machine lets a ratio be
-# trusted: guarded GET /plans against the same server's GET /healthz, and /healthz against
+# The guard ratio (guarded /plans over /healthz) measured finely, with a control that shows
+# how far this machine lets a ratio be trusted: guarded GET /plans against the same server's GET /healthz, and /healthz against
 # itself (an A/A pair: the same work twice, so any distance from 100% is noise).
 #
 # bench/guard.sh runs each route for DURATION seconds with other loads between them. On a
@@ -47,6 +47,6 @@ quartiles() {
 }
 echo "RSS after load: $(rss_mib) MiB"
 echo "A/A control, /healthz / /healthz:       $(quartiles healthz control)"
-echo "G3.2, guarded /plans / /healthz:        $(quartiles healthz plans)"
+echo "guard ratio, guarded /plans / /healthz:        $(quartiles healthz plans)"
 echo "mean throughput: /healthz $(mean healthz), control $(mean control), /plans $(mean plans) req/s;" \
     "server CPU per request (median): /healthz $(median "$WORK/healthz.cpu"), /plans $(median "$WORK/plans.cpu") µs"

@@ -1,7 +1,7 @@
-//! What issue 8 adds to the guard's path, timed on its own, since a whole-server run on a
-//! shared machine swings by more than these costs: counting a call in the usage map, and a
-//! rate-limit check at a limit never reached. Each is timed on one thread, then on two
-//! threads using the same token at once (the worst case: one shard, one atomic word).
+//! What usage counting and rate limits add to the guard's path, timed on its own, since a
+//! whole-server run on a shared machine swings by more than these costs: counting a call in
+//! the usage map, and a rate-limit check at a limit never reached. Each is timed on one
+//! thread, then on two threads using the same token at once (the worst case: one shard, one atomic word).
 //!
 //!   cargo run --release --example bench_hot_path [CALLS]     # default 5,000,000 per thread
 

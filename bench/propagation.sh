@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# How long a revocation through one instance takes to be refused by another (issue 11,
-# part 2; the bound is 1 s). Two release servers, A and B, on one store. For each of COUNT
+# How long a revocation through one instance takes to be refused by another (the bound
+# is 1 s). Two release servers, A and B, on one store. For each of COUNT
 # tokens (made with the command line): B is called until it lets the token in (so it is
 # warm in B's cache), the token revokes itself through A's API (DELETE /token), and from
 # the moment A answers, B is called in a loop until it answers 401. The lag is that
