@@ -36,6 +36,7 @@ mod clusters_page;
 mod confirmations;
 mod cookies;
 mod csrf;
+mod docs;
 mod expiry;
 mod fallback;
 mod health;

@@ -1,8 +1,10 @@
-//! Keyward in front of a real nginx: `auth_request` to `/verify` protects a static file and
-//! a proxied app. A valid token gets through, and the app upstream receives the account's
-//! slug in `X-Keyward-Account` (seen by a small upstream in this test that echoes the
-//! headers it got); a revoked token and no credentials get Keyward's own 401, body and
-//! challenge; a token without the required scope gets Keyward's 403.
+//! Keyward behind a real nginx, configured by the file the documentation shows
+//! (`docs/nginx.conf`): TLS with a self-signed certificate made here, the dashboard and API
+//! proxied, and `auth_request` to `/verify` protecting an app. A valid token reaches the
+//! API and the app, and the app upstream receives the account's slug in
+//! `X-Keyward-Account` (seen by a small upstream in this test that echoes the headers it
+//! got); a revoked token and no credentials get Keyward's own 401, body and challenge; a
+//! token without the required scope gets Keyward's 403; plain HTTP is sent to HTTPS.
 //!
 //! It needs Debian's `nginx-light` (`.ci/run` installs it). Without nginx it fails, saying
 //! so, rather than pass without having checked anything.
@@ -16,9 +18,18 @@ use reqwest::StatusCode;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
 
-use crate::support::api::{CHALLENGE, SUPPORT_EMAIL, expected_401_body, http_client, spawn_app};
+use crate::support::api::{CHALLENGE, SUPPORT_EMAIL, expected_401_body, spawn_app_with};
 
-const FILE_BODY: &str = "quarterly numbers, for token holders only\n";
+/// The name the documented configuration serves, which the certificate is made for.
+const HOST: &str = "keys.example.com";
+
+/// Where each party listens: nginx (plain and TLS), Keyward, and the app behind nginx.
+struct Ports {
+    http: u16,
+    https: u16,
+    keyward: u16,
+    upstream: u16,
+}
 
 /// The nginx binary: `$NGINX`, or Debian's.
 fn nginx_binary() -> PathBuf {
@@ -45,8 +56,10 @@ fn free_port() -> u16 {
 /// nginx in the foreground, in one process, killed with the test.
 struct Nginx {
     child: Child,
-    port: u16,
+    ports: Ports,
     dir: tempfile::TempDir,
+    /// The self-signed certificate nginx serves, for the client to trust.
+    certificate: reqwest::Certificate,
 }
 
 impl Drop for Nginx {
@@ -57,22 +70,50 @@ impl Drop for Nginx {
 }
 
 impl Nginx {
+    /// An address on nginx's TLS port, under the name its certificate has.
     fn url(&self, path: &str) -> String {
-        format!("http://127.0.0.1:{}{path}", self.port)
+        format!("https://{HOST}:{}{path}", self.ports.https)
+    }
+
+    /// A client that trusts nginx's certificate and finds `keys.example.com` on the
+    /// loopback, so TLS checks the name as it would for a real client.
+    fn client(&self) -> reqwest::Client {
+        reqwest::Client::builder()
+            .no_proxy()
+            .add_root_certificate(self.certificate.clone())
+            .resolve(HOST, ([127, 0, 0, 1], self.ports.https).into())
+            .redirect(reqwest::redirect::Policy::none())
+            .timeout(Duration::from_secs(15))
+            .build()
+            .expect("a TLS client")
     }
 
     fn error_log(&self) -> String {
         std::fs::read_to_string(self.dir.path().join("error.log")).unwrap_or_default()
     }
 
-    async fn start(keyward_port: u16, upstream_port: u16) -> Self {
+    async fn start(keyward: u16, upstream: u16) -> Self {
         let binary = nginx_binary();
         let dir = tempfile::tempdir().expect("a directory for nginx");
-        std::fs::create_dir_all(dir.path().join("www/files")).unwrap();
-        std::fs::write(dir.path().join("www/files/report.txt"), FILE_BODY).unwrap();
-        let port = free_port();
+        let made = rcgen::generate_simple_self_signed(vec![HOST.to_string()])
+            .expect("a self-signed certificate");
+        std::fs::write(dir.path().join("cert.pem"), made.cert.pem()).unwrap();
+        std::fs::write(dir.path().join("key.pem"), made.signing_key.serialize_pem()).unwrap();
+        let certificate = reqwest::Certificate::from_pem(made.cert.pem().as_bytes())
+            .expect("the certificate as PEM");
+        let http = free_port();
+        // Two ports that were free a moment ago, and not the same one twice.
+        let https = std::iter::repeat_with(free_port)
+            .find(|p| *p != http)
+            .expect("a second free port");
+        let ports = Ports {
+            http,
+            https,
+            keyward,
+            upstream,
+        };
         let conf = dir.path().join("nginx.conf");
-        std::fs::write(&conf, config(dir.path(), port, keyward_port, upstream_port)).unwrap();
+        std::fs::write(&conf, config(dir.path(), &ports)).unwrap();
         let child = Command::new(&binary)
             .arg("-p")
             .arg(dir.path())
@@ -85,7 +126,13 @@ impl Nginx {
             .stderr(Stdio::null())
             .spawn()
             .unwrap_or_else(|e| panic!("cannot start {}: {e}", binary.display()));
-        let mut nginx = Nginx { child, port, dir };
+        let port = ports.https;
+        let mut nginx = Nginx {
+            child,
+            ports,
+            dir,
+            certificate,
+        };
         let deadline = Instant::now() + Duration::from_secs(10);
         loop {
             if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
@@ -104,10 +151,44 @@ impl Nginx {
     }
 }
 
-/// The configuration a user would write (the README has the same locations), with every
-/// path in the test's directory and every port on the loopback.
-fn config(dir: &Path, port: u16, keyward: u16, upstream: u16) -> String {
+/// The server blocks the documentation shows (`docs/nginx.conf`), run as they are: only
+/// the listening addresses, Keyward's and the app's addresses and the certificate's paths
+/// are replaced, each of which must be there to replace, so the file can't drift from
+/// what runs here. Around them, the http {} block a test needs: every path in its
+/// directory.
+fn config(dir: &Path, ports: &Ports) -> String {
+    let documented = include_str!("../../docs/nginx.conf");
+    let servers = &documented[documented.find("server {").expect("server blocks")..];
+    assert!(
+        include_str!("../../docs/deployment.md").contains(servers),
+        "docs/deployment.md should show docs/nginx.conf's server blocks as they are"
+    );
     let dir = dir.display();
+    let replacements = [
+        ("listen 80;", format!("listen 127.0.0.1:{};", ports.http)),
+        (
+            "listen 443 ssl;",
+            format!("listen 127.0.0.1:{} ssl;", ports.https),
+        ),
+        ("127.0.0.1:8080", format!("127.0.0.1:{}", ports.keyward)),
+        ("127.0.0.1:3000", format!("127.0.0.1:{}", ports.upstream)),
+        (
+            "/etc/ssl/certs/keys.example.com.pem",
+            format!("{dir}/cert.pem"),
+        ),
+        (
+            "/etc/ssl/private/keys.example.com.key",
+            format!("{dir}/key.pem"),
+        ),
+    ];
+    let mut servers = servers.to_string();
+    for (documented, tested) in replacements {
+        assert!(
+            servers.contains(documented),
+            "docs/nginx.conf no longer has {documented:?}: update this test with it"
+        );
+        servers = servers.replace(documented, &tested);
+    }
     format!(
         r#"
 daemon off;
@@ -123,48 +204,7 @@ http {{
     fastcgi_temp_path {dir}/fastcgi;
     uwsgi_temp_path {dir}/uwsgi;
     scgi_temp_path {dir}/scgi;
-
-    server {{
-        listen 127.0.0.1:{port};
-        root {dir}/www;
-
-        # Asks Keyward. The client's Authorization goes along, as every header does.
-        location = /_keyward_verify {{
-            internal;
-            proxy_pass http://127.0.0.1:{keyward}/verify;
-            proxy_pass_request_body off;
-            proxy_set_header Content-Length "";
-            proxy_set_header X-Keyward-Required-Scope read;
-        }}
-
-        # auth_request keeps only the subrequest's status, so a refusal asks again here
-        # and passes on Keyward's own answer: its JSON body and WWW-Authenticate.
-        location @keyward_refused {{
-            rewrite ^ /verify?scope=read break;
-            proxy_method GET;
-            proxy_pass_request_body off;
-            proxy_set_header Content-Length "";
-            proxy_pass http://127.0.0.1:{keyward};
-        }}
-
-        location /files/ {{
-            auth_request /_keyward_verify;
-            auth_request_set $keyward_account $upstream_http_x_keyward_account;
-            add_header X-Keyward-Account $keyward_account always;
-            error_page 401 403 = @keyward_refused;
-        }}
-
-        location /app/ {{
-            auth_request /_keyward_verify;
-            auth_request_set $keyward_account $upstream_http_x_keyward_account;
-            auth_request_set $keyward_scopes $upstream_http_x_keyward_scopes;
-            proxy_set_header X-Keyward-Account $keyward_account;
-            proxy_set_header X-Keyward-Scopes $keyward_scopes;
-            proxy_set_header Authorization "";
-            proxy_pass http://127.0.0.1:{upstream};
-            error_page 401 403 = @keyward_refused;
-        }}
-    }}
+{servers}
 }}
 "#
     )
@@ -198,8 +238,13 @@ async fn echo_upstream() -> u16 {
 }
 
 #[tokio::test]
-async fn nginx_lets_a_valid_token_through_and_passes_on_keywards_refusals() {
-    let app = spawn_app().await;
+async fn nginx_as_documented_serves_keyward_over_tls_and_guards_an_app_with_it() {
+    // Keyward as docs/nginx.conf says to run it: its public URL is the proxy's.
+    let app = spawn_app_with(|config| {
+        config.public_url = Some(format!("https://{HOST}"));
+        config.trust_forwarded_headers = true;
+    })
+    .await;
     let keyward_port: u16 = app
         .address
         .rsplit(':')
@@ -208,27 +253,49 @@ async fn nginx_lets_a_valid_token_through_and_passes_on_keywards_refusals() {
         .expect("the test server's port");
     let upstream = echo_upstream().await;
     let nginx = Nginx::start(keyward_port, upstream).await;
-    let client = http_client();
+    let client = nginx.client();
     let (slug, token) = app.account_with_token("Behind Nginx Inc").await;
 
-    // A valid token gets the file, and nginx had the account from Keyward.
+    // The API through TLS: a cluster's links are the public URL's.
     let response = client
-        .get(nginx.url("/files/report.txt"))
+        .post(nginx.url("/clusters"))
         .basic_auth(&token.key, Some(&token.secret))
+        .json(&serde_json::json!({"name": "Search"}))
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("the API through nginx: {e}\n{}", nginx.error_log()));
+    assert_eq!(
+        response.status(),
+        StatusCode::ACCEPTED,
+        "{}",
+        nginx.error_log()
+    );
+    let body: serde_json::Value = response.json().await.expect("Keyward's JSON body");
+    let monitor = body["monitor"].as_str().expect("a monitor link");
+    assert!(
+        monitor.starts_with(&format!("https://{HOST}/clusters/search-")),
+        "{body}"
+    );
+
+    // Plain HTTP is sent to HTTPS.
+    let plain = format!("http://127.0.0.1:{}/clusters", nginx.ports.http);
+    let response = client
+        .get(&plain)
+        .header("Host", HOST)
         .send()
         .await
         .unwrap();
-    assert_eq!(response.status(), StatusCode::OK, "{}", nginx.error_log());
+    assert_eq!(response.status(), StatusCode::MOVED_PERMANENTLY);
     assert_eq!(
         response
             .headers()
-            .get("x-keyward-account")
+            .get("location")
             .and_then(|v| v.to_str().ok()),
-        Some(slug.as_str())
+        Some(format!("https://{HOST}/clusters").as_str())
     );
-    assert_eq!(response.text().await.unwrap(), FILE_BODY);
 
-    // The app upstream receives the account from Keyward, not the one the client claims.
+    // The app upstream receives the account from Keyward, not the one the client claims,
+    // and never the secret.
     let response = client
         .get(nginx.url("/app/orders"))
         .basic_auth(&token.key, Some(&token.secret))
@@ -236,7 +303,7 @@ async fn nginx_lets_a_valid_token_through_and_passes_on_keywards_refusals() {
         .send()
         .await
         .unwrap();
-    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(response.status(), StatusCode::OK, "{}", nginx.error_log());
     let upstream_saw = response.text().await.unwrap().to_lowercase();
     assert!(
         upstream_saw.contains(&format!("x-keyward-account: {slug}\r\n")),
@@ -265,14 +332,14 @@ async fn nginx_lets_a_valid_token_through_and_passes_on_keywards_refusals() {
         let body: serde_json::Value = response.json().await.expect("Keyward's JSON body");
         assert_eq!(body, expected_401_body(false, SUPPORT_EMAIL));
     };
-    for path in ["/files/report.txt", "/app/orders"] {
+    for path in ["/app/orders", "/clusters"] {
         expect_keyward_401(client.get(nginx.url(path)).send().await.unwrap()).await;
     }
 
     // A token without the scope nginx asks for: Keyward's 403.
     let tokens_only = app.create_token(&slug, "manager", "tokens").await;
     let response = client
-        .get(nginx.url("/files/report.txt"))
+        .get(nginx.url("/app/orders"))
         .basic_auth(&tokens_only.key, Some(&tokens_only.secret))
         .send()
         .await
@@ -288,7 +355,7 @@ async fn nginx_lets_a_valid_token_through_and_passes_on_keywards_refusals() {
     app.revoke(&token.key).await;
     app.pick_up_changes().await;
     let response = client
-        .get(nginx.url("/files/report.txt"))
+        .get(nginx.url("/app/orders"))
         .basic_auth(&token.key, Some(&token.secret))
         .send()
         .await
