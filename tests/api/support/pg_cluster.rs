@@ -1,7 +1,8 @@
 //! A PostgreSQL cluster of a test's own, as a real one is set up: TCP connections must give
 //! a password (SCRAM), and the test may restart the server under its clients. Started
 //! from Debian's binaries on a free loopback port, in a temporary directory, and stopped
-//! when dropped.
+//! when dropped. [`PgCluster::start_tls`] makes one that takes TCP connections only over
+//! TLS, with a certificate from a CA of the test's own, as managed PostgreSQL services do.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -18,11 +19,57 @@ pub struct PgCluster {
     port: u16,
     /// `postgres://keyward:…@127.0.0.1:PORT/keyward`, through SCRAM.
     pub url: String,
+    /// The PEM file of the CA that signed the server's certificate, for a TLS cluster.
+    pub root_certificate: Option<PathBuf>,
+}
+
+/// A CA of a test's own: its certificate, and what signs with it.
+pub struct TestCa {
+    pub pem: String,
+    issuer: rcgen::Issuer<'static, rcgen::KeyPair>,
+}
+
+impl TestCa {
+    pub fn new(name: &str) -> Self {
+        let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).expect("CA params");
+        params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+        params
+            .distinguished_name
+            .push(rcgen::DnType::CommonName, name);
+        let key = rcgen::KeyPair::generate().expect("a CA key");
+        let pem = params.self_signed(&key).expect("a CA certificate").pem();
+        Self {
+            pem,
+            issuer: rcgen::Issuer::new(params, key),
+        }
+    }
+
+    /// A server certificate for the loopback address and `localhost`, and its key, in PEM.
+    fn server_certificate(&self) -> (String, String) {
+        let params =
+            rcgen::CertificateParams::new(vec!["127.0.0.1".to_string(), "localhost".to_string()])
+                .expect("server params");
+        let key = rcgen::KeyPair::generate().expect("a server key");
+        let cert = params
+            .signed_by(&key, &self.issuer)
+            .expect("a server certificate");
+        (cert.pem(), key.serialize_pem())
+    }
 }
 
 impl PgCluster {
     /// A new cluster, or `None` when this machine has no PostgreSQL server binaries.
     pub fn start() -> Option<Self> {
+        Self::start_with(None)
+    }
+
+    /// A cluster that refuses TCP connections without TLS (`hostssl` only), its
+    /// certificate signed by `ca`; [`root_certificate`](Self::root_certificate) is `ca`'s.
+    pub fn start_tls(ca: &TestCa) -> Option<Self> {
+        Self::start_with(Some(ca))
+    }
+
+    fn start_with(ca: Option<&TestCa>) -> Option<Self> {
         let bin = newest_bin()?;
         let dir = tempfile::tempdir().expect("a temporary directory");
         give_to_postgres(dir.path());
@@ -46,6 +93,7 @@ impl PgCluster {
                 "--no-sync",
             ],
         ));
+        let root_certificate = ca.map(|ca| enable_tls(dir.path(), &data, ca));
         let port = (0..10)
             .map(|_| free_port())
             .find(|&port| {
@@ -59,6 +107,7 @@ impl PgCluster {
             dir,
             bin,
             port,
+            root_certificate,
         };
         cluster.psql(&format!("CREATE ROLE {ROLE} LOGIN PASSWORD '{PASSWORD}'"));
         cluster.psql(&format!("CREATE DATABASE {ROLE} OWNER {ROLE}"));
@@ -107,6 +156,37 @@ impl Drop for PgCluster {
         )
         .output();
     }
+}
+
+/// Gives the cluster in `data` a certificate signed by `ca`, turns TLS on and accepts TCP
+/// clients only over it. Returns the CA's certificate file, written beside the data.
+fn enable_tls(dir: &Path, data: &Path, ca: &TestCa) -> PathBuf {
+    let (cert, key) = ca.server_certificate();
+    for (name, pem) in [("server.crt", &cert), ("server.key", &key)] {
+        let file = data.join(name);
+        std::fs::write(&file, pem).expect("write the server's certificate");
+        // PostgreSQL refuses a key that others may read.
+        std::fs::set_permissions(&file, std::os::unix::fs::PermissionsExt::from_mode(0o600))
+            .expect("chmod 600");
+        give_to_postgres(&file);
+    }
+    let conf = data.join("postgresql.conf");
+    let mut settings = std::fs::read_to_string(&conf).expect("read postgresql.conf");
+    settings.push_str("\nssl = on\n");
+    std::fs::write(&conf, settings).expect("write postgresql.conf");
+    let hba = data.join("pg_hba.conf");
+    let rules = std::fs::read_to_string(&hba).expect("read pg_hba.conf");
+    let rules: String = rules
+        .lines()
+        .map(|line| match line.strip_prefix("host ") {
+            Some(rest) => format!("hostssl {rest}\n"),
+            None => format!("{line}\n"),
+        })
+        .collect();
+    std::fs::write(&hba, rules).expect("write pg_hba.conf");
+    let root = dir.join("root.crt");
+    std::fs::write(&root, &ca.pem).expect("write the CA's certificate");
+    root
 }
 
 /// `pg_ctl ARGS` for the cluster in `dir`, listening on `port` of the loopback address

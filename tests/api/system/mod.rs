@@ -11,6 +11,7 @@ mod logs;
 mod migration_parity;
 mod persistence;
 mod postgres;
+mod postgres_tls;
 mod readyz;
 mod revocation_scale;
 mod write_path;
