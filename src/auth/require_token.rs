@@ -36,9 +36,9 @@ pub async fn require_token<S: GuardState>(
                 .map_into_right_body());
         }
     };
-    let (id, expires_at) = (token.id, token.expires_at);
-    req.extensions_mut().insert(ApiCaller::new(token, ip));
+    req.extensions_mut()
+        .insert(ApiCaller::new(token.clone(), ip));
     let mut response = next.call(req).await?;
-    guard::answered(state, &mut response, id, expires_at, now, ip);
+    guard::answered(state, &mut response, &token, now, ip);
     Ok(response.map_into_left_body())
 }

@@ -393,7 +393,9 @@ async fn the_request_bodies_document_what_the_server_accepts() {
     assert_eq!(scopes["minItems"], json!(1), "{scopes}");
     assert_eq!(
         enumerated(&scopes["items"]),
-        ["read", "tokens", "write"].map(String::from).into()
+        ["read", "tokens", "verify", "write"]
+            .map(String::from)
+            .into()
     );
 
     // A name's documented length is the server's: the longest the document allows is
@@ -407,6 +409,26 @@ async fn the_request_bodies_document_what_the_server_accepts() {
     assert_eq!(created.status(), StatusCode::CREATED);
     let refused = app.post_json("/access-tokens", &manager, &too_long).await;
     assert_eq!(refused.status(), StatusCode::UNPROCESSABLE_ENTITY);
+
+    // What a token carries for its verifiers: the document allows what the server takes,
+    // and refuses a bad permission name and an unknown credits field, as the server does.
+    let carrying = json!({
+        "name": "carrying", "scopes": ["read"], "permissions": ["documents.read"],
+        "meta": {"plan": "pro"}, "external_id": "cus_1", "allowed_ips": ["10.0.0.0/8"],
+        "credits": {"remaining": 5, "refill": {"interval": "daily", "amount": 5}},
+    });
+    assert!(validator.is_valid(&carrying));
+    let created = app.post_json("/access-tokens", &manager, &carrying).await;
+    assert_eq!(created.status(), StatusCode::CREATED);
+    for bad in [
+        json!({"name": "bad", "scopes": ["read"], "permissions": ["Documents"]}),
+        json!({"name": "bad", "scopes": ["read"], "credits": {"remaining": 1, "extra": 1}}),
+        json!({"name": "bad", "scopes": ["read"], "credits": {"remaining": -1}}),
+    ] {
+        assert!(!validator.is_valid(&bad), "{bad}");
+        let refused = app.post_json("/access-tokens", &manager, &bad).await;
+        assert_eq!(refused.status(), StatusCode::UNPROCESSABLE_ENTITY, "{bad}");
+    }
 
     // So does a plan's: a body the document allows is created, one it doesn't is refused.
     let validator = jsonschema::validator_for(&body_schema(&doc, "NewClusterInput")).unwrap();

@@ -104,9 +104,10 @@ fn parse(query: &ListQuery) -> Result<(TokenSearch, Asked), AppError> {
     };
     let scope = match blank_to_none(&query.scope) {
         None => None,
-        Some(raw) => {
-            Some(Scope::parse(raw).map_err(|_| wrong("a scope", raw, "read, write or tokens"))?)
-        }
+        Some(raw) => Some(
+            Scope::parse(raw)
+                .map_err(|_| wrong("a scope", raw, "read, write, tokens or verify"))?,
+        ),
     };
     let expires = blank_to_none(&query.expires);
     let expires_within = match expires {
