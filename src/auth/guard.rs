@@ -143,30 +143,52 @@ pub async fn admit(
     ip: Option<IpAddr>,
     now: NaiveDateTime,
 ) -> Result<Arc<CachedToken>, AppError> {
-    admit_as(state, header, ip, now, false).await
+    admit_as(state, header, ip, now, Exemption::None).await
 }
 
-/// [`admit`], for a call that may be a token `revoking_itself` (see [`revokes_itself`]).
+/// [`admit`], for a call that may be exempt from some refusals ([`Exemption`]).
 pub async fn admit_as(
     state: &impl GuardState,
     header: Option<&[u8]>,
     ip: Option<IpAddr>,
     now: NaiveDateTime,
-    revoking_itself: bool,
+    exemption: Exemption,
 ) -> Result<Arc<CachedToken>, AppError> {
-    settle(
-        state,
-        check(state, header, now).await,
-        ip,
-        now,
-        revoking_itself,
-    )
+    settle(state, check(state, header, now).await, ip, now, exemption)
 }
 
 /// Whether the call is a token revoking itself (`DELETE /token`): revoking is always
 /// allowed, so neither the token's rate limit nor its account's suspension stops it.
 pub fn revokes_itself(req: &HttpRequest) -> bool {
     req.method() == actix_web::http::Method::DELETE && req.path() == "/token"
+}
+
+/// Whether the call asks about a key (`POST /keys/verify`): a suspended account's
+/// verifier is let in, held to its other limits, to be told its keys are `DISABLED`.
+pub fn asks_about_a_key(req: &HttpRequest) -> bool {
+    req.method() == actix_web::http::Method::POST && req.path() == "/keys/verify"
+}
+
+/// What a call may do that others may not.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Exemption {
+    None,
+    /// [`revokes_itself`]: nothing stops it.
+    RevokingItself,
+    /// [`asks_about_a_key`]: a suspension doesn't stop it.
+    AskingAboutAKey,
+}
+
+impl Exemption {
+    pub fn of(req: &HttpRequest) -> Self {
+        if revokes_itself(req) {
+            Exemption::RevokingItself
+        } else if asks_about_a_key(req) {
+            Exemption::AskingAboutAKey
+        } else {
+            Exemption::None
+        }
+    }
 }
 
 /// The verdict made final: a refusal is counted (in the metrics, and in the token's history
@@ -177,11 +199,13 @@ fn settle(
     verdict: Verdict,
     ip: Option<IpAddr>,
     now: NaiveDateTime,
-    revoking_itself: bool,
+    exemption: Exemption,
 ) -> Result<Arc<CachedToken>, AppError> {
+    let revoking_itself = exemption == Exemption::RevokingItself;
     let token = match verdict {
         Verdict::Allowed(token) => token,
         Verdict::Suspended(token) if revoking_itself => return Ok(token),
+        Verdict::Suspended(token) if exemption == Exemption::AskingAboutAKey => token,
         Verdict::Suspended(token) => {
             state.metrics().guard(GuardReason::Suspended);
             state.usage().record(token.id, Outcome::Forbidden, now, ip);

@@ -27,8 +27,8 @@ pub async fn require_token<S: GuardState>(
     let now = chrono::Utc::now().naive_utc();
     let ip = state.client_ip(req.request());
     let header = req.headers().get(AUTHORIZATION).map(|v| v.as_bytes());
-    let revoking = guard::revokes_itself(req.request());
-    let token = match guard::admit_as(state, header, ip, now, revoking).await {
+    let exemption = guard::Exemption::of(req.request());
+    let token = match guard::admit_as(state, header, ip, now, exemption).await {
         Ok(token) => token,
         Err(error) => {
             return Ok(req

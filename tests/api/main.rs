@@ -40,6 +40,7 @@ mod expiry;
 mod fallback;
 mod health;
 mod json_only;
+mod keys_verify;
 mod lifetime;
 mod login;
 mod mail_outbox;
