@@ -40,6 +40,7 @@ mod expiry;
 mod fallback;
 mod health;
 mod json_only;
+mod key_fields;
 mod keys_verify;
 mod lifetime;
 mod login;
