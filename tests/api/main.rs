@@ -41,6 +41,7 @@ mod fallback;
 mod health;
 mod json_only;
 mod key_fields;
+mod key_fields_pages;
 mod keys_verify;
 mod lifetime;
 mod login;

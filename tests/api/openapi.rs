@@ -413,7 +413,7 @@ async fn the_request_bodies_document_what_the_server_accepts() {
     // What a token carries for its verifiers: the document allows what the server takes,
     // and refuses a bad permission name and an unknown credits field, as the server does.
     let carrying = json!({
-        "name": "carrying", "scopes": ["read"], "permissions": ["documents.read"],
+        "name": "carrying", "scopes": ["read"], "permissions": [],
         "meta": {"plan": "pro"}, "external_id": "cus_1", "allowed_ips": ["10.0.0.0/8"],
         "credits": {"remaining": 5, "refill": {"interval": "daily", "amount": 5}},
     });

@@ -274,6 +274,8 @@ struct ShowPage {
     made_by: Option<TokenLink>,
     made: Vec<TokenLink>,
     usage: TokenUsageView,
+    /// Permissions, meta, external id, credits and allowed IPs, in words.
+    key_fields: super::key_fields_page::KeyFieldsShown,
 }
 
 /// A link to a token that a roll connects to this one.
@@ -327,6 +329,7 @@ async fn show(
         made_by,
         made,
         usage,
+        key_fields: super::key_fields_page::KeyFieldsShown::of(&view.token),
     })
 }
 
