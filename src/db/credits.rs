@@ -82,3 +82,66 @@ pub fn record(conn: &mut DbConnection, batch: &[Spending]) -> Result<Vec<Balance
         Ok(balances)
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use diesel::connection::SimpleConnection;
+    use diesel_migrations::MigrationHarness;
+
+    fn database() -> DbConnection {
+        let mut conn = SqliteConnection::establish(":memory:").expect("an in-memory database");
+        conn.run_pending_migrations(crate::db::SQLITE_MIGRATIONS)
+            .expect("the migrations run");
+        conn.batch_execute(
+            "INSERT INTO accounts (id, name, slug, api_state, created_at) \
+               VALUES (1, 'Acme', 'acme', 'active', '2026-01-01 00:00:00'); \
+             INSERT INTO tokens (id, account_id, name, key, secret_digest, secret_hint, scopes, created_at, \
+                                 credits_remaining, credits_refill_interval, credits_refill_amount, credits_refilled_at) \
+               VALUES (1, 1, 'ci', 'kw_aaaaaaaaaaaaaaaa', x'00', 'abcd', 'read', '2026-01-01 00:00:00', \
+                       100, 'daily', 50, '2026-12-07 00:00:00');",
+        )
+        .expect("a token with 100 credits");
+        DbConnection::Sqlite(conn)
+    }
+
+    fn at(t: &str) -> NaiveDateTime {
+        NaiveDateTime::parse_from_str(t, "%Y-%m-%d %H:%M:%S").unwrap()
+    }
+
+    fn spent(n: i64, version: i32, refilled_at: Option<NaiveDateTime>) -> Spending {
+        Spending {
+            token: TokenId(1),
+            version,
+            spent: n,
+            refilled_at,
+            refill_to: 50,
+        }
+    }
+
+    #[test]
+    fn two_instances_spending_at_once_both_subtract() {
+        let mut conn = database();
+        let first = record(&mut conn, &[spent(30, 0, None)]).unwrap();
+        assert_eq!(first[0].remaining, 70);
+        // The second instance's write reads the first's: neither overwrites the other.
+        let second = record(&mut conn, &[spent(25, 0, None)]).unwrap();
+        assert_eq!(second[0].remaining, 45);
+        // Spending against a setting a person has since replaced is dropped.
+        let stale = record(&mut conn, &[spent(5, 7, None)]).unwrap();
+        assert_eq!((stale[0].remaining, stale[0].version), (45, 0));
+    }
+
+    #[test]
+    fn a_refill_counts_once_per_period_whoever_makes_it() {
+        let mut conn = database();
+        let morning = at("2026-12-08 09:00:00");
+        let first = record(&mut conn, &[spent(2, 0, Some(morning))]).unwrap();
+        assert_eq!(first[0].remaining, 48);
+        assert_eq!(first[0].refilled_at, Some(morning));
+        // Another instance refilled too, the same day: only its spending counts.
+        let later = record(&mut conn, &[spent(3, 0, Some(at("2026-12-08 10:00:00")))]).unwrap();
+        assert_eq!(later[0].remaining, 45);
+        assert_eq!(later[0].refilled_at, Some(morning));
+    }
+}

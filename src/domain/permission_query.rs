@@ -247,4 +247,141 @@ mod tests {
         assert!(long.len() > MAX_CHARS);
         assert!(Query::parse(&long).unwrap_err().problem.contains("1000"));
     }
+
+    mod model {
+        //! The parser and evaluator against a model: random expression trees, rendered to
+        //! text with the parentheses precedence needs (and some it doesn't), evaluated by
+        //! the tree itself and by a shunting-yard over the text's words.
+        use super::super::*;
+        use proptest::prelude::*;
+
+        #[derive(Debug, Clone)]
+        enum Tree {
+            Name(&'static str),
+            And(Vec<(Tree, bool)>),
+            Or(Vec<(Tree, bool)>),
+        }
+
+        const NAMES: [&str; 4] = ["a", "b.read", "c:x", "d_1"];
+
+        fn tree() -> impl Strategy<Value = Tree> {
+            let leaf = proptest::sample::select(NAMES.to_vec()).prop_map(Tree::Name);
+            leaf.prop_recursive(4, 24, 3, |inner| {
+                let children = proptest::collection::vec((inner, any::<bool>()), 2..4);
+                prop_oneof![
+                    children.clone().prop_map(Tree::And),
+                    children.prop_map(Tree::Or),
+                ]
+            })
+        }
+
+        fn render(tree: &Tree) -> String {
+            match tree {
+                Tree::Name(n) => n.to_string(),
+                Tree::And(children) => join(children, " AND ", true),
+                Tree::Or(children) => join(children, " OR ", false),
+            }
+        }
+
+        /// Under AND, an OR child needs parentheses; anything may have them anyway.
+        fn join(children: &[(Tree, bool)], op: &str, under_and: bool) -> String {
+            children
+                .iter()
+                .map(|(child, extra)| {
+                    let needs = under_and && matches!(child, Tree::Or(_));
+                    let text = render(child);
+                    if needs || *extra {
+                        format!("({text})")
+                    } else {
+                        text
+                    }
+                })
+                .collect::<Vec<_>>()
+                .join(op)
+        }
+
+        fn truth(tree: &Tree, held: &[&str]) -> bool {
+            match tree {
+                Tree::Name(n) => held.contains(n),
+                Tree::And(c) => c.iter().all(|(t, _)| truth(t, held)),
+                Tree::Or(c) => c.iter().any(|(t, _)| truth(t, held)),
+            }
+        }
+
+        /// A second evaluator, on the text: shunting-yard to postfix, AND above OR.
+        fn shunting_yard(text: &str, held: &[&str]) -> bool {
+            let spaced = text.replace('(', " ( ").replace(')', " ) ");
+            let (mut out, mut ops): (Vec<&str>, Vec<&str>) = (Vec::new(), Vec::new());
+            let rank = |op: &str| if op == "AND" { 2 } else { 1 };
+            for word in spaced.split_whitespace() {
+                match word {
+                    "(" => ops.push(word),
+                    ")" => {
+                        while let Some(op) = ops.pop() {
+                            if op == "(" {
+                                break;
+                            }
+                            out.push(op);
+                        }
+                    }
+                    "AND" | "OR" => {
+                        while let Some(&top) = ops.last() {
+                            if top != "(" && rank(top) >= rank(word) {
+                                out.push(ops.pop().unwrap());
+                            } else {
+                                break;
+                            }
+                        }
+                        ops.push(word);
+                    }
+                    name => out.push(name),
+                }
+            }
+            while let Some(op) = ops.pop() {
+                out.push(op);
+            }
+            let mut stack = Vec::new();
+            for word in out {
+                match word {
+                    "AND" | "OR" => {
+                        let (r, l) = (stack.pop().unwrap(), stack.pop().unwrap());
+                        stack.push(if word == "AND" { l && r } else { l || r });
+                    }
+                    name => stack.push(held.contains(&name)),
+                }
+            }
+            stack.pop().unwrap()
+        }
+
+        proptest! {
+            #[test]
+            fn the_parser_agrees_with_the_model(
+                tree in tree(),
+                mask in 0u8..16,
+            ) {
+                let held: Vec<&str> = NAMES
+                    .iter()
+                    .enumerate()
+                    .filter(|(i, _)| mask & (1 << i) != 0)
+                    .map(|(_, n)| *n)
+                    .collect();
+                let text = render(&tree);
+                let permissions = Permissions::parse(&held.join(",")).unwrap();
+                let expected = truth(&tree, &held);
+                prop_assert_eq!(shunting_yard(&text, &held), expected, "model on {}", text);
+                match Query::parse(&text) {
+                    Ok(query) => prop_assert_eq!(query.allows(&permissions), expected, "{}", text),
+                    // Only too deep a nesting may be refused.
+                    Err(e) => prop_assert!(e.problem.contains("levels"), "{}: {}", text, e),
+                }
+            }
+
+            #[test]
+            fn any_text_parses_or_is_refused_at_a_position_inside_it(text in "[a-z()ANDOR .:_ -]{0,40}") {
+                if let Err(e) = Query::parse(&text) {
+                    prop_assert!(e.position <= text.chars().count(), "{}: {}", text, e);
+                }
+            }
+        }
+    }
 }
