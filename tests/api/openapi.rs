@@ -210,7 +210,7 @@ async fn live_answers_match_the_documented_statuses_and_bodies() {
     let doc = document(&app).await;
     let slug = app.create_account("Drift Inc").await;
     let manager = app
-        .create_token(&slug, "terraform", "read,write,tokens")
+        .create_token(&slug, "terraform", "read,write,tokens,verify")
         .await;
     let target = app
         .create_token_with(&slug, "deploys", "read", &["--expires-in-days", "30"])
@@ -277,6 +277,39 @@ async fn live_answers_match_the_documented_statuses_and_bodies() {
             Some(json!({"grace": "1h"})),
         ),
         (
+            "/access-tokens/{key}",
+            "patch",
+            ids.fill("/access-tokens/{key}", &target.key),
+            Some(json!({
+                "external_id": "cus_drift", "meta": {"tier": 1}, "allowed_ips": ["127.0.0.1"],
+                "credits": {"remaining": 9, "refill": {"interval": "daily", "amount": 9}},
+            })),
+        ),
+        (
+            "/keys/verify",
+            "post",
+            "/keys/verify".into(),
+            Some(json!({"key": target.key, "secret": target.secret, "permissions": "a OR b"})),
+        ),
+        (
+            "/keys/verify",
+            "post",
+            "/keys/verify".into(),
+            Some(json!({"key": target.key, "secret": target.secret})),
+        ),
+        (
+            "/keys/verify",
+            "post",
+            "/keys/verify".into(),
+            Some(json!({"key": "kw_nope", "secret": "nope"})),
+        ),
+        (
+            "/keys/verify",
+            "post",
+            "/keys/verify".into(),
+            Some(json!({"key": "kw_nope", "secret": "nope", "permissions": "(("})),
+        ),
+        (
             "/clusters/{slug}",
             "get",
             "/clusters/no-such-cluster".into(),
@@ -304,8 +337,8 @@ async fn live_answers_match_the_documented_statuses_and_bodies() {
     assert_eq!(
         expected_statuses,
         [
-            200, 200, 200, 200, 200, 200, 200, 200, 200, 200, 200, 200, 202, 201, 201, 404, 422,
-            422, 202
+            200, 200, 200, 200, 200, 200, 200, 200, 200, 200, 200, 200, 202, 201, 201, 200, 200,
+            200, 200, 422, 404, 422, 422, 202
         ],
         "the story's answers"
     );
