@@ -275,6 +275,21 @@ pub fn may_grant_permissions(
     }
 }
 
+/// A token kept to some addresses may give another no wider an allowlist.
+pub fn may_grant_addresses(
+    caller: &crate::domain::IpAllowlist,
+    wanted: &crate::domain::IpAllowlist,
+) -> Result<(), String> {
+    if wanted.within(caller) {
+        Ok(())
+    } else {
+        Err(format!(
+            "'allowed_ips': this token may be used only from {}, so a token it makes must be kept within them too.",
+            caller.as_str()
+        ))
+    }
+}
+
 /// A token with a credit limit may give another no more credits than it has left, and
 /// no refill it doesn't get itself; one without a limit may give any.
 pub fn may_grant_credits(

@@ -72,6 +72,12 @@ pub fn set_key_fields(
     change: &KeyFieldsChange,
 ) -> Result<Token, AppError> {
     let token = managed(tx, id)?;
+    // A key can't loosen its own limits: its fence, its credits, its permissions.
+    if tx.acting_token() == Some(token.token_id()) {
+        return Err(AppError::forbidden(
+            "A token can't change what it carries itself: its permissions, credits and allowed IPs are changed by a person or by another token.",
+        ));
+    }
     if token.revoked_at.is_some() {
         return Err(AppError::invalid(
             "This token is revoked: what it carries can no longer change.",

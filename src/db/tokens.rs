@@ -1034,8 +1034,8 @@ pub fn create_by_token(
     insert(tx, request, None)
 }
 
-/// When a token acts: `fields` give no permission it doesn't hold and no more credits
-/// than it has left (as last written: at most one flush behind its spending).
+/// When a token acts: `fields` give no permission it doesn't hold, no address it may not
+/// be used from, and no more credits than it has left (as last written: at most one flush behind its spending).
 pub(super) fn may_hand_on(tx: &mut Tx<'_>, fields: &KeyFields) -> Result<(), AppError> {
     let Some(caller) = tx.calling_token() else {
         return Ok(());
@@ -1045,6 +1045,8 @@ pub(super) fn may_hand_on(tx: &mut Tx<'_>, fields: &KeyFields) -> Result<(), App
         .select(Token::as_select())
         .first(tx.conn)?;
     crate::policy::may_grant_permissions(&own.permissions, &fields.permissions)
+        .map_err(AppError::forbidden)?;
+    crate::policy::may_grant_addresses(&own.allowed_ips, &fields.allowed_ips)
         .map_err(AppError::forbidden)?;
     crate::policy::may_grant_credits(own.credits()?, fields.credits).map_err(AppError::invalid)
 }

@@ -70,6 +70,16 @@ impl IpAllowlist {
         self.nets.iter().any(|net| net.contains(&ip))
     }
 
+    /// Whether every address `self` allows, `other` allows too.
+    pub fn within(&self, other: &IpAllowlist) -> bool {
+        other.nets.is_empty()
+            || (!self.nets.is_empty()
+                && self
+                    .nets
+                    .iter()
+                    .all(|mine| other.nets.iter().any(|theirs| theirs.contains(mine))))
+    }
+
     pub fn names(&self) -> Vec<String> {
         self.nets.iter().map(ToString::to_string).collect()
     }
@@ -99,6 +109,16 @@ mod tests {
         assert!(!list.allows(None));
         assert!(IpAllowlist::default().allows(None));
         assert_eq!(list.as_str(), "10.1.0.0/16,192.0.2.7/32,2001:db8::/32");
+    }
+
+    #[test]
+    fn a_list_within_another_allows_nothing_more() {
+        let wide = IpAllowlist::parse("10.0.0.0/8").unwrap();
+        let narrow = IpAllowlist::parse("10.1.0.0/16, 10.2.3.4").unwrap();
+        assert!(narrow.within(&wide));
+        assert!(!wide.within(&narrow));
+        assert!(!IpAllowlist::default().within(&wide), "anywhere is wider");
+        assert!(wide.within(&IpAllowlist::default()));
     }
 
     #[test]

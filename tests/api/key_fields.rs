@@ -16,6 +16,11 @@ async fn manager(app: &TestApp, name: &str, extra: &[&str]) -> Token {
         .await
 }
 
+/// A manager that may be used only from this machine.
+async fn manager_fenced(app: &TestApp) -> Token {
+    manager(app, "Fenced Inc", &["--allowed-ips", "127.0.0.0/8"]).await
+}
+
 async fn create(app: &TestApp, manager: &Token, body: Value) -> Value {
     expect_json(
         app.post_json("/access-tokens", manager, &body).await,
@@ -231,6 +236,29 @@ async fn a_token_hands_on_only_the_permissions_it_holds_and_the_credits_it_has_l
     let key = token_of(&made).key;
     let response = patch(&app, &manager, &key, &json!({"permissions": ["admin"]})).await;
     assert_eq!(response.status(), StatusCode::FORBIDDEN);
+    // A token kept to some addresses hands on no wider a fence.
+    let fenced = manager_fenced(&app).await;
+    let wider = app
+        .post_json(
+            "/access-tokens",
+            &fenced,
+            &json!({"name": "c", "scopes": ["read"], "allowed_ips": ["0.0.0.0/0"]}),
+        )
+        .await;
+    let errors = assert_error_envelope(wider, StatusCode::FORBIDDEN).await;
+    assert!(errors[0].starts_with("'allowed_ips'"), "{errors:?}");
+    let inside = json!({"name": "c", "scopes": ["read"], "allowed_ips": ["127.0.0.1"]});
+    create(&app, &fenced, inside).await;
+    // Nor can a token lift its own limits.
+    let response = patch(
+        &app,
+        &manager,
+        &manager.key,
+        &json!({"credits": null, "allowed_ips": []}),
+    )
+    .await;
+    let errors = assert_error_envelope(response, StatusCode::FORBIDDEN).await;
+    assert!(errors[0].contains("itself"), "{errors:?}");
 }
 
 #[tokio::test]
