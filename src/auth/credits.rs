@@ -44,7 +44,7 @@ pub enum Spend {
 struct Entry {
     version: i32,
     remaining: i64,
-    /// Spent here since the last write.
+    /// Spent here since the last write, less what was given back.
     unwritten: i64,
     refilled_at: Option<NaiveDateTime>,
     /// A refill made here and not written yet: when.
@@ -106,10 +106,9 @@ impl CreditLedger {
         };
         let mut entries = self.entries();
         let entry = current(&mut entries, token.id, snapshot);
-        if entry.unwritten > 0 {
-            entry.unwritten -= 1;
-            entry.remaining += 1;
-        }
+        // Below zero when the spend was written already: the next write gives it back.
+        entry.unwritten -= 1;
+        entry.remaining += 1;
     }
 
     /// What `token` has left as this instance knows it, without spending.
@@ -128,7 +127,7 @@ impl CreditLedger {
         let mut entries = self.entries();
         entries
             .iter_mut()
-            .filter(|(_, e)| e.unwritten > 0 || e.refilled_here.is_some())
+            .filter(|(_, e)| e.unwritten != 0 || e.refilled_here.is_some())
             .map(|(token, e)| {
                 let spending = Spending {
                     token: *token,
@@ -246,6 +245,9 @@ mod tests {
         assert_eq!(ledger.remaining(&t), Some(1));
         let batch = ledger.take();
         assert_eq!(batch[0].spent, 1);
+        // A refund after its spend was taken for writing is given back by the next write.
+        ledger.refund(&t);
+        assert_eq!(ledger.take()[0].spent, -1);
     }
 
     #[test]
