@@ -397,3 +397,42 @@ async fn credits_spent_survive_a_restart() {
     let answer = verify_key(&second, &verifier, &key, json!({})).await;
     assert_eq!(answer["credits"], json!({"remaining": 1}), "{answer}");
 }
+
+#[tokio::test]
+async fn two_instances_on_one_store_share_the_balance() {
+    let a = spawn_app().await;
+    let (_, verifier, manager) = account(&a, "Shared Inc").await;
+    let key = issue(&a, &manager, json!({"credits": {"remaining": 10}})).await;
+    let b = spawn_app_at(TestDb::new(), &a.db.path, |_| {}).await;
+    for _ in 0..4 {
+        assert_eq!(
+            verify_key(&a, &verifier, &key, json!({})).await["code"],
+            json!("VALID")
+        );
+    }
+    for _ in 0..3 {
+        assert_eq!(
+            verify_key(&b, &verifier, &key, json!({})).await["code"],
+            json!("VALID")
+        );
+    }
+    // Each instance writes what it spent; neither overwrites the other.
+    let path = format!("/access-tokens/{}", key.key);
+    let shared = eventually(
+        Duration::from_secs(5),
+        Duration::from_millis(50),
+        || async {
+            let shown = expect_json(a.get_with_auth(&path, &manager).await, StatusCode::OK).await;
+            shown["access_token"]["credits"]["remaining"] == json!(3)
+        },
+    )
+    .await;
+    assert!(shared, "the store holds 10 - 4 - 3");
+    // Once an instance has written, it answers from the shared balance.
+    let on_b = verify_key(&b, &verifier, &key, json!({})).await;
+    assert_eq!(on_b["code"], json!("VALID"));
+    assert!(
+        on_b["credits"]["remaining"].as_i64().unwrap() <= 6,
+        "{on_b}"
+    );
+}
