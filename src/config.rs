@@ -463,7 +463,8 @@ impl TryFrom<RawSettings> for Config {
             )?,
             workers: raw.workers,
             password_threads: raw.password_threads,
-            usage_flush_interval: std::time::Duration::from_secs(5),
+            // At least once a second: a crash loses at most a second of credit spending.
+            usage_flush_interval: std::time::Duration::from_secs(1),
             invalidation_poll_interval: std::time::Duration::from_millis(250),
             expiry_sweep_interval: std::time::Duration::from_secs(60),
             unknown_key_reads_per_second: crate::auth::cache::UnknownKeyBudget::PER_SECOND,

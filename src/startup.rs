@@ -179,7 +179,11 @@ impl Application {
             drop(serving.await);
         }
         let state = self.state.clone();
-        match tokio::task::spawn_blocking(move || state.usage.flush(&state.pool)).await {
+        let flushed = move || {
+            let spent = state.credits.flush(&state.pool).map(drop);
+            state.usage.flush(&state.pool).and(spent)
+        };
+        match tokio::task::spawn_blocking(flushed).await {
             Ok(Ok(_)) => {}
             Ok(Err(err)) => tracing::warn!(error = %err, "could not record token use at shutdown"),
             Err(err) => tracing::warn!(error = %err, "shutdown flush failed"),

@@ -84,6 +84,8 @@ pub struct AppState {
     pub usage: Arc<UsageRecorder>,
     /// Per-token rate limits: in memory, per server.
     pub rate_limits: Arc<RateLimits>,
+    /// Live credit balances, written with the usage batch.
+    pub credits: Arc<crate::auth::credits::CreditLedger>,
     pub throttle: Arc<LoginThrottle>,
     /// Rendered pages of `GET /clusters`, dropped through the invalidation log.
     pub cluster_pages: Arc<ClusterPages>,
@@ -120,6 +122,7 @@ impl AppState {
             config: Arc::new(config),
             usage: Arc::new(UsageRecorder::new()),
             rate_limits: Arc::new(RateLimits::new()),
+            credits: Arc::new(crate::auth::credits::CreditLedger::new()),
             cluster_pages: Arc::new(ClusterPages::new()),
             refusal_audits: Default::default(),
             secret_reports: IpLimit::new(
@@ -259,5 +262,9 @@ impl GuardState for AppState {
 
     fn metrics(&self) -> &Metrics {
         &self.metrics
+    }
+
+    fn credits(&self) -> &crate::auth::credits::CreditLedger {
+        &self.credits
     }
 }

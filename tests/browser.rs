@@ -333,6 +333,7 @@ async fn story(b: Client, base: String, shots: Screenshots) {
     page.shoot("tokens-list-revoked").await;
 
     roll_a_token(&page, &api).await;
+    key_fields_on_a_token(&page).await;
     a_team_day(&page, &api).await;
 
     // The owner's other pages: the audit log tells the story, the members page lists them.
@@ -438,6 +439,25 @@ async fn make_token(page: &Page<'_>, name: &str) -> (String, String, String) {
     page.click_link("I have stored the secret").await;
     let path = page.wait_for_path_prefix("/tokens/").await;
     (key, secret, path)
+}
+
+/// What a key carries for the services that verify it: permissions and meta set on the
+/// token's page, then shown there.
+async fn key_fields_on_a_token(page: &Page<'_>) {
+    let (_, _, path) = make_token(page, "Customer key").await;
+    page.open(&path).await;
+    page.click_link("Edit permissions, meta, credits and IPs")
+        .await;
+    page.fill("permissions", "documents.read, billing.write")
+        .await;
+    page.fill("meta", r#"{"plan": "pro"}"#).await;
+    page.shoot("token-key-fields").await;
+    page.click_button("Save").await;
+    page.wait_for(Locator::Id("key-fields")).await;
+    page.assert_text_contains("billing.write, documents.read")
+        .await;
+    page.assert_text_contains(r#"{"plan":"pro"}"#).await;
+    page.shoot("token-key-fields-shown").await;
 }
 
 /// A team's day with the list: a note, search and filters, a bulk revoke through its

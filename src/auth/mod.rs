@@ -3,6 +3,7 @@
 pub(crate) mod basic;
 pub mod cache;
 pub mod client_addr;
+pub mod credits;
 pub(crate) mod csrf;
 pub mod guard;
 pub(crate) mod ip_limit;

@@ -50,6 +50,7 @@ pub mod action {
     pub const TOKEN_API_REFUSED: AuditAction = AuditAction::TokenApiRefused;
     pub const TOKEN_RENAMED: AuditAction = AuditAction::TokenRenamed;
     pub const TOKEN_NOTE_CHANGED: AuditAction = AuditAction::TokenNoteChanged;
+    pub const TOKEN_KEY_FIELDS_CHANGED: AuditAction = AuditAction::TokenKeyFieldsChanged;
     pub const MEMBER_INVITED: AuditAction = AuditAction::MemberInvited;
     pub const INVITATION_CANCELLED: AuditAction = AuditAction::InvitationCancelled;
     pub const MEMBER_JOINED: AuditAction = AuditAction::MemberJoined;

@@ -35,6 +35,7 @@ pub mod accounts;
 pub mod audit;
 pub mod backup;
 pub mod clusters;
+pub mod credits;
 pub mod email_links;
 pub mod invalidations;
 pub(crate) mod invitations;

@@ -58,6 +58,15 @@ diesel::table! {
         rate_limit_per_minute -> Nullable<Integer>,
         maker_token_id -> Nullable<Integer>,
         note -> Text,
+        permissions -> Text,
+        meta -> Nullable<Text>,
+        external_id -> Nullable<Text>,
+        credits_remaining -> Nullable<BigInt>,
+        credits_refill_interval -> Nullable<Text>,
+        credits_refill_amount -> Nullable<BigInt>,
+        credits_refilled_at -> Nullable<Timestamp>,
+        credits_version -> Integer,
+        allowed_ips -> Text,
     }
 }
 

@@ -38,6 +38,7 @@ audit_actions! {
     TokenApiRefused => "token.api_refused",
     TokenRenamed => "token.renamed",
     TokenNoteChanged => "token.note_changed",
+    TokenKeyFieldsChanged => "token.key_fields_changed",
     MemberInvited => "member.invited",
     InvitationCancelled => "member.invitation_cancelled",
     MemberJoined => "member.joined",

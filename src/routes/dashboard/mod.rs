@@ -15,9 +15,11 @@ mod confirm;
 mod docs;
 mod forms;
 mod invitations;
+mod key_fields_page;
 mod lifetime;
 mod login;
 mod members;
+mod permissions_page;
 mod rate_limit;
 mod recovery;
 mod roll;
@@ -51,6 +53,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .configure(roll::configure)
         .configure(lifetime::configure)
         .configure(rate_limit::configure)
+        .configure(key_fields_page::configure)
+        .configure(permissions_page::configure)
         .configure(confirm::configure)
         .configure(members::configure)
         .configure(invitations::configure)

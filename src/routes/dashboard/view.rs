@@ -407,7 +407,9 @@ pub(crate) fn error_page(err: &AppError, layout: Option<Layout>) -> HttpResponse
         AppError::MethodNotAllowed => "Method not allowed",
         AppError::Invalid(_) | AppError::BadRequest(_) => "Please check what you entered",
         AppError::TooLarge(_) => "Too much at once",
-        AppError::TooManyRequests { .. } | AppError::TokenRateLimited { .. } => "Too many attempts",
+        AppError::TooManyRequests { .. }
+        | AppError::TokenRateLimited { .. }
+        | AppError::NoCredits { .. } => "Too many attempts",
         AppError::Unavailable { .. } => "Please try again shortly",
         AppError::Internal(_) => "Something went wrong",
         AppError::Unauthorized { .. } | AppError::SignInRequired => "Please sign in",
