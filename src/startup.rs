@@ -58,6 +58,18 @@ impl Application {
         let anonymous_csrf = web::Data::new(AnonymousCsrf::new(key_material.as_bytes(), https));
         drop(key_material);
 
+        let secret_key = crate::auth::secret_key::KeySource::of(
+            config.secret_key.as_ref().map(|k| k.expose()),
+            config.secret_key_file.as_deref(),
+            &config.database_url,
+        )
+        .load()?;
+        if secret_key.is_none() {
+            tracing::warn!(
+                "two-factor sign-in is off: set KEYWARD_SECRET_KEY or KEYWARD_SECRET_KEY_FILE to turn it on"
+            );
+        }
+
         let listener = TcpListener::bind(config.bind)
             .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", config.bind))?;
         let port = listener.local_addr()?.port();
@@ -77,7 +89,8 @@ impl Application {
         let state = web::Data::new(
             AppState::new(pool, config)
                 .with_metrics(metrics.clone())
-                .with_mailer(mailer),
+                .with_mailer(mailer)
+                .with_secret_key(secret_key),
         );
         let starting = state.clone();
         let loading = std::time::Instant::now();

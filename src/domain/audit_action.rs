@@ -58,6 +58,10 @@ audit_actions! {
     EmailChanged => "user.email_changed",
     PasswordReset => "user.password_reset",
     ResetLinkIssued => "user.reset_link_issued",
+    TwoFactorEnabled => "user.two_factor_enabled",
+    TwoFactorDisabled => "user.two_factor_disabled",
+    RecoveryCodesRegenerated => "user.recovery_codes_regenerated",
+    RecoveryCodeUsed => "user.recovery_code_used",
 }
 
 super::sql::text_column!(AuditAction);

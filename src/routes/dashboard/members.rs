@@ -9,6 +9,7 @@ use serde::Deserialize;
 
 use super::forms::ApiAccessForm;
 use super::session::{CsrfForm, NoFields, SignedIn};
+use super::sudo::{self, SudoForm};
 use super::view::{
     Flash, HtmlError, Layout, TimeView, get_only, post_only, redirect, render, render_with_status,
 };
@@ -271,12 +272,16 @@ fn member_id(raw: &str) -> Result<UserId, AppError> {
 }
 
 async fn remove(
+    req: HttpRequest,
     signed_in: SignedIn,
     state: web::Data<AppState>,
     path: web::Path<String>,
-    _form: CsrfForm<NoFields>,
+    form: SudoForm<NoFields>,
 ) -> Result<HttpResponse, HtmlError> {
     let target = member_id(&path)?;
+    if let Some(check) = sudo::check(&req, &signed_in, &state, &form).await? {
+        return Ok(check);
+    }
     let removed = state
         .write(
             signed_in.principal(),
@@ -298,13 +303,17 @@ struct RoleForm {
 }
 
 async fn change_role(
+    req: HttpRequest,
     signed_in: SignedIn,
     state: web::Data<AppState>,
     path: web::Path<String>,
-    CsrfForm(form): CsrfForm<RoleForm>,
+    form: SudoForm<RoleForm>,
 ) -> Result<HttpResponse, HtmlError> {
     let target = member_id(&path)?;
-    let role = Role::parse(&form.role).map_err(AppError::invalid)?;
+    let role = Role::parse(&form.form.role).map_err(AppError::invalid)?;
+    if let Some(check) = sudo::check(&req, &signed_in, &state, &form).await? {
+        return Ok(check);
+    }
     let email = state
         .write(
             signed_in.principal(),

@@ -32,6 +32,9 @@ const ACCOUNT_ID: &str = "account_id";
 const SIGNED_IN_AT: &str = "signed_in_at";
 /// A one-time message for the next page.
 const FLASH: &str = "flash";
+/// When the person last proved it was them (Unix seconds): a password or a second factor,
+/// at sign-in or at a sudo check. Sensitive changes need it recent (`sudo`).
+const CHECKED_AT: &str = "checked_at";
 
 /// The dashboard's session, typed: every key it holds is read and written here, and
 /// nowhere else in `routes`. The store (`auth::session`) owns the keys it fills in
@@ -81,6 +84,18 @@ impl UserSession {
         flash
     }
 
+    /// When the person last proved it was them; 0 if never in this session.
+    pub fn checked_at(&self) -> i64 {
+        self.0.get::<i64>(CHECKED_AT).ok().flatten().unwrap_or(0)
+    }
+
+    /// They proved it was them just now.
+    pub fn mark_checked(&self) -> Result<(), AppError> {
+        self.0
+            .insert(CHECKED_AT, db::now().and_utc().timestamp())
+            .map_err(session_error)
+    }
+
     /// Ends the session: its row is deleted, so the cookie is worthless even if copied.
     pub fn end(&self) {
         self.0.purge();
@@ -119,9 +134,21 @@ pub(crate) fn sign_in(
     }
     raw.insert(SIGNED_IN_AT, db::now().and_utc().timestamp())
         .map_err(session_error)?;
+    // Signing in is proving it: sudo mode is open from the start.
+    session.mark_checked()?;
     renew_id(req)?;
     csrf::rotate_anonymous(req)?;
     Ok(session)
+}
+
+/// Where a fresh sign-in lands: an operator who belongs to no account on the console;
+/// anyone else on the token list, which says when they belong to no account yet.
+pub(crate) fn landing(operator: bool, account: Option<AccountId>) -> &'static str {
+    if account.is_none() && operator {
+        "/admin"
+    } else {
+        "/tokens"
+    }
 }
 
 /// Moves the session to a new id (and a new row, written when this request ends), with a
@@ -414,16 +441,22 @@ impl<T: DeserializeOwned + 'static> FromRequest for CsrfForm<T> {
         let req = req.clone();
         let body = web::Bytes::from_request(&req, payload);
         Box::pin(async move {
-            csrf::check_origin(&req)?;
             let body = body.await.map_err(|_| {
                 AppError::invalid("The form could not be read; it may be too large.")
             })?;
-            let field: TokenField =
-                serde_urlencoded::from_bytes(&body).map_err(|_| csrf::rejected())?;
-            csrf::check_token(&req, &field.csrf_token)?;
-            let form = serde_urlencoded::from_bytes(&body)
-                .map_err(|e| AppError::invalid(format!("The form could not be read: {e}.")))?;
-            Ok(CsrfForm(form))
+            Ok(CsrfForm(checked_form(&req, &body)?))
         })
     }
+}
+
+/// A urlencoded body read into `T`, once its origin and CSRF token pass.
+pub(crate) fn checked_form<T: DeserializeOwned>(
+    req: &HttpRequest,
+    body: &[u8],
+) -> Result<T, AppError> {
+    csrf::check_origin(req)?;
+    let field: TokenField = serde_urlencoded::from_bytes(body).map_err(|_| csrf::rejected())?;
+    csrf::check_token(req, &field.csrf_token)?;
+    serde_urlencoded::from_bytes(body)
+        .map_err(|e| AppError::invalid(format!("The form could not be read: {e}.")))
 }

@@ -20,3 +20,4 @@ pub mod admin;
 pub mod smtp;
 
 pub mod mail;
+pub mod two_factor;
