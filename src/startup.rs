@@ -58,6 +58,10 @@ impl Application {
         let anonymous_csrf = web::Data::new(AnonymousCsrf::new(key_material.as_bytes(), https));
         drop(key_material);
 
+        let listener = TcpListener::bind(config.bind)
+            .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", config.bind))?;
+        let port = listener.local_addr()?.port();
+        // After the bind: a start that fails for its address makes no key file.
         let secret_key = crate::auth::secret_key::KeySource::of(
             config.secret_key.as_ref().map(|k| k.expose()),
             config.secret_key_file.as_deref(),
@@ -69,10 +73,6 @@ impl Application {
                 "two-factor sign-in is off: set KEYWARD_SECRET_KEY or KEYWARD_SECRET_KEY_FILE to turn it on"
             );
         }
-
-        let listener = TcpListener::bind(config.bind)
-            .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", config.bind))?;
-        let port = listener.local_addr()?.port();
         let workers = config.workers;
         // The API's links, for the address clients use.
         let links = routes::api::Links::new(config.public_url.as_deref(), listener.local_addr()?);

@@ -70,6 +70,7 @@ pub mod action {
     pub const TWO_FACTOR_DISABLED: AuditAction = AuditAction::TwoFactorDisabled;
     pub const RECOVERY_CODES_REGENERATED: AuditAction = AuditAction::RecoveryCodesRegenerated;
     pub const RECOVERY_CODE_USED: AuditAction = AuditAction::RecoveryCodeUsed;
+    pub const TWO_FACTOR_POLICY_SET: AuditAction = AuditAction::TwoFactorPolicySet;
 }
 
 #[derive(Debug, Clone, Queryable, Selectable)]

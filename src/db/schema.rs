@@ -9,6 +9,7 @@ diesel::table! {
         created_at -> Timestamp,
         max_token_lifetime_days -> Nullable<Integer>,
         suspended_by_operator -> Bool,
+        require_two_factor -> Bool,
     }
 }
 

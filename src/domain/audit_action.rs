@@ -62,6 +62,7 @@ audit_actions! {
     TwoFactorDisabled => "user.two_factor_disabled",
     RecoveryCodesRegenerated => "user.recovery_codes_regenerated",
     RecoveryCodeUsed => "user.recovery_code_used",
+    TwoFactorPolicySet => "account.two_factor_policy_set",
 }
 
 super::sql::text_column!(AuditAction);

@@ -63,6 +63,7 @@ mod token_list;
 mod token_tree;
 mod tokens_pages;
 mod two_factor;
+mod two_factor_policy;
 mod unknown_keys;
 mod usage;
 mod verification;

@@ -31,7 +31,11 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .service(post_only("/members/{user_id}/remove", remove))
         .service(post_only("/members/{user_id}/role", change_role))
         .service(post_only("/account/api-access", set_api_access))
-        .service(post_only("/account/switch", switch_account));
+        .service(post_only("/account/switch", switch_account))
+        .service(post_only(
+            "/account/two-factor-policy",
+            set_two_factor_policy,
+        ));
 }
 
 struct MemberRow {
@@ -41,6 +45,7 @@ struct MemberRow {
     pub joined: TimeView,
     pub last_login: Option<TimeView>,
     pub is_me: bool,
+    pub two_factor: bool,
 }
 
 struct InvitationRow {
@@ -64,6 +69,10 @@ struct MembersPage {
     api_suspended: bool,
     /// The account's longest token lifetime, in words.
     token_lifetime: String,
+    /// Whether every member must sign in with a second factor, and whether this person
+    /// may change that.
+    require_two_factor: bool,
+    can_set_two_factor_policy: bool,
     invite: InviteOutcome,
 }
 
@@ -107,6 +116,7 @@ async fn members_page(
                 role: m.role.as_str(),
                 joined: TimeView::new(m.joined_at),
                 last_login: m.last_login_at.map(TimeView::new),
+                two_factor: m.two_factor,
             })
             .collect(),
         invitations: invitations
@@ -133,6 +143,8 @@ async fn members_page(
             .collect(),
         api_suspended: account.is_suspended(),
         token_lifetime: super::lifetime::in_words(account.max_token_lifetime_days),
+        require_two_factor: account.require_two_factor,
+        can_set_two_factor_policy: signed_in.can(Action::SetTwoFactorPolicy),
         invite,
     })
 }
@@ -373,4 +385,48 @@ async fn switch_account(
         account.name
     )));
     Ok(redirect("/tokens"))
+}
+
+#[derive(Deserialize)]
+struct PolicyForm {
+    /// `required` or `optional`.
+    #[serde(default)]
+    two_factor: String,
+}
+
+/// An owner requires a second factor of every member, or stops requiring it: a change to
+/// the account's settings, so it needs sudo mode.
+async fn set_two_factor_policy(
+    req: HttpRequest,
+    signed_in: SignedIn,
+    state: web::Data<AppState>,
+    form: SudoForm<PolicyForm>,
+) -> Result<HttpResponse, HtmlError> {
+    let required = match form.form.two_factor.as_str() {
+        "required" => true,
+        "optional" => false,
+        _ => {
+            return Err(AppError::invalid(
+                "Choose whether two-factor sign-in is required or up to each member.",
+            )
+            .into());
+        }
+    };
+    signed_in.require(Action::SetTwoFactorPolicy)?;
+    if let Some(check) = sudo::check(&req, &signed_in, &state, &form).await? {
+        return Ok(check);
+    }
+    state
+        .write(
+            signed_in.principal(),
+            Some(signed_in.account_id()?),
+            move |tx| db::accounts::set_two_factor_policy(tx, required),
+        )
+        .await?;
+    signed_in.flash(Flash::success(if required {
+        "Every member must now sign in with a second factor. Members without one are sent to set it up; their tokens keep working."
+    } else {
+        "Two-factor sign-in is now up to each member."
+    }));
+    Ok(redirect("/members"))
 }

@@ -207,6 +207,8 @@ pub(crate) struct SignedIn {
     pub session_id: Option<SessionId>,
     /// When the current account's API access is suspended: by whom and why.
     suspension: Option<Suspension>,
+    /// Whether the person has a second factor.
+    pub two_factor: bool,
 }
 
 impl SignedIn {
@@ -268,8 +270,14 @@ impl SignedIn {
         policy::allows(&self.standing(), action)
     }
 
-    /// A 403 page unless the user's standing allows `action`.
+    /// A 403 page unless the user's standing allows `action`. The operator console also
+    /// needs a second factor: an operator without one is sent to set it up.
     pub fn require(&self, action: Action) -> Result<(), AppError> {
+        if action == Action::OperatorConsole && self.can(action) && !self.two_factor {
+            return Err(AppError::SecondFactorRequired(
+                "The operator console needs two-factor sign-in. Set it up first.".into(),
+            ));
+        }
         if self.can(action) {
             return Ok(());
         }
@@ -336,6 +344,7 @@ impl FromRequest for SignedIn {
         let session = UserSession::of(req);
         let state = req.app_data::<web::Data<AppState>>().cloned();
         let ip = client_addr::text_of(req);
+        let path = req.path().to_string();
         Box::pin(async move {
             let state = state.ok_or_else(|| AppError::internal("application state is missing"))?;
             let user_id = session.user_id().ok_or(AppError::SignInRequired)?;
@@ -346,18 +355,19 @@ impl FromRequest for SignedIn {
             }
             let wanted = session.account_id();
             let session_id = session.row_id();
-            let (user, memberships, suspension) = db::run(&state.pool, move |conn| {
+            let (user, memberships, suspension, two_factor) = db::run(&state.pool, move |conn| {
                 let user = db::users::find(conn, UserId(user_id)).map_err(|e| match e {
                     AppError::NotFound => AppError::SignInRequired,
                     other => other,
                 })?;
                 let memberships = db::accounts::of_user(conn, user.user_id())?;
+                let two_factor = db::two_factor::is_enabled(conn, user.user_id())?;
                 let suspension = current_of(&memberships, wanted)
                     .map(|i| &memberships[i].0)
                     .filter(|a| a.is_suspended())
                     .map(|a| suspension_of(conn, a))
                     .transpose()?;
-                Ok((user, memberships, suspension))
+                Ok((user, memberships, suspension, two_factor))
             })
             .await
             // A user that no longer exists ends the session; a database hiccup does not.
@@ -372,6 +382,21 @@ impl FromRequest for SignedIn {
             {
                 let _ = session.set_account(memberships[i].0.account_id());
             }
+            // An account that requires a second factor shows a member without one none of
+            // its pages: only their own, where they set it up.
+            if let Some(i) = current
+                && memberships[i].0.require_two_factor
+                && !two_factor
+                && !PERSONAL_PAGES
+                    .iter()
+                    .any(|p| path == *p || path.starts_with(&format!("{p}/")))
+            {
+                return Err(AppError::SecondFactorRequired(format!(
+                    "{} requires two-factor sign-in of its members. Set it up first.",
+                    memberships[i].0.name
+                ))
+                .into());
+            }
             Ok(SignedIn {
                 session,
                 user,
@@ -380,10 +405,23 @@ impl FromRequest for SignedIn {
                 ip,
                 session_id,
                 suspension,
+                two_factor,
             })
         })
     }
 }
+
+/// A person's own pages, which an account that requires a second factor doesn't block:
+/// where they set it up, and their sign-in's other settings.
+const PERSONAL_PAGES: [&str; 7] = [
+    "/account/two-factor",
+    "/account/sessions",
+    "/account/password",
+    "/account/email",
+    "/account/notices",
+    "/account/switch",
+    "/logout",
+];
 
 /// The account asked for, if still a member; else the first one.
 fn current_of(memberships: &[(Account, Role)], wanted: Option<i32>) -> Option<usize> {
