@@ -202,7 +202,11 @@ pub fn set_token_lifetime(tx: &mut Tx<'_>, limit: Option<LifetimeLimit>) -> Resu
 
 /// Owners require a second factor of every member, or stop requiring it. Members without
 /// one are sent to set it up at their next request (`SignedIn`).
-pub fn set_two_factor_policy(tx: &mut Tx<'_>, required: bool) -> Result<bool, AppError> {
+pub fn set_two_factor_policy(
+    tx: &mut Tx<'_>,
+    required: bool,
+    mail_on: bool,
+) -> Result<bool, AppError> {
     tx.require(Action::SetTwoFactorPolicy)?;
     let id = tx.account()?;
     let account = find(tx.conn, id)?;
@@ -222,6 +226,23 @@ pub fn set_two_factor_policy(tx: &mut Tx<'_>, required: bool) -> Result<bool, Ap
             "a second factor is up to each member"
         },
     })?;
+    if mail_on {
+        let owners: Vec<String> = memberships::table
+            .inner_join(super::schema::users::table)
+            .filter(memberships::account_id.eq(id.0))
+            .filter(memberships::role.eq(Role::Owner))
+            .select(super::schema::users::email)
+            .load(tx.conn)?;
+        let mail = crate::domain::Mail::TwoFactorPolicyChanged {
+            account: account.name.clone(),
+            required,
+            by: tx.actor().label.clone(),
+        };
+        for owner in owners {
+            let owner = Email::parse(&owner).map_err(AppError::internal)?;
+            super::outbox::enqueue(tx.conn, &owner, &mail)?;
+        }
+    }
     Ok(true)
 }
 

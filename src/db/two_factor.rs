@@ -8,11 +8,14 @@ use diesel::prelude::*;
 
 use super::DbConnection;
 use super::audit::{Event, action};
+use super::outbox;
 use super::schema::{pending_sign_ins, recovery_codes, two_factor, users};
 use super::tx::Tx;
 use super::users::User;
 use crate::auth::secret_key::SecretKey;
-use crate::domain::{AccountId, AuditAction, RecoveryCode, SecondFactor, TotpSecret, UserId};
+use crate::domain::{
+    AccountId, AuditAction, Email, Mail, RecoveryCode, SecondFactor, TotpSecret, UserId,
+};
 use crate::error::AppError;
 
 /// How long a right password waits for its second step.
@@ -128,6 +131,7 @@ pub fn confirm(
     shown: &[u8],
     code: &str,
     unix_now: i64,
+    mail_on: bool,
 ) -> Result<Confirmed, AppError> {
     let user = tx.signed_in_user()?;
     let Some(r) = row(tx.conn, user)? else {
@@ -153,6 +157,12 @@ pub fn confirm(
         .execute(tx.conn)?;
     let codes = replace_codes(tx.conn, key, user)?;
     log(tx, action::TWO_FACTOR_ENABLED, "an authenticator app")?;
+    notify(
+        tx.conn,
+        user,
+        mail_on,
+        "Two-factor sign-in was turned on, with an authenticator app".into(),
+    )?;
     Ok(Confirmed::Enabled(codes))
 }
 
@@ -181,7 +191,11 @@ fn replace_codes(
 }
 
 /// New recovery codes for the signed-in person, who must have a second factor.
-pub fn regenerate_codes(tx: &mut Tx<'_>, key: &SecretKey) -> Result<Vec<RecoveryCode>, AppError> {
+pub fn regenerate_codes(
+    tx: &mut Tx<'_>,
+    key: &SecretKey,
+    mail_on: bool,
+) -> Result<Vec<RecoveryCode>, AppError> {
     let user = tx.signed_in_user()?;
     if !is_enabled(tx.conn, user)? {
         return Err(AppError::invalid(
@@ -194,11 +208,17 @@ pub fn regenerate_codes(tx: &mut Tx<'_>, key: &SecretKey) -> Result<Vec<Recovery
         action::RECOVERY_CODES_REGENERATED,
         "the old ones no longer work",
     )?;
+    notify(
+        tx.conn,
+        user,
+        mail_on,
+        "New recovery codes were made, and the old ones no longer work".into(),
+    )?;
     Ok(codes)
 }
 
 /// Turns the signed-in person's second factor off: the secret and the codes are deleted.
-pub fn disable(tx: &mut Tx<'_>) -> Result<(), AppError> {
+pub fn disable(tx: &mut Tx<'_>, mail_on: bool) -> Result<(), AppError> {
     let user = tx.signed_in_user()?;
     if !is_enabled(tx.conn, user)? {
         return Err(AppError::invalid("Two-factor sign-in is already off."));
@@ -211,7 +231,29 @@ pub fn disable(tx: &mut Tx<'_>) -> Result<(), AppError> {
         action::TWO_FACTOR_DISABLED,
         "the authenticator and recovery codes",
     )?;
+    notify(
+        tx.conn,
+        user,
+        mail_on,
+        "Two-factor sign-in was turned off: your password alone signs you in now".into(),
+    )?;
     Ok(())
+}
+
+/// Mails `user` a sentence about their second factor, when mail is on: a change they
+/// didn't make is how they learn someone else holds their sign-in.
+fn notify(
+    conn: &mut DbConnection,
+    user: UserId,
+    mail_on: bool,
+    change: String,
+) -> Result<(), AppError> {
+    if !mail_on {
+        return Ok(());
+    }
+    let email = super::users::find(conn, user)?.email;
+    let email = Email::parse(&email).map_err(AppError::internal)?;
+    outbox::enqueue(conn, &email, &Mail::TwoFactorChanged { change })
 }
 
 fn log(tx: &mut Tx<'_>, action: AuditAction, detail: &str) -> Result<(), AppError> {
@@ -343,6 +385,7 @@ pub fn second_step(
     key_digest: &[u8],
     code: &str,
     unix_now: i64,
+    mail_on: bool,
 ) -> Result<Step, AppError> {
     let now = super::now();
     let pending: Option<(i32, i32, i32)> = pending_sign_ins::table
@@ -398,6 +441,12 @@ pub fn second_step(
                 },
             )?;
         }
+        notify(
+            tx.conn,
+            user.user_id(),
+            mail_on,
+            format!("A recovery code was used to sign in; {left} of your recovery codes are left"),
+        )?;
     }
     Ok(Step::SignedIn { user, account })
 }

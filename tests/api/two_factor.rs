@@ -283,3 +283,50 @@ async fn a_code_from_the_app_also_opens_sudo_mode_and_the_form_comes_through() {
     page.assert_html_page(StatusCode::OK);
     assert_eq!(recovery_codes(&page).len(), 10, "{}", page.body);
 }
+
+#[tokio::test]
+async fn each_change_is_mailed_to_the_person_and_a_policy_change_to_the_owners() {
+    let smtp = crate::support::smtp::SmtpServer::start();
+    let app = crate::support::mail::spawn_mailing_app(&smtp).await;
+    let owner = crate::support::mail::verified_owner(&app, &smtp, "Mailed Changes").await;
+    let email = email_for("Mailed Changes");
+
+    let enrolled = enrol(&owner).await;
+    let on = smtp
+        .wait_for(&email, "Your Keyward two-factor sign-in changed")
+        .await;
+    assert!(on.text.contains("turned on"), "{}", on.text);
+
+    let browser = at_second_step(&app.address, &email).await;
+    second_step(&browser, &enrolled.recovery_codes[0])
+        .await
+        .assert_redirect("/tokens");
+    let mails = smtp.wait_for_count(&email, 2 + 1).await;
+    assert!(
+        mails
+            .iter()
+            .any(|m| m.text.contains("A recovery code was used to sign in; 9")),
+        "{:#?}",
+        mails.iter().map(|m| &m.text).collect::<Vec<_>>()
+    );
+
+    submit(
+        &owner,
+        "/members",
+        "/account/two-factor-policy",
+        &[("two_factor", "required")],
+    )
+    .await
+    .assert_redirect("/members");
+    let policy = smtp
+        .wait_for(
+            &email,
+            "Mailed Changes changed its two-factor sign-in policy",
+        )
+        .await;
+    assert!(
+        policy.text.contains("every member must now sign in"),
+        "{}",
+        policy.text
+    );
+}

@@ -416,11 +416,12 @@ async fn set_two_factor_policy(
     if let Some(check) = sudo::check(&req, &signed_in, &state, &form).await? {
         return Ok(check);
     }
+    let mail_on = state.mail_on();
     state
         .write(
             signed_in.principal(),
             Some(signed_in.account_id()?),
-            move |tx| db::accounts::set_two_factor_policy(tx, required),
+            move |tx| db::accounts::set_two_factor_policy(tx, required, mail_on),
         )
         .await?;
     signed_in.flash(Flash::success(if required {

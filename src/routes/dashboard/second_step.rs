@@ -99,9 +99,10 @@ async fn submit(
         ip: Some(ip).filter(|i| !i.is_empty()),
     };
     let unix_now = db::now().and_utc().timestamp();
+    let mail_on = state.mail_on();
     let step = state
         .write(visitor, None, move |tx| {
-            db::two_factor::second_step(tx, &key, &digest, &form.code, unix_now)
+            db::two_factor::second_step(tx, &key, &digest, &form.code, unix_now, mail_on)
         })
         .await?;
     let https = state.config.is_https();

@@ -166,9 +166,10 @@ async fn confirm(
     }
     let unix_now = db::now().and_utc().timestamp();
     let checked = sealed.clone();
+    let mail_on = state.mail_on();
     let outcome = state
         .write(signed_in.principal(), None, move |tx| {
-            db::two_factor::confirm(tx, &key, &checked, &form.code, unix_now)
+            db::two_factor::confirm(tx, &key, &checked, &form.code, unix_now, mail_on)
         })
         .await?;
     match outcome {
@@ -220,9 +221,10 @@ async fn regenerate_codes(
         return Ok(check);
     }
     let key = state.secret_key()?;
+    let mail_on = state.mail_on();
     let codes = state
         .write(signed_in.principal(), None, move |tx| {
-            db::two_factor::regenerate_codes(tx, &key)
+            db::two_factor::regenerate_codes(tx, &key, mail_on)
         })
         .await?;
     codes_page(
@@ -242,8 +244,11 @@ async fn disable(
     if let Some(check) = sudo::check(&req, &signed_in, &state, &form).await? {
         return Ok(check);
     }
+    let mail_on = state.mail_on();
     state
-        .write(signed_in.principal(), None, db::two_factor::disable)
+        .write(signed_in.principal(), None, move |tx| {
+            db::two_factor::disable(tx, mail_on)
+        })
         .await?;
     signed_in.flash(Flash::success(
         "Two-factor sign-in is off. Your password alone signs you in now.",
