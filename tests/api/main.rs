@@ -57,6 +57,7 @@ mod secret_scanning;
 mod self_revoke;
 mod sessions;
 mod signup;
+mod sudo;
 mod tenancy;
 mod token;
 mod token_list;
