@@ -9,7 +9,7 @@ use diesel::prelude::*;
 use super::DbConnection;
 use super::audit::{Event, action};
 use super::outbox;
-use super::schema::{pending_sign_ins, recovery_codes, two_factor, users};
+use super::schema::{accounts, memberships, pending_sign_ins, recovery_codes, two_factor, users};
 use super::tx::Tx;
 use super::users::User;
 use crate::auth::secret_key::SecretKey;
@@ -222,6 +222,19 @@ pub fn disable(tx: &mut Tx<'_>, mail_on: bool) -> Result<(), AppError> {
     let user = tx.signed_in_user()?;
     if !is_enabled(tx.conn, user)? {
         return Err(AppError::invalid("Two-factor sign-in is already off."));
+    }
+    // Like GitHub's organisations: an account that requires it keeps it on.
+    let requiring: Option<String> = memberships::table
+        .inner_join(accounts::table)
+        .filter(memberships::user_id.eq(user.0))
+        .filter(accounts::require_two_factor.eq(true))
+        .select(accounts::name)
+        .first(tx.conn)
+        .optional()?;
+    if let Some(account) = requiring {
+        return Err(AppError::invalid(format!(
+            "{account} requires two-factor sign-in of its members, so it stays on. You can make new recovery codes instead."
+        )));
     }
     diesel::delete(two_factor::table.find(user.0)).execute(tx.conn)?;
     diesel::delete(recovery_codes::table.filter(recovery_codes::user_id.eq(user.0)))

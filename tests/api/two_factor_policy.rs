@@ -180,3 +180,28 @@ async fn the_operator_console_needs_a_second_factor() {
     assert_eq!(enrolled.recovery_codes.len(), 10);
     bare.get("/admin").await.assert_html_page(StatusCode::OK);
 }
+
+#[tokio::test]
+async fn a_member_of_an_account_that_requires_it_cannot_turn_it_off() {
+    let app = spawn_app().await;
+    let owner = signed_up(&app.address, "Keeps It On").await;
+    enrol(&owner).await;
+    set_policy(&owner, "required")
+        .await
+        .assert_redirect("/members");
+
+    let refused = submit(
+        &owner,
+        "/account/two-factor",
+        "/account/two-factor/disable",
+        &[],
+    )
+    .await;
+
+    refused.assert_html_page(StatusCode::UNPROCESSABLE_ENTITY);
+    refused.assert_contains("Keeps It On requires two-factor sign-in of its members");
+    owner
+        .get("/account/two-factor")
+        .await
+        .assert_contains("recovery codes left");
+}

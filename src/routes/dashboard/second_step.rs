@@ -11,9 +11,7 @@ use askama::Template;
 use serde::Deserialize;
 
 use super::session::{CsrfForm, landing, public_layout, sign_in};
-use super::view::{
-    HtmlError, Layout, page_method_not_allowed, redirect, render, render_with_status,
-};
+use super::view::{HtmlError, Layout, page_method_not_allowed, redirect, render_with_status};
 use crate::auth::{client_addr, pending};
 use crate::db::{self, two_factor::Step, tx::Principal};
 use crate::error::AppError;
@@ -48,11 +46,7 @@ fn page(req: &HttpRequest, error: Option<String>) -> Result<HttpResponse, HtmlEr
         layout: public_layout("Two-factor sign-in", req)?,
         error,
     };
-    if status == StatusCode::OK {
-        render(&page)
-    } else {
-        render_with_status(&page, status)
-    }
+    render_with_status(&page, status)
 }
 
 /// The live waiting sign-in this browser's cookie names, and its user.
