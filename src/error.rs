@@ -64,6 +64,10 @@ pub enum AppError {
     /// The dashboard's "please sign in", which the page renderer turns into a redirect.
     #[error("sign-in required")]
     SignInRequired,
+    /// A signed-in person who must first set up a second factor (their account requires
+    /// one, or the operator console does): the dashboard sends them to set it up.
+    #[error("second factor required")]
+    SecondFactorRequired(String),
     #[error("forbidden: {0:?}")]
     Forbidden(Vec<String>),
     #[error("not found")]
@@ -136,6 +140,7 @@ impl AppError {
                 errors
             }
             AppError::SignInRequired => vec!["Please sign in to continue.".into()],
+            AppError::SecondFactorRequired(message) => vec![message.clone()],
             AppError::Forbidden(messages)
             | AppError::Invalid(messages)
             | AppError::BadRequest(messages) => messages.clone(),
@@ -167,7 +172,7 @@ impl ResponseError for AppError {
     fn status_code(&self) -> StatusCode {
         match self {
             AppError::Unauthorized { .. } | AppError::SignInRequired => StatusCode::UNAUTHORIZED,
-            AppError::Forbidden(_) => StatusCode::FORBIDDEN,
+            AppError::Forbidden(_) | AppError::SecondFactorRequired(_) => StatusCode::FORBIDDEN,
             AppError::NotFound => StatusCode::NOT_FOUND,
             AppError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             AppError::Invalid(_) => StatusCode::UNPROCESSABLE_ENTITY,

@@ -49,6 +49,8 @@ pub enum Action {
     RevokeLeakedSecret,
     /// Set the account's longest allowed token lifetime.
     SetTokenLifetime,
+    /// Require (or stop requiring) a second factor of every member.
+    SetTwoFactorPolicy,
     /// A token revoking itself (`DELETE /token`), with nothing but its own credentials.
     RevokeItself {
         token: TokenId,
@@ -182,7 +184,7 @@ pub fn allows(standing: &Standing, action: Action) -> bool {
     match action {
         Action::OperatorConsole => standing.operator,
         Action::SetApiAccess => standing.operator || at_least(Role::Owner),
-        Action::SetTokenLifetime => at_least(Role::Owner),
+        Action::SetTokenLifetime | Action::SetTwoFactorPolicy => at_least(Role::Owner),
         Action::RevokeItself { .. } => false,
         Action::CreateToken | Action::WriteClusters => role.is_some(),
         Action::ManageToken { creator } => {
@@ -363,6 +365,9 @@ pub fn refusal(standing: &Standing, action: Action) -> &'static str {
         }
         Action::OperatorConsole => "The operator console is for platform operators.",
         Action::SetTokenLifetime => "Only an owner can set the account's token lifetime.",
+        Action::SetTwoFactorPolicy => {
+            "Only an owner can require two-factor sign-in of the account's members."
+        }
         Action::LoosenRateLimit => {
             "Only an owner or admin can raise or clear a token's rate limit; you may lower it."
         }

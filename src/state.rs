@@ -102,6 +102,9 @@ pub struct AppState {
     pub metrics: Arc<Metrics>,
     /// The SMTP relay; `None` while mail is off (no `KEYWARD_SMTP_URL`).
     pub mailer: Option<Arc<crate::mail::Mailer>>,
+    /// Seals two-factor secrets; `None` when no key is set up (PostgreSQL without
+    /// `KEYWARD_SECRET_KEY`), and two-factor sign-in is then off.
+    pub secret_key: Option<Arc<crate::auth::secret_key::SecretKey>>,
 }
 
 /// Reports one address may send at once, and then one per interval: a scanner sends a
@@ -137,7 +140,24 @@ impl AppState {
             ),
             metrics: Arc::new(Metrics::off()),
             mailer: None,
+            secret_key: None,
         }
+    }
+
+    /// The same state, sealing two-factor secrets with `key`.
+    pub fn with_secret_key(mut self, key: Option<crate::auth::secret_key::SecretKey>) -> Self {
+        self.secret_key = key.map(Arc::new);
+        self
+    }
+
+    /// The key that seals two-factor secrets, or a page saying two-factor sign-in is off.
+    pub fn secret_key(&self) -> Result<Arc<crate::auth::secret_key::SecretKey>, AppError> {
+        self.secret_key.clone().ok_or_else(|| {
+            AppError::Unavailable {
+                retry_after_secs: 3600,
+                message: "Two-factor sign-in is off on this server: its operator has not set KEYWARD_SECRET_KEY or KEYWARD_SECRET_KEY_FILE.".into(),
+            }
+        })
     }
 
     /// The same state, mailing through `mailer`.

@@ -391,6 +391,29 @@ async fn story(b: Client, base: String, shots: Screenshots) {
     page.fill("email", OPERATOR_EMAIL).await;
     page.fill("password", OPERATOR_PASSWORD).await;
     page.click_button("Sign in").await;
+    // The console needs a second factor: the operator is sent to set up an authenticator app,
+    // scans the secret (here: reads it off the page) and types the code it shows.
+    page.wait_for_path("/account/two-factor/setup").await;
+    page.wait_for(Locator::Css(".qr-code svg")).await;
+    let totp_secret = page.text_of(Locator::Id("totp-secret")).await;
+    page.shoot("two-factor-setup").await;
+    page.fill("code", &totp_code(&totp_secret, 0)).await;
+    page.click_button("Turn on two-factor sign-in").await;
+    page.wait_for(Locator::Id("recovery-codes")).await;
+    page.assert_text_contains("Save these recovery codes now")
+        .await;
+    page.shoot("two-factor-recovery-codes").await;
+    // Signing in again takes the password, then the app's next code.
+    page.open("/admin").await;
+    page.click_button("Sign out").await;
+    page.wait_for_path("/login").await;
+    page.fill("email", OPERATOR_EMAIL).await;
+    page.fill("password", OPERATOR_PASSWORD).await;
+    page.click_button("Sign in").await;
+    page.wait_for_path("/login/two-factor").await;
+    page.shoot("two-factor-sign-in").await;
+    page.fill("code", &totp_code(&totp_secret, 1)).await;
+    page.click_button("Sign in").await;
     page.wait_for_path("/admin").await;
     page.assert_text_contains("Acme Search").await;
     page.fill("q", &secret).await;
@@ -427,6 +450,21 @@ async fn story(b: Client, base: String, shots: Screenshots) {
     page.open("/admin/operators").await;
     page.assert_text_contains(OPERATOR_EMAIL).await;
     page.shoot("operator-operators").await;
+}
+
+/// The code an authenticator app shows for `secret` (base32), `offset` 30-second steps from
+/// now.
+fn totp_code(secret: &str, offset: u64) -> String {
+    let bytes = totp_rs::Secret::Encoded(secret.to_string())
+        .to_bytes()
+        .expect("the page shows a base32 secret");
+    let totp = totp_rs::TOTP::new(totp_rs::Algorithm::SHA1, 6, 1, 30, bytes)
+        .expect("a secret of 128 bits or more");
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("after 1970")
+        .as_secs();
+    totp.generate(now + offset * 30)
 }
 
 /// Makes a token through the form and returns its key, secret and page.

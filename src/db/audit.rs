@@ -67,6 +67,11 @@ pub mod action {
     pub const CLUSTER_CREATED: AuditAction = AuditAction::ClusterCreated;
     pub const CLUSTER_UPDATED: AuditAction = AuditAction::ClusterUpdated;
     pub const CLUSTER_DELETED: AuditAction = AuditAction::ClusterDeleted;
+    pub const TWO_FACTOR_ENABLED: AuditAction = AuditAction::TwoFactorEnabled;
+    pub const TWO_FACTOR_DISABLED: AuditAction = AuditAction::TwoFactorDisabled;
+    pub const RECOVERY_CODES_REGENERATED: AuditAction = AuditAction::RecoveryCodesRegenerated;
+    pub const RECOVERY_CODE_USED: AuditAction = AuditAction::RecoveryCodeUsed;
+    pub const TWO_FACTOR_POLICY_SET: AuditAction = AuditAction::TwoFactorPolicySet;
 }
 
 #[derive(Debug, Clone, Queryable, Selectable)]

@@ -23,6 +23,7 @@ mod scope;
 mod signup_mode;
 mod sql;
 mod token;
+mod two_factor;
 
 pub use api_state::ApiState;
 pub use audit_action::AuditAction;
@@ -49,3 +50,6 @@ pub use role::Role;
 pub use scope::{Scope, Scopes};
 pub use signup_mode::SignupMode;
 pub use token::{SecretDigest, TokenKey, TokenSecret, random_base62};
+pub use two_factor::{
+    RECOVERY_CODES, RecoveryCode, SecondFactor, TotpCode, TotpSecret, current_step,
+};

@@ -23,13 +23,16 @@ mod permissions_page;
 mod rate_limit;
 mod recovery;
 mod roll;
+mod second_step;
 mod security;
 mod session;
 mod signup;
+mod sudo;
 mod token_edit;
 mod token_list;
 mod token_pages;
 mod tokens;
+mod two_factor;
 mod usage_view;
 mod verification;
 mod view;
@@ -47,6 +50,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .configure(docs::configure)
         .configure(signup::configure)
         .configure(login::configure)
+        .configure(second_step::configure)
         .configure(recovery::configure)
         .configure(verification::configure)
         .configure(tokens::configure)
@@ -59,6 +63,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .configure(members::configure)
         .configure(invitations::configure)
         .configure(security::configure)
+        .configure(two_factor::configure)
         .configure(audit::configure)
         .configure(clusters::configure)
         .configure(admin_accounts::configure)

@@ -6,6 +6,7 @@ use askama::Template;
 use serde::Deserialize;
 
 use super::session::{CsrfForm, SignedIn};
+use super::sudo::{self, SudoForm};
 use super::token_pages::{curl_line, token_id, visible_token};
 use super::usage_view::{self, TokenUsageView};
 use super::view::{
@@ -176,9 +177,16 @@ async fn create(
     req: HttpRequest,
     signed_in: SignedIn,
     state: web::Data<AppState>,
-    CsrfForm(form): CsrfForm<NewTokenForm>,
+    sudo_form: SudoForm<NewTokenForm>,
 ) -> Result<HttpResponse, HtmlError> {
     signed_in.require(Action::CreateToken)?;
+    // A token that can make tokens hands on everything the person may do: sudo mode.
+    if sudo_form.form.tokens.is_some()
+        && let Some(check) = sudo::check(&req, &signed_in, &state, &sudo_form).await?
+    {
+        return Ok(check);
+    }
+    let form = sudo_form.form;
     // Each form may create one token. A resubmission (reload, back button, a double
     // click) lands on the token's page, which never shows the secret.
     let nonce_is_ours =
