@@ -2,7 +2,7 @@
 # Runs Schemathesis against a live Keyward: it reads /openapi.json, generates requests for
 # every operation, and fails on any 500 or any answer the document doesn't describe.
 # Starts its own debug server on 127.0.0.1 with a throwaway database, makes an account and a
-# read,write,tokens token with the command line, and calls with that token's Basic auth.
+# read,write,tokens,verify token with the command line, and calls with that token's Basic auth.
 # Needs `schemathesis` (pip install schemathesis). Bounded: MAX_EXAMPLES per operation
 # (default 20), one request timeout, a fixed seed so a failure can be replayed.
 #   MAX_EXAMPLES=50 SEED=7 BIN=target/release/keyward scripts/schemathesis.sh
@@ -26,7 +26,7 @@ trap cleanup EXIT
 db="$work/keyward.sqlite3"
 export KEYWARD_DATABASE_URL="$db" KEYWARD_SUPPORT_EMAIL="support@example.com" KEYWARD_LOG=warn
 slug="$("$BIN" account create --name "Schemathesis Inc")"
-token="$("$BIN" token create --account "$slug" --name schemathesis --scopes read,write,tokens)"
+token="$("$BIN" token create --account "$slug" --name schemathesis --scopes read,write,tokens,verify)"
 key="$(sed -n 's/^key: //p' <<<"$token")"
 secret="$(sed -n 's/^secret: //p' <<<"$token")"
 # A second token, so that /access-tokens/{key} has something to find besides the caller.

@@ -38,7 +38,12 @@ pub fn spawn(state: Data<AppState>) {
         config.usage_flush_interval,
         "record token use",
         &state,
-        |state| state.usage.flush(&state.pool).map(drop),
+        // Credits ride with the usage batch: both are what calls spent since the last tick.
+        |state| {
+            let used = state.usage.flush(&state.pool).map(drop);
+            state.credits.flush(&state.pool)?;
+            used
+        },
     );
     every(
         config.expiry_sweep_interval,

@@ -82,7 +82,8 @@ pub enum TokenCommand {
         account: String,
         #[arg(long)]
         name: String,
-        /// Comma-separated: read, write, tokens (tokens: manage tokens through /access-tokens).
+        /// Comma-separated: read, write, tokens (manage tokens through /access-tokens),
+        /// verify (verify the account's keys through /keys/verify).
         #[arg(long, default_value = "read,write")]
         scopes: String,
         /// Days until the token stops working (default: never).
@@ -91,6 +92,24 @@ pub enum TokenCommand {
         /// Requests per minute the token may make (default: no limit).
         #[arg(long)]
         rate_limit: Option<String>,
+        /// Comma-separated permission names, such as documents.read,billing.write.
+        #[arg(long, default_value = "")]
+        permissions: String,
+        /// A JSON object returned when the key is verified, at most 4 KiB.
+        #[arg(long, default_value = "")]
+        meta: String,
+        /// The customer this key belongs to in your own system.
+        #[arg(long, default_value = "")]
+        external_id: String,
+        /// Credits: how many successful calls the key may make (default: no limit).
+        #[arg(long, default_value = "")]
+        credits: String,
+        /// A lazy refill of the credits: daily:N or monthly:N.
+        #[arg(long, default_value = "")]
+        credits_refill: String,
+        /// Comma-separated CIDRs the key may be used from (default: anywhere).
+        #[arg(long, default_value = "")]
+        allowed_ips: String,
     },
     /// Roll a token: print a new key and secret with the same name, creator and scopes.
     /// The old secret keeps working for the grace period, then gets 401.

@@ -11,7 +11,8 @@ use crate::cli::{AccountCommand, Cli, Command, OperatorCommand, TokenCommand, Us
 use crate::config::Config;
 use crate::db::{self, DbConnection, tokens::TokenRequest, tx::Principal, tx::Tx};
 use crate::domain::{
-    AccountId, AccountName, Email, Grace, Password, RateLimit, Reason, Scopes, TokenKey, TokenName,
+    AccountId, AccountName, Email, Grace, KeyFieldsText, Password, RateLimit, Reason, Scopes,
+    TokenKey, TokenName,
 };
 use crate::error::AppError;
 
@@ -191,7 +192,28 @@ fn token(
             scopes,
             expires_in_days,
             rate_limit,
+            permissions,
+            meta,
+            external_id,
+            credits,
+            credits_refill,
+            allowed_ips,
         } => {
+            let (refill_interval, refill_amount) = credits_refill
+                .split_once(':')
+                .map(|(i, n)| (i.to_string(), n.to_string()))
+                .unwrap_or((credits_refill, String::new()));
+            let fields = KeyFieldsText {
+                permissions,
+                meta,
+                external_id,
+                credits,
+                refill_interval,
+                refill_amount,
+                allowed_ips,
+            }
+            .parse()
+            .map_err(|errors| anyhow::anyhow!(errors.join("\n")))?;
             let account = db::accounts::find_by_slug(conn, &account).map_err(plain)?;
             let request = TokenRequest {
                 name: parsed(TokenName::parse(&name))?,
@@ -200,6 +222,7 @@ fn token(
                 rate_limit: parsed(RateLimit::parse_optional(
                     rate_limit.as_deref().unwrap_or(""),
                 ))?,
+                fields,
             };
             let (token, secret) = write(conn, Some(account.account_id()), |tx| {
                 db::tokens::create(tx, request)

@@ -57,6 +57,33 @@ pub struct RawSettings {
     )]
     pub session_key: Option<SecretSetting>,
 
+    /// Key that seals two-factor secrets (at least 32 characters). Without it, the key
+    /// file (KEYWARD_SECRET_KEY_FILE, or `<database>.key` beside a SQLite file) is used,
+    /// made on first start. Never stored in the database: back it up with it.
+    #[arg(
+        long,
+        env = "KEYWARD_SECRET_KEY",
+        global = true,
+        hide_env_values = true
+    )]
+    pub secret_key: Option<SecretSetting>,
+
+    /// A file holding the key that seals two-factor secrets, made (mode 0600) if missing.
+    /// Needed with PostgreSQL unless KEYWARD_SECRET_KEY is set; without either, two-factor
+    /// sign-in is off there.
+    #[arg(long, env = "KEYWARD_SECRET_KEY_FILE", global = true)]
+    pub secret_key_file: Option<std::path::PathBuf>,
+
+    /// How long a password or second-factor check lets a person make sensitive changes
+    /// (sudo mode), in minutes.
+    #[arg(
+        long,
+        env = "KEYWARD_SUDO_MINUTES",
+        global = true,
+        default_value_t = 60
+    )]
+    pub sudo_minutes: u32,
+
     /// The URL people use to reach the dashboard, e.g. https://keys.example.com.
     /// When it is https, session cookies are Secure and use the __Host- prefix.
     #[arg(long, env = "KEYWARD_PUBLIC_URL", global = true)]
@@ -166,6 +193,9 @@ impl std::fmt::Debug for RawSettings {
             .field("docs_url", &self.docs_url)
             .field("signup", &self.signup)
             .field("session_key", &self.session_key)
+            .field("secret_key", &self.secret_key)
+            .field("secret_key_file", &self.secret_key_file)
+            .field("sudo_minutes", &self.sudo_minutes)
             .field("public_url", &self.public_url)
             .field("trust_forwarded_headers", &self.trust_forwarded_headers)
             .field("trusted_proxies", &self.trusted_proxies)
@@ -239,6 +269,11 @@ pub struct Config {
     pub docs_url: String,
     pub signup: SignupMode,
     pub session_key: Option<SecretSetting>,
+    /// The key that seals two-factor secrets, or the file it lives in (`auth::secret_key`).
+    pub secret_key: Option<SecretSetting>,
+    pub secret_key_file: Option<std::path::PathBuf>,
+    /// How long a fresh password or code check opens sudo mode.
+    pub sudo_window: chrono::Duration,
     pub public_url: Option<String>,
     /// Whether a proxy's forwarding headers say what origin the browser used.
     pub trust_forwarded_headers: bool,
@@ -337,15 +372,21 @@ impl Config {
     /// background loops. Panics on an empty path or an unknown scheme: tests pass constants.
     #[cfg(any(test, feature = "test-support"))]
     pub fn for_database(database_url: impl Into<String>) -> Self {
+        let database_url: String = database_url.into();
         Self {
             bind: SocketAddr::from(([127, 0, 0, 1], 0)),
-            database_url: DatabaseUrl::parse(&database_url.into())
-                .expect("a test's database path or URL"),
+            database_url: DatabaseUrl::parse(&database_url).expect("a test's database path or URL"),
             support_email: Email::parse("support@keyward.test").expect("a valid constant"),
             support_email_was_set: true,
             docs_url: DOCS_PATH.to_string(),
             signup: SignupMode::Open,
             session_key: None,
+            // A SQLite test's key file goes beside its database; PostgreSQL has no file.
+            secret_key: database_url
+                .starts_with("postgres")
+                .then(|| SecretSetting(crate::domain::random_base62(43))),
+            secret_key_file: None,
+            sudo_window: chrono::Duration::hours(1),
             public_url: None,
             trust_forwarded_headers: false,
             trusted_proxies: client_addr::parse_proxies(client_addr::DEFAULT_TRUSTED_PROXIES)
@@ -404,6 +445,14 @@ impl TryFrom<RawSettings> for Config {
         {
             return Err("KEYWARD_SESSION_KEY / --session-key: use at least 32 characters".into());
         }
+        if let Some(key) = &raw.secret_key
+            && key.expose().len() < crate::auth::secret_key::MIN_SETTING_CHARS
+        {
+            return Err("KEYWARD_SECRET_KEY / --secret-key: use at least 32 characters".into());
+        }
+        if raw.sudo_minutes == 0 {
+            return Err("KEYWARD_SUDO_MINUTES / --sudo-minutes: use at least 1".into());
+        }
         let public_url = match raw.public_url.as_deref().map(str::trim) {
             None | Some("") => None,
             Some(url) if url.starts_with("http://") || url.starts_with("https://") => {
@@ -454,6 +503,9 @@ impl TryFrom<RawSettings> for Config {
             docs_url,
             signup,
             session_key: raw.session_key,
+            secret_key: raw.secret_key,
+            secret_key_file: raw.secret_key_file,
+            sudo_window: chrono::Duration::minutes(i64::from(raw.sudo_minutes)),
             public_url,
             trust_forwarded_headers: raw.trust_forwarded_headers,
             trusted_proxies: client_addr::parse_proxies(&raw.trusted_proxies)
@@ -463,7 +515,8 @@ impl TryFrom<RawSettings> for Config {
             )?,
             workers: raw.workers,
             password_threads: raw.password_threads,
-            usage_flush_interval: std::time::Duration::from_secs(5),
+            // At least once a second: a crash loses at most a second of credit spending.
+            usage_flush_interval: std::time::Duration::from_secs(1),
             invalidation_poll_interval: std::time::Duration::from_millis(250),
             expiry_sweep_interval: std::time::Duration::from_secs(60),
             unknown_key_reads_per_second: crate::auth::cache::UnknownKeyBudget::PER_SECOND,

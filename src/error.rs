@@ -19,6 +19,11 @@ pub const NOT_AUTHENTICATED: &str = "Could not authenticate your request.";
 pub const JSON_UTF8: &str = "application/json; charset=utf-8";
 /// Sentences of the API's 429 body, Bonsai's own.
 pub const TOO_MANY_REQUESTS: &str = "You are making too many requests to the API.";
+/// The first sentence of the 429 to a token with no credits left.
+pub const NO_CREDITS: &str = "This API token has no credits left.";
+/// The 403 to a token used from outside its allowed addresses.
+pub const OUTSIDE_ALLOWED_IPS: &str =
+    "This API token may not be used from this address: it is outside the token's allowed IPs.";
 /// The 429's pointer to the operator's documentation (`KEYWARD_DOCS_URL`).
 pub fn too_many_requests_docs(docs: &str) -> String {
     format!("Please read the documentation at {docs}")
@@ -59,6 +64,10 @@ pub enum AppError {
     /// The dashboard's "please sign in", which the page renderer turns into a redirect.
     #[error("sign-in required")]
     SignInRequired,
+    /// A signed-in person who must first set up a second factor (their account requires
+    /// one, or the operator console does): the dashboard sends them to set it up.
+    #[error("second factor required")]
+    SecondFactorRequired(String),
     #[error("forbidden: {0:?}")]
     Forbidden(Vec<String>),
     #[error("not found")]
@@ -83,6 +92,9 @@ pub enum AppError {
     /// documentation, which the body points to.
     #[error("token over its rate limit")]
     TokenRateLimited { retry_after_secs: u64, docs: String },
+    /// A token with a credit limit and none left: 429 until a refill or a person adds more.
+    #[error("token out of credits")]
+    NoCredits { docs: String },
     /// The server can't take this on right now (a full disk, a full hashing queue): a 503
     /// with `Retry-After`. Nothing was changed.
     #[error("unavailable: {message}")]
@@ -128,6 +140,7 @@ impl AppError {
                 errors
             }
             AppError::SignInRequired => vec!["Please sign in to continue.".into()],
+            AppError::SecondFactorRequired(message) => vec![message.clone()],
             AppError::Forbidden(messages)
             | AppError::Invalid(messages)
             | AppError::BadRequest(messages) => messages.clone(),
@@ -140,6 +153,9 @@ impl AppError {
             }
             AppError::TokenRateLimited { docs, .. } => {
                 vec![TOO_MANY_REQUESTS.into(), too_many_requests_docs(docs)]
+            }
+            AppError::NoCredits { docs } => {
+                vec![NO_CREDITS.into(), too_many_requests_docs(docs)]
             }
             AppError::TooManyRequests { message, .. } | AppError::Unavailable { message, .. } => {
                 vec![message.clone()]
@@ -156,15 +172,15 @@ impl ResponseError for AppError {
     fn status_code(&self) -> StatusCode {
         match self {
             AppError::Unauthorized { .. } | AppError::SignInRequired => StatusCode::UNAUTHORIZED,
-            AppError::Forbidden(_) => StatusCode::FORBIDDEN,
+            AppError::Forbidden(_) | AppError::SecondFactorRequired(_) => StatusCode::FORBIDDEN,
             AppError::NotFound => StatusCode::NOT_FOUND,
             AppError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             AppError::Invalid(_) => StatusCode::UNPROCESSABLE_ENTITY,
             AppError::BadRequest(_) => StatusCode::BAD_REQUEST,
             AppError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
-            AppError::TooManyRequests { .. } | AppError::TokenRateLimited { .. } => {
-                StatusCode::TOO_MANY_REQUESTS
-            }
+            AppError::TooManyRequests { .. }
+            | AppError::TokenRateLimited { .. }
+            | AppError::NoCredits { .. } => StatusCode::TOO_MANY_REQUESTS,
             AppError::Unavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
             AppError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }

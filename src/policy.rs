@@ -49,6 +49,8 @@ pub enum Action {
     RevokeLeakedSecret,
     /// Set the account's longest allowed token lifetime.
     SetTokenLifetime,
+    /// Require (or stop requiring) a second factor of every member.
+    SetTwoFactorPolicy,
     /// A token revoking itself (`DELETE /token`), with nothing but its own credentials.
     RevokeItself {
         token: TokenId,
@@ -182,7 +184,7 @@ pub fn allows(standing: &Standing, action: Action) -> bool {
     match action {
         Action::OperatorConsole => standing.operator,
         Action::SetApiAccess => standing.operator || at_least(Role::Owner),
-        Action::SetTokenLifetime => at_least(Role::Owner),
+        Action::SetTokenLifetime | Action::SetTwoFactorPolicy => at_least(Role::Owner),
         Action::RevokeItself { .. } => false,
         Action::CreateToken | Action::WriteClusters => role.is_some(),
         Action::ManageToken { creator } => {
@@ -259,6 +261,72 @@ pub fn may_limit(caller: &TokenStanding, wanted: Option<RateLimit>) -> Result<()
         _ => Ok(()),
     }
 }
+/// A token may give another only permissions it holds itself, as with scopes.
+pub fn may_grant_permissions(
+    caller: &crate::domain::Permissions,
+    wanted: &crate::domain::Permissions,
+) -> Result<(), String> {
+    let missing = wanted.missing_from(caller);
+    if missing.is_empty() {
+        Ok(())
+    } else {
+        Err(format!(
+            "'permissions': this token can't grant {}, which it doesn't hold itself.",
+            missing.join(", ")
+        ))
+    }
+}
+
+/// A token kept to some addresses may give another no wider an allowlist.
+pub fn may_grant_addresses(
+    caller: &crate::domain::IpAllowlist,
+    wanted: &crate::domain::IpAllowlist,
+) -> Result<(), String> {
+    if wanted.within(caller) {
+        Ok(())
+    } else {
+        Err(format!(
+            "'allowed_ips': this token may be used only from {}, so a token it makes must be kept within them too.",
+            caller.as_str()
+        ))
+    }
+}
+
+/// A token with a credit limit may give another no more credits than it has left, and
+/// no refill it doesn't get itself; one without a limit may give any.
+pub fn may_grant_credits(
+    caller: Option<crate::domain::Credits>,
+    wanted: Option<crate::domain::Credits>,
+) -> Result<(), String> {
+    let Some(own) = caller else {
+        return Ok(());
+    };
+    let Some(wanted) = wanted else {
+        return Err(format!(
+            "'credits': this token has {} credits left, so a token it makes must have a credit limit too, no higher.",
+            own.remaining()
+        ));
+    };
+    if wanted.remaining() > own.remaining() {
+        return Err(format!(
+            "'credits': a token this token makes can't have more credits than it has left ({}).",
+            own.remaining()
+        ));
+    }
+    match (own.refill, wanted.refill) {
+        (_, None) => Ok(()),
+        (Some(mine), Some(theirs))
+            if mine.interval == theirs.interval && theirs.amount() <= mine.amount() =>
+        {
+            Ok(())
+        }
+        _ => Err(
+            "'credits': a token this token makes can't be refilled more often or with more than this token is."
+                .into(),
+        ),
+    }
+}
+
 /// Why an unverified user may not create tokens or invite.
 pub const UNVERIFIED: &str = "Confirm your email address first: follow the link we mailed you. \
      Your account's email page can send it again.";
@@ -297,6 +365,9 @@ pub fn refusal(standing: &Standing, action: Action) -> &'static str {
         }
         Action::OperatorConsole => "The operator console is for platform operators.",
         Action::SetTokenLifetime => "Only an owner can set the account's token lifetime.",
+        Action::SetTwoFactorPolicy => {
+            "Only an owner can require two-factor sign-in of the account's members."
+        }
         Action::LoosenRateLimit => {
             "Only an owner or admin can raise or clear a token's rate limit; you may lower it."
         }

@@ -64,6 +64,18 @@ impl Application {
         let listener = TcpListener::bind(config.bind)
             .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", config.bind))?;
         let port = listener.local_addr()?.port();
+        // After the bind: a start that fails for its address makes no key file.
+        let secret_key = crate::auth::secret_key::KeySource::of(
+            config.secret_key.as_ref().map(|k| k.expose()),
+            config.secret_key_file.as_deref(),
+            &config.database_url,
+        )
+        .load()?;
+        if secret_key.is_none() {
+            tracing::warn!(
+                "two-factor sign-in is off: set KEYWARD_SECRET_KEY or KEYWARD_SECRET_KEY_FILE to turn it on"
+            );
+        }
         let workers = config.workers;
         // The API's links, for the address clients use.
         let links = routes::api::Links::new(config.public_url.as_deref(), listener.local_addr()?);
@@ -80,7 +92,8 @@ impl Application {
         let state = web::Data::new(
             AppState::new(pool, config)
                 .with_metrics(metrics.clone())
-                .with_mailer(mailer),
+                .with_mailer(mailer)
+                .with_secret_key(secret_key),
         );
         let starting = state.clone();
         let loading = std::time::Instant::now();
@@ -179,7 +192,11 @@ impl Application {
             drop(serving.await);
         }
         let state = self.state.clone();
-        match tokio::task::spawn_blocking(move || state.usage.flush(&state.pool)).await {
+        let flushed = move || {
+            let spent = state.credits.flush(&state.pool).map(drop);
+            state.usage.flush(&state.pool).and(spent)
+        };
+        match tokio::task::spawn_blocking(flushed).await {
             Ok(Ok(_)) => {}
             Ok(Err(err)) => tracing::warn!(error = %err, "could not record token use at shutdown"),
             Err(err) => tracing::warn!(error = %err, "shutdown flush failed"),

@@ -84,6 +84,8 @@ pub struct AppState {
     pub usage: Arc<UsageRecorder>,
     /// Per-token rate limits: in memory, per server.
     pub rate_limits: Arc<RateLimits>,
+    /// Live credit balances, written with the usage batch.
+    pub credits: Arc<crate::auth::credits::CreditLedger>,
     pub throttle: Arc<LoginThrottle>,
     /// Rendered pages of `GET /clusters`, dropped through the invalidation log.
     pub cluster_pages: Arc<ClusterPages>,
@@ -100,6 +102,9 @@ pub struct AppState {
     pub metrics: Arc<Metrics>,
     /// The SMTP relay; `None` while mail is off (no `KEYWARD_SMTP_URL`).
     pub mailer: Option<Arc<crate::mail::Mailer>>,
+    /// Seals two-factor secrets; `None` when no key is set up (PostgreSQL without
+    /// `KEYWARD_SECRET_KEY`), and two-factor sign-in is then off.
+    pub secret_key: Option<Arc<crate::auth::secret_key::SecretKey>>,
 }
 
 /// Reports one address may send at once, and then one per interval: a scanner sends a
@@ -120,6 +125,7 @@ impl AppState {
             config: Arc::new(config),
             usage: Arc::new(UsageRecorder::new()),
             rate_limits: Arc::new(RateLimits::new()),
+            credits: Arc::new(crate::auth::credits::CreditLedger::new()),
             cluster_pages: Arc::new(ClusterPages::new()),
             refusal_audits: Default::default(),
             secret_reports: IpLimit::new(
@@ -134,7 +140,24 @@ impl AppState {
             ),
             metrics: Arc::new(Metrics::off()),
             mailer: None,
+            secret_key: None,
         }
+    }
+
+    /// The same state, sealing two-factor secrets with `key`.
+    pub fn with_secret_key(mut self, key: Option<crate::auth::secret_key::SecretKey>) -> Self {
+        self.secret_key = key.map(Arc::new);
+        self
+    }
+
+    /// The key that seals two-factor secrets, or a page saying two-factor sign-in is off.
+    pub fn secret_key(&self) -> Result<Arc<crate::auth::secret_key::SecretKey>, AppError> {
+        self.secret_key.clone().ok_or_else(|| {
+            AppError::Unavailable {
+                retry_after_secs: 3600,
+                message: "Two-factor sign-in is off on this server: its operator has not set KEYWARD_SECRET_KEY or KEYWARD_SECRET_KEY_FILE.".into(),
+            }
+        })
     }
 
     /// The same state, mailing through `mailer`.
@@ -259,5 +282,9 @@ impl GuardState for AppState {
 
     fn metrics(&self) -> &Metrics {
         &self.metrics
+    }
+
+    fn credits(&self) -> &crate::auth::credits::CreditLedger {
+        &self.credits
     }
 }

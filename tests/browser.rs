@@ -333,6 +333,7 @@ async fn story(b: Client, base: String, shots: Screenshots) {
     page.shoot("tokens-list-revoked").await;
 
     roll_a_token(&page, &api).await;
+    key_fields_on_a_token(&page).await;
     a_team_day(&page, &api).await;
 
     // The owner's other pages: the audit log tells the story, the members page lists them.
@@ -390,6 +391,29 @@ async fn story(b: Client, base: String, shots: Screenshots) {
     page.fill("email", OPERATOR_EMAIL).await;
     page.fill("password", OPERATOR_PASSWORD).await;
     page.click_button("Sign in").await;
+    // The console needs a second factor: the operator is sent to set up an authenticator app,
+    // scans the secret (here: reads it off the page) and types the code it shows.
+    page.wait_for_path("/account/two-factor/setup").await;
+    page.wait_for(Locator::Css(".qr-code svg")).await;
+    let totp_secret = page.text_of(Locator::Id("totp-secret")).await;
+    page.shoot("two-factor-setup").await;
+    page.fill("code", &totp_code(&totp_secret, 0)).await;
+    page.click_button("Turn on two-factor sign-in").await;
+    page.wait_for(Locator::Id("recovery-codes")).await;
+    page.assert_text_contains("Save these recovery codes now")
+        .await;
+    page.shoot("two-factor-recovery-codes").await;
+    // Signing in again takes the password, then the app's next code.
+    page.open("/admin").await;
+    page.click_button("Sign out").await;
+    page.wait_for_path("/login").await;
+    page.fill("email", OPERATOR_EMAIL).await;
+    page.fill("password", OPERATOR_PASSWORD).await;
+    page.click_button("Sign in").await;
+    page.wait_for_path("/login/two-factor").await;
+    page.shoot("two-factor-sign-in").await;
+    page.fill("code", &totp_code(&totp_secret, 1)).await;
+    page.click_button("Sign in").await;
     page.wait_for_path("/admin").await;
     page.assert_text_contains("Acme Search").await;
     page.fill("q", &secret).await;
@@ -428,6 +452,21 @@ async fn story(b: Client, base: String, shots: Screenshots) {
     page.shoot("operator-operators").await;
 }
 
+/// The code an authenticator app shows for `secret` (base32), `offset` 30-second steps from
+/// now.
+fn totp_code(secret: &str, offset: u64) -> String {
+    let bytes = totp_rs::Secret::Encoded(secret.to_string())
+        .to_bytes()
+        .expect("the page shows a base32 secret");
+    let totp = totp_rs::TOTP::new(totp_rs::Algorithm::SHA1, 6, 1, 30, bytes)
+        .expect("a secret of 128 bits or more");
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("after 1970")
+        .as_secs();
+    totp.generate(now + offset * 30)
+}
+
 /// Makes a token through the form and returns its key, secret and page.
 async fn make_token(page: &Page<'_>, name: &str) -> (String, String, String) {
     page.open("/tokens/new").await;
@@ -438,6 +477,25 @@ async fn make_token(page: &Page<'_>, name: &str) -> (String, String, String) {
     page.click_link("I have stored the secret").await;
     let path = page.wait_for_path_prefix("/tokens/").await;
     (key, secret, path)
+}
+
+/// What a key carries for the services that verify it: permissions and meta set on the
+/// token's page, then shown there.
+async fn key_fields_on_a_token(page: &Page<'_>) {
+    let (_, _, path) = make_token(page, "Customer key").await;
+    page.open(&path).await;
+    page.click_link("Edit permissions, meta, credits and IPs")
+        .await;
+    page.fill("permissions", "documents.read, billing.write")
+        .await;
+    page.fill("meta", r#"{"plan": "pro"}"#).await;
+    page.shoot("token-key-fields").await;
+    page.click_button("Save").await;
+    page.wait_for(Locator::Id("key-fields")).await;
+    page.assert_text_contains("billing.write, documents.read")
+        .await;
+    page.assert_text_contains(r#"{"plan":"pro"}"#).await;
+    page.shoot("token-key-fields-shown").await;
 }
 
 /// A team's day with the list: a note, search and filters, a bulk revoke through its

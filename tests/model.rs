@@ -179,6 +179,7 @@ impl Real {
             scopes: Scopes::all(),
             expires_at: None,
             rate_limit: None,
+            fields: Default::default(),
         };
         let (token, secret) = self
             .state
@@ -357,6 +358,11 @@ fn state_with_cached_token(
         account_suspended_by_operator: false,
         rate_limit: None,
         rate_bucket: TokenId(7),
+        permissions: Default::default(),
+        meta: None,
+        external_id: None,
+        credits: None,
+        allowed_ips: Default::default(),
     };
     let generation = state.cache.generation();
     assert!(

@@ -41,8 +41,12 @@ use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 use crate::db::DbConnection;
 use chrono::NaiveDateTime;
 
+use super::credits::CreditSnapshot;
 use crate::db::{self, Pool, invalidations::Invalidation, invalidations::NoteKind};
-use crate::domain::{AccountId, RateLimit, Scopes, SecretDigest, TokenId, TokenKey};
+use crate::domain::{
+    AccountId, ExternalId, IpAllowlist, KeyMeta, Permissions, RateLimit, Scopes, SecretDigest,
+    TokenId, TokenKey,
+};
 use crate::error::AppError;
 
 /// What the guard needs to know about a token, and what `GET /token` shows.
@@ -67,6 +71,14 @@ pub struct CachedToken {
     /// Whose limiter its calls count against: a rolled token's successor's, so the two
     /// share one limit through the grace period instead of having one each.
     pub rate_bucket: TokenId,
+    /// What the token carries for its verifiers (`POST /keys/verify`).
+    pub permissions: Permissions,
+    pub meta: Option<KeyMeta>,
+    pub external_id: Option<ExternalId>,
+    /// Its credit limit as loaded; `auth::credits` keeps the live balance.
+    pub credits: Option<CreditSnapshot>,
+    /// Where it may be used from; empty for anywhere.
+    pub allowed_ips: IpAllowlist,
 }
 
 impl CachedToken {
@@ -81,7 +93,18 @@ impl CachedToken {
         let digest = SecretDigest::from_bytes(&token.secret_digest).ok_or_else(|| {
             AppError::internal(format!("token {} has a malformed digest", token.id))
         })?;
+        let fields = token.key_fields()?;
+        let credits = fields.credits.map(|credits| CreditSnapshot {
+            credits,
+            refilled_at: token.credits_refilled_at,
+            version: token.credits_version,
+        });
         Ok(Self {
+            permissions: fields.permissions,
+            meta: fields.meta,
+            external_id: fields.external_id,
+            credits,
+            allowed_ips: fields.allowed_ips,
             id: token.token_id(),
             scopes: token.scopes,
             digest,
@@ -403,11 +426,11 @@ impl TokenCache {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::domain::TokenSecret;
 
-    fn token(key: &str, account: i32) -> Arc<CachedToken> {
+    pub(crate) fn token(key: &str, account: i32) -> Arc<CachedToken> {
         Arc::new(CachedToken {
             id: TokenId(1),
             key: key.into(),
@@ -424,6 +447,11 @@ mod tests {
             account_suspended_by_operator: false,
             rate_limit: None,
             rate_bucket: TokenId(1),
+            permissions: Permissions::default(),
+            meta: None,
+            external_id: None,
+            credits: None,
+            allowed_ips: IpAllowlist::default(),
         })
     }
 

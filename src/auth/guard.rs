@@ -19,6 +19,7 @@ use chrono::NaiveDateTime;
 
 use super::basic::{self, BasicError};
 use super::cache::{CachedToken, Found, TokenCache};
+use super::credits::{CreditLedger, Spend};
 use super::memo;
 use super::ratelimit::RateLimits;
 use super::usage::{Outcome, UsageRecorder};
@@ -45,6 +46,8 @@ pub trait GuardState: 'static {
     fn docs_url(&self) -> &str;
     /// Where each call's outcome is counted (pre-registered handles: an atomic add).
     fn metrics(&self) -> &Metrics;
+    /// The live balance of every token with a credit limit.
+    fn credits(&self) -> &CreditLedger;
 }
 
 /// The token a request was authenticated with, and the client's address as the guard
@@ -110,18 +113,21 @@ impl FromRequest for ApiCaller {
 
 /// What the guard does once a call it let in has been answered: counts it in the token's
 /// history and the metrics, and tells a token that expires when it does.
+/// A credit spent to let the call in is given back unless it succeeded.
 pub(super) fn answered<B>(
     state: &impl GuardState,
     response: &mut ServiceResponse<B>,
-    id: TokenId,
-    expires_at: Option<NaiveDateTime>,
+    token: &CachedToken,
     now: NaiveDateTime,
     ip: Option<IpAddr>,
 ) {
     let status = response.status();
-    state.usage().record(id, Outcome::of(status), now, ip);
+    state.usage().record(token.id, Outcome::of(status), now, ip);
     state.metrics().guard(GuardReason::answered(status));
-    if let Some(at) = expires_at.filter(|_| status.is_success()) {
+    if !status.is_success() {
+        state.credits().refund(token);
+    }
+    if let Some(at) = token.expires_at.filter(|_| status.is_success()) {
         add_expiry_header(response, &at);
     }
 }
@@ -137,30 +143,52 @@ pub async fn admit(
     ip: Option<IpAddr>,
     now: NaiveDateTime,
 ) -> Result<Arc<CachedToken>, AppError> {
-    admit_as(state, header, ip, now, false).await
+    admit_as(state, header, ip, now, Exemption::None).await
 }
 
-/// [`admit`], for a call that may be a token `revoking_itself` (see [`revokes_itself`]).
+/// [`admit`], for a call that may be exempt from some refusals ([`Exemption`]).
 pub async fn admit_as(
     state: &impl GuardState,
     header: Option<&[u8]>,
     ip: Option<IpAddr>,
     now: NaiveDateTime,
-    revoking_itself: bool,
+    exemption: Exemption,
 ) -> Result<Arc<CachedToken>, AppError> {
-    settle(
-        state,
-        check(state, header, now).await,
-        ip,
-        now,
-        revoking_itself,
-    )
+    settle(state, check(state, header, now).await, ip, now, exemption)
 }
 
 /// Whether the call is a token revoking itself (`DELETE /token`): revoking is always
 /// allowed, so neither the token's rate limit nor its account's suspension stops it.
 pub fn revokes_itself(req: &HttpRequest) -> bool {
     req.method() == actix_web::http::Method::DELETE && req.path() == "/token"
+}
+
+/// Whether the call asks about a key (`POST /keys/verify`): a suspended account's
+/// verifier is let in, held to its other limits, to be told its keys are `DISABLED`.
+pub fn asks_about_a_key(req: &HttpRequest) -> bool {
+    req.method() == actix_web::http::Method::POST && req.path() == "/keys/verify"
+}
+
+/// What a call may do that others may not.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Exemption {
+    None,
+    /// [`revokes_itself`]: nothing stops it.
+    RevokingItself,
+    /// [`asks_about_a_key`]: a suspension doesn't stop it.
+    AskingAboutAKey,
+}
+
+impl Exemption {
+    pub fn of(req: &HttpRequest) -> Self {
+        if revokes_itself(req) {
+            Exemption::RevokingItself
+        } else if asks_about_a_key(req) {
+            Exemption::AskingAboutAKey
+        } else {
+            Exemption::None
+        }
+    }
 }
 
 /// The verdict made final: a refusal is counted (in the metrics, and in the token's history
@@ -171,11 +199,13 @@ fn settle(
     verdict: Verdict,
     ip: Option<IpAddr>,
     now: NaiveDateTime,
-    revoking_itself: bool,
+    exemption: Exemption,
 ) -> Result<Arc<CachedToken>, AppError> {
+    let revoking_itself = exemption == Exemption::RevokingItself;
     let token = match verdict {
         Verdict::Allowed(token) => token,
         Verdict::Suspended(token) if revoking_itself => return Ok(token),
+        Verdict::Suspended(token) if exemption == Exemption::AskingAboutAKey => token,
         Verdict::Suspended(token) => {
             state.metrics().guard(GuardReason::Suspended);
             state.usage().record(token.id, Outcome::Forbidden, now, ip);
@@ -193,7 +223,15 @@ fn settle(
             return Err(error);
         }
     };
-    if let Some(limit) = token.rate_limit.filter(|_| !revoking_itself)
+    if revoking_itself {
+        return Ok(token);
+    }
+    if !token.allowed_ips.allows(ip) {
+        state.usage().record(token.id, Outcome::Forbidden, now, ip);
+        state.metrics().guard(GuardReason::Address);
+        return Err(AppError::forbidden(crate::error::OUTSIDE_ALLOWED_IPS));
+    }
+    if let Some(limit) = token.rate_limit
         && let Err(retry_after_secs) = state.rate_limits().check(token.rate_bucket, limit)
     {
         state
@@ -205,6 +243,16 @@ fn settle(
             retry_after_secs,
             docs,
         });
+    }
+    // Spent now, so two calls can't both take the last credit; `answered` gives it back
+    // if the call is then refused.
+    if state.credits().spend(&token, now) == Spend::Exhausted {
+        state
+            .usage()
+            .record(token.id, Outcome::RateLimited, now, ip);
+        state.metrics().guard(GuardReason::NoCredits);
+        let docs = state.docs_url().to_string();
+        return Err(AppError::NoCredits { docs });
     }
     Ok(token)
 }

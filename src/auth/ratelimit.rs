@@ -11,13 +11,15 @@ use std::time::Duration;
 
 use dashmap::DashMap;
 use governor::clock::{Clock, DefaultClock};
-use governor::middleware::NoOpMiddleware;
+use governor::middleware::StateInformationMiddleware;
 use governor::state::{InMemoryState, NotKeyed};
 use governor::{Quota, RateLimiter};
 
 use crate::domain::{RateLimit, TokenId};
 
-type Limiter<C> = RateLimiter<NotKeyed, InMemoryState, C, NoOpMiddleware<<C as Clock>::Instant>>;
+// The state-information middleware reports what is left after each check, for the
+// answer to a verification; it reads the same word the check wrote.
+type Limiter<C> = RateLimiter<NotKeyed, InMemoryState, C, StateInformationMiddleware>;
 
 pub struct RateLimits<C: Clock = DefaultClock> {
     /// Each limiter remembers the limit it was made for: when a token's limit changes,
@@ -51,6 +53,11 @@ impl<C: Clock + Clone> RateLimits<C> {
     /// until one more would be let through, in whole seconds and at least 1, for
     /// `Retry-After`.
     pub fn check(&self, token: TokenId, limit: RateLimit) -> Result<(), u64> {
+        self.check_remaining(token, limit).map(drop)
+    }
+
+    /// [`check`](Self::check), telling how many more calls the limit lets through at once.
+    pub fn check_remaining(&self, token: TokenId, limit: RateLimit) -> Result<u32, u64> {
         if let Some(entry) = self.limiters.get(&token)
             && entry.0 == limit
         {
@@ -71,11 +78,13 @@ impl<C: Clock + Clone> RateLimits<C> {
 
     fn limiter(&self, limit: RateLimit) -> Limiter<C> {
         RateLimiter::direct_with_clock(Quota::per_minute(limit.per_minute()), self.clock.clone())
+            .with_middleware::<StateInformationMiddleware>()
     }
 
-    fn answer(&self, limiter: &Limiter<C>) -> Result<(), u64> {
+    fn answer(&self, limiter: &Limiter<C>) -> Result<u32, u64> {
         limiter
             .check()
+            .map(|state| state.remaining_burst_capacity())
             .map_err(|not_until| whole_seconds(not_until.wait_time_from(self.clock.now())))
     }
 }
@@ -111,6 +120,15 @@ mod tests {
         clock.advance(Duration::from_millis(500));
         assert_eq!(limits.check(token, limit(3)), Ok(()));
         assert_eq!(limits.check(token, limit(3)), Err(20));
+    }
+
+    #[test]
+    fn what_is_left_counts_down() {
+        let limits = RateLimits::with_clock(FakeRelativeClock::default());
+        assert_eq!(limits.check_remaining(TokenId(1), limit(3)), Ok(2));
+        assert_eq!(limits.check_remaining(TokenId(1), limit(3)), Ok(1));
+        assert_eq!(limits.check_remaining(TokenId(1), limit(3)), Ok(0));
+        assert_eq!(limits.check_remaining(TokenId(1), limit(3)), Err(20));
     }
 
     #[test]

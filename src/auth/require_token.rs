@@ -27,8 +27,8 @@ pub async fn require_token<S: GuardState>(
     let now = chrono::Utc::now().naive_utc();
     let ip = state.client_ip(req.request());
     let header = req.headers().get(AUTHORIZATION).map(|v| v.as_bytes());
-    let revoking = guard::revokes_itself(req.request());
-    let token = match guard::admit_as(state, header, ip, now, revoking).await {
+    let exemption = guard::Exemption::of(req.request());
+    let token = match guard::admit_as(state, header, ip, now, exemption).await {
         Ok(token) => token,
         Err(error) => {
             return Ok(req
@@ -36,9 +36,9 @@ pub async fn require_token<S: GuardState>(
                 .map_into_right_body());
         }
     };
-    let (id, expires_at) = (token.id, token.expires_at);
-    req.extensions_mut().insert(ApiCaller::new(token, ip));
+    req.extensions_mut()
+        .insert(ApiCaller::new(token.clone(), ip));
     let mut response = next.call(req).await?;
-    guard::answered(state, &mut response, id, expires_at, now, ip);
+    guard::answered(state, &mut response, &token, now, ip);
     Ok(response.map_into_left_body())
 }

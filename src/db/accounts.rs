@@ -27,6 +27,8 @@ pub struct Account {
     pub max_token_lifetime_days: Option<LifetimeLimit>,
     /// Whether the API was suspended by the operator rather than by the account's owners.
     pub suspended_by_operator: bool,
+    /// Whether every member must sign in with a second factor.
+    pub require_two_factor: bool,
 }
 
 impl Account {
@@ -196,6 +198,52 @@ pub fn set_token_lifetime(tx: &mut Tx<'_>, limit: Option<LifetimeLimit>) -> Resu
             words(account.max_token_lifetime_days)
         ),
     })
+}
+
+/// Owners require a second factor of every member, or stop requiring it. Members without
+/// one are sent to set it up at their next request (`SignedIn`).
+pub fn set_two_factor_policy(
+    tx: &mut Tx<'_>,
+    required: bool,
+    mail_on: bool,
+) -> Result<bool, AppError> {
+    tx.require(Action::SetTwoFactorPolicy)?;
+    let id = tx.account()?;
+    let account = find(tx.conn, id)?;
+    if account.require_two_factor == required {
+        return Ok(false);
+    }
+    diesel::update(accounts::table.find(id.0))
+        .set(accounts::require_two_factor.eq(required))
+        .execute(tx.conn)?;
+    tx.log(Event {
+        action: action::TWO_FACTOR_POLICY_SET,
+        target: &format!("account {} ({})", account.name, account.slug),
+        token: None,
+        detail: if required {
+            "every member must sign in with a second factor"
+        } else {
+            "a second factor is up to each member"
+        },
+    })?;
+    if mail_on {
+        let owners: Vec<String> = memberships::table
+            .inner_join(super::schema::users::table)
+            .filter(memberships::account_id.eq(id.0))
+            .filter(memberships::role.eq(Role::Owner))
+            .select(super::schema::users::email)
+            .load(tx.conn)?;
+        let mail = crate::domain::Mail::TwoFactorPolicyChanged {
+            account: account.name.clone(),
+            required,
+            by: tx.actor().label.clone(),
+        };
+        for owner in owners {
+            let owner = Email::parse(&owner).map_err(AppError::internal)?;
+            super::outbox::enqueue(tx.conn, &owner, &mail)?;
+        }
+    }
+    Ok(true)
 }
 
 /// One row of the operator's account list.

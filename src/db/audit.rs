@@ -50,6 +50,7 @@ pub mod action {
     pub const TOKEN_API_REFUSED: AuditAction = AuditAction::TokenApiRefused;
     pub const TOKEN_RENAMED: AuditAction = AuditAction::TokenRenamed;
     pub const TOKEN_NOTE_CHANGED: AuditAction = AuditAction::TokenNoteChanged;
+    pub const TOKEN_KEY_FIELDS_CHANGED: AuditAction = AuditAction::TokenKeyFieldsChanged;
     pub const MEMBER_INVITED: AuditAction = AuditAction::MemberInvited;
     pub const INVITATION_CANCELLED: AuditAction = AuditAction::InvitationCancelled;
     pub const MEMBER_JOINED: AuditAction = AuditAction::MemberJoined;
@@ -66,6 +67,11 @@ pub mod action {
     pub const CLUSTER_CREATED: AuditAction = AuditAction::ClusterCreated;
     pub const CLUSTER_UPDATED: AuditAction = AuditAction::ClusterUpdated;
     pub const CLUSTER_DELETED: AuditAction = AuditAction::ClusterDeleted;
+    pub const TWO_FACTOR_ENABLED: AuditAction = AuditAction::TwoFactorEnabled;
+    pub const TWO_FACTOR_DISABLED: AuditAction = AuditAction::TwoFactorDisabled;
+    pub const RECOVERY_CODES_REGENERATED: AuditAction = AuditAction::RecoveryCodesRegenerated;
+    pub const RECOVERY_CODE_USED: AuditAction = AuditAction::RecoveryCodeUsed;
+    pub const TWO_FACTOR_POLICY_SET: AuditAction = AuditAction::TwoFactorPolicySet;
 }
 
 #[derive(Debug, Clone, Queryable, Selectable)]

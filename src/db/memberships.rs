@@ -8,7 +8,7 @@ use diesel::prelude::*;
 
 use super::DbConnection;
 
-use super::schema::{memberships, users};
+use super::schema::{memberships, two_factor, users};
 use crate::domain::{AccountId, Role, UserId};
 use crate::error::AppError;
 
@@ -65,11 +65,22 @@ pub struct Member {
     pub role: Role,
     pub joined_at: NaiveDateTime,
     pub last_login_at: Option<NaiveDateTime>,
+    /// Whether they sign in with a second factor.
+    pub two_factor: bool,
 }
 
 pub fn list(conn: &mut DbConnection, account: AccountId) -> Result<Vec<Member>, AppError> {
-    let rows: Vec<(i32, String, Role, NaiveDateTime, Option<NaiveDateTime>)> = memberships::table
+    type Row = (
+        i32,
+        String,
+        Role,
+        NaiveDateTime,
+        Option<NaiveDateTime>,
+        Option<NaiveDateTime>,
+    );
+    let rows: Vec<Row> = memberships::table
         .inner_join(users::table)
+        .left_join(two_factor::table.on(two_factor::user_id.eq(users::id)))
         .filter(memberships::account_id.eq(account.0))
         .order(users::email.asc())
         .select((
@@ -78,17 +89,21 @@ pub fn list(conn: &mut DbConnection, account: AccountId) -> Result<Vec<Member>, 
             memberships::role,
             memberships::created_at,
             users::last_login_at,
+            two_factor::confirmed_at.nullable(),
         ))
         .load(conn)?;
     Ok(rows
         .into_iter()
-        .map(|(id, email, role, joined_at, last_login_at)| Member {
-            user_id: UserId(id),
-            email,
-            role,
-            joined_at,
-            last_login_at,
-        })
+        .map(
+            |(id, email, role, joined_at, last_login_at, confirmed)| Member {
+                user_id: UserId(id),
+                email,
+                role,
+                joined_at,
+                last_login_at,
+                two_factor: confirmed.is_some(),
+            },
+        )
         .collect())
 }
 

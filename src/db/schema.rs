@@ -9,6 +9,7 @@ diesel::table! {
         created_at -> Timestamp,
         max_token_lifetime_days -> Nullable<Integer>,
         suspended_by_operator -> Bool,
+        require_two_factor -> Bool,
     }
 }
 
@@ -58,6 +59,15 @@ diesel::table! {
         rate_limit_per_minute -> Nullable<Integer>,
         maker_token_id -> Nullable<Integer>,
         note -> Text,
+        permissions -> Text,
+        meta -> Nullable<Text>,
+        external_id -> Nullable<Text>,
+        credits_remaining -> Nullable<BigInt>,
+        credits_refill_interval -> Nullable<Text>,
+        credits_refill_amount -> Nullable<BigInt>,
+        credits_refilled_at -> Nullable<Timestamp>,
+        credits_version -> Integer,
+        allowed_ips -> Text,
     }
 }
 
@@ -225,6 +235,37 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    two_factor (user_id) {
+        user_id -> Integer,
+        totp_sealed -> Binary,
+        created_at -> Timestamp,
+        confirmed_at -> Nullable<Timestamp>,
+        last_used_step -> Nullable<BigInt>,
+    }
+}
+
+diesel::table! {
+    recovery_codes (id) {
+        id -> Integer,
+        user_id -> Integer,
+        code_digest -> Binary,
+        created_at -> Timestamp,
+        used_at -> Nullable<Timestamp>,
+    }
+}
+
+diesel::table! {
+    pending_sign_ins (id) {
+        id -> Integer,
+        key_digest -> Binary,
+        user_id -> Integer,
+        created_at -> Timestamp,
+        expires_at -> Timestamp,
+        failures -> Integer,
+    }
+}
+
 diesel::joinable!(memberships -> accounts (account_id));
 diesel::joinable!(memberships -> users (user_id));
 diesel::joinable!(tokens -> accounts (account_id));
@@ -238,6 +279,9 @@ diesel::joinable!(email_links -> users (user_id));
 diesel::joinable!(mail_preferences -> users (user_id));
 diesel::joinable!(expiry_notices -> tokens (token_id));
 diesel::joinable!(address_notices -> tokens (token_id));
+diesel::joinable!(two_factor -> users (user_id));
+diesel::joinable!(recovery_codes -> users (user_id));
+diesel::joinable!(pending_sign_ins -> users (user_id));
 
 diesel::allow_tables_to_appear_in_same_query!(
     accounts,
@@ -257,4 +301,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     mail_preferences,
     expiry_notices,
     address_notices,
+    two_factor,
+    recovery_codes,
+    pending_sign_ins,
 );

@@ -11,7 +11,7 @@ use super::DbConnection;
 use super::audit::action;
 use super::schema::{audit_events, tokens, users};
 use super::tokens::{Token, TokenView, ViewRow};
-use crate::domain::{AccountId, Scope, TokenId, UserId};
+use crate::domain::{AccountId, ExternalId, Permission, Scope, TokenId, UserId};
 use crate::error::AppError;
 
 diesel::define_sql_function! {
@@ -94,6 +94,10 @@ pub struct TokenSearch {
     pub status: StatusFilter,
     pub creator: Option<UserId>,
     pub scope: Option<Scope>,
+    /// Only the tokens of this customer (exactly).
+    pub external_id: Option<ExternalId>,
+    /// Only tokens holding this permission.
+    pub permission: Option<Permission>,
     /// Only tokens that expire within this long from now (and haven't yet).
     pub expires_within: Option<chrono::Duration>,
     pub sort: Sort,
@@ -116,6 +120,32 @@ impl TokenPage {
     pub fn pages(&self) -> i64 {
         ((self.total + PAGE_SIZE - 1) / PAGE_SIZE).max(1)
     }
+}
+
+/// Every permission the account's tokens hold (revoked ones included), sorted, with how
+/// many of its active tokens hold each: for the account's permissions page.
+pub fn permissions_in_use(
+    conn: &mut DbConnection,
+    account: AccountId,
+) -> Result<Vec<(String, usize)>, AppError> {
+    let now = super::now();
+    let rows: Vec<(
+        crate::domain::Permissions,
+        Option<NaiveDateTime>,
+        Option<NaiveDateTime>,
+    )> = tokens::table
+        .filter(tokens::account_id.eq(account.0))
+        .filter(tokens::permissions.ne(""))
+        .select((tokens::permissions, tokens::revoked_at, tokens::expires_at))
+        .load(conn)?;
+    let mut counts: std::collections::BTreeMap<String, usize> = Default::default();
+    for (permissions, revoked_at, expires_at) in rows {
+        let active = revoked_at.is_none() && expires_at.is_none_or(|e| e > now);
+        for name in permissions.iter() {
+            *counts.entry(name.to_string()).or_default() += usize::from(active);
+        }
+    }
+    Ok(counts.into_iter().collect())
 }
 
 /// `%text%` for LIKE, lower-cased, with LIKE's own characters taken literally.
@@ -174,6 +204,20 @@ macro_rules! matching {
                     .or(tokens::scopes.like(format!("{name},%")))
                     .or(tokens::scopes.like(format!("%,{name}")))
                     .or(tokens::scopes.like(format!("%,{name},%"))),
+            );
+        }
+        if let Some(id) = &search.external_id {
+            query = query.filter(tokens::external_id.eq(id.as_str().to_string()));
+        }
+        if let Some(permission) = &search.permission {
+            // Stored comma-joined, like scopes; a name has no LIKE characters but `_`.
+            let name = permission.as_str().replace('_', "\\_");
+            query = query.filter(
+                tokens::permissions
+                    .eq(permission.as_str().to_string())
+                    .or(tokens::permissions.like(format!("{name},%")).escape('\\'))
+                    .or(tokens::permissions.like(format!("%,{name}")).escape('\\'))
+                    .or(tokens::permissions.like(format!("%,{name},%")).escape('\\')),
             );
         }
         if let Some(within) = search.expires_within {

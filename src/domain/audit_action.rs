@@ -38,6 +38,7 @@ audit_actions! {
     TokenApiRefused => "token.api_refused",
     TokenRenamed => "token.renamed",
     TokenNoteChanged => "token.note_changed",
+    TokenKeyFieldsChanged => "token.key_fields_changed",
     MemberInvited => "member.invited",
     InvitationCancelled => "member.invitation_cancelled",
     MemberJoined => "member.joined",
@@ -58,6 +59,11 @@ audit_actions! {
     EmailChanged => "user.email_changed",
     PasswordReset => "user.password_reset",
     ResetLinkIssued => "user.reset_link_issued",
+    TwoFactorEnabled => "user.two_factor_enabled",
+    TwoFactorDisabled => "user.two_factor_disabled",
+    RecoveryCodesRegenerated => "user.recovery_codes_regenerated",
+    RecoveryCodeUsed => "user.recovery_code_used",
+    TwoFactorPolicySet => "account.two_factor_policy_set",
 }
 
 super::sql::text_column!(AuditAction);

@@ -37,6 +37,14 @@ pub enum Mail {
         by: String,
         reason: String,
     },
+    /// The user's second factor changed: `change` says how, in a sentence.
+    TwoFactorChanged { change: String },
+    /// To an account's owners: its two-factor policy changed.
+    TwoFactorPolicyChanged {
+        account: String,
+        required: bool,
+        by: String,
+    },
     /// One of the user's tokens was used from an address it had never used before.
     NewAddress {
         key: String,
@@ -70,6 +78,8 @@ impl Mail {
             Mail::ExpiryDigest { .. } => "expiry_digest",
             Mail::TokenRevoked { .. } => "token_revoked",
             Mail::NewAddress { .. } => "new_address",
+            Mail::TwoFactorChanged { .. } => "two_factor_changed",
+            Mail::TwoFactorPolicyChanged { .. } => "two_factor_policy_changed",
         }
     }
 

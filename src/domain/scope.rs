@@ -11,18 +11,21 @@ pub enum Scope {
     Read,
     Write,
     Tokens,
+    /// `POST /keys/verify`: asks whether another key of the account is good.
+    Verify,
 }
 
 impl Scope {
-    pub const ALL: [Scope; 3] = [Scope::Read, Scope::Write, Scope::Tokens];
+    pub const ALL: [Scope; 4] = [Scope::Read, Scope::Write, Scope::Tokens, Scope::Verify];
 
     pub fn parse(raw: &str) -> Result<Self, String> {
         match raw.trim() {
             "read" => Ok(Scope::Read),
             "write" => Ok(Scope::Write),
             "tokens" => Ok(Scope::Tokens),
+            "verify" => Ok(Scope::Verify),
             other => Err(format!(
-                "\"{other}\" is not a scope: use read, write or tokens."
+                "\"{other}\" is not a scope: use read, write, tokens or verify."
             )),
         }
     }
@@ -32,6 +35,7 @@ impl Scope {
             Scope::Read => "read",
             Scope::Write => "write",
             Scope::Tokens => "tokens",
+            Scope::Verify => "verify",
         }
     }
 
@@ -147,7 +151,7 @@ mod tests {
         assert!(!Scopes::all().is_subset_of(&read));
         assert_eq!(
             Scopes::all().missing_from(&read),
-            Scopes::parse("write,tokens").ok()
+            Scopes::parse("write,tokens,verify").ok()
         );
         assert_eq!(read.missing_from(&Scopes::all()), None);
     }
@@ -158,6 +162,6 @@ mod tests {
         assert_eq!(scopes.as_str(), "read,tokens");
         assert!(scopes.contains(Scope::Tokens));
         assert!(!scopes.contains(Scope::Write));
-        assert_eq!(Scopes::all().as_str(), "read,write,tokens");
+        assert_eq!(Scopes::all().as_str(), "read,write,tokens,verify");
     }
 }

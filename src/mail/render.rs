@@ -47,6 +47,10 @@ mail_templates!(DigestText, DigestHtml, "mail/expiry_digest.txt", "mail/expiry_d
 mail_templates!(RevokedText, RevokedHtml, "mail/token_revoked.txt", "mail/token_revoked.html", {
     key: &'a str, name: &'a str, account: &'a str, by: &'a str, reason: &'a str,
 });
+mail_templates!(TwoFactorText, TwoFactorHtml, "mail/two_factor_changed.txt", "mail/two_factor_changed.html", { email: &'a str, change: &'a str });
+mail_templates!(PolicyText, PolicyHtml, "mail/two_factor_policy.txt", "mail/two_factor_policy.html", {
+    account: &'a str, required: bool, by: &'a str,
+});
 mail_templates!(NewIpText, NewIpHtml, "mail/new_address.txt", "mail/new_address.html", {
     key: &'a str, name: &'a str, account: &'a str, ip: &'a str,
 });
@@ -165,6 +169,27 @@ pub fn render(mail: &Mail, to: &str, base: &str) -> Result<Rendered, String> {
                 name: name,
                 account: account,
                 ip: ip,
+            }
+        ),
+        Mail::TwoFactorChanged { change } => pair!(
+            "Your Keyward two-factor sign-in changed",
+            TwoFactorText,
+            TwoFactorHtml {
+                email: to,
+                change: change,
+            }
+        ),
+        Mail::TwoFactorPolicyChanged {
+            account,
+            required,
+            by,
+        } => pair!(
+            &format!("{account} changed its two-factor sign-in policy"),
+            PolicyText,
+            PolicyHtml {
+                account: account,
+                required: *required,
+                by: by,
             }
         ),
     }

@@ -45,10 +45,14 @@ pub enum GuardReason {
     RateLimited,
     /// The store could not be read for an uncached key (503).
     Unavailable,
+    /// From an address outside the token's allowlist (403).
+    Address,
+    /// No credits left (429).
+    NoCredits,
 }
 
 impl GuardReason {
-    pub const ALL: [GuardReason; 11] = [
+    pub const ALL: [GuardReason; 13] = [
         GuardReason::Ok,
         GuardReason::Missing,
         GuardReason::Malformed,
@@ -60,6 +64,8 @@ impl GuardReason {
         GuardReason::Scope,
         GuardReason::RateLimited,
         GuardReason::Unavailable,
+        GuardReason::Address,
+        GuardReason::NoCredits,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -75,6 +81,8 @@ impl GuardReason {
             GuardReason::Scope => "scope",
             GuardReason::RateLimited => "rate_limited",
             GuardReason::Unavailable => "unavailable",
+            GuardReason::Address => "address",
+            GuardReason::NoCredits => "no_credits",
         }
     }
 

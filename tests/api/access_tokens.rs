@@ -406,6 +406,7 @@ async fn a_token_revoked_after_the_guard_let_it_in_makes_nothing() {
                     scopes: Scopes::parse("read").unwrap(),
                     expires_at: None,
                     rate_limit: None,
+                    fields: Default::default(),
                 },
             )
         })

@@ -187,6 +187,19 @@ async fn an_operator_finds_accounts_by_name_slug_or_member_email_and_opens_one()
         .assert_contains("1 active, 1 revoked, 0 expired")
         .assert_contains(&email_for("Findable Search Co"))
         .assert_contains("token.revoked");
+    // The log names the revoked token without linking to its page, which is the
+    // account's own and closed to an operator.
+    assert!(
+        !page
+            .body
+            .contains(&format!("href=\"/tokens/{}\"", revoked.id)),
+        "{}",
+        page.body
+    );
+    assert_eq!(
+        op.get(&format!("/tokens/{}", revoked.id)).await.status,
+        StatusCode::FORBIDDEN
+    );
     let operators = op.get("/admin/operators").await;
     operators.assert_contains(&email_for("finding operator"));
     assert!(!operators.text().contains(&email_for("Findable Search Co")));

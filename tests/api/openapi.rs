@@ -210,7 +210,7 @@ async fn live_answers_match_the_documented_statuses_and_bodies() {
     let doc = document(&app).await;
     let slug = app.create_account("Drift Inc").await;
     let manager = app
-        .create_token(&slug, "terraform", "read,write,tokens")
+        .create_token(&slug, "terraform", "read,write,tokens,verify")
         .await;
     let target = app
         .create_token_with(&slug, "deploys", "read", &["--expires-in-days", "30"])
@@ -277,6 +277,39 @@ async fn live_answers_match_the_documented_statuses_and_bodies() {
             Some(json!({"grace": "1h"})),
         ),
         (
+            "/access-tokens/{key}",
+            "patch",
+            ids.fill("/access-tokens/{key}", &target.key),
+            Some(json!({
+                "external_id": "cus_drift", "meta": {"tier": 1}, "allowed_ips": ["127.0.0.1"],
+                "credits": {"remaining": 9, "refill": {"interval": "daily", "amount": 9}},
+            })),
+        ),
+        (
+            "/keys/verify",
+            "post",
+            "/keys/verify".into(),
+            Some(json!({"key": target.key, "secret": target.secret, "permissions": "a OR b"})),
+        ),
+        (
+            "/keys/verify",
+            "post",
+            "/keys/verify".into(),
+            Some(json!({"key": target.key, "secret": target.secret})),
+        ),
+        (
+            "/keys/verify",
+            "post",
+            "/keys/verify".into(),
+            Some(json!({"key": "kw_nope", "secret": "nope"})),
+        ),
+        (
+            "/keys/verify",
+            "post",
+            "/keys/verify".into(),
+            Some(json!({"key": "kw_nope", "secret": "nope", "permissions": "(("})),
+        ),
+        (
             "/clusters/{slug}",
             "get",
             "/clusters/no-such-cluster".into(),
@@ -304,8 +337,8 @@ async fn live_answers_match_the_documented_statuses_and_bodies() {
     assert_eq!(
         expected_statuses,
         [
-            200, 200, 200, 200, 200, 200, 200, 200, 200, 200, 200, 200, 202, 201, 201, 404, 422,
-            422, 202
+            200, 200, 200, 200, 200, 200, 200, 200, 200, 200, 200, 200, 202, 201, 201, 200, 200,
+            200, 200, 422, 404, 422, 422, 202
         ],
         "the story's answers"
     );
@@ -393,7 +426,9 @@ async fn the_request_bodies_document_what_the_server_accepts() {
     assert_eq!(scopes["minItems"], json!(1), "{scopes}");
     assert_eq!(
         enumerated(&scopes["items"]),
-        ["read", "tokens", "write"].map(String::from).into()
+        ["read", "tokens", "verify", "write"]
+            .map(String::from)
+            .into()
     );
 
     // A name's documented length is the server's: the longest the document allows is
@@ -407,6 +442,26 @@ async fn the_request_bodies_document_what_the_server_accepts() {
     assert_eq!(created.status(), StatusCode::CREATED);
     let refused = app.post_json("/access-tokens", &manager, &too_long).await;
     assert_eq!(refused.status(), StatusCode::UNPROCESSABLE_ENTITY);
+
+    // What a token carries for its verifiers: the document allows what the server takes,
+    // and refuses a bad permission name and an unknown credits field, as the server does.
+    let carrying = json!({
+        "name": "carrying", "scopes": ["read"], "permissions": [],
+        "meta": {"plan": "pro"}, "external_id": "cus_1", "allowed_ips": ["10.0.0.0/8"],
+        "credits": {"remaining": 5, "refill": {"interval": "daily", "amount": 5}},
+    });
+    assert!(validator.is_valid(&carrying));
+    let created = app.post_json("/access-tokens", &manager, &carrying).await;
+    assert_eq!(created.status(), StatusCode::CREATED);
+    for bad in [
+        json!({"name": "bad", "scopes": ["read"], "permissions": ["Documents"]}),
+        json!({"name": "bad", "scopes": ["read"], "credits": {"remaining": 1, "extra": 1}}),
+        json!({"name": "bad", "scopes": ["read"], "credits": {"remaining": -1}}),
+    ] {
+        assert!(!validator.is_valid(&bad), "{bad}");
+        let refused = app.post_json("/access-tokens", &manager, &bad).await;
+        assert_eq!(refused.status(), StatusCode::UNPROCESSABLE_ENTITY, "{bad}");
+    }
 
     // So does a plan's: a body the document allows is created, one it doesn't is refused.
     let validator = jsonschema::validator_for(&body_schema(&doc, "NewClusterInput")).unwrap();

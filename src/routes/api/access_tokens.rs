@@ -27,6 +27,12 @@ fn path_key(raw: &str) -> Result<TokenKey, AppError> {
 
 /// What the API shows of a token: never its secret or digest, nor its hint.
 fn describe(view: &TokenView) -> Value {
+    let mut described = describe_core(view);
+    super::key_fields::describe_row(&mut described, &view.token);
+    described
+}
+
+fn describe_core(view: &TokenView) -> Value {
     let t = &view.token;
     json!({
         "key": t.key,
@@ -155,11 +161,34 @@ struct NewTokenInput {
     /// Requests per minute; absent or null for no limit.
     #[schema(value_type = Option<u32>, minimum = 1, maximum = 100_000_000)]
     rate_limit_per_minute: Option<Value>,
+    #[serde(default, deserialize_with = "super::key_fields::present")]
+    #[schema(schema_with = super::schemas::permission_list)]
+    permissions: Option<Value>,
+    #[serde(default, deserialize_with = "super::key_fields::present")]
+    #[schema(schema_with = super::schemas::key_meta)]
+    meta: Option<Value>,
+    #[serde(default, deserialize_with = "super::key_fields::present")]
+    #[schema(schema_with = super::schemas::external_id)]
+    external_id: Option<Value>,
+    #[serde(default, deserialize_with = "super::key_fields::present")]
+    #[schema(schema_with = super::schemas::credits_input)]
+    credits: Option<Value>,
+    #[serde(default, deserialize_with = "super::key_fields::present")]
+    #[schema(schema_with = super::schemas::cidr_list)]
+    allowed_ips: Option<Value>,
 }
 
 /// Checks every field and reports every problem at once, each sentence naming its field.
 fn check_new_token(input: NewTokenInput) -> Result<TokenRequest, AppError> {
     let mut errors = Vec::new();
+    let fields = super::key_fields::Sent {
+        permissions: input.permissions,
+        meta: input.meta,
+        external_id: input.external_id,
+        credits: input.credits,
+        allowed_ips: input.allowed_ips,
+    }
+    .fields(&mut errors);
     let name = match input.name {
         Some(Value::String(raw)) => TokenName::parse(&raw)
             .map_err(|e| errors.push(format!("'name': {e}")))
@@ -228,6 +257,7 @@ fn check_new_token(input: NewTokenInput) -> Result<TokenRequest, AppError> {
                 scopes,
                 expires_at,
                 rate_limit,
+                fields,
             })
         }
         _ => Err(AppError::Invalid(errors)),
@@ -275,6 +305,83 @@ pub async fn create(
             "message": "Store the secret now: it will not be shown again.",
         }),
     )))
+}
+
+/// What `PATCH` may change: each field absent is left as it is, and `null` clears it.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+struct ChangeTokenInput {
+    #[serde(default, deserialize_with = "super::key_fields::present")]
+    #[schema(schema_with = super::schemas::permission_list)]
+    permissions: Option<Value>,
+    #[serde(default, deserialize_with = "super::key_fields::present")]
+    #[schema(schema_with = super::schemas::key_meta)]
+    meta: Option<Value>,
+    #[serde(default, deserialize_with = "super::key_fields::present")]
+    #[schema(schema_with = super::schemas::external_id)]
+    external_id: Option<Value>,
+    #[serde(default, deserialize_with = "super::key_fields::present")]
+    #[schema(schema_with = super::schemas::credits_input)]
+    credits: Option<Value>,
+    #[serde(default, deserialize_with = "super::key_fields::present")]
+    #[schema(schema_with = super::schemas::cidr_list)]
+    allowed_ips: Option<Value>,
+}
+
+#[utoipa::path(
+    patch,
+    path = "/access-tokens/{key}",
+    tag = "tokens",
+    security(("basic" = [])),
+    params(("key" = String, Path, description = "The token's key")),
+    request_body = ChangeTokenInput,
+    responses(
+        (status = 200, description = "The token, changed", body = super::schemas::AccessTokenBody),
+        (status = 404, response = super::schemas::NotFound),
+        super::schemas::Guarded,
+        (status = 503, response = super::schemas::Unavailable),
+    )
+)]
+/// Changes what one of the account's tokens carries for its verifiers: its permissions,
+/// meta, external id, credits and allowed IPs.
+pub async fn change(
+    caller: ApiCaller,
+    state: web::Data<AppState>,
+    key: web::Path<String>,
+    body: web::Bytes,
+) -> Result<HttpResponse, AppError> {
+    caller.require(Scope::Tokens)?;
+    let key = path_key(&key)?;
+    let input: ChangeTokenInput = super::parse_json(&body)?;
+    let mut errors = Vec::new();
+    let change = super::key_fields::Sent {
+        permissions: input.permissions,
+        meta: input.meta,
+        external_id: input.external_id,
+        credits: input.credits,
+        allowed_ips: input.allowed_ips,
+    }
+    .change(&mut errors);
+    if !errors.is_empty() {
+        return Err(AppError::Invalid(errors));
+    }
+    let who = caller.principal()?;
+    let account = caller.account();
+    let token = state
+        .write(who, Some(account), move |tx| {
+            let id = db::tokens::id_by_key_in_account(tx, &key)?;
+            db::token_edits::set_key_fields(tx, id, &change)
+        })
+        .await?;
+    let view = TokenView {
+        token,
+        creator_email: None,
+        revoker: None,
+    };
+    Ok(super::ok(
+        StatusCode::OK,
+        json!({ "access_token": describe(&view) }),
+    ))
 }
 
 #[derive(Debug, Default, Deserialize, utoipa::ToSchema)]

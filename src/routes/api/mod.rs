@@ -5,6 +5,8 @@ mod access_tokens;
 mod catalogue;
 mod clusters;
 mod health;
+mod key_fields;
+mod keys;
 mod negotiation;
 pub mod openapi;
 mod refusals;
@@ -45,13 +47,14 @@ pub const ROUTES: &[(&str, &[&str])] = &[
     ("/releases/{slug}", &["get"]),
     ("/token", &["get", "delete"]),
     ("/access-tokens", &["get", "post"]),
-    ("/access-tokens/{key}", &["get", "delete"]),
+    ("/access-tokens/{key}", &["get", "patch", "delete"]),
     ("/access-tokens/{key}/roll", &["post"]),
     (
         "/verify",
         &["get", "post", "put", "patch", "delete", "head", "options"],
     ),
     ("/secret-scanning/report", &["post"]),
+    ("/keys/verify", &["post"]),
 ];
 
 // Each guarded service wraps `json_only` first and the guard last: the last wrap runs
@@ -140,6 +143,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .service(
                 web::resource("/{key}")
                     .route(web::get().to(access_tokens::show))
+                    .route(web::patch().to(access_tokens::change))
                     .route(web::delete().to(access_tokens::revoke))
                     .default_service(web::to(method_not_allowed)),
             )
@@ -153,6 +157,13 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     // Forward auth: the guard's own check, answered to a proxy. No content negotiation:
     // the proxied request's `Accept` is the browser's, not ours to judge.
     .service(web::resource("/verify").to(verify::verify))
+    .service(
+        web::resource("/keys/verify")
+            .wrap(from_fn(negotiation::json_only))
+            .wrap(from_fn(auth::require_token::require_token::<AppState>))
+            .route(web::post().to(keys::verify))
+            .default_service(web::to(method_not_allowed)),
+    )
     // Anyone may report a leaked secret; the handler bounds what that costs.
     .service(
         web::resource("/secret-scanning/report")

@@ -12,7 +12,7 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
 use super::schemas::*;
-use super::{access_tokens, catalogue, clusters, health, secret_scanning, token, verify};
+use super::{access_tokens, catalogue, clusters, health, keys, secret_scanning, token, verify};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -46,10 +46,12 @@ use super::{access_tokens, catalogue, clusters, health, secret_scanning, token, 
         access_tokens::list,
         access_tokens::create,
         access_tokens::show,
+        access_tokens::change,
         access_tokens::revoke,
         access_tokens::roll,
         verify::verify,
         secret_scanning::report,
+        keys::verify,
     ),
     components(
         schemas(ErrorEnvelope),
@@ -69,6 +71,7 @@ use super::{access_tokens, catalogue, clusters, health, secret_scanning, token, 
         (name = "catalogue", description = "Plans, spaces and releases"),
         (name = "tokens", description = "The calling token, and the account's tokens under the `tokens` scope"),
         (name = "integrations", description = "Forward auth and leaked-secret reports"),
+        (name = "keys", description = "Verifying a key of the account from your own service, under the `verify` scope"),
         (name = "meta", description = "Health and this document"),
     )
 )]

@@ -6,7 +6,7 @@
 use std::collections::BTreeMap;
 use utoipa::openapi::schema::{Array, ArrayBuilder, Object, ObjectBuilder};
 use utoipa::openapi::{
-    ContentBuilder, HeaderBuilder, RefOr, Response, ResponseBuilder, Type as SchemaType,
+    ContentBuilder, HeaderBuilder, RefOr, Response, ResponseBuilder, Type, Type as SchemaType,
 };
 
 use utoipa::{IntoResponses, PartialSchema, ToResponse, ToSchema};
@@ -168,6 +168,16 @@ pub struct AccessToken {
     revoked_at: Option<String>,
     revoke_reason: Option<String>,
     rate_limit: Option<RateLimitView>,
+    /// Names the account chooses, such as `documents.read`.
+    permissions: Vec<String>,
+    /// A JSON object returned on verification.
+    meta: Option<BTreeMap<String, serde_json::Value>>,
+    /// The customer this key belongs to in the caller's own system.
+    external_id: Option<String>,
+    /// Its credit limit, if it has one.
+    credits: Option<CreditsView>,
+    /// CIDRs it may be used from; empty for anywhere.
+    allowed_ips: Vec<String>,
 }
 
 /// A token just made, with its secret: shown in this answer only.
@@ -190,6 +200,16 @@ pub struct NewAccessToken {
     revoked_at: Option<String>,
     revoke_reason: Option<String>,
     rate_limit: Option<RateLimitView>,
+    /// Names the account chooses, such as `documents.read`.
+    permissions: Vec<String>,
+    /// A JSON object returned on verification.
+    meta: Option<BTreeMap<String, serde_json::Value>>,
+    /// The customer this key belongs to in the caller's own system.
+    external_id: Option<String>,
+    /// Its credit limit, if it has one.
+    credits: Option<CreditsView>,
+    /// CIDRs it may be used from; empty for anywhere.
+    allowed_ips: Vec<String>,
     secret: String,
 }
 
@@ -420,6 +440,158 @@ pub fn scope_list() -> Array {
     ArrayBuilder::new()
         .items(one_of(crate::domain::Scope::ALL.iter().map(|s| s.as_str())))
         .min_items(Some(1))
+        .build()
+}
+
+/// `POST /keys/verify`'s answer. `NOT_FOUND` has only `valid`, `code` and `status`.
+#[derive(ToSchema)]
+#[serde(deny_unknown_fields)]
+#[allow(dead_code)]
+pub struct Verification {
+    valid: bool,
+    #[schema(value_type = String, pattern = "^(VALID|NOT_FOUND|EXPIRED|DISABLED|INSUFFICIENT_PERMISSIONS|USAGE_EXCEEDED|RATE_LIMITED|FORBIDDEN)$")]
+    code: String,
+    #[schema(required = false)]
+    key: Option<String>,
+    #[schema(required = false)]
+    name: Option<String>,
+    #[schema(required = false)]
+    external_id: Option<String>,
+    #[schema(required = false)]
+    meta: Option<BTreeMap<String, serde_json::Value>>,
+    #[schema(required = false)]
+    permissions: Option<Vec<String>>,
+    #[schema(required = false)]
+    scopes: Option<Vec<String>>,
+    #[schema(required = false, format = DateTime)]
+    expires: Option<String>,
+    #[schema(required = false)]
+    credits: Option<VerifiedCredits>,
+    #[schema(required = false)]
+    ratelimit: Option<VerifiedRateLimit>,
+    status: u16,
+}
+
+#[derive(ToSchema)]
+#[serde(deny_unknown_fields)]
+#[allow(dead_code)]
+pub struct VerifiedCredits {
+    remaining: i64,
+}
+
+/// The key's rate limit after this call; `reset` is when it is whole again, in
+/// milliseconds since the Unix epoch.
+#[derive(ToSchema)]
+#[serde(deny_unknown_fields)]
+#[allow(dead_code)]
+pub struct VerifiedRateLimit {
+    limit: u32,
+    remaining: u32,
+    reset: i64,
+}
+
+/// A token's credits: what is left, and its refill.
+#[derive(ToSchema)]
+#[serde(deny_unknown_fields)]
+#[allow(dead_code)]
+pub struct CreditsView {
+    #[schema(minimum = 0)]
+    remaining: i64,
+    refill: Option<RefillView>,
+}
+
+/// Back to `amount` credits at the first use after each UTC day or calendar month begins.
+#[derive(ToSchema)]
+#[serde(deny_unknown_fields)]
+#[allow(dead_code)]
+pub struct RefillView {
+    #[schema(pattern = "^(daily|monthly)$")]
+    interval: String,
+    #[schema(minimum = 0)]
+    amount: i64,
+}
+
+/// `null`-able: absent leaves a field as it is, `null` clears it.
+fn nullable(of: Type) -> utoipa::openapi::schema::SchemaType {
+    utoipa::openapi::schema::SchemaType::from_iter([of, Type::Null])
+}
+
+pub fn permission_list() -> Array {
+    ArrayBuilder::new()
+        .schema_type(nullable(Type::Array))
+        .items(
+            ObjectBuilder::new()
+                .schema_type(SchemaType::String)
+                .pattern(Some("^[a-z][a-z0-9_.:-]{0,63}$")),
+        )
+        .max_items(Some(crate::domain::Permissions::MAX))
+        .description(Some(
+            "Permission names the account chooses, at most 50; null for none.",
+        ))
+        .build()
+}
+
+pub fn key_meta() -> Object {
+    ObjectBuilder::new()
+        .schema_type(nullable(Type::Object))
+        .description(Some(
+            "A JSON object of at most 4 KiB serialised, returned on verification and never used for decisions; null clears it.",
+        ))
+        .build()
+}
+
+pub fn external_id() -> Object {
+    ObjectBuilder::new()
+        .schema_type(nullable(Type::String))
+        .min_length(Some(1))
+        .max_length(Some(crate::domain::ExternalId::MAX_CHARS))
+        .description(Some(
+            "The customer this key belongs to in your own system: 1 to 128 printable characters; null clears it.",
+        ))
+        .build()
+}
+
+pub fn credits_input() -> Object {
+    let amount = || {
+        ObjectBuilder::new()
+            .schema_type(SchemaType::Integer)
+            .minimum(Some(0))
+            .maximum(Some(crate::domain::MAX_CREDITS))
+    };
+    let refill = ObjectBuilder::new()
+        .schema_type(nullable(Type::Object))
+        .property(
+            "interval",
+            ObjectBuilder::new()
+                .schema_type(SchemaType::String)
+                .enum_values(Some(["daily", "monthly"])),
+        )
+        .property("amount", amount())
+        .required("interval")
+        .required("amount")
+        .additional_properties(Some(
+            utoipa::openapi::schema::AdditionalProperties::FreeForm(false),
+        ));
+    ObjectBuilder::new()
+        .schema_type(nullable(Type::Object))
+        .property("remaining", amount())
+        .property("refill", refill)
+        .required("remaining")
+        .additional_properties(Some(utoipa::openapi::schema::AdditionalProperties::FreeForm(false)))
+        .description(Some(
+            "Each successful API call or VALID verification spends one; at 0 the key is refused until a refill. null for no limit.",
+        ))
+        .build()
+}
+
+pub fn cidr_list() -> Array {
+    ArrayBuilder::new()
+        .schema_type(nullable(Type::Array))
+        .items(ObjectBuilder::new().schema_type(SchemaType::String))
+        .max_items(Some(crate::domain::IpAllowlist::MAX))
+        .description(Some(
+            "CIDRs (IPv4 or IPv6) the key may be used from, such as 203.0.113.0/24; empty or null for anywhere.",
+        ))
         .build()
 }
 

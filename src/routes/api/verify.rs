@@ -11,7 +11,7 @@ use actix_web::{HttpRequest, HttpResponse, web};
 
 use crate::auth::guard::{self, ApiCaller};
 use crate::auth::usage::Outcome;
-use crate::domain::Scope;
+use crate::domain::{PermissionQuery, Scope};
 use crate::error::AppError;
 use crate::metrics::GuardReason;
 use crate::state::AppState;
@@ -22,6 +22,8 @@ pub const REQUIRED_SCOPE_HEADER: &str = "x-keyward-required-scope";
 pub const ACCOUNT_HEADER: &str = "x-keyward-account";
 pub const TOKEN_HEADER: &str = "x-keyward-token";
 pub const SCOPES_HEADER: &str = "x-keyward-scopes";
+pub const EXTERNAL_ID_HEADER: &str = "x-keyward-external-id";
+pub const PERMISSIONS_HEADER: &str = "x-keyward-permissions";
 
 #[utoipa::path(
     method(get, post, put, patch, delete, head, options),
@@ -30,6 +32,7 @@ pub const SCOPES_HEADER: &str = "x-keyward-scopes";
     security(("basic" = [])),
     params(
         ("scope" = Option<String>, Query, description = "A scope the token must hold (repeatable, or comma-separated)"),
+        ("permissions" = Option<String>, Query, max_length = 1000, description = "A permission query the token must satisfy: names, AND, OR and parentheses, AND binding tighter"),
         ("X-Keyward-Required-Scope" = Option<String>, Header, description = "A scope the token must hold, set by the proxy"),
     ),
     responses(
@@ -37,6 +40,8 @@ pub const SCOPES_HEADER: &str = "x-keyward-scopes";
             ("X-Keyward-Account" = String, description = "The account's slug"),
             ("X-Keyward-Token" = String, description = "The token's key"),
             ("X-Keyward-Scopes" = String, description = "The token's scopes, comma-separated"),
+            ("X-Keyward-Permissions" = String, description = "The token's permissions, comma-separated"),
+            ("X-Keyward-External-Id" = String, description = "The token's external id, when it has one"),
         )),
         (status = 400, response = super::schemas::BadRequest),
         super::schemas::Guarded,
@@ -52,10 +57,16 @@ pub async fn verify(
     let now = chrono::Utc::now().naive_utc();
     let ip = crate::auth::client_addr::client_ip(&req, &state.config);
     let caller = ApiCaller::new(guard::admit(state.get_ref(), header, ip, now).await?, ip);
-    let scoped = required_scopes(&req).and_then(|scopes| {
+    let scoped = required(&req).and_then(|(scopes, query)| {
         scopes
             .into_iter()
-            .try_for_each(|scope| caller.require(scope))
+            .try_for_each(|scope| caller.require(scope))?;
+        match query {
+            Some(query) if !query.allows(&caller.token().permissions) => Err(AppError::forbidden(
+                "This API token does not have the permissions this request needs.",
+            )),
+            _ => Ok(()),
+        }
     });
     let outcome = match &scoped {
         Ok(()) => Outcome::Succeeded,
@@ -63,6 +74,10 @@ pub async fn verify(
     };
     state.usage.record(caller.token().id, outcome, now, ip);
     state.metrics.guard(GuardReason::let_in(scoped.is_err()));
+    if scoped.is_err() {
+        // The guard spent a credit to let the call in; a refusal spends none.
+        state.credits.refund(caller.token());
+    }
     scoped?;
     let token = caller.token();
     let mut response = HttpResponse::NoContent();
@@ -76,11 +91,42 @@ pub async fn verify(
         let value = HeaderValue::from_str(value).map_err(|e| AppError::internal(e.to_string()))?;
         response.insert_header((name, value));
     }
+    // Permission names are ASCII; an external id may not be, and goes as its UTF-8 bytes.
+    if let Ok(value) = HeaderValue::from_str(token.permissions.as_str()) {
+        response.insert_header((PERMISSIONS_HEADER, value));
+    }
+    if let Some(id) = &token.external_id
+        && let Ok(value) = HeaderValue::from_bytes(id.as_str().as_bytes())
+    {
+        response.insert_header((EXTERNAL_ID_HEADER, value));
+    }
     Ok(response.finish())
 }
 
 /// The query parameters `/verify` knows.
-const KNOWN_PARAMETERS: &[&str] = &["scope"];
+const KNOWN_PARAMETERS: &[&str] = &["scope", "permissions"];
+
+/// The scopes asked for ([`required_scopes`]) and the permission query, if one was sent
+/// (`?permissions=`; a query that doesn't parse is a 422 naming the position).
+fn required(req: &HttpRequest) -> Result<(Vec<Scope>, Option<PermissionQuery>), AppError> {
+    let scopes = required_scopes(req)?;
+    let pairs: Vec<(String, String)> = serde_urlencoded::from_str(req.query_string())
+        .map_err(|_| AppError::invalid("The query string could not be read."))?;
+    let mut queries = pairs.into_iter().filter(|(name, _)| name == "permissions");
+    let query = match (queries.next(), queries.next()) {
+        (None, _) => None,
+        (Some((_, raw)), None) => Some(
+            PermissionQuery::parse(&raw)
+                .map_err(|e| AppError::invalid(format!("'permissions': {e}.")))?,
+        ),
+        (Some(_), Some(_)) => {
+            return Err(AppError::invalid(
+                "'permissions' may be given once: join the names with AND or OR.",
+            ));
+        }
+    };
+    Ok((scopes, query))
+}
 
 /// Every scope asked for, by `?scope=` (repeatable, or comma-separated) and by the
 /// [`REQUIRED_SCOPE_HEADER`]. They add up: a client that sends the header itself, past a

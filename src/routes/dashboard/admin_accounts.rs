@@ -159,7 +159,11 @@ async fn account(
         events: events
             .into_iter()
             .take(RECENT_EVENTS)
-            .map(EventRow::from)
+            // A token's page is the account's own, closed to an operator: no link to it.
+            .map(|event| EventRow {
+                token_id: None,
+                ..EventRow::from(event)
+            })
             .collect(),
         show_target: true,
     })

@@ -3,11 +3,12 @@
 //! keep working until their own expiry, as GitHub's policy does.
 
 use actix_web::http::StatusCode;
-use actix_web::{HttpResponse, web};
+use actix_web::{HttpRequest, HttpResponse, web};
 use askama::Template;
 use serde::Deserialize;
 
-use super::session::{CsrfForm, SignedIn};
+use super::session::SignedIn;
+use super::sudo::{self, SudoForm};
 use super::view::{
     Choice, Flash, HtmlError, Layout, TokenRow, get_only, redirect, render, render_with_status,
 };
@@ -87,11 +88,15 @@ pub struct LifetimeForm {
 }
 
 async fn set(
+    req: HttpRequest,
     signed_in: SignedIn,
     state: web::Data<AppState>,
-    CsrfForm(form): CsrfForm<LifetimeForm>,
+    form: SudoForm<LifetimeForm>,
 ) -> Result<HttpResponse, HtmlError> {
-    let limit = match LifetimeLimit::parse_setting(&form.max_days) {
+    if let Some(check) = sudo::check(&req, &signed_in, &state, &form).await? {
+        return Ok(check);
+    }
+    let limit = match LifetimeLimit::parse_setting(&form.form.max_days) {
         Ok(limit) => limit,
         Err(message) => {
             signed_in.require(Action::SetTokenLifetime)?;

@@ -7,7 +7,7 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use askama::Template;
 use serde::Deserialize;
 
-use super::session::{CsrfForm, NoFields, UserSession, public_layout, sign_in};
+use super::session::{CsrfForm, NoFields, UserSession, landing, public_layout, sign_in};
 use super::view::{
     Flash, HtmlError, Layout, page_method_not_allowed, post_only, redirect, render,
     render_with_status,
@@ -43,6 +43,8 @@ struct LoginPage {
 struct LoginQuery {
     signed_out: Option<String>,
     password_reset: Option<String>,
+    /// The second step ran out of time or tries.
+    second_step: Option<String>,
 }
 
 async fn form(
@@ -53,6 +55,11 @@ async fn form(
     let mut layout = public_layout("Sign in", &req)?;
     if query.signed_out.is_some() {
         layout.flash = Some(Flash::success("You have signed out."));
+    }
+    if query.second_step.is_some() {
+        layout.flash = Some(Flash::error(
+            "That sign-in took longer than 5 minutes or had too many wrong codes. Sign in again with your password.",
+        ));
     }
     if query.password_reset.is_some() {
         layout.flash = Some(Flash::success(
@@ -87,14 +94,19 @@ async fn submit(
     let attempt = state.throttle.attempt(&form.email, &ip).await?;
 
     let password = Password::for_sign_in(form.password);
-    let user = match Email::parse(&form.email) {
+    let (user, two_factor) = match Email::parse(&form.email) {
         Ok(email) => {
             db::run(&state.pool, move |conn| {
-                db::users::find_by_email(conn, &email)
+                let user = db::users::find_by_email(conn, &email)?;
+                let two_factor = match &user {
+                    Some(user) => db::two_factor::is_enabled(conn, user.user_id())?,
+                    None => false,
+                };
+                Ok((user, two_factor))
             })
             .await?
         }
-        Err(_) => None,
+        Err(_) => (None, false),
     };
     // argon2 runs with no database connection held, and as long for an unknown email.
     let ok = match state
@@ -109,6 +121,26 @@ async fn submit(
             return Err(busy.into());
         }
     };
+    if let (Some(user), true, true) = (&user, ok, two_factor) {
+        // A right password and a second factor: no session yet, and no sign-in recorded,
+        // but a step that waits for the code, in a cookie of its own. The attempt is
+        // withdrawn, not forgiven: the pair's earlier failures (and the codes to come)
+        // still count, so knowing the password buys no free guesses at the code.
+        attempt.withdrawn().await;
+        state.secret_key()?;
+        let https = state.config.is_https();
+        let (cookie, digest) = crate::auth::pending::issue(https, db::two_factor::PENDING_MINUTES);
+        let id = user.user_id();
+        db::run(&state.pool, move |conn| {
+            db::two_factor::start_pending(conn, id, &digest)
+        })
+        .await?;
+        let mut response = redirect("/login/two-factor");
+        response
+            .add_cookie(&cookie)
+            .map_err(|e| crate::error::AppError::internal(format!("cookie: {e}")))?;
+        return Ok(response);
+    }
     let outcome = match user {
         Some(user) => {
             let visitor = Principal::Visitor {
@@ -129,13 +161,7 @@ async fn submit(
         Some((user, account)) => {
             attempt.succeeded().await;
             sign_in(&req, user.user_id(), account)?;
-            // An operator who belongs to no account lands on the console; anyone else
-            // on the token list, which says when they belong to no account yet.
-            Ok(redirect(if account.is_none() && user.operator {
-                "/admin"
-            } else {
-                "/tokens"
-            }))
+            Ok(redirect(landing(user.operator, account)))
         }
         None => {
             // The attempt stays counted as a failure.

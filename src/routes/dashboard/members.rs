@@ -9,6 +9,7 @@ use serde::Deserialize;
 
 use super::forms::ApiAccessForm;
 use super::session::{CsrfForm, NoFields, SignedIn};
+use super::sudo::{self, SudoForm};
 use super::view::{
     Flash, HtmlError, Layout, TimeView, get_only, post_only, redirect, render, render_with_status,
 };
@@ -30,7 +31,11 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .service(post_only("/members/{user_id}/remove", remove))
         .service(post_only("/members/{user_id}/role", change_role))
         .service(post_only("/account/api-access", set_api_access))
-        .service(post_only("/account/switch", switch_account));
+        .service(post_only("/account/switch", switch_account))
+        .service(post_only(
+            "/account/two-factor-policy",
+            set_two_factor_policy,
+        ));
 }
 
 struct MemberRow {
@@ -40,6 +45,7 @@ struct MemberRow {
     pub joined: TimeView,
     pub last_login: Option<TimeView>,
     pub is_me: bool,
+    pub two_factor: bool,
 }
 
 struct InvitationRow {
@@ -63,6 +69,10 @@ struct MembersPage {
     api_suspended: bool,
     /// The account's longest token lifetime, in words.
     token_lifetime: String,
+    /// Whether every member must sign in with a second factor, and whether this person
+    /// may change that.
+    require_two_factor: bool,
+    can_set_two_factor_policy: bool,
     invite: InviteOutcome,
 }
 
@@ -106,6 +116,7 @@ async fn members_page(
                 role: m.role.as_str(),
                 joined: TimeView::new(m.joined_at),
                 last_login: m.last_login_at.map(TimeView::new),
+                two_factor: m.two_factor,
             })
             .collect(),
         invitations: invitations
@@ -132,6 +143,8 @@ async fn members_page(
             .collect(),
         api_suspended: account.is_suspended(),
         token_lifetime: super::lifetime::in_words(account.max_token_lifetime_days),
+        require_two_factor: account.require_two_factor,
+        can_set_two_factor_policy: signed_in.can(Action::SetTwoFactorPolicy),
         invite,
     })
 }
@@ -271,12 +284,16 @@ fn member_id(raw: &str) -> Result<UserId, AppError> {
 }
 
 async fn remove(
+    req: HttpRequest,
     signed_in: SignedIn,
     state: web::Data<AppState>,
     path: web::Path<String>,
-    _form: CsrfForm<NoFields>,
+    form: SudoForm<NoFields>,
 ) -> Result<HttpResponse, HtmlError> {
     let target = member_id(&path)?;
+    if let Some(check) = sudo::check(&req, &signed_in, &state, &form).await? {
+        return Ok(check);
+    }
     let removed = state
         .write(
             signed_in.principal(),
@@ -298,13 +315,17 @@ struct RoleForm {
 }
 
 async fn change_role(
+    req: HttpRequest,
     signed_in: SignedIn,
     state: web::Data<AppState>,
     path: web::Path<String>,
-    CsrfForm(form): CsrfForm<RoleForm>,
+    form: SudoForm<RoleForm>,
 ) -> Result<HttpResponse, HtmlError> {
     let target = member_id(&path)?;
-    let role = Role::parse(&form.role).map_err(AppError::invalid)?;
+    let role = Role::parse(&form.form.role).map_err(AppError::invalid)?;
+    if let Some(check) = sudo::check(&req, &signed_in, &state, &form).await? {
+        return Ok(check);
+    }
     let email = state
         .write(
             signed_in.principal(),
@@ -364,4 +385,49 @@ async fn switch_account(
         account.name
     )));
     Ok(redirect("/tokens"))
+}
+
+#[derive(Deserialize)]
+struct PolicyForm {
+    /// `required` or `optional`.
+    #[serde(default)]
+    two_factor: String,
+}
+
+/// An owner requires a second factor of every member, or stops requiring it: a change to
+/// the account's settings, so it needs sudo mode.
+async fn set_two_factor_policy(
+    req: HttpRequest,
+    signed_in: SignedIn,
+    state: web::Data<AppState>,
+    form: SudoForm<PolicyForm>,
+) -> Result<HttpResponse, HtmlError> {
+    let required = match form.form.two_factor.as_str() {
+        "required" => true,
+        "optional" => false,
+        _ => {
+            return Err(AppError::invalid(
+                "Choose whether two-factor sign-in is required or up to each member.",
+            )
+            .into());
+        }
+    };
+    signed_in.require(Action::SetTwoFactorPolicy)?;
+    if let Some(check) = sudo::check(&req, &signed_in, &state, &form).await? {
+        return Ok(check);
+    }
+    let mail_on = state.mail_on();
+    state
+        .write(
+            signed_in.principal(),
+            Some(signed_in.account_id()?),
+            move |tx| db::accounts::set_two_factor_policy(tx, required, mail_on),
+        )
+        .await?;
+    signed_in.flash(Flash::success(if required {
+        "Every member must now sign in with a second factor. Members without one are sent to set it up; their tokens keep working."
+    } else {
+        "Two-factor sign-in is now up to each member."
+    }));
+    Ok(redirect("/members"))
 }

@@ -15,19 +15,24 @@ mod confirm;
 mod docs;
 mod forms;
 mod invitations;
+mod key_fields_page;
 mod lifetime;
 mod login;
 mod members;
+mod permissions_page;
 mod rate_limit;
 mod recovery;
 mod roll;
+mod second_step;
 mod security;
 mod session;
 mod signup;
+mod sudo;
 mod token_edit;
 mod token_list;
 mod token_pages;
 mod tokens;
+mod two_factor;
 mod usage_view;
 mod verification;
 mod view;
@@ -45,16 +50,20 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .configure(docs::configure)
         .configure(signup::configure)
         .configure(login::configure)
+        .configure(second_step::configure)
         .configure(recovery::configure)
         .configure(verification::configure)
         .configure(tokens::configure)
         .configure(roll::configure)
         .configure(lifetime::configure)
         .configure(rate_limit::configure)
+        .configure(key_fields_page::configure)
+        .configure(permissions_page::configure)
         .configure(confirm::configure)
         .configure(members::configure)
         .configure(invitations::configure)
         .configure(security::configure)
+        .configure(two_factor::configure)
         .configure(audit::configure)
         .configure(clusters::configure)
         .configure(admin_accounts::configure)

@@ -32,6 +32,9 @@ const ACCOUNT_ID: &str = "account_id";
 const SIGNED_IN_AT: &str = "signed_in_at";
 /// A one-time message for the next page.
 const FLASH: &str = "flash";
+/// When the person last proved it was them (Unix seconds): a password or a second factor,
+/// at sign-in or at a sudo check. Sensitive changes need it recent (`sudo`).
+const CHECKED_AT: &str = "checked_at";
 
 /// The dashboard's session, typed: every key it holds is read and written here, and
 /// nowhere else in `routes`. The store (`auth::session`) owns the keys it fills in
@@ -81,6 +84,18 @@ impl UserSession {
         flash
     }
 
+    /// When the person last proved it was them; 0 if never in this session.
+    pub fn checked_at(&self) -> i64 {
+        self.0.get::<i64>(CHECKED_AT).ok().flatten().unwrap_or(0)
+    }
+
+    /// They proved it was them just now.
+    pub fn mark_checked(&self) -> Result<(), AppError> {
+        self.0
+            .insert(CHECKED_AT, db::now().and_utc().timestamp())
+            .map_err(session_error)
+    }
+
     /// Ends the session: its row is deleted, so the cookie is worthless even if copied.
     pub fn end(&self) {
         self.0.purge();
@@ -119,9 +134,21 @@ pub(crate) fn sign_in(
     }
     raw.insert(SIGNED_IN_AT, db::now().and_utc().timestamp())
         .map_err(session_error)?;
+    // Signing in is proving it: sudo mode is open from the start.
+    session.mark_checked()?;
     renew_id(req)?;
     csrf::rotate_anonymous(req)?;
     Ok(session)
+}
+
+/// Where a fresh sign-in lands: an operator who belongs to no account on the console;
+/// anyone else on the token list, which says when they belong to no account yet.
+pub(crate) fn landing(operator: bool, account: Option<AccountId>) -> &'static str {
+    if account.is_none() && operator {
+        "/admin"
+    } else {
+        "/tokens"
+    }
 }
 
 /// Moves the session to a new id (and a new row, written when this request ends), with a
@@ -180,6 +207,8 @@ pub(crate) struct SignedIn {
     pub session_id: Option<SessionId>,
     /// When the current account's API access is suspended: by whom and why.
     suspension: Option<Suspension>,
+    /// Whether the person has a second factor.
+    pub two_factor: bool,
 }
 
 impl SignedIn {
@@ -241,8 +270,14 @@ impl SignedIn {
         policy::allows(&self.standing(), action)
     }
 
-    /// A 403 page unless the user's standing allows `action`.
+    /// A 403 page unless the user's standing allows `action`. The operator console also
+    /// needs a second factor: an operator without one is sent to set it up.
     pub fn require(&self, action: Action) -> Result<(), AppError> {
+        if action == Action::OperatorConsole && self.can(action) && !self.two_factor {
+            return Err(AppError::SecondFactorRequired(
+                "The operator console needs two-factor sign-in. Set it up first.".into(),
+            ));
+        }
         if self.can(action) {
             return Ok(());
         }
@@ -309,6 +344,7 @@ impl FromRequest for SignedIn {
         let session = UserSession::of(req);
         let state = req.app_data::<web::Data<AppState>>().cloned();
         let ip = client_addr::text_of(req);
+        let path = req.path().to_string();
         Box::pin(async move {
             let state = state.ok_or_else(|| AppError::internal("application state is missing"))?;
             let user_id = session.user_id().ok_or(AppError::SignInRequired)?;
@@ -319,18 +355,19 @@ impl FromRequest for SignedIn {
             }
             let wanted = session.account_id();
             let session_id = session.row_id();
-            let (user, memberships, suspension) = db::run(&state.pool, move |conn| {
+            let (user, memberships, suspension, two_factor) = db::run(&state.pool, move |conn| {
                 let user = db::users::find(conn, UserId(user_id)).map_err(|e| match e {
                     AppError::NotFound => AppError::SignInRequired,
                     other => other,
                 })?;
                 let memberships = db::accounts::of_user(conn, user.user_id())?;
+                let two_factor = db::two_factor::is_enabled(conn, user.user_id())?;
                 let suspension = current_of(&memberships, wanted)
                     .map(|i| &memberships[i].0)
                     .filter(|a| a.is_suspended())
                     .map(|a| suspension_of(conn, a))
                     .transpose()?;
-                Ok((user, memberships, suspension))
+                Ok((user, memberships, suspension, two_factor))
             })
             .await
             // A user that no longer exists ends the session; a database hiccup does not.
@@ -345,6 +382,21 @@ impl FromRequest for SignedIn {
             {
                 let _ = session.set_account(memberships[i].0.account_id());
             }
+            // An account that requires a second factor shows a member without one none of
+            // its pages: only their own, where they set it up.
+            if let Some(i) = current
+                && memberships[i].0.require_two_factor
+                && !two_factor
+                && !PERSONAL_PAGES
+                    .iter()
+                    .any(|p| path == *p || path.starts_with(&format!("{p}/")))
+            {
+                return Err(AppError::SecondFactorRequired(format!(
+                    "{} requires two-factor sign-in of its members. Set it up first.",
+                    memberships[i].0.name
+                ))
+                .into());
+            }
             Ok(SignedIn {
                 session,
                 user,
@@ -353,10 +405,23 @@ impl FromRequest for SignedIn {
                 ip,
                 session_id,
                 suspension,
+                two_factor,
             })
         })
     }
 }
+
+/// A person's own pages, which an account that requires a second factor doesn't block:
+/// where they set it up, and their sign-in's other settings.
+const PERSONAL_PAGES: [&str; 7] = [
+    "/account/two-factor",
+    "/account/sessions",
+    "/account/password",
+    "/account/email",
+    "/account/notices",
+    "/account/switch",
+    "/logout",
+];
 
 /// The account asked for, if still a member; else the first one.
 fn current_of(memberships: &[(Account, Role)], wanted: Option<i32>) -> Option<usize> {
@@ -414,16 +479,22 @@ impl<T: DeserializeOwned + 'static> FromRequest for CsrfForm<T> {
         let req = req.clone();
         let body = web::Bytes::from_request(&req, payload);
         Box::pin(async move {
-            csrf::check_origin(&req)?;
             let body = body.await.map_err(|_| {
                 AppError::invalid("The form could not be read; it may be too large.")
             })?;
-            let field: TokenField =
-                serde_urlencoded::from_bytes(&body).map_err(|_| csrf::rejected())?;
-            csrf::check_token(&req, &field.csrf_token)?;
-            let form = serde_urlencoded::from_bytes(&body)
-                .map_err(|e| AppError::invalid(format!("The form could not be read: {e}.")))?;
-            Ok(CsrfForm(form))
+            Ok(CsrfForm(checked_form(&req, &body)?))
         })
     }
+}
+
+/// A urlencoded body read into `T`, once its origin and CSRF token pass.
+pub(crate) fn checked_form<T: DeserializeOwned>(
+    req: &HttpRequest,
+    body: &[u8],
+) -> Result<T, AppError> {
+    csrf::check_origin(req)?;
+    let field: TokenField = serde_urlencoded::from_bytes(body).map_err(|_| csrf::rejected())?;
+    csrf::check_token(req, &field.csrf_token)?;
+    serde_urlencoded::from_bytes(body)
+        .map_err(|e| AppError::invalid(format!("The form could not be read: {e}.")))
 }

@@ -16,7 +16,7 @@ use crate::db::{
     self,
     token_search::{PAGE_SIZE, Sort, StatusFilter, TokenSearch},
 };
-use crate::domain::{Scope, UserId};
+use crate::domain::{ExternalId, Permission, Scope, UserId};
 use crate::error::AppError;
 use crate::policy::Action;
 use crate::state::AppState;
@@ -38,6 +38,8 @@ pub(super) struct ListQuery {
     status: Option<String>,
     member: Option<String>,
     scope: Option<String>,
+    external_id: Option<String>,
+    permission: Option<String>,
     expires: Option<String>,
     sort: Option<String>,
     page: Option<String>,
@@ -50,6 +52,8 @@ struct Asked {
     status: String,
     member: String,
     scope: String,
+    external_id: String,
+    permission: String,
     expires: String,
     sort: String,
 }
@@ -64,6 +68,8 @@ impl Asked {
             ("status", status.unwrap_or(&self.status)),
             ("member", &self.member),
             ("scope", &self.scope),
+            ("external_id", &self.external_id),
+            ("permission", &self.permission),
             ("expires", &self.expires),
             ("sort", &self.sort),
             ("page", if page == "1" { "" } else { &page }),
@@ -104,10 +110,19 @@ fn parse(query: &ListQuery) -> Result<(TokenSearch, Asked), AppError> {
     };
     let scope = match blank_to_none(&query.scope) {
         None => None,
-        Some(raw) => {
-            Some(Scope::parse(raw).map_err(|_| wrong("a scope", raw, "read, write or tokens"))?)
-        }
+        Some(raw) => Some(
+            Scope::parse(raw)
+                .map_err(|_| wrong("a scope", raw, "read, write, tokens or verify"))?,
+        ),
     };
+    let external_id = blank_to_none(&query.external_id)
+        .map(|raw| {
+            ExternalId::parse(raw).map_err(|e| AppError::invalid(format!("External id: {e}")))
+        })
+        .transpose()?;
+    let permission = blank_to_none(&query.permission)
+        .map(|raw| Permission::parse(raw).map_err(AppError::invalid))
+        .transpose()?;
     let expires = blank_to_none(&query.expires);
     let expires_within = match expires {
         None => None,
@@ -144,6 +159,14 @@ fn parse(query: &ListQuery) -> Result<(TokenSearch, Asked), AppError> {
             .unwrap_or_default(),
         member: creator.map(|c| c.0.to_string()).unwrap_or_default(),
         scope: scope.map(|s| s.as_str().to_string()).unwrap_or_default(),
+        external_id: external_id
+            .as_ref()
+            .map(|e| e.as_str().to_string())
+            .unwrap_or_default(),
+        permission: permission
+            .as_ref()
+            .map(|p| p.as_str().to_string())
+            .unwrap_or_default(),
         expires: expires.unwrap_or_default().to_string(),
         sort: blank_to_none(&query.sort)
             .map(|_| sort.as_str().to_string())
@@ -154,6 +177,8 @@ fn parse(query: &ListQuery) -> Result<(TokenSearch, Asked), AppError> {
         status,
         creator,
         scope,
+        external_id,
+        permission,
         expires_within,
         sort,
         page,
@@ -296,6 +321,8 @@ pub(super) async fn list(
     let filtered = asked.q.len()
         + asked.member.len()
         + asked.scope.len()
+        + asked.external_id.len()
+        + asked.permission.len()
         + asked.expires.len()
         + usize::from(search.status != StatusFilter::Active)
         > 0;
@@ -319,6 +346,7 @@ pub(super) async fn list(
                 ("read", "read"),
                 ("write", "write"),
                 ("tokens", "tokens"),
+                ("verify", "verify"),
             ],
             &asked.scope,
         ),

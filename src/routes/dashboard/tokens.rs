@@ -6,6 +6,7 @@ use askama::Template;
 use serde::Deserialize;
 
 use super::session::{CsrfForm, SignedIn};
+use super::sudo::{self, SudoForm};
 use super::token_pages::{curl_line, token_id, visible_token};
 use super::usage_view::{self, TokenUsageView};
 use super::view::{
@@ -14,7 +15,8 @@ use super::view::{
 };
 use crate::db::{self, tokens::FromForm, tokens::Status};
 use crate::domain::{
-    LifetimeLimit, RateLimit, Reason, Scope, Scopes, TokenId, TokenName, random_base62,
+    KeyFieldsText, LifetimeLimit, RateLimit, Reason, Scope, Scopes, TokenId, TokenName,
+    random_base62,
 };
 use crate::error::AppError;
 use crate::policy::Action;
@@ -47,10 +49,13 @@ struct NewPage {
     read: bool,
     write: bool,
     tokens: bool,
+    verify: bool,
     expiries: Vec<Choice>,
     /// The account's lifetime policy, in words, when it has one.
     limit_note: Option<String>,
     rate_limit: String,
+    /// Permissions, meta, external id, credits and allowed IPs, as typed.
+    fields: KeyFieldsText,
 }
 
 const EXPIRIES: [(&str, &str); 5] = [
@@ -116,6 +121,8 @@ fn new_page(
         read: form.is_none_or(|f| f.read.is_some()),
         write: form.is_some_and(|f| f.write.is_some()),
         tokens: form.is_some_and(|f| f.tokens.is_some()),
+        verify: form.is_some_and(|f| f.verify.is_some()),
+        fields: form.map(|f| f.fields.clone()).unwrap_or_default(),
         limit_note: limit.map(|l| format!("This account's tokens may live at most {l}.")),
         expiries: offered
             .into_iter()
@@ -142,6 +149,10 @@ struct NewTokenForm {
     write: Option<String>,
     /// `tokens` lets the token manage the account's tokens through `/access-tokens`.
     tokens: Option<String>,
+    /// `verify` lets the token verify the account's keys through `/keys/verify`.
+    verify: Option<String>,
+    #[serde(flatten)]
+    fields: KeyFieldsText,
     #[serde(default)]
     expires_in_days: String,
     #[serde(default)]
@@ -166,9 +177,16 @@ async fn create(
     req: HttpRequest,
     signed_in: SignedIn,
     state: web::Data<AppState>,
-    CsrfForm(form): CsrfForm<NewTokenForm>,
+    sudo_form: SudoForm<NewTokenForm>,
 ) -> Result<HttpResponse, HtmlError> {
     signed_in.require(Action::CreateToken)?;
+    // A token that can make tokens hands on everything the person may do: sudo mode.
+    if sudo_form.form.tokens.is_some()
+        && let Some(check) = sudo::check(&req, &signed_in, &state, &sudo_form).await?
+    {
+        return Ok(check);
+    }
+    let form = sudo_form.form;
     // Each form may create one token. A resubmission (reload, back button, a double
     // click) lands on the token's page, which never shows the secret.
     let nonce_is_ours =
@@ -192,6 +210,9 @@ async fn create(
     if form.tokens.is_some() {
         chosen.push(Scope::Tokens);
     }
+    if form.verify.is_some() {
+        chosen.push(Scope::Verify);
+    }
     let scopes = Scopes::new(chosen).map_err(|e| errors.push(e)).ok();
     // The limit as it stood when the request began, for the form's answer; the write
     // checks it again under the lock.
@@ -200,8 +221,13 @@ async fn create(
     let rate_limit = RateLimit::parse_optional(&form.rate_limit)
         .map_err(|e| errors.push(e))
         .ok();
-    let (Some(name), Some(scopes), Ok(expires_at), Some(rate_limit)) =
-        (name, scopes, expires_at, rate_limit)
+    let fields = form
+        .fields
+        .parse()
+        .map_err(|mut e| errors.append(&mut e))
+        .ok();
+    let (Some(name), Some(scopes), Ok(expires_at), Some(rate_limit), Some(fields)) =
+        (name, scopes, expires_at, rate_limit, fields)
     else {
         let page = new_page(&signed_in, Some(&form), errors)?;
         return render_with_status(&page, actix_web::http::StatusCode::UNPROCESSABLE_ENTITY);
@@ -212,6 +238,7 @@ async fn create(
         scopes,
         expires_at,
         rate_limit,
+        fields,
     };
     let nonce = form.nonce.clone();
     let made = state
@@ -255,6 +282,8 @@ struct ShowPage {
     made_by: Option<TokenLink>,
     made: Vec<TokenLink>,
     usage: TokenUsageView,
+    /// Permissions, meta, external id, credits and allowed IPs, in words.
+    key_fields: super::key_fields_page::KeyFieldsShown,
 }
 
 /// A link to a token that a roll connects to this one.
@@ -308,6 +337,7 @@ async fn show(
         made_by,
         made,
         usage,
+        key_fields: super::key_fields_page::KeyFieldsShown::of(&view.token),
     })
 }
 

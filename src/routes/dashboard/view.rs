@@ -397,17 +397,25 @@ impl ResponseError for HtmlError {
 /// The page for an error, with the status and headers the API would send. With the
 /// signed-in person's layout when there is one, so the header and its links stay; an
 /// error raised inside a handler has none to hand.
+/// Where a person who must set up a second factor is sent.
+pub(crate) const SECOND_FACTOR_SETUP: &str = "/account/two-factor/setup";
+
 pub(crate) fn error_page(err: &AppError, layout: Option<Layout>) -> HttpResponse {
     if let AppError::SignInRequired = err {
         return redirect("/login");
     }
+    if let AppError::SecondFactorRequired(_) = err {
+        return redirect(SECOND_FACTOR_SETUP);
+    }
     let heading = match err {
-        AppError::Forbidden(_) => "Not allowed",
+        AppError::Forbidden(_) | AppError::SecondFactorRequired(_) => "Not allowed",
         AppError::NotFound => "Page not found",
         AppError::MethodNotAllowed => "Method not allowed",
         AppError::Invalid(_) | AppError::BadRequest(_) => "Please check what you entered",
         AppError::TooLarge(_) => "Too much at once",
-        AppError::TooManyRequests { .. } | AppError::TokenRateLimited { .. } => "Too many attempts",
+        AppError::TooManyRequests { .. }
+        | AppError::TokenRateLimited { .. }
+        | AppError::NoCredits { .. } => "Too many attempts",
         AppError::Unavailable { .. } => "Please try again shortly",
         AppError::Internal(_) => "Something went wrong",
         AppError::Unauthorized { .. } | AppError::SignInRequired => "Please sign in",

@@ -116,7 +116,8 @@ pub async fn expire_invitations(app: &TestApp) {
 // Operators
 // ---------------------------------------------------------------------------------------------
 
-/// Creates an operator (who belongs to no account) with the command line, and signs them in.
+/// Creates an operator (who belongs to no account) with the command line, signs them in,
+/// and sets up their second factor, as the console asks.
 pub async fn operator(app: &TestApp, email: &str) -> Browser {
     let database = app.db.path.clone();
     let owned = email.to_string();
@@ -132,6 +133,8 @@ pub async fn operator(app: &TestApp, email: &str) -> Browser {
         .log_in(email, PASSWORD)
         .await
         .assert_redirect("/admin");
+    // The console needs a second factor: the operator sets one up first.
+    crate::support::two_factor::enrol(&browser).await;
     browser
 }
 

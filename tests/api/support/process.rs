@@ -16,7 +16,10 @@ const STARTUP_TIMEOUT: Duration = Duration::from_secs(30);
 /// How long one run of the binary as a command-line tool may take.
 const COMMAND_TIMEOUT: Duration = Duration::from_secs(30);
 
-const KEYWARD_ENV: [&str; 10] = [
+/// The key that seals two-factor secrets, for servers on a PostgreSQL test database.
+const POSTGRES_SECRET_KEY: &str = "a test key for two-factor secrets on PostgreSQL";
+
+const KEYWARD_ENV: [&str; 13] = [
     "KEYWARD_BIND",
     "KEYWARD_DATABASE_URL",
     "KEYWARD_SUPPORT_EMAIL",
@@ -27,6 +30,9 @@ const KEYWARD_ENV: [&str; 10] = [
     "KEYWARD_MAIL_FROM",
     "KEYWARD_SMTP_CA_FILE",
     "KEYWARD_CATALOGUE",
+    "KEYWARD_SECRET_KEY",
+    "KEYWARD_SECRET_KEY_FILE",
+    "KEYWARD_SUDO_MINUTES",
 ];
 
 fn keyward_command() -> Command {
@@ -92,6 +98,11 @@ impl ServerProcess {
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
+        // PostgreSQL has no key file beside it: every process of a test shares one key, as
+        // the instances of a deployment would.
+        if database.starts_with("postgres") {
+            command.env("KEYWARD_SECRET_KEY", POSTGRES_SECRET_KEY);
+        }
         for (name, value) in env {
             command.env(name, value);
         }

@@ -148,6 +148,7 @@ async fn an_account_suspended_on_one_instance_is_refused_by_the_other_within_a_s
     op.log_in(&op_email, PASSWORD)
         .await
         .assert_redirect("/admin");
+    crate::support::two_factor::enrol(&op).await;
     let account = account_id(&op, "Suspended Co").await;
 
     let path = format!("/admin/accounts/{account}/api-access");

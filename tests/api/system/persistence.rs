@@ -105,3 +105,73 @@ async fn a_shown_secret_and_an_answered_write_survive_kill_9() {
         "the cluster answered with 202 is still there"
     );
 }
+
+/// Credits spent are written within a second: a `kill -9` after that loses none of them,
+/// and the restarted server goes on from the balance the store holds.
+#[tokio::test]
+async fn credits_spent_before_kill_9_are_still_spent_after_it() {
+    use diesel::prelude::*;
+
+    let db = TestDb::new();
+    let (account, _) = binary_account_with_token(&db.path, "Metered", "admin").await;
+    let metered = crate::support::api::parse_token_output(
+        &keyward_binary_ok(
+            &db.path,
+            &[
+                "token",
+                "create",
+                "--account",
+                &account,
+                "--name",
+                "metered",
+                "--scopes",
+                "read",
+                "--credits",
+                "10",
+            ],
+        )
+        .await,
+    );
+    let server = ServerProcess::start(&db.path).await;
+    let client = http_client();
+    for _ in 0..4 {
+        assert_eq!(
+            status_with(&client, &server.url("/plans"), &metered).await,
+            StatusCode::OK
+        );
+    }
+    let remaining = || {
+        let key = metered.key.clone();
+        let mut conn = db.connect();
+        async move {
+            keyward::db::schema::tokens::table
+                .filter(keyward::db::schema::tokens::key.eq(key))
+                .select(keyward::db::schema::tokens::credits_remaining)
+                .first::<Option<i64>>(&mut conn)
+                .expect("the token's row")
+        }
+    };
+    let written = crate::support::api::eventually(
+        std::time::Duration::from_secs(10),
+        std::time::Duration::from_millis(100),
+        || async { remaining().await == Some(6) },
+    )
+    .await;
+    assert!(
+        written,
+        "the spending reaches the store within the flush interval"
+    );
+    server.kill();
+
+    let server = ServerProcess::start(&db.path).await;
+    for _ in 0..6 {
+        assert_eq!(
+            status_with(&client, &server.url("/plans"), &metered).await,
+            StatusCode::OK
+        );
+    }
+    assert_eq!(
+        status_with(&client, &server.url("/plans"), &metered).await,
+        StatusCode::TOO_MANY_REQUESTS
+    );
+}

@@ -147,6 +147,7 @@ async fn seed_tokens(database: &str, member: i32, count: usize) -> Vec<Token> {
                     scopes: Scopes::all(),
                     expires_at: None,
                     rate_limit: None,
+                    fields: Default::default(),
                 };
                 let (token, secret) =
                     transact(&mut conn, &member, Some(AccountId(account)), |tx| {

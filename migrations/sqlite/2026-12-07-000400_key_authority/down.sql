@@ -1,0 +1,10 @@
+DROP INDEX tokens_external_id;
+ALTER TABLE tokens DROP COLUMN allowed_ips;
+ALTER TABLE tokens DROP COLUMN credits_version;
+ALTER TABLE tokens DROP COLUMN credits_refilled_at;
+ALTER TABLE tokens DROP COLUMN credits_refill_amount;
+ALTER TABLE tokens DROP COLUMN credits_refill_interval;
+ALTER TABLE tokens DROP COLUMN credits_remaining;
+ALTER TABLE tokens DROP COLUMN external_id;
+ALTER TABLE tokens DROP COLUMN meta;
+ALTER TABLE tokens DROP COLUMN permissions;

@@ -1,0 +1,195 @@
+//! Sudo mode: a sensitive change (a token that can make tokens, a member's role or removal,
+//! turning the second factor off or making new recovery codes, the email address, the
+//! account's settings) needs the person to have proved it was them within the window
+//! (`KEYWARD_SUDO_MINUTES`, an hour by default): by their password, or by their second
+//! factor if they have one. Signing in counts.
+//!
+//! When it is stale, the change is interrupted by a page that asks for the proof and
+//! carries every field of the form as it was sent, and posts it all back to the same
+//! address: once proved, the change goes on as first asked.
+
+use actix_web::dev::Payload;
+use actix_web::http::StatusCode;
+use actix_web::{FromRequest, HttpRequest, HttpResponse, web};
+use askama::Template;
+use futures_util::future::LocalBoxFuture;
+use serde::de::DeserializeOwned;
+
+use super::session::{SignedIn, checked_form};
+use super::view::{HtmlError, Layout, render_with_status};
+use crate::auth::client_addr;
+use crate::db;
+use crate::domain::{Password, SecondFactor};
+use crate::error::AppError;
+use crate::state::AppState;
+
+/// The proof fields the sudo page adds; never handed on to the change itself.
+const PASSWORD_FIELD: &str = "sudo_password";
+const CODE_FIELD: &str = "sudo_code";
+
+/// A form that passed the CSRF checks, with its raw fields kept for the sudo page and the
+/// proof it carries, if any.
+pub(crate) struct SudoForm<T> {
+    pub form: T,
+    fields: Vec<(String, String)>,
+    password: Option<String>,
+    code: Option<String>,
+}
+
+impl<T: DeserializeOwned + 'static> FromRequest for SudoForm<T> {
+    type Error = HtmlError;
+    type Future = LocalBoxFuture<'static, Result<Self, HtmlError>>;
+
+    fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
+        let req = req.clone();
+        let body = web::Bytes::from_request(&req, payload);
+        Box::pin(async move {
+            let body = body.await.map_err(|_| {
+                AppError::invalid("The form could not be read; it may be too large.")
+            })?;
+            let form = checked_form::<T>(&req, &body)?;
+            let pairs: Vec<(String, String)> = serde_urlencoded::from_bytes(&body)
+                .map_err(|e| AppError::invalid(format!("The form could not be read: {e}.")))?;
+            let mut password = None;
+            let mut code = None;
+            let mut fields = Vec::new();
+            for (name, value) in pairs {
+                match name.as_str() {
+                    PASSWORD_FIELD => password = Some(value),
+                    CODE_FIELD => code = Some(value),
+                    "csrf_token" => {}
+                    _ => fields.push((name, value)),
+                }
+            }
+            Ok(SudoForm {
+                form,
+                fields,
+                password: password.filter(|p| !p.is_empty()),
+                code: code.filter(|c| !c.trim().is_empty()),
+            })
+        })
+    }
+}
+
+#[derive(Template)]
+#[template(path = "sudo.html")]
+struct SudoPage {
+    layout: Layout,
+    action: String,
+    fields: Vec<(String, String)>,
+    two_factor: bool,
+    error: Option<String>,
+}
+
+/// Whether the person proved it was them within the window.
+pub(crate) fn is_fresh(signed_in: &SignedIn, state: &AppState) -> bool {
+    let now = db::now().and_utc().timestamp();
+    now - signed_in.session.checked_at() <= state.config.sudo_window.num_seconds()
+}
+
+/// `None`: go on with the change. `Some(page)`: answer with this page, which asks for the
+/// proof (again, with the refusal, if a wrong one came) and carries the form.
+pub(crate) async fn check<T>(
+    req: &HttpRequest,
+    signed_in: &SignedIn,
+    state: &AppState,
+    form: &SudoForm<T>,
+) -> Result<Option<HttpResponse>, HtmlError> {
+    if is_fresh(signed_in, state) {
+        return Ok(None);
+    }
+    let user = signed_in.user_id();
+    let two_factor = db::run(&state.pool, move |conn| {
+        db::two_factor::is_enabled(conn, user)
+    })
+    .await?;
+    let proved = match (&form.password, &form.code) {
+        (None, None) => return page(req, signed_in, form, two_factor, None).map(Some),
+        (Some(password), _) => check_password(req, signed_in, state, password).await?,
+        (None, Some(code)) => two_factor && check_code(signed_in, state, code).await?,
+    };
+    if !proved {
+        let refusal = if two_factor {
+            "That password or code is not right. Nothing was changed yet."
+        } else {
+            "That password is not right. Nothing was changed yet."
+        };
+        return page(req, signed_in, form, two_factor, Some(refusal.into())).map(Some);
+    }
+    signed_in.session.mark_checked()?;
+    Ok(None)
+}
+
+fn page<T>(
+    req: &HttpRequest,
+    signed_in: &SignedIn,
+    form: &SudoForm<T>,
+    two_factor: bool,
+    error: Option<String>,
+) -> Result<HttpResponse, HtmlError> {
+    let status = if error.is_some() {
+        StatusCode::UNAUTHORIZED
+    } else {
+        StatusCode::OK
+    };
+    render_with_status(
+        &SudoPage {
+            layout: signed_in.layout("Confirm it's you", "")?,
+            action: req.path().to_string(),
+            fields: form.fields.clone(),
+            two_factor,
+            error,
+        },
+        status,
+    )
+}
+
+/// The person's password, counted as a sign-in attempt like any password check.
+async fn check_password(
+    req: &HttpRequest,
+    signed_in: &SignedIn,
+    state: &AppState,
+    password: &str,
+) -> Result<bool, AppError> {
+    let ip = client_addr::text_of(req).unwrap_or_default();
+    let attempt = state.throttle.attempt(&signed_in.user.email, &ip).await?;
+    let password = Password::for_sign_in(password.to_string());
+    match state
+        .passwords
+        .verify(Some(&signed_in.user.password_hash), &password)
+        .await
+    {
+        Ok(true) => {
+            attempt.succeeded().await;
+            Ok(true)
+        }
+        Ok(false) => Ok(false),
+        Err(busy) => {
+            attempt.withdrawn().await;
+            Err(busy)
+        }
+    }
+}
+
+/// A code from the person's second factor, spent like one at sign-in, and counted as an
+/// attempt too.
+async fn check_code(signed_in: &SignedIn, state: &AppState, code: &str) -> Result<bool, AppError> {
+    let ip = signed_in.ip.clone().unwrap_or_default();
+    let attempt = state.throttle.attempt(&signed_in.user.email, &ip).await?;
+    let Some(factor) = SecondFactor::parse(code) else {
+        return Ok(false);
+    };
+    let key = state.secret_key()?;
+    let user = signed_in.user_id();
+    let unix_now = db::now().and_utc().timestamp();
+    let spent = db::run(&state.pool, move |conn| {
+        db::write(conn, |conn| {
+            db::two_factor::spend(conn, &key, user, &factor, unix_now)
+        })
+    })
+    .await?;
+    if spent.is_some() {
+        attempt.succeeded().await;
+    }
+    Ok(spent.is_some())
+}
