@@ -523,14 +523,7 @@ pub(crate) mod tests {
 
     #[test]
     fn the_log_is_read_to_its_end_however_long_it_is() {
-        use diesel::Connection;
-        use diesel_migrations::MigrationHarness;
-        let mut sqlite =
-            diesel::SqliteConnection::establish(":memory:").expect("an in-memory database");
-        sqlite
-            .run_pending_migrations(db::SQLITE_MIGRATIONS)
-            .expect("the migrations run");
-        let mut conn = DbConnection::Sqlite(sqlite);
+        let mut conn = DbConnection::Sqlite(db::migrated_sqlite_in_memory());
         let cache = TokenCache::new();
         let count = db::invalidations::BATCH * 2 + 500;
         let keys: Vec<TokenKey> = (0..count).map(|_| TokenKey::generate()).collect();

@@ -181,19 +181,14 @@ pub fn each_token_key(
 
 #[cfg(test)]
 mod tests {
-    use diesel::Connection;
     use diesel::connection::SimpleConnection;
-    use diesel_migrations::MigrationHarness;
 
     use super::*;
 
     /// Keys are read a page at a time; every key arrives once, across page boundaries.
     #[test]
     fn every_key_is_read_once_however_many_pages_they_fill() {
-        let mut sqlite = diesel::SqliteConnection::establish(":memory:").expect("a database");
-        sqlite
-            .run_pending_migrations(crate::db::SQLITE_MIGRATIONS)
-            .expect("the migrations run");
+        let mut sqlite = crate::db::migrated_sqlite_in_memory();
         let count = KEY_PAGE * 2 + 7;
         sqlite
             .batch_execute(&format!(

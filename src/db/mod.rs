@@ -421,3 +421,15 @@ where
     })
     .await?
 }
+
+/// A migrated SQLite database in memory, for the unit tests of one connection (a pool would
+/// give each of its connections an empty database of its own).
+#[cfg(test)]
+pub(crate) fn migrated_sqlite_in_memory() -> diesel::SqliteConnection {
+    use diesel::Connection;
+    use diesel_migrations::MigrationHarness;
+    let mut conn = diesel::SqliteConnection::establish(":memory:").expect("an in-memory database");
+    conn.run_pending_migrations(SQLITE_MIGRATIONS)
+        .expect("the migrations run");
+    conn
+}

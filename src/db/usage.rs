@@ -302,12 +302,9 @@ pub fn addresses_for_token(
 mod tests {
     use super::*;
     use diesel::connection::SimpleConnection;
-    use diesel_migrations::MigrationHarness;
 
     fn database() -> DbConnection {
-        let mut conn = SqliteConnection::establish(":memory:").expect("an in-memory database");
-        conn.run_pending_migrations(crate::db::SQLITE_MIGRATIONS)
-            .expect("the migrations run");
+        let mut conn = crate::db::migrated_sqlite_in_memory();
         conn.batch_execute(
             "INSERT INTO accounts (id, name, slug, api_state, created_at) \
                VALUES (1, 'Acme', 'acme', 'active', '2026-01-01 00:00:00'), \
