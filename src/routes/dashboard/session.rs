@@ -464,6 +464,15 @@ struct TokenField {
     csrf_token: String,
 }
 
+/// A dashboard form's body, as its extractor reads it: one too large to read is a 422
+/// that says so.
+pub(crate) async fn form_body(
+    body: <web::Bytes as FromRequest>::Future,
+) -> Result<web::Bytes, AppError> {
+    body.await
+        .map_err(|_| AppError::invalid("The form could not be read; it may be too large."))
+}
+
 /// A urlencoded form that passed the CSRF checks. Every dashboard POST takes one.
 pub(crate) struct CsrfForm<T>(pub T);
 
@@ -479,9 +488,7 @@ impl<T: DeserializeOwned + 'static> FromRequest for CsrfForm<T> {
         let req = req.clone();
         let body = web::Bytes::from_request(&req, payload);
         Box::pin(async move {
-            let body = body.await.map_err(|_| {
-                AppError::invalid("The form could not be read; it may be too large.")
-            })?;
+            let body = form_body(body).await?;
             Ok(CsrfForm(checked_form(&req, &body)?))
         })
     }

@@ -44,9 +44,7 @@ impl<T: DeserializeOwned + 'static> FromRequest for SudoForm<T> {
         let req = req.clone();
         let body = web::Bytes::from_request(&req, payload);
         Box::pin(async move {
-            let body = body.await.map_err(|_| {
-                AppError::invalid("The form could not be read; it may be too large.")
-            })?;
+            let body = super::session::form_body(body).await?;
             let form = checked_form::<T>(&req, &body)?;
             let pairs: Vec<(String, String)> = serde_urlencoded::from_bytes(&body)
                 .map_err(|e| AppError::invalid(format!("The form could not be read: {e}.")))?;
