@@ -66,6 +66,9 @@ impl Entry {
 #[derive(Default)]
 pub struct CreditLedger {
     entries: Mutex<HashMap<TokenId, Entry>>,
+    /// Flushes take turns, as the usage recorder's do: the last one at shutdown returns
+    /// only once a background flush it raced has written what it took.
+    flushing: Mutex<()>,
 }
 
 impl CreditLedger {
@@ -147,6 +150,7 @@ impl CreditLedger {
     /// store now has it (another instance's spending included). Blocking: call off the
     /// async workers.
     pub fn flush(&self, pool: &Pool) -> Result<usize, AppError> {
+        let _turn = self.flushing.lock().unwrap_or_else(PoisonError::into_inner);
         let batch = self.take();
         if batch.is_empty() {
             return Ok(0);

@@ -148,6 +148,10 @@ type Slot = HashMap<TokenId, Pending>;
 #[derive(Default)]
 pub struct UsageRecorder {
     pending: Mutex<Slot>,
+    /// Held for a whole flush, so flushes take turns: one that returns has seen every
+    /// count made before it began written, even those another flush had already taken
+    /// (the background one, racing the last flush at shutdown).
+    flushing: Mutex<()>,
 }
 
 impl UsageRecorder {
@@ -190,6 +194,7 @@ impl UsageRecorder {
     /// Writes what has gathered since the last flush, and prunes days past keeping.
     /// Blocking: call off the async workers.
     pub fn flush(&self, pool: &Pool) -> Result<usize, AppError> {
+        let _turn = self.flushing.lock().unwrap_or_else(PoisonError::into_inner);
         let batch = self.take();
         // An idle server writes nothing (and so prunes nothing: nothing is growing).
         if batch.is_empty() {
