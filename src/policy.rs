@@ -164,22 +164,19 @@ pub fn allows(standing: &Standing, action: Action) -> bool {
         // A token made at the command line has no maker: whoever made it holds the
         // database, so it acts for the whole account, but still only on tokens.
         let for_account = standing.user.is_none();
-        // Clusters are what the `write` scope is for; a token whose maker has left the
-        // account writes nothing.
-        if action == Action::WriteClusters {
-            return token.scopes.contains(Scope::Write) && (for_account || role.is_some());
-        }
-        return token.scopes.contains(Scope::Tokens)
-            && match action {
-                Action::CreateToken => for_account || role.is_some(),
-                Action::SeeAllTokens => for_account || at_least(Role::Admin),
-                Action::ManageToken { creator } => {
-                    for_account
-                        || at_least(Role::Admin)
-                        || (role.is_some() && creator.is_some() && creator == standing.user)
-                }
-                _ => false,
-            };
+        // Its scopes were checked once, where it called (`require_scope`, through
+        // `ApiCaller::acting_with`): they never change. What can change is read here: its
+        // maker's role. A token whose maker has left the account acts for nobody.
+        return match action {
+            Action::WriteClusters | Action::CreateToken => for_account || role.is_some(),
+            Action::SeeAllTokens => for_account || at_least(Role::Admin),
+            Action::ManageToken { creator } => {
+                for_account
+                    || at_least(Role::Admin)
+                    || (role.is_some() && creator.is_some() && creator == standing.user)
+            }
+            _ => false,
+        };
     }
     match action {
         Action::OperatorConsole => standing.operator,
@@ -327,6 +324,19 @@ pub fn may_grant_credits(
     }
 }
 
+/// The one check of an API token's scopes, and its one sentence. A token's scopes never
+/// change, so the check runs once, where the token calls (`ApiCaller::require`).
+pub fn require_scope(scopes: Scopes, needed: Scope) -> Result<(), String> {
+    if scopes.contains(needed) {
+        Ok(())
+    } else {
+        Err(format!(
+            "This API token does not have the '{}' scope that this request needs.",
+            needed.as_str()
+        ))
+    }
+}
+
 /// Why an unverified user may not create tokens or invite.
 pub const UNVERIFIED: &str = "Confirm your email address first: follow the link we mailed you. \
      Your account's email page can send it again.";
@@ -340,17 +350,10 @@ pub fn refusal(standing: &Standing, action: Action) -> &'static str {
         if token.suspended {
             return "This account's API access is suspended: a token may only revoke itself.";
         }
-        if action == Action::WriteClusters {
-            return if token.scopes.contains(Scope::Write) {
-                "This API token acts for the member who made it, and they are no longer a member."
-            } else {
-                "This API token does not have the 'write' scope that this request needs."
-            };
-        }
-        return if token.scopes.contains(Scope::Tokens) {
-            "This API token acts for the member who made it, and their role does not allow that."
+        return if action == Action::WriteClusters {
+            "This API token acts for the member who made it, and they are no longer a member."
         } else {
-            "This API token does not have the 'tokens' scope that this request needs."
+            "This API token acts for the member who made it, and their role does not allow that."
         };
     }
     match action {
@@ -496,9 +499,21 @@ mod tests {
         assert!(!allows(&from_cli, Action::ReadAudit));
         let gone = Standing::token(Some(ME), None, managing);
         assert!(!allows(&gone, Action::CreateToken));
-        let plain = Standing::token(None, None, token_with("read,write", None));
-        assert!(!allows(&plain, Action::CreateToken));
-        assert!(refusal(&plain, Action::CreateToken).contains("'tokens' scope"));
+    }
+
+    #[test]
+    fn a_scope_is_checked_once_with_one_sentence() {
+        let plain = Scopes::parse("read,write").unwrap();
+        assert_eq!(require_scope(plain, Scope::Write), Ok(()));
+        assert_eq!(
+            require_scope(plain, Scope::Tokens).unwrap_err(),
+            "This API token does not have the 'tokens' scope that this request needs."
+        );
+        assert!(
+            require_scope(Scopes::parse("read").unwrap(), Scope::Write)
+                .unwrap_err()
+                .contains("'write' scope")
+        );
     }
 
     #[test]
@@ -513,11 +528,12 @@ mod tests {
     #[test]
     fn a_token_may_revoke_itself_and_nothing_else() {
         let me = TokenId(7);
-        let token = Standing::token(None, None, token_with("read", None));
+        let token = Standing::token(Some(ME), Some(Role::Member), token_with("read", None));
         assert!(allows(&token, Action::RevokeItself { token: me }));
         assert!(!allows(&token, Action::RevokeItself { token: TokenId(8) }));
         assert!(!allows(&token, Action::ManageToken { creator: None }));
-        assert!(!allows(&token, Action::CreateToken));
+        assert!(!allows(&token, Action::ReadAudit));
+        assert!(!allows(&token, Action::ManageMembers));
         assert!(!allows(
             &as_role(Role::Owner),
             Action::RevokeItself { token: me }
@@ -548,7 +564,7 @@ mod tests {
     }
 
     #[test]
-    fn a_token_writes_clusters_with_the_write_scope_while_its_maker_is_a_member() {
+    fn a_token_writes_clusters_while_its_maker_is_a_member() {
         let writing = token_with("read,write", None);
         let member = Standing::token(Some(ME), Some(Role::Member), writing);
         assert!(allows(&member, Action::WriteClusters));
@@ -559,11 +575,8 @@ mod tests {
         let gone = Standing::token(Some(ME), None, writing);
         assert!(!allows(&gone, Action::WriteClusters));
         assert!(refusal(&gone, Action::WriteClusters).contains("no longer a member"));
-        let reading = Standing::token(None, None, token_with("read,tokens", None));
-        assert!(!allows(&reading, Action::WriteClusters));
-        assert!(refusal(&reading, Action::WriteClusters).contains("'write' scope"));
-        // Writing clusters hands a token nothing else.
-        assert!(!allows(&member, Action::CreateToken));
+        // Its maker's role bounds it: a member's token sees only its maker's tokens.
+        assert!(!allows(&member, Action::SeeAllTokens));
     }
 
     #[test]

@@ -67,16 +67,17 @@ impl ApiCaller {
         &self.token
     }
 
-    /// A 403 naming the scope when the token lacks it.
+    /// A 403 naming the scope when the token lacks it: the one check of a token's scopes
+    /// (`policy::require_scope`), made before any work.
     pub fn require(&self, scope: Scope) -> Result<(), AppError> {
-        if self.token.scopes.contains(scope) {
-            Ok(())
-        } else {
-            Err(AppError::forbidden(format!(
-                "This API token does not have the '{}' scope that this request needs.",
-                scope.as_str()
-            )))
-        }
+        crate::policy::require_scope(self.token.scopes, scope).map_err(AppError::forbidden)
+    }
+
+    /// The calling token as the actor of a change that `scope` allows: the scope is checked
+    /// here, once; the write then re-reads only what can change (see [`Self::principal`]).
+    pub fn acting_with(&self, scope: Scope) -> Result<crate::db::tx::Principal, AppError> {
+        self.require(scope)?;
+        self.principal()
     }
 
     pub fn account(&self) -> crate::domain::AccountId {

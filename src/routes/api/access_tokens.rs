@@ -70,9 +70,8 @@ pub async fn list(
     state: web::Data<AppState>,
     req: HttpRequest,
 ) -> Result<HttpResponse, AppError> {
-    caller.require(Scope::Tokens)?;
+    let who = caller.acting_with(Scope::Tokens)?;
     let paging = super::clusters::pagination(req.query_string())?;
-    let who = caller.principal()?;
     let account = caller.account();
     let (views, total) = db::run(&state.pool, move |conn| {
         let standing = db::tx::standing_for_read(conn, &who, Some(account))?;
@@ -121,9 +120,8 @@ pub async fn show(
     state: web::Data<AppState>,
     key: web::Path<String>,
 ) -> Result<HttpResponse, AppError> {
-    caller.require(Scope::Tokens)?;
+    let who = caller.acting_with(Scope::Tokens)?;
     let key = path_key(&key)?;
-    let who = caller.principal()?;
     let account = caller.account();
     let view = db::run(&state.pool, move |conn| {
         let standing = db::tx::standing_for_read(conn, &who, Some(account))?;
@@ -281,9 +279,8 @@ pub async fn create(
     state: web::Data<AppState>,
     body: web::Bytes,
 ) -> Result<HttpResponse, AppError> {
-    caller.require(Scope::Tokens)?;
+    let who = caller.acting_with(Scope::Tokens)?;
     let request = check_new_token(super::parse_json(&body)?)?;
-    let who = caller.principal()?;
     let account = caller.account();
     let (token, secret) = state
         .write(who, Some(account), move |tx| {
@@ -350,7 +347,7 @@ pub async fn change(
     key: web::Path<String>,
     body: web::Bytes,
 ) -> Result<HttpResponse, AppError> {
-    caller.require(Scope::Tokens)?;
+    let who = caller.acting_with(Scope::Tokens)?;
     let key = path_key(&key)?;
     let input: ChangeTokenInput = super::parse_json(&body)?;
     let mut errors = Vec::new();
@@ -365,7 +362,6 @@ pub async fn change(
     if !errors.is_empty() {
         return Err(AppError::Invalid(errors));
     }
-    let who = caller.principal()?;
     let account = caller.account();
     let token = state
         .write(who, Some(account), move |tx| {
@@ -410,7 +406,7 @@ pub async fn revoke(
     key: web::Path<String>,
     body: web::Bytes,
 ) -> Result<HttpResponse, AppError> {
-    caller.require(Scope::Tokens)?;
+    let who = caller.acting_with(Scope::Tokens)?;
     let key = path_key(&key)?;
     // The body is optional: none, or `{"reason": "..."}`.
     let input: RevokeInput = if body.iter().all(u8::is_ascii_whitespace) {
@@ -420,7 +416,6 @@ pub async fn revoke(
     };
     let reason = Reason::parse(input.reason.as_deref().unwrap_or(""))
         .map_err(|e| AppError::invalid(format!("'reason': {e}")))?;
-    let who = caller.principal()?;
     let account = caller.account();
     let token = state
         .write(who, Some(account), move |tx| {
@@ -477,11 +472,10 @@ pub async fn roll(
     key: web::Path<String>,
     body: web::Bytes,
 ) -> Result<HttpResponse, AppError> {
-    caller.require(Scope::Tokens)?;
+    let who = caller.acting_with(Scope::Tokens)?;
     let key = path_key(&key)?;
     let grace = check_grace(super::parse_json(&body)?)?;
     let period = grace.duration();
-    let who = caller.principal()?;
     let account = caller.account();
     let rolled = state
         .write(who, Some(account), move |tx| {

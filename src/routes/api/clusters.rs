@@ -390,9 +390,8 @@ pub async fn create(
     catalogue: web::Data<Catalogue>,
     body: web::Bytes,
 ) -> Result<HttpResponse, AppError> {
-    caller.require(Scope::Write)?;
+    let who = caller.acting_with(Scope::Write)?;
     let new = check_new_cluster(super::parse_json(&body)?)?;
-    let who = caller.principal()?;
     let account = caller.account();
     let cluster = write_clusters(&state, who, account, move |tx| {
         db::clusters::create(tx, new)
@@ -480,7 +479,7 @@ pub async fn update(
     slug: web::Path<String>,
     body: web::Bytes,
 ) -> Result<HttpResponse, AppError> {
-    caller.require(Scope::Write)?;
+    let who = caller.acting_with(Scope::Write)?;
     let slug = path_slug(&slug)?;
     let input: ClusterChangeInput = super::parse_json(&body)?;
     let mut errors = Vec::new();
@@ -499,7 +498,6 @@ pub async fn update(
     if !errors.is_empty() {
         return Err(AppError::Invalid(errors));
     }
-    let who = caller.principal()?;
     let account = caller.account();
     let cluster = write_clusters(&state, who, account, move |tx| {
         db::clusters::update(tx, &slug, change)
@@ -532,9 +530,8 @@ pub async fn delete(
     catalogue: web::Data<Catalogue>,
     slug: web::Path<String>,
 ) -> Result<HttpResponse, AppError> {
-    caller.require(Scope::Write)?;
+    let who = caller.acting_with(Scope::Write)?;
     let slug = path_slug(&slug)?;
-    let who = caller.principal()?;
     let account = caller.account();
     let cluster = write_clusters(&state, who, account, move |tx| {
         db::clusters::delete(tx, &slug)
