@@ -23,7 +23,8 @@ fn main() -> anyhow::Result<()> {
     let account = keyward::db::accounts::find_by_slug(&mut conn, account)
         .map_err(|e| anyhow::anyhow!("no account {account:?}: {e}"))?;
     let started = std::time::Instant::now();
-    let inserted = keyward::db::write(&mut conn, |conn| {
+    let inserted = keyward::db::tx::as_system(&mut conn, |tx| {
+        let conn = &mut *tx.conn;
         Ok(diesel::sql_query(SEED)
             .bind::<Integer, _>(account.id)
             .bind::<BigInt, _>(count)

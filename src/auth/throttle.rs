@@ -21,7 +21,7 @@
 //!
 //! Counted in the database (`db::throttle`), so several instances on one store share one
 //! limit rather than granting one each, and a restart forgets nothing. The check and the
-//! count it allows are one write transaction (`db::write`), so concurrent tries, on one
+//! count it allows are one write transaction (`db::tx::transact`), so concurrent tries, on one
 //! instance or many, take turns. If that write fails (a full disk, the database gone), the
 //! try is refused with a 503: a guess is never let through uncounted. The times are the
 //! instances' own clocks, so they should agree to within a second, as NTP keeps them.
@@ -297,7 +297,8 @@ pub fn sign_up_at(
 
 /// Forgives a check that succeeded: its own rows, and every failure of its pair.
 pub fn succeeded(conn: &mut DbConnection, started: &Started) -> Result<(), AppError> {
-    db::write(conn, |conn| {
+    db::tx::as_system(conn, |tx| {
+        let conn = &mut *tx.conn;
         counts::forget_key(conn, Kind::Pair, &started.pair)?;
         counts::forget_attempt(conn, started.attempt)
     })
@@ -305,7 +306,7 @@ pub fn succeeded(conn: &mut DbConnection, started: &Started) -> Result<(), AppEr
 
 /// Uncounts a check that never ran.
 pub fn withdrawn(conn: &mut DbConnection, attempt: i64) -> Result<(), AppError> {
-    db::write(conn, |conn| counts::forget_attempt(conn, attempt))
+    db::tx::as_system(conn, |tx| counts::forget_attempt(tx.conn, attempt))
 }
 
 /// Records an event under every key, unless one of their rules says to wait; then
@@ -317,7 +318,8 @@ fn record_at(
     attempt: i64,
     now: NaiveDateTime,
 ) -> Result<Result<(), Duration>, AppError> {
-    db::write(conn, |conn| {
+    db::tx::as_system(conn, |tx| {
+        let conn = &mut *tx.conn;
         counts::prune(conn, window_start(now))?;
         let mut wait: Option<Duration> = None;
         for (kind, key, rule) in keys {

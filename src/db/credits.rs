@@ -1,6 +1,6 @@
 //! Token credits as the store keeps them: each instance writes what it spent since its
 //! last write (and any refill it made), then reads back what is left. All in one write
-//! transaction, which takes its turn with every other (`db::write`), so two instances
+//! transaction, which takes its turn with every other (`db::tx::transact`), so two instances
 //! writing at once both subtract.
 
 use chrono::NaiveDateTime;
@@ -38,7 +38,8 @@ type Row = (Option<i64>, i32, Option<NaiveDateTime>, Option<String>);
 /// Writes a batch of spending and returns each balance as it now stands. A refill made
 /// here counts only if no instance refilled in the same period already.
 pub fn record(conn: &mut DbConnection, batch: &[Spending]) -> Result<Vec<Balance>, AppError> {
-    super::write(conn, |conn| {
+    super::tx::as_system(conn, |tx| {
+        let conn = &mut *tx.conn;
         let mut balances = Vec::with_capacity(batch.len());
         for spending in batch {
             let row: Option<Row> = tokens::table

@@ -18,17 +18,17 @@
 //! default), for the same reason as `synchronous=FULL`, and a `statement_timeout`, so a
 //! wedged query can't hold a pooled connection for ever.
 //!
-//! Writes go through [`write()`], which gives both backends the same single-writer
+//! Writes go through [`tx::transact`], which gives both backends the same single-writer
 //! semantics; see there.
 //!
 //! A query function written for SQLite alone converts mechanically:
 //! * `&mut SqliteConnection` becomes `&mut DbConnection` (`use super::DbConnection;`);
 //! * `.returning(T::as_returning())` becomes `.returning(super::columns_of::<T>())`;
-//! * `conn.immediate_transaction(...)` becomes [`write()`];
+//! * `conn.immediate_transaction(...)` becomes [`tx::transact`] (or [`tx::as_system`]);
 //! * a `ToSql`/`FromSql` impl for `Sqlite` becomes generic over the backend, like
 //!   `domain::sql::text_column!`;
 //! * `insert_or_ignore_into` and `on_conflict` have no `MultiBackend` form: inside
-//!   [`write()`], read then insert (writes take turns, so nothing slips between), or match
+//!   the write path, read then insert (writes take turns, so nothing slips between), or match
 //!   on the connection's variant.
 
 pub mod accounts;
@@ -66,7 +66,7 @@ pub mod verification;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
 
-use diesel::connection::{AnsiTransactionManager, SimpleConnection, TransactionManager};
+use diesel::connection::{SimpleConnection, TransactionManager};
 use diesel::r2d2::{CustomizeConnection, R2D2Connection};
 use diesel::{Connection, ConnectionResult, PgConnection, RunQueryDsl, SqliteConnection};
 use diesel_migrations::{EmbeddedMigrations, MigrationHarness, embed_migrations};
@@ -318,73 +318,6 @@ pub fn migrate(url: &DatabaseUrl) -> anyhow::Result<Vec<String>> {
         }
     };
     applied.map_err(|e| anyhow::anyhow!("cannot migrate database {url}: {e}"))
-}
-
-/// Runs `f` in a write transaction. Changes made on someone's behalf go through
-/// [`tx::transact`], which builds on this.
-///
-/// Both backends give the same guarantee: write transactions run one at a time, and each
-/// sees every write committed before it began.
-/// * SQLite: `BEGIN IMMEDIATE` takes the database's write lock up front. A deferred
-///   transaction that reads first and writes later can't wait out a busy lock and fails
-///   at once with SQLITE_BUSY.
-/// * PostgreSQL: a `READ COMMITTED` transaction whose first statement takes one
-///   transaction-scoped advisory lock, `WRITE_LOCK`. PostgreSQL releases it only after
-///   the commit (or rollback) is complete, so write transactions are serialised exactly
-///   as SQLite's are; and in `READ COMMITTED` every statement after the lock reads a fresh
-///   snapshot, so each sees all that the previous writer committed. That is what the
-///   write path relies on (a permission read inside the transaction is still true at its
-///   commit), and it needs no retry loop, so no user's request fails for a
-///   serialisation conflict, as it could under `SERIALIZABLE`. It also keeps the
-///   invalidation log's `seq` in commit order: a poller that has read note N has seen
-///   every note before it. Writes are rare (the API's hot path never writes), so one
-///   writer at a time costs nothing that matters. Reads never take the lock.
-pub fn write<T, F>(conn: &mut DbConnection, f: F) -> Result<T, AppError>
-where
-    F: FnOnce(&mut DbConnection) -> Result<T, AppError>,
-{
-    let started = match conn {
-        DbConnection::Sqlite(c) => {
-            let begun = AnsiTransactionManager::begin_transaction_sql(&mut *c, "BEGIN IMMEDIATE")
-                .map_err(AppError::from);
-            #[cfg(feature = "test-support")]
-            let begun = begun.and_then(|()| simulated_full_disk::before_write(c));
-            begun
-        }
-        DbConnection::Postgres(c) => AnsiTransactionManager::begin_transaction_sql(
-            &mut *c,
-            "BEGIN ISOLATION LEVEL READ COMMITTED",
-        )
-        .and_then(|()| {
-            diesel::sql_query(format!("SELECT pg_advisory_xact_lock({WRITE_LOCK})"))
-                .execute(c)
-                .map(drop)
-        })
-        .map_err(AppError::from),
-    };
-    match started.and_then(|()| f(conn)) {
-        Ok(value) => {
-            <DbConnection as TransactionManager<DbConnection>>::commit_transaction(conn)?;
-            Ok(value)
-        }
-        Err(err) => {
-            if <DbConnection as TransactionManager<DbConnection>>::transaction_manager_status_mut(
-                conn,
-            )
-            .transaction_depth()
-            .ok()
-            .flatten()
-            .is_some()
-                && let Err(rollback) =
-                    <DbConnection as TransactionManager<DbConnection>>::rollback_transaction(conn)
-            {
-                // The pool drops a connection whose rollback failed; the caller learns
-                // of the first error, which is the one that says what went wrong.
-                tracing::warn!(error = %rollback, "could not roll back a failed write");
-            }
-            Err(err)
-        }
-    }
 }
 
 /// The columns of `T`, for `RETURNING`. diesel's `as_returning()` is typed for one

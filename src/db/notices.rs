@@ -150,7 +150,8 @@ pub fn queue_expiry_digests(
     conn: &mut DbConnection,
     now: NaiveDateTime,
 ) -> Result<usize, AppError> {
-    super::write(conn, |conn| {
+    super::tx::as_system(conn, |tx| {
+        let conn = &mut *tx.conn;
         let soon: Vec<(i32, i32, String, String, String, NaiveDateTime)> = tokens::table
             .inner_join(accounts::table)
             .left_join(expiry_notices::table)
@@ -224,7 +225,8 @@ pub fn queue_expiry_digests(
 /// looked at, when the token had used another address before and its maker wants these
 /// notices. A token's first address is noted, never mailed. Returns how many were queued.
 pub fn queue_new_addresses(conn: &mut DbConnection, now: NaiveDateTime) -> Result<usize, AppError> {
-    super::write(conn, |conn| {
+    super::tx::as_system(conn, |tx| {
+        let conn = &mut *tx.conn;
         let fresh: Vec<(i32, String, NaiveDateTime)> = token_addresses::table
             .left_join(
                 address_notices::table.on(address_notices::token_id

@@ -87,7 +87,8 @@ pub fn claim(
     now: NaiveDateTime,
     until: NaiveDateTime,
 ) -> Result<Option<OutboxRow>, AppError> {
-    super::write(conn, |conn| {
+    super::tx::as_system(conn, |tx| {
+        let conn = &mut *tx.conn;
         let claimed = diesel::update(
             outbox::table
                 .filter(outbox::id.eq(id))
@@ -118,7 +119,8 @@ pub fn claim(
 
 /// The message went out: done, and its payload (links' tokens) is dropped.
 pub fn mark_sent(conn: &mut DbConnection, id: i32, now: NaiveDateTime) -> Result<(), AppError> {
-    super::write(conn, |conn| {
+    super::tx::as_system(conn, |tx| {
+        let conn = &mut *tx.conn;
         diesel::update(outbox::table.find(id))
             .set((
                 outbox::sent_at.eq(now),
@@ -138,7 +140,8 @@ pub fn mark_failed(
     now: NaiveDateTime,
     reason: &str,
 ) -> Result<(), AppError> {
-    super::write(conn, |conn| {
+    super::tx::as_system(conn, |tx| {
+        let conn = &mut *tx.conn;
         diesel::update(outbox::table.find(id))
             .set((
                 outbox::failed_at.eq(now),
@@ -158,7 +161,8 @@ pub fn retry_at(
     next: NaiveDateTime,
     reason: &str,
 ) -> Result<(), AppError> {
-    super::write(conn, |conn| {
+    super::tx::as_system(conn, |tx| {
+        let conn = &mut *tx.conn;
         diesel::update(outbox::table.find(id))
             .set((
                 outbox::next_attempt_at.eq(next),
@@ -188,7 +192,8 @@ pub fn failed(conn: &mut DbConnection, limit: i64) -> Result<Vec<OutboxRow>, App
 /// among them). Other mail is only queued by an instance with mail on, and is left for it.
 /// Returns how many were dropped.
 pub fn discard_notices(conn: &mut DbConnection) -> Result<usize, AppError> {
-    super::write(conn, |conn| {
+    super::tx::as_system(conn, |tx| {
+        let conn = &mut *tx.conn;
         Ok(diesel::delete(
             outbox::table
                 .filter(pending())

@@ -8,7 +8,7 @@ use super::schema::server_settings;
 use crate::error::AppError;
 
 /// Returns the stored value, or stores `make()` and returns it. Safe to race: write
-/// transactions run one at a time on either store (see `db::write`), so the first writer
+/// transactions run one at a time on either store (see `db::tx::transact`), so the first writer
 /// stores its value and everyone after reads it. (A plain read-then-insert, because
 /// `INSERT OR IGNORE` and `ON CONFLICT` have no portable spelling in diesel.)
 pub fn get_or_init(
@@ -16,7 +16,8 @@ pub fn get_or_init(
     name: &str,
     make: impl FnOnce() -> String,
 ) -> Result<String, AppError> {
-    super::write(conn, |conn| {
+    super::tx::as_system(conn, |tx| {
+        let conn = &mut *tx.conn;
         let stored = server_settings::table
             .find(name)
             .select(server_settings::value)

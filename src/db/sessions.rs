@@ -60,7 +60,8 @@ pub fn load(
 }
 
 pub fn insert(conn: &mut DbConnection, new: &NewSession<'_>) -> Result<SessionId, AppError> {
-    super::write(conn, |conn| {
+    super::tx::as_system(conn, |tx| {
+        let conn = &mut *tx.conn;
         Ok(SessionId(
             diesel::insert_into(sessions::table)
                 .values(new)
@@ -79,7 +80,8 @@ pub fn update(
     expires_at: NaiveDateTime,
     now: NaiveDateTime,
 ) -> Result<bool, AppError> {
-    super::write(conn, |conn| {
+    super::tx::as_system(conn, |tx| {
+        let conn = &mut *tx.conn;
         let changed = diesel::update(sessions::table.filter(sessions::key_digest.eq(key_digest)))
             .set((
                 sessions::state.eq(state),
@@ -110,7 +112,8 @@ pub fn touch(
     expires_at: NaiveDateTime,
     now: NaiveDateTime,
 ) -> Result<(), AppError> {
-    super::write(conn, |conn| {
+    super::tx::as_system(conn, |tx| {
+        let conn = &mut *tx.conn;
         diesel::update(sessions::table.filter(sessions::key_digest.eq(key_digest)))
             .set((
                 sessions::expires_at.eq(expires_at),
@@ -122,7 +125,8 @@ pub fn touch(
 }
 
 pub fn delete(conn: &mut DbConnection, key_digest: &str) -> Result<(), AppError> {
-    super::write(conn, |conn| {
+    super::tx::as_system(conn, |tx| {
+        let conn = &mut *tx.conn;
         diesel::delete(sessions::table.filter(sessions::key_digest.eq(key_digest)))
             .execute(conn)?;
         Ok(())
@@ -130,7 +134,8 @@ pub fn delete(conn: &mut DbConnection, key_digest: &str) -> Result<(), AppError>
 }
 
 pub fn delete_expired(conn: &mut DbConnection, now: NaiveDateTime) -> Result<usize, AppError> {
-    super::write(conn, |conn| {
+    super::tx::as_system(conn, |tx| {
+        let conn = &mut *tx.conn;
         Ok(diesel::delete(sessions::table.filter(sessions::expires_at.le(now))).execute(conn)?)
     })
 }

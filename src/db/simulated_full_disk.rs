@@ -5,7 +5,7 @@
 //! How: `PRAGMA max_page_count = 1` caps a connection's database at its current size
 //! (SQLite won't set it lower), and a write that then needs a new page fails with
 //! SQLITE_FULL, "database or disk is full", the very error a full disk gives. The cap is
-//! per connection, so [`super::write`] applies it, to whichever pooled connection runs a
+//! per connection, so the write path ([`super::tx::transact`]) applies it, to whichever pooled connection runs a
 //! write on a file marked full here; the server's and the command line's alike, since they
 //! open the same file. A write that fits in the free space of pages it already has would
 //! still succeed (as it can on a real disk whose WAL has room), so each write first adds

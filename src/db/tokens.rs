@@ -897,21 +897,19 @@ pub fn log_expired(conn: &mut DbConnection) -> Result<usize, AppError> {
     if unlogged(conn)?.is_empty() {
         return Ok(0);
     }
-    super::write(conn, |conn| {
+    super::tx::as_system(conn, |tx| {
         // Read again under the write lock: another process may have logged them meanwhile.
-        let expired = unlogged(conn)?;
+        let expired = unlogged(tx.conn)?;
         for token in &expired {
             diesel::update(tokens::table.find(token.id))
                 .set(tokens::expiry_logged.eq(true))
-                .execute(conn)?;
+                .execute(tx.conn)?;
             let detail = token
                 .expires_at
                 .map(|e| format!("expired at {e} UTC"))
                 .unwrap_or_default();
-            audit::record(
-                conn,
+            tx.log_to(
                 token.account(),
-                &Actor::system(),
                 Event {
                     action: action::TOKEN_EXPIRED,
                     target: &token_target(token),
@@ -920,7 +918,8 @@ pub fn log_expired(conn: &mut DbConnection) -> Result<usize, AppError> {
                 },
             )?;
             // A token never outlives its maker: what it made goes when it expires.
-            revoke_descendants(conn, token, &Actor::system(), ", which expired")?;
+            let actor = tx.actor().clone();
+            revoke_descendants(tx.conn, token, &actor, ", which expired")?;
         }
         Ok(expired.len())
     })

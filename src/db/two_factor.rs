@@ -348,7 +348,8 @@ pub fn start_pending(
     key_digest: &[u8],
 ) -> Result<(), AppError> {
     let now = super::now();
-    super::write(conn, |conn| {
+    super::tx::as_system(conn, |tx| {
+        let conn = &mut *tx.conn;
         diesel::delete(pending_sign_ins::table.filter(pending_sign_ins::expires_at.le(now)))
             .execute(conn)?;
         diesel::insert_into(pending_sign_ins::table)

@@ -21,6 +21,9 @@
 //! top `members`, whose changes reach across tables. `grep -n 'super::' src/db/*.rs`
 //! shows it.
 
+use diesel::RunQueryDsl;
+use diesel::connection::{AnsiTransactionManager, TransactionManager};
+
 use crate::db::DbConnection;
 
 use super::audit::{self, Actor, Event};
@@ -153,7 +156,7 @@ pub fn transact<T>(
     account: Option<AccountId>,
     change: impl FnOnce(&mut Tx<'_>) -> Result<T, AppError>,
 ) -> Result<T, AppError> {
-    super::write(conn, |conn| {
+    write(conn, |conn| {
         let (standing, actor) = standing_of(conn, who, account)?;
         let mut tx = Tx {
             conn,
@@ -163,6 +166,16 @@ pub fn transact<T>(
         };
         change(&mut tx)
     })
+}
+
+/// Runs `change` as the system: the bookkeeping no person asks for (sign-in limits,
+/// sessions, usage and credit flushes, the outbox, the expiry sweep), on the same path as
+/// every other write.
+pub fn as_system<T>(
+    conn: &mut DbConnection,
+    change: impl FnOnce(&mut Tx<'_>) -> Result<T, AppError>,
+) -> Result<T, AppError> {
+    transact(conn, &Principal::System, None, change)
 }
 
 /// The standing of `who` in `account` for a read, such as which tokens an API token may
@@ -264,4 +277,74 @@ fn token_standing(
         ip: ip.clone(),
     };
     Ok((standing, actor))
+}
+
+/// Runs `f` in a write transaction: the one place a write transaction begins, private so
+/// that every write goes through [`transact`] and names who makes it.
+///
+/// Both backends give the same guarantee: write transactions run one at a time, and each
+/// sees every write committed before it began.
+/// * SQLite: `BEGIN IMMEDIATE` takes the database's write lock up front. A deferred
+///   transaction that reads first and writes later can't wait out a busy lock and fails
+///   at once with SQLITE_BUSY.
+/// * PostgreSQL: a `READ COMMITTED` transaction whose first statement takes one
+///   transaction-scoped advisory lock, `WRITE_LOCK`. PostgreSQL releases it only after
+///   the commit (or rollback) is complete, so write transactions are serialised exactly
+///   as SQLite's are; and in `READ COMMITTED` every statement after the lock reads a fresh
+///   snapshot, so each sees all that the previous writer committed. That is what the
+///   write path relies on (a permission read inside the transaction is still true at its
+///   commit), and it needs no retry loop, so no user's request fails for a
+///   serialisation conflict, as it could under `SERIALIZABLE`. It also keeps the
+///   invalidation log's `seq` in commit order: a poller that has read note N has seen
+///   every note before it. Writes are rare (the API's hot path never writes), so one
+///   writer at a time costs nothing that matters. Reads never take the lock.
+fn write<T, F>(conn: &mut DbConnection, f: F) -> Result<T, AppError>
+where
+    F: FnOnce(&mut DbConnection) -> Result<T, AppError>,
+{
+    let started = match conn {
+        DbConnection::Sqlite(c) => {
+            let begun = AnsiTransactionManager::begin_transaction_sql(&mut *c, "BEGIN IMMEDIATE")
+                .map_err(AppError::from);
+            #[cfg(feature = "test-support")]
+            let begun = begun.and_then(|()| super::simulated_full_disk::before_write(c));
+            begun
+        }
+        DbConnection::Postgres(c) => AnsiTransactionManager::begin_transaction_sql(
+            &mut *c,
+            "BEGIN ISOLATION LEVEL READ COMMITTED",
+        )
+        .and_then(|()| {
+            diesel::sql_query(format!(
+                "SELECT pg_advisory_xact_lock({})",
+                super::WRITE_LOCK
+            ))
+            .execute(c)
+            .map(drop)
+        })
+        .map_err(AppError::from),
+    };
+    match started.and_then(|()| f(conn)) {
+        Ok(value) => {
+            <DbConnection as TransactionManager<DbConnection>>::commit_transaction(conn)?;
+            Ok(value)
+        }
+        Err(err) => {
+            if <DbConnection as TransactionManager<DbConnection>>::transaction_manager_status_mut(
+                conn,
+            )
+            .transaction_depth()
+            .ok()
+            .flatten()
+            .is_some()
+                && let Err(rollback) =
+                    <DbConnection as TransactionManager<DbConnection>>::rollback_transaction(conn)
+            {
+                // The pool drops a connection whose rollback failed; the caller learns
+                // of the first error, which is the one that says what went wrong.
+                tracing::warn!(error = %rollback, "could not roll back a failed write");
+            }
+            Err(err)
+        }
+    }
 }

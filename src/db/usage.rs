@@ -89,7 +89,8 @@ pub fn record(
     batch: &[TokenUsage],
     today: NaiveDate,
 ) -> Result<(), AppError> {
-    super::write(conn, |conn| {
+    super::tx::as_system(conn, |tx| {
+        let conn = &mut *tx.conn;
         for usage in batch {
             record_one(conn, usage)?;
         }
@@ -115,7 +116,7 @@ fn record_one(conn: &mut DbConnection, usage: &TokenUsage) -> Result<(), AppErro
         .execute(conn)?;
     }
     // Read, then add or insert: portable to both stores (diesel's multi-store connection
-    // has no ON CONFLICT), and race-free because write transactions take turns (`db::write`).
+    // has no ON CONFLICT), and race-free because write transactions take turns (`db::tx::transact`).
     for (day, counts) in &usage.days {
         let this_day = days::table.find((token, day));
         let added = diesel::update(this_day)

@@ -181,8 +181,8 @@ async fn check_code(signed_in: &SignedIn, state: &AppState, code: &str) -> Resul
     let user = signed_in.user_id();
     let unix_now = db::now().and_utc().timestamp();
     let spent = db::run(&state.pool, move |conn| {
-        db::write(conn, |conn| {
-            db::two_factor::spend(conn, &key, user, &factor, unix_now)
+        db::tx::as_system(conn, |tx| {
+            db::two_factor::spend(tx.conn, &key, user, &factor, unix_now)
         })
     })
     .await?;

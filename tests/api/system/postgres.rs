@@ -150,7 +150,8 @@ async fn postgres_write_transactions_take_turns_and_each_sees_the_last() {
     let first_pool = pool.clone();
     let first = std::thread::spawn(move || {
         let mut conn = first_pool.get().expect("a connection");
-        db::write(&mut conn, |conn| {
+        db::tx::as_system(&mut conn, |tx| {
+            let conn = &mut *tx.conn;
             entered_tx.send(()).expect("the test listens");
             go_rx.recv().expect("the test says go");
             diesel::sql_query(
@@ -165,7 +166,8 @@ async fn postgres_write_transactions_take_turns_and_each_sees_the_last() {
     let second_pool = pool.clone();
     let second = std::thread::spawn(move || {
         let mut conn = second_pool.get().expect("a connection");
-        db::write(&mut conn, |conn| {
+        db::tx::as_system(&mut conn, |tx| {
+            let conn = &mut *tx.conn;
             let seen: Setting = diesel::sql_query(
                 "SELECT coalesce((SELECT value FROM server_settings WHERE name = 'turns'), 'nothing') AS value",
             )
