@@ -13,7 +13,7 @@ use std::sync::{Mutex, MutexGuard, PoisonError};
 
 use chrono::NaiveDateTime;
 
-use super::cache::CachedToken;
+use crate::auth::cache::CachedToken;
 use crate::db::credits::{Balance, Spending};
 use crate::db::{self, Pool};
 use crate::domain::{Credits, TokenId};
