@@ -95,7 +95,7 @@ pub struct AppState {
     /// send them.
     pub secret_reports: IpLimit,
     /// Refused token-API attempts each token may have audited (`routes::api::refusals`).
-    pub refusal_audits: crate::routes::api::RefusalBudget,
+    pub refusal_audits: crate::limits::refusal_audits::RefusalBudget,
     /// Reports signed by a configured key, per client address: the scanner's own budget.
     pub signed_reports: IpLimit,
     /// Prometheus handles; a no-op set unless `KEYWARD_METRICS_BIND` is given.

@@ -42,12 +42,12 @@ use crate::db::DbConnection;
 use chrono::NaiveDateTime;
 
 use crate::db::{self, Pool, invalidations::Invalidation, invalidations::NoteKind};
+use crate::domain::CreditSnapshot;
 use crate::domain::{
     AccountId, ExternalId, IpAllowlist, KeyMeta, Permissions, RateLimit, Scopes, SecretDigest,
     TokenId, TokenKey,
 };
 use crate::error::AppError;
-use crate::limits::credits::CreditSnapshot;
 
 /// What the guard needs to know about a token, and what `GET /token` shows.
 #[derive(Debug, Clone)]
