@@ -8,6 +8,7 @@ pub(crate) mod csrf;
 pub mod guard;
 pub(crate) mod ip_limit;
 pub mod memo;
+pub mod oidc;
 pub(crate) mod origin;
 pub mod password;
 pub(crate) mod pending;

@@ -1,0 +1,315 @@
+//! `/auth/oidc`: single sign-on through a real OpenID Provider (panva's oidc-provider, see
+//! `support::oidc`). A person new to Keyward gets a user with no password; a verified email
+//! links an existing user, an unverified one never does; a forged state, a replayed code
+//! and a wrong nonce sign nobody in; owners may require SSO of members and claim a domain;
+//! and a provider that is down leaves password sign-in working.
+
+use reqwest::StatusCode;
+
+use crate::support::admin::{audit_log, find_event, join};
+use crate::support::browser::{Browser, PASSWORD, Page, email_for, signed_up};
+use crate::support::oidc::{
+    NAME, refused_at_provider, sign_in, spawn_sso_app, spawn_with_provider_down, start,
+    through_provider,
+};
+
+/// Keyward's answer to a callback that must sign nobody in: a page with `sentence`, the
+/// given 4xx, and no session afterwards.
+async fn assert_refused(browser: &Browser, page: &Page, status: StatusCode, sentence: &str) {
+    page.assert_html_page(status).assert_contains(sentence);
+    assert!(page.session_set_cookie().is_none(), "no session may start");
+    browser.get("/tokens").await.assert_redirect("/login");
+}
+
+#[tokio::test]
+async fn a_new_person_signs_in_through_the_provider_names_their_account_and_has_no_password() {
+    let app = spawn_sso_app().await;
+    let browser = Browser::new(&app.address);
+    let login = browser.get("/login").await;
+    login
+        .assert_html_page(StatusCode::OK)
+        .assert_contains(&format!("Sign in with {NAME}"));
+
+    let landed = sign_in(&browser, "newcomer@corp.example").await;
+
+    landed.assert_redirect("/auth/oidc/welcome");
+    assert!(landed.session_set_cookie().is_some(), "a session starts");
+    let welcome = browser.get("/auth/oidc/welcome").await;
+    welcome
+        .assert_html_page(StatusCode::OK)
+        .assert_contains("newcomer@corp.example");
+    let csrf = welcome.csrf();
+    browser
+        .post(
+            "/auth/oidc/welcome",
+            &[("csrf_token", &csrf), ("account_name", "Newcomer Inc")],
+        )
+        .await
+        .assert_redirect("/tokens");
+    browser
+        .get("/tokens")
+        .await
+        .assert_html_page(StatusCode::OK)
+        .assert_contains("Newcomer Inc");
+    browser
+        .get("/account/sessions")
+        .await
+        .assert_contains(&format!("via {NAME}"));
+    // No password matches a person the provider made.
+    let other = Browser::new(&app.address);
+    other
+        .log_in("newcomer@corp.example", "")
+        .await
+        .assert_status(StatusCode::UNAUTHORIZED);
+    other
+        .log_in("newcomer@corp.example", PASSWORD)
+        .await
+        .assert_status(StatusCode::UNAUTHORIZED);
+}
+
+#[tokio::test]
+async fn a_verified_email_links_the_existing_user_who_keeps_their_password() {
+    let app = spawn_sso_app().await;
+    let owner = signed_up(&app.address, "Linked Co").await;
+    let email = email_for("Linked Co");
+    let browser = Browser::new(&app.address);
+
+    sign_in(&browser, &email).await.assert_redirect("/tokens");
+
+    browser
+        .get("/tokens")
+        .await
+        .assert_html_page(StatusCode::OK)
+        .assert_contains("Linked Co");
+    let log = audit_log(&owner, "").await;
+    find_event(&log, "user.sso_linked", &email);
+    // Next time the link (issuer, sub) finds them; their password still works too.
+    let again = Browser::new(&app.address);
+    sign_in(&again, &email).await.assert_redirect("/tokens");
+    Browser::new(&app.address)
+        .log_in(&email, PASSWORD)
+        .await
+        .assert_redirect("/tokens");
+}
+
+#[tokio::test]
+async fn an_unverified_email_never_links_to_an_existing_user() {
+    let app = spawn_sso_app().await;
+    signed_up(&app.address, "Careful Co").await;
+    let email = email_for("Careful Co");
+    let (local, domain) = email.split_once('@').unwrap();
+    let browser = Browser::new(&app.address);
+
+    let page = sign_in(&browser, &format!("{local}+unverified@{domain}")).await;
+
+    assert_refused(&browser, &page, StatusCode::FORBIDDEN, "has not verified").await;
+}
+
+#[tokio::test]
+async fn a_callback_with_a_forged_or_missing_state_or_code_signs_nobody_in() {
+    let app = spawn_sso_app().await;
+    let browser = Browser::new(&app.address);
+    // A real flow, so that the browser has a flow cookie and a live state.
+    let auth_url = start(&browser, "/auth/oidc").await;
+    let live_state = reqwest::Url::parse(&auth_url)
+        .unwrap()
+        .query_pairs()
+        .find(|(k, _)| k == "state")
+        .map(|(_, v)| v.to_string())
+        .expect("a state");
+
+    for (query, sentence) in [
+        ("?code=abc&state=forged-state", "unknown, was used already"),
+        ("?code=abc", "carries no state"),
+        ("", "carries no state"),
+        (&format!("?state={live_state}") as &str, "carries no code"),
+        (&format!("?state={live_state}&code=abc"), "unknown, was used already"),
+    ] {
+        let page = browser.get(&format!("/auth/oidc/callback{query}")).await;
+        assert_refused(&browser, &page, StatusCode::BAD_REQUEST, sentence).await;
+    }
+}
+
+#[tokio::test]
+async fn a_replayed_callback_or_code_signs_nobody_in() {
+    let app = spawn_sso_app().await;
+    let first = Browser::new(&app.address);
+    let auth_url = start(&first, "/auth/oidc").await;
+    let callback = through_provider(&first, &auth_url, "replay@corp.example").await;
+    first
+        .get_url(&callback)
+        .await
+        .assert_redirect("/auth/oidc/welcome");
+
+    // The same callback again, in the same browser or another: its state is spent.
+    for browser in [&first, &Browser::new(&app.address)] {
+        let page = browser.get_url(&callback).await;
+        page.assert_html_page(StatusCode::BAD_REQUEST)
+            .assert_contains("was used already");
+        assert!(page.session_set_cookie().is_none());
+    }
+    // The spent code with a fresh state of an attacker's own: the provider refuses it.
+    let attacker = Browser::new(&app.address);
+    let fresh = start(&attacker, "/auth/oidc").await;
+    let fresh_state = reqwest::Url::parse(&fresh)
+        .unwrap()
+        .query_pairs()
+        .find(|(k, _)| k == "state")
+        .map(|(_, v)| v.to_string())
+        .unwrap();
+    let code = reqwest::Url::parse(&callback)
+        .unwrap()
+        .query_pairs()
+        .find(|(k, _)| k == "code")
+        .map(|(_, v)| v.to_string())
+        .unwrap();
+    let page = attacker
+        .get(&format!(
+            "/auth/oidc/callback?code={code}&state={fresh_state}"
+        ))
+        .await;
+    assert_refused(&attacker, &page, StatusCode::BAD_REQUEST, "refused this sign-in").await;
+}
+
+#[tokio::test]
+async fn an_id_token_with_another_nonce_signs_nobody_in() {
+    let app = spawn_sso_app().await;
+    let browser = Browser::new(&app.address);
+    let auth_url = start(&browser, "/auth/oidc").await;
+    // The provider is asked for a nonce of the attacker's choosing, which it puts in the
+    // ID token: not the one Keyward keeps for this flow.
+    let mut tampered = reqwest::Url::parse(&auth_url).unwrap();
+    let pairs: Vec<(String, String)> = tampered
+        .query_pairs()
+        .map(|(k, v)| {
+            let v = if k == "nonce" { "attackers-nonce".into() } else { v.to_string() };
+            (k.to_string(), v)
+        })
+        .collect();
+    tampered.query_pairs_mut().clear().extend_pairs(pairs);
+
+    let callback = through_provider(&browser, tampered.as_str(), "nonce@corp.example").await;
+    let page = browser.get_url(&callback).await;
+
+    assert_refused(&browser, &page, StatusCode::BAD_REQUEST, "could not be trusted").await;
+}
+
+#[tokio::test]
+async fn a_person_the_provider_refuses_is_not_signed_in() {
+    let app = spawn_sso_app().await;
+    let browser = Browser::new(&app.address);
+    let auth_url = start(&browser, "/auth/oidc").await;
+
+    let callback = refused_at_provider(&browser, &auth_url).await;
+    let page = browser.get_url(&callback).await;
+
+    assert_refused(&browser, &page, StatusCode::FORBIDDEN, "access_denied").await;
+}
+
+/// An owner's browser, fresh from sign-in (sudo mode open), sets the SSO policy.
+async fn set_policy(owner: &Browser, require: bool, domain: &str) {
+    let csrf = owner.csrf_from("/members").await;
+    let mut fields = vec![("csrf_token", csrf.as_str()), ("claimed_domain", domain)];
+    if require {
+        fields.push(("require_sso", "on"));
+    }
+    owner
+        .post("/account/sso-policy", &fields)
+        .await
+        .assert_redirect("/members");
+}
+
+#[tokio::test]
+async fn require_sso_refuses_a_members_password_while_the_owner_keeps_theirs() {
+    let app = spawn_sso_app().await;
+    let owner = signed_up(&app.address, "Strict Co").await;
+    let member_email = "member.of.strict@example.test";
+    join(&owner, member_email, "member").await;
+
+    set_policy(&owner, true, "").await;
+
+    owner
+        .get("/members")
+        .await
+        .assert_contains("Owners keep their password");
+    let refused = Browser::new(&app.address)
+        .log_in(member_email, PASSWORD)
+        .await;
+    refused
+        .assert_html_page(StatusCode::FORBIDDEN)
+        .assert_contains(&format!("Strict Co requires its members to sign in with {NAME}"));
+    assert!(refused.session_set_cookie().is_none());
+    // A wrong password learns nothing of the policy.
+    Browser::new(&app.address)
+        .log_in(member_email, "not the password at all")
+        .await
+        .assert_status(StatusCode::UNAUTHORIZED);
+    Browser::new(&app.address)
+        .log_in(&email_for("Strict Co"), PASSWORD)
+        .await
+        .assert_redirect("/tokens");
+    // Through the provider, the member gets in.
+    sign_in(&Browser::new(&app.address), member_email)
+        .await
+        .assert_redirect("/tokens");
+    let log = audit_log(&owner, "").await;
+    find_event(&log, "account.sso_policy_set", "Strict Co");
+}
+
+#[tokio::test]
+async fn a_claimed_domain_makes_its_verified_people_members_at_their_first_sign_in() {
+    let app = spawn_sso_app().await;
+    let owner = signed_up(&app.address, "Domain Co").await;
+    set_policy(&owner, false, "@Domain-Co.example").await;
+
+    let dana = Browser::new(&app.address);
+    sign_in(&dana, "dana@domain-co.example")
+        .await
+        .assert_redirect("/tokens");
+
+    dana.get("/tokens")
+        .await
+        .assert_html_page(StatusCode::OK)
+        .assert_contains("Domain Co");
+    let members = owner.get("/members").await;
+    members.assert_contains("dana@domain-co.example");
+    let log = audit_log(&owner, "").await;
+    let joined = find_event(&log, "member.joined", "dana@domain-co.example");
+    assert!(joined.detail.contains("claimed domain domain-co.example"), "{joined:?}");
+    // An unverified address of the domain joins nothing.
+    let eve = Browser::new(&app.address);
+    sign_in(&eve, "eve+unverified@domain-co.example")
+        .await
+        .assert_redirect("/auth/oidc/welcome");
+    // And no second account may claim the same domain.
+    let rival = signed_up(&app.address, "Rival Co").await;
+    let csrf = rival.csrf_from("/members").await;
+    rival
+        .post(
+            "/account/sso-policy",
+            &[("csrf_token", &csrf), ("claimed_domain", "domain-co.example")],
+        )
+        .await
+        .assert_html_page(StatusCode::UNPROCESSABLE_ENTITY)
+        .assert_contains("claimed by another account");
+}
+
+#[tokio::test]
+async fn with_the_provider_down_passwords_work_and_the_button_explains() {
+    let app = spawn_with_provider_down().await;
+    let owner = signed_up(&app.address, "Outage Co").await;
+    owner.log_out().await;
+    let browser = Browser::new(&app.address);
+    browser
+        .get("/login")
+        .await
+        .assert_contains(&format!("Sign in with {NAME}"));
+
+    let page = browser.get("/auth/oidc").await;
+
+    assert_refused(&browser, &page, StatusCode::FAILED_DEPENDENCY, "did not answer").await;
+    browser
+        .log_in(&email_for("Outage Co"), PASSWORD)
+        .await
+        .assert_redirect("/tokens");
+}
