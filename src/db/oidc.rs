@@ -58,7 +58,8 @@ impl std::fmt::Debug for Flow {
 /// Stores a new flow, and drops the ones that ran out.
 pub fn start_flow(conn: &mut DbConnection, new: &NewFlow<'_>) -> Result<(), AppError> {
     let now = super::now();
-    super::write(conn, |conn| {
+    super::tx::as_system(conn, |tx| {
+        let conn = &mut *tx.conn;
         diesel::delete(oidc_flows::table.filter(oidc_flows::expires_at.le(now))).execute(conn)?;
         diesel::insert_into(oidc_flows::table)
             .values((
@@ -84,7 +85,8 @@ pub fn take_flow(
     state_digest: &[u8],
     browser_digest: Option<&[u8]>,
 ) -> Result<Option<Flow>, AppError> {
-    let flow: Option<Flow> = super::write(conn, |conn| {
+    let flow: Option<Flow> = super::tx::as_system(conn, |tx| {
+        let conn = &mut *tx.conn;
         Ok(
             diesel::delete(oidc_flows::table.filter(oidc_flows::state_digest.eq(state_digest)))
                 .returning((
