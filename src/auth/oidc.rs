@@ -10,7 +10,8 @@ use std::time::{Duration, Instant};
 use openidconnect::core::{CoreAuthPrompt, CoreAuthenticationFlow, CoreClient, CoreProviderMetadata};
 use openidconnect::{
     AuthorizationCode, ClientId, ClientSecret, CsrfToken, HttpRequest, HttpResponse, IssuerUrl,
-    Nonce, PkceCodeChallenge, PkceCodeVerifier, RedirectUrl, Scope, TokenResponse, reqwest,
+    Nonce, OAuth2TokenResponse, PkceCodeChallenge, PkceCodeVerifier, RedirectUrl, Scope, TokenResponse,
+    reqwest,
 };
 
 use crate::config::OidcSettings;
@@ -56,6 +57,16 @@ pub struct Identity {
     /// When the person last proved it was them at the provider (Unix seconds), if said.
     pub auth_time: Option<i64>,
 }
+
+/// The client as discovery makes it: an authorisation URL, and maybe token and UserInfo URLs.
+type ProviderClient = CoreClient<
+    openidconnect::EndpointSet,
+    openidconnect::EndpointNotSet,
+    openidconnect::EndpointNotSet,
+    openidconnect::EndpointNotSet,
+    openidconnect::EndpointMaybeSet,
+    openidconnect::EndpointMaybeSet,
+>;
 
 pub struct Oidc {
     settings: OidcSettings,
@@ -110,19 +121,7 @@ impl Oidc {
         Ok(metadata)
     }
 
-    async fn client(
-        &self,
-    ) -> Result<
-        CoreClient<
-            openidconnect::EndpointSet,
-            openidconnect::EndpointNotSet,
-            openidconnect::EndpointNotSet,
-            openidconnect::EndpointNotSet,
-            openidconnect::EndpointMaybeSet,
-            openidconnect::EndpointMaybeSet,
-        >,
-        OidcError,
-    > {
+    async fn client(&self) -> Result<ProviderClient, OidcError> {
         let metadata = self.metadata().await?;
         let redirect = RedirectUrl::new(self.settings.redirect_uri.clone())
             .map_err(|e| OidcError::Refused(format!("redirect URI: {e}")))?;
@@ -196,14 +195,52 @@ impl Oidc {
         let claims = id_token
             .claims(&verifier, &Nonce::new(nonce))
             .map_err(|e| OidcError::InvalidToken(e.to_string()))?;
-        Ok(Identity {
+        let mut identity = Identity {
             issuer: claims.issuer().to_string(),
             subject: claims.subject().to_string(),
             email: claims.email().map(|e| e.to_string()),
             email_verified: claims.email_verified().unwrap_or(false),
             expires_at: claims.expiration().timestamp(),
             auth_time: claims.auth_time().map(|t| t.timestamp()),
-        })
+        };
+        if identity.email.is_none() {
+            // A conforming provider may keep scope claims for the UserInfo endpoint (Keycloak
+            // and Google put them in the ID token; panva's oidc-provider does not). They
+            // are asked for with the access token, and must name the same `sub`.
+            let (email, verified) = self
+                .user_info(&client, response.access_token().clone(), claims.subject())
+                .await?;
+            identity.email = email;
+            identity.email_verified = verified;
+        }
+        Ok(identity)
+    }
+
+    /// The email and whether it is verified, from the provider's UserInfo endpoint.
+    async fn user_info(
+        &self,
+        client: &ProviderClient,
+        access_token: openidconnect::AccessToken,
+        subject: &openidconnect::SubjectIdentifier,
+    ) -> Result<(Option<String>, bool), OidcError> {
+        let Ok(request) = client.user_info(access_token, Some(subject.clone())) else {
+            // No UserInfo endpoint: the ID token's claims are all there is.
+            return Ok((None, false));
+        };
+        let http = |request: HttpRequest| bounded(&self.http, request);
+        let claims: openidconnect::core::CoreUserInfoClaims = request
+            .request_async(&http)
+            .await
+            .map_err(|e| match e {
+                openidconnect::UserInfoError::ClaimsVerification(e) => {
+                    OidcError::InvalidToken(format!("user info: {e}"))
+                }
+                other => OidcError::Unreachable(format!("user info: {other}")),
+            })?;
+        Ok((
+            claims.email().map(|e| e.to_string()),
+            claims.email_verified().unwrap_or(false),
+        ))
     }
 }
 

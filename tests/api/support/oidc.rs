@@ -78,19 +78,27 @@ pub fn issuer() -> String {
     PROVIDER
         .get_or_init(|| {
             let dir = install();
+            // Its warnings and errors go to a file beside it, to read when a story fails.
+            let log = std::fs::File::create(dir.join("provider.log")).expect("provider.log");
+            let log_for_stdout = log.try_clone().expect("provider.log");
             let mut child = Command::new("node")
                 .arg("provider.js")
                 .current_dir(&dir)
                 .stdin(Stdio::piped())
                 .stdout(Stdio::piped())
-                .stderr(Stdio::null())
+                .stderr(log)
                 .spawn()
                 .expect("node (install Debian's nodejs) should start");
             let stdout = child.stdout.take().expect("the provider's output");
+            let mut stdout = BufReader::new(stdout);
             let mut line = String::new();
-            BufReader::new(stdout)
+            stdout
                 .read_line(&mut line)
                 .expect("the provider's first line");
+            // The rest of its output is read to the end too: node dies of EPIPE when it
+            // writes (oidc-provider's notices) to a pipe nobody reads.
+            let mut rest = log_for_stdout;
+            std::thread::spawn(move || std::io::copy(&mut stdout, &mut rest));
             let issuer = line
                 .trim()
                 .strip_prefix("listening ")
