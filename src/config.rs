@@ -382,10 +382,9 @@ impl OidcSettings {
                 "KEYWARD_OIDC_ISSUER / --oidc-issuer: \"{issuer}\" is not an issuer URL such as https://sso.example.com/realms/corp"
             ));
         }
-        let client_id = client_id
-            .map(str::trim)
-            .filter(|c| !c.is_empty())
-            .ok_or("KEYWARD_OIDC_CLIENT_ID / --oidc-client-id: set the client's id at the provider")?;
+        let client_id = client_id.map(str::trim).filter(|c| !c.is_empty()).ok_or(
+            "KEYWARD_OIDC_CLIENT_ID / --oidc-client-id: set the client's id at the provider",
+        )?;
         let public_url = public_url.ok_or(
             "KEYWARD_OIDC_ISSUER needs KEYWARD_PUBLIC_URL: the provider sends people back to it + /auth/oidc/callback",
         )?;
@@ -825,12 +824,25 @@ mod tests {
             "https://keys.example.com/auth/oidc/callback"
         );
         assert_eq!(oidc.name, "Corp SSO");
-        for bad in ["sso.example.com", "ftp://sso.example.com", "https://", "https://x/?a=b"] {
+        for bad in [
+            "sso.example.com",
+            "ftp://sso.example.com",
+            "https://",
+            "https://x/?a=b",
+        ] {
             let err = config(&["--oidc-issuer", bad, "--oidc-client-id", "k"]).expect_err(bad);
-            assert!(err.starts_with("KEYWARD_OIDC_ISSUER / --oidc-issuer:"), "{err}");
+            assert!(
+                err.starts_with("KEYWARD_OIDC_ISSUER / --oidc-issuer:"),
+                "{err}"
+            );
         }
-        let err = config(&["--oidc-issuer", "https://sso.example.com", "--oidc-client-id", "k"])
-            .expect_err("no public URL");
+        let err = config(&[
+            "--oidc-issuer",
+            "https://sso.example.com",
+            "--oidc-client-id",
+            "k",
+        ])
+        .expect_err("no public URL");
         assert!(err.contains("KEYWARD_PUBLIC_URL"), "{err}");
     }
 

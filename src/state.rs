@@ -149,7 +149,11 @@ impl AppState {
             mailer: None,
             secret_key: None,
             oidc: None,
-            oidc_starts: IpLimit::new("single sign-on starts", OIDC_STARTS_BURST, OIDC_STARTS_EVERY),
+            oidc_starts: IpLimit::new(
+                "single sign-on starts",
+                OIDC_STARTS_BURST,
+                OIDC_STARTS_EVERY,
+            ),
         }
     }
 

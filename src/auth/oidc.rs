@@ -7,11 +7,13 @@
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use openidconnect::core::{CoreAuthPrompt, CoreAuthenticationFlow, CoreClient, CoreProviderMetadata};
+use openidconnect::core::{
+    CoreAuthPrompt, CoreAuthenticationFlow, CoreClient, CoreProviderMetadata,
+};
 use openidconnect::{
     AuthorizationCode, ClientId, ClientSecret, CsrfToken, HttpRequest, HttpResponse, IssuerUrl,
-    Nonce, OAuth2TokenResponse, PkceCodeChallenge, PkceCodeVerifier, RedirectUrl, Scope, TokenResponse,
-    reqwest,
+    Nonce, OAuth2TokenResponse, PkceCodeChallenge, PkceCodeVerifier, RedirectUrl, Scope,
+    TokenResponse, reqwest,
 };
 
 use crate::config::OidcSettings;
@@ -228,10 +230,8 @@ impl Oidc {
             return Ok((None, false));
         };
         let http = |request: HttpRequest| bounded(&self.http, request);
-        let claims: openidconnect::core::CoreUserInfoClaims = request
-            .request_async(&http)
-            .await
-            .map_err(|e| match e {
+        let claims: openidconnect::core::CoreUserInfoClaims =
+            request.request_async(&http).await.map_err(|e| match e {
                 openidconnect::UserInfoError::ClaimsVerification(e) => {
                     OidcError::InvalidToken(format!("user info: {e}"))
                 }
@@ -246,7 +246,10 @@ impl Oidc {
 
 /// One provider call with the client's timeout, no redirects, and the response cut off
 /// past `MAX_RESPONSE`.
-async fn bounded(client: &reqwest::Client, request: HttpRequest) -> Result<HttpResponse, OidcError> {
+async fn bounded(
+    client: &reqwest::Client,
+    request: HttpRequest,
+) -> Result<HttpResponse, OidcError> {
     let (parts, body) = request.into_parts();
     let mut response = client
         .request(parts.method, parts.uri.to_string())

@@ -104,9 +104,8 @@ pub fn take_flow(
     })?;
     Ok(flow.filter(|f| {
         f.expires_at > super::now()
-            && browser_digest.is_some_and(|b| {
-                constant_time_eq::constant_time_eq(b, f.browser_digest.as_slice())
-            })
+            && browser_digest
+                .is_some_and(|b| constant_time_eq::constant_time_eq(b, f.browser_digest.as_slice()))
     }))
 }
 
@@ -183,7 +182,8 @@ pub fn sign_in(tx: &mut Tx<'_>, vouched: &Vouched<'_>) -> Result<SignedIn, AppEr
         }
         Some(user) => (user, false),
         None => {
-            let user = super::users::create_without_password(tx.conn, &email, vouched.email_verified)?;
+            let user =
+                super::users::create_without_password(tx.conn, &email, vouched.email_verified)?;
             (user, true)
         }
     };

@@ -9,7 +9,8 @@ use reqwest::StatusCode;
 use crate::support::admin::{audit_log, find_event, join};
 use crate::support::browser::{Browser, PASSWORD, Page, email_for, signed_up};
 use crate::support::oidc::{
-    NAME, refused_at_provider, sign_in, spawn_sso_app, spawn_with_provider_down, start,
+    NAME, OwnProvider, free_port, refused_at_provider, sign_in, spawn_sso_app, spawn_sso_app_with,
+    spawn_sso_app_with_short_id_tokens, spawn_with_provider, spawn_with_provider_down, start,
     through_provider,
 };
 
@@ -123,7 +124,10 @@ async fn a_callback_with_a_forged_or_missing_state_or_code_signs_nobody_in() {
         ("?code=abc", "carries no state"),
         ("", "carries no state"),
         (&format!("?state={live_state}") as &str, "carries no code"),
-        (&format!("?state={live_state}&code=abc"), "unknown, was used already"),
+        (
+            &format!("?state={live_state}&code=abc"),
+            "unknown, was used already",
+        ),
     ] {
         let page = browser.get(&format!("/auth/oidc/callback{query}")).await;
         assert_refused(&browser, &page, StatusCode::BAD_REQUEST, sentence).await;
@@ -168,7 +172,13 @@ async fn a_replayed_callback_or_code_signs_nobody_in() {
             "/auth/oidc/callback?code={code}&state={fresh_state}"
         ))
         .await;
-    assert_refused(&attacker, &page, StatusCode::BAD_REQUEST, "refused this sign-in").await;
+    assert_refused(
+        &attacker,
+        &page,
+        StatusCode::BAD_REQUEST,
+        "refused this sign-in",
+    )
+    .await;
 }
 
 #[tokio::test]
@@ -182,7 +192,11 @@ async fn an_id_token_with_another_nonce_signs_nobody_in() {
     let pairs: Vec<(String, String)> = tampered
         .query_pairs()
         .map(|(k, v)| {
-            let v = if k == "nonce" { "attackers-nonce".into() } else { v.to_string() };
+            let v = if k == "nonce" {
+                "attackers-nonce".into()
+            } else {
+                v.to_string()
+            };
             (k.to_string(), v)
         })
         .collect();
@@ -191,7 +205,13 @@ async fn an_id_token_with_another_nonce_signs_nobody_in() {
     let callback = through_provider(&browser, tampered.as_str(), "nonce@corp.example").await;
     let page = browser.get_url(&callback).await;
 
-    assert_refused(&browser, &page, StatusCode::BAD_REQUEST, "could not be trusted").await;
+    assert_refused(
+        &browser,
+        &page,
+        StatusCode::BAD_REQUEST,
+        "could not be trusted",
+    )
+    .await;
 }
 
 #[tokio::test]
@@ -237,7 +257,9 @@ async fn require_sso_refuses_a_members_password_while_the_owner_keeps_theirs() {
         .await;
     refused
         .assert_html_page(StatusCode::FORBIDDEN)
-        .assert_contains(&format!("Strict Co requires its members to sign in with {NAME}"));
+        .assert_contains(&format!(
+            "Strict Co requires its members to sign in with {NAME}"
+        ));
     assert!(refused.session_set_cookie().is_none());
     // A wrong password learns nothing of the policy.
     Browser::new(&app.address)
@@ -275,7 +297,10 @@ async fn a_claimed_domain_makes_its_verified_people_members_at_their_first_sign_
     members.assert_contains("dana@domain-co.example");
     let log = audit_log(&owner, "").await;
     let joined = find_event(&log, "member.joined", "dana@domain-co.example");
-    assert!(joined.detail.contains("claimed domain domain-co.example"), "{joined:?}");
+    assert!(
+        joined.detail.contains("claimed domain domain-co.example"),
+        "{joined:?}"
+    );
     // An unverified address of the domain joins nothing.
     let eve = Browser::new(&app.address);
     sign_in(&eve, "eve+unverified@domain-co.example")
@@ -287,7 +312,10 @@ async fn a_claimed_domain_makes_its_verified_people_members_at_their_first_sign_
     rival
         .post(
             "/account/sso-policy",
-            &[("csrf_token", &csrf), ("claimed_domain", "domain-co.example")],
+            &[
+                ("csrf_token", &csrf),
+                ("claimed_domain", "domain-co.example"),
+            ],
         )
         .await
         .assert_html_page(StatusCode::UNPROCESSABLE_ENTITY)
@@ -307,9 +335,141 @@ async fn with_the_provider_down_passwords_work_and_the_button_explains() {
 
     let page = browser.get("/auth/oidc").await;
 
-    assert_refused(&browser, &page, StatusCode::FAILED_DEPENDENCY, "did not answer").await;
+    assert_refused(
+        &browser,
+        &page,
+        StatusCode::FAILED_DEPENDENCY,
+        "did not answer",
+    )
+    .await;
     browser
         .log_in(&email_for("Outage Co"), PASSWORD)
         .await
         .assert_redirect("/tokens");
+}
+
+#[tokio::test]
+async fn a_provider_down_at_start_is_asked_again_at_the_first_sign_in() {
+    let provider_port = free_port();
+    let keyward_port = free_port();
+    let issuer = format!("http://127.0.0.1:{provider_port}");
+    let redirect_uri = format!("http://127.0.0.1:{keyward_port}/auth/oidc/callback");
+    let secret = "a-late-providers-client-secret-of-some-length";
+    let app = spawn_with_provider(&issuer, keyward_port, "late-client", secret, |_| {}).await;
+    let browser = Browser::new(&app.address);
+    let page = browser.get("/auth/oidc").await;
+    assert_refused(
+        &browser,
+        &page,
+        StatusCode::FAILED_DEPENDENCY,
+        "did not answer",
+    )
+    .await;
+
+    let _provider = OwnProvider::start(provider_port, "late-client", secret, &redirect_uri);
+
+    sign_in(&browser, "late@corp.example")
+        .await
+        .assert_redirect("/auth/oidc/welcome");
+}
+
+#[tokio::test]
+async fn a_session_through_the_provider_ends_when_its_id_token_expires() {
+    // The provider gives this client ID tokens that live 3 seconds: the session is capped
+    // at that, so a person removed at the provider is out when it ends.
+    let app = spawn_sso_app_with_short_id_tokens().await;
+    let browser = Browser::new(&app.address);
+    sign_in(&browser, "brief@corp.example")
+        .await
+        .assert_redirect("/auth/oidc/welcome");
+    let signed_in = std::time::Instant::now();
+    browser
+        .get("/account/sessions")
+        .await
+        .assert_html_page(StatusCode::OK)
+        .assert_contains(&format!("via {NAME}"));
+    assert!(
+        signed_in.elapsed() < std::time::Duration::from_secs(2),
+        "the check above came too late to show the session was alive"
+    );
+
+    tokio::time::sleep(std::time::Duration::from_secs(4)).await;
+
+    browser
+        .get("/account/sessions")
+        .await
+        .assert_redirect("/login");
+}
+
+/// The link on a "Confirm it's you" page that confirms through the provider instead.
+fn reauth_link(asked: &Page) -> String {
+    asked.assert_contains("Confirm it's you");
+    let tag = "id=\"sso-reauth\" href=\"";
+    let at = asked.body.find(tag).expect("the SSO confirmation link") + tag.len();
+    let href = &asked.body[at..at + asked.body[at..].find('"').expect("the link's end")];
+    crate::support::browser::unescape(href)
+}
+
+#[tokio::test]
+async fn sudo_mode_accepts_a_fresh_sign_in_at_the_provider_by_the_same_person() {
+    // Sudo mode lasts 3 s here: after the wait, a guarded change asks again.
+    let app = spawn_sso_app_with(|config| config.sudo_window = chrono::Duration::seconds(3)).await;
+    let browser = Browser::new(&app.address);
+    sign_in(&browser, "sudoer@corp.example")
+        .await
+        .assert_redirect("/auth/oidc/welcome");
+    let csrf = browser.csrf_from("/auth/oidc/welcome").await;
+    browser
+        .post(
+            "/auth/oidc/welcome",
+            &[("csrf_token", &csrf), ("account_name", "Sudo SSO Co")],
+        )
+        .await
+        .assert_redirect("/tokens");
+    tokio::time::sleep(std::time::Duration::from_secs(4)).await;
+    let change = |csrf: String| {
+        let browser = &browser;
+        async move {
+            browser
+                .post(
+                    "/account/sso-policy",
+                    &[
+                        ("csrf_token", &csrf),
+                        ("claimed_domain", "sudo-sso.example"),
+                    ],
+                )
+                .await
+        }
+    };
+
+    // Someone else signing in at the provider proves nothing.
+    let asked = change(browser.csrf_from("/members").await).await;
+    let auth_url = start(&browser, &reauth_link(&asked)).await;
+    assert!(auth_url.contains("prompt=login"), "{auth_url}");
+    assert!(auth_url.contains("max_age=0"), "{auth_url}");
+    let callback = through_provider(&browser, &auth_url, "someone.else@corp.example").await;
+    browser
+        .get_url(&callback)
+        .await
+        .assert_status(StatusCode::SEE_OTHER);
+    browser
+        .get("/account/sessions")
+        .await
+        .assert_contains("was not yours, or not a fresh one");
+    let asked = change(browser.csrf_from("/members").await).await;
+
+    // The same person, fresh from the provider's sign-in page: the change goes through.
+    let auth_url = start(&browser, &reauth_link(&asked)).await;
+    let callback = through_provider(&browser, &auth_url, "sudoer@corp.example").await;
+    browser
+        .get_url(&callback)
+        .await
+        .assert_redirect("/account/sessions");
+    change(browser.csrf_from("/members").await)
+        .await
+        .assert_redirect("/members");
+    browser
+        .get("/members")
+        .await
+        .assert_contains("@sudo-sso.example");
 }

@@ -21,8 +21,12 @@ function claimsOf(login) {
   };
 }
 
+// PORT (default: a free one) and CLIENT (one client, as JSON) let a story start a
+// provider of its own on a port Keyward was already told about, with a client it knows.
+const clients = process.env.CLIENT ? [JSON.parse(process.env.CLIENT)] : [];
+
 const server = http.createServer();
-server.listen(0, '127.0.0.1', () => {
+server.listen(Number(process.env.PORT || 0), '127.0.0.1', () => {
   const { port } = server.address();
   const issuer = `http://127.0.0.1:${port}`;
   const provider = new Provider(issuer, {
@@ -40,6 +44,17 @@ server.listen(0, '127.0.0.1', () => {
       await grant.save();
       return grant;
     },
+    // A client registered with the name `short-lived` gets ID tokens that expire in 3 s:
+    // the deprovisioning story watches a Keyward session end with its ID token.
+    ttl: {
+      IdToken: (ctx, token, client) => (client.clientName === 'short-lived' ? 3 : 3600),
+      AccessToken: 3600,
+      Interaction: 600,
+      Grant: 3600,
+      Session: 3600,
+      AuthorizationCode: 60,
+    },
+    clients,
     pkce: { required: () => true },
     cookies: { keys: ['keyward-test-provider-cookie-key'] },
     features: {

@@ -128,8 +128,7 @@ async fn submit(
         .as_ref()
         .filter(|u| u.has_password())
         .map(|u| u.password_hash.as_str());
-    let ok = match state.passwords.verify(stored, &password).await
-    {
+    let ok = match state.passwords.verify(stored, &password).await {
         Ok(ok) => ok,
         Err(busy) => {
             // Nothing was checked, so no guess was made.

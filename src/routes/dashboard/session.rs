@@ -166,7 +166,10 @@ pub(crate) fn sign_in_via_sso(
     id_token_expires_at: i64,
 ) -> Result<UserSession, AppError> {
     let session = sign_in(req, user, account)?;
-    session.0.insert(keys::VIA_SSO, true).map_err(session_error)?;
+    session
+        .0
+        .insert(keys::VIA_SSO, true)
+        .map_err(session_error)?;
     session
         .0
         .insert(SSO_UNTIL, id_token_expires_at)

@@ -102,17 +102,23 @@ fn provider_failure(
         OidcError::Unreachable(_) => refusal(
             req,
             StatusCode::FAILED_DEPENDENCY,
-            format!("{name} did not answer. Try again in a few minutes, or sign in with your Keyward password."),
+            format!(
+                "{name} did not answer. Try again in a few minutes, or sign in with your Keyward password."
+            ),
         ),
         OidcError::Refused(_) => refusal(
             req,
             StatusCode::BAD_REQUEST,
-            format!("{name} refused this sign-in: its code was used already or has expired. Start again."),
+            format!(
+                "{name} refused this sign-in: its code was used already or has expired. Start again."
+            ),
         ),
         OidcError::InvalidToken(_) => refusal(
             req,
             StatusCode::BAD_REQUEST,
-            format!("{name}'s answer could not be trusted (its ID token did not check out), so nobody was signed in. Start again."),
+            format!(
+                "{name}'s answer could not be trusted (its ID token did not check out), so nobody was signed in. Start again."
+            ),
         ),
     }
 }
@@ -242,7 +248,9 @@ async fn callback(
         return refusal(
             &req,
             StatusCode::FORBIDDEN,
-            format!("{name} did not let you in ({shown}). If you think it should, ask your provider's administrator."),
+            format!(
+                "{name} did not let you in ({shown}). If you think it should, ask your provider's administrator."
+            ),
         );
     }
     let Some(code) = query.code.filter(|c| !c.is_empty()) else {
@@ -456,7 +464,14 @@ mod tests {
             parse_domain(" @Example.COM ").unwrap(),
             Some("example.com".into())
         );
-        for bad in ["example", "exa mple.com", "-x.com", "x..com", "a@b.com", "x.com/evil"] {
+        for bad in [
+            "example",
+            "exa mple.com",
+            "-x.com",
+            "x..com",
+            "a@b.com",
+            "x.com/evil",
+        ] {
             assert!(parse_domain(bad).is_err(), "{bad}");
         }
     }

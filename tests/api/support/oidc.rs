@@ -77,38 +77,78 @@ pub fn issuer() -> String {
     static PROVIDER: OnceLock<(String, Mutex<Child>)> = OnceLock::new();
     PROVIDER
         .get_or_init(|| {
-            let dir = install();
-            // Its warnings and errors go to a file beside it, to read when a story fails.
-            let log = std::fs::File::create(dir.join("provider.log")).expect("provider.log");
-            let log_for_stdout = log.try_clone().expect("provider.log");
-            let mut child = Command::new("node")
-                .arg("provider.js")
-                .current_dir(&dir)
-                .stdin(Stdio::piped())
-                .stdout(Stdio::piped())
-                .stderr(log)
-                .spawn()
-                .expect("node (install Debian's nodejs) should start");
-            let stdout = child.stdout.take().expect("the provider's output");
-            let mut stdout = BufReader::new(stdout);
-            let mut line = String::new();
-            stdout
-                .read_line(&mut line)
-                .expect("the provider's first line");
-            // The rest of its output is read to the end too: node dies of EPIPE when it
-            // writes (oidc-provider's notices) to a pipe nobody reads.
-            let mut rest = log_for_stdout;
-            std::thread::spawn(move || std::io::copy(&mut stdout, &mut rest));
-            let issuer = line
-                .trim()
-                .strip_prefix("listening ")
-                .unwrap_or_else(|| panic!("the provider said {line:?}"))
-                .to_string();
-            wait_for_discovery(&issuer);
+            let _ = std::fs::remove_file(install_dir().join("provider.log"));
+            let (issuer, child) = run_provider(&[]);
             (issuer, Mutex::new(child))
         })
         .0
         .clone()
+}
+
+/// Starts `node provider.js` with `env`, and waits until it serves its discovery document:
+/// its issuer URL and the process.
+fn run_provider(env: &[(&str, &str)]) -> (String, Child) {
+    let dir = install();
+    // Its warnings and errors go to a file beside it, to read when a story fails.
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(dir.join("provider.log"))
+        .expect("provider.log");
+    let log_for_stdout = log.try_clone().expect("provider.log");
+    let mut child = Command::new("node")
+        .arg("provider.js")
+        .current_dir(&dir)
+        .envs(env.iter().copied())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(log)
+        .spawn()
+        .expect("node (install Debian's nodejs) should start");
+    let stdout = child.stdout.take().expect("the provider's output");
+    let mut stdout = BufReader::new(stdout);
+    let mut line = String::new();
+    stdout
+        .read_line(&mut line)
+        .expect("the provider's first line");
+    // The rest of its output is read to the end too: node dies of EPIPE when it writes
+    // (oidc-provider's notices) to a pipe nobody reads.
+    let mut rest = log_for_stdout;
+    std::thread::spawn(move || std::io::copy(&mut stdout, &mut rest));
+    let issuer = line
+        .trim()
+        .strip_prefix("listening ")
+        .unwrap_or_else(|| panic!("the provider said {line:?}"))
+        .to_string();
+    wait_for_discovery(&issuer);
+    (issuer, child)
+}
+
+/// A provider of a story's own, on a port chosen before, with one client it knows from the
+/// start; stopped when dropped.
+pub struct OwnProvider(Child);
+
+impl OwnProvider {
+    pub fn start(port: u16, client_id: &str, secret: &str, redirect_uri: &str) -> Self {
+        let client = serde_json::json!({
+            "client_id": client_id,
+            "client_secret": secret,
+            "redirect_uris": [redirect_uri],
+            "grant_types": ["authorization_code"],
+            "response_types": ["code"],
+        })
+        .to_string();
+        let port = port.to_string();
+        let (_, child) = run_provider(&[("PORT", &port), ("CLIENT", &client)]);
+        Self(child)
+    }
+}
+
+impl Drop for OwnProvider {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
 }
 
 /// Waits until the discovery document answers 200.
@@ -138,15 +178,16 @@ fn wait_for_discovery(issuer: &str) {
 }
 
 /// A free loopback port, for a server whose redirect URI must be known before it starts.
-fn free_port() -> u16 {
+pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
         .expect("a free port")
         .port()
 }
 
-/// Registers a client for `redirect_uri` at the provider: its id and secret.
-async fn register(issuer: &str, redirect_uri: &str) -> (String, String) {
+/// Registers a client for `redirect_uri` at the provider, named `client_name` (the script
+/// gives a client named `short-lived` 3-second ID tokens): its id and secret.
+async fn register(issuer: &str, redirect_uri: &str, client_name: &str) -> (String, String) {
     let answer: serde_json::Value = crate::support::api::http_client()
         .post(format!("{issuer}/reg"))
         .json(&serde_json::json!({
@@ -154,6 +195,7 @@ async fn register(issuer: &str, redirect_uri: &str) -> (String, String) {
             "grant_types": ["authorization_code", "refresh_token"],
             "response_types": ["code"],
             "token_endpoint_auth_method": "client_secret_basic",
+            "client_name": client_name,
         }))
         .send()
         .await
@@ -162,7 +204,10 @@ async fn register(issuer: &str, redirect_uri: &str) -> (String, String) {
         .await
         .expect("a registration's JSON");
     (
-        answer["client_id"].as_str().expect("a client id").to_string(),
+        answer["client_id"]
+            .as_str()
+            .expect("a client id")
+            .to_string(),
         answer["client_secret"]
             .as_str()
             .expect("a client secret")
@@ -177,11 +222,20 @@ pub async fn spawn_sso_app() -> TestApp {
 
 /// The same, with settings changed by `adjust` last.
 pub async fn spawn_sso_app_with(adjust: impl FnOnce(&mut Config)) -> TestApp {
+    spawn_registered_as("keyward", adjust).await
+}
+
+/// Keyward whose client at the provider gets ID tokens that expire in 3 seconds.
+pub async fn spawn_sso_app_with_short_id_tokens() -> TestApp {
+    spawn_registered_as("short-lived", |_| {}).await
+}
+
+async fn spawn_registered_as(client_name: &str, adjust: impl FnOnce(&mut Config)) -> TestApp {
     let issuer = issuer();
     let port = free_port();
     let public_url = format!("http://127.0.0.1:{port}");
     let redirect_uri = format!("{public_url}/auth/oidc/callback");
-    let (client_id, secret) = register(&issuer, &redirect_uri).await;
+    let (client_id, secret) = register(&issuer, &redirect_uri, client_name).await;
     spawn_with_provider(&issuer, port, &client_id, &secret, adjust).await
 }
 
@@ -237,7 +291,9 @@ pub async fn through_provider(browser: &Browser, auth_url: &str, login: &str) ->
         }
         let page = browser.get_url(url.as_str()).await;
         let next = if page.status == StatusCode::OK && page.body.contains("name=\"prompt\"") {
-            let prompt = page.field_value("prompt").expect("the interaction's prompt");
+            let prompt = page
+                .field_value("prompt")
+                .expect("the interaction's prompt");
             let action = form_action(&page);
             let target = url.join(&action).expect("the form's action");
             let answer = browser
@@ -247,6 +303,17 @@ pub async fn through_provider(browser: &Browser, auth_url: &str, login: &str) ->
                 )
                 .await;
             location(&answer)
+        } else if page.status == StatusCode::OK && page.body.contains("document.forms[0].submit()")
+        {
+            // A page that submits itself, as a browser with JavaScript would: the provider
+            // ends its session of the person signed in there before, when another signs in.
+            let target = url.join(&form_action(&page)).expect("the form's action");
+            let fields = hidden_fields(&page);
+            let fields: Vec<(&str, &str)> = fields
+                .iter()
+                .map(|(k, v)| (k.as_str(), v.as_str()))
+                .collect();
+            location(&browser.post_url(target.as_str(), &fields).await)
         } else {
             location(&page)
         };
@@ -261,7 +328,9 @@ pub async fn refused_at_provider(browser: &Browser, auth_url: &str) -> String {
     let mut url = Url::parse(auth_url).expect("the provider's URL");
     let page = browser.get_url(url.as_str()).await;
     url = url.join(&location(&page)).expect("the interaction's URL");
-    let abort = url.join(&format!("{}/abort", url.path())).expect("abort URL");
+    let abort = url
+        .join(&format!("{}/abort", url.path()))
+        .expect("abort URL");
     let mut answer = browser.get_url(abort.as_str()).await;
     loop {
         let next = url.join(&location(&answer)).expect("a redirect's URL");
@@ -294,4 +363,21 @@ fn location(page: &Page) -> String {
 fn form_action(page: &Page) -> String {
     let at = page.body.find("action=\"").expect("a form") + "action=\"".len();
     page.body[at..at + page.body[at..].find('"').expect("the action's end")].to_string()
+}
+
+/// The hidden fields of a page's form: name and value.
+fn hidden_fields(page: &Page) -> Vec<(String, String)> {
+    page.body
+        .split("<input type=\"hidden\" ")
+        .skip(1)
+        .filter_map(|tag| {
+            let attribute = |name: &str| {
+                let after = tag.split(&format!("{name}=\"")).nth(1)?;
+                Some(crate::support::browser::unescape(
+                    &after[..after.find('"')?],
+                ))
+            };
+            Some((attribute("name")?, attribute("value")?))
+        })
+        .collect()
 }
