@@ -180,6 +180,14 @@ pub fn sign_in(tx: &mut Tx<'_>, vouched: &Vouched<'_>) -> Result<SignedIn, AppEr
                 "{email} already has a Keyward sign-in, but your provider has not verified that the address is yours, so it can't be linked. Verify it at your provider, or sign in with your Keyward password."
             )));
         }
+        // A Keyward user whose own address was never verified may not be who has it: for
+        // one made by an unverified SSO sign-in, or signed up by someone else first, a link
+        // would let that first person in as the address's owner.
+        Some(user) if user.email_verified_at.is_none() => {
+            return Ok(SignedIn::Refused(format!(
+                "{email} already has a Keyward sign-in, but Keyward never verified that address, so it can't be linked. Reset that sign-in's password from the sign-in page (the mail proves the address), then sign in through your provider again."
+            )));
+        }
         Some(user) => (user, false),
         None => {
             let user =

@@ -6,7 +6,7 @@
 
 use reqwest::StatusCode;
 
-use crate::support::admin::{audit_log, find_event, join};
+use crate::support::admin::{audit_log, find_event, invite, join};
 use crate::support::browser::{Browser, PASSWORD, Page, email_for, signed_up};
 use crate::support::oidc::{
     NAME, OwnProvider, free_port, refused_at_provider, sign_in, spawn_sso_app, spawn_sso_app_with,
@@ -472,4 +472,73 @@ async fn sudo_mode_accepts_a_fresh_sign_in_at_the_provider_by_the_same_person() 
         .get("/members")
         .await
         .assert_contains("@sudo-sso.example");
+}
+
+#[tokio::test]
+async fn an_invitation_to_a_verified_address_is_taken_up_after_the_first_sign_in() {
+    let app = spawn_sso_app().await;
+    let owner = signed_up(&app.address, "Invite Co").await;
+    invite(&owner, "invitee@corp.example", "member").await;
+    let browser = Browser::new(&app.address);
+
+    sign_in(&browser, "invitee@corp.example")
+        .await
+        .assert_redirect("/auth/oidc/welcome");
+
+    let welcome = browser.get("/auth/oidc/welcome").await;
+    welcome
+        .assert_html_page(StatusCode::OK)
+        .assert_contains("invited you as member")
+        .assert_contains("Join Invite Co");
+    let invitation = welcome
+        .field_value("invitation")
+        .expect("the invitation's id");
+    browser
+        .post(
+            "/auth/oidc/join",
+            &[("csrf_token", &welcome.csrf()), ("invitation", &invitation)],
+        )
+        .await
+        .assert_redirect("/tokens");
+    browser.get("/tokens").await.assert_contains("Invite Co");
+    let log = audit_log(&owner, "").await;
+    let joined = find_event(&log, "member.joined", "invitee@corp.example");
+    assert!(joined.detail.contains("single sign-on"), "{joined:?}");
+}
+
+#[tokio::test]
+async fn an_unverified_address_gets_neither_the_invitations_to_it_nor_its_later_owner() {
+    let app = spawn_sso_app().await;
+    let owner = signed_up(&app.address, "Squat Co").await;
+    invite(&owner, "squatted@corp.example", "admin").await;
+
+    // Someone whose provider vouches for the address without verifying it.
+    let squatter = Browser::new(&app.address);
+    sign_in(&squatter, "squatted+unverified@corp.example")
+        .await
+        .assert_redirect("/auth/oidc/welcome");
+    let welcome = squatter.get("/auth/oidc/welcome").await;
+    welcome.assert_html_page(StatusCode::OK);
+    assert!(!welcome.body.contains("Squat Co"), "no invitation is shown");
+    let csrf = welcome.csrf();
+    for id in ["1", "2", "3"] {
+        squatter
+            .post(
+                "/auth/oidc/join",
+                &[("csrf_token", &csrf), ("invitation", id)],
+            )
+            .await
+            .assert_status(StatusCode::NOT_FOUND);
+    }
+
+    // The address's real owner, verified at the provider, is not linked to that user.
+    let real = Browser::new(&app.address);
+    let page = sign_in(&real, "squatted@corp.example").await;
+    assert_refused(
+        &real,
+        &page,
+        StatusCode::FORBIDDEN,
+        "never verified that address",
+    )
+    .await;
 }

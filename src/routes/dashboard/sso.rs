@@ -1,6 +1,7 @@
 //! Single sign-on through an OpenID Connect provider: `/auth/oidc` starts a sign-in (or, for
 //! sudo mode, a fresh proof), `/auth/oidc/callback` finishes it, and `/auth/oidc/welcome`
-//! lets a person new to Keyward name their account. All 404 while SSO is off.
+//! shows a person in no account yet their open invitations (`/auth/oidc/join` takes one
+//! up) or lets them name an account of their own. All 404 while SSO is off.
 //!
 //! A flow's state lives in the store (`db::oidc`), used once, bound to the browser that
 //! started it by a cookie of its own. Every way a callback can go wrong is a page with a
@@ -34,6 +35,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                 .route(web::post().to(name_account))
                 .default_service(web::to(page_method_not_allowed)),
         )
+        .service(post_only("/auth/oidc/join", join))
         .service(post_only("/account/sso-policy", set_policy));
 }
 
@@ -284,10 +286,11 @@ async fn callback(
         .await?;
     match outcome {
         db::oidc::SignedIn::Refused(sentence) => refusal(&req, StatusCode::FORBIDDEN, sentence),
-        db::oidc::SignedIn::User { user, account, new } => {
+        db::oidc::SignedIn::User { user, account, .. } => {
             sign_in_via_sso(&req, user.user_id(), account, expires_at)?;
-            let open = state.config.signup == SignupMode::Open;
-            Ok(redirect(if new && account.is_none() && open {
+            // Someone in no account yet sees their open invitations, or names an account of
+            // their own; the welcome page sends them on when it has neither to offer.
+            Ok(redirect(if account.is_none() && !user.operator {
                 "/auth/oidc/welcome"
             } else {
                 landing(user.operator, account)
@@ -334,25 +337,69 @@ async fn reauthenticated(
 struct WelcomePage {
     layout: Layout,
     email: String,
+    /// Open invitations sent to the person's verified address: id, account, role.
+    invitations: Vec<(i32, String, String)>,
+    /// Whether they may make an account of their own (sign-up is open).
+    signup_open: bool,
     account_name: String,
     errors: Vec<String>,
 }
 
-/// Someone new, with no account yet, names theirs: sign-up without a password.
+/// The open invitations sent to the signed-in person's address, if it is verified.
+async fn invitations_of(
+    state: &AppState,
+    signed_in: &SignedIn,
+) -> Result<Vec<(i32, String, String)>, AppError> {
+    if signed_in.user.email_verified_at.is_none() {
+        return Ok(Vec::new());
+    }
+    let email = signed_in.user.email.clone();
+    let open = db::run(&state.pool, move |conn| {
+        db::invitations::open_for_email(conn, &email)
+    })
+    .await?;
+    Ok(open
+        .into_iter()
+        .map(|(invitation, account)| (invitation.id, account, invitation.role.to_string()))
+        .collect())
+}
+
+/// Someone signed in through the provider who belongs to no account yet: their open
+/// invitations, and (sign-up open) a form to name an account of their own, which is
+/// sign-up without a password. With neither, the token list says what to do.
+async fn welcome_page(
+    signed_in: &SignedIn,
+    state: &AppState,
+    account_name: String,
+    errors: Vec<String>,
+) -> Result<Option<WelcomePage>, AppError> {
+    if !signed_in.memberships.is_empty() {
+        return Ok(None);
+    }
+    let invitations = invitations_of(state, signed_in).await?;
+    let signup_open = state.config.signup == SignupMode::Open;
+    if invitations.is_empty() && !signup_open {
+        return Ok(None);
+    }
+    Ok(Some(WelcomePage {
+        email: signed_in.user.email.clone(),
+        invitations,
+        signup_open,
+        account_name,
+        errors,
+        layout: signed_in.layout("Welcome", "")?,
+    }))
+}
+
 async fn welcome(
     signed_in: SignedIn,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, HtmlError> {
     oidc(&state)?;
-    if !signed_in.memberships.is_empty() || state.config.signup != SignupMode::Open {
-        return Ok(redirect("/tokens"));
+    match welcome_page(&signed_in, &state, String::new(), Vec::new()).await? {
+        Some(page) => render(&page),
+        None => Ok(redirect("/tokens")),
     }
-    render(&WelcomePage {
-        email: signed_in.user.email.clone(),
-        account_name: String::new(),
-        errors: Vec::new(),
-        layout: signed_in.layout("Name your account", "")?,
-    })
 }
 
 #[derive(Deserialize)]
@@ -373,15 +420,11 @@ async fn name_account(
     let name = match AccountName::parse(&form.account_name) {
         Ok(name) => name,
         Err(e) => {
-            return render_with_status(
-                &WelcomePage {
-                    email: signed_in.user.email.clone(),
-                    account_name: form.account_name,
-                    errors: vec![e],
-                    layout: signed_in.layout("Name your account", "")?,
-                },
-                StatusCode::UNPROCESSABLE_ENTITY,
-            );
+            let page = welcome_page(&signed_in, &state, form.account_name, vec![e]).await?;
+            return match page {
+                Some(page) => render_with_status(&page, StatusCode::UNPROCESSABLE_ENTITY),
+                None => Ok(redirect("/tokens")),
+            };
         }
     };
     let account = state
@@ -393,6 +436,31 @@ async fn name_account(
     signed_in.flash(Flash::success(format!(
         "Welcome to Keyward. {} is ready: create its first API token.",
         account.name
+    )));
+    Ok(redirect("/tokens"))
+}
+
+#[derive(Deserialize)]
+struct JoinForm {
+    invitation: i32,
+}
+
+/// Takes up an open invitation sent to the signed-in person's verified address.
+async fn join(
+    signed_in: SignedIn,
+    state: web::Data<AppState>,
+    CsrfForm(form): CsrfForm<JoinForm>,
+) -> Result<HttpResponse, HtmlError> {
+    oidc(&state)?;
+    let joined = state
+        .write(signed_in.principal(), None, move |tx| {
+            db::invitations::accept_as_signed_in(tx, form.invitation)
+        })
+        .await?;
+    signed_in.session.set_account(joined.account)?;
+    signed_in.flash(Flash::success(format!(
+        "Welcome to {}.",
+        joined.account_name
     )));
     Ok(redirect("/tokens"))
 }
