@@ -542,3 +542,30 @@ async fn an_unverified_address_gets_neither_the_invitations_to_it_nor_its_later_
     )
     .await;
 }
+
+#[tokio::test]
+async fn a_provider_that_stalls_is_cut_off_within_ten_seconds() {
+    let provider_port = free_port();
+    let issuer = format!("http://127.0.0.1:{provider_port}");
+    let app = spawn_with_provider(&issuer, free_port(), "keyward", "secret", |_| {}).await;
+    // Now something listens there, and the kernel takes connections, but nothing answers.
+    let _stalled = std::net::TcpListener::bind(("127.0.0.1", provider_port))
+        .expect("the provider's port, still free");
+    let browser = Browser::new(&app.address);
+    let asked = std::time::Instant::now();
+
+    let page = browser.get("/auth/oidc").await;
+
+    let waited = asked.elapsed();
+    assert_refused(
+        &browser,
+        &page,
+        StatusCode::FAILED_DEPENDENCY,
+        "did not answer",
+    )
+    .await;
+    assert!(
+        waited >= std::time::Duration::from_secs(9) && waited < std::time::Duration::from_secs(15),
+        "the stalled provider was given {waited:?}, not 10 s"
+    );
+}
