@@ -6,13 +6,14 @@
 
 use reqwest::StatusCode;
 
-use crate::support::admin::{audit_log, find_event, invite, join};
+use crate::support::admin::{audit_log, find_event, invite, join, submit};
 use crate::support::browser::{Browser, PASSWORD, Page, email_for, signed_up};
 use crate::support::oidc::{
     NAME, OwnProvider, free_port, refused_at_provider, sign_in, spawn_sso_app, spawn_sso_app_with,
     spawn_sso_app_with_short_id_tokens, spawn_with_provider, spawn_with_provider_down, start,
     through_provider,
 };
+use crate::support::two_factor::enrol;
 
 /// Keyward's answer to a callback that must sign nobody in: a page with `sentence`, the
 /// given 4xx, and no session afterwards.
@@ -56,6 +57,12 @@ async fn a_new_person_signs_in_through_the_provider_names_their_account_and_has_
         .get("/account/sessions")
         .await
         .assert_contains(&format!("via {NAME}"));
+    // The provider owns the second factor of these sign-ins, and the account page says so.
+    browser
+        .get("/account/two-factor")
+        .await
+        .assert_html_page(StatusCode::OK)
+        .assert_contains(&format!("Signing in with {NAME} asks for no Keyward code"));
     // No password matches a person the provider made.
     let other = Browser::new(&app.address);
     other
@@ -568,4 +575,42 @@ async fn a_provider_that_stalls_is_cut_off_within_ten_seconds() {
         waited >= std::time::Duration::from_secs(9) && waited < std::time::Duration::from_secs(15),
         "the stalled provider was given {waited:?}, not 10 s"
     );
+}
+
+#[tokio::test]
+async fn a_sign_in_through_the_provider_meets_the_accounts_two_factor_policy() {
+    let app = spawn_sso_app().await;
+    let owner = signed_up(&app.address, "Factor Co").await;
+    enrol(&owner).await;
+    let member_email = "factor.member@corp.example";
+    join(&owner, member_email, "member").await;
+    submit(
+        &owner,
+        "/members",
+        "/account/two-factor-policy",
+        &[("two_factor", "required")],
+    )
+    .await
+    .assert_redirect("/members");
+    // With their password, the member has to set up a second factor first.
+    let with_password = Browser::new(&app.address);
+    with_password
+        .log_in(member_email, PASSWORD)
+        .await
+        .assert_redirect("/tokens");
+    with_password
+        .get("/tokens")
+        .await
+        .assert_redirect("/account/two-factor/setup");
+
+    // Through the provider, which owns the second factor, they reach the account.
+    let through_sso = Browser::new(&app.address);
+    sign_in(&through_sso, member_email)
+        .await
+        .assert_redirect("/tokens");
+    through_sso
+        .get("/tokens")
+        .await
+        .assert_html_page(StatusCode::OK)
+        .assert_contains("Factor Co");
 }
