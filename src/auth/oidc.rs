@@ -37,6 +37,8 @@ pub enum OidcError {
     Refused(String),
     #[error("the ID token is not valid: {0}")]
     InvalidToken(String),
+    #[error("the ID token is larger than 64 KiB")]
+    TooLarge,
 }
 
 /// What starting a sign-in leaves to remember until the provider sends the person back.
@@ -191,7 +193,7 @@ impl Oidc {
             .id_token()
             .ok_or_else(|| OidcError::InvalidToken("the provider sent no ID token".into()))?;
         if id_token.to_string().len() > MAX_ID_TOKEN {
-            return Err(OidcError::InvalidToken("larger than 64 KiB".into()));
+            return Err(OidcError::TooLarge);
         }
         let verifier = client.id_token_verifier();
         let claims = id_token

@@ -614,3 +614,26 @@ async fn a_sign_in_through_the_provider_meets_the_accounts_two_factor_policy() {
         .assert_html_page(StatusCode::OK)
         .assert_contains("Factor Co");
 }
+
+#[tokio::test]
+async fn an_id_token_over_64_kib_signs_nobody_in() {
+    let app = spawn_sso_app().await;
+    let browser = Browser::new(&app.address);
+    let auth_url = start(&browser, "/auth/oidc").await;
+    // The provider is asked to put a 70 000-character claim in the ID token.
+    let mut padded = reqwest::Url::parse(&auth_url).unwrap();
+    padded
+        .query_pairs_mut()
+        .append_pair("claims", r#"{"id_token":{"padding":null}}"#);
+
+    let callback = through_provider(&browser, padded.as_str(), "padded@corp.example").await;
+    let page = browser.get_url(&callback).await;
+
+    assert_refused(
+        &browser,
+        &page,
+        StatusCode::BAD_REQUEST,
+        "larger than Keyward accepts",
+    )
+    .await;
+}

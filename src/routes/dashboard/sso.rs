@@ -115,6 +115,13 @@ fn provider_failure(
                 "{name} refused this sign-in: its code was used already or has expired. Start again."
             ),
         ),
+        OidcError::TooLarge => refusal(
+            req,
+            StatusCode::BAD_REQUEST,
+            format!(
+                "{name} sent an ID token larger than Keyward accepts (64 KiB), so nobody was signed in. Ask its administrator to send fewer claims."
+            ),
+        ),
         OidcError::InvalidToken(_) => refusal(
             req,
             StatusCode::BAD_REQUEST,
