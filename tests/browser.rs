@@ -56,7 +56,7 @@ async fn a_person_creates_uses_and_revokes_a_token_in_a_browser() {
 /// Runs `story` in a fresh headless Chromium against `server`. The story runs in its own
 /// task so that, pass or panic, the browser session is closed before the processes behind
 /// it are killed.
-async fn in_browser<F, Fut>(server: Server, story: F)
+async fn in_browser<F, Fut>(server: Server, story: F) -> String
 where
     F: FnOnce(Client, String, Screenshots) -> Fut,
     Fut: std::future::Future<Output = ()> + Send + 'static,
@@ -71,6 +71,7 @@ where
     if !matches!(outcome, Ok(Ok(()))) {
         eprintln!("keyward's log, last lines:\n{}", server.log_tail());
     }
+    let log = std::fs::read_to_string(&server.log_path).unwrap_or_default();
     drop(server);
     match outcome {
         Err(_) => panic!("the browser story took longer than {STORY_TIMEOUT:?}"),
@@ -78,6 +79,7 @@ where
         Ok(Err(join)) => panic!("the browser story was cancelled: {join}"),
         Ok(Ok(())) => {}
     }
+    log
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -159,9 +161,24 @@ async fn a_person_signs_in_through_the_identity_provider_in_a_browser() {
         ("KEYWARD_OIDC_CLIENT_ID", Provider::CLIENT_ID),
         ("KEYWARD_OIDC_CLIENT_SECRET", Provider::CLIENT_SECRET),
         ("KEYWARD_OIDC_NAME", "Corp SSO"),
+        // Everything Keyward logs, to look for secrets in.
+        ("KEYWARD_LOG", "debug"),
     ]);
-    in_browser(server, sso_story).await;
+    let log = in_browser(server, sso_story).await;
     drop(provider);
+    assert!(
+        log.contains("/auth/oidc/callback"),
+        "the log holds the story"
+    );
+    for secret in [
+        Provider::CLIENT_SECRET,
+        "code=",
+        "state=",
+        "eyJ",
+        "access_token",
+    ] {
+        assert!(!log.contains(secret), "keyward logged {secret:?}:\n{log}");
+    }
 }
 
 /// From the sign-in page, through the provider's own sign-in form, to a new account named
