@@ -176,6 +176,29 @@ pub struct RawSettings {
     /// Bonsai's public catalogue; checked at start.
     #[arg(long, env = "KEYWARD_CATALOGUE", global = true)]
     pub catalogue: Option<std::path::PathBuf>,
+
+    /// The OpenID Connect provider to sign in through (single sign-on), e.g.
+    /// https://sso.example.com/realms/corp. Needs KEYWARD_PUBLIC_URL: the redirect URI is
+    /// it + /auth/oidc/callback. Unset: no SSO.
+    #[arg(long, env = "KEYWARD_OIDC_ISSUER", global = true)]
+    pub oidc_issuer: Option<String>,
+
+    /// The client's id at the OpenID Connect provider.
+    #[arg(long, env = "KEYWARD_OIDC_CLIENT_ID", global = true)]
+    pub oidc_client_id: Option<String>,
+
+    /// The client's secret at the OpenID Connect provider.
+    #[arg(
+        long,
+        env = "KEYWARD_OIDC_CLIENT_SECRET",
+        global = true,
+        hide_env_values = true
+    )]
+    pub oidc_client_secret: Option<SecretSetting>,
+
+    /// The provider's name on the sign-in button: "Sign in with <name>".
+    #[arg(long, env = "KEYWARD_OIDC_NAME", global = true, default_value = "SSO")]
+    pub oidc_name: String,
 }
 
 // By hand: a PostgreSQL URL may carry a password, so it is shown the way `DatabaseUrl`
@@ -218,6 +241,10 @@ impl std::fmt::Debug for RawSettings {
             .field("mail_from", &self.mail_from)
             .field("smtp_ca_file", &self.smtp_ca_file)
             .field("catalogue", &self.catalogue)
+            .field("oidc_issuer", &self.oidc_issuer)
+            .field("oidc_client_id", &self.oidc_client_id)
+            .field("oidc_client_secret", &self.oidc_client_secret)
+            .field("oidc_name", &self.oidc_name)
             .finish()
     }
 }
@@ -309,6 +336,67 @@ pub struct Config {
     pub notice_interval: std::time::Duration,
     /// `KEYWARD_CATALOGUE`'s catalogue, read and checked; `None` serves the compiled-in one.
     pub catalogue: Option<&'static crate::plans::Catalogue>,
+    /// The OpenID Connect provider; `None`: no single sign-on.
+    pub oidc: Option<OidcSettings>,
+}
+
+/// Single sign-on's settings, checked: an issuer URL that parses, a client, and the
+/// redirect URI made from the public URL.
+#[derive(Clone, Debug)]
+pub struct OidcSettings {
+    pub issuer: String,
+    pub client_id: String,
+    pub client_secret: Option<SecretSetting>,
+    /// The button's words: "Sign in with <name>".
+    pub name: String,
+    /// `KEYWARD_PUBLIC_URL` + `/auth/oidc/callback`.
+    pub redirect_uri: String,
+}
+
+/// Where the provider sends people back to.
+pub const OIDC_CALLBACK_PATH: &str = "/auth/oidc/callback";
+
+impl OidcSettings {
+    /// Checks the settings together; no issuer is `None` (SSO off).
+    pub fn parse(
+        issuer: Option<&str>,
+        client_id: Option<&str>,
+        client_secret: Option<&SecretSetting>,
+        name: &str,
+        public_url: Option<&str>,
+    ) -> Result<Option<Self>, String> {
+        let Some(issuer) = issuer.map(str::trim).filter(|i| !i.is_empty()) else {
+            if client_id.is_some_and(|c| !c.trim().is_empty()) {
+                return Err("KEYWARD_OIDC_CLIENT_ID needs KEYWARD_OIDC_ISSUER too; without it single sign-on is off".into());
+            }
+            return Ok(None);
+        };
+        let parsed = url::Url::parse(issuer).ok().filter(|u| {
+            matches!(u.scheme(), "http" | "https")
+                && u.host_str().is_some()
+                && u.query().is_none()
+                && u.fragment().is_none()
+        });
+        if parsed.is_none() {
+            return Err(format!(
+                "KEYWARD_OIDC_ISSUER / --oidc-issuer: \"{issuer}\" is not an issuer URL such as https://sso.example.com/realms/corp"
+            ));
+        }
+        let client_id = client_id.map(str::trim).filter(|c| !c.is_empty()).ok_or(
+            "KEYWARD_OIDC_CLIENT_ID / --oidc-client-id: set the client's id at the provider",
+        )?;
+        let public_url = public_url.ok_or(
+            "KEYWARD_OIDC_ISSUER needs KEYWARD_PUBLIC_URL: the provider sends people back to it + /auth/oidc/callback",
+        )?;
+        let name = name.trim();
+        Ok(Some(Self {
+            issuer: issuer.trim_end_matches('/').to_string(),
+            client_id: client_id.to_string(),
+            client_secret: client_secret.filter(|s| !s.expose().is_empty()).cloned(),
+            name: if name.is_empty() { "SSO" } else { name }.to_string(),
+            redirect_uri: format!("{public_url}{OIDC_CALLBACK_PATH}"),
+        }))
+    }
 }
 
 /// Mail's settings, checked: the relay, the sender, and any extra CA to trust.
@@ -406,6 +494,7 @@ impl Config {
             mail_poll_interval: std::time::Duration::from_millis(100),
             notice_interval: std::time::Duration::from_millis(300),
             catalogue: None,
+            oidc: None,
         }
     }
 
@@ -492,6 +581,13 @@ impl TryFrom<RawSettings> for Config {
             .map(crate::plans::Catalogue::load)
             .transpose()
             .map_err(|e| format!("KEYWARD_CATALOGUE / --catalogue: {e}"))?;
+        let oidc = OidcSettings::parse(
+            raw.oidc_issuer.as_deref(),
+            raw.oidc_client_id.as_deref(),
+            raw.oidc_client_secret.as_ref(),
+            &raw.oidc_name,
+            public_url.as_deref(),
+        )?;
         if raw.password_threads == Some(0) {
             return Err("KEYWARD_PASSWORD_THREADS / --password-threads: use at least 1".into());
         }
@@ -540,6 +636,7 @@ impl TryFrom<RawSettings> for Config {
             mail_poll_interval: std::time::Duration::from_secs(2),
             notice_interval: std::time::Duration::from_secs(300),
             catalogue,
+            oidc,
         })
     }
 }
@@ -701,6 +798,52 @@ mod tests {
         );
         let err = config(&["--docs-url", "docs.example.com"]).err();
         assert!(err.is_some_and(|e| e.starts_with("KEYWARD_DOCS_URL / --docs-url:")));
+    }
+
+    #[test]
+    fn single_sign_on_needs_a_real_issuer_url_a_client_and_a_public_url() {
+        assert!(config(&[]).expect("defaults").oidc.is_none());
+        let on = config(&[
+            "--oidc-issuer",
+            "https://sso.example.com/realms/corp/",
+            "--oidc-client-id",
+            "keyward",
+            "--oidc-client-secret",
+            "hunter2-oidc",
+            "--oidc-name",
+            "Corp SSO",
+            "--public-url",
+            "https://keys.example.com",
+        ])
+        .expect("good SSO settings");
+        assert!(!format!("{on:?}").contains("hunter2-oidc"));
+        let oidc = on.oidc.expect("SSO is on");
+        assert_eq!(oidc.issuer, "https://sso.example.com/realms/corp");
+        assert_eq!(
+            oidc.redirect_uri,
+            "https://keys.example.com/auth/oidc/callback"
+        );
+        assert_eq!(oidc.name, "Corp SSO");
+        for bad in [
+            "sso.example.com",
+            "ftp://sso.example.com",
+            "https://",
+            "https://x/?a=b",
+        ] {
+            let err = config(&["--oidc-issuer", bad, "--oidc-client-id", "k"]).expect_err(bad);
+            assert!(
+                err.starts_with("KEYWARD_OIDC_ISSUER / --oidc-issuer:"),
+                "{err}"
+            );
+        }
+        let err = config(&[
+            "--oidc-issuer",
+            "https://sso.example.com",
+            "--oidc-client-id",
+            "k",
+        ])
+        .expect_err("no public URL");
+        assert!(err.contains("KEYWARD_PUBLIC_URL"), "{err}");
     }
 
     #[test]

@@ -88,12 +88,17 @@ impl Application {
         if let Some(mailer) = &mailer {
             tracing::info!(relay = mailer.relay(), "mail is on");
         }
+        let oidc = match config.oidc.clone() {
+            Some(settings) => Some(oidc_client(settings).await?),
+            None => None,
+        };
         // Built once: every worker gets a handle to the same cache and recorder.
         let state = web::Data::new(
             AppState::new(pool, config)
                 .with_metrics(metrics.clone())
                 .with_mailer(mailer)
-                .with_secret_key(secret_key),
+                .with_secret_key(secret_key)
+                .with_oidc(oidc),
         );
         let starting = state.clone();
         let loading = std::time::Instant::now();
@@ -237,6 +242,23 @@ async fn scrape(state: web::Data<AppState>) -> Result<HttpResponse, AppError> {
     Ok(HttpResponse::Ok()
         .content_type("text/plain; version=0.0.4; charset=utf-8")
         .body(page))
+}
+
+/// The SSO client, with the provider's metadata fetched once: a provider that doesn't
+/// answer now is a warning, and is asked again at the first sign-in.
+async fn oidc_client(
+    settings: crate::config::OidcSettings,
+) -> anyhow::Result<crate::auth::oidc::Oidc> {
+    let oidc = crate::auth::oidc::Oidc::new(settings)?;
+    match oidc.discover().await {
+        Ok(()) => tracing::info!(issuer = oidc.issuer(), "single sign-on is on"),
+        Err(err) => tracing::warn!(
+            issuer = oidc.issuer(),
+            error = %err,
+            "single sign-on: the provider did not answer; it is asked again at the first sign-in"
+        ),
+    }
+    Ok(oidc)
 }
 
 /// The address mailed links point at: the public URL, else the address listened on.

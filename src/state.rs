@@ -105,6 +105,10 @@ pub struct AppState {
     /// Seals two-factor secrets; `None` when no key is set up (PostgreSQL without
     /// `KEYWARD_SECRET_KEY`), and two-factor sign-in is then off.
     pub secret_key: Option<Arc<crate::auth::secret_key::SecretKey>>,
+    /// The OpenID Connect provider; `None` while single sign-on is off.
+    pub oidc: Option<Arc<crate::auth::oidc::Oidc>>,
+    /// SSO sign-ins one address may start: each writes a row that waits 10 minutes.
+    pub oidc_starts: IpLimit,
 }
 
 /// Reports one address may send at once, and then one per interval: a scanner sends a
@@ -113,6 +117,9 @@ const SECRET_REPORTS_BURST: std::num::NonZeroU32 = std::num::NonZeroU32::new(20)
 const SECRET_REPORTS_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
 /// A scanner that signs may send a backlog at once: each costs a signature check first.
 const SIGNED_REPORTS_BURST: std::num::NonZeroU32 = std::num::NonZeroU32::new(1000).unwrap();
+/// A person may start a few SSO sign-ins at once (tabs, retries), then one every 3 s.
+const OIDC_STARTS_BURST: std::num::NonZeroU32 = std::num::NonZeroU32::new(20).unwrap();
+const OIDC_STARTS_EVERY: std::time::Duration = std::time::Duration::from_secs(3);
 const SIGNED_REPORTS_EVERY: std::time::Duration = std::time::Duration::from_millis(10);
 
 impl AppState {
@@ -141,7 +148,19 @@ impl AppState {
             metrics: Arc::new(Metrics::off()),
             mailer: None,
             secret_key: None,
+            oidc: None,
+            oidc_starts: IpLimit::new(
+                "single sign-on starts",
+                OIDC_STARTS_BURST,
+                OIDC_STARTS_EVERY,
+            ),
         }
+    }
+
+    /// The same state, signing in through `oidc`.
+    pub fn with_oidc(mut self, oidc: Option<crate::auth::oidc::Oidc>) -> Self {
+        self.oidc = oidc.map(Arc::new);
+        self
     }
 
     /// The same state, sealing two-factor secrets with `key`.

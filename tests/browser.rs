@@ -56,7 +56,7 @@ async fn a_person_creates_uses_and_revokes_a_token_in_a_browser() {
 /// Runs `story` in a fresh headless Chromium against `server`. The story runs in its own
 /// task so that, pass or panic, the browser session is closed before the processes behind
 /// it are killed.
-async fn in_browser<F, Fut>(server: Server, story: F)
+async fn in_browser<F, Fut>(server: Server, story: F) -> String
 where
     F: FnOnce(Client, String, Screenshots) -> Fut,
     Fut: std::future::Future<Output = ()> + Send + 'static,
@@ -71,6 +71,7 @@ where
     if !matches!(outcome, Ok(Ok(()))) {
         eprintln!("keyward's log, last lines:\n{}", server.log_tail());
     }
+    let log = std::fs::read_to_string(&server.log_path).unwrap_or_default();
     drop(server);
     match outcome {
         Err(_) => panic!("the browser story took longer than {STORY_TIMEOUT:?}"),
@@ -78,6 +79,7 @@ where
         Ok(Err(join)) => panic!("the browser story was cancelled: {join}"),
         Ok(Ok(())) => {}
     }
+    log
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -140,6 +142,77 @@ async fn reset_story(b: Client, base: String, mail: smtp::SmtpServer, shots: Scr
     page.wait_for_path("/tokens").await;
     mail.wait_for(EMAIL, "Your Keyward password was changed")
         .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs chromium and chromedriver: cargo test --test browser -- --ignored"]
+async fn a_person_signs_in_through_the_identity_provider_in_a_browser() {
+    let port = TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .port();
+    let public_url = format!("http://127.0.0.1:{port}");
+    let provider = Provider::start(&format!("{public_url}/auth/oidc/callback"));
+    let bind = format!("127.0.0.1:{port}");
+    let server = Server::start_with(&[
+        ("KEYWARD_BIND", bind.as_str()),
+        ("KEYWARD_PUBLIC_URL", public_url.as_str()),
+        ("KEYWARD_OIDC_ISSUER", provider.issuer.as_str()),
+        ("KEYWARD_OIDC_CLIENT_ID", Provider::CLIENT_ID),
+        ("KEYWARD_OIDC_CLIENT_SECRET", Provider::CLIENT_SECRET),
+        ("KEYWARD_OIDC_NAME", "Corp SSO"),
+        // Everything Keyward logs, to look for secrets in.
+        ("KEYWARD_LOG", "debug"),
+    ]);
+    let log = in_browser(server, sso_story).await;
+    drop(provider);
+    assert!(
+        log.contains("/auth/oidc/callback"),
+        "the log holds the story"
+    );
+    for secret in [
+        Provider::CLIENT_SECRET,
+        "code=",
+        "state=",
+        "eyJ",
+        "access_token",
+    ] {
+        assert!(!log.contains(secret), "keyward logged {secret:?}:\n{log}");
+    }
+}
+
+/// From the sign-in page, through the provider's own sign-in form, to a new account named
+/// on the welcome form; the session is listed as one through the provider.
+async fn sso_story(b: Client, base: String, shots: Screenshots) {
+    let page = Page {
+        b: &b,
+        base: &base,
+        shots,
+    };
+    page.open("/login").await;
+    page.shoot("login-with-sso").await;
+    page.click(Locator::Id("sso-sign-in")).await;
+    // The provider's development sign-in form: any login name, any password.
+    let login = page.wait_for(Locator::Css("input[name='login']")).await;
+    login
+        .send_keys("grace@corp.example")
+        .await
+        .expect("typing the login");
+    let password = page.wait_for(Locator::Css("input[name='password']")).await;
+    password
+        .send_keys("any")
+        .await
+        .expect("typing the password");
+    page.click_button("Sign-in").await;
+    page.wait_for_path("/auth/oidc/welcome").await;
+    page.assert_text_contains("grace@corp.example").await;
+    page.shoot("sso-welcome").await;
+    page.fill("account_name", "Grace Labs").await;
+    page.click_button("Create account").await;
+    page.wait_for_path("/tokens").await;
+    page.assert_text_contains("Grace Labs").await;
+    page.open("/account/sessions").await;
+    page.assert_text_contains("via Corp SSO").await;
 }
 
 async fn story(b: Client, base: String, shots: Screenshots) {
@@ -1247,7 +1320,81 @@ impl Drop for Server {
     }
 }
 
-/// Debian's chromedriver on a free loopback port, in a process group of its own so that the
+/// The OpenID Provider of the API suite (`tests/oidc/provider.js`, panva's oidc-provider on
+/// Node), from the cache folder `.ci/run` installs it into, with one client for Keyward.
+struct Provider {
+    child: Child,
+    issuer: String,
+}
+
+impl Provider {
+    const CLIENT_ID: &str = "keyward-browser";
+    const CLIENT_SECRET: &str = "the-browser-storys-client-secret";
+
+    fn start(redirect_uri: &str) -> Self {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/oidc-provider");
+        std::fs::create_dir_all(&dir).expect("the provider's cache folder");
+        for file in ["package.json", "package-lock.json", "provider.js"] {
+            std::fs::copy(
+                Path::new(env!("CARGO_MANIFEST_DIR"))
+                    .join("tests/oidc")
+                    .join(file),
+                dir.join(file),
+            )
+            .expect("the provider's files");
+        }
+        if !dir.join("node_modules/oidc-provider").exists() {
+            let status = Command::new("npm")
+                .args(["install", "--no-audit", "--no-fund", "--loglevel=error"])
+                .current_dir(&dir)
+                .status()
+                .expect("npm should run");
+            assert!(
+                status.success(),
+                "npm install of tests/oidc failed: {status}"
+            );
+        }
+        let client = json!({
+            "client_id": Self::CLIENT_ID,
+            "client_secret": Self::CLIENT_SECRET,
+            "redirect_uris": [redirect_uri],
+            "grant_types": ["authorization_code"],
+            "response_types": ["code"],
+        })
+        .to_string();
+        let mut child = Command::new("node")
+            .arg("provider.js")
+            .current_dir(&dir)
+            .env("CLIENT", client)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("node should start");
+        let mut stdout = BufReader::new(child.stdout.take().expect("the provider's output"));
+        let mut line = String::new();
+        stdout
+            .read_line(&mut line)
+            .expect("the provider's first line");
+        // Drained to the end: node dies of EPIPE writing to a pipe nobody reads.
+        std::thread::spawn(move || std::io::copy(&mut stdout, &mut std::io::sink()));
+        let issuer = line
+            .trim()
+            .strip_prefix("listening ")
+            .unwrap_or_else(|| panic!("the provider said {line:?}"))
+            .to_string();
+        Self { child, issuer }
+    }
+}
+
+impl Drop for Provider {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Debian's chromedriver on a free loopback port/// Debian's chromedriver on a free loopback port, in a process group of its own so that the
 /// Chromium it starts can be ended with it.
 struct ChromeDriver {
     child: Child,

@@ -7,6 +7,7 @@ pub mod client_addr;
 pub(crate) mod csrf;
 pub mod guard;
 pub mod memo;
+pub mod oidc;
 pub(crate) mod origin;
 pub mod password;
 pub(crate) mod pending;

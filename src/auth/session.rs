@@ -35,6 +35,9 @@ pub mod keys {
     /// columns when it first writes it, and never kept in the state.
     pub const CLIENT_IP: &str = "client_ip";
     pub const CLIENT_AGENT: &str = "client_agent";
+    /// The sign-in went through the provider (single sign-on). Kept in the state, and
+    /// copied into the row's `via_sso` column when it is first written, for the list.
+    pub const VIA_SSO: &str = "via_sso";
 }
 
 /// Activity pushes a session's expiry back at most this often. Every signed-in request
@@ -131,6 +134,10 @@ impl SessionStore for DbSessionStore {
             tracing::warn!("a session without a signed-in user was not stored");
             return Ok(key);
         };
+        let via_sso = state
+            .get(keys::VIA_SSO)
+            .and_then(|json| serde_json::from_str::<bool>(json).ok())
+            .unwrap_or(false);
         let ip = take_string(&mut state, keys::CLIENT_IP);
         let agent = take_string(&mut state, keys::CLIENT_AGENT);
         let body = storable(state).map_err(|e| SaveError::Serialization(e.into()))?;
@@ -149,6 +156,7 @@ impl SessionStore for DbSessionStore {
                     expires_at,
                     ip: ip.as_deref(),
                     user_agent: agent.as_deref(),
+                    via_sso,
                 },
             )
         })

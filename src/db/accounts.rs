@@ -29,6 +29,10 @@ pub struct Account {
     pub suspended_by_operator: bool,
     /// Whether every member must sign in with a second factor.
     pub require_two_factor: bool,
+    /// Whether members (not owners) must sign in through the single sign-on provider.
+    pub require_sso: bool,
+    /// The email domain whose people join as members at their first single sign-on.
+    pub claimed_domain: Option<String>,
 }
 
 impl Account {
@@ -108,6 +112,24 @@ pub fn sign_up(
         },
     )?;
     Ok((user, account))
+}
+
+/// A signed-in person with no account yet (someone new through single sign-on) makes one
+/// and owns it: sign-up without a password.
+pub fn create_for_signed_in(tx: &mut Tx<'_>, name: &AccountName) -> Result<Account, AppError> {
+    let user = tx.signed_in_user()?;
+    let account = create(tx.conn, name)?;
+    super::memberships::create(tx.conn, user, account.account_id(), Role::Owner)?;
+    tx.log_to(
+        account.account_id(),
+        Event {
+            action: action::ACCOUNT_CREATED,
+            target: &format!("account {} ({})", account.name, account.slug),
+            token: None,
+            detail: "created as owner, after a single sign-on",
+        },
+    )?;
+    Ok(account)
 }
 
 pub fn find(conn: &mut DbConnection, id: AccountId) -> Result<Account, AppError> {
@@ -243,6 +265,71 @@ pub fn set_two_factor_policy(
             super::outbox::enqueue(tx.conn, &owner, &mail)?;
         }
     }
+    Ok(true)
+}
+
+/// The first account that requires `user` to sign in through the provider: one where they
+/// are a member or admin and require-SSO is on. Owners keep their password (break-glass).
+pub fn sso_required_of(conn: &mut DbConnection, user: UserId) -> Result<Option<String>, AppError> {
+    Ok(memberships::table
+        .inner_join(accounts::table)
+        .filter(memberships::user_id.eq(user.0))
+        .filter(memberships::role.ne(Role::Owner))
+        .filter(accounts::require_sso.eq(true))
+        .order(memberships::id.asc())
+        .select(accounts::name)
+        .first(conn)
+        .optional()?)
+}
+
+/// Owners set the account's single sign-on policy: whether members must sign in through
+/// the provider, and the email domain (if any) whose people join at their first SSO
+/// sign-in. A domain another account claimed is refused. Returns whether anything changed.
+pub fn set_sso_policy(
+    tx: &mut Tx<'_>,
+    require_sso: bool,
+    claimed_domain: Option<&str>,
+) -> Result<bool, AppError> {
+    // The same owners-only right as the two-factor policy: both decide how members sign in.
+    tx.require(Action::SetTwoFactorPolicy)?;
+    let id = tx.account()?;
+    let account = find(tx.conn, id)?;
+    let domain = claimed_domain.map(str::to_ascii_lowercase);
+    if account.require_sso == require_sso && account.claimed_domain == domain {
+        return Ok(false);
+    }
+    if let Some(domain) = &domain {
+        let taken: i64 = accounts::table
+            .filter(accounts::claimed_domain.eq(domain))
+            .filter(accounts::id.ne(id.0))
+            .count()
+            .get_result(tx.conn)?;
+        if taken > 0 {
+            return Err(AppError::invalid(format!(
+                "{domain} is claimed by another account already. Each domain joins one account."
+            )));
+        }
+    }
+    diesel::update(accounts::table.find(id.0))
+        .set((
+            accounts::require_sso.eq(require_sso),
+            accounts::claimed_domain.eq(&domain),
+        ))
+        .execute(tx.conn)?;
+    tx.log(Event {
+        action: action::SSO_POLICY_SET,
+        target: &format!("account {} ({})", account.name, account.slug),
+        token: None,
+        detail: &format!(
+            "{}; claimed domain: {}",
+            if require_sso {
+                "members must sign in through single sign-on"
+            } else {
+                "members may sign in with a password"
+            },
+            domain.as_deref().unwrap_or("none")
+        ),
+    })?;
     Ok(true)
 }
 

@@ -72,6 +72,8 @@ pub mod action {
     pub const RECOVERY_CODES_REGENERATED: AuditAction = AuditAction::RecoveryCodesRegenerated;
     pub const RECOVERY_CODE_USED: AuditAction = AuditAction::RecoveryCodeUsed;
     pub const TWO_FACTOR_POLICY_SET: AuditAction = AuditAction::TwoFactorPolicySet;
+    pub const SSO_LINKED: AuditAction = AuditAction::SsoLinked;
+    pub const SSO_POLICY_SET: AuditAction = AuditAction::SsoPolicySet;
 }
 
 #[derive(Debug, Clone, Queryable, Selectable)]

@@ -131,22 +131,87 @@ pub fn find_open(conn: &mut DbConnection, token: &str) -> Result<(Invitation, St
         .filter(open_at(super::now()))
         .select((Invitation::as_select(), accounts::name))
         .first(conn)?;
-    let inviter = invitation
-        .invited_by
-        .map(UserId)
-        .ok_or(AppError::NotFound)?;
+    if !sender_may_invite(conn, &invitation)? {
+        return Err(AppError::NotFound);
+    }
+    Ok((invitation, account_name))
+}
+
+/// Whether whoever sent `invitation` may still invite someone as its role: a removed or
+/// demoted admin's invitations are dead.
+fn sender_may_invite(conn: &mut DbConnection, invitation: &Invitation) -> Result<bool, AppError> {
+    let Some(inviter) = invitation.invited_by.map(UserId) else {
+        return Ok(false);
+    };
     let account = AccountId(invitation.account_id);
     let inviter_role = super::memberships::role_of(conn, inviter, account)?;
-    let may_invite = policy::allows(
+    Ok(policy::allows(
         &Standing::member(inviter, inviter_role, false),
         Action::Invite {
             role: invitation.role,
         },
-    );
-    if !may_invite {
+    ))
+}
+
+/// The usable invitations sent to `email`, with their accounts' names, oldest first: what
+/// a person signed in through single sign-on, with that address verified, may take up.
+pub fn open_for_email(
+    conn: &mut DbConnection,
+    email: &str,
+) -> Result<Vec<(Invitation, String)>, AppError> {
+    let rows: Vec<(Invitation, String)> = invitations::table
+        .inner_join(accounts::table)
+        .filter(invitations::email.eq(email))
+        .filter(open_at(super::now()))
+        .order(invitations::id.asc())
+        .select((Invitation::as_select(), accounts::name))
+        .load(conn)?;
+    let mut usable = Vec::with_capacity(rows.len());
+    for (invitation, name) in rows {
+        if sender_may_invite(conn, &invitation)? {
+            usable.push((invitation, name));
+        }
+    }
+    Ok(usable)
+}
+
+/// The signed-in person takes up invitation `id` without its link. It must have been sent
+/// to their address, and that address must be verified: proving the address is all the
+/// link proves. Anything else is simply not found.
+pub fn accept_as_signed_in(tx: &mut Tx<'_>, id: i32) -> Result<Joined, AppError> {
+    let user = super::users::find(tx.conn, tx.signed_in_user()?)?;
+    if user.email_verified_at.is_none() {
         return Err(AppError::NotFound);
     }
-    Ok((invitation, account_name))
+    let (invitation, account_name) = open_for_email(tx.conn, &user.email)?
+        .into_iter()
+        .find(|(invitation, _)| invitation.id == id)
+        .ok_or(AppError::NotFound)?;
+    let account = AccountId(invitation.account_id);
+    if super::memberships::role_of(tx.conn, user.user_id(), account)?.is_some() {
+        return Err(AppError::invalid(format!(
+            "{} is already a member of {account_name}.",
+            user.email
+        )));
+    }
+    diesel::update(invitations::table.find(invitation.id))
+        .set(invitations::accepted_at.eq(super::now()))
+        .execute(tx.conn)?;
+    super::memberships::create(tx.conn, user.user_id(), account, invitation.role)?;
+    tx.log_to(
+        account,
+        Event {
+            action: action::MEMBER_JOINED,
+            target: &format!("user {}", user.email),
+            token: None,
+            detail: &format!("as {}, signed in through single sign-on", invitation.role),
+        },
+    )?;
+    Ok(Joined {
+        user: user.user_id(),
+        account,
+        account_name,
+    })
 }
 
 /// Who is taking up an invitation: a person who already has a sign-in (their password

@@ -42,6 +42,7 @@ pub(crate) mod invitations;
 pub mod members;
 pub mod memberships;
 pub mod notices;
+pub mod oidc;
 pub mod operator_views;
 pub mod outbox;
 pub mod reader;

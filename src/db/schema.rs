@@ -10,6 +10,8 @@ diesel::table! {
         max_token_lifetime_days -> Nullable<Integer>,
         suspended_by_operator -> Bool,
         require_two_factor -> Bool,
+        require_sso -> Bool,
+        claimed_domain -> Nullable<Text>,
     }
 }
 
@@ -124,6 +126,7 @@ diesel::table! {
         expires_at -> Timestamp,
         ip -> Nullable<Text>,
         user_agent -> Nullable<Text>,
+        via_sso -> Bool,
     }
 }
 
@@ -266,6 +269,33 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    oidc_identities (id) {
+        id -> Integer,
+        user_id -> Integer,
+        issuer -> Text,
+        subject -> Text,
+        email -> Nullable<Text>,
+        created_at -> Timestamp,
+        last_sign_in_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    oidc_flows (id) {
+        id -> Integer,
+        state_digest -> Binary,
+        browser_digest -> Binary,
+        pkce_verifier -> Text,
+        nonce -> Text,
+        purpose -> Text,
+        user_id -> Nullable<Integer>,
+        return_to -> Text,
+        created_at -> Timestamp,
+        expires_at -> Timestamp,
+    }
+}
+
 diesel::joinable!(memberships -> accounts (account_id));
 diesel::joinable!(memberships -> users (user_id));
 diesel::joinable!(tokens -> accounts (account_id));
@@ -282,6 +312,7 @@ diesel::joinable!(address_notices -> tokens (token_id));
 diesel::joinable!(two_factor -> users (user_id));
 diesel::joinable!(recovery_codes -> users (user_id));
 diesel::joinable!(pending_sign_ins -> users (user_id));
+diesel::joinable!(oidc_identities -> users (user_id));
 
 diesel::allow_tables_to_appear_in_same_query!(
     accounts,
@@ -304,4 +335,6 @@ diesel::allow_tables_to_appear_in_same_query!(
     two_factor,
     recovery_codes,
     pending_sign_ins,
+    oidc_identities,
+    oidc_flows,
 );

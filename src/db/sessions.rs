@@ -25,6 +25,7 @@ pub struct NewSession<'a> {
     pub expires_at: NaiveDateTime,
     pub ip: Option<&'a str>,
     pub user_agent: Option<&'a str>,
+    pub via_sso: bool,
 }
 
 /// A session as its user sees it in the list: never its key, never its state.
@@ -36,6 +37,8 @@ pub struct SessionSummary {
     pub last_seen_at: NaiveDateTime,
     pub ip: Option<String>,
     pub user_agent: Option<String>,
+    /// Whether it began at the single sign-on provider.
+    pub via_sso: bool,
 }
 
 impl SessionSummary {

@@ -27,7 +27,17 @@ impl User {
     pub fn user_id(&self) -> UserId {
         UserId(self.id)
     }
+
+    /// Whether the person has a Keyward password: someone made by a single sign-on has
+    /// none (an empty hash) until they set one through a password reset.
+    pub fn has_password(&self) -> bool {
+        !self.password_hash.is_empty()
+    }
 }
+
+/// What a user made by a single sign-on has instead of a password hash: nothing that
+/// any password matches.
+pub const NO_PASSWORD: &str = "";
 
 /// The hash is not secret in the way a password is, but it has no business in logs either.
 impl std::fmt::Debug for User {
@@ -92,6 +102,23 @@ pub fn create(
             )),
             other => other.into(),
         })
+}
+
+/// A user made by a single sign-on: no password; their email verified if the provider
+/// said so. A taken email is the same clear 422 as `create`'s.
+pub fn create_without_password(
+    conn: &mut DbConnection,
+    email: &Email,
+    email_verified: bool,
+) -> Result<User, AppError> {
+    let user = create(conn, email, NO_PASSWORD, false)?;
+    if email_verified {
+        return Ok(user);
+    }
+    Ok(diesel::update(users::table.find(user.id))
+        .set(users::email_verified_at.eq(None::<NaiveDateTime>))
+        .returning(super::columns_of::<User>())
+        .get_result(conn)?)
 }
 
 pub fn set_operator(conn: &mut DbConnection, id: UserId) -> Result<(), AppError> {

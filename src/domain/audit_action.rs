@@ -64,6 +64,8 @@ audit_actions! {
     RecoveryCodesRegenerated => "user.recovery_codes_regenerated",
     RecoveryCodeUsed => "user.recovery_code_used",
     TwoFactorPolicySet => "account.two_factor_policy_set",
+    SsoLinked => "user.sso_linked",
+    SsoPolicySet => "account.sso_policy_set",
 }
 
 super::sql::text_column!(AuditAction);

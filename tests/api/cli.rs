@@ -246,6 +246,14 @@ fn bad_settings_stop_the_server_with_one_clear_line() {
             "a sender without an SMTP URL",
             ("KEYWARD_MAIL_FROM", "keys@example.com"),
         ),
+        (
+            "an OpenID Connect issuer that is not a URL",
+            ("KEYWARD_OIDC_ISSUER", "sso.example.com/realms/corp"),
+        ),
+        (
+            "an OpenID Connect issuer with no client",
+            ("KEYWARD_OIDC_ISSUER", "https://sso.example.com/realms/corp"),
+        ),
     ];
     let mut failures = Vec::new();
     for (name, (bad_name, bad_value)) in cases {

@@ -61,6 +61,7 @@ mod secret_scanning;
 mod self_revoke;
 mod sessions;
 mod signup;
+mod sso;
 mod sudo;
 mod tenancy;
 mod token;

@@ -37,6 +37,12 @@ struct LoginPage {
     signup_open: bool,
     /// Without mail, the page says how a forgotten password is reset.
     mail_on: bool,
+    /// The single sign-on provider's name, for its button; `None` while SSO is off.
+    sso_name: Option<String>,
+}
+
+fn sso_name(state: &AppState) -> Option<String> {
+    state.oidc.as_ref().map(|o| o.name().to_string())
 }
 
 #[derive(Deserialize)]
@@ -72,6 +78,7 @@ async fn form(
         email: String::new(),
         signup_open: state.config.signup.is_open(),
         mail_on: state.mail_on(),
+        sso_name: sso_name(&state),
     })
 }
 
@@ -94,26 +101,34 @@ async fn submit(
     let attempt = state.throttle.attempt(&form.email, &ip).await?;
 
     let password = Password::for_sign_in(form.password);
-    let (user, two_factor) = match Email::parse(&form.email) {
+    let sso_on = state.oidc.is_some();
+    let (user, two_factor, sso_required) = match Email::parse(&form.email) {
         Ok(email) => {
             db::run(&state.pool, move |conn| {
                 let user = db::users::find_by_email(conn, &email)?;
-                let two_factor = match &user {
-                    Some(user) => db::two_factor::is_enabled(conn, user.user_id())?,
-                    None => false,
+                let (two_factor, sso_required) = match &user {
+                    Some(user) => (
+                        db::two_factor::is_enabled(conn, user.user_id())?,
+                        match sso_on {
+                            true => db::accounts::sso_required_of(conn, user.user_id())?,
+                            false => None,
+                        },
+                    ),
+                    None => (false, None),
                 };
-                Ok((user, two_factor))
+                Ok((user, two_factor, sso_required))
             })
             .await?
         }
-        Err(_) => (None, false),
+        Err(_) => (None, false, None),
     };
-    // argon2 runs with no database connection held, and as long for an unknown email.
-    let ok = match state
-        .passwords
-        .verify(user.as_ref().map(|u| u.password_hash.as_str()), &password)
-        .await
-    {
+    // argon2 runs with no database connection held, and as long for an unknown email or
+    // a person with no password (made by a single sign-on), whom no password matches.
+    let stored = user
+        .as_ref()
+        .filter(|u| u.has_password())
+        .map(|u| u.password_hash.as_str());
+    let ok = match state.passwords.verify(stored, &password).await {
         Ok(ok) => ok,
         Err(busy) => {
             // Nothing was checked, so no guess was made.
@@ -121,6 +136,24 @@ async fn submit(
             return Err(busy.into());
         }
     };
+    if let (true, Some(account)) = (ok, &sso_required) {
+        // Told only after the right password, so the page gives nothing away to a guesser.
+        attempt.withdrawn().await;
+        let name = sso_name(&state).unwrap_or_default();
+        return render_with_status(
+            &LoginPage {
+                layout: public_layout("Sign in", &req)?,
+                error: Some(format!(
+                    "{account} requires its members to sign in with {name}. Use the \"Sign in with {name}\" button."
+                )),
+                email: form.email,
+                signup_open: state.config.signup.is_open(),
+                mail_on: state.mail_on(),
+                sso_name: sso_name(&state),
+            },
+            actix_web::http::StatusCode::FORBIDDEN,
+        );
+    }
     if let (Some(user), true, true) = (&user, ok, two_factor) {
         // A right password and a second factor: no session yet, and no sign-in recorded,
         // but a step that waits for the code, in a cookie of its own. The attempt is
@@ -173,6 +206,7 @@ async fn submit(
                     email: form.email,
                     signup_open: state.config.signup.is_open(),
                     mail_on: state.mail_on(),
+                    sso_name: sso_name(&state),
                 },
                 actix_web::http::StatusCode::UNAUTHORIZED,
             )

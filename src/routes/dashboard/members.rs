@@ -73,6 +73,10 @@ struct MembersPage {
     /// may change that.
     require_two_factor: bool,
     can_set_two_factor_policy: bool,
+    /// The single sign-on provider's name (`None`: SSO is off), and the account's policy.
+    sso_name: Option<String>,
+    require_sso: bool,
+    claimed_domain: String,
     invite: InviteOutcome,
 }
 
@@ -145,6 +149,9 @@ async fn members_page(
         token_lifetime: super::lifetime::in_words(account.max_token_lifetime_days),
         require_two_factor: account.require_two_factor,
         can_set_two_factor_policy: signed_in.can(Action::SetTwoFactorPolicy),
+        sso_name: state.oidc.as_ref().map(|o| o.name().to_string()),
+        require_sso: account.require_sso,
+        claimed_domain: account.claimed_domain.clone().unwrap_or_default(),
         invite,
     })
 }

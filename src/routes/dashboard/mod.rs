@@ -27,6 +27,7 @@ mod second_step;
 mod security;
 mod session;
 mod signup;
+mod sso;
 mod sudo;
 mod token_edit;
 mod token_list;
@@ -51,6 +52,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .configure(signup::configure)
         .configure(login::configure)
         .configure(second_step::configure)
+        .configure(sso::configure)
         .configure(recovery::configure)
         .configure(verification::configure)
         .configure(tokens::configure)

@@ -44,11 +44,16 @@ struct SessionView {
 }
 
 impl SessionView {
-    fn new(row: SessionSummary, current: Option<SessionId>) -> Self {
+    /// `sso_name`: the provider's name, for a session that began there ("via Corp SSO").
+    fn new(row: SessionSummary, current: Option<SessionId>, sso_name: Option<&str>) -> Self {
+        let mut browser = browser_label(row.user_agent.as_deref());
+        if row.via_sso {
+            browser = format!("{browser} via {}", sso_name.unwrap_or("single sign-on"));
+        }
         Self {
             current: Some(row.session_id()) == current,
             id: row.id,
-            browser: browser_label(row.user_agent.as_deref()),
+            browser,
             ip: row.ip.unwrap_or_else(|| "unknown".into()),
             created: TimeView::new(row.created_at),
             last_seen: TimeView::new(row.last_seen_at),
@@ -88,7 +93,10 @@ async fn list(signed_in: SignedIn, state: web::Data<AppState>) -> Result<HttpRes
     .await?;
     let sessions: Vec<SessionView> = rows
         .into_iter()
-        .map(|row| SessionView::new(row, signed_in.session_id))
+        .map(|row| {
+            let sso_name = state.oidc.as_ref().map(|o| o.name());
+            SessionView::new(row, signed_in.session_id, sso_name)
+        })
         .collect();
     render(&SessionsPage {
         others: sessions.iter().filter(|s| !s.current).count(),

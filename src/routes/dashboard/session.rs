@@ -35,6 +35,9 @@ const FLASH: &str = "flash";
 /// When the person last proved it was them (Unix seconds): a password or a second factor,
 /// at sign-in or at a sudo check. Sensitive changes need it recent (`sudo`).
 const CHECKED_AT: &str = "checked_at";
+/// When a single sign-on's ID token expires (Unix seconds): the session ends then, so a
+/// person the provider no longer lets in is out by that time at the latest.
+const SSO_UNTIL: &str = "sso_until";
 
 /// The dashboard's session, typed: every key it holds is read and written here, and
 /// nowhere else in `routes`. The store (`auth::session`) owns the keys it fills in
@@ -52,6 +55,19 @@ impl UserSession {
 
     fn signed_in_at(&self) -> i64 {
         self.0.get::<i64>(SIGNED_IN_AT).ok().flatten().unwrap_or(0)
+    }
+
+    /// Whether this session began at the provider.
+    pub fn via_sso(&self) -> bool {
+        self.0
+            .get::<bool>(keys::VIA_SSO)
+            .ok()
+            .flatten()
+            .unwrap_or(false)
+    }
+
+    fn sso_until(&self) -> Option<i64> {
+        self.0.get::<i64>(SSO_UNTIL).ok().flatten()
     }
 
     fn account_id(&self) -> Option<i32> {
@@ -138,6 +154,26 @@ pub(crate) fn sign_in(
     session.mark_checked()?;
     renew_id(req)?;
     csrf::rotate_anonymous(req)?;
+    Ok(session)
+}
+
+/// Starts a session for a person the provider vouched for. It needs no second Keyward
+/// factor (the provider owns that), and ends when the provider's ID token expires.
+pub(crate) fn sign_in_via_sso(
+    req: &HttpRequest,
+    user: UserId,
+    account: Option<AccountId>,
+    id_token_expires_at: i64,
+) -> Result<UserSession, AppError> {
+    let session = sign_in(req, user, account)?;
+    session
+        .0
+        .insert(keys::VIA_SSO, true)
+        .map_err(session_error)?;
+    session
+        .0
+        .insert(SSO_UNTIL, id_token_expires_at)
+        .map_err(session_error)?;
     Ok(session)
 }
 
@@ -349,7 +385,10 @@ impl FromRequest for SignedIn {
             let state = state.ok_or_else(|| AppError::internal("application state is missing"))?;
             let user_id = session.user_id().ok_or(AppError::SignInRequired)?;
             let signed_in_at = session.signed_in_at();
-            if db::now().and_utc().timestamp() - signed_in_at > ABSOLUTE_LIFETIME_HOURS * 3600 {
+            let now = db::now().and_utc().timestamp();
+            if now - signed_in_at > ABSOLUTE_LIFETIME_HOURS * 3600
+                || session.sso_until().is_some_and(|until| now >= until)
+            {
                 session.end();
                 return Err(AppError::SignInRequired.into());
             }
@@ -387,6 +426,7 @@ impl FromRequest for SignedIn {
             if let Some(i) = current
                 && memberships[i].0.require_two_factor
                 && !two_factor
+                && !session.via_sso()
                 && !PERSONAL_PAGES
                     .iter()
                     .any(|p| path == *p || path.starts_with(&format!("{p}/")))

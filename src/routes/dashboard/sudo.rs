@@ -76,6 +76,8 @@ struct SudoPage {
     action: String,
     fields: Vec<(String, String)>,
     two_factor: bool,
+    /// A fresh sign-in at the provider instead: its name and where it starts.
+    sso: Option<(String, String)>,
     error: Option<String>,
 }
 
@@ -97,12 +99,22 @@ pub(crate) async fn check<T>(
         return Ok(None);
     }
     let user = signed_in.user_id();
-    let two_factor = db::run(&state.pool, move |conn| {
-        db::two_factor::is_enabled(conn, user)
+    let sso_on = state.oidc.is_some();
+    let (two_factor, linked) = db::run(&state.pool, move |conn| {
+        Ok((
+            db::two_factor::is_enabled(conn, user)?,
+            sso_on && db::oidc::is_linked(conn, user)?,
+        ))
     })
     .await?;
+    let sso = state
+        .oidc
+        .as_ref()
+        .filter(|_| linked)
+        .map(|oidc| (oidc.name().to_string(), reauth_href(req)));
+    let page = |error| page(req, signed_in, form, two_factor, sso.clone(), error);
     let proved = match (&form.password, &form.code) {
-        (None, None) => return page(req, signed_in, form, two_factor, None).map(Some),
+        (None, None) => return page(None).map(Some),
         (Some(password), _) => check_password(req, signed_in, state, password).await?,
         (None, Some(code)) => two_factor && check_code(signed_in, state, code).await?,
     };
@@ -112,10 +124,24 @@ pub(crate) async fn check<T>(
         } else {
             "That password is not right. Nothing was changed yet."
         };
-        return page(req, signed_in, form, two_factor, Some(refusal.into())).map(Some);
+        return page(Some(refusal.into())).map(Some);
     }
     signed_in.session.mark_checked()?;
     Ok(None)
+}
+
+/// Where a fresh sign-in at the provider starts, coming back to the page the change was
+/// asked from (the form is asked again there).
+fn reauth_href(req: &HttpRequest) -> String {
+    let back = req
+        .headers()
+        .get(actix_web::http::header::REFERER)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|r| url::Url::parse(r).ok())
+        .map(|u| u.path().to_string())
+        .unwrap_or_else(|| "/account/sessions".into());
+    let next: String = url::form_urlencoded::byte_serialize(back.as_bytes()).collect();
+    format!("/auth/oidc?reauth=1&next={next}")
 }
 
 fn page<T>(
@@ -123,6 +149,7 @@ fn page<T>(
     signed_in: &SignedIn,
     form: &SudoForm<T>,
     two_factor: bool,
+    sso: Option<(String, String)>,
     error: Option<String>,
 ) -> Result<HttpResponse, HtmlError> {
     let status = if error.is_some() {
@@ -136,6 +163,7 @@ fn page<T>(
             action: req.path().to_string(),
             fields: form.fields.clone(),
             two_factor,
+            sso,
             error,
         },
         status,

@@ -42,6 +42,8 @@ struct OverviewPage {
     layout: Layout,
     since: Option<TimeView>,
     codes_left: i64,
+    /// The single sign-on provider's name, while SSO is on: its sign-ins skip this factor.
+    sso_name: Option<String>,
 }
 
 async fn overview(
@@ -54,6 +56,7 @@ async fn overview(
         layout: signed_in.layout("Two-factor sign-in", "")?,
         since: status.since.map(TimeView::new),
         codes_left: status.codes_left,
+        sso_name: state.oidc.as_ref().map(|o| o.name().to_string()),
     })
 }
 

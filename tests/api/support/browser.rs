@@ -354,6 +354,18 @@ impl Browser {
         .await
     }
 
+    /// A GET of a whole URL, on another server (an identity provider), with this
+    /// browser's cookies.
+    pub async fn get_url(&self, url: &str) -> Page {
+        Self::read(format!("GET {url}"), self.client.get(url).send().await).await
+    }
+
+    /// Submits a urlencoded form to a whole URL, on another server.
+    pub async fn post_url(&self, url: &str, fields: &[(&str, &str)]) -> Page {
+        let request = self.client.post(url).form(fields);
+        Self::read(format!("POST {url}"), request.send().await).await
+    }
+
     /// A GET that says it wants HTML, as a browser's address bar does.
     pub async fn get_html(&self, path: &str) -> Page {
         let request = self

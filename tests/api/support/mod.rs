@@ -4,7 +4,8 @@
 //! (`browser`), the second factor as a person sets it up and types it (`two_factor`), what
 //! the accounts-and-admins stories share (`admin`), a real SMTP server (`smtp`, which leans
 //! on nothing here, so the browser story can include it too), and what the mail stories
-//! share (`mail`). Each leans only on the ones listed before it.
+//! share (`mail`), and a real OpenID Provider for single sign-on (`oidc`). Each leans only on
+//! the ones listed before it.
 
 pub mod store;
 
@@ -23,3 +24,5 @@ pub mod admin;
 pub mod smtp;
 
 pub mod mail;
+
+pub mod oidc;

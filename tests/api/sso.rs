@@ -1,0 +1,639 @@
+//! `/auth/oidc`: single sign-on through a real OpenID Provider (panva's oidc-provider, see
+//! `support::oidc`). A person new to Keyward gets a user with no password; a verified email
+//! links an existing user, an unverified one never does; a forged state, a replayed code
+//! and a wrong nonce sign nobody in; owners may require SSO of members and claim a domain;
+//! and a provider that is down leaves password sign-in working.
+
+use reqwest::StatusCode;
+
+use crate::support::admin::{audit_log, find_event, invite, join, submit};
+use crate::support::browser::{Browser, PASSWORD, Page, email_for, signed_up};
+use crate::support::oidc::{
+    NAME, OwnProvider, free_port, refused_at_provider, sign_in, spawn_sso_app, spawn_sso_app_with,
+    spawn_sso_app_with_short_id_tokens, spawn_with_provider, spawn_with_provider_down, start,
+    through_provider,
+};
+use crate::support::two_factor::enrol;
+
+/// Keyward's answer to a callback that must sign nobody in: a page with `sentence`, the
+/// given 4xx, and no session afterwards.
+async fn assert_refused(browser: &Browser, page: &Page, status: StatusCode, sentence: &str) {
+    page.assert_html_page(status).assert_contains(sentence);
+    assert!(page.session_set_cookie().is_none(), "no session may start");
+    browser.get("/tokens").await.assert_redirect("/login");
+}
+
+#[tokio::test]
+async fn a_new_person_signs_in_through_the_provider_names_their_account_and_has_no_password() {
+    let app = spawn_sso_app().await;
+    let browser = Browser::new(&app.address);
+    let login = browser.get("/login").await;
+    login
+        .assert_html_page(StatusCode::OK)
+        .assert_contains(&format!("Sign in with {NAME}"));
+
+    let landed = sign_in(&browser, "newcomer@corp.example").await;
+
+    landed.assert_redirect("/auth/oidc/welcome");
+    assert!(landed.session_set_cookie().is_some(), "a session starts");
+    let welcome = browser.get("/auth/oidc/welcome").await;
+    welcome
+        .assert_html_page(StatusCode::OK)
+        .assert_contains("newcomer@corp.example");
+    let csrf = welcome.csrf();
+    browser
+        .post(
+            "/auth/oidc/welcome",
+            &[("csrf_token", &csrf), ("account_name", "Newcomer Inc")],
+        )
+        .await
+        .assert_redirect("/tokens");
+    browser
+        .get("/tokens")
+        .await
+        .assert_html_page(StatusCode::OK)
+        .assert_contains("Newcomer Inc");
+    browser
+        .get("/account/sessions")
+        .await
+        .assert_contains(&format!("via {NAME}"));
+    // The provider owns the second factor of these sign-ins, and the account page says so.
+    browser
+        .get("/account/two-factor")
+        .await
+        .assert_html_page(StatusCode::OK)
+        .assert_contains(&format!("Signing in with {NAME} asks for no Keyward code"));
+    // No password matches a person the provider made.
+    let other = Browser::new(&app.address);
+    other
+        .log_in("newcomer@corp.example", "")
+        .await
+        .assert_status(StatusCode::UNAUTHORIZED);
+    other
+        .log_in("newcomer@corp.example", PASSWORD)
+        .await
+        .assert_status(StatusCode::UNAUTHORIZED);
+}
+
+#[tokio::test]
+async fn a_verified_email_links_the_existing_user_who_keeps_their_password() {
+    let app = spawn_sso_app().await;
+    let owner = signed_up(&app.address, "Linked Co").await;
+    let email = email_for("Linked Co");
+    let browser = Browser::new(&app.address);
+
+    sign_in(&browser, &email).await.assert_redirect("/tokens");
+
+    browser
+        .get("/tokens")
+        .await
+        .assert_html_page(StatusCode::OK)
+        .assert_contains("Linked Co");
+    let log = audit_log(&owner, "").await;
+    find_event(&log, "user.sso_linked", &email);
+    // Next time the link (issuer, sub) finds them; their password still works too.
+    let again = Browser::new(&app.address);
+    sign_in(&again, &email).await.assert_redirect("/tokens");
+    Browser::new(&app.address)
+        .log_in(&email, PASSWORD)
+        .await
+        .assert_redirect("/tokens");
+}
+
+#[tokio::test]
+async fn an_unverified_email_never_links_to_an_existing_user() {
+    let app = spawn_sso_app().await;
+    signed_up(&app.address, "Careful Co").await;
+    let email = email_for("Careful Co");
+    let (local, domain) = email.split_once('@').unwrap();
+    let browser = Browser::new(&app.address);
+
+    let page = sign_in(&browser, &format!("{local}+unverified@{domain}")).await;
+
+    assert_refused(&browser, &page, StatusCode::FORBIDDEN, "has not verified").await;
+}
+
+#[tokio::test]
+async fn a_callback_with_a_forged_or_missing_state_or_code_signs_nobody_in() {
+    let app = spawn_sso_app().await;
+    let browser = Browser::new(&app.address);
+    // A real flow, so that the browser has a flow cookie and a live state.
+    let auth_url = start(&browser, "/auth/oidc").await;
+    let live_state = reqwest::Url::parse(&auth_url)
+        .unwrap()
+        .query_pairs()
+        .find(|(k, _)| k == "state")
+        .map(|(_, v)| v.to_string())
+        .expect("a state");
+
+    for (query, sentence) in [
+        ("?code=abc&state=forged-state", "unknown, was used already"),
+        ("?code=abc", "carries no state"),
+        ("", "carries no state"),
+        (&format!("?state={live_state}") as &str, "carries no code"),
+        (
+            &format!("?state={live_state}&code=abc"),
+            "unknown, was used already",
+        ),
+    ] {
+        let page = browser.get(&format!("/auth/oidc/callback{query}")).await;
+        assert_refused(&browser, &page, StatusCode::BAD_REQUEST, sentence).await;
+    }
+}
+
+#[tokio::test]
+async fn a_replayed_callback_or_code_signs_nobody_in() {
+    let app = spawn_sso_app().await;
+    let first = Browser::new(&app.address);
+    let auth_url = start(&first, "/auth/oidc").await;
+    let callback = through_provider(&first, &auth_url, "replay@corp.example").await;
+    first
+        .get_url(&callback)
+        .await
+        .assert_redirect("/auth/oidc/welcome");
+
+    // The same callback again, in the same browser or another: its state is spent.
+    for browser in [&first, &Browser::new(&app.address)] {
+        let page = browser.get_url(&callback).await;
+        page.assert_html_page(StatusCode::BAD_REQUEST)
+            .assert_contains("was used already");
+        assert!(page.session_set_cookie().is_none());
+    }
+    // The spent code with a fresh state of an attacker's own: the provider refuses it.
+    let attacker = Browser::new(&app.address);
+    let fresh = start(&attacker, "/auth/oidc").await;
+    let fresh_state = reqwest::Url::parse(&fresh)
+        .unwrap()
+        .query_pairs()
+        .find(|(k, _)| k == "state")
+        .map(|(_, v)| v.to_string())
+        .unwrap();
+    let code = reqwest::Url::parse(&callback)
+        .unwrap()
+        .query_pairs()
+        .find(|(k, _)| k == "code")
+        .map(|(_, v)| v.to_string())
+        .unwrap();
+    let page = attacker
+        .get(&format!(
+            "/auth/oidc/callback?code={code}&state={fresh_state}"
+        ))
+        .await;
+    assert_refused(
+        &attacker,
+        &page,
+        StatusCode::BAD_REQUEST,
+        "refused this sign-in",
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn an_id_token_with_another_nonce_signs_nobody_in() {
+    let app = spawn_sso_app().await;
+    let browser = Browser::new(&app.address);
+    let auth_url = start(&browser, "/auth/oidc").await;
+    // The provider is asked for a nonce of the attacker's choosing, which it puts in the
+    // ID token: not the one Keyward keeps for this flow.
+    let mut tampered = reqwest::Url::parse(&auth_url).unwrap();
+    let pairs: Vec<(String, String)> = tampered
+        .query_pairs()
+        .map(|(k, v)| {
+            let v = if k == "nonce" {
+                "attackers-nonce".into()
+            } else {
+                v.to_string()
+            };
+            (k.to_string(), v)
+        })
+        .collect();
+    tampered.query_pairs_mut().clear().extend_pairs(pairs);
+
+    let callback = through_provider(&browser, tampered.as_str(), "nonce@corp.example").await;
+    let page = browser.get_url(&callback).await;
+
+    assert_refused(
+        &browser,
+        &page,
+        StatusCode::BAD_REQUEST,
+        "could not be trusted",
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn a_person_the_provider_refuses_is_not_signed_in() {
+    let app = spawn_sso_app().await;
+    let browser = Browser::new(&app.address);
+    let auth_url = start(&browser, "/auth/oidc").await;
+
+    let callback = refused_at_provider(&browser, &auth_url).await;
+    let page = browser.get_url(&callback).await;
+
+    assert_refused(&browser, &page, StatusCode::FORBIDDEN, "access_denied").await;
+}
+
+/// An owner's browser, fresh from sign-in (sudo mode open), sets the SSO policy.
+async fn set_policy(owner: &Browser, require: bool, domain: &str) {
+    let csrf = owner.csrf_from("/members").await;
+    let mut fields = vec![("csrf_token", csrf.as_str()), ("claimed_domain", domain)];
+    if require {
+        fields.push(("require_sso", "on"));
+    }
+    owner
+        .post("/account/sso-policy", &fields)
+        .await
+        .assert_redirect("/members");
+}
+
+#[tokio::test]
+async fn require_sso_refuses_a_members_password_while_the_owner_keeps_theirs() {
+    let app = spawn_sso_app().await;
+    let owner = signed_up(&app.address, "Strict Co").await;
+    let member_email = "member.of.strict@example.test";
+    join(&owner, member_email, "member").await;
+
+    set_policy(&owner, true, "").await;
+
+    owner
+        .get("/members")
+        .await
+        .assert_contains("Owners keep their password");
+    let refused = Browser::new(&app.address)
+        .log_in(member_email, PASSWORD)
+        .await;
+    refused
+        .assert_html_page(StatusCode::FORBIDDEN)
+        .assert_contains(&format!(
+            "Strict Co requires its members to sign in with {NAME}"
+        ));
+    assert!(refused.session_set_cookie().is_none());
+    // A wrong password learns nothing of the policy.
+    Browser::new(&app.address)
+        .log_in(member_email, "not the password at all")
+        .await
+        .assert_status(StatusCode::UNAUTHORIZED);
+    Browser::new(&app.address)
+        .log_in(&email_for("Strict Co"), PASSWORD)
+        .await
+        .assert_redirect("/tokens");
+    // Through the provider, the member gets in.
+    sign_in(&Browser::new(&app.address), member_email)
+        .await
+        .assert_redirect("/tokens");
+    let log = audit_log(&owner, "").await;
+    find_event(&log, "account.sso_policy_set", "Strict Co");
+}
+
+#[tokio::test]
+async fn a_claimed_domain_makes_its_verified_people_members_at_their_first_sign_in() {
+    let app = spawn_sso_app().await;
+    let owner = signed_up(&app.address, "Domain Co").await;
+    set_policy(&owner, false, "@Domain-Co.example").await;
+
+    let dana = Browser::new(&app.address);
+    sign_in(&dana, "dana@domain-co.example")
+        .await
+        .assert_redirect("/tokens");
+
+    dana.get("/tokens")
+        .await
+        .assert_html_page(StatusCode::OK)
+        .assert_contains("Domain Co");
+    let members = owner.get("/members").await;
+    members.assert_contains("dana@domain-co.example");
+    let log = audit_log(&owner, "").await;
+    let joined = find_event(&log, "member.joined", "dana@domain-co.example");
+    assert!(
+        joined.detail.contains("claimed domain domain-co.example"),
+        "{joined:?}"
+    );
+    // An unverified address of the domain joins nothing.
+    let eve = Browser::new(&app.address);
+    sign_in(&eve, "eve+unverified@domain-co.example")
+        .await
+        .assert_redirect("/auth/oidc/welcome");
+    // And no second account may claim the same domain.
+    let rival = signed_up(&app.address, "Rival Co").await;
+    let csrf = rival.csrf_from("/members").await;
+    rival
+        .post(
+            "/account/sso-policy",
+            &[
+                ("csrf_token", &csrf),
+                ("claimed_domain", "domain-co.example"),
+            ],
+        )
+        .await
+        .assert_html_page(StatusCode::UNPROCESSABLE_ENTITY)
+        .assert_contains("claimed by another account");
+}
+
+#[tokio::test]
+async fn with_the_provider_down_passwords_work_and_the_button_explains() {
+    let app = spawn_with_provider_down().await;
+    let owner = signed_up(&app.address, "Outage Co").await;
+    owner.log_out().await;
+    let browser = Browser::new(&app.address);
+    browser
+        .get("/login")
+        .await
+        .assert_contains(&format!("Sign in with {NAME}"));
+
+    let page = browser.get("/auth/oidc").await;
+
+    assert_refused(
+        &browser,
+        &page,
+        StatusCode::FAILED_DEPENDENCY,
+        "did not answer",
+    )
+    .await;
+    browser
+        .log_in(&email_for("Outage Co"), PASSWORD)
+        .await
+        .assert_redirect("/tokens");
+}
+
+#[tokio::test]
+async fn a_provider_down_at_start_is_asked_again_at_the_first_sign_in() {
+    let provider_port = free_port();
+    let keyward_port = free_port();
+    let issuer = format!("http://127.0.0.1:{provider_port}");
+    let redirect_uri = format!("http://127.0.0.1:{keyward_port}/auth/oidc/callback");
+    let secret = "a-late-providers-client-secret-of-some-length";
+    let app = spawn_with_provider(&issuer, keyward_port, "late-client", secret, |_| {}).await;
+    let browser = Browser::new(&app.address);
+    let page = browser.get("/auth/oidc").await;
+    assert_refused(
+        &browser,
+        &page,
+        StatusCode::FAILED_DEPENDENCY,
+        "did not answer",
+    )
+    .await;
+
+    let _provider = OwnProvider::start(provider_port, "late-client", secret, &redirect_uri);
+
+    sign_in(&browser, "late@corp.example")
+        .await
+        .assert_redirect("/auth/oidc/welcome");
+}
+
+#[tokio::test]
+async fn a_session_through_the_provider_ends_when_its_id_token_expires() {
+    // The provider gives this client ID tokens that live 3 seconds: the session is capped
+    // at that, so a person removed at the provider is out when it ends.
+    let app = spawn_sso_app_with_short_id_tokens().await;
+    let browser = Browser::new(&app.address);
+    sign_in(&browser, "brief@corp.example")
+        .await
+        .assert_redirect("/auth/oidc/welcome");
+    let signed_in = std::time::Instant::now();
+    browser
+        .get("/account/sessions")
+        .await
+        .assert_html_page(StatusCode::OK)
+        .assert_contains(&format!("via {NAME}"));
+    assert!(
+        signed_in.elapsed() < std::time::Duration::from_secs(2),
+        "the check above came too late to show the session was alive"
+    );
+
+    tokio::time::sleep(std::time::Duration::from_secs(4)).await;
+
+    browser
+        .get("/account/sessions")
+        .await
+        .assert_redirect("/login");
+}
+
+/// The link on a "Confirm it's you" page that confirms through the provider instead.
+fn reauth_link(asked: &Page) -> String {
+    asked.assert_contains("Confirm it's you");
+    let tag = "id=\"sso-reauth\" href=\"";
+    let at = asked.body.find(tag).expect("the SSO confirmation link") + tag.len();
+    let href = &asked.body[at..at + asked.body[at..].find('"').expect("the link's end")];
+    crate::support::browser::unescape(href)
+}
+
+#[tokio::test]
+async fn sudo_mode_accepts_a_fresh_sign_in_at_the_provider_by_the_same_person() {
+    // Sudo mode lasts 3 s here: after the wait, a guarded change asks again.
+    let app = spawn_sso_app_with(|config| config.sudo_window = chrono::Duration::seconds(3)).await;
+    let browser = Browser::new(&app.address);
+    sign_in(&browser, "sudoer@corp.example")
+        .await
+        .assert_redirect("/auth/oidc/welcome");
+    let csrf = browser.csrf_from("/auth/oidc/welcome").await;
+    browser
+        .post(
+            "/auth/oidc/welcome",
+            &[("csrf_token", &csrf), ("account_name", "Sudo SSO Co")],
+        )
+        .await
+        .assert_redirect("/tokens");
+    tokio::time::sleep(std::time::Duration::from_secs(4)).await;
+    let change = |csrf: String| {
+        let browser = &browser;
+        async move {
+            browser
+                .post(
+                    "/account/sso-policy",
+                    &[
+                        ("csrf_token", &csrf),
+                        ("claimed_domain", "sudo-sso.example"),
+                    ],
+                )
+                .await
+        }
+    };
+
+    // Someone else signing in at the provider proves nothing.
+    let asked = change(browser.csrf_from("/members").await).await;
+    let auth_url = start(&browser, &reauth_link(&asked)).await;
+    assert!(auth_url.contains("prompt=login"), "{auth_url}");
+    assert!(auth_url.contains("max_age=0"), "{auth_url}");
+    let callback = through_provider(&browser, &auth_url, "someone.else@corp.example").await;
+    browser
+        .get_url(&callback)
+        .await
+        .assert_status(StatusCode::SEE_OTHER);
+    browser
+        .get("/account/sessions")
+        .await
+        .assert_contains("was not yours, or not a fresh one");
+    let asked = change(browser.csrf_from("/members").await).await;
+
+    // The same person, fresh from the provider's sign-in page: the change goes through.
+    let auth_url = start(&browser, &reauth_link(&asked)).await;
+    let callback = through_provider(&browser, &auth_url, "sudoer@corp.example").await;
+    browser
+        .get_url(&callback)
+        .await
+        .assert_redirect("/account/sessions");
+    change(browser.csrf_from("/members").await)
+        .await
+        .assert_redirect("/members");
+    browser
+        .get("/members")
+        .await
+        .assert_contains("@sudo-sso.example");
+}
+
+#[tokio::test]
+async fn an_invitation_to_a_verified_address_is_taken_up_after_the_first_sign_in() {
+    let app = spawn_sso_app().await;
+    let owner = signed_up(&app.address, "Invite Co").await;
+    invite(&owner, "invitee@corp.example", "member").await;
+    let browser = Browser::new(&app.address);
+
+    sign_in(&browser, "invitee@corp.example")
+        .await
+        .assert_redirect("/auth/oidc/welcome");
+
+    let welcome = browser.get("/auth/oidc/welcome").await;
+    welcome
+        .assert_html_page(StatusCode::OK)
+        .assert_contains("invited you as member")
+        .assert_contains("Join Invite Co");
+    let invitation = welcome
+        .field_value("invitation")
+        .expect("the invitation's id");
+    browser
+        .post(
+            "/auth/oidc/join",
+            &[("csrf_token", &welcome.csrf()), ("invitation", &invitation)],
+        )
+        .await
+        .assert_redirect("/tokens");
+    browser.get("/tokens").await.assert_contains("Invite Co");
+    let log = audit_log(&owner, "").await;
+    let joined = find_event(&log, "member.joined", "invitee@corp.example");
+    assert!(joined.detail.contains("single sign-on"), "{joined:?}");
+}
+
+#[tokio::test]
+async fn an_unverified_address_gets_neither_the_invitations_to_it_nor_its_later_owner() {
+    let app = spawn_sso_app().await;
+    let owner = signed_up(&app.address, "Squat Co").await;
+    invite(&owner, "squatted@corp.example", "admin").await;
+
+    // Someone whose provider vouches for the address without verifying it.
+    let squatter = Browser::new(&app.address);
+    sign_in(&squatter, "squatted+unverified@corp.example")
+        .await
+        .assert_redirect("/auth/oidc/welcome");
+    let welcome = squatter.get("/auth/oidc/welcome").await;
+    welcome.assert_html_page(StatusCode::OK);
+    assert!(!welcome.body.contains("Squat Co"), "no invitation is shown");
+    let csrf = welcome.csrf();
+    for id in ["1", "2", "3"] {
+        squatter
+            .post(
+                "/auth/oidc/join",
+                &[("csrf_token", &csrf), ("invitation", id)],
+            )
+            .await
+            .assert_status(StatusCode::NOT_FOUND);
+    }
+
+    // The address's real owner, verified at the provider, is not linked to that user.
+    let real = Browser::new(&app.address);
+    let page = sign_in(&real, "squatted@corp.example").await;
+    assert_refused(
+        &real,
+        &page,
+        StatusCode::FORBIDDEN,
+        "never verified that address",
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn a_provider_that_stalls_is_cut_off_within_ten_seconds() {
+    let provider_port = free_port();
+    let issuer = format!("http://127.0.0.1:{provider_port}");
+    let app = spawn_with_provider(&issuer, free_port(), "keyward", "secret", |_| {}).await;
+    // Now something listens there, and the kernel takes connections, but nothing answers.
+    let _stalled = std::net::TcpListener::bind(("127.0.0.1", provider_port))
+        .expect("the provider's port, still free");
+    let browser = Browser::new(&app.address);
+    let asked = std::time::Instant::now();
+
+    let page = browser.get("/auth/oidc").await;
+
+    let waited = asked.elapsed();
+    assert_refused(
+        &browser,
+        &page,
+        StatusCode::FAILED_DEPENDENCY,
+        "did not answer",
+    )
+    .await;
+    assert!(
+        waited >= std::time::Duration::from_secs(9) && waited < std::time::Duration::from_secs(15),
+        "the stalled provider was given {waited:?}, not 10 s"
+    );
+}
+
+#[tokio::test]
+async fn a_sign_in_through_the_provider_meets_the_accounts_two_factor_policy() {
+    let app = spawn_sso_app().await;
+    let owner = signed_up(&app.address, "Factor Co").await;
+    enrol(&owner).await;
+    let member_email = "factor.member@corp.example";
+    join(&owner, member_email, "member").await;
+    submit(
+        &owner,
+        "/members",
+        "/account/two-factor-policy",
+        &[("two_factor", "required")],
+    )
+    .await
+    .assert_redirect("/members");
+    // With their password, the member has to set up a second factor first.
+    let with_password = Browser::new(&app.address);
+    with_password
+        .log_in(member_email, PASSWORD)
+        .await
+        .assert_redirect("/tokens");
+    with_password
+        .get("/tokens")
+        .await
+        .assert_redirect("/account/two-factor/setup");
+
+    // Through the provider, which owns the second factor, they reach the account.
+    let through_sso = Browser::new(&app.address);
+    sign_in(&through_sso, member_email)
+        .await
+        .assert_redirect("/tokens");
+    through_sso
+        .get("/tokens")
+        .await
+        .assert_html_page(StatusCode::OK)
+        .assert_contains("Factor Co");
+}
+
+#[tokio::test]
+async fn an_id_token_over_64_kib_signs_nobody_in() {
+    let app = spawn_sso_app().await;
+    let browser = Browser::new(&app.address);
+    let auth_url = start(&browser, "/auth/oidc").await;
+    // The provider is asked to put a 70 000-character claim in the ID token.
+    let mut padded = reqwest::Url::parse(&auth_url).unwrap();
+    padded
+        .query_pairs_mut()
+        .append_pair("claims", r#"{"id_token":{"padding":null}}"#);
+
+    let callback = through_provider(&browser, padded.as_str(), "padded@corp.example").await;
+    let page = browser.get_url(&callback).await;
+
+    assert_refused(
+        &browser,
+        &page,
+        StatusCode::BAD_REQUEST,
+        "larger than Keyward accepts",
+    )
+    .await;
+}
