@@ -11,6 +11,7 @@ pub mod memo;
 pub(crate) mod origin;
 pub mod password;
 pub(crate) mod pending;
+pub(crate) mod webauthn;
 pub mod ratelimit;
 pub mod report_keys;
 pub mod require_token;

@@ -57,6 +57,7 @@ pub mod token_edits;
 pub mod token_search;
 pub mod token_tree;
 pub mod tokens;
+pub mod passkeys;
 pub mod two_factor;
 pub mod tx;
 pub mod usage;

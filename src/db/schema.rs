@@ -266,6 +266,30 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    passkeys (id) {
+        id -> Integer,
+        user_id -> Integer,
+        credential_id -> Binary,
+        user_handle -> Binary,
+        name -> Text,
+        passkey -> Text,
+        created_at -> Timestamp,
+        last_used_at -> Nullable<Timestamp>,
+    }
+}
+
+diesel::table! {
+    passkey_ceremonies (id) {
+        id -> Integer,
+        key_digest -> Binary,
+        purpose -> Text,
+        user_id -> Nullable<Integer>,
+        state -> Text,
+        expires_at -> Timestamp,
+    }
+}
+
 diesel::joinable!(memberships -> accounts (account_id));
 diesel::joinable!(memberships -> users (user_id));
 diesel::joinable!(tokens -> accounts (account_id));
@@ -282,6 +306,8 @@ diesel::joinable!(address_notices -> tokens (token_id));
 diesel::joinable!(two_factor -> users (user_id));
 diesel::joinable!(recovery_codes -> users (user_id));
 diesel::joinable!(pending_sign_ins -> users (user_id));
+diesel::joinable!(passkeys -> users (user_id));
+diesel::joinable!(passkey_ceremonies -> users (user_id));
 
 diesel::allow_tables_to_appear_in_same_query!(
     accounts,
@@ -304,4 +330,6 @@ diesel::allow_tables_to_appear_in_same_query!(
     two_factor,
     recovery_codes,
     pending_sign_ins,
+    passkeys,
+    passkey_ceremonies,
 );

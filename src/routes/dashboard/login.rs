@@ -99,7 +99,7 @@ async fn submit(
             db::run(&state.pool, move |conn| {
                 let user = db::users::find_by_email(conn, &email)?;
                 let two_factor = match &user {
-                    Some(user) => db::two_factor::is_enabled(conn, user.user_id())?,
+                    Some(user) => db::two_factor::has_second_factor(conn, user.user_id())?,
                     None => false,
                 };
                 Ok((user, two_factor))

@@ -96,7 +96,8 @@ async fn submit(
     let mail_on = state.mail_on();
     let step = state
         .write(visitor, None, move |tx| {
-            db::two_factor::second_step(tx, &key, &digest, &form.code, unix_now, mail_on)
+            let check = db::two_factor::code_check(key, form.code, unix_now);
+            db::two_factor::second_step(tx, &digest, mail_on, check)
         })
         .await?;
     let https = state.config.is_https();
