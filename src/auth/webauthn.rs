@@ -74,3 +74,12 @@ pub fn removal(https: bool) -> Cookie<'static> {
     cookie.make_removal();
     cookie
 }
+
+/// The answer to a ceremony's start: its options for `navigator.credentials`, as JSON,
+/// with the cookie that names it. Never cached: each challenge is used once.
+pub fn challenge(options: serde_json::Value, cookie: Cookie<'static>) -> actix_web::HttpResponse {
+    actix_web::HttpResponse::Ok()
+        .cookie(cookie)
+        .insert_header((actix_web::http::header::CACHE_CONTROL, "no-store"))
+        .json(options)
+}

@@ -16,7 +16,7 @@ use super::DbConnection;
 use super::audit::action;
 use super::schema::{passkey_ceremonies, passkeys};
 use super::tx::Tx;
-use super::two_factor::{log, notify};
+use super::two_factor::{Spent, log, notify};
 use super::users::User;
 use crate::auth::webauthn::CEREMONY_MINUTES;
 use crate::domain::{PasskeyName, UserId};
@@ -110,7 +110,8 @@ pub fn start(
         .map_err(|e| AppError::internal(format!("a passkey ceremony: {e}")))?;
     let purpose = ceremony.purpose();
     let now = super::now();
-    super::write(conn, |conn| {
+    super::tx::as_system(conn, |tx| {
+        let conn = &mut *tx.conn;
         diesel::delete(passkey_ceremonies::table.filter(passkey_ceremonies::expires_at.le(now)))
             .execute(conn)?;
         match user {
@@ -308,6 +309,22 @@ pub fn remove(tx: &mut Tx<'_>, id: i32, mail_on: bool) -> Result<(), AppError> {
     )
 }
 
+/// Renames the signed-in person's passkey `id`; someone else's is not found.
+pub fn rename(tx: &mut Tx<'_>, id: i32, name: &PasskeyName) -> Result<(), AppError> {
+    let user = tx.signed_in_user()?;
+    let renamed = diesel::update(
+        passkeys::table
+            .filter(passkeys::id.eq(id))
+            .filter(passkeys::user_id.eq(user.0)),
+    )
+    .set(passkeys::name.eq(name.as_str()))
+    .execute(tx.conn)?;
+    if renamed == 0 {
+        return Err(AppError::NotFound);
+    }
+    Ok(())
+}
+
 // ---------------------------------------------------------------------------------------------
 // Signing in
 // ---------------------------------------------------------------------------------------------
@@ -382,6 +399,23 @@ pub fn check_second_step(
     };
     record_use(conn, id, passkey, &result)?;
     Ok(true)
+}
+
+/// A passkey's answer at the second step, checked and spent as `user`'s: the closure
+/// `two_factor::second_step` runs inside its write. An answer that can't be read counts
+/// as a wrong one.
+pub fn answer_check(
+    webauthn: Webauthn,
+    key_digest: Option<Vec<u8>>,
+    raw: String,
+) -> impl FnOnce(&mut DbConnection, UserId) -> Result<Option<Spent>, AppError> {
+    move |conn, user| {
+        let (Some(key_digest), Ok(answer)) = (key_digest, parse_answer::<PublicKeyCredential>(&raw))
+        else {
+            return Ok(None);
+        };
+        Ok(check_second_step(conn, &webauthn, &key_digest, user, &answer)?.then_some(Spent::Passkey))
+    }
 }
 
 /// Starts a passwordless sign-in: the browser offers whichever passkey the person picks.
