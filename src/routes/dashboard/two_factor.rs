@@ -42,6 +42,8 @@ struct OverviewPage {
     layout: Layout,
     since: Option<TimeView>,
     codes_left: i64,
+    /// How many passkeys the person has, which serve as a second step too.
+    passkeys: i64,
 }
 
 async fn overview(
@@ -49,11 +51,18 @@ async fn overview(
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, HtmlError> {
     let user = signed_in.user_id();
-    let status = db::run(&state.pool, move |conn| db::two_factor::status(conn, user)).await?;
+    let (status, passkeys) = db::run(&state.pool, move |conn| {
+        Ok((
+            db::two_factor::status(conn, user)?,
+            db::passkeys::count(conn, user)?,
+        ))
+    })
+    .await?;
     render(&OverviewPage {
         layout: signed_in.layout("Two-factor sign-in", "")?,
         since: status.since.map(TimeView::new),
         codes_left: status.codes_left,
+        passkeys,
     })
 }
 
