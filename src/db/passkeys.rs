@@ -215,8 +215,16 @@ pub fn credential_ids(
         .collect())
 }
 
+/// What adding a passkey came to.
+pub enum Registered {
+    Added,
+    /// Refused, with the sentence to show. The ceremony is spent all the same.
+    Refused(String),
+}
+
 /// Finishes adding a passkey named `name` for the signed-in person, from the browser's
-/// answer to the ceremony the cookie names; audited and mailed like a second factor.
+/// answer to the ceremony the cookie names; audited and mailed like a second factor. A
+/// refusal is an answer, not an error, so that the ceremony's deletion is kept.
 pub fn register(
     tx: &mut Tx<'_>,
     webauthn: &Webauthn,
@@ -224,24 +232,27 @@ pub fn register(
     name: &PasskeyName,
     answer: &RegisterPublicKeyCredential,
     mail_on: bool,
-) -> Result<(), AppError> {
+) -> Result<Registered, AppError> {
     let user = tx.signed_in_user()?;
     let Some(Ceremony::Register { handle, state }) = take(tx.conn, key_digest, Some(user))? else {
-        return Err(AppError::invalid(CEREMONY_GONE));
+        return Ok(Registered::Refused(CEREMONY_GONE.into()));
     };
-    let passkey = webauthn
-        .finish_passkey_registration(answer, &state)
-        .map_err(|e| refusal(&e))?;
+    let passkey = match webauthn.finish_passkey_registration(answer, &state) {
+        Ok(passkey) => passkey,
+        Err(e) => return Ok(Registered::Refused(refusal(&e))),
+    };
     let credential_id: &[u8] = passkey.cred_id().as_ref();
     let taken: i64 = passkeys::table
         .filter(passkeys::credential_id.eq(credential_id))
         .count()
         .get_result(tx.conn)?;
     if taken > 0 {
-        return Err(AppError::invalid("That passkey is already registered."));
+        return Ok(Registered::Refused(
+            "That passkey is already registered.".into(),
+        ));
     }
     if count(tx.conn, user)? >= MAX_PER_USER {
-        return Err(AppError::invalid(format!(
+        return Ok(Registered::Refused(format!(
             "You have {MAX_PER_USER} passkeys, the most one person may have. Remove one first."
         )));
     }
@@ -263,17 +274,16 @@ pub fn register(
         user,
         mail_on,
         format!("A passkey named \"{name}\" was added"),
-    )
+    )?;
+    Ok(Registered::Added)
 }
 
 /// The sentence for a ceremony webauthn-rs refused. The details go to the log, not the page.
-fn refusal(error: &WebauthnError) -> AppError {
+fn refusal(error: &WebauthnError) -> String {
     tracing::info!(error = %error, "a passkey answer was refused");
     match error {
-        WebauthnError::CredentialPossibleCompromise => AppError::invalid(
-            "That passkey's signature counter went backwards, which can mean it was copied. It was refused; remove it and add it again if you trust it.",
-        ),
-        _ => AppError::invalid("Your passkey's answer was not accepted. Try again."),
+        WebauthnError::CredentialPossibleCompromise => "That passkey's signature counter went backwards, which can mean it was copied. It was refused; remove it and add it again if you trust it.".into(),
+        _ => "Your passkey's answer was not accepted. Try again.".into(),
     }
 }
 
@@ -505,10 +515,7 @@ pub fn sign_in(
         }
         Err(e) => {
             super::users::record_sign_in(tx, &user, false)?;
-            Ok(SignIn::Refused(match refusal(&e) {
-                AppError::Invalid(mut messages) => messages.pop().unwrap_or_default(),
-                other => other.to_string(),
-            }))
+            Ok(SignIn::Refused(refusal(&e)))
         }
     }
 }

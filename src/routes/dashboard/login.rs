@@ -23,6 +23,7 @@ use super::view::{
 use crate::auth::{client_addr, webauthn};
 use crate::db::{self, passkeys::SignIn, tx::Principal};
 use crate::error::AppError;
+use webauthn_rs::prelude::PublicKeyCredential;
 use crate::domain::{Email, Password};
 use crate::state::AppState;
 
@@ -231,7 +232,7 @@ async fn passkey(
             .map_err(|e| AppError::internal(format!("cookie: {e}")))?;
         Ok(response)
     };
-    let answer = match db::passkeys::parse_answer(&form.credential) {
+    let answer = match db::passkeys::parse_answer::<PublicKeyCredential>(&form.credential) {
         Ok(answer) => answer,
         Err(e) => return refused(e.messages().join(" ")),
     };

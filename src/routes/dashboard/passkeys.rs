@@ -20,7 +20,10 @@ use super::view::{
     Flash, HtmlError, Layout, TimeView, get_only, post_only, redirect, render_with_status,
 };
 use crate::auth::webauthn;
-use crate::db::{self, passkeys::PasskeySummary};
+use crate::db::{
+    self,
+    passkeys::{PasskeySummary, Registered},
+};
 use crate::domain::PasskeyName;
 use crate::error::AppError;
 use crate::state::AppState;
@@ -147,17 +150,14 @@ async fn register(
     };
     let mail_on = state.mail_on();
     let added = name.clone();
-    match state
+    let registered = state
         .write(signed_in.principal(), None, move |tx| {
             db::passkeys::register(tx, &relying_party, &digest, &added, &answer, mail_on)
         })
-        .await
-    {
-        Ok(()) => {}
-        Err(AppError::Invalid(errors)) => {
-            return with_cookie_removed(page(&signed_in, &state, form.name, errors).await, https);
-        }
-        Err(other) => return Err(other.into()),
+        .await?;
+    if let Registered::Refused(refusal) = registered {
+        let refused = page(&signed_in, &state, form.name, vec![refusal]).await;
+        return with_cookie_removed(refused, https);
     }
     // Adding one proved the person holds it: as fresh as a password check.
     signed_in.session.mark_checked()?;
