@@ -469,11 +469,11 @@ async fn a_passkey_sign_in_without_a_user_handle_or_ceremony_is_refused() {
         "a discoverable sign-in names no one's passkeys: {json}"
     );
     assert!(json.get("mediation").is_none_or(Value::is_null), "{json}");
-    let challenge: RequestChallengeResponse =
+    // This authenticator keeps no user handle, and can't find its credential unless named.
+    let mut json = json;
+    json["publicKey"]["allowCredentials"] = owner_credentials(&app).await;
+    let request: RequestChallengeResponse =
         serde_json::from_value(json).expect("request options");
-    let mut request = challenge.clone();
-    // This authenticator keeps no user handle; it answers for the credential it holds.
-    request.public_key.allow_credentials = owner_credentials(&app).await;
     let answer = key
         .do_authentication(origin(), request)
         .expect("an answer");
@@ -508,8 +508,9 @@ async fn a_passkey_sign_in_without_a_user_handle_or_ceremony_is_refused() {
 }
 
 /// The credential ids of every registered passkey, read from the store, as allow-list
-/// entries for an authenticator that can't find its own.
-async fn owner_credentials(app: &TestApp) -> Vec<webauthn_rs::prelude::AllowCredentials> {
+/// entries (JSON) for an authenticator that can't find its own.
+async fn owner_credentials(app: &TestApp) -> Value {
+    use base64::Engine;
     use diesel::prelude::*;
     #[derive(diesel::QueryableByName)]
     struct Row {
@@ -526,10 +527,9 @@ async fn owner_credentials(app: &TestApp) -> Vec<webauthn_rs::prelude::AllowCred
     .await
     .expect("the query task");
     rows.into_iter()
-        .map(|r| webauthn_rs::prelude::AllowCredentials {
-            type_: "public-key".into(),
-            id: r.credential_id.into(),
-            transports: None,
+        .map(|r| {
+            let id = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(r.credential_id);
+            serde_json::json!({ "type": "public-key", "id": id })
         })
         .collect()
 }
