@@ -175,7 +175,8 @@ async fn a_replayed_answer_is_refused() {
     // The same answer again, from a new sign-in that began its own ceremony: its
     // challenge was answered once, and that ceremony is gone.
     let second = at_second_step(&app.address, &email).await;
-    let _fresh = second_step_answer(&second, &mut authenticator()).await;
+    let begun = begin(&second, "/login/two-factor", "/login/two-factor/passkey/begin").await;
+    let _fresh: RequestChallengeResponse = options(&begun);
     let replayed = post_second_step_answer(&second, &answer).await;
 
     replayed.assert_html_page(StatusCode::UNAUTHORIZED);
@@ -422,14 +423,14 @@ async fn answers_that_are_not_a_ceremonys_are_refused_with_a_sentence() {
     carried.assert_html_page(StatusCode::UNPROCESSABLE_ENTITY);
     carried.assert_contains("expired or was already used");
 
-    // The one it was begun for, from another origin than the site's: refused by webauthn-rs.
+    // The one it was begun for, answered for another origin than the site's (another
+    // port): refused by webauthn-rs.
     let mut elsewhere = authenticator();
     let started = begin(&owner, "/account/passkeys", "/account/passkeys/register/begin").await;
-    let mut challenge: CreationChallengeResponse = options(&started);
-    challenge.public_key.rp.id = "evil.localhost".into();
+    let challenge: CreationChallengeResponse = options(&started);
     let credential = elsewhere
-        .do_registration(Url::parse("http://evil.localhost").expect("a URL"), challenge)
-        .expect("a credential for another site");
+        .do_registration(Url::parse("http://localhost:8443").expect("a URL"), challenge)
+        .expect("a credential for another origin");
     let credential = serde_json::to_string(&credential).expect("JSON");
     let csrf = owner.csrf_from("/account/passkeys").await;
     let foreign = owner
