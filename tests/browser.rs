@@ -132,6 +132,7 @@ async fn passkey_story(b: Client, base: String, shots: Screenshots) {
     // Signing in with the passkey alone: no email, no password.
     sign_out(&page).await;
     page.open("/login").await;
+    page.shoot("login-with-passkey").await;
     page.click_button("Sign in with a passkey").await;
     page.wait_for_path("/tokens").await;
     page.open("/account/passkeys").await;

@@ -461,6 +461,16 @@ async fn a_passkey_sign_in_without_a_user_handle_or_ceremony_is_refused() {
     let visitor = Browser::new(&app.address);
     let login = visitor.get("/login").await;
     login.assert_contains("Sign in with a passkey");
+    // Without JavaScript the form stays hidden; its script comes from this site, not inline.
+    assert!(
+        login.body.contains("data-begin=\"/login/passkey/begin\" hidden>"),
+        "{}",
+        login.body
+    );
+    assert!(login.body.contains("<script src=\"/static/passkeys.js?v="));
+    let script = visitor.get("/static/passkeys.js").await;
+    assert_eq!(script.status, StatusCode::OK);
+    assert!(script.body.contains("navigator.credentials"));
     let started = begin(&visitor, "/login", "/login/passkey/begin").await;
     let json: Value = options(&started);
     assert!(
