@@ -96,7 +96,7 @@ async fn a_person_resets_a_forgotten_password_from_the_mail_in_a_browser() {
 #[ignore = "needs chromium and chromedriver: cargo test --test browser -- --ignored"]
 async fn a_person_adds_a_passkey_and_signs_in_with_it_in_a_browser() {
     let server = Server::start();
-    in_browser(server, |b, base, shots| passkey_story(b, base, shots)).await;
+    in_browser(server, passkey_story).await;
 }
 
 /// Adds a passkey held by Chromium's virtual authenticator (chromedriver's WebDriver
@@ -156,7 +156,8 @@ async fn passkey_story(b: Client, base: String, shots: Screenshots) {
     sign_out(&page).await;
     page.open("/login").await;
     page.click_button("Sign in with a passkey").await;
-    page.wait_for_text("That passkey is not registered with Keyward").await;
+    page.wait_for_text("That passkey is not registered with Keyward")
+        .await;
     page.open("/tokens").await;
     page.wait_for_path("/login").await;
 }

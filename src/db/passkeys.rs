@@ -15,8 +15,8 @@ use webauthn_rs::prelude::{
 use super::DbConnection;
 use super::audit::action;
 use super::schema::{passkey_ceremonies, passkeys};
-use super::tx::Tx;
 use super::two_factor::{Spent, log, notify};
+use super::tx::Tx;
 use super::users::User;
 use crate::auth::webauthn::CEREMONY_MINUTES;
 use crate::domain::{PasskeyName, UserId};
@@ -297,12 +297,13 @@ pub fn remove(tx: &mut Tx<'_>, id: i32, mail_on: bool) -> Result<(), AppError> {
         .select(passkeys::name)
         .first(tx.conn)?;
     let others = count(tx.conn, user)? - 1;
-    if others == 0 && !super::two_factor::is_enabled(tx.conn, user)? {
-        if let Some(account) = super::two_factor::requiring_account(tx.conn, user)? {
-            return Err(AppError::invalid(format!(
-                "{account} requires two-factor sign-in of its members, and this is your only second factor. Add another passkey or an authenticator app first."
-            )));
-        }
+    if others == 0
+        && !super::two_factor::is_enabled(tx.conn, user)?
+        && let Some(account) = super::two_factor::requiring_account(tx.conn, user)?
+    {
+        return Err(AppError::invalid(format!(
+            "{account} requires two-factor sign-in of its members, and this is your only second factor. Add another passkey or an authenticator app first."
+        )));
     }
     diesel::delete(
         passkeys::table
@@ -377,7 +378,12 @@ pub fn start_second_step(
     let (challenge, state) = webauthn
         .start_passkey_authentication(&creds)
         .map_err(|e| AppError::internal(format!("a passkey challenge: {e}")))?;
-    start(conn, key_digest, Some(user), &Ceremony::SecondStep { state })?;
+    start(
+        conn,
+        key_digest,
+        Some(user),
+        &Ceremony::SecondStep { state },
+    )?;
     Ok(Some(to_json(&challenge)?))
 }
 
@@ -420,11 +426,15 @@ pub fn answer_check(
     raw: String,
 ) -> impl FnOnce(&mut DbConnection, UserId) -> Result<Option<Spent>, AppError> {
     move |conn, user| {
-        let (Some(key_digest), Ok(answer)) = (key_digest, parse_answer::<PublicKeyCredential>(&raw))
+        let (Some(key_digest), Ok(answer)) =
+            (key_digest, parse_answer::<PublicKeyCredential>(&raw))
         else {
             return Ok(None);
         };
-        Ok(check_second_step(conn, &webauthn, &key_digest, user, &answer)?.then_some(Spent::Passkey))
+        Ok(
+            check_second_step(conn, &webauthn, &key_digest, user, &answer)?
+                .then_some(Spent::Passkey),
+        )
     }
 }
 

@@ -40,14 +40,25 @@ async fn begin(browser: &Browser, page: &str, begin: &str) -> Page {
 }
 
 fn options<T: serde::de::DeserializeOwned>(page: &Page) -> T {
-    assert_eq!(page.status, StatusCode::OK, "{}: {}", page.request, page.body);
+    assert_eq!(
+        page.status,
+        StatusCode::OK,
+        "{}: {}",
+        page.request,
+        page.body
+    );
     assert_eq!(page.header("cache-control"), Some("no-store"));
     serde_json::from_str(&page.body).unwrap_or_else(|e| panic!("options as JSON: {e}"))
 }
 
 /// Adds a passkey named `name` with `key`, as a person presses "Add a passkey".
 async fn add_passkey(browser: &Browser, key: &mut SoftPasskey, name: &str) -> Page {
-    let started = begin(browser, "/account/passkeys", "/account/passkeys/register/begin").await;
+    let started = begin(
+        browser,
+        "/account/passkeys",
+        "/account/passkeys/register/begin",
+    )
+    .await;
     let challenge: CreationChallengeResponse = options(&started);
     let credential = key
         .do_registration(origin(), challenge)
@@ -175,7 +186,12 @@ async fn a_replayed_answer_is_refused() {
     // The same answer again, from a new sign-in that began its own ceremony: its
     // challenge was answered once, and that ceremony is gone.
     let second = at_second_step(&app.address, &email).await;
-    let begun = begin(&second, "/login/two-factor", "/login/two-factor/passkey/begin").await;
+    let begun = begin(
+        &second,
+        "/login/two-factor",
+        "/login/two-factor/passkey/begin",
+    )
+    .await;
     let _fresh: RequestChallengeResponse = options(&begun);
     let replayed = post_second_step_answer(&second, &answer).await;
 
@@ -217,8 +233,17 @@ async fn the_ceremony_cannot_be_carried_to_another_browser() {
     let begun = stranger
         .post("/login/two-factor/passkey/begin", &[("csrf_token", &csrf)])
         .await;
-    assert_eq!(begun.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", begun.body);
-    assert!(begun.body.contains("This sign-in has ended"), "{}", begun.body);
+    assert_eq!(
+        begun.status,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "{}",
+        begun.body
+    );
+    assert!(
+        begun.body.contains("This sign-in has ended"),
+        "{}",
+        begun.body
+    );
 }
 
 #[tokio::test]
@@ -390,14 +415,23 @@ async fn answers_that_are_not_a_ceremonys_are_refused_with_a_sentence() {
     let unreadable = owner
         .post(
             "/account/passkeys/register",
-            &[("csrf_token", &csrf), ("name", "x"), ("credential", "not json")],
+            &[
+                ("csrf_token", &csrf),
+                ("name", "x"),
+                ("credential", "not json"),
+            ],
         )
         .await;
     unreadable.assert_html_page(StatusCode::UNPROCESSABLE_ENTITY);
     unreadable.assert_contains("could not be read");
 
     let mut key = authenticator();
-    let started = begin(&owner, "/account/passkeys", "/account/passkeys/register/begin").await;
+    let started = begin(
+        &owner,
+        "/account/passkeys",
+        "/account/passkeys/register/begin",
+    )
+    .await;
     let challenge: CreationChallengeResponse = options(&started);
     let credential = key
         .do_registration(origin(), challenge)
@@ -426,10 +460,18 @@ async fn answers_that_are_not_a_ceremonys_are_refused_with_a_sentence() {
     // The one it was begun for, answered for another origin than the site's (another
     // port): refused by webauthn-rs.
     let mut elsewhere = authenticator();
-    let started = begin(&owner, "/account/passkeys", "/account/passkeys/register/begin").await;
+    let started = begin(
+        &owner,
+        "/account/passkeys",
+        "/account/passkeys/register/begin",
+    )
+    .await;
     let challenge: CreationChallengeResponse = options(&started);
     let credential = elsewhere
-        .do_registration(Url::parse("http://localhost:8443").expect("a URL"), challenge)
+        .do_registration(
+            Url::parse("http://localhost:8443").expect("a URL"),
+            challenge,
+        )
         .expect("a credential for another origin");
     let credential = serde_json::to_string(&credential).expect("JSON");
     let csrf = owner.csrf_from("/account/passkeys").await;
@@ -463,7 +505,9 @@ async fn a_passkey_sign_in_without_a_user_handle_or_ceremony_is_refused() {
     login.assert_contains("Sign in with a passkey");
     // Without JavaScript the form stays hidden; its script comes from this site, not inline.
     assert!(
-        login.body.contains("data-begin=\"/login/passkey/begin\" hidden>"),
+        login
+            .body
+            .contains("data-begin=\"/login/passkey/begin\" hidden>"),
         "{}",
         login.body
     );
@@ -483,11 +527,8 @@ async fn a_passkey_sign_in_without_a_user_handle_or_ceremony_is_refused() {
     // This authenticator keeps no user handle, and can't find its credential unless named.
     let mut json = json;
     json["publicKey"]["allowCredentials"] = owner_credentials(&app).await;
-    let request: RequestChallengeResponse =
-        serde_json::from_value(json).expect("request options");
-    let answer = key
-        .do_authentication(origin(), request)
-        .expect("an answer");
+    let request: RequestChallengeResponse = serde_json::from_value(json).expect("request options");
+    let answer = key.do_authentication(origin(), request).expect("an answer");
     let answer = serde_json::to_string(&answer).expect("JSON");
 
     let csrf = visitor.csrf_from("/login").await;
@@ -550,9 +591,19 @@ async fn a_site_reached_by_ip_address_says_passkeys_need_a_domain_name() {
     let app = spawn_app().await;
     let owner = signed_up(&app.address, "By Address").await;
 
-    let refused = begin(&owner, "/account/passkeys", "/account/passkeys/register/begin").await;
+    let refused = begin(
+        &owner,
+        "/account/passkeys",
+        "/account/passkeys/register/begin",
+    )
+    .await;
 
-    assert_eq!(refused.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", refused.body);
+    assert_eq!(
+        refused.status,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "{}",
+        refused.body
+    );
     let json: Value = serde_json::from_str(&refused.body).expect("a JSON error");
     assert!(
         json["errors"][0]

@@ -22,10 +22,10 @@ use super::view::{
 };
 use crate::auth::{client_addr, webauthn};
 use crate::db::{self, passkeys::SignIn, tx::Principal};
-use crate::error::AppError;
-use webauthn_rs::prelude::PublicKeyCredential;
 use crate::domain::{Email, Password};
+use crate::error::AppError;
 use crate::state::AppState;
+use webauthn_rs::prelude::PublicKeyCredential;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(

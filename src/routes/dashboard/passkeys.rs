@@ -137,8 +137,7 @@ async fn register(
         Ok(name) => name,
         Err(e) => return page(&signed_in, &state, form.name, vec![e]).await,
     };
-    let answer = match db::passkeys::parse_answer::<RegisterPublicKeyCredential>(&form.credential)
-    {
+    let answer = match db::passkeys::parse_answer::<RegisterPublicKeyCredential>(&form.credential) {
         Ok(answer) => answer,
         Err(e) => return page(&signed_in, &state, form.name, e.messages()).await,
     };
@@ -202,7 +201,9 @@ async fn rename(
             db::passkeys::rename(tx, id, &renamed)
         })
         .await?;
-    signed_in.flash(Flash::success(format!("The passkey is now named \"{name}\".")));
+    signed_in.flash(Flash::success(format!(
+        "The passkey is now named \"{name}\"."
+    )));
     Ok(redirect("/account/passkeys"))
 }
 

@@ -15,8 +15,8 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use askama::Template;
 use serde::Deserialize;
 
-use super::session::{CsrfForm, NoFields, landing, public_layout, sign_in};
 use super::assets;
+use super::session::{CsrfForm, NoFields, landing, public_layout, sign_in};
 use super::view::{
     HtmlError, Layout, page_method_not_allowed, post_only, redirect, render_with_status,
 };
