@@ -571,7 +571,7 @@ async fn owner_credentials(app: &TestApp) -> Value {
     }
     let path = app.db.path.clone();
     let rows: Vec<Row> = tokio::task::spawn_blocking(move || {
-        let mut conn = diesel::SqliteConnection::establish(&path).expect("the test database");
+        let mut conn = keyward::db::open(&path).expect("the test database");
         diesel::sql_query("SELECT credential_id FROM passkeys")
             .load(&mut conn)
             .expect("the passkeys")
