@@ -631,3 +631,42 @@ async fn the_code_form_stays_beside_the_passkey_when_both_are_set_up() {
         .await
         .assert_redirect("/tokens");
 }
+
+#[tokio::test]
+async fn adding_and_removing_a_passkey_is_mailed_to_the_person() {
+    let smtp = crate::support::smtp::SmtpServer::start();
+    let settings = smtp.settings();
+    let app = spawn_app_with(move |config| {
+        config.mail = Some(settings);
+        config.public_url = Some(ORIGIN.into());
+    })
+    .await;
+    let owner = crate::support::mail::verified_owner(&app, &smtp, "Mailed Passkeys").await;
+    let email = email_for("Mailed Passkeys");
+
+    add_passkey(&owner, &mut authenticator(), "Phone")
+        .await
+        .assert_redirect("/account/passkeys");
+    let added = smtp
+        .wait_for(&email, "Your Keyward two-factor sign-in changed")
+        .await;
+    assert!(
+        added.text.contains("A passkey named \"Phone\" was added"),
+        "{}",
+        added.text
+    );
+
+    let id = passkey_id(&owner.get("/account/passkeys").await, "Phone");
+    remove(&owner, id, &[])
+        .await
+        .assert_redirect("/account/passkeys");
+    // The verification, the addition and the removal.
+    let mails = smtp.wait_for_count(&email, 3).await;
+    assert!(
+        mails
+            .iter()
+            .any(|m| m.text.contains("The passkey named \"Phone\" was removed")),
+        "{:#?}",
+        mails.iter().map(|m| &m.text).collect::<Vec<_>>()
+    );
+}
