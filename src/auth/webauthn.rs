@@ -83,3 +83,63 @@ pub fn challenge(options: serde_json::Value, cookie: Cookie<'static>) -> actix_w
         .insert_header((actix_web::http::header::CACHE_CONTROL, "no-store"))
         .json(options)
 }
+
+#[cfg(test)]
+mod tests {
+    use actix_web::test::TestRequest;
+    use actix_web::{http::header, web};
+
+    use webauthn_rs::prelude::Uuid;
+
+    use super::*;
+    use crate::config::Config;
+
+    fn request(public_url: Option<&str>, host: &str) -> HttpRequest {
+        let mut config = Config::for_database("unused.db");
+        config.public_url = public_url.map(str::to_string);
+        TestRequest::default()
+            .insert_header((header::HOST, host))
+            .app_data(web::Data::new(config))
+            .to_http_request()
+    }
+
+    #[test]
+    fn the_relying_party_is_the_public_urls_host_else_the_requests() {
+        let cases = [
+            (
+                Some("https://keys.example.com/some/path"),
+                "127.0.0.1:9",
+                "keys.example.com",
+                "https://keys.example.com",
+            ),
+            (None, "localhost:8080", "localhost", "http://localhost:8080"),
+        ];
+        for (public_url, host, rp_id, origin) in cases {
+            let rp = relying_party(&request(public_url, host)).expect("a relying party");
+            let options = rp
+                .start_passkey_registration(Uuid::new_v4(), "a", "a", None)
+                .expect("a challenge")
+                .0;
+            assert_eq!(options.public_key.rp.id, rp_id, "{public_url:?} {host}");
+            let allowed: Vec<String> = rp
+                .get_allowed_origins()
+                .iter()
+                .map(|u| u.origin().ascii_serialization())
+                .collect();
+            assert_eq!(allowed, [origin], "{public_url:?} {host}");
+        }
+    }
+
+    #[test]
+    fn an_ip_address_is_refused_with_a_sentence() {
+        for host in ["127.0.0.1:8080", "[::1]:8080"] {
+            match relying_party(&request(None, host)) {
+                Err(AppError::Invalid(messages)) => {
+                    assert!(messages[0].contains("domain name"), "{messages:?}")
+                }
+                Err(other) => panic!("{host}: {other}"),
+                Ok(_) => panic!("{host}: a relying party for an IP address"),
+            }
+        }
+    }
+}

@@ -75,7 +75,7 @@ fn parse_passkey(json: &str) -> Result<Passkey, AppError> {
 /// What a ceremony is for, and the state webauthn-rs needs to finish it.
 #[derive(Serialize, Deserialize)]
 #[serde(tag = "purpose", rename_all = "snake_case")]
-pub enum Ceremony {
+enum Ceremony {
     /// Adding a passkey; `handle` is the id the authenticator keeps for the person.
     Register {
         handle: Uuid,
@@ -100,7 +100,7 @@ impl Ceremony {
 /// Keeps `ceremony` for `user` (none for a passwordless sign-in) under the cookie whose
 /// SHA-256 is `key_digest`. Expired ones are cleared first, and a person's older ones of
 /// the same kind replaced, so the table holds only live ones.
-pub fn start(
+fn start(
     conn: &mut DbConnection,
     key_digest: &[u8],
     user: Option<UserId>,
@@ -193,7 +193,7 @@ pub fn parse_answer<T: serde::de::DeserializeOwned>(raw: &str) -> Result<T, AppE
 
 /// The id the person's authenticators keep for them: the one their passkeys already have,
 /// else a new random one. It says nothing about them.
-pub fn user_handle(conn: &mut DbConnection, user: UserId) -> Result<Uuid, AppError> {
+fn user_handle(conn: &mut DbConnection, user: UserId) -> Result<Uuid, AppError> {
     let existing: Option<Vec<u8>> = passkeys::table
         .filter(passkeys::user_id.eq(user.0))
         .select(passkeys::user_handle)
@@ -205,7 +205,7 @@ pub fn user_handle(conn: &mut DbConnection, user: UserId) -> Result<Uuid, AppErr
 }
 
 /// The ids of the person's passkeys, so an authenticator isn't registered twice.
-pub fn credential_ids(
+fn credential_ids(
     conn: &mut DbConnection,
     user: UserId,
 ) -> Result<Vec<webauthn_rs::prelude::CredentialID>, AppError> {
@@ -389,7 +389,7 @@ pub fn start_second_step(
 
 /// Checks `answer` to the second-step ceremony the cookie names as `user`'s, and spends
 /// it. `false` for any refusal, which the second step counts as a wrong code.
-pub fn check_second_step(
+fn check_second_step(
     conn: &mut DbConnection,
     webauthn: &Webauthn,
     key_digest: &[u8],
@@ -402,7 +402,7 @@ pub fn check_second_step(
     let result = match webauthn.finish_passkey_authentication(answer, &state) {
         Ok(result) => result,
         Err(e) => {
-            refusal(&e);
+            tracing::info!(error = %e, "a passkey answer at the second step was refused");
             return Ok(false);
         }
     };
