@@ -189,7 +189,7 @@ async fn submit(
         Step::Wrong { left } => {
             drop(attempt);
             let wrong = if with_passkey {
-                "Your passkey's answer was not accepted. Try it again, or type a code."
+                "Your passkey's answer was not accepted. Try again."
             } else {
                 "That code is not right. Type the 6 digits your authenticator app shows now, or an unused recovery code."
             };
