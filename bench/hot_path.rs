@@ -11,9 +11,9 @@ use std::net::IpAddr;
 use std::sync::Mutex;
 use std::time::Instant;
 
-use keyward::auth::ratelimit::RateLimits;
-use keyward::auth::usage::{Outcome, UsageRecorder};
 use keyward::domain::{RateLimit, TokenId};
+use keyward::limits::per_token::RateLimits;
+use keyward::usage::{Outcome, UsageRecorder};
 
 fn time_per_call(threads: usize, calls: u64, work: impl Fn(u64) + Sync) -> f64 {
     let started = Instant::now();

@@ -5,8 +5,8 @@ use std::net::SocketAddr;
 
 use clap::Args;
 
-use crate::auth::client_addr::{self, ClientHeader};
 use crate::auth::report_keys::ReportKeys;
+use crate::domain::{ClientHeader, DEFAULT_TRUSTED_PROXIES, parse_proxies};
 use crate::domain::{DatabaseUrl, Email, SignupMode};
 use crate::mail::SmtpUrl;
 
@@ -109,7 +109,7 @@ pub struct RawSettings {
         long,
         env = "KEYWARD_TRUSTED_PROXIES",
         global = true,
-        default_value = crate::auth::client_addr::DEFAULT_TRUSTED_PROXIES
+        default_value = DEFAULT_TRUSTED_PROXIES
     )]
     pub trusted_proxies: String,
 
@@ -389,7 +389,7 @@ impl Config {
             sudo_window: chrono::Duration::hours(1),
             public_url: None,
             trust_forwarded_headers: false,
-            trusted_proxies: client_addr::parse_proxies(client_addr::DEFAULT_TRUSTED_PROXIES)
+            trusted_proxies: parse_proxies(DEFAULT_TRUSTED_PROXIES)
                 .expect("the default proxies parse"),
             client_address_header: ClientHeader::default(),
             workers: Some(2),
@@ -508,7 +508,7 @@ impl TryFrom<RawSettings> for Config {
             sudo_window: chrono::Duration::minutes(i64::from(raw.sudo_minutes)),
             public_url,
             trust_forwarded_headers: raw.trust_forwarded_headers,
-            trusted_proxies: client_addr::parse_proxies(&raw.trusted_proxies)
+            trusted_proxies: parse_proxies(&raw.trusted_proxies)
                 .map_err(|e| format!("KEYWARD_TRUSTED_PROXIES / --trusted-proxies: {e}"))?,
             client_address_header: ClientHeader::parse(&raw.client_address_header).map_err(
                 |e| format!("KEYWARD_CLIENT_ADDRESS_HEADER / --client-address-header: {e}"),

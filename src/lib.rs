@@ -10,6 +10,7 @@ pub mod config;
 pub mod db;
 pub mod domain;
 pub mod error;
+pub mod limits;
 pub mod mail;
 pub mod metrics;
 pub(crate) mod plans;
@@ -19,6 +20,7 @@ pub mod startup;
 pub mod state;
 pub mod telemetry;
 pub(crate) mod timefmt;
+pub mod usage;
 
 /// Every JSON route and its methods, as the router serves them and `/openapi.json` describes
 /// them: for the tests that check the two agree.

@@ -9,18 +9,18 @@ use futures_util::future::LocalBoxFuture;
 
 use crate::auth::cache::TokenCache;
 use crate::auth::guard::GuardState;
-use crate::auth::ip_limit::IpLimit;
 use crate::auth::password::Argon2Pool;
-use crate::auth::ratelimit::RateLimits;
-use crate::auth::throttle::LoginThrottle;
-use crate::auth::usage::UsageRecorder;
 use crate::cluster_pages::ClusterPages;
 use crate::config::Config;
 use crate::db::tx::{Principal, Tx};
 use crate::db::{self, Pool};
 use crate::domain::AccountId;
 use crate::error::AppError;
+use crate::limits::per_address::IpLimit;
+use crate::limits::per_token::RateLimits;
+use crate::limits::sign_in::LoginThrottle;
 use crate::metrics::{Metrics, Snapshot};
+use crate::usage::UsageRecorder;
 
 /// A change for the write path: a store function's call, run once inside the transaction.
 pub trait Change<T>: FnOnce(&mut Tx<'_>) -> Result<T, AppError> + Send + 'static {}
@@ -85,7 +85,7 @@ pub struct AppState {
     /// Per-token rate limits: in memory, per server.
     pub rate_limits: Arc<RateLimits>,
     /// Live credit balances, written with the usage batch.
-    pub credits: Arc<crate::auth::credits::CreditLedger>,
+    pub credits: Arc<crate::limits::credits::CreditLedger>,
     pub throttle: Arc<LoginThrottle>,
     /// Rendered pages of `GET /clusters`, dropped through the invalidation log.
     pub cluster_pages: Arc<ClusterPages>,
@@ -95,7 +95,7 @@ pub struct AppState {
     /// send them.
     pub secret_reports: IpLimit,
     /// Refused token-API attempts each token may have audited (`routes::api::refusals`).
-    pub refusal_audits: crate::routes::api::RefusalBudget,
+    pub refusal_audits: crate::limits::refusal_audits::RefusalBudget,
     /// Reports signed by a configured key, per client address: the scanner's own budget.
     pub signed_reports: IpLimit,
     /// Passwordless passkey sign-ins begun per client address: anyone may begin one, and
@@ -132,7 +132,7 @@ impl AppState {
             config: Arc::new(config),
             usage: Arc::new(UsageRecorder::new()),
             rate_limits: Arc::new(RateLimits::new()),
-            credits: Arc::new(crate::auth::credits::CreditLedger::new()),
+            credits: Arc::new(crate::limits::credits::CreditLedger::new()),
             cluster_pages: Arc::new(ClusterPages::new()),
             refusal_audits: Default::default(),
             secret_reports: IpLimit::new(
@@ -296,7 +296,7 @@ impl GuardState for AppState {
         &self.metrics
     }
 
-    fn credits(&self) -> &crate::auth::credits::CreditLedger {
+    fn credits(&self) -> &crate::limits::credits::CreditLedger {
         &self.credits
     }
 }

@@ -41,8 +41,8 @@ use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 use crate::db::DbConnection;
 use chrono::NaiveDateTime;
 
-use super::credits::CreditSnapshot;
 use crate::db::{self, Pool, invalidations::Invalidation, invalidations::NoteKind};
+use crate::domain::CreditSnapshot;
 use crate::domain::{
     AccountId, ExternalId, IpAllowlist, KeyMeta, Permissions, RateLimit, Scopes, SecretDigest,
     TokenId, TokenKey,
@@ -75,7 +75,7 @@ pub struct CachedToken {
     pub permissions: Permissions,
     pub meta: Option<KeyMeta>,
     pub external_id: Option<ExternalId>,
-    /// Its credit limit as loaded; `auth::credits` keeps the live balance.
+    /// Its credit limit as loaded; `limits::credits` keeps the live balance.
     pub credits: Option<CreditSnapshot>,
     /// Where it may be used from; empty for anywhere.
     pub allowed_ips: IpAllowlist,

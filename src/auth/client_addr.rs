@@ -16,53 +16,14 @@ use actix_web::{HttpRequest, web};
 use ipnet::IpNet;
 
 use crate::config::Config;
+use crate::domain::ClientHeader;
 
-/// Which header a trusted proxy names the client in.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum ClientHeader {
-    #[default]
-    XForwardedFor,
-    /// RFC 7239 `Forwarded: for=…`.
-    Forwarded,
-}
-
-impl ClientHeader {
-    pub fn parse(raw: &str) -> Result<Self, String> {
-        match raw.trim().to_ascii_lowercase().as_str() {
-            "x-forwarded-for" => Ok(Self::XForwardedFor),
-            "forwarded" => Ok(Self::Forwarded),
-            other => Err(format!(
-                "\"{other}\" is not a header Keyward reads the client's address from; use x-forwarded-for or forwarded"
-            )),
-        }
+/// The header a trusted proxy names the client in.
+fn header_name(header: ClientHeader) -> HeaderName {
+    match header {
+        ClientHeader::XForwardedFor => HeaderName::from_static("x-forwarded-for"),
+        ClientHeader::Forwarded => header::FORWARDED,
     }
-
-    fn name(self) -> HeaderName {
-        match self {
-            Self::XForwardedFor => HeaderName::from_static("x-forwarded-for"),
-            Self::Forwarded => header::FORWARDED,
-        }
-    }
-}
-
-/// The loopback ranges: a proxy on the same host.
-pub const DEFAULT_TRUSTED_PROXIES: &str = "127.0.0.0/8,::1/128";
-
-/// A comma- or space-separated list of CIDRs or single addresses, such as
-/// `10.0.0.0/8, 192.0.2.7`.
-pub fn parse_proxies(raw: &str) -> Result<Vec<IpNet>, String> {
-    raw.split([',', ' ', '\n', '\t'])
-        .map(str::trim)
-        .filter(|item| !item.is_empty())
-        .map(|item| {
-            item.parse::<IpNet>()
-                .or_else(|_| item.parse::<IpAddr>().map(IpNet::from))
-                .map(|net| net.trunc())
-                .map_err(|_| {
-                    format!("\"{item}\" is not an address or a CIDR range such as 10.0.0.0/8")
-                })
-        })
-        .collect()
 }
 
 /// The client's address for `req`, by the server's settings in the app's data; the peer's
@@ -88,7 +49,7 @@ pub fn client_ip(req: &HttpRequest, config: &Config) -> Option<IpAddr> {
     let header = config.client_address_header;
     let hops = req
         .headers()
-        .get_all(header.name())
+        .get_all(header_name(header))
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| hops_in(header, v))
         .collect::<Vec<_>>();
@@ -156,6 +117,7 @@ mod tests {
     use actix_web::test::TestRequest;
 
     use super::*;
+    use crate::domain::{DEFAULT_TRUSTED_PROXIES, parse_proxies};
 
     fn config(trust: bool, proxies: &str, header: ClientHeader) -> Config {
         let mut config = Config::for_database("unused.db");

@@ -19,14 +19,14 @@ use chrono::NaiveDateTime;
 
 use super::basic::{self, BasicError};
 use super::cache::{CachedToken, Found, TokenCache};
-use super::credits::{CreditLedger, Spend};
 use super::memo;
-use super::ratelimit::RateLimits;
-use super::usage::{Outcome, UsageRecorder};
 use crate::db::Pool;
 use crate::domain::{Scope, SecretDigest, TokenId, TokenKey, TokenSecret};
 use crate::error::{AppError, AuthFailure};
+use crate::limits::credits::{CreditLedger, Spend};
+use crate::limits::per_token::RateLimits;
 use crate::metrics::{GuardReason, Metrics};
+use crate::usage::{Outcome, UsageRecorder};
 
 /// What the guard needs from the server's shared state, and all it may see of it. The
 /// server's `AppState` provides it; the guard itself knows nothing above `auth`.

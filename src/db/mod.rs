@@ -50,10 +50,10 @@ pub mod recovery;
 pub mod schema;
 pub(crate) mod server_settings;
 pub(crate) mod sessions;
+pub mod sign_in_counts;
 #[cfg(feature = "test-support")]
 pub mod simulated_full_disk;
 mod standing;
-pub mod throttle;
 pub mod token_edits;
 pub mod token_search;
 pub mod token_tree;

@@ -1,5 +1,5 @@
 //! A token's use as the guard saw it: the last use (on the token's row), calls per UTC day
-//! (kept 90 days) and the last 5 client addresses. `auth::usage` gathers them in memory
+//! (kept 90 days) and the last 5 client addresses. `usage` gathers them in memory
 //! and writes them here in batches; the dashboard's charts read them.
 //!
 //! Every write adds to what is there (`count = count + n`, the earliest first sighting,

@@ -97,6 +97,17 @@ fn check_amount(n: i64, what: &str) -> Result<(), String> {
     }
 }
 
+/// A token's credit limit as loaded from the store, with when it was last refilled: what
+/// the guard's cache holds and `limits::credits` spends from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CreditSnapshot {
+    pub credits: Credits,
+    pub refilled_at: Option<NaiveDateTime>,
+    /// Which setting of the credits this balance belongs to: a person's change starts a
+    /// new one.
+    pub version: i32,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

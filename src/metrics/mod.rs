@@ -87,7 +87,7 @@ impl GuardReason {
     }
 
     /// A call the guard let in, answered with `status`: a 403 from the handler is a
-    /// missing scope (as `auth::usage::Outcome::of` reads it too).
+    /// missing scope (as `usage::Outcome::of` reads it too).
     pub fn answered(status: StatusCode) -> Self {
         Self::let_in(status == StatusCode::FORBIDDEN)
     }

@@ -768,5 +768,5 @@ async fn a_token_probing_in_a_loop_is_audited_within_its_budget_and_still_answer
     );
 }
 
-/// Refused attempts one token may have audited at once (`routes::api::RefusalBudget::BURST`).
+/// Refused attempts one token may have audited at once (`limits::refusal_audits::RefusalBudget::BURST`).
 const REFUSAL_BURST: usize = 20;

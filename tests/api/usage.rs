@@ -261,7 +261,7 @@ async fn the_last_five_addresses_are_listed_newest_first() {
 fn behind_proxies(config: &mut keyward::config::Config, trusted: bool) {
     config.trust_forwarded_headers = trusted;
     config.trusted_proxies =
-        keyward::auth::client_addr::parse_proxies("127.0.0.0/8, 10.0.0.0/8").expect("CIDRs");
+        keyward::domain::parse_proxies("127.0.0.0/8, 10.0.0.0/8").expect("CIDRs");
 }
 
 /// Sends `request` with `token`, and the header two proxies in front (the inner at

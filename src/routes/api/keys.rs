@@ -15,12 +15,12 @@ use serde::{Deserialize, Serialize, Serializer};
 use serde_json::Value;
 
 use crate::auth::cache::{CachedToken, Found};
-use crate::auth::credits::Spend;
 use crate::auth::guard::ApiCaller;
-use crate::auth::usage::Outcome;
 use crate::domain::{PermissionQuery, Scope, Scopes, TokenKey, TokenSecret};
 use crate::error::AppError;
+use crate::limits::credits::Spend;
 use crate::state::AppState;
+use crate::usage::Outcome;
 
 /// The body; each field read as any JSON value so a wrong type gets a sentence.
 #[derive(Debug, Deserialize, utoipa::ToSchema)]

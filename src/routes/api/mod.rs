@@ -16,7 +16,6 @@ mod token;
 pub mod verify;
 
 pub use catalogue::{Catalogue, Links};
-pub use refusals::RefusalBudget;
 
 use actix_web::http::StatusCode;
 use actix_web::http::header::{CONTENT_TYPE, HeaderValue};

@@ -2,14 +2,9 @@
 //! without it) that asks for more than it may, or for a token it can't see, gets its 403,
 //! 404 or 422 and an audit row naming it, so an owner can see a leaked token probing.
 //! The refused change itself was rolled back, with its own audit rows; this row is written
-//! after, in a write of its own. Each token gets a budget of such rows ([`RefusalBudget`]):
+//! after, in a write of its own. Each token gets a budget of such rows (`limits::refusal_audits`):
 //! a token probing in a loop leaves enough of a trace to be seen, and can't fill the disk
 //! or hold the write lock with it.
-
-use std::num::NonZeroU32;
-use std::time::Duration;
-
-use governor::{DefaultKeyedRateLimiter, Quota};
 
 use actix_web::body::MessageBody;
 use actix_web::dev::{ServiceRequest, ServiceResponse};
@@ -19,40 +14,8 @@ use actix_web::{Error, HttpMessage, web};
 
 use crate::auth::guard::ApiCaller;
 use crate::db;
-use crate::domain::TokenId;
 use crate::error::AppError;
 use crate::state::AppState;
-
-/// Refused attempts one token may have audited at once, then one a minute.
-pub struct RefusalBudget(DefaultKeyedRateLimiter<TokenId>);
-
-impl RefusalBudget {
-    pub const BURST: u32 = 20;
-
-    /// Tokens tracked before those whose budget has refilled are forgotten: only tokens
-    /// that exist get here, so this bounds memory, not what is counted.
-    const MAX_TOKENS: usize = 100_000;
-
-    pub fn new() -> Self {
-        let quota = Quota::with_period(Duration::from_secs(60))
-            .unwrap_or_else(|| Quota::per_minute(NonZeroU32::MIN))
-            .allow_burst(NonZeroU32::new(Self::BURST).unwrap_or(NonZeroU32::MIN));
-        Self(DefaultKeyedRateLimiter::keyed(quota))
-    }
-
-    fn take(&self, token: TokenId) -> bool {
-        if self.0.len() > Self::MAX_TOKENS {
-            self.0.retain_recent();
-        }
-        self.0.check_key(&token).is_ok()
-    }
-}
-
-impl Default for RefusalBudget {
-    fn default() -> Self {
-        Self::new()
-    }
-}
 
 /// actix middleware, inside the guard: `.wrap(from_fn(refusals::audited))`.
 pub async fn audited(

@@ -10,11 +10,11 @@ use actix_web::http::header::{AUTHORIZATION, CACHE_CONTROL, HeaderValue};
 use actix_web::{HttpRequest, HttpResponse, web};
 
 use crate::auth::guard::{self, ApiCaller};
-use crate::auth::usage::Outcome;
 use crate::domain::{PermissionQuery, Scope};
 use crate::error::AppError;
 use crate::metrics::GuardReason;
 use crate::state::AppState;
+use crate::usage::Outcome;
 
 /// The header a proxy may set to demand a scope, as `?scope=` does.
 pub const REQUIRED_SCOPE_HEADER: &str = "x-keyward-required-scope";

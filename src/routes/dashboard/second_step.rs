@@ -2,7 +2,7 @@
 //! second factor leads here with a cookie of its own (`auth::pending`); a right code (from
 //! the authenticator or a recovery code) starts the session as `/login` would.
 //!
-//! Every code is a sign-in attempt (`auth::throttle`), and a wrong one, a malformed one and
+//! Every code is a sign-in attempt (`limits::sign_in`), and a wrong one, a malformed one and
 //! one of the wrong length all get the same answer.
 //!
 //! A person with a passkey may answer with it instead: `passkey/begin` starts the ceremony

@@ -1,6 +1,6 @@
 //! What the token pages show of a token's use: the 30-day chart and last addresses on
 //! the token's page, a sparkline per row and the account's chart on `/tokens`. The
-//! figures are written by the guard's batches (`auth::usage`), so they trail the API by
+//! figures are written by the guard's batches (`usage`), so they trail the API by
 //! up to one flush interval.
 
 use std::collections::HashMap;

@@ -24,7 +24,7 @@ const PROPAGATION: Duration = Duration::from_secs(1);
 /// How long the test keeps asking B, so a miss fails with the lag it saw rather than hanging.
 const GIVE_UP: Duration = Duration::from_secs(10);
 
-/// Sign-ups one address may make in an hour (`auth::throttle::SIGN_UPS_PER_IP`).
+/// Sign-ups one address may make in an hour (`limits::sign_in::SIGN_UPS_PER_IP`).
 const SIGN_UPS_PER_ADDRESS: usize = 20;
 
 /// Two server processes on one fresh store.

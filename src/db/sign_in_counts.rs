@@ -1,4 +1,4 @@
-//! The sign-in and sign-up limits' counts (`auth::throttle` holds the rules): one row per
+//! The sign-in and sign-up limits' counts (`limits::sign_in` holds the rules): one row per
 //! event and key, in the store, so that every instance on one database counts against the
 //! same limit. Each function runs inside a write transaction ([`super::tx::transact`]) the caller opens,
 //! so a check and the count it allows are one step: no burst, on one instance or many,

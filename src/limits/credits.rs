@@ -13,21 +13,11 @@ use std::sync::{Mutex, MutexGuard, PoisonError};
 
 use chrono::NaiveDateTime;
 
-use super::cache::CachedToken;
+use crate::auth::cache::CachedToken;
 use crate::db::credits::{Balance, Spending};
 use crate::db::{self, Pool};
-use crate::domain::{Credits, TokenId};
+use crate::domain::{CreditSnapshot, TokenId};
 use crate::error::AppError;
-
-/// A token's credit limit as the cache loaded it from the store.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct CreditSnapshot {
-    pub credits: Credits,
-    pub refilled_at: Option<NaiveDateTime>,
-    /// Which setting of the credits this balance belongs to: a person's change starts a
-    /// new one.
-    pub version: i32,
-}
 
 /// The answer to a spend.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -220,7 +210,7 @@ fn current<'a>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::{Refill, RefillInterval};
+    use crate::domain::{Credits, Refill, RefillInterval};
 
     fn at(t: &str) -> NaiveDateTime {
         NaiveDateTime::parse_from_str(t, "%Y-%m-%d %H:%M:%S").unwrap()

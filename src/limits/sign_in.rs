@@ -19,7 +19,7 @@
 //! Sign-ups are limited per address too ([`SIGN_UPS_PER_IP`] an hour), counted whether they
 //! succeed or not: each costs an argon2 hash, and one for a taken email says it is taken.
 //!
-//! Counted in the database (`db::throttle`), so several instances on one store share one
+//! Counted in the database (`db::sign_in_counts`), so several instances on one store share one
 //! limit rather than granting one each, and a restart forgets nothing. The check and the
 //! count it allows are one write transaction (`db::tx::transact`), so concurrent tries, on one
 //! instance or many, take turns. If that write fails (a full disk, the database gone), the
@@ -30,7 +30,7 @@ use std::time::Duration;
 
 use chrono::NaiveDateTime;
 
-use crate::db::throttle::{self as counts, Kind};
+use crate::db::sign_in_counts::{self as counts, Kind};
 use crate::db::{self, DbConnection, Pool};
 use crate::domain::Email;
 use crate::error::AppError;
