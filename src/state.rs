@@ -98,6 +98,9 @@ pub struct AppState {
     pub refusal_audits: crate::limits::refusal_audits::RefusalBudget,
     /// Reports signed by a configured key, per client address: the scanner's own budget.
     pub signed_reports: IpLimit,
+    /// Passwordless passkey sign-ins begun per client address: anyone may begin one, and
+    /// each keeps a challenge in the database for a few minutes.
+    pub passkey_starts: IpLimit,
     /// Prometheus handles; a no-op set unless `KEYWARD_METRICS_BIND` is given.
     pub metrics: Arc<Metrics>,
     /// The SMTP relay; `None` while mail is off (no `KEYWARD_SMTP_URL`).
@@ -121,6 +124,10 @@ const SIGNED_REPORTS_BURST: std::num::NonZeroU32 = std::num::NonZeroU32::new(100
 const OIDC_STARTS_BURST: std::num::NonZeroU32 = std::num::NonZeroU32::new(20).unwrap();
 const OIDC_STARTS_EVERY: std::time::Duration = std::time::Duration::from_secs(3);
 const SIGNED_REPORTS_EVERY: std::time::Duration = std::time::Duration::from_millis(10);
+/// A person tries a passkey a few times in a row at most; a script trying more is held
+/// to one every few seconds.
+const PASSKEY_STARTS_BURST: std::num::NonZeroU32 = std::num::NonZeroU32::new(10).unwrap();
+const PASSKEY_STARTS_EVERY: std::time::Duration = std::time::Duration::from_secs(6);
 
 impl AppState {
     pub fn new(pool: Pool, config: Config) -> Self {
@@ -144,6 +151,11 @@ impl AppState {
                 "signed leaked-secret reports",
                 SIGNED_REPORTS_BURST,
                 SIGNED_REPORTS_EVERY,
+            ),
+            passkey_starts: IpLimit::new(
+                "passkey sign-ins",
+                PASSKEY_STARTS_BURST,
+                PASSKEY_STARTS_EVERY,
             ),
             metrics: Arc::new(Metrics::off()),
             mailer: None,

@@ -94,6 +94,117 @@ async fn a_person_resets_a_forgotten_password_from_the_mail_in_a_browser() {
     in_browser(server, |b, base, shots| reset_story(b, base, mail, shots)).await;
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs chromium and chromedriver: cargo test --test browser -- --ignored"]
+async fn a_person_adds_a_passkey_and_signs_in_with_it_in_a_browser() {
+    let server = Server::start();
+    in_browser(server, passkey_story).await;
+}
+
+/// Adds a passkey held by Chromium's virtual authenticator (chromedriver's WebDriver
+/// extension), signs in with it alone from the sign-in page, then with the password and
+/// the passkey as the second step; removes it, and sees it refused.
+async fn passkey_story(b: Client, base: String, shots: Screenshots) {
+    // WebAuthn wants a domain name, not an IP address: the same server, as localhost.
+    let base = base.replace("://127.0.0.1:", "://localhost:");
+    let page = Page {
+        b: &b,
+        base: &base,
+        shots,
+    };
+    add_virtual_authenticator(&b, &page.shots.driver).await;
+
+    page.open("/signup").await;
+    page.fill("account_name", "Passkey Labs").await;
+    page.fill("email", EMAIL).await;
+    page.fill("password", PASSWORD).await;
+    page.fill("password_confirmation", PASSWORD).await;
+    page.click_button("Create account").await;
+    page.wait_for_path("/tokens").await;
+
+    page.open("/account/passkeys").await;
+    page.assert_text_contains("You have no passkeys yet").await;
+    page.fill("passkey-name", "Laptop authenticator").await;
+    page.shoot("passkeys-empty").await;
+    page.click_button("Add a passkey").await;
+    page.wait_for_text("was added").await;
+    page.assert_text_contains("never used").await;
+    page.shoot("passkeys-one").await;
+
+    // Signing in with the passkey alone: no email, no password.
+    sign_out(&page).await;
+    page.open("/login").await;
+    page.shoot("login-with-passkey").await;
+    page.click_button("Sign in with a passkey").await;
+    page.wait_for_path("/tokens").await;
+    page.open("/account/passkeys").await;
+    page.assert_text_contains("last used").await;
+
+    // The password, then the passkey as the second step.
+    sign_out(&page).await;
+    page.open("/login").await;
+    page.fill("email", EMAIL).await;
+    page.fill("password", PASSWORD).await;
+    page.click_button("Sign in").await;
+    page.wait_for_path("/login/two-factor").await;
+    page.shoot("second-step-passkey").await;
+    page.click_button("Use a passkey").await;
+    page.wait_for_path("/tokens").await;
+
+    // Removed, the passkey the authenticator still holds signs no one in.
+    page.open("/account/passkeys").await;
+    page.click_button("Remove Laptop authenticator").await;
+    page.wait_for_text("The passkey was removed").await;
+    sign_out(&page).await;
+    page.open("/login").await;
+    page.click_button("Sign in with a passkey").await;
+    page.wait_for_text("That passkey is not registered with Keyward")
+        .await;
+    page.open("/tokens").await;
+    page.wait_for_path("/login").await;
+}
+
+/// Presses "Sign out" in the header.
+async fn sign_out(page: &Page<'_>) {
+    page.open("/tokens").await;
+    page.click_button("Sign out").await;
+    page.wait_for_path("/login").await;
+}
+
+/// A virtual platform authenticator that keeps discoverable credentials and verifies its
+/// user at once, as a fingerprint reader would.
+async fn add_virtual_authenticator(b: &Client, driver: &str) {
+    let session = b
+        .session_id()
+        .await
+        .ok()
+        .flatten()
+        .expect("a WebDriver session id");
+    let response = reqwest::Client::builder()
+        .no_proxy()
+        .timeout(STEP_TIMEOUT)
+        .build()
+        .expect("an HTTP client")
+        .post(format!("{driver}/session/{session}/webauthn/authenticator"))
+        .json(&json!({
+            "protocol": "ctap2",
+            "transport": "internal",
+            "hasResidentKey": true,
+            "hasUserVerification": true,
+            "isUserConsenting": true,
+            "isUserVerified": true,
+        }))
+        .send()
+        .await
+        .expect("chromedriver's WebAuthn extension");
+    let status = response.status();
+    let body = response.text().await.unwrap_or_default();
+    assert!(
+        status.is_success(),
+        "adding a virtual authenticator: {status} {body}"
+    );
+}
+
 /// Signs up with mail on and verifies the address from the mail; forgets the password,
 /// asks for a link from the sign-in page, follows it from the mail, sets a new password
 /// and signs in with it.

@@ -15,3 +15,4 @@ pub mod report_keys;
 pub mod require_token;
 pub mod secret_key;
 pub(crate) mod session;
+pub(crate) mod webauthn;

@@ -71,6 +71,8 @@ pub mod action {
     pub const TWO_FACTOR_DISABLED: AuditAction = AuditAction::TwoFactorDisabled;
     pub const RECOVERY_CODES_REGENERATED: AuditAction = AuditAction::RecoveryCodesRegenerated;
     pub const RECOVERY_CODE_USED: AuditAction = AuditAction::RecoveryCodeUsed;
+    pub const PASSKEY_ADDED: AuditAction = AuditAction::PasskeyAdded;
+    pub const PASSKEY_REMOVED: AuditAction = AuditAction::PasskeyRemoved;
     pub const TWO_FACTOR_POLICY_SET: AuditAction = AuditAction::TwoFactorPolicySet;
     pub const SSO_LINKED: AuditAction = AuditAction::SsoLinked;
     pub const SSO_POLICY_SET: AuditAction = AuditAction::SsoPolicySet;

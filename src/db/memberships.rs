@@ -8,7 +8,7 @@ use diesel::prelude::*;
 
 use super::DbConnection;
 
-use super::schema::{memberships, two_factor, users};
+use super::schema::{memberships, passkeys, two_factor, users};
 use crate::domain::{AccountId, Role, UserId};
 use crate::error::AppError;
 
@@ -77,6 +77,7 @@ pub fn list(conn: &mut DbConnection, account: AccountId) -> Result<Vec<Member>, 
         NaiveDateTime,
         Option<NaiveDateTime>,
         Option<NaiveDateTime>,
+        bool,
     );
     let rows: Vec<Row> = memberships::table
         .inner_join(users::table)
@@ -90,18 +91,19 @@ pub fn list(conn: &mut DbConnection, account: AccountId) -> Result<Vec<Member>, 
             memberships::created_at,
             users::last_login_at,
             two_factor::confirmed_at.nullable(),
+            diesel::dsl::exists(passkeys::table.filter(passkeys::user_id.eq(users::id))),
         ))
         .load(conn)?;
     Ok(rows
         .into_iter()
         .map(
-            |(id, email, role, joined_at, last_login_at, confirmed)| Member {
+            |(id, email, role, joined_at, last_login_at, confirmed, passkey)| Member {
                 user_id: UserId(id),
                 email,
                 role,
                 joined_at,
                 last_login_at,
-                two_factor: confirmed.is_some(),
+                two_factor: confirmed.is_some() || passkey,
             },
         )
         .collect())

@@ -45,6 +45,7 @@ pub mod notices;
 pub mod oidc;
 pub mod operator_views;
 pub mod outbox;
+pub mod passkeys;
 pub mod reader;
 pub mod recovery;
 pub mod schema;

@@ -282,6 +282,19 @@ diesel::table! {
 }
 
 diesel::table! {
+    passkeys (id) {
+        id -> Integer,
+        user_id -> Integer,
+        credential_id -> Binary,
+        user_handle -> Binary,
+        name -> Text,
+        passkey -> Text,
+        created_at -> Timestamp,
+        last_used_at -> Nullable<Timestamp>,
+    }
+}
+
+diesel::table! {
     oidc_flows (id) {
         id -> Integer,
         state_digest -> Binary,
@@ -292,6 +305,17 @@ diesel::table! {
         user_id -> Nullable<Integer>,
         return_to -> Text,
         created_at -> Timestamp,
+        expires_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    passkey_ceremonies (id) {
+        id -> Integer,
+        key_digest -> Binary,
+        purpose -> Text,
+        user_id -> Nullable<Integer>,
+        state -> Text,
         expires_at -> Timestamp,
     }
 }
@@ -313,6 +337,8 @@ diesel::joinable!(two_factor -> users (user_id));
 diesel::joinable!(recovery_codes -> users (user_id));
 diesel::joinable!(pending_sign_ins -> users (user_id));
 diesel::joinable!(oidc_identities -> users (user_id));
+diesel::joinable!(passkeys -> users (user_id));
+diesel::joinable!(passkey_ceremonies -> users (user_id));
 
 diesel::allow_tables_to_appear_in_same_query!(
     accounts,
@@ -337,4 +363,6 @@ diesel::allow_tables_to_appear_in_same_query!(
     pending_sign_ins,
     oidc_identities,
     oidc_flows,
+    passkeys,
+    passkey_ceremonies,
 );

@@ -75,9 +75,29 @@ pub fn status(conn: &mut DbConnection, user: UserId) -> Result<Status, AppError>
     Ok(Status { since, codes_left })
 }
 
-/// Whether `user` has a confirmed second factor.
+/// Whether `user` has a confirmed authenticator app (TOTP).
 pub fn is_enabled(conn: &mut DbConnection, user: UserId) -> Result<bool, AppError> {
     Ok(status(conn, user)?.enabled())
+}
+
+/// Whether `user` has any second factor: an authenticator app or a passkey. This is what
+/// the sign-in's second step, an account's requirement and the operator console ask.
+pub fn has_second_factor(conn: &mut DbConnection, user: UserId) -> Result<bool, AppError> {
+    Ok(is_enabled(conn, user)? || super::passkeys::count(conn, user)? > 0)
+}
+
+/// The name of an account `user` belongs to that requires a second factor, if any.
+pub(super) fn requiring_account(
+    conn: &mut DbConnection,
+    user: UserId,
+) -> Result<Option<String>, AppError> {
+    Ok(memberships::table
+        .inner_join(accounts::table)
+        .filter(memberships::user_id.eq(user.0))
+        .filter(accounts::require_two_factor.eq(true))
+        .select(accounts::name)
+        .first(conn)
+        .optional()?)
 }
 
 /// The secret the signed-in person is enrolling: the unconfirmed one they were shown, if
@@ -223,14 +243,13 @@ pub fn disable(tx: &mut Tx<'_>, mail_on: bool) -> Result<(), AppError> {
     if !is_enabled(tx.conn, user)? {
         return Err(AppError::invalid("Two-factor sign-in is already off."));
     }
-    // Like GitHub's organisations: an account that requires it keeps it on.
-    let requiring: Option<String> = memberships::table
-        .inner_join(accounts::table)
-        .filter(memberships::user_id.eq(user.0))
-        .filter(accounts::require_two_factor.eq(true))
-        .select(accounts::name)
-        .first(tx.conn)
-        .optional()?;
+    // Like GitHub's organisations: an account that requires it keeps it on, unless a
+    // passkey stays.
+    let requiring = if super::passkeys::count(tx.conn, user)? > 0 {
+        None
+    } else {
+        requiring_account(tx.conn, user)?
+    };
     if let Some(account) = requiring {
         return Err(AppError::invalid(format!(
             "{account} requires two-factor sign-in of its members, so it stays on. You can make new recovery codes instead."
@@ -255,7 +274,7 @@ pub fn disable(tx: &mut Tx<'_>, mail_on: bool) -> Result<(), AppError> {
 
 /// Mails `user` a sentence about their second factor, when mail is on: a change they
 /// didn't make is how they learn someone else holds their sign-in.
-fn notify(
+pub(super) fn notify(
     conn: &mut DbConnection,
     user: UserId,
     mail_on: bool,
@@ -269,7 +288,7 @@ fn notify(
     outbox::enqueue(conn, &email, &Mail::TwoFactorChanged { change })
 }
 
-fn log(tx: &mut Tx<'_>, action: AuditAction, detail: &str) -> Result<(), AppError> {
+pub(super) fn log(tx: &mut Tx<'_>, action: AuditAction, detail: &str) -> Result<(), AppError> {
     let target = format!("user {}", tx.actor().label);
     tx.log_personal(Event {
         action,
@@ -333,6 +352,7 @@ pub fn spend(
 pub enum Spent {
     Totp,
     RecoveryCode,
+    Passkey,
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -389,17 +409,27 @@ pub enum Step {
     Gone,
 }
 
-/// The second step, in one write: the waiting sign-in is read, the code checked and spent,
-/// and then either the sign-in is recorded and the waiting row deleted (so a second tab
-/// with the same right code finds nothing), or the failure is counted and, at the fifth,
-/// the row deleted.
+/// A code typed at the second step, checked and spent as `user`'s.
+pub fn code_check(
+    key: std::sync::Arc<SecretKey>,
+    code: String,
+    unix_now: i64,
+) -> impl FnOnce(&mut DbConnection, UserId) -> Result<Option<Spent>, AppError> {
+    move |conn, user| match SecondFactor::parse(&code) {
+        Some(factor) => spend(conn, &key, user, &factor, unix_now),
+        None => Ok(None),
+    }
+}
+
+/// The second step, in one write: the waiting sign-in is read, the factor checked and
+/// spent by `check` (a code, or a passkey's answer), and then either the sign-in is
+/// recorded and the waiting row deleted (so a second tab with the same right code finds
+/// nothing), or the failure is counted and, at the fifth, the row deleted.
 pub fn second_step(
     tx: &mut Tx<'_>,
-    key: &SecretKey,
     key_digest: &[u8],
-    code: &str,
-    unix_now: i64,
     mail_on: bool,
+    check: impl FnOnce(&mut DbConnection, UserId) -> Result<Option<Spent>, AppError>,
 ) -> Result<Step, AppError> {
     let now = super::now();
     let pending: Option<(i32, i32, i32)> = pending_sign_ins::table
@@ -417,11 +447,7 @@ pub fn second_step(
         return Ok(Step::Gone);
     };
     let user = super::users::find(tx.conn, UserId(user_id))?;
-    let spent = match SecondFactor::parse(code) {
-        Some(factor) => spend(tx.conn, key, user.user_id(), &factor, unix_now)?,
-        None => None,
-    };
-    let Some(spent) = spent else {
+    let Some(spent) = check(tx.conn, user.user_id())? else {
         let failures = failures + 1;
         if failures >= PENDING_TRIES {
             diesel::delete(pending_sign_ins::table.find(id)).execute(tx.conn)?;

@@ -63,6 +63,8 @@ audit_actions! {
     TwoFactorDisabled => "user.two_factor_disabled",
     RecoveryCodesRegenerated => "user.recovery_codes_regenerated",
     RecoveryCodeUsed => "user.recovery_code_used",
+    PasskeyAdded => "user.passkey_added",
+    PasskeyRemoved => "user.passkey_removed",
     TwoFactorPolicySet => "account.two_factor_policy_set",
     SsoLinked => "user.sso_linked",
     SsoPolicySet => "account.sso_policy_set",

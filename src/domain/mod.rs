@@ -41,7 +41,8 @@ pub use key_fields::{
 pub use lifetime::{Grace, LifetimeLimit};
 pub use mail::{ExpiringToken, Mail};
 pub use names::{
-    AccountName, ClusterName, NAME_MAX_CHARS, Reason, Slug, TokenName, TokenNote, is_format,
+    AccountName, ClusterName, NAME_MAX_CHARS, PasskeyName, Reason, Slug, TokenName, TokenNote,
+    is_format,
 };
 pub use paging::Paging;
 pub use password::Password;

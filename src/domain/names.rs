@@ -72,6 +72,7 @@ pub const NAME_MAX_CHARS: usize = 100;
 name_type!(AccountName, "account name", NAME_MAX_CHARS);
 name_type!(TokenName, "token name", NAME_MAX_CHARS);
 name_type!(ClusterName, "cluster name", NAME_MAX_CHARS);
+name_type!(PasskeyName, "passkey name", NAME_MAX_CHARS);
 
 /// Why something was revoked or suspended: optional, trimmed, at most 500 characters,
 /// line breaks allowed. Too long is an error, never a silent cut.

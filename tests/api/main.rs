@@ -52,6 +52,7 @@ mod metrics;
 mod notices;
 mod openapi;
 mod origins;
+mod passkeys;
 mod password_reset;
 mod plans;
 mod rate_limit;

@@ -10,6 +10,8 @@ use sha2::{Digest, Sha256};
 
 const CSS: &str = include_str!("../../../static/app.css");
 const JS: &str = include_str!("../../../static/app.js");
+/// Only the pages that offer passkeys load this one.
+const PASSKEYS_JS: &str = include_str!("../../../static/passkeys.js");
 
 fn short_hash(body: &str) -> String {
     Sha256::digest(body.as_bytes())[..6]
@@ -21,6 +23,8 @@ fn short_hash(body: &str) -> String {
 static CSS_HREF: LazyLock<String> =
     LazyLock::new(|| format!("/static/app.css?v={}", short_hash(CSS)));
 static JS_HREF: LazyLock<String> = LazyLock::new(|| format!("/static/app.js?v={}", short_hash(JS)));
+static PASSKEYS_JS_HREF: LazyLock<String> =
+    LazyLock::new(|| format!("/static/passkeys.js?v={}", short_hash(PASSKEYS_JS)));
 
 pub fn css_href() -> String {
     CSS_HREF.clone()
@@ -28,6 +32,10 @@ pub fn css_href() -> String {
 
 pub fn js_href() -> String {
     JS_HREF.clone()
+}
+
+pub fn passkeys_js_href() -> String {
+    PASSKEYS_JS_HREF.clone()
 }
 
 fn serve(body: &'static str, content_type: &'static str) -> HttpResponse {
@@ -46,5 +54,9 @@ pub fn scope() -> actix_web::Scope {
         .route(
             "/app.js",
             web::get().to(|| async { serve(JS, "text/javascript; charset=utf-8") }),
+        )
+        .route(
+            "/passkeys.js",
+            web::get().to(|| async { serve(PASSKEYS_JS, "text/javascript; charset=utf-8") }),
         )
 }

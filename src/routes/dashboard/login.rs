@@ -2,20 +2,30 @@
 //!
 //! A wrong password and an unknown email get the same page, after the same argon2 work,
 //! and both count against the sign-in limit.
+//!
+//! `/login/passkey` signs in with a passkey alone (a discoverable credential): its
+//! `begin` answers the options for `navigator.credentials.get` as JSON, and the page's
+//! script posts the browser's answer back in a `credential` field. Anyone may begin, so
+//! beginnings are limited per address; each answer counts against the sign-in limit of
+//! the passkey's owner, like a password.
 
+use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
 use askama::Template;
 use serde::Deserialize;
 
+use super::assets;
 use super::session::{CsrfForm, NoFields, UserSession, landing, public_layout, sign_in};
 use super::view::{
     Flash, HtmlError, Layout, page_method_not_allowed, post_only, redirect, render,
     render_with_status,
 };
-use crate::auth::client_addr;
-use crate::db::{self, tx::Principal};
+use crate::auth::{client_addr, webauthn};
+use crate::db::{self, passkeys::SignIn, tx::Principal};
 use crate::domain::{Email, Password};
+use crate::error::AppError;
 use crate::state::AppState;
+use webauthn_rs::prelude::PublicKeyCredential;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(
@@ -24,6 +34,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .route(web::post().to(submit))
             .default_service(web::to(page_method_not_allowed)),
     )
+    .service(post_only("/login/passkey/begin", begin_passkey))
+    .service(post_only("/login/passkey", passkey))
     .service(post_only("/logout", logout));
 }
 
@@ -39,10 +51,21 @@ struct LoginPage {
     mail_on: bool,
     /// The single sign-on provider's name, for its button; `None` while SSO is off.
     sso_name: Option<String>,
+    passkeys_js: String,
 }
 
-fn sso_name(state: &AppState) -> Option<String> {
-    state.oidc.as_ref().map(|o| o.name().to_string())
+impl LoginPage {
+    fn new(state: &AppState, layout: Layout, email: String, error: Option<String>) -> Self {
+        Self {
+            layout,
+            error,
+            email,
+            signup_open: state.config.signup.is_open(),
+            mail_on: state.mail_on(),
+            sso_name: state.oidc.as_ref().map(|o| o.name().to_string()),
+            passkeys_js: assets::passkeys_js_href(),
+        }
+    }
 }
 
 #[derive(Deserialize)]
@@ -72,14 +95,7 @@ async fn form(
             "Your password was changed and every session ended. Sign in with the new one.",
         ));
     }
-    render(&LoginPage {
-        layout,
-        error: None,
-        email: String::new(),
-        signup_open: state.config.signup.is_open(),
-        mail_on: state.mail_on(),
-        sso_name: sso_name(&state),
-    })
+    render(&LoginPage::new(&state, layout, String::new(), None))
 }
 
 #[derive(Deserialize)]
@@ -108,7 +124,7 @@ async fn submit(
                 let user = db::users::find_by_email(conn, &email)?;
                 let (two_factor, sso_required) = match &user {
                     Some(user) => (
-                        db::two_factor::is_enabled(conn, user.user_id())?,
+                        db::two_factor::has_second_factor(conn, user.user_id())?,
                         match sso_on {
                             true => db::accounts::sso_required_of(conn, user.user_id())?,
                             false => None,
@@ -139,20 +155,14 @@ async fn submit(
     if let (true, Some(account)) = (ok, &sso_required) {
         // Told only after the right password, so the page gives nothing away to a guesser.
         attempt.withdrawn().await;
-        let name = sso_name(&state).unwrap_or_default();
-        return render_with_status(
-            &LoginPage {
-                layout: public_layout("Sign in", &req)?,
-                error: Some(format!(
-                    "{account} requires its members to sign in with {name}. Use the \"Sign in with {name}\" button."
-                )),
-                email: form.email,
-                signup_open: state.config.signup.is_open(),
-                mail_on: state.mail_on(),
-                sso_name: sso_name(&state),
-            },
-            actix_web::http::StatusCode::FORBIDDEN,
+        let layout = public_layout("Sign in", &req)?;
+        let page = LoginPage::new(
+            &state,
+            layout,
+            form.email,
+            Some(sso_required_sentence(&state, account)),
         );
+        return render_with_status(&page, StatusCode::FORBIDDEN);
     }
     if let (Some(user), true, true) = (&user, ok, two_factor) {
         // A right password and a second factor: no session yet, and no sign-in recorded,
@@ -199,19 +209,121 @@ async fn submit(
         None => {
             // The attempt stays counted as a failure.
             drop(attempt);
-            render_with_status(
-                &LoginPage {
-                    layout: public_layout("Sign in", &req)?,
-                    error: Some(MISMATCH.into()),
-                    email: form.email,
-                    signup_open: state.config.signup.is_open(),
-                    mail_on: state.mail_on(),
-                    sso_name: sso_name(&state),
-                },
-                actix_web::http::StatusCode::UNAUTHORIZED,
-            )
+            let layout = public_layout("Sign in", &req)?;
+            let page = LoginPage::new(&state, layout, form.email, Some(MISMATCH.into()));
+            render_with_status(&page, StatusCode::UNAUTHORIZED)
         }
     }
+}
+
+/// Starts a sign-in with a passkey alone: the browser offers whichever of this site's
+/// passkeys the person picks.
+async fn begin_passkey(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    _form: CsrfForm<NoFields>,
+) -> Result<HttpResponse, AppError> {
+    state.passkey_starts.check(client_addr::of(&req))?;
+    let relying_party = webauthn::relying_party(&req)?;
+    let (cookie, digest) = webauthn::issue(state.config.is_https());
+    let options = db::run(&state.pool, move |conn| {
+        db::passkeys::start_sign_in(conn, &relying_party, &digest)
+    })
+    .await?;
+    Ok(webauthn::challenge(options, cookie))
+}
+
+#[derive(Deserialize)]
+struct PasskeyForm {
+    /// The browser's answer, as JSON (`static/passkeys.js` fills it in).
+    #[serde(default)]
+    credential: String,
+}
+
+async fn passkey(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    CsrfForm(form): CsrfForm<PasskeyForm>,
+) -> Result<HttpResponse, HtmlError> {
+    let https = state.config.is_https();
+    let sso_on = state.oidc.is_some();
+    let refused = |message: String| -> Result<HttpResponse, HtmlError> {
+        let layout = public_layout("Sign in", &req)?;
+        let page = LoginPage::new(&state, layout, String::new(), Some(message));
+        let mut response = render_with_status(&page, StatusCode::UNAUTHORIZED)?;
+        response
+            .add_cookie(&webauthn::removal(https))
+            .map_err(|e| AppError::internal(format!("cookie: {e}")))?;
+        Ok(response)
+    };
+    let answer = match db::passkeys::parse_answer::<PublicKeyCredential>(&form.credential) {
+        Ok(answer) => answer,
+        Err(e) => return refused(e.messages().join(" ")),
+    };
+    let Some(digest) = webauthn::digest_of(&req, https) else {
+        return refused(db::passkeys::CEREMONY_GONE.into());
+    };
+    let relying_party = webauthn::relying_party(&req)?;
+    // The limits count per email, so the passkey's owner is looked up first; an unknown
+    // passkey counts in the bucket of addresses that name no one.
+    let claimed = {
+        let (relying_party, answer) = (relying_party.clone(), answer.clone());
+        db::run(&state.pool, move |conn| {
+            db::passkeys::claimed_user(conn, &relying_party, &answer)
+        })
+        .await?
+    };
+    let email = claimed.map(|u| u.email).unwrap_or_default();
+    let ip = client_addr::text_of(&req).unwrap_or_default();
+    let attempt = state.throttle.attempt(&email, &ip).await?;
+    let visitor = Principal::Visitor {
+        ip: Some(ip).filter(|i| !i.is_empty()),
+    };
+    let outcome = state
+        .write(visitor, None, move |tx| {
+            db::passkeys::sign_in(tx, &relying_party, &digest, &answer, sso_on)
+        })
+        .await?;
+    match outcome {
+        SignIn::SignedIn { user, account } => {
+            attempt.succeeded().await;
+            sign_in(&req, user.user_id(), account)?;
+            let mut response = redirect(landing(user.operator, account));
+            response
+                .add_cookie(&webauthn::removal(https))
+                .map_err(|e| AppError::internal(format!("cookie: {e}")))?;
+            Ok(response)
+        }
+        SignIn::Refused(message) => {
+            // The attempt stays counted as a failure.
+            drop(attempt);
+            refused(message)
+        }
+        SignIn::SsoRequired { account } => {
+            // A right passkey: no guess was made, but no way past the provider either.
+            attempt.withdrawn().await;
+            let layout = public_layout("Sign in", &req)?;
+            let page = LoginPage::new(
+                &state,
+                layout,
+                String::new(),
+                Some(sso_required_sentence(&state, &account)),
+            );
+            let mut response = render_with_status(&page, StatusCode::FORBIDDEN)?;
+            response
+                .add_cookie(&webauthn::removal(https))
+                .map_err(|e| AppError::internal(format!("cookie: {e}")))?;
+            Ok(response)
+        }
+    }
+}
+
+/// Why a member of an account that requires single sign-on is not let in another way.
+fn sso_required_sentence(state: &AppState, account: &str) -> String {
+    let name = state.oidc.as_ref().map(|o| o.name()).unwrap_or_default();
+    format!(
+        "{account} requires its members to sign in with {name}. Use the \"Sign in with {name}\" button."
+    )
 }
 
 /// Ends the session on the server, so the cookie is worthless even if copied.

@@ -19,6 +19,7 @@ mod key_fields_page;
 mod lifetime;
 mod login;
 mod members;
+mod passkeys;
 mod permissions_page;
 mod rate_limit;
 mod recovery;
@@ -66,6 +67,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .configure(invitations::configure)
         .configure(security::configure)
         .configure(two_factor::configure)
+        .configure(passkeys::configure)
         .configure(audit::configure)
         .configure(clusters::configure)
         .configure(admin_accounts::configure)

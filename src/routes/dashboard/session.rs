@@ -400,7 +400,7 @@ impl FromRequest for SignedIn {
                     other => other,
                 })?;
                 let memberships = db::accounts::of_user(conn, user.user_id())?;
-                let two_factor = db::two_factor::is_enabled(conn, user.user_id())?;
+                let two_factor = db::two_factor::has_second_factor(conn, user.user_id())?;
                 let suspension = current_of(&memberships, wanted)
                     .map(|i| &memberships[i].0)
                     .filter(|a| a.is_suspended())
@@ -453,8 +453,9 @@ impl FromRequest for SignedIn {
 
 /// A person's own pages, which an account that requires a second factor doesn't block:
 /// where they set it up, and their sign-in's other settings.
-const PERSONAL_PAGES: [&str; 7] = [
+const PERSONAL_PAGES: [&str; 8] = [
     "/account/two-factor",
+    "/account/passkeys",
     "/account/sessions",
     "/account/password",
     "/account/email",

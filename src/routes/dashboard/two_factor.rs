@@ -44,6 +44,8 @@ struct OverviewPage {
     codes_left: i64,
     /// The single sign-on provider's name, while SSO is on: its sign-ins skip this factor.
     sso_name: Option<String>,
+    /// How many passkeys the person has, which serve as a second step too.
+    passkeys: i64,
 }
 
 async fn overview(
@@ -51,12 +53,19 @@ async fn overview(
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, HtmlError> {
     let user = signed_in.user_id();
-    let status = db::run(&state.pool, move |conn| db::two_factor::status(conn, user)).await?;
+    let (status, passkeys) = db::run(&state.pool, move |conn| {
+        Ok((
+            db::two_factor::status(conn, user)?,
+            db::passkeys::count(conn, user)?,
+        ))
+    })
+    .await?;
     render(&OverviewPage {
         layout: signed_in.layout("Two-factor sign-in", "")?,
         since: status.since.map(TimeView::new),
         codes_left: status.codes_left,
         sso_name: state.oidc.as_ref().map(|o| o.name().to_string()),
+        passkeys,
     })
 }
 

@@ -1,0 +1,672 @@
+//! `/account/passkeys`, a passkey at `/login/two-factor`, and `/login/passkey`: a person adds
+//! a passkey (made here by webauthn-rs's software authenticator, answering what the page's
+//! script would), names it, signs in with it as the second step, and removes it in sudo
+//! mode. A removed passkey, a replayed answer and a ceremony carried to another browser are
+//! refused. The discoverable sign-in's full ceremony runs in the browser story, whose
+//! Chromium authenticator keeps the user handle this one doesn't.
+
+use reqwest::StatusCode;
+use serde_json::Value;
+use webauthn_authenticator_rs::WebauthnAuthenticator;
+use webauthn_authenticator_rs::softpasskey::SoftPasskey;
+use webauthn_rs::prelude::{CreationChallengeResponse, RequestChallengeResponse, Url};
+
+use crate::support::admin::{audit_log, execute_sql, find_event};
+use crate::support::api::{TestApp, spawn_app, spawn_app_with};
+use crate::support::browser::{Browser, PASSWORD, Page, email_for, signed_up};
+use crate::support::two_factor::{at_second_step, code_for, enrol, second_step};
+
+/// The site's origin as the browser shows it. WebAuthn wants a domain name, so the test
+/// server is told its public URL is `localhost`'s; the requests still go to 127.0.0.1.
+const ORIGIN: &str = "http://localhost";
+
+async fn passkey_app() -> TestApp {
+    spawn_app_with(|config| config.public_url = Some(ORIGIN.into())).await
+}
+
+fn origin() -> Url {
+    Url::parse(ORIGIN).expect("a URL")
+}
+
+/// An authenticator that says it verified its user (by PIN or fingerprint), as passkeys need.
+fn authenticator() -> SoftPasskey {
+    SoftPasskey::new(true)
+}
+
+/// Asks `begin` for a ceremony's options, as the page's script does.
+async fn begin(browser: &Browser, page: &str, begin: &str) -> Page {
+    let csrf = browser.csrf_from(page).await;
+    browser.post(begin, &[("csrf_token", &csrf)]).await
+}
+
+fn options<T: serde::de::DeserializeOwned>(page: &Page) -> T {
+    assert_eq!(
+        page.status,
+        StatusCode::OK,
+        "{}: {}",
+        page.request,
+        page.body
+    );
+    assert_eq!(page.header("cache-control"), Some("no-store"));
+    serde_json::from_str(&page.body).unwrap_or_else(|e| panic!("options as JSON: {e}"))
+}
+
+/// Adds a passkey named `name` with `key`, as a person presses "Add a passkey".
+async fn add_passkey(browser: &Browser, key: &mut SoftPasskey, name: &str) -> Page {
+    let started = begin(
+        browser,
+        "/account/passkeys",
+        "/account/passkeys/register/begin",
+    )
+    .await;
+    let challenge: CreationChallengeResponse = options(&started);
+    let credential = key
+        .do_registration(origin(), challenge)
+        .expect("the authenticator makes a credential");
+    let csrf = browser.csrf_from("/account/passkeys").await;
+    let credential = serde_json::to_string(&credential).expect("JSON");
+    browser
+        .post(
+            "/account/passkeys/register",
+            &[
+                ("csrf_token", &csrf),
+                ("name", name),
+                ("credential", &credential),
+            ],
+        )
+        .await
+}
+
+/// The passkey answer to a second step's ceremony, begun in `browser`.
+async fn second_step_answer(browser: &Browser, key: &mut SoftPasskey) -> String {
+    let started = begin(
+        browser,
+        "/login/two-factor",
+        "/login/two-factor/passkey/begin",
+    )
+    .await;
+    let challenge: RequestChallengeResponse = options(&started);
+    let answer = key
+        .do_authentication(origin(), challenge)
+        .expect("the authenticator signs the challenge");
+    serde_json::to_string(&answer).expect("JSON")
+}
+
+async fn post_second_step_answer(browser: &Browser, answer: &str) -> Page {
+    let csrf = browser.csrf_from("/login/two-factor").await;
+    browser
+        .post(
+            "/login/two-factor",
+            &[("csrf_token", &csrf), ("credential", answer)],
+        )
+        .await
+}
+
+/// The passkeys page's id for the passkey named `name`, read from its remove form.
+fn passkey_id(page: &Page, name: &str) -> i32 {
+    let at = page
+        .body
+        .find(&format!("<strong class=\"passkey-name\">{name}</strong>"))
+        .unwrap_or_else(|| panic!("the page lists {name}:\n{}", page.body));
+    let rest = &page.body[at..];
+    let start = rest.find("/account/passkeys/").expect("a form") + "/account/passkeys/".len();
+    rest[start..]
+        .split('/')
+        .next()
+        .and_then(|id| id.parse().ok())
+        .expect("a passkey id in the form's action")
+}
+
+async fn remove(browser: &Browser, id: i32, extra: &[(&str, &str)]) -> Page {
+    let csrf = browser.csrf_from("/account/passkeys").await;
+    let mut fields = vec![("csrf_token", csrf.as_str())];
+    fields.extend_from_slice(extra);
+    browser
+        .post(&format!("/account/passkeys/{id}/remove"), &fields)
+        .await
+}
+
+#[tokio::test]
+async fn a_person_adds_a_passkey_and_it_serves_as_the_second_step() {
+    let app = passkey_app().await;
+    let owner = signed_up(&app.address, "Passkey Co").await;
+    let email = email_for("Passkey Co");
+    let mut key = authenticator();
+
+    let added = add_passkey(&owner, &mut key, "Work laptop").await;
+
+    added.assert_redirect("/account/passkeys");
+    let page = owner.get("/account/passkeys").await;
+    page.assert_html_page(StatusCode::OK);
+    page.assert_contains("The passkey \"Work laptop\" was added");
+    page.assert_contains("never used");
+    let rows = audit_log(&owner, "").await;
+    let event = find_event(&rows, "user.passkey_added", &email);
+    assert!(event.detail.contains("Work laptop"), "{event:?}");
+
+    // A passkey alone is a second factor: the password leads to the second step.
+    let browser = at_second_step(&app.address, &email).await;
+    let step = browser.get("/login/two-factor").await;
+    step.assert_html_page(StatusCode::OK);
+    step.assert_contains("Use a passkey");
+    assert!(
+        !step.body.contains("name=\"code\""),
+        "no code form without an authenticator app"
+    );
+    let answer = second_step_answer(&browser, &mut key).await;
+    let done = post_second_step_answer(&browser, &answer).await;
+
+    done.assert_redirect("/tokens");
+    assert!(done.session_set_cookie().is_some(), "a session starts");
+    browser
+        .get("/tokens")
+        .await
+        .assert_html_page(StatusCode::OK);
+    let listed = browser.get("/account/passkeys").await;
+    assert!(!listed.body.contains("never used"), "{}", listed.body);
+    listed.assert_contains("last used");
+}
+
+#[tokio::test]
+async fn a_replayed_answer_is_refused() {
+    let app = passkey_app().await;
+    let owner = signed_up(&app.address, "Replay Co").await;
+    let email = email_for("Replay Co");
+    let mut key = authenticator();
+    add_passkey(&owner, &mut key, "Phone")
+        .await
+        .assert_redirect("/account/passkeys");
+
+    let first = at_second_step(&app.address, &email).await;
+    let answer = second_step_answer(&first, &mut key).await;
+    post_second_step_answer(&first, &answer)
+        .await
+        .assert_redirect("/tokens");
+
+    // The same answer again, from a new sign-in that began its own ceremony: its
+    // challenge was answered once, and that ceremony is gone.
+    let second = at_second_step(&app.address, &email).await;
+    let begun = begin(
+        &second,
+        "/login/two-factor",
+        "/login/two-factor/passkey/begin",
+    )
+    .await;
+    let _fresh: RequestChallengeResponse = options(&begun);
+    let replayed = post_second_step_answer(&second, &answer).await;
+
+    replayed.assert_html_page(StatusCode::UNAUTHORIZED);
+    replayed.assert_contains("Your passkey's answer was not accepted");
+    second.get("/tokens").await.assert_redirect("/login");
+}
+
+#[tokio::test]
+async fn the_ceremony_cannot_be_carried_to_another_browser() {
+    let app = passkey_app().await;
+    let owner = signed_up(&app.address, "Carried Co").await;
+    let email = email_for("Carried Co");
+    let mut key = authenticator();
+    add_passkey(&owner, &mut key, "Key")
+        .await
+        .assert_redirect("/account/passkeys");
+
+    let began = at_second_step(&app.address, &email).await;
+    let answer = second_step_answer(&began, &mut key).await;
+
+    // Another browser with a waiting sign-in of its own, but not the ceremony's cookie.
+    let other = at_second_step(&app.address, &email).await;
+    let refused = post_second_step_answer(&other, &answer).await;
+    refused.assert_html_page(StatusCode::UNAUTHORIZED);
+    other.get("/tokens").await.assert_redirect("/login");
+
+    // A browser with no waiting sign-in at all starts again from the password.
+    let stranger = Browser::new(&app.address);
+    let csrf = stranger.csrf_from("/login").await;
+    stranger
+        .post(
+            "/login/two-factor",
+            &[("csrf_token", &csrf), ("credential", &answer)],
+        )
+        .await
+        .assert_redirect("/login?second_step=ended");
+    // Nor can it begin a ceremony for someone's passkeys.
+    let begun = stranger
+        .post("/login/two-factor/passkey/begin", &[("csrf_token", &csrf)])
+        .await;
+    assert_eq!(
+        begun.status,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "{}",
+        begun.body
+    );
+    assert!(
+        begun.body.contains("This sign-in has ended"),
+        "{}",
+        begun.body
+    );
+}
+
+#[tokio::test]
+async fn a_removed_passkey_is_refused() {
+    let app = passkey_app().await;
+    let owner = signed_up(&app.address, "Removed Co").await;
+    let email = email_for("Removed Co");
+    enrol(&owner).await;
+    let mut key = authenticator();
+    add_passkey(&owner, &mut key, "Old key")
+        .await
+        .assert_redirect("/account/passkeys");
+    let waiting = at_second_step(&app.address, &email).await;
+    let answer = second_step_answer(&waiting, &mut key).await;
+
+    let page = owner.get("/account/passkeys").await;
+    let id = passkey_id(&page, "Old key");
+    remove(&owner, id, &[])
+        .await
+        .assert_redirect("/account/passkeys");
+    let rows = audit_log(&owner, "").await;
+    find_event(&rows, "user.passkey_removed", &email);
+    let page = owner.get("/account/passkeys").await;
+    assert!(!page.body.contains("Old key"), "{}", page.body);
+
+    let refused = post_second_step_answer(&waiting, &answer).await;
+    refused.assert_html_page(StatusCode::UNAUTHORIZED);
+    refused.assert_contains("Your passkey's answer was not accepted");
+}
+
+#[tokio::test]
+async fn removing_a_passkey_asks_for_the_password_when_sudo_mode_has_lapsed() {
+    let app = spawn_app_with(|config| {
+        config.public_url = Some(ORIGIN.into());
+        config.sudo_window = chrono::Duration::seconds(-1);
+    })
+    .await;
+    let owner = signed_up(&app.address, "Sudo Passkey").await;
+    let mut key = authenticator();
+    add_passkey(&owner, &mut key, "Guarded")
+        .await
+        .assert_redirect("/account/passkeys");
+    let id = passkey_id(&owner.get("/account/passkeys").await, "Guarded");
+
+    let asked = remove(&owner, id, &[]).await;
+    asked.assert_html_page(StatusCode::OK);
+    asked.assert_contains("Confirm it");
+    assert!(
+        owner
+            .get("/account/passkeys")
+            .await
+            .body
+            .contains("Guarded"),
+        "nothing removed before the password"
+    );
+
+    remove(&owner, id, &[("sudo_password", PASSWORD)])
+        .await
+        .assert_redirect("/account/passkeys");
+    assert!(
+        !owner
+            .get("/account/passkeys")
+            .await
+            .body
+            .contains("Guarded")
+    );
+}
+
+#[tokio::test]
+async fn the_last_second_factor_stays_while_the_account_requires_one() {
+    let app = passkey_app().await;
+    let owner = signed_up(&app.address, "Requires It").await;
+    let mut key = authenticator();
+    add_passkey(&owner, &mut key, "Only one")
+        .await
+        .assert_redirect("/account/passkeys");
+    execute_sql(&app, "UPDATE accounts SET require_two_factor = TRUE").await;
+    let id = passkey_id(&owner.get("/account/passkeys").await, "Only one");
+
+    let refused = remove(&owner, id, &[]).await;
+
+    refused.assert_html_page(StatusCode::UNPROCESSABLE_ENTITY);
+    refused.assert_contains("Requires It requires two-factor sign-in of its members");
+    assert!(
+        owner
+            .get("/account/passkeys")
+            .await
+            .body
+            .contains("Only one")
+    );
+
+    // With an authenticator app beside it, the passkey may go.
+    enrol(&owner).await;
+    remove(&owner, id, &[])
+        .await
+        .assert_redirect("/account/passkeys");
+}
+
+#[tokio::test]
+async fn a_passkey_is_renamed_and_bad_names_are_refused() {
+    let app = passkey_app().await;
+    let owner = signed_up(&app.address, "Rename Co").await;
+    let mut key = authenticator();
+    add_passkey(&owner, &mut key, "First name")
+        .await
+        .assert_redirect("/account/passkeys");
+    let id = passkey_id(&owner.get("/account/passkeys").await, "First name");
+    let rename = |name: String| {
+        let owner = &owner;
+        async move {
+            let csrf = owner.csrf_from("/account/passkeys").await;
+            owner
+                .post(
+                    &format!("/account/passkeys/{id}/rename"),
+                    &[("csrf_token", &csrf), ("name", &name)],
+                )
+                .await
+        }
+    };
+
+    rename("Second name".into())
+        .await
+        .assert_redirect("/account/passkeys");
+    passkey_id(&owner.get("/account/passkeys").await, "Second name");
+
+    for bad in ["", "   ", &"x".repeat(101)] {
+        let refused = rename(bad.to_string()).await;
+        refused.assert_html_page(StatusCode::UNPROCESSABLE_ENTITY);
+        refused.assert_contains("passkey name");
+    }
+    // A name too long to add is refused before the ceremony's answer is looked at.
+    let csrf = owner.csrf_from("/account/passkeys").await;
+    let long = "y".repeat(101);
+    owner
+        .post(
+            "/account/passkeys/register",
+            &[("csrf_token", &csrf), ("name", &long), ("credential", "{}")],
+        )
+        .await
+        .assert_html_page(StatusCode::UNPROCESSABLE_ENTITY);
+
+    // Someone else's passkey is not found, and keeps its name.
+    let stranger = signed_up(&app.address, "Stranger Co").await;
+    let csrf = stranger.csrf_from("/account/passkeys").await;
+    let page = stranger
+        .post(
+            &format!("/account/passkeys/{id}/rename"),
+            &[("csrf_token", &csrf), ("name", "Stolen")],
+        )
+        .await;
+    assert_eq!(page.status, StatusCode::NOT_FOUND, "{}", page.body);
+    let page = stranger
+        .post(
+            &format!("/account/passkeys/{id}/remove"),
+            &[("csrf_token", &csrf)],
+        )
+        .await;
+    assert_eq!(page.status, StatusCode::NOT_FOUND, "{}", page.body);
+    passkey_id(&owner.get("/account/passkeys").await, "Second name");
+}
+
+#[tokio::test]
+async fn answers_that_are_not_a_ceremonys_are_refused_with_a_sentence() {
+    let app = passkey_app().await;
+    let owner = signed_up(&app.address, "Bad Answers").await;
+    let csrf = owner.csrf_from("/account/passkeys").await;
+
+    // Unreadable, and readable but with no ceremony begun in this browser.
+    let unreadable = owner
+        .post(
+            "/account/passkeys/register",
+            &[
+                ("csrf_token", &csrf),
+                ("name", "x"),
+                ("credential", "not json"),
+            ],
+        )
+        .await;
+    unreadable.assert_html_page(StatusCode::UNPROCESSABLE_ENTITY);
+    unreadable.assert_contains("could not be read");
+
+    let mut key = authenticator();
+    let started = begin(
+        &owner,
+        "/account/passkeys",
+        "/account/passkeys/register/begin",
+    )
+    .await;
+    let challenge: CreationChallengeResponse = options(&started);
+    let credential = key
+        .do_registration(origin(), challenge)
+        .expect("a credential");
+    let credential = serde_json::to_string(&credential).expect("JSON");
+    let other = Browser::new(&app.address);
+    let email = email_for("Bad Answers");
+    other
+        .log_in(&email, PASSWORD)
+        .await
+        .assert_redirect("/tokens");
+    let csrf_other = other.csrf_from("/account/passkeys").await;
+    let carried = other
+        .post(
+            "/account/passkeys/register",
+            &[
+                ("csrf_token", &csrf_other),
+                ("name", "Carried"),
+                ("credential", &credential),
+            ],
+        )
+        .await;
+    carried.assert_html_page(StatusCode::UNPROCESSABLE_ENTITY);
+    carried.assert_contains("expired or was already used");
+
+    // The one it was begun for, answered for another origin than the site's (another
+    // port): refused by webauthn-rs.
+    let mut elsewhere = authenticator();
+    let started = begin(
+        &owner,
+        "/account/passkeys",
+        "/account/passkeys/register/begin",
+    )
+    .await;
+    let challenge: CreationChallengeResponse = options(&started);
+    let credential = elsewhere
+        .do_registration(
+            Url::parse("http://localhost:8443").expect("a URL"),
+            challenge,
+        )
+        .expect("a credential for another origin");
+    let credential = serde_json::to_string(&credential).expect("JSON");
+    let csrf = owner.csrf_from("/account/passkeys").await;
+    let foreign = owner
+        .post(
+            "/account/passkeys/register",
+            &[
+                ("csrf_token", &csrf),
+                ("name", "Foreign"),
+                ("credential", &credential),
+            ],
+        )
+        .await;
+    foreign.assert_html_page(StatusCode::UNPROCESSABLE_ENTITY);
+    foreign.assert_contains("was not accepted");
+    let listed = owner.get("/account/passkeys").await;
+    listed.assert_contains("You have no passkeys yet");
+}
+
+#[tokio::test]
+async fn a_passkey_sign_in_without_a_user_handle_or_ceremony_is_refused() {
+    let app = passkey_app().await;
+    let owner = signed_up(&app.address, "Passwordless").await;
+    let mut key = authenticator();
+    add_passkey(&owner, &mut key, "Not discoverable")
+        .await
+        .assert_redirect("/account/passkeys");
+
+    let visitor = Browser::new(&app.address);
+    let login = visitor.get("/login").await;
+    login.assert_contains("Sign in with a passkey");
+    // Without JavaScript the form stays hidden; its script comes from this site, not inline.
+    assert!(
+        login
+            .body
+            .contains("data-begin=\"/login/passkey/begin\" hidden>"),
+        "{}",
+        login.body
+    );
+    assert!(login.body.contains("<script src=\"/static/passkeys.js?v="));
+    let script = visitor.get("/static/passkeys.js").await;
+    assert_eq!(script.status, StatusCode::OK);
+    assert!(script.body.contains("navigator.credentials"));
+    let started = begin(&visitor, "/login", "/login/passkey/begin").await;
+    let json: Value = options(&started);
+    assert!(
+        json.pointer("/publicKey/allowCredentials")
+            .and_then(Value::as_array)
+            .is_none_or(Vec::is_empty),
+        "a discoverable sign-in names no one's passkeys: {json}"
+    );
+    assert!(json.get("mediation").is_none_or(Value::is_null), "{json}");
+    // This authenticator keeps no user handle, and can't find its credential unless named.
+    let mut json = json;
+    json["publicKey"]["allowCredentials"] = owner_credentials(&app).await;
+    let request: RequestChallengeResponse = serde_json::from_value(json).expect("request options");
+    let answer = key.do_authentication(origin(), request).expect("an answer");
+    let answer = serde_json::to_string(&answer).expect("JSON");
+
+    let csrf = visitor.csrf_from("/login").await;
+    let refused = visitor
+        .post(
+            "/login/passkey",
+            &[("csrf_token", &csrf), ("credential", &answer)],
+        )
+        .await;
+    refused.assert_html_page(StatusCode::UNAUTHORIZED);
+    refused.assert_contains("That passkey is not registered with Keyward");
+    visitor.get("/tokens").await.assert_redirect("/login");
+
+    // With no ceremony begun, and with an answer that can't be read.
+    let csrf = visitor.csrf_from("/login").await;
+    for (credential, said) in [
+        (answer.as_str(), "expired or was already used"),
+        ("{\"id\":", "could not be read"),
+    ] {
+        let refused = visitor
+            .post(
+                "/login/passkey",
+                &[("csrf_token", &csrf), ("credential", credential)],
+            )
+            .await;
+        refused.assert_html_page(StatusCode::UNAUTHORIZED);
+        refused.assert_contains(said);
+    }
+}
+
+/// The credential ids of every registered passkey, read from the store, as allow-list
+/// entries (JSON) for an authenticator that can't find its own.
+async fn owner_credentials(app: &TestApp) -> Value {
+    use base64::Engine;
+    use diesel::prelude::*;
+    #[derive(diesel::QueryableByName)]
+    struct Row {
+        #[diesel(sql_type = diesel::sql_types::Binary)]
+        credential_id: Vec<u8>,
+    }
+    let path = app.db.path.clone();
+    let rows: Vec<Row> = tokio::task::spawn_blocking(move || {
+        let mut conn = keyward::db::open(&path).expect("the test database");
+        diesel::sql_query("SELECT credential_id FROM passkeys")
+            .load(&mut conn)
+            .expect("the passkeys")
+    })
+    .await
+    .expect("the query task");
+    rows.into_iter()
+        .map(|r| {
+            let id = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(r.credential_id);
+            serde_json::json!({ "type": "public-key", "id": id })
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn a_site_reached_by_ip_address_says_passkeys_need_a_domain_name() {
+    let app = spawn_app().await;
+    let owner = signed_up(&app.address, "By Address").await;
+
+    let refused = begin(
+        &owner,
+        "/account/passkeys",
+        "/account/passkeys/register/begin",
+    )
+    .await;
+
+    assert_eq!(
+        refused.status,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "{}",
+        refused.body
+    );
+    let json: Value = serde_json::from_str(&refused.body).expect("a JSON error");
+    assert!(
+        json["errors"][0]
+            .as_str()
+            .is_some_and(|e| e.contains("domain name")),
+        "{json}"
+    );
+}
+
+#[tokio::test]
+async fn the_code_form_stays_beside_the_passkey_when_both_are_set_up() {
+    let app = passkey_app().await;
+    let owner = signed_up(&app.address, "Both Kinds").await;
+    let email = email_for("Both Kinds");
+    let enrolled = enrol(&owner).await;
+    add_passkey(&owner, &mut authenticator(), "Laptop")
+        .await
+        .assert_redirect("/account/passkeys");
+
+    let browser = at_second_step(&app.address, &email).await;
+    let page = browser.get("/login/two-factor").await;
+    page.assert_contains("Use a passkey");
+    assert!(page.body.contains("name=\"code\""));
+    second_step(&browser, &code_for(&enrolled.secret, 1))
+        .await
+        .assert_redirect("/tokens");
+}
+
+#[tokio::test]
+async fn adding_and_removing_a_passkey_is_mailed_to_the_person() {
+    let smtp = crate::support::smtp::SmtpServer::start();
+    let settings = smtp.settings();
+    let app = spawn_app_with(move |config| {
+        config.mail = Some(settings);
+        config.public_url = Some(ORIGIN.into());
+    })
+    .await;
+    let owner = crate::support::mail::verified_owner(&app, &smtp, "Mailed Passkeys").await;
+    let email = email_for("Mailed Passkeys");
+
+    add_passkey(&owner, &mut authenticator(), "Phone")
+        .await
+        .assert_redirect("/account/passkeys");
+    let added = smtp
+        .wait_for(&email, "Your Keyward two-factor sign-in changed")
+        .await;
+    assert!(
+        added.text.contains("A passkey named \"Phone\" was added"),
+        "{}",
+        added.text
+    );
+
+    let id = passkey_id(&owner.get("/account/passkeys").await, "Phone");
+    remove(&owner, id, &[])
+        .await
+        .assert_redirect("/account/passkeys");
+    // The verification, the addition and the removal.
+    let mails = smtp.wait_for_count(&email, 3).await;
+    assert!(
+        mails
+            .iter()
+            .any(|m| m.text.contains("The passkey named \"Phone\" was removed")),
+        "{:#?}",
+        mails.iter().map(|m| &m.text).collect::<Vec<_>>()
+    );
+}
