@@ -164,6 +164,84 @@ async fn passkey_story(b: Client, base: String, shots: Screenshots) {
     page.wait_for_path("/login").await;
 }
 
+/// A passkey is no way around an account that requires single sign-on: the provider
+/// decides who is still a member, so a member's passkey, right as it is, signs no one in.
+/// Single sign-on is configured; its provider need not answer for this story.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs chromium and chromedriver: cargo test --test browser -- --ignored"]
+async fn a_members_passkey_does_not_get_past_an_account_that_requires_sso() {
+    let port = free_port();
+    let bind = format!("127.0.0.1:{port}");
+    let public_url = format!("http://localhost:{port}");
+    let issuer = format!("http://127.0.0.1:{}", free_port());
+    let server = Server::start_with(&[
+        ("KEYWARD_BIND", bind.as_str()),
+        ("KEYWARD_PUBLIC_URL", public_url.as_str()),
+        ("KEYWARD_OIDC_ISSUER", issuer.as_str()),
+        ("KEYWARD_OIDC_CLIENT_ID", "keyward"),
+        ("KEYWARD_OIDC_CLIENT_SECRET", "not-used-in-this-story"),
+        ("KEYWARD_OIDC_NAME", "Corp SSO"),
+    ]);
+    let database = server.database.clone();
+    in_browser(server, move |b, base, shots| {
+        passkey_under_sso_story(b, base, shots, database)
+    })
+    .await;
+}
+
+async fn passkey_under_sso_story(b: Client, base: String, shots: Screenshots, database: PathBuf) {
+    let base = base.replace("://127.0.0.1:", "://localhost:");
+    let page = Page {
+        b: &b,
+        base: &base,
+        shots,
+    };
+    add_virtual_authenticator(&b, &page.shots.driver).await;
+    page.open("/signup").await;
+    page.fill("account_name", "Member Labs").await;
+    page.fill("email", EMAIL).await;
+    page.fill("password", PASSWORD).await;
+    page.fill("password_confirmation", PASSWORD).await;
+    page.click_button("Create account").await;
+    page.wait_for_path("/tokens").await;
+    page.open("/account/passkeys").await;
+    page.fill("passkey-name", "Laptop authenticator").await;
+    page.click_button("Add a passkey").await;
+    page.wait_for_text("was added").await;
+    sign_out(&page).await;
+
+    // The account now requires single sign-on, and the person is one of its members. The
+    // policy is written where the settings form writes it (tests/api/sso.rs drives the form).
+    require_sso_of_member(&database, EMAIL);
+    page.open("/login").await;
+    page.click_button("Sign in with a passkey").await;
+    page.wait_for_text("Member Labs requires its members to sign in with Corp SSO")
+        .await;
+    page.open("/tokens").await;
+    page.wait_for_path("/login").await;
+}
+
+fn require_sso_of_member(database: &Path, email: &str) {
+    use diesel::connection::SimpleConnection;
+    use diesel::sql_types::Text;
+    use diesel::{Connection, RunQueryDsl, SqliteConnection};
+    let url = database.to_str().expect("a UTF-8 database path");
+    let mut conn = SqliteConnection::establish(url).expect("the server's database opens");
+    // The server may be writing a usage batch at that moment.
+    conn.batch_execute("PRAGMA busy_timeout = 5000;")
+        .expect("a busy timeout");
+    diesel::sql_query("UPDATE accounts SET require_sso = 1")
+        .execute(&mut conn)
+        .expect("the account requires SSO");
+    let changed = diesel::sql_query(
+        "UPDATE memberships SET role = 'member' WHERE user_id = (SELECT id FROM users WHERE email = ?)",
+    )
+    .bind::<Text, _>(email)
+    .execute(&mut conn)
+    .expect("the person becomes a member");
+    assert_eq!(changed, 1, "one membership changed");
+}
+
 /// Presses "Sign out" in the header.
 async fn sign_out(page: &Page<'_>) {
     page.open("/tokens").await;

@@ -1,13 +1,16 @@
 //! `/auth/oidc`: single sign-on through a real OpenID Provider (panva's oidc-provider, see
 //! `support::oidc`). A person new to Keyward gets a user with no password; a verified email
 //! links an existing user, an unverified one never does; a forged state, a replayed code
-//! and a wrong nonce sign nobody in; owners may require SSO of members and claim a domain;
+//! and a wrong nonce sign nobody in, nor do ID tokens forged for another audience, issuer or
+//! key, or expired (`support::forged_provider`); owners may require SSO of members and claim a domain;
 //! and a provider that is down leaves password sign-in working.
 
 use reqwest::StatusCode;
 
 use crate::support::admin::{audit_log, find_event, invite, join, submit};
+use crate::support::api::TestApp;
 use crate::support::browser::{Browser, PASSWORD, Page, email_for, signed_up};
+use crate::support::forged_provider::{self, ForgedProvider, Forgery};
 use crate::support::oidc::{
     NAME, OwnProvider, free_port, refused_at_provider, sign_in, spawn_sso_app, spawn_sso_app_with,
     spawn_sso_app_with_short_id_tokens, spawn_with_provider, spawn_with_provider_down, start,
@@ -636,4 +639,56 @@ async fn an_id_token_over_64_kib_signs_nobody_in() {
         "larger than Keyward accepts",
     )
     .await;
+}
+
+/// Keyward signing in through a provider whose ID tokens are forged as `forgery`: its
+/// answer to the callback, with the provider and the app, which live as long as the answer
+/// is looked at.
+async fn sign_in_with_forgery(forgery: Forgery) -> (ForgedProvider, TestApp, Browser, Page) {
+    let provider = ForgedProvider::start(forgery).await;
+    let app = spawn_with_provider(
+        &provider.issuer,
+        free_port(),
+        forged_provider::CLIENT_ID,
+        "forged-provider-secret",
+        |_| {},
+    )
+    .await;
+    let browser = Browser::new(&app.address);
+    let auth_url = start(&browser, "/auth/oidc").await;
+    let back = browser.get_url(&auth_url).await;
+    let callback = back
+        .header("location")
+        .expect("the provider sends the browser back")
+        .to_string();
+    let page = browser.get_url(&callback).await;
+    (provider, app, browser, page)
+}
+
+#[tokio::test]
+async fn id_tokens_for_another_audience_from_another_issuer_signed_by_another_key_or_expired_sign_nobody_in()
+ {
+    // The control: the same provider's good token signs the person in.
+    let (_provider, _app, browser, page) = sign_in_with_forgery(Forgery::None).await;
+    page.assert_redirect("/auth/oidc/welcome");
+    browser
+        .get("/auth/oidc/welcome")
+        .await
+        .assert_contains("forged@corp.example");
+
+    for forgery in [
+        Forgery::Audience,
+        Forgery::Issuer,
+        Forgery::Signature,
+        Forgery::Expired,
+    ] {
+        let (_provider, _app, browser, page) = sign_in_with_forgery(forgery).await;
+        assert_refused(
+            &browser,
+            &page,
+            StatusCode::BAD_REQUEST,
+            "could not be trusted",
+        )
+        .await;
+    }
 }

@@ -4,7 +4,8 @@
 //! (`browser`), the second factor as a person sets it up and types it (`two_factor`), what
 //! the accounts-and-admins stories share (`admin`), a real SMTP server (`smtp`, which leans
 //! on nothing here, so the browser story can include it too), and what the mail stories
-//! share (`mail`), and a real OpenID Provider for single sign-on (`oidc`). Each leans only on
+//! share (`mail`), a real OpenID Provider for single sign-on (`oidc`), and one that forges
+//! its ID tokens (`forged_provider`). Each leans only on
 //! the ones listed before it.
 
 pub mod store;
@@ -26,3 +27,5 @@ pub mod smtp;
 pub mod mail;
 
 pub mod oidc;
+
+pub mod forged_provider;
