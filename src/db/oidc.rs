@@ -78,35 +78,39 @@ pub fn start_flow(conn: &mut DbConnection, new: &NewFlow<'_>) -> Result<(), AppE
     })
 }
 
-/// Takes the flow named by `state` out of the store: whatever comes of it, it is used.
-/// `None` when no live flow has that state, or another browser started it.
+/// Takes the flow named by `state` out of the store, if this browser started it: whatever
+/// comes of it, it is used. `None` when no live flow has that state for this browser. A
+/// state carried to another browser (with or without its code) leaves the flow alone, so
+/// whoever learns a state can't spoil the sign-in of the person it belongs to. Both digests
+/// are SHA-256 of random values, so comparing them in SQL tells a timer nothing.
 pub fn take_flow(
     conn: &mut DbConnection,
     state_digest: &[u8],
     browser_digest: Option<&[u8]>,
 ) -> Result<Option<Flow>, AppError> {
+    let Some(browser_digest) = browser_digest else {
+        return Ok(None);
+    };
     let flow: Option<Flow> = super::tx::as_system(conn, |tx| {
         let conn = &mut *tx.conn;
-        Ok(
-            diesel::delete(oidc_flows::table.filter(oidc_flows::state_digest.eq(state_digest)))
-                .returning((
-                    oidc_flows::browser_digest,
-                    oidc_flows::pkce_verifier,
-                    oidc_flows::nonce,
-                    oidc_flows::purpose,
-                    oidc_flows::user_id,
-                    oidc_flows::return_to,
-                    oidc_flows::expires_at,
-                ))
-                .get_result(conn)
-                .optional()?,
+        Ok(diesel::delete(
+            oidc_flows::table
+                .filter(oidc_flows::state_digest.eq(state_digest))
+                .filter(oidc_flows::browser_digest.eq(browser_digest)),
         )
+        .returning((
+            oidc_flows::browser_digest,
+            oidc_flows::pkce_verifier,
+            oidc_flows::nonce,
+            oidc_flows::purpose,
+            oidc_flows::user_id,
+            oidc_flows::return_to,
+            oidc_flows::expires_at,
+        ))
+        .get_result(conn)
+        .optional()?)
     })?;
-    Ok(flow.filter(|f| {
-        f.expires_at > super::now()
-            && browser_digest
-                .is_some_and(|b| constant_time_eq::constant_time_eq(b, f.browser_digest.as_slice()))
-    }))
+    Ok(flow.filter(|f| f.expires_at > super::now()))
 }
 
 /// The user linked to (issuer, subject), if any.

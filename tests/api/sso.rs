@@ -192,6 +192,31 @@ async fn a_replayed_callback_or_code_signs_nobody_in() {
 }
 
 #[tokio::test]
+async fn a_callback_carried_to_another_browser_signs_nobody_in_and_spoils_nothing() {
+    let app = spawn_sso_app().await;
+    let person = Browser::new(&app.address);
+    let auth_url = start(&person, "/auth/oidc").await;
+    let callback = through_provider(&person, &auth_url, "carried@corp.example").await;
+
+    // Someone who learnt the whole callback URL (state and code) has no flow cookie.
+    let other = Browser::new(&app.address);
+    let page = other.get_url(&callback).await;
+    assert_refused(
+        &other,
+        &page,
+        StatusCode::BAD_REQUEST,
+        "unknown, was used already",
+    )
+    .await;
+
+    // The person's own sign-in still goes through.
+    person
+        .get_url(&callback)
+        .await
+        .assert_redirect("/auth/oidc/welcome");
+}
+
+#[tokio::test]
 async fn an_id_token_with_another_nonce_signs_nobody_in() {
     let app = spawn_sso_app().await;
     let browser = Browser::new(&app.address);
