@@ -298,6 +298,25 @@ pub fn set_sso_policy(
     if account.require_sso == require_sso && account.claimed_domain == domain {
         return Ok(false);
     }
+    if let Some(domain) = &domain
+        && account.claimed_domain.as_ref() != Some(domain)
+        && !tx.acts_for_platform()
+    {
+        // A claim makes everyone there a member at their first SSO sign-in, so an owner
+        // claims only the domain of their own proven address, as Slack asks: no one claims
+        // gmail.com, or a rival's domain, to collect its people.
+        let me = super::users::find(tx.conn, tx.signed_in_user()?)?;
+        let at_domain = me
+            .email
+            .rsplit_once('@')
+            .is_some_and(|(_, own)| own.eq_ignore_ascii_case(domain));
+        if !at_domain || me.email_verified_at.is_none() {
+            return Err(AppError::invalid(format!(
+                "To claim {domain}, your own verified address must be at {domain} (you sign in as {}): a claim lets everyone there join this account.",
+                me.email
+            )));
+        }
+    }
     if let Some(domain) = &domain {
         let taken: i64 = accounts::table
             .filter(accounts::claimed_domain.eq(domain))

@@ -316,7 +316,18 @@ async fn require_sso_refuses_a_members_password_while_the_owner_keeps_theirs() {
 #[tokio::test]
 async fn a_claimed_domain_makes_its_verified_people_members_at_their_first_sign_in() {
     let app = spawn_sso_app().await;
-    let owner = signed_up(&app.address, "Domain Co").await;
+    let owner = Browser::new(&app.address);
+    owner.sign_up("Domain Co", "owner@domain-co.example").await;
+    // A domain not the owner's own is refused.
+    let csrf = owner.csrf_from("/members").await;
+    owner
+        .post(
+            "/account/sso-policy",
+            &[("csrf_token", &csrf), ("claimed_domain", "gmail.com")],
+        )
+        .await
+        .assert_html_page(StatusCode::UNPROCESSABLE_ENTITY)
+        .assert_contains("your own verified address must be at gmail.com");
     set_policy(&owner, false, "@Domain-Co.example").await;
 
     let dana = Browser::new(&app.address);
@@ -341,8 +352,9 @@ async fn a_claimed_domain_makes_its_verified_people_members_at_their_first_sign_
     sign_in(&eve, "eve+unverified@domain-co.example")
         .await
         .assert_redirect("/auth/oidc/welcome");
-    // And no second account may claim the same domain.
-    let rival = signed_up(&app.address, "Rival Co").await;
+    // And no second account may claim the same domain, even one owned from there.
+    let rival = Browser::new(&app.address);
+    rival.sign_up("Rival Co", "rival@domain-co.example").await;
     let csrf = rival.csrf_from("/members").await;
     rival
         .post(
@@ -468,10 +480,7 @@ async fn sudo_mode_accepts_a_fresh_sign_in_at_the_provider_by_the_same_person() 
             browser
                 .post(
                     "/account/sso-policy",
-                    &[
-                        ("csrf_token", &csrf),
-                        ("claimed_domain", "sudo-sso.example"),
-                    ],
+                    &[("csrf_token", &csrf), ("claimed_domain", "corp.example")],
                 )
                 .await
         }
@@ -506,7 +515,7 @@ async fn sudo_mode_accepts_a_fresh_sign_in_at_the_provider_by_the_same_person() 
     browser
         .get("/members")
         .await
-        .assert_contains("@sudo-sso.example");
+        .assert_contains("<strong>@corp.example</strong>");
 }
 
 #[tokio::test]
