@@ -112,22 +112,7 @@ async fn passkey_story(b: Client, base: String, shots: Screenshots) {
         base: &base,
         shots,
     };
-    add_virtual_authenticator(&b, &page.shots.driver).await;
-
-    page.open("/signup").await;
-    page.fill("account_name", "Passkey Labs").await;
-    page.fill("email", EMAIL).await;
-    page.fill("password", PASSWORD).await;
-    page.fill("password_confirmation", PASSWORD).await;
-    page.click_button("Create account").await;
-    page.wait_for_path("/tokens").await;
-
-    page.open("/account/passkeys").await;
-    page.assert_text_contains("You have no passkeys yet").await;
-    page.fill("passkey-name", "Laptop authenticator").await;
-    page.shoot("passkeys-empty").await;
-    page.click_button("Add a passkey").await;
-    page.wait_for_text("was added").await;
+    sign_up_with_a_passkey(&page, "Passkey Labs").await;
     page.assert_text_contains("never used").await;
     page.shoot("passkeys-one").await;
 
@@ -196,18 +181,7 @@ async fn passkey_under_sso_story(b: Client, base: String, shots: Screenshots, da
         base: &base,
         shots,
     };
-    add_virtual_authenticator(&b, &page.shots.driver).await;
-    page.open("/signup").await;
-    page.fill("account_name", "Member Labs").await;
-    page.fill("email", EMAIL).await;
-    page.fill("password", PASSWORD).await;
-    page.fill("password_confirmation", PASSWORD).await;
-    page.click_button("Create account").await;
-    page.wait_for_path("/tokens").await;
-    page.open("/account/passkeys").await;
-    page.fill("passkey-name", "Laptop authenticator").await;
-    page.click_button("Add a passkey").await;
-    page.wait_for_text("was added").await;
+    sign_up_with_a_passkey(&page, "Member Labs").await;
     sign_out(&page).await;
 
     // The account now requires single sign-on, and the person is one of its members. The
@@ -240,6 +214,26 @@ fn require_sso_of_member(database: &Path, email: &str) {
     .execute(&mut conn)
     .expect("the person becomes a member");
     assert_eq!(changed, 1, "one membership changed");
+}
+
+/// Signs up for `account` and adds a passkey, "Laptop authenticator", held by a virtual
+/// authenticator added to this browser.
+async fn sign_up_with_a_passkey(page: &Page<'_>, account: &str) {
+    add_virtual_authenticator(page.b, &page.shots.driver).await;
+    page.open("/signup").await;
+    page.fill("account_name", account).await;
+    page.fill("email", EMAIL).await;
+    page.fill("password", PASSWORD).await;
+    page.fill("password_confirmation", PASSWORD).await;
+    page.click_button("Create account").await;
+    page.wait_for_path("/tokens").await;
+
+    page.open("/account/passkeys").await;
+    page.assert_text_contains("You have no passkeys yet").await;
+    page.fill("passkey-name", "Laptop authenticator").await;
+    page.shoot("passkeys-empty").await;
+    page.click_button("Add a passkey").await;
+    page.wait_for_text("was added").await;
 }
 
 /// Presses "Sign out" in the header.

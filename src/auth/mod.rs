@@ -15,4 +15,5 @@ pub mod report_keys;
 pub mod require_token;
 pub mod secret_key;
 pub(crate) mod session;
+pub(crate) mod step_cookie;
 pub(crate) mod webauthn;

@@ -5,11 +5,11 @@
 //! place as the CSRF origin check keeps the two in agreement.
 
 use actix_web::HttpRequest;
-use actix_web::cookie::{Cookie, SameSite, time::Duration};
+use actix_web::cookie::Cookie;
 use webauthn_rs::prelude::{Url, Webauthn, WebauthnBuilder};
 
 use super::origin::site_origin;
-use crate::domain::{SecretDigest, random_base62};
+use super::step_cookie::StepCookie;
 use crate::error::AppError;
 
 /// How long a ceremony (its challenge) lives, in minutes.
@@ -34,46 +34,8 @@ pub fn relying_party(req: &HttpRequest) -> Result<Webauthn, AppError> {
         .map_err(|e| AppError::internal(format!("passkey relying party for {origin}: {e}")))
 }
 
-/// `__Host-` pinned to this host and path when served over HTTPS, like the session's.
-fn cookie_name(https: bool) -> &'static str {
-    if https {
-        "__Host-keyward_passkey"
-    } else {
-        "keyward_passkey"
-    }
-}
-
-/// A new ceremony's cookie, and the digest its row is stored under.
-pub fn issue(https: bool) -> (Cookie<'static>, Vec<u8>) {
-    let value = random_base62(43);
-    let digest = SecretDigest::of(&value).as_bytes().to_vec();
-    let cookie = Cookie::build(cookie_name(https), value)
-        .path("/")
-        .http_only(true)
-        .secure(https)
-        .same_site(SameSite::Strict)
-        .max_age(Duration::minutes(CEREMONY_MINUTES))
-        .finish();
-    (cookie, digest)
-}
-
-/// The digest of the ceremony cookie this browser sent, if any.
-pub fn digest_of(req: &HttpRequest, https: bool) -> Option<Vec<u8>> {
-    req.cookie(cookie_name(https))
-        .map(|c| SecretDigest::of(c.value()).as_bytes().to_vec())
-}
-
-/// Tells the browser to drop the cookie once its ceremony is used.
-pub fn removal(https: bool) -> Cookie<'static> {
-    let mut cookie = Cookie::build(cookie_name(https), "")
-        .path("/")
-        .http_only(true)
-        .secure(https)
-        .same_site(SameSite::Strict)
-        .finish();
-    cookie.make_removal();
-    cookie
-}
+/// The cookie that names a ceremony under way (`db::passkeys` keeps its digest).
+pub const COOKIE: StepCookie = StepCookie::new("__Host-keyward_passkey", "keyward_passkey");
 
 /// The answer to a ceremony's start: its options for `navigator.credentials`, as JSON,
 /// with the cookie that names it. Never cached: each challenge is used once.

@@ -95,22 +95,12 @@ pub fn sign_up(
 ) -> Result<(User, Account), AppError> {
     let user = super::users::create(tx.conn, email, password_hash, false)?;
     super::users::record_login(tx.conn, user.user_id())?;
-    let account = create(tx.conn, name)?;
-    super::memberships::create(tx.conn, user.user_id(), account.account_id(), Role::Owner)?;
     tx.act_as(Actor {
         user_id: Some(user.user_id()),
         label: user.email.clone(),
         ip: tx.actor().ip.clone(),
     });
-    tx.log_to(
-        account.account_id(),
-        Event {
-            action: action::ACCOUNT_CREATED,
-            target: &format!("account {} ({})", account.name, account.slug),
-            token: None,
-            detail: "signed up as owner",
-        },
-    )?;
+    let account = create_owned(tx, user.user_id(), name, "signed up as owner")?;
     Ok((user, account))
 }
 
@@ -118,15 +108,25 @@ pub fn sign_up(
 /// and owns it: sign-up without a password.
 pub fn create_for_signed_in(tx: &mut Tx<'_>, name: &AccountName) -> Result<Account, AppError> {
     let user = tx.signed_in_user()?;
+    create_owned(tx, user, name, "created as owner, after a single sign-on")
+}
+
+/// A new account named `name`, owned by `owner`, with the audit row that says how.
+fn create_owned(
+    tx: &mut Tx<'_>,
+    owner: UserId,
+    name: &AccountName,
+    how: &str,
+) -> Result<Account, AppError> {
     let account = create(tx.conn, name)?;
-    super::memberships::create(tx.conn, user, account.account_id(), Role::Owner)?;
+    super::memberships::create(tx.conn, owner, account.account_id(), Role::Owner)?;
     tx.log_to(
         account.account_id(),
         Event {
             action: action::ACCOUNT_CREATED,
             target: &format!("account {} ({})", account.name, account.slug),
             token: None,
-            detail: "created as owner, after a single sign-on",
+            detail: how,
         },
     )?;
     Ok(account)

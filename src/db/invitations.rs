@@ -9,6 +9,7 @@ use super::DbConnection;
 use super::audit::{Actor, Event, action};
 use super::schema::{accounts, invitations, users};
 use super::tx::Tx;
+use super::users::User;
 use crate::domain::{AccountId, Email, Role, SecretDigest, UserId, random_base62};
 use crate::error::AppError;
 use crate::policy::{self, Action, Standing};
@@ -197,15 +198,12 @@ pub fn accept_as_signed_in(tx: &mut Tx<'_>, id: i32) -> Result<Joined, AppError>
     diesel::update(invitations::table.find(invitation.id))
         .set(invitations::accepted_at.eq(super::now()))
         .execute(tx.conn)?;
-    super::memberships::create(tx.conn, user.user_id(), account, invitation.role)?;
-    tx.log_to(
+    join(
+        tx,
+        &user,
         account,
-        Event {
-            action: action::MEMBER_JOINED,
-            target: &format!("user {}", user.email),
-            token: None,
-            detail: &format!("as {}, signed in through single sign-on", invitation.role),
-        },
+        invitation.role,
+        ", signed in through single sign-on",
     )?;
     Ok(Joined {
         user: user.user_id(),
@@ -272,24 +270,38 @@ pub fn accept(tx: &mut Tx<'_>, token: &str, joiner: Joiner) -> Result<Joined, Ap
         .set(invitations::accepted_at.eq(super::now()))
         .execute(tx.conn)?;
     super::users::record_login(tx.conn, user.user_id())?;
-    super::memberships::create(tx.conn, user.user_id(), account, invitation.role)?;
-    // From here on the visitor is the member they just became.
+    // From here on the visitor is the member they are becoming.
     tx.act_as(Actor {
         user_id: Some(user.user_id()),
         label: user.email.clone(),
         ip: tx.actor().ip.clone(),
     });
-    tx.log(Event {
-        action: action::MEMBER_JOINED,
-        target: &format!("user {}", user.email),
-        token: None,
-        detail: &format!("as {}", invitation.role),
-    })?;
+    join(tx, &user, account, invitation.role, "")?;
     Ok(Joined {
         user: user.user_id(),
         account,
         account_name,
     })
+}
+
+/// `user` joins `account` as `role`: the membership, and the audit row that says how.
+pub(in crate::db) fn join(
+    tx: &mut Tx<'_>,
+    user: &User,
+    account: AccountId,
+    role: Role,
+    how: &str,
+) -> Result<(), AppError> {
+    super::memberships::create(tx.conn, user.user_id(), account, role)?;
+    tx.log_to(
+        account,
+        Event {
+            action: action::MEMBER_JOINED,
+            target: &format!("user {}", user.email),
+            token: None,
+            detail: &format!("as {role}{how}"),
+        },
+    )
 }
 
 /// An open invitation as the members page lists it, with who sent it.

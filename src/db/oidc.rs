@@ -243,16 +243,8 @@ fn join_claimed_domain(tx: &mut Tx<'_>, user: &User, email: &Email) -> Result<()
         .first(tx.conn)
         .optional()?;
     if let Some(account) = claimed.map(AccountId) {
-        super::memberships::create(tx.conn, user.user_id(), account, Role::Member)?;
-        tx.log_to(
-            account,
-            Event {
-                action: action::MEMBER_JOINED,
-                target: &format!("user {}", user.email),
-                token: None,
-                detail: &format!("as member, through the claimed domain {domain}"),
-            },
-        )?;
+        let how = format!(", through the claimed domain {domain}");
+        super::invitations::join(tx, user, account, Role::Member, &how)?;
     }
     Ok(())
 }

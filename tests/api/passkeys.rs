@@ -51,8 +51,8 @@ fn options<T: serde::de::DeserializeOwned>(page: &Page) -> T {
     serde_json::from_str(&page.body).unwrap_or_else(|e| panic!("options as JSON: {e}"))
 }
 
-/// Adds a passkey named `name` with `key`, as a person presses "Add a passkey".
-async fn add_passkey(browser: &Browser, key: &mut SoftPasskey, name: &str) -> Page {
+/// The answer `key` gives, for `origin`, to a passkey registration begun in `browser`.
+async fn registration_answer(browser: &Browser, key: &mut SoftPasskey, origin: Url) -> String {
     let started = begin(
         browser,
         "/account/passkeys",
@@ -61,20 +61,30 @@ async fn add_passkey(browser: &Browser, key: &mut SoftPasskey, name: &str) -> Pa
     .await;
     let challenge: CreationChallengeResponse = options(&started);
     let credential = key
-        .do_registration(origin(), challenge)
+        .do_registration(origin, challenge)
         .expect("the authenticator makes a credential");
+    serde_json::to_string(&credential).expect("JSON")
+}
+
+/// Sends a registration answer as the "Add a passkey" form does, naming the passkey.
+async fn register(browser: &Browser, name: &str, credential: &str) -> Page {
     let csrf = browser.csrf_from("/account/passkeys").await;
-    let credential = serde_json::to_string(&credential).expect("JSON");
     browser
         .post(
             "/account/passkeys/register",
             &[
                 ("csrf_token", &csrf),
                 ("name", name),
-                ("credential", &credential),
+                ("credential", credential),
             ],
         )
         .await
+}
+
+/// Adds a passkey named `name` with `key`, as a person presses "Add a passkey".
+async fn add_passkey(browser: &Browser, key: &mut SoftPasskey, name: &str) -> Page {
+    let credential = registration_answer(browser, key, origin()).await;
+    register(browser, name, &credential).await
 }
 
 /// The passkey answer to a second step's ceremony, begun in `browser`.
@@ -375,13 +385,7 @@ async fn a_passkey_is_renamed_and_bad_names_are_refused() {
         refused.assert_contains("passkey name");
     }
     // A name too long to add is refused before the ceremony's answer is looked at.
-    let csrf = owner.csrf_from("/account/passkeys").await;
-    let long = "y".repeat(101);
-    owner
-        .post(
-            "/account/passkeys/register",
-            &[("csrf_token", &csrf), ("name", &long), ("credential", "{}")],
-        )
+    register(&owner, &"y".repeat(101), "{}")
         .await
         .assert_html_page(StatusCode::UNPROCESSABLE_ENTITY);
 
@@ -409,82 +413,28 @@ async fn a_passkey_is_renamed_and_bad_names_are_refused() {
 async fn answers_that_are_not_a_ceremonys_are_refused_with_a_sentence() {
     let app = passkey_app().await;
     let owner = signed_up(&app.address, "Bad Answers").await;
-    let csrf = owner.csrf_from("/account/passkeys").await;
 
     // Unreadable, and readable but with no ceremony begun in this browser.
-    let unreadable = owner
-        .post(
-            "/account/passkeys/register",
-            &[
-                ("csrf_token", &csrf),
-                ("name", "x"),
-                ("credential", "not json"),
-            ],
-        )
-        .await;
+    let unreadable = register(&owner, "x", "not json").await;
     unreadable.assert_html_page(StatusCode::UNPROCESSABLE_ENTITY);
     unreadable.assert_contains("could not be read");
 
-    let mut key = authenticator();
-    let started = begin(
-        &owner,
-        "/account/passkeys",
-        "/account/passkeys/register/begin",
-    )
-    .await;
-    let challenge: CreationChallengeResponse = options(&started);
-    let credential = key
-        .do_registration(origin(), challenge)
-        .expect("a credential");
-    let credential = serde_json::to_string(&credential).expect("JSON");
+    let credential = registration_answer(&owner, &mut authenticator(), origin()).await;
     let other = Browser::new(&app.address);
     let email = email_for("Bad Answers");
     other
         .log_in(&email, PASSWORD)
         .await
         .assert_redirect("/tokens");
-    let csrf_other = other.csrf_from("/account/passkeys").await;
-    let carried = other
-        .post(
-            "/account/passkeys/register",
-            &[
-                ("csrf_token", &csrf_other),
-                ("name", "Carried"),
-                ("credential", &credential),
-            ],
-        )
-        .await;
+    let carried = register(&other, "Carried", &credential).await;
     carried.assert_html_page(StatusCode::UNPROCESSABLE_ENTITY);
     carried.assert_contains("expired or was already used");
 
     // The one it was begun for, answered for another origin than the site's (another
     // port): refused by webauthn-rs.
-    let mut elsewhere = authenticator();
-    let started = begin(
-        &owner,
-        "/account/passkeys",
-        "/account/passkeys/register/begin",
-    )
-    .await;
-    let challenge: CreationChallengeResponse = options(&started);
-    let credential = elsewhere
-        .do_registration(
-            Url::parse("http://localhost:8443").expect("a URL"),
-            challenge,
-        )
-        .expect("a credential for another origin");
-    let credential = serde_json::to_string(&credential).expect("JSON");
-    let csrf = owner.csrf_from("/account/passkeys").await;
-    let foreign = owner
-        .post(
-            "/account/passkeys/register",
-            &[
-                ("csrf_token", &csrf),
-                ("name", "Foreign"),
-                ("credential", &credential),
-            ],
-        )
-        .await;
+    let elsewhere = Url::parse("http://localhost:8443").expect("a URL");
+    let credential = registration_answer(&owner, &mut authenticator(), elsewhere).await;
+    let foreign = register(&owner, "Foreign", &credential).await;
     foreign.assert_html_page(StatusCode::UNPROCESSABLE_ENTITY);
     foreign.assert_contains("was not accepted");
     let listed = owner.get("/account/passkeys").await;

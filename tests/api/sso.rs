@@ -518,20 +518,39 @@ async fn sudo_mode_accepts_a_fresh_sign_in_at_the_provider_by_the_same_person() 
         .assert_contains("<strong>@corp.example</strong>");
 }
 
+/// An account named `account` whose owner invited `invited` as `role`, and a browser that
+/// signed in through the provider as `login` and stands on the welcome page: the owner,
+/// that browser, and the page.
+async fn invited_then_signed_in(
+    app: &TestApp,
+    account: &str,
+    invited: &str,
+    role: &str,
+    login: &str,
+) -> (Browser, Browser, Page) {
+    let owner = signed_up(&app.address, account).await;
+    invite(&owner, invited, role).await;
+    let browser = Browser::new(&app.address);
+    sign_in(&browser, login)
+        .await
+        .assert_redirect("/auth/oidc/welcome");
+    let welcome = browser.get("/auth/oidc/welcome").await;
+    welcome.assert_html_page(StatusCode::OK);
+    (owner, browser, welcome)
+}
+
 #[tokio::test]
 async fn an_invitation_to_a_verified_address_is_taken_up_after_the_first_sign_in() {
     let app = spawn_sso_app().await;
-    let owner = signed_up(&app.address, "Invite Co").await;
-    invite(&owner, "invitee@corp.example", "member").await;
-    let browser = Browser::new(&app.address);
-
-    sign_in(&browser, "invitee@corp.example")
-        .await
-        .assert_redirect("/auth/oidc/welcome");
-
-    let welcome = browser.get("/auth/oidc/welcome").await;
+    let (owner, browser, welcome) = invited_then_signed_in(
+        &app,
+        "Invite Co",
+        "invitee@corp.example",
+        "member",
+        "invitee@corp.example",
+    )
+    .await;
     welcome
-        .assert_html_page(StatusCode::OK)
         .assert_contains("invited you as member")
         .assert_contains("Join Invite Co");
     let invitation = welcome
@@ -553,16 +572,15 @@ async fn an_invitation_to_a_verified_address_is_taken_up_after_the_first_sign_in
 #[tokio::test]
 async fn an_unverified_address_gets_neither_the_invitations_to_it_nor_its_later_owner() {
     let app = spawn_sso_app().await;
-    let owner = signed_up(&app.address, "Squat Co").await;
-    invite(&owner, "squatted@corp.example", "admin").await;
-
     // Someone whose provider vouches for the address without verifying it.
-    let squatter = Browser::new(&app.address);
-    sign_in(&squatter, "squatted+unverified@corp.example")
-        .await
-        .assert_redirect("/auth/oidc/welcome");
-    let welcome = squatter.get("/auth/oidc/welcome").await;
-    welcome.assert_html_page(StatusCode::OK);
+    let (_owner, squatter, welcome) = invited_then_signed_in(
+        &app,
+        "Squat Co",
+        "squatted@corp.example",
+        "admin",
+        "squatted+unverified@corp.example",
+    )
+    .await;
     assert!(!welcome.body.contains("Squat Co"), "no invitation is shown");
     let csrf = welcome.csrf();
     for id in ["1", "2", "3"] {

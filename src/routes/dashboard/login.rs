@@ -172,7 +172,8 @@ async fn submit(
         attempt.withdrawn().await;
         state.secret_key()?;
         let https = state.config.is_https();
-        let (cookie, digest) = crate::auth::pending::issue(https, db::two_factor::PENDING_MINUTES);
+        let (cookie, digest) =
+            crate::auth::pending::COOKIE.issue(https, db::two_factor::PENDING_MINUTES);
         let id = user.user_id();
         db::run(&state.pool, move |conn| {
             db::two_factor::start_pending(conn, id, &digest)
@@ -225,7 +226,8 @@ async fn begin_passkey(
 ) -> Result<HttpResponse, AppError> {
     state.passkey_starts.check(client_addr::of(&req))?;
     let relying_party = webauthn::relying_party(&req)?;
-    let (cookie, digest) = webauthn::issue(state.config.is_https());
+    let (cookie, digest) =
+        webauthn::COOKIE.issue(state.config.is_https(), webauthn::CEREMONY_MINUTES);
     let options = db::run(&state.pool, move |conn| {
         db::passkeys::start_sign_in(conn, &relying_party, &digest)
     })
@@ -252,7 +254,7 @@ async fn passkey(
         let page = LoginPage::new(&state, layout, String::new(), Some(message));
         let mut response = render_with_status(&page, StatusCode::UNAUTHORIZED)?;
         response
-            .add_cookie(&webauthn::removal(https))
+            .add_cookie(&webauthn::COOKIE.removal(https))
             .map_err(|e| AppError::internal(format!("cookie: {e}")))?;
         Ok(response)
     };
@@ -260,7 +262,7 @@ async fn passkey(
         Ok(answer) => answer,
         Err(e) => return refused(e.messages().join(" ")),
     };
-    let Some(digest) = webauthn::digest_of(&req, https) else {
+    let Some(digest) = webauthn::COOKIE.digest_of(&req, https) else {
         return refused(db::passkeys::CEREMONY_GONE.into());
     };
     let relying_party = webauthn::relying_party(&req)?;
@@ -290,7 +292,7 @@ async fn passkey(
             sign_in(&req, user.user_id(), account)?;
             let mut response = redirect(landing(user.operator, account));
             response
-                .add_cookie(&webauthn::removal(https))
+                .add_cookie(&webauthn::COOKIE.removal(https))
                 .map_err(|e| AppError::internal(format!("cookie: {e}")))?;
             Ok(response)
         }
@@ -311,7 +313,7 @@ async fn passkey(
             );
             let mut response = render_with_status(&page, StatusCode::FORBIDDEN)?;
             response
-                .add_cookie(&webauthn::removal(https))
+                .add_cookie(&webauthn::COOKIE.removal(https))
                 .map_err(|e| AppError::internal(format!("cookie: {e}")))?;
             Ok(response)
         }

@@ -109,7 +109,8 @@ async fn begin(
     _form: CsrfForm<NoFields>,
 ) -> Result<HttpResponse, AppError> {
     let relying_party = webauthn::relying_party(&req)?;
-    let (cookie, digest) = webauthn::issue(state.config.is_https());
+    let (cookie, digest) =
+        webauthn::COOKIE.issue(state.config.is_https(), webauthn::CEREMONY_MINUTES);
     let user = signed_in.user.clone();
     let options = db::run(&state.pool, move |conn| {
         db::passkeys::start_registration(conn, &relying_party, &digest, &user)
@@ -143,7 +144,7 @@ async fn register(
     };
     let relying_party = webauthn::relying_party(&req)?;
     let https = state.config.is_https();
-    let Some(digest) = webauthn::digest_of(&req, https) else {
+    let Some(digest) = webauthn::COOKIE.digest_of(&req, https) else {
         let gone = vec![db::passkeys::CEREMONY_GONE.to_string()];
         return page(&signed_in, &state, form.name, gone).await;
     };
@@ -173,7 +174,7 @@ fn with_cookie_removed(
 ) -> Result<HttpResponse, HtmlError> {
     let mut response = response?;
     response
-        .add_cookie(&webauthn::removal(https))
+        .add_cookie(&webauthn::COOKIE.removal(https))
         .map_err(|e| AppError::internal(format!("cookie: {e}")))?;
     Ok(response)
 }

@@ -87,7 +87,7 @@ async fn waiting(
     req: &HttpRequest,
     state: &AppState,
 ) -> Result<Option<(Vec<u8>, db::users::User)>, AppError> {
-    let Some(digest) = pending::digest_of(req, state.config.is_https()) else {
+    let Some(digest) = pending::COOKIE.digest_of(req, state.config.is_https()) else {
         return Ok(None);
     };
     let lookup = digest.clone();
@@ -118,7 +118,8 @@ async fn begin_passkey(
         ));
     };
     let relying_party = webauthn::relying_party(&req)?;
-    let (cookie, digest) = webauthn::issue(state.config.is_https());
+    let (cookie, digest) =
+        webauthn::COOKIE.issue(state.config.is_https(), webauthn::CEREMONY_MINUTES);
     let id = user.user_id();
     let options = db::run(&state.pool, move |conn| {
         db::passkeys::start_second_step(conn, &relying_party, &digest, id)
@@ -149,7 +150,7 @@ async fn submit(
     let with_passkey = !form.credential.is_empty();
     let check: Check = if with_passkey {
         let relying_party = webauthn::relying_party(&req)?;
-        let ceremony = webauthn::digest_of(&req, https);
+        let ceremony = webauthn::COOKIE.digest_of(&req, https);
         Box::new(db::passkeys::answer_check(
             relying_party,
             ceremony,
@@ -177,7 +178,7 @@ async fn submit(
             sign_in(&req, user.user_id(), account)?;
             let mut response = redirect(landing(user.operator, account));
             response
-                .add_cookie(&pending::removal(https))
+                .add_cookie(&pending::COOKIE.removal(https))
                 .map_err(|e| AppError::internal(format!("cookie: {e}")))?;
             response
         }
@@ -205,7 +206,7 @@ async fn submit(
     if with_passkey {
         // The ceremony is spent whatever came of it.
         response
-            .add_cookie(&webauthn::removal(https))
+            .add_cookie(&webauthn::COOKIE.removal(https))
             .map_err(|e| AppError::internal(format!("cookie: {e}")))?;
     }
     Ok(response)
