@@ -20,14 +20,7 @@ pub fn set_rate_limit(
     id: TokenId,
     limit: Option<RateLimit>,
 ) -> Result<Token, AppError> {
-    let token: Token = tokens::table
-        .filter(tokens::account_id.eq(tx.account()?.0))
-        .filter(tokens::id.eq(id.0))
-        .select(Token::as_select())
-        .first(tx.conn)?;
-    tx.require(Action::ManageToken {
-        creator: token.user_id.map(UserId),
-    })?;
+    let token = managed(tx, id)?;
     if token.revoked_at.is_some() {
         return Err(AppError::invalid(
             "This token is revoked: its rate limit can no longer change.",
