@@ -194,8 +194,28 @@ impl CustomizeConnection<DbConnection, diesel::r2d2::Error> for Setup {
 
 fn setup(conn: &mut DbConnection) -> diesel::QueryResult<()> {
     match conn {
-        DbConnection::Sqlite(c) => c.batch_execute(SQLITE_SETUP),
+        DbConnection::Sqlite(c) => sqlite_setup(c),
         DbConnection::Postgres(c) => c.batch_execute(POSTGRES_SETUP),
+    }
+}
+
+/// A new file's switch to WAL needs the whole file for a moment, and SQLite answers
+/// "database is locked" at once, without waiting out `busy_timeout`, to a process that
+/// asks while another holds a lock it would have to wait behind (a deadlock to SQLite).
+/// Instances started together on a new file (and `keyward migrate` beside them) met it
+/// under load, so the setup is tried again for up to 5 s.
+fn sqlite_setup(c: &mut SqliteConnection) -> diesel::QueryResult<()> {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    loop {
+        match c.batch_execute(SQLITE_SETUP) {
+            Err(diesel::result::Error::DatabaseError(_, info))
+                if info.message().contains("database is locked")
+                    && std::time::Instant::now() < deadline =>
+            {
+                std::thread::sleep(std::time::Duration::from_millis(25));
+            }
+            other => return other,
+        }
     }
 }
 

@@ -5,7 +5,7 @@ use diesel::prelude::*;
 use crate::db::audit::{Event, action};
 use crate::db::schema::tokens;
 use crate::db::tx::Tx;
-use crate::domain::{RateLimit, TokenId, TokenKey, UserId};
+use crate::domain::{RateLimit, TokenId, TokenKey};
 use crate::error::AppError;
 use crate::policy::Action;
 
