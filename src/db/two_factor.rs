@@ -77,7 +77,7 @@ pub fn status(conn: &mut DbConnection, user: UserId) -> Result<Status, AppError>
 
 /// Whether `user` has a confirmed authenticator app (TOTP).
 pub fn is_enabled(conn: &mut DbConnection, user: UserId) -> Result<bool, AppError> {
-    Ok(status(conn, user)?.enabled())
+    Ok(row(conn, user)?.is_some_and(|r| r.confirmed_at.is_some()))
 }
 
 /// Whether `user` has any second factor: an authenticator app or a passkey. This is what

@@ -243,8 +243,9 @@ pub(crate) struct SignedIn {
     pub session_id: Option<SessionId>,
     /// When the current account's API access is suspended: by whom and why.
     suspension: Option<Suspension>,
-    /// Whether the person has a second factor.
-    pub two_factor: bool,
+    /// Whether the person has a second factor; read only for an operator or in an account
+    /// that requires one, the two places that ask (false elsewhere).
+    two_factor: bool,
 }
 
 impl SignedIn {
@@ -400,7 +401,12 @@ impl FromRequest for SignedIn {
                     other => other,
                 })?;
                 let memberships = db::accounts::of_user(conn, user.user_id())?;
-                let two_factor = db::two_factor::has_second_factor(conn, user.user_id())?;
+                // Read only where it is asked (the console, an account that requires one),
+                // not on every signed-in request.
+                let asked = user.operator
+                    || current_of(&memberships, wanted)
+                        .is_some_and(|i| memberships[i].0.require_two_factor);
+                let two_factor = asked && db::two_factor::has_second_factor(conn, user.user_id())?;
                 let suspension = current_of(&memberships, wanted)
                     .map(|i| &memberships[i].0)
                     .filter(|a| a.is_suspended())
