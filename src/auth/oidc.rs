@@ -35,6 +35,9 @@ pub enum OidcError {
     Unreachable(String),
     #[error("the provider refused: {0}")]
     Refused(String),
+    /// The provider answered, but with what Keyward can't use: an operator's matter.
+    #[error("the provider's answer can't be used: {0}")]
+    Unusable(String),
     #[error("the ID token is not valid: {0}")]
     InvalidToken(String),
     #[error("the ID token is larger than 64 KiB")]
@@ -116,11 +119,15 @@ impl Oidc {
             return Ok(metadata.clone());
         }
         let issuer = IssuerUrl::new(self.settings.issuer.clone())
-            .map_err(|e| OidcError::Refused(format!("issuer URL: {e}")))?;
+            .map_err(|e| OidcError::Unusable(format!("issuer URL: {e}")))?;
         let http = |request: HttpRequest| bounded(&self.http, request);
         let metadata = CoreProviderMetadata::discover_async(issuer, &http)
             .await
-            .map_err(|e| OidcError::Unreachable(format!("discovery: {e}")))?;
+            .map_err(|e| match e {
+                // A call that failed says itself whether nothing answered or too much did.
+                openidconnect::DiscoveryError::Request(inner) => inner,
+                other => OidcError::Unusable(format!("discovery: {other}")),
+            })?;
         *self.metadata.lock().expect("metadata lock") = Some((metadata.clone(), Instant::now()));
         Ok(metadata)
     }
@@ -128,7 +135,7 @@ impl Oidc {
     async fn client(&self) -> Result<ProviderClient, OidcError> {
         let metadata = self.metadata().await?;
         let redirect = RedirectUrl::new(self.settings.redirect_uri.clone())
-            .map_err(|e| OidcError::Refused(format!("redirect URI: {e}")))?;
+            .map_err(|e| OidcError::Unusable(format!("redirect URI: {e}")))?;
         Ok(CoreClient::from_provider_metadata(
             metadata,
             ClientId::new(self.settings.client_id.clone()),
@@ -179,7 +186,7 @@ impl Oidc {
         let http = |request: HttpRequest| bounded(&self.http, request);
         let response = client
             .exchange_code(AuthorizationCode::new(code))
-            .map_err(|e| OidcError::Refused(format!("no token endpoint: {e}")))?
+            .map_err(|e| OidcError::Unusable(format!("no token endpoint: {e}")))?
             .set_pkce_verifier(PkceCodeVerifier::new(pkce_verifier))
             .request_async(&http)
             .await
@@ -187,7 +194,9 @@ impl Oidc {
                 openidconnect::RequestTokenError::ServerResponse(r) => {
                     OidcError::Refused(format!("the code: {}", r.error()))
                 }
-                other => OidcError::Unreachable(format!("the code's exchange: {other}")),
+                openidconnect::RequestTokenError::Request(inner) => inner,
+                // Display only: a body that didn't parse may hold a token.
+                other => OidcError::Unusable(format!("the code's exchange: {other}")),
             })?;
         let id_token = response
             .id_token()
@@ -237,7 +246,8 @@ impl Oidc {
                 openidconnect::UserInfoError::ClaimsVerification(e) => {
                     OidcError::InvalidToken(format!("user info: {e}"))
                 }
-                other => OidcError::Unreachable(format!("user info: {other}")),
+                openidconnect::UserInfoError::Request(inner) => inner,
+                other => OidcError::Unusable(format!("user info: {other}")),
             })?;
         Ok((
             claims.email().map(|e| e.to_string()),
@@ -264,7 +274,7 @@ async fn bounded(
         .content_length()
         .is_some_and(|n| n > MAX_RESPONSE as u64)
     {
-        return Err(OidcError::Refused("a response over 128 KiB".into()));
+        return Err(OidcError::Unusable("a response over 128 KiB".into()));
     }
     let mut builder = openidconnect::http::Response::builder().status(response.status());
     for (name, value) in response.headers() {
@@ -277,13 +287,13 @@ async fn bounded(
         .map_err(|e| OidcError::Unreachable(without_url(e)))?
     {
         if body.len() + chunk.len() > MAX_RESPONSE {
-            return Err(OidcError::Refused("a response over 128 KiB".into()));
+            return Err(OidcError::Unusable("a response over 128 KiB".into()));
         }
         body.extend_from_slice(&chunk);
     }
     builder
         .body(body)
-        .map_err(|e| OidcError::Refused(format!("a response that can't be read: {e}")))
+        .map_err(|e| OidcError::Unusable(format!("a response that can't be read: {e}")))
 }
 
 /// reqwest's error without its URL, whose query may carry a code.

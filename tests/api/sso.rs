@@ -744,3 +744,15 @@ async fn id_tokens_for_another_audience_from_another_issuer_signed_by_another_ke
         .await;
     }
 }
+
+#[tokio::test]
+async fn a_provider_answer_too_large_to_read_signs_nobody_in_and_says_to_tell_the_operator() {
+    let (_provider, _app, browser, page) = sign_in_with_forgery(Forgery::HugeAnswer).await;
+    assert_refused(
+        &browser,
+        &page,
+        StatusCode::FAILED_DEPENDENCY,
+        "Tell your Keyward operator",
+    )
+    .await;
+}

@@ -115,6 +115,13 @@ fn provider_failure(
                 "{name} refused this sign-in: its code was used already or has expired. Start again."
             ),
         ),
+        OidcError::Unusable(_) => refusal(
+            req,
+            StatusCode::FAILED_DEPENDENCY,
+            format!(
+                "{name} answered with something Keyward can't use, so nobody was signed in. Tell your Keyward operator: the server's log says what. Meanwhile you can sign in with your Keyward password."
+            ),
+        ),
         OidcError::TooLarge => refusal(
             req,
             StatusCode::BAD_REQUEST,

@@ -1,7 +1,8 @@
 //! An OpenID Provider that forges its ID tokens one way, for the checks no certified
 //! provider can be asked to fail: a token for another audience, from another issuer,
 //! signed by another key, or already expired. It answers discovery, its key set, the
-//! authorisation request (straight back to the client with a code) and the token request;
+//! authorisation request (straight back to the client with a code) and the token request
+//! (or pads that answer past what Keyward reads);
 //! with `Forgery::None` its tokens are good, which shows the forgeries are what is refused.
 
 use std::net::TcpListener;
@@ -33,6 +34,8 @@ pub enum Forgery {
     Signature,
     /// Expired a minute ago.
     Expired,
+    /// A good ID token in a token answer padded past the 128 KiB Keyward reads.
+    HugeAnswer,
 }
 
 pub const CLIENT_ID: &str = "keyward";
@@ -184,10 +187,15 @@ async fn token(shared: web::Data<Shared>) -> HttpResponse {
         None,
     )
     .expect("the ID token signs");
+    let padding = match forgery {
+        Forgery::HugeAnswer => "x".repeat(200 * 1024),
+        _ => String::new(),
+    };
     HttpResponse::Ok().json(json!({
         "access_token": "forged-provider-access-token",
         "token_type": "Bearer",
         "expires_in": 3600,
         "id_token": id_token.to_string(),
+        "padding": padding,
     }))
 }
