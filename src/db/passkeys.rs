@@ -46,6 +46,11 @@ pub fn list(conn: &mut DbConnection, user: UserId) -> Result<Vec<PasskeySummary>
         .load(conn)?)
 }
 
+/// Passkeys one person may hold: more than anyone carries, and few enough that a script
+/// with a software authenticator can't grow the table, or every sign-in's list, without end.
+pub const MOST_PASSKEYS: usize = 20;
+const TOO_MANY: &str = "You have 20 passkeys, as many as Keyward keeps for one person. Remove one you no longer use first.";
+
 pub fn count(conn: &mut DbConnection, user: UserId) -> Result<i64, AppError> {
     Ok(passkeys::table
         .filter(passkeys::user_id.eq(user.0))
@@ -241,6 +246,10 @@ pub fn register(
         Ok(passkey) => passkey,
         Err(e) => return Ok(Registered::Refused(refusal(&e))),
     };
+    // Checked again here, under the write lock: starting is checked outside it.
+    if count(tx.conn, user)? >= MOST_PASSKEYS as i64 {
+        return Ok(Registered::Refused(TOO_MANY.into()));
+    }
     let credential_id: &[u8] = passkey.cred_id().as_ref();
     let taken: i64 = passkeys::table
         .filter(passkeys::credential_id.eq(credential_id))
@@ -552,6 +561,9 @@ pub fn start_registration(
     let id = user.user_id();
     let handle = user_handle(conn, id)?;
     let exclude = credential_ids(conn, id)?;
+    if exclude.len() >= MOST_PASSKEYS {
+        return Err(AppError::invalid(TOO_MANY));
+    }
     let (challenge, state) = webauthn
         .start_passkey_registration(handle, &user.email, &user.email, Some(exclude))
         .map_err(|e| AppError::internal(format!("a passkey challenge: {e}")))?;

@@ -620,3 +620,38 @@ async fn adding_and_removing_a_passkey_is_mailed_to_the_person() {
         mails.iter().map(|m| &m.text).collect::<Vec<_>>()
     );
 }
+
+#[tokio::test]
+async fn a_person_holds_at_most_twenty_passkeys_and_is_told_to_remove_one() {
+    let app = passkey_app().await;
+    let owner = signed_up(&app.address, "Many Keys").await;
+    for n in 0..keyward::db::passkeys::MOST_PASSKEYS {
+        add_passkey(&owner, &mut authenticator(), &format!("Key {n}"))
+            .await
+            .assert_redirect("/account/passkeys");
+    }
+    let refused = begin(
+        &owner,
+        "/account/passkeys",
+        "/account/passkeys/register/begin",
+    )
+    .await;
+    assert_eq!(
+        refused.status,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "{}",
+        refused.body
+    );
+    assert!(
+        refused.body.contains("Remove one you no longer use first"),
+        "{}",
+        refused.body
+    );
+    let listed = owner.get("/account/passkeys").await;
+    listed.assert_contains("Key 19");
+    assert_eq!(
+        listed.body.matches("/rename\"").count(),
+        20,
+        "twenty passkeys listed"
+    );
+}
