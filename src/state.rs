@@ -120,10 +120,10 @@ const SECRET_REPORTS_BURST: std::num::NonZeroU32 = std::num::NonZeroU32::new(20)
 const SECRET_REPORTS_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
 /// A scanner that signs may send a backlog at once: each costs a signature check first.
 const SIGNED_REPORTS_BURST: std::num::NonZeroU32 = std::num::NonZeroU32::new(1000).unwrap();
+const SIGNED_REPORTS_EVERY: std::time::Duration = std::time::Duration::from_millis(10);
 /// A person may start a few SSO sign-ins at once (tabs, retries), then one every 3 s.
 const OIDC_STARTS_BURST: std::num::NonZeroU32 = std::num::NonZeroU32::new(20).unwrap();
 const OIDC_STARTS_EVERY: std::time::Duration = std::time::Duration::from_secs(3);
-const SIGNED_REPORTS_EVERY: std::time::Duration = std::time::Duration::from_millis(10);
 /// A person tries a passkey a few times in a row at most; a script trying more is held
 /// to one every few seconds.
 const PASSKEY_STARTS_BURST: std::num::NonZeroU32 = std::num::NonZeroU32::new(10).unwrap();
