@@ -106,9 +106,17 @@ pub fn sign_up(
 
 /// A signed-in person with no account yet (someone new through single sign-on) makes one
 /// and owns it: sign-up without a password.
-pub fn create_for_signed_in(tx: &mut Tx<'_>, name: &AccountName) -> Result<Account, AppError> {
+/// `None` when they belong to an account by now: the page's check ran before the write
+/// lock, and the same form sent twice at once must make one account, not two.
+pub fn create_for_signed_in(
+    tx: &mut Tx<'_>,
+    name: &AccountName,
+) -> Result<Option<Account>, AppError> {
     let user = tx.signed_in_user()?;
-    create_owned(tx, user, name, "created as owner, after a single sign-on")
+    if super::memberships::first_account_of(tx.conn, user)?.is_some() {
+        return Ok(None);
+    }
+    create_owned(tx, user, name, "created as owner, after a single sign-on").map(Some)
 }
 
 /// A new account named `name`, owned by `owner`, with the audit row that says how.

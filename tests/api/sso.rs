@@ -756,3 +756,64 @@ async fn a_provider_answer_too_large_to_read_signs_nobody_in_and_says_to_tell_th
     )
     .await;
 }
+
+#[tokio::test]
+async fn the_welcome_form_sent_twenty_times_at_once_makes_one_account() {
+    let app = spawn_sso_app().await;
+    let browser = Browser::new(&app.address);
+    sign_in(&browser, "eager@corp.example")
+        .await
+        .assert_redirect("/auth/oidc/welcome");
+    let csrf = browser.csrf_from("/auth/oidc/welcome").await;
+    let sends = (0..20).map(|n| {
+        let (browser, csrf) = (&browser, csrf.clone());
+        async move {
+            let name = format!("Eager {n}");
+            browser
+                .post(
+                    "/auth/oidc/welcome",
+                    &[
+                        ("csrf_token", csrf.as_str()),
+                        ("account_name", name.as_str()),
+                    ],
+                )
+                .await
+                .status
+        }
+    });
+    let statuses = futures_util::future::join_all(sends).await;
+    assert!(
+        statuses.iter().all(|s| *s == StatusCode::SEE_OTHER),
+        "{statuses:?}"
+    );
+    assert_eq!(
+        accounts_in_store(&app).await,
+        1,
+        "one account, not one per send"
+    );
+    browser
+        .get("/tokens")
+        .await
+        .assert_html_page(StatusCode::OK)
+        .assert_contains("Eager ");
+}
+
+/// How many accounts the app's store holds, read around the app.
+async fn accounts_in_store(app: &TestApp) -> i64 {
+    use diesel::prelude::*;
+    #[derive(diesel::QueryableByName)]
+    struct Count {
+        #[diesel(sql_type = diesel::sql_types::BigInt)]
+        n: i64,
+    }
+    let path = app.db.path.clone();
+    tokio::task::spawn_blocking(move || {
+        let mut conn = keyward::db::open(&path).expect("the test database");
+        diesel::sql_query("SELECT COUNT(*) AS n FROM accounts")
+            .get_result::<Count>(&mut conn)
+            .expect("the count")
+            .n
+    })
+    .await
+    .expect("the query task")
+}

@@ -441,11 +441,14 @@ async fn name_account(
             };
         }
     };
-    let account = state
+    let made = state
         .write(signed_in.principal(), None, move |tx| {
             db::accounts::create_for_signed_in(tx, &name)
         })
         .await?;
+    let Some(account) = made else {
+        return Ok(redirect("/tokens"));
+    };
     signed_in.session.set_account(account.account_id())?;
     signed_in.flash(Flash::success(format!(
         "Welcome to Keyward. {} is ready: create its first API token.",
