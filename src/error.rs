@@ -7,7 +7,6 @@ use actix_web::http::StatusCode;
 use actix_web::http::header::{self, HeaderValue};
 use actix_web::web::Bytes;
 use actix_web::{HttpResponse, HttpResponseBuilder, ResponseError};
-use serde_json::json;
 
 /// Sentences of the 401 body, in the reference's order.
 pub const NO_PASSWORD: &str = "The 'Authorization' header has no value for the password field.";
@@ -197,11 +196,26 @@ impl ResponseError for AppError {
     }
 }
 
+/// Every error: `{"errors": [sentences], "status": N}`, as Bonsai answers. The API's
+/// document describes errors with this same type.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ErrorEnvelope {
+    /// Sentences for a person, at least one.
+    #[schema(min_items = 1)]
+    errors: Vec<String>,
+    /// The HTTP status, repeated.
+    status: u16,
+}
+
 impl AppError {
-    /// `{"errors": [...], "status": N}`, serialised.
+    /// The envelope, serialised.
     fn envelope(&self) -> Bytes {
-        let status = self.status_code().as_u16();
-        Bytes::from(json!({ "errors": self.messages(), "status": status }).to_string())
+        let envelope = ErrorEnvelope {
+            errors: self.messages(),
+            status: self.status_code().as_u16(),
+        };
+        Bytes::from(serde_json::to_vec(&envelope).unwrap_or_default())
     }
 }
 
@@ -371,6 +385,7 @@ impl From<actix_web::error::BlockingError> for AppError {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
 
     #[test]
     fn empty_password_sentence_comes_first() {

@@ -25,7 +25,6 @@ pub mod usage;
 /// Every JSON route and its methods, as the router serves them and `/openapi.json` describes
 /// them: for the tests that check the two agree.
 #[cfg(feature = "test-support")]
-pub use routes::api::ROUTES as API_ROUTES;
 
 /// The JSON API's routes and the per-worker catalogue they serve, for an in-process
 /// benchmark that builds an `App` of its own (bench/app_path.rs).

@@ -76,6 +76,8 @@ pub enum Status {
 }
 
 impl Status {
+    pub const ALL: [Status; 3] = [Status::Active, Status::Revoked, Status::Expired];
+
     pub fn as_str(self) -> &'static str {
         match self {
             Status::Active => "active",

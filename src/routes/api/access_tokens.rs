@@ -6,16 +6,19 @@ use actix_web::http::StatusCode;
 use actix_web::http::header::CACHE_CONTROL;
 use actix_web::{HttpRequest, HttpResponse, web};
 use serde::Deserialize;
-use serde_json::{Value, json};
+use serde_json::Value;
 
+use super::schemas::Pagination;
+use super::token_views::{
+    AccessToken, AccessTokenBody, AccessTokenList, CreatedAccessToken, RolledAccessToken,
+};
 use crate::auth::guard::ApiCaller;
-use crate::db::tokens::{TokenRequest, TokenView};
+use crate::db::tokens::TokenRequest;
 use crate::db::{self};
 use crate::domain::{Grace, RateLimit, Reason, Scope, Scopes, TokenKey, TokenName};
 use crate::error::AppError;
 use crate::policy::{self, Action};
 use crate::state::AppState;
-use crate::timefmt::rfc3339;
 
 /// The longest lifetime a new token may ask for, as in the dashboard.
 const MAX_DAYS: i64 = 3650;
@@ -23,32 +26,6 @@ const MAX_DAYS: i64 = 3650;
 /// A key from the path; one that can't exist is simply not found.
 fn path_key(raw: &str) -> Result<TokenKey, AppError> {
     TokenKey::parse(raw).map_err(|_| AppError::NotFound)
-}
-
-/// What the API shows of a token: never its secret or digest, nor its hint.
-fn describe(view: &TokenView) -> Value {
-    let mut described = describe_core(view);
-    super::key_fields::describe_row(&mut described, &view.token);
-    described
-}
-
-fn describe_core(view: &TokenView) -> Value {
-    let t = &view.token;
-    json!({
-        "key": t.key,
-        "name": t.name,
-        "scopes": t.scopes.names(),
-        "creator": view.creator_email,
-        "created_at": rfc3339(&t.created_at),
-        "expires_at": t.expires_at.as_ref().map(rfc3339),
-        "last_used_at": t.last_used_at.as_ref().map(rfc3339),
-        "status": t.status().as_str(),
-        "revoked_at": t.revoked_at.as_ref().map(rfc3339),
-        "revoke_reason": t.revoke_reason,
-        "rate_limit": t
-            .rate_limit_per_minute
-            .map(|l| json!({"requests_per_minute": l.per_minute().get()})),
-    })
 }
 
 #[utoipa::path(
@@ -61,7 +38,7 @@ fn describe_core(view: &TokenView) -> Value {
         ("size" = Option<i64>, Query, minimum = 1, maximum = 100, description = "Entries a page, 20 unless given"),
     ),
     responses(
-        (status = 200, description = "A page of the tokens the caller may see", body = super::schemas::AccessTokenList),
+        (status = 200, description = "A page of the tokens the caller may see", body = AccessTokenList),
         super::schemas::Guarded,
     )
 )]
@@ -89,17 +66,16 @@ pub async fn list(
         db::tokens::page_for_account(conn, account, creator, paging)
     })
     .await?;
-    Ok(super::ok(
+    Ok(super::answer(
         StatusCode::OK,
-        json!({
-            "access_tokens": views.iter().map(describe).collect::<Vec<_>>(),
-            "pagination": {
-                "page_number": paging.number(),
-                "page_size": paging.size(),
-                "total_records": total,
-                "total_pages": paging.pages_for(total),
-            },
-        }),
+        &AccessTokenList {
+            access_tokens: views
+                .into_iter()
+                .map(|v| AccessToken::of(v.token, v.creator_email))
+                .collect(),
+            pagination: Pagination::of(paging, total),
+            status: StatusCode::OK.as_u16(),
+        },
     ))
 }
 
@@ -110,7 +86,7 @@ pub async fn list(
     security(("basic" = [])),
     params(("key" = String, Path, description = "The token's key")),
     responses(
-        (status = 200, description = "One token", body = super::schemas::AccessTokenBody),
+        (status = 200, description = "One token", body = AccessTokenBody),
         (status = 404, response = super::schemas::NotFound),
         super::schemas::Guarded,
     )
@@ -138,10 +114,18 @@ pub async fn show(
         }
     })
     .await?;
-    Ok(super::ok(
+    Ok(one(AccessToken::of(view.token, view.creator_email)))
+}
+
+/// One token, as `GET`, `PATCH` and `DELETE` answer it.
+fn one(access_token: AccessToken) -> HttpResponse {
+    super::answer(
         StatusCode::OK,
-        json!({ "access_token": describe(&view) }),
-    ))
+        &AccessTokenBody {
+            access_token,
+            status: StatusCode::OK.as_u16(),
+        },
+    )
 }
 
 /// Each field is read as any JSON value, so a wrong type gets a sentence naming it; the
@@ -269,7 +253,7 @@ fn check_new_token(input: NewTokenInput) -> Result<TokenRequest, AppError> {
     security(("basic" = [])),
     request_body = NewTokenInput,
     responses(
-        (status = 201, description = "The new token, with its secret, shown this once", body = super::schemas::CreatedAccessToken, headers(("Cache-Control" = String, description = "no-store"))),
+        (status = 201, description = "The new token, with its secret, shown this once", body = CreatedAccessToken, headers(("Cache-Control" = String, description = "no-store"))),
         super::schemas::Guarded,
         (status = 503, response = super::schemas::Unavailable),
     )
@@ -288,19 +272,13 @@ pub async fn create(
         })
         .showing_once()
         .await?;
-    let view = TokenView {
-        token,
-        creator_email: None,
-        revoker: None,
-    };
-    let mut described = describe(&view);
-    described["secret"] = secret.expose().into();
-    Ok(with_secret(super::ok(
+    Ok(with_secret(super::answer(
         StatusCode::CREATED,
-        json!({
-            "access_token": described,
-            "message": "Store the secret now: it will not be shown again.",
-        }),
+        &CreatedAccessToken {
+            access_token: AccessToken::with_secret(token, &secret),
+            message: "Store the secret now: it will not be shown again.",
+            status: StatusCode::CREATED.as_u16(),
+        },
     )))
 }
 
@@ -333,7 +311,7 @@ struct ChangeTokenInput {
     params(("key" = String, Path, description = "The token's key")),
     request_body = ChangeTokenInput,
     responses(
-        (status = 200, description = "The token, changed", body = super::schemas::AccessTokenBody),
+        (status = 200, description = "The token, changed", body = AccessTokenBody),
         (status = 404, response = super::schemas::NotFound),
         super::schemas::Guarded,
         (status = 503, response = super::schemas::Unavailable),
@@ -369,15 +347,7 @@ pub async fn change(
             db::token_edits::set_key_fields(tx, id, &change)
         })
         .await?;
-    let view = TokenView {
-        token,
-        creator_email: None,
-        revoker: None,
-    };
-    Ok(super::ok(
-        StatusCode::OK,
-        json!({ "access_token": describe(&view) }),
-    ))
+    Ok(one(AccessToken::of(token, None)))
 }
 
 #[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
@@ -394,7 +364,7 @@ struct RevokeInput {
     params(("key" = String, Path, description = "The token's key")),
     request_body(content = Option<RevokeInput>, description = "Optional: why"),
     responses(
-        (status = 200, description = "The token, revoked", body = super::schemas::AccessTokenBody),
+        (status = 200, description = "The token, revoked", body = AccessTokenBody),
         (status = 404, response = super::schemas::NotFound),
         super::schemas::Guarded,
         (status = 503, response = super::schemas::Unavailable),
@@ -422,15 +392,7 @@ pub async fn revoke(
             db::tokens::revoke_by_key_in_account(tx, &key, &reason)
         })
         .await?;
-    let view = TokenView {
-        token,
-        creator_email: None,
-        revoker: None,
-    };
-    Ok(super::ok(
-        StatusCode::OK,
-        json!({ "access_token": describe(&view) }),
-    ))
+    Ok(one(AccessToken::of(token, None)))
 }
 
 #[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
@@ -458,7 +420,7 @@ fn check_grace(input: RollInput) -> Result<Grace, AppError> {
     params(("key" = String, Path, description = "The token's key")),
     request_body = RollInput,
     responses(
-        (status = 201, description = "The successor, with its secret, shown this once; and the old token with its new expiry", body = super::schemas::RolledAccessToken, headers(("Cache-Control" = String, description = "no-store"))),
+        (status = 201, description = "The successor, with its secret, shown this once; and the old token with its new expiry", body = RolledAccessToken, headers(("Cache-Control" = String, description = "no-store"))),
         (status = 404, response = super::schemas::NotFound),
         super::schemas::Guarded,
         (status = 503, response = super::schemas::Unavailable),
@@ -483,24 +445,14 @@ pub async fn roll(
         })
         .showing_once()
         .await?;
-    let mut successor = describe(&TokenView {
-        token: rolled.new,
-        creator_email: None,
-        revoker: None,
-    });
-    successor["secret"] = rolled.secret.expose().into();
-    let old = describe(&TokenView {
-        token: rolled.old,
-        creator_email: None,
-        revoker: None,
-    });
-    Ok(with_secret(super::ok(
+    Ok(with_secret(super::answer(
         StatusCode::CREATED,
-        json!({
-            "access_token": successor,
-            "rolled_from": old,
-            "message": "Store the secret now: it will not be shown again. The old secret works until the old token's expires_at.",
-        }),
+        &RolledAccessToken {
+            access_token: AccessToken::with_secret(rolled.new, &rolled.secret),
+            rolled_from: AccessToken::of(rolled.old, None),
+            message: "Store the secret now: it will not be shown again. The old secret works until the old token's expires_at.",
+            status: StatusCode::CREATED.as_u16(),
+        },
     )))
 }
 
@@ -516,6 +468,7 @@ fn with_secret(mut response: HttpResponse) -> HttpResponse {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
 
     fn input(body: Value) -> Result<TokenRequest, Vec<String>> {
         let parsed: NewTokenInput =

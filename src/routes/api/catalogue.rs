@@ -9,13 +9,13 @@ use std::net::SocketAddr;
 use actix_web::http::StatusCode;
 use actix_web::web::Bytes;
 use actix_web::{HttpRequest, HttpResponse, web};
-use serde::ser::SerializeStruct;
 use serde::{Serialize, Serializer};
+use utoipa::ToSchema;
 
 use crate::auth::guard::ApiCaller;
 use crate::domain::Scope;
 use crate::error::AppError;
-use crate::plans::{self, Cloud, Plan, Release, Space};
+use crate::plans::{self, Plan, Release, Space};
 
 /// Where the API's links point: `KEYWARD_PUBLIC_URL`, or else the address the server
 /// listens on. An unspecified bind address (`0.0.0.0`, `[::]`) can't be dialled, so its
@@ -75,54 +75,123 @@ impl Serialize for Link<'_> {
 }
 
 /// A plan as `/plans` shows it: the catalogue entry and its link.
-struct PlanItem<'a>(&'a Plan, Link<'a>);
-
-impl Serialize for PlanItem<'_> {
-    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        let PlanItem(plan, uri) = self;
-        let mut s = serializer.serialize_struct("Plan", 9)?;
-        s.serialize_field("slug", &plan.slug)?;
-        s.serialize_field("name", &plan.name)?;
-        s.serialize_field("price_in_cents", &plan.price_in_cents)?;
-        s.serialize_field(
-            "billing_interval_in_months",
-            &plan.billing_interval_in_months,
-        )?;
-        s.serialize_field("single_tenant", &plan.single_tenant)?;
-        s.serialize_field("private_network", &plan.private_network)?;
-        s.serialize_field("available_releases", &plan.available_releases)?;
-        s.serialize_field("available_spaces", &plan.available_spaces)?;
-        s.serialize_field("uri", uri)?;
-        s.end()
-    }
-}
-
-#[derive(Serialize)]
-struct SpaceItem<'a> {
-    path: &'static str,
+#[derive(Clone, Copy, Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[schema(as = Plan)]
+struct PlanView<'a> {
+    slug: &'a str,
+    name: &'a str,
+    price_in_cents: u32,
+    billing_interval_in_months: u32,
+    single_tenant: bool,
     private_network: bool,
-    cloud: &'static Cloud,
-    region: &'static str,
+    available_releases: &'a [String],
+    available_spaces: &'a [String],
+    #[schema(value_type = String)]
     uri: Link<'a>,
 }
 
-impl<'a> SpaceItem<'a> {
-    fn new(space: &'static Space, links: &'a Links) -> Self {
+impl<'a> PlanView<'a> {
+    fn new(plan: &'a Plan, links: &'a Links) -> Self {
+        Self {
+            slug: &plan.slug,
+            name: &plan.name,
+            price_in_cents: plan.price_in_cents,
+            billing_interval_in_months: plan.billing_interval_in_months,
+            single_tenant: plan.single_tenant,
+            private_network: plan.private_network,
+            available_releases: &plan.available_releases,
+            available_spaces: &plan.available_spaces,
+            uri: links.to("plans", &plan.slug),
+        }
+    }
+}
+
+#[derive(Clone, Copy, Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[schema(as = Space)]
+struct SpaceView<'a> {
+    path: &'a str,
+    private_network: bool,
+    cloud: CloudView<'a>,
+    region: &'a str,
+    #[schema(value_type = String)]
+    uri: Link<'a>,
+}
+
+#[derive(Clone, Copy, Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[schema(as = Cloud)]
+struct CloudView<'a> {
+    provider: &'a str,
+    region: &'a str,
+}
+
+impl<'a> SpaceView<'a> {
+    fn new(space: &'a Space, links: &'a Links) -> Self {
         Self {
             path: &space.path,
             private_network: space.private_network,
-            cloud: &space.cloud,
+            cloud: CloudView {
+                provider: &space.cloud.provider,
+                region: &space.cloud.region,
+            },
             region: &space.cloud.region,
             uri: links.to("spaces", &space.path),
         }
     }
 }
 
-#[derive(Serialize)]
-struct ReleaseItem<'a> {
-    #[serde(flatten)]
-    release: &'static Release,
+#[derive(Clone, Copy, Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[schema(as = Release)]
+struct ReleaseView<'a> {
+    name: &'a str,
+    slug: &'a str,
+    service_type: &'a str,
+    version: &'a str,
+    package_name: &'a str,
+    multitenant: bool,
+    #[schema(value_type = String)]
     uri: Link<'a>,
+}
+
+impl<'a> ReleaseView<'a> {
+    fn new(release: &'a Release, links: &'a Links) -> Self {
+        Self {
+            name: &release.name,
+            slug: &release.slug,
+            service_type: &release.service_type,
+            version: &release.version,
+            package_name: &release.package_name,
+            multitenant: release.multitenant,
+            uri: links.to("releases", &release.slug),
+        }
+    }
+}
+
+/// `GET /plans`.
+#[derive(Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+struct PlanList<'a> {
+    plans: Vec<PlanView<'a>>,
+    status: u16,
+}
+
+/// `GET /spaces`.
+#[derive(Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+struct SpaceList<'a> {
+    spaces: Vec<SpaceView<'a>>,
+    status: u16,
+}
+
+/// `GET /releases`.
+#[derive(Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+struct ReleaseList<'a> {
+    releases: Vec<ReleaseView<'a>>,
+    status: u16,
 }
 
 /// One collection of the catalogue: the list's body and each entry's bare body.
@@ -132,25 +201,21 @@ struct Collection {
 }
 
 impl Collection {
-    fn new<T: Serialize>(name: &str, items: Vec<(&'static str, T)>) -> Self {
-        let list = serde_json::json!({
-            name: items.iter().map(|(_, item)| item).collect::<Vec<_>>(),
-            "status": StatusCode::OK.as_u16(),
-        });
-        let entries = items
-            .iter()
-            .map(|(id, item)| {
-                (
-                    *id,
-                    Bytes::from(serde_json::to_vec(item).unwrap_or_default()),
-                )
-            })
-            .collect();
+    /// `list` is the whole list's answer; `entries` each entry's bare body, by its id.
+    fn new<T: Serialize>(list: &impl Serialize, entries: &[(&'static str, T)]) -> Self {
         Self {
-            list: Bytes::from(list.to_string()),
-            entries,
+            list: to_bytes(list),
+            entries: entries
+                .iter()
+                .map(|(id, item)| (*id, to_bytes(item)))
+                .collect(),
         }
     }
+}
+
+/// The catalogue is serialised once, at start: a body that can't be is a bug to stop on.
+fn to_bytes(body: &impl Serialize) -> Bytes {
+    Bytes::from(serde_json::to_vec(body).expect("the catalogue serialises"))
 }
 
 /// The catalogue's answers, rendered once for this server's links.
@@ -164,37 +229,42 @@ pub struct Catalogue {
 impl Catalogue {
     pub fn new(links: Links) -> Self {
         let catalogue = plans::catalogue();
+        let ok = StatusCode::OK.as_u16();
+        let plans: Vec<_> = catalogue
+            .plans
+            .iter()
+            .map(|p| (p.slug.as_str(), PlanView::new(p, &links)))
+            .collect();
+        let spaces: Vec<_> = catalogue
+            .spaces
+            .iter()
+            .map(|s| (s.path.as_str(), SpaceView::new(s, &links)))
+            .collect();
+        let releases: Vec<_> = catalogue
+            .releases
+            .iter()
+            .map(|r| (r.slug.as_str(), ReleaseView::new(r, &links)))
+            .collect();
         let plans = Collection::new(
-            "plans",
-            catalogue
-                .plans
-                .iter()
-                .map(|p| (p.slug.as_str(), PlanItem(p, links.to("plans", &p.slug))))
-                .collect(),
+            &PlanList {
+                plans: plans.iter().map(|(_, p)| *p).collect(),
+                status: ok,
+            },
+            &plans,
         );
         let spaces = Collection::new(
-            "spaces",
-            catalogue
-                .spaces
-                .iter()
-                .map(|s| (s.path.as_str(), SpaceItem::new(s, &links)))
-                .collect(),
+            &SpaceList {
+                spaces: spaces.iter().map(|(_, s)| *s).collect(),
+                status: ok,
+            },
+            &spaces,
         );
         let releases = Collection::new(
-            "releases",
-            catalogue
-                .releases
-                .iter()
-                .map(|r| {
-                    (
-                        r.slug.as_str(),
-                        ReleaseItem {
-                            release: r,
-                            uri: links.to("releases", &r.slug),
-                        },
-                    )
-                })
-                .collect(),
+            &ReleaseList {
+                releases: releases.iter().map(|(_, r)| *r).collect(),
+                status: ok,
+            },
+            &releases,
         );
         Self {
             links,
@@ -221,7 +291,7 @@ fn answer(caller: &ApiCaller, body: Option<&Bytes>) -> Result<HttpResponse, AppE
     tag = "catalogue",
     security(("basic" = [])),
     responses(
-        (status = 200, description = "The plans", body = super::schemas::PlanList),
+        (status = 200, description = "The plans", body = PlanList),
         super::schemas::Guarded,
     )
 )]
@@ -239,7 +309,7 @@ pub async fn plans(
     security(("basic" = [])),
     params(("slug" = String, Path, description = "The plan's slug")),
     responses(
-        (status = 200, description = "One plan", body = super::schemas::Plan),
+        (status = 200, description = "One plan", body = PlanView),
         (status = 404, response = super::schemas::NotFound),
         super::schemas::Guarded,
     )
@@ -258,7 +328,7 @@ pub async fn plan(
     tag = "catalogue",
     security(("basic" = [])),
     responses(
-        (status = 200, description = "The spaces", body = super::schemas::SpaceList),
+        (status = 200, description = "The spaces", body = SpaceList),
         super::schemas::Guarded,
     )
 )]
@@ -276,7 +346,7 @@ pub async fn spaces(
     security(("basic" = [])),
     params(("path" = String, Path, description = "The space's path, slashes and all, as listed")),
     responses(
-        (status = 200, description = "One space", body = super::schemas::Space),
+        (status = 200, description = "One space", body = SpaceView),
         (status = 404, response = super::schemas::NotFound),
         super::schemas::Guarded,
     )
@@ -303,7 +373,7 @@ pub async fn space(
     tag = "catalogue",
     security(("basic" = [])),
     responses(
-        (status = 200, description = "The releases", body = super::schemas::ReleaseList),
+        (status = 200, description = "The releases", body = ReleaseList),
         super::schemas::Guarded,
     )
 )]
@@ -321,7 +391,7 @@ pub async fn releases(
     security(("basic" = [])),
     params(("slug" = String, Path, description = "The release's slug")),
     responses(
-        (status = 200, description = "One release", body = super::schemas::Release),
+        (status = 200, description = "One release", body = ReleaseView),
         (status = 404, response = super::schemas::NotFound),
         super::schemas::Guarded,
     )

@@ -6,6 +6,7 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use serde::{Deserialize, Serialize};
 
 use super::catalogue::{Catalogue, Link, Links};
+use super::schemas::Pagination;
 use crate::auth::guard::ApiCaller;
 use crate::cluster_pages::PageKey;
 use crate::db::reader::WorkerReader;
@@ -70,6 +71,7 @@ const SEARCH_SCHEME: &str = "https";
 /// A cluster as the client decodes it. Everything is borrowed and links are formatted as
 /// they are written, so a page of clusters is serialised without building a JSON tree.
 #[derive(Serialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
 struct ClusterView<'a> {
     slug: &'a str,
     name: &'a str,
@@ -84,6 +86,7 @@ struct ClusterView<'a> {
 }
 
 #[derive(Serialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
 struct PlanRef<'a> {
     slug: &'a str,
     #[schema(value_type = String)]
@@ -91,6 +94,7 @@ struct PlanRef<'a> {
 }
 
 #[derive(Serialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
 struct ReleaseRef<'a> {
     service_type: &'a str,
     package_name: &'a str,
@@ -101,6 +105,7 @@ struct ReleaseRef<'a> {
 }
 
 #[derive(Serialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
 struct SpaceRef<'a> {
     path: &'a str,
     region: &'a str,
@@ -109,6 +114,7 @@ struct SpaceRef<'a> {
 }
 
 #[derive(Serialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
 struct Stats {
     docs: i64,
     shards_used: i64,
@@ -116,6 +122,7 @@ struct Stats {
 }
 
 #[derive(Serialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
 struct Access<'a> {
     #[schema(value_type = String)]
     host: SearchHost<'a>,
@@ -187,22 +194,20 @@ impl<'a> ClusterView<'a> {
     }
 }
 
+/// A page of the account's clusters.
 #[derive(Serialize, utoipa::ToSchema)]
-struct Pagination {
-    page_number: i64,
-    page_size: i64,
-    total_records: i64,
-    total_pages: i64,
-}
-
-#[derive(Serialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+#[schema(as = ClusterList)]
 struct ListBody<'a> {
     clusters: Vec<ClusterView<'a>>,
     pagination: Pagination,
     status: u16,
 }
 
+/// One cluster.
 #[derive(Serialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+#[schema(as = ClusterBody)]
 struct ShowBody<'a> {
     cluster: ClusterView<'a>,
     status: u16,
@@ -211,6 +216,7 @@ struct ShowBody<'a> {
 /// The answer to a create, update or delete: Bonsai works on a cluster after answering,
 /// so it says what it has started and where to watch (`monitor`), with a 202.
 #[derive(Serialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
 struct Accepted<'a> {
     message: &'static str,
     #[schema(value_type = String)]
@@ -223,6 +229,7 @@ struct Accepted<'a> {
 /// A new cluster's access, credentials included, shown this once. `host` is the bare
 /// slug, as recorded: the Terraform provider takes it as the new cluster's id.
 #[derive(Serialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
 struct NewAccess<'a> {
     user: &'a str,
     pass: &'a str,
@@ -237,7 +244,7 @@ fn accepted(
     monitor: Link<'_>,
     access: Option<NewAccess<'_>>,
 ) -> HttpResponse {
-    super::json_body(
+    super::answer(
         StatusCode::ACCEPTED,
         &Accepted {
             message,
@@ -291,12 +298,7 @@ pub async fn list(
             .iter()
             .map(|c| ClusterView::new(c, links))
             .collect(),
-        pagination: Pagination {
-            page_number: paging.number(),
-            page_size: paging.size(),
-            total_records: total,
-            total_pages: paging.pages_for(total),
-        },
+        pagination: Pagination::of(paging, total),
         status: StatusCode::OK.as_u16(),
     };
     let page = web::Bytes::from(
@@ -449,7 +451,7 @@ pub async fn show(
             db::clusters::find(conn, account, &slug)
         })
         .await?;
-    Ok(super::json_body(
+    Ok(super::answer(
         StatusCode::OK,
         &ShowBody {
             cluster: ClusterView::new(&cluster, catalogue.links()),

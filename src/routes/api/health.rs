@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, web};
-use serde_json::json;
+use serde::Serialize;
 
 use crate::db;
 use crate::error::AppError;
@@ -23,17 +23,39 @@ const READY_TIMEOUT: Duration = Duration::from_secs(2);
 pub const NOT_READY: &str =
     "The database can't be reached, so this instance can't serve requests right now.";
 
+/// `GET /healthz`'s answer.
+#[derive(Serialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Health {
+    healthy: bool,
+    status: u16,
+}
+
+/// `GET /readyz`'s answer while the database answers.
+#[derive(Serialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Ready {
+    ready: bool,
+    status: u16,
+}
+
 #[utoipa::path(
     get,
     path = "/healthz",
     tag = "meta",
     responses(
-        (status = 200, description = "The server is up", body = super::schemas::Health),
+        (status = 200, description = "The server is up", body = Health),
         (status = 422, response = super::schemas::Unprocessable),
     )
 )]
 pub async fn check() -> HttpResponse {
-    super::ok(StatusCode::OK, json!({ "healthy": true }))
+    super::answer(
+        StatusCode::OK,
+        &Health {
+            healthy: true,
+            status: StatusCode::OK.as_u16(),
+        },
+    )
 }
 
 #[utoipa::path(
@@ -41,7 +63,7 @@ pub async fn check() -> HttpResponse {
     path = "/readyz",
     tag = "meta",
     responses(
-        (status = 200, description = "The database answers: send traffic", body = super::schemas::Ready),
+        (status = 200, description = "The database answers: send traffic", body = Ready),
         (status = 422, response = super::schemas::Unprocessable),
         (status = 503, response = super::schemas::Unavailable),
     )
@@ -50,7 +72,13 @@ pub async fn ready(state: web::Data<AppState>) -> Result<HttpResponse, AppError>
     let pool = state.pool.clone();
     let answered = web::block(move || db::ping(&pool, READY_TIMEOUT)).await?;
     match answered {
-        Ok(()) => Ok(super::ok(StatusCode::OK, json!({ "ready": true }))),
+        Ok(()) => Ok(super::answer(
+            StatusCode::OK,
+            &Ready {
+                ready: true,
+                status: StatusCode::OK.as_u16(),
+            },
+        )),
         Err(err) => {
             tracing::warn!(error = %err, "readiness check: the database did not answer");
             Err(AppError::Unavailable {

@@ -2,9 +2,8 @@
 //! `PATCH /access-tokens/{key}`: each field's problem is a sentence naming the field and
 //! its rule, and every problem is told at once.
 
-use serde_json::{Value, json};
+use serde_json::Value;
 
-use crate::db::tokens::Token;
 use crate::domain::{
     Credits, ExternalId, IpAllowlist, KeyFields, KeyFieldsChange, KeyMeta, Permission, Permissions,
     Refill, RefillInterval,
@@ -168,37 +167,10 @@ fn allowed_ips(v: Value) -> Result<IpAllowlist, String> {
     IpAllowlist::new(strings(v, "CIDRs such as \"203.0.113.0/24\"")?)
 }
 
-/// The credits as JSON: `{"remaining": N, "refill": {...} | null}`.
-pub fn credits_json(credits: Option<Credits>) -> Value {
-    match credits {
-        None => Value::Null,
-        Some(c) => json!({
-            "remaining": c.remaining(),
-            "refill": c.refill.map(|r| json!({"interval": r.interval.as_str(), "amount": r.amount()})),
-        }),
-    }
-}
-
-/// Adds a token row's fields to its description.
-pub fn describe_row(described: &mut Value, token: &Token) {
-    let fields = token.key_fields().unwrap_or_default();
-    add(described, &fields);
-}
-
-fn add(described: &mut Value, fields: &KeyFields) {
-    described["permissions"] = fields.permissions.iter().collect::<Vec<_>>().into();
-    described["meta"] = fields
-        .meta
-        .as_ref()
-        .map_or(Value::Null, |m| m.value().clone());
-    described["external_id"] = fields.external_id.as_ref().map(|e| e.as_str()).into();
-    described["credits"] = credits_json(fields.credits);
-    described["allowed_ips"] = fields.allowed_ips.names().into();
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
 
     fn errors_of(body: Value) -> Vec<String> {
         let sent: Sent = serde_json::from_value(body).unwrap();

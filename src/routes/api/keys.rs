@@ -13,6 +13,7 @@ use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
 use serde::{Deserialize, Serialize, Serializer};
 use serde_json::Value;
+use utoipa::ToSchema;
 
 use crate::auth::cache::{CachedToken, Found};
 use crate::auth::guard::ApiCaller;
@@ -119,7 +120,7 @@ pub enum Code {
     security(("basic" = [])),
     request_body = VerifyInput,
     responses(
-        (status = 200, description = "The verdict on the key, with its code", body = super::schemas::Verification),
+        (status = 200, description = "The verdict on the key, with its code", body = Answer),
         super::schemas::Guarded,
         (status = 503, response = super::schemas::Unavailable),
     )
@@ -143,7 +144,7 @@ pub async fn verify(
     let ip = asked
         .ip
         .unwrap_or_else(|| crate::auth::client_addr::client_ip(&req, &state.config));
-    let mut details = Details::of(&token);
+    let mut details = Verdict::of(&token);
     let code = judge(&state, &token, &asked, ip, now, &mut details);
     let counted = match code {
         Code::Valid => Some(Outcome::Succeeded),
@@ -162,12 +163,9 @@ pub async fn verify(
             .remaining(&token)
             .map(|remaining| CreditsLeft { remaining });
     }
-    answer(&Answer {
-        valid: code == Code::Valid,
-        code,
-        details: Some(details),
-        status: 200,
-    })
+    details.valid = code == Code::Valid;
+    details.code = code;
+    answer(&Answer::Known(details))
 }
 
 /// The token with the key asked about, if its secret is the one sent; `None` for a key
@@ -210,7 +208,7 @@ fn judge(
     asked: &Asked,
     ip: Option<IpAddr>,
     now: chrono::NaiveDateTime,
-    details: &mut Details<'_>,
+    details: &mut Verdict<'_>,
 ) -> Code {
     if token.is_expired_at(now) {
         return Code::Expired;
@@ -257,50 +255,71 @@ fn judge(
 }
 
 fn answer(answer: &Answer<'_>) -> Result<HttpResponse, AppError> {
-    Ok(super::json_body(StatusCode::OK, answer))
+    Ok(super::answer(StatusCode::OK, answer))
 }
 
-/// The answer, written straight from the cached token: nothing is copied into it.
-#[derive(Serialize)]
-struct Answer<'a> {
-    valid: bool,
-    code: Code,
-    #[serde(flatten, skip_serializing_if = "Option::is_none")]
-    details: Option<Details<'a>>,
-    status: u16,
+// Written straight from the cached token: nothing is copied into it.
+/// The verdict. A key that is unknown, revoked or another account's gets `valid` and
+/// `code` alone.
+#[derive(Serialize, ToSchema)]
+#[serde(untagged)]
+#[schema(as = Verification)]
+pub enum Answer<'a> {
+    Unknown(Unknown),
+    Known(Verdict<'a>),
 }
 
 impl Answer<'_> {
     /// No field beyond `valid` and `code` (and the envelope's `status`): nothing about a
     /// key that is unknown, revoked or another account's.
     fn not_found() -> Self {
-        Answer {
+        Answer::Unknown(Unknown {
             valid: false,
             code: Code::NotFound,
-            details: None,
             status: 200,
-        }
+        })
     }
 }
 
-#[derive(Serialize)]
-struct Details<'a> {
+/// `NOT_FOUND`: nothing more.
+#[derive(Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Unknown {
+    valid: bool,
+    code: Code,
+    status: u16,
+}
+
+/// The verdict on a key of the caller's account, and what the key carries.
+#[derive(Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Verdict<'a> {
+    valid: bool,
+    code: Code,
     key: &'a str,
     name: &'a str,
     external_id: Option<&'a str>,
+    #[schema(value_type = Option<Object>)]
     meta: Option<&'a Value>,
     #[serde(serialize_with = "names")]
+    #[schema(value_type = Vec<String>)]
     permissions: &'a crate::domain::Permissions,
     #[serde(serialize_with = "scope_names")]
+    #[schema(value_type = Vec<String>)]
     scopes: Scopes,
+    #[schema(format = DateTime)]
     expires: Option<String>,
     credits: Option<CreditsLeft>,
     ratelimit: Option<RateState>,
+    status: u16,
 }
 
-impl<'a> Details<'a> {
+impl<'a> Verdict<'a> {
+    /// The key's fields, before it is judged.
     fn of(token: &'a CachedToken) -> Self {
-        Details {
+        Verdict {
+            valid: false,
+            code: Code::NotFound,
             key: &token.key,
             name: &token.name,
             external_id: token.external_id.as_ref().map(|e| e.as_str()),
@@ -310,17 +329,21 @@ impl<'a> Details<'a> {
             expires: token.expires_at.as_ref().map(crate::timefmt::rfc3339),
             credits: None,
             ratelimit: None,
+            status: 200,
         }
     }
 }
 
-#[derive(Serialize)]
-struct CreditsLeft {
+#[derive(Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreditsLeft {
     remaining: i64,
 }
 
-#[derive(Serialize)]
-struct RateState {
+/// The key's rate limit after this call.
+#[derive(Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RateState {
     limit: u32,
     remaining: u32,
     /// When the limit is whole again, in milliseconds since the Unix epoch.

@@ -13,6 +13,7 @@ mod refusals;
 mod schemas;
 pub mod secret_scanning;
 mod token;
+mod token_views;
 pub mod verify;
 
 pub use catalogue::{Catalogue, Links};
@@ -27,37 +28,17 @@ use crate::auth;
 use crate::error::{AppError, JSON_UTF8};
 use crate::state::AppState;
 
-/// Every path this module serves (each also with a trailing `/` where it is a list), and
-/// its methods. The router below serves exactly these: tests/api/openapi.rs asks the live
-/// server every method of every path, and checks that `/openapi.json` describes the same set.
-/// `/verify` answers every method, since a proxy's subrequest keeps the original one.
-#[cfg(any(test, feature = "test-support"))]
-pub const ROUTES: &[(&str, &[&str])] = &[
-    ("/healthz", &["get"]),
-    ("/readyz", &["get"]),
-    ("/openapi.json", &["get"]),
-    ("/clusters", &["get", "post"]),
-    ("/clusters/{slug}", &["get", "put", "delete"]),
-    ("/plans", &["get"]),
-    ("/plans/{slug}", &["get"]),
-    ("/spaces", &["get"]),
-    ("/spaces/{path}", &["get"]),
-    ("/releases", &["get"]),
-    ("/releases/{slug}", &["get"]),
-    ("/token", &["get", "delete"]),
-    ("/access-tokens", &["get", "post"]),
-    ("/access-tokens/{key}", &["get", "patch", "delete"]),
-    ("/access-tokens/{key}/roll", &["post"]),
-    (
-        "/verify",
-        &["get", "post", "put", "patch", "delete", "head", "options"],
-    ),
-    ("/secret-scanning/report", &["post"]),
-    ("/keys/verify", &["post"]),
-];
+/// A service behind the token guard: it wraps `json_only` first and the guard last. The
+/// last wrap runs first, so a request without a valid token gets the 401 and nothing else.
+/// A macro, as `Scope` and `Resource` share no trait for `wrap`.
+macro_rules! guarded {
+    ($service:expr) => {
+        $service
+            .wrap(from_fn(negotiation::json_only))
+            .wrap(from_fn(auth::require_token::require_token::<AppState>))
+    };
+}
 
-// Each guarded service wraps `json_only` first and the guard last: the last wrap runs
-// first, so a request without a valid token gets the 401 and nothing else.
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(
         web::resource("/healthz")
@@ -79,9 +60,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .to(openapi::document),
     )
     .service(
-        web::scope("/clusters")
-            .wrap(from_fn(negotiation::json_only))
-            .wrap(from_fn(auth::require_token::require_token::<AppState>))
+        guarded!(web::scope("/clusters"))
             .service(list(|r| {
                 r.route(web::get().to(clusters::list))
                     .route(web::post().to(clusters::create))
@@ -97,43 +76,32 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .default_service(web::to(not_found)),
     )
     .service(
-        web::scope("/plans")
-            .wrap(from_fn(negotiation::json_only))
-            .wrap(from_fn(auth::require_token::require_token::<AppState>))
+        guarded!(web::scope("/plans"))
             .service(list(|r| get_only(r, catalogue::plans)))
             .service(get_only(web::resource("/{slug}"), catalogue::plan))
             .default_service(web::to(not_found)),
     )
     .service(
-        web::scope("/spaces")
-            .wrap(from_fn(negotiation::json_only))
-            .wrap(from_fn(auth::require_token::require_token::<AppState>))
+        guarded!(web::scope("/spaces"))
             .service(list(|r| get_only(r, catalogue::spaces)))
             // The path has slashes; the handler looks it up exactly as sent.
             .service(get_only(web::resource("/{path:.+}"), catalogue::space))
             .default_service(web::to(not_found)),
     )
     .service(
-        web::scope("/releases")
-            .wrap(from_fn(negotiation::json_only))
-            .wrap(from_fn(auth::require_token::require_token::<AppState>))
+        guarded!(web::scope("/releases"))
             .service(list(|r| get_only(r, catalogue::releases)))
             .service(get_only(web::resource("/{slug}"), catalogue::release))
             .default_service(web::to(not_found)),
     )
     .service(
-        web::resource("/token")
-            .wrap(from_fn(negotiation::json_only))
-            .wrap(from_fn(auth::require_token::require_token::<AppState>))
+        guarded!(web::resource("/token"))
             .route(web::get().to(token::show))
             .route(web::delete().to(token::revoke_itself))
             .default_service(web::to(method_not_allowed)),
     )
     .service(
-        web::scope("/access-tokens")
-            .wrap(from_fn(refusals::audited))
-            .wrap(from_fn(negotiation::json_only))
-            .wrap(from_fn(auth::require_token::require_token::<AppState>))
+        guarded!(web::scope("/access-tokens").wrap(from_fn(refusals::audited)))
             .service(list(|r| {
                 r.route(web::get().to(access_tokens::list))
                     .route(web::post().to(access_tokens::create))
@@ -157,9 +125,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     // the proxied request's `Accept` is the browser's, not ours to judge.
     .service(web::resource("/verify").to(verify::verify))
     .service(
-        web::resource("/keys/verify")
-            .wrap(from_fn(negotiation::json_only))
-            .wrap(from_fn(auth::require_token::require_token::<AppState>))
+        guarded!(web::resource("/keys/verify"))
             .route(web::post().to(keys::verify))
             .default_service(web::to(method_not_allowed)),
     )
@@ -200,17 +166,9 @@ where
         .default_service(web::to(method_not_allowed))
 }
 
-/// A success body: the resource under its name, and `"status"`.
-fn ok(status: StatusCode, body: serde_json::Value) -> HttpResponse {
-    let mut body = body;
-    if let Some(map) = body.as_object_mut() {
-        map.insert("status".into(), status.as_u16().into());
-    }
-    json_body(status, &body)
-}
-
-/// Serialises `body` as the answer, labelled as Bonsai labels its answers.
-fn json_body(status: StatusCode, body: &impl serde::Serialize) -> HttpResponse {
+/// Serialises `body` as the answer, labelled as Bonsai labels its answers. Each body is a
+/// type that `/openapi.json` describes, with its `"status"` as Bonsai's answers carry it.
+fn answer(status: StatusCode, body: &impl serde::Serialize) -> HttpResponse {
     match serde_json::to_vec(body) {
         Ok(bytes) => json_bytes(status, bytes.into()),
         Err(err) => AppError::internal(format!("serialising an answer: {err}")).error_response(),

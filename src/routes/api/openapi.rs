@@ -1,7 +1,7 @@
 //! `GET /openapi.json`: the API's OpenAPI 3.1 document, assembled by `utoipa` from the
-//! `#[utoipa::path]` annotations on the handlers and the schemas they name (`schemas.rs`,
-//! where the bodies the handlers build with `json!` are described; tests/api/openapi.rs
-//! checks live answers against those descriptions, so they can't drift unnoticed).
+//! `#[utoipa::path]` annotations on the handlers and the types they name. Every answer's
+//! body is the very type the handler serialises, so the document can't drift from it;
+//! tests/api/openapi.rs checks live answers and routes against the document all the same.
 
 use std::sync::OnceLock;
 

@@ -1,7 +1,7 @@
-//! What the API's OpenAPI document says of bodies and errors: the shared error responses
-//! (each the envelope with its headers) and strict schemas of the bodies the handlers build
-//! with `json!`. The handlers' `#[utoipa::path]` annotations name these; `openapi.rs`
-//! assembles the document from both. A leaf: it names no handler.
+//! What the API's OpenAPI document says beyond the answer types beside each handler: the
+//! shared error responses (each the envelope with its headers), the answer parts several
+//! routes share, and the exact rules of request fields, taken from the domain's own lists.
+//! `openapi.rs` assembles the document. A leaf: it names no handler.
 
 use std::collections::BTreeMap;
 use utoipa::openapi::schema::{Array, ArrayBuilder, Object, ObjectBuilder};
@@ -11,17 +11,7 @@ use utoipa::openapi::{
 
 use utoipa::{IntoResponses, PartialSchema, ToResponse, ToSchema};
 
-/// Every error: `{"errors": [sentences], "status": N}`, as Bonsai answers.
-#[derive(ToSchema)]
-#[serde(deny_unknown_fields)]
-#[allow(dead_code)]
-pub struct ErrorEnvelope {
-    /// Sentences for a person, at least one.
-    #[schema(min_items = 1)]
-    errors: Vec<String>,
-    /// The HTTP status, repeated.
-    status: u16,
-}
+pub use crate::error::ErrorEnvelope;
 
 /// The shared error answers, each the envelope with the headers that go with it.
 macro_rules! error_response {
@@ -99,31 +89,9 @@ error_response!(
     "Retry-After" => "Seconds to wait"
 );
 
-// ------------------------------------------------------------------------------------------
-// The bodies the handlers build with `json!`. Each is strict (`additionalProperties: false`),
-// so a field added in a handler and not here fails the drift test.
-// ------------------------------------------------------------------------------------------
-
-#[derive(ToSchema)]
+/// A page's place in a list, as Bonsai's client reads it.
+#[derive(Debug, serde::Serialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-#[allow(dead_code)]
-pub struct Health {
-    healthy: bool,
-    status: u16,
-}
-
-/// `GET /readyz`'s answer while the database answers.
-#[derive(ToSchema)]
-#[serde(deny_unknown_fields)]
-#[allow(dead_code)]
-pub struct Ready {
-    ready: bool,
-    status: u16,
-}
-
-#[derive(ToSchema)]
-#[serde(deny_unknown_fields)]
-#[allow(dead_code)]
 pub struct Pagination {
     page_number: i64,
     page_size: i64,
@@ -131,265 +99,15 @@ pub struct Pagination {
     total_pages: i64,
 }
 
-#[derive(ToSchema)]
-#[serde(deny_unknown_fields)]
-#[allow(dead_code)]
-pub struct RateLimitView {
-    requests_per_minute: u32,
-}
-
-#[derive(ToSchema)]
-#[allow(dead_code)]
-#[schema(rename_all = "lowercase")]
-pub enum TokenStatus {
-    Active,
-    Revoked,
-    Expired,
-}
-
-/// A token as `/access-tokens` shows it: never its secret's digest or hint.
-#[derive(ToSchema)]
-#[serde(deny_unknown_fields)]
-#[allow(dead_code)]
-pub struct AccessToken {
-    key: String,
-    name: String,
-    scopes: Vec<String>,
-    /// The email of the member it acts for, when known.
-    creator: Option<String>,
-    #[schema(format = DateTime)]
-    created_at: String,
-    #[schema(format = DateTime)]
-    expires_at: Option<String>,
-    #[schema(format = DateTime)]
-    last_used_at: Option<String>,
-    status: TokenStatus,
-    #[schema(format = DateTime)]
-    revoked_at: Option<String>,
-    revoke_reason: Option<String>,
-    rate_limit: Option<RateLimitView>,
-    /// Names the account chooses, such as `documents.read`.
-    permissions: Vec<String>,
-    /// A JSON object returned on verification.
-    meta: Option<BTreeMap<String, serde_json::Value>>,
-    /// The customer this key belongs to in the caller's own system.
-    external_id: Option<String>,
-    /// Its credit limit, if it has one.
-    credits: Option<CreditsView>,
-    /// CIDRs it may be used from; empty for anywhere.
-    allowed_ips: Vec<String>,
-}
-
-/// A token just made, with its secret: shown in this answer only.
-#[derive(ToSchema)]
-#[serde(deny_unknown_fields)]
-#[allow(dead_code)]
-pub struct NewAccessToken {
-    key: String,
-    name: String,
-    scopes: Vec<String>,
-    creator: Option<String>,
-    #[schema(format = DateTime)]
-    created_at: String,
-    #[schema(format = DateTime)]
-    expires_at: Option<String>,
-    #[schema(format = DateTime)]
-    last_used_at: Option<String>,
-    status: TokenStatus,
-    #[schema(format = DateTime)]
-    revoked_at: Option<String>,
-    revoke_reason: Option<String>,
-    rate_limit: Option<RateLimitView>,
-    /// Names the account chooses, such as `documents.read`.
-    permissions: Vec<String>,
-    /// A JSON object returned on verification.
-    meta: Option<BTreeMap<String, serde_json::Value>>,
-    /// The customer this key belongs to in the caller's own system.
-    external_id: Option<String>,
-    /// Its credit limit, if it has one.
-    credits: Option<CreditsView>,
-    /// CIDRs it may be used from; empty for anywhere.
-    allowed_ips: Vec<String>,
-    secret: String,
-}
-
-#[derive(ToSchema)]
-#[serde(deny_unknown_fields)]
-#[allow(dead_code)]
-pub struct AccessTokenList {
-    access_tokens: Vec<AccessToken>,
-    pagination: Pagination,
-    status: u16,
-}
-
-#[derive(ToSchema)]
-#[serde(deny_unknown_fields)]
-#[allow(dead_code)]
-pub struct AccessTokenBody {
-    access_token: AccessToken,
-    status: u16,
-}
-
-#[derive(ToSchema)]
-#[serde(deny_unknown_fields)]
-#[allow(dead_code)]
-pub struct CreatedAccessToken {
-    access_token: NewAccessToken,
-    message: String,
-    status: u16,
-}
-
-/// A roll's answer: the successor with its secret, and the old token with its new expiry.
-#[derive(ToSchema)]
-#[serde(deny_unknown_fields)]
-#[allow(dead_code)]
-pub struct RolledAccessToken {
-    access_token: NewAccessToken,
-    rolled_from: AccessToken,
-    message: String,
-    status: u16,
-}
-
-#[derive(ToSchema)]
-#[serde(deny_unknown_fields)]
-#[allow(dead_code)]
-pub struct AccountRef {
-    slug: String,
-    name: String,
-}
-
-/// The calling token, as `GET /token` describes it.
-#[derive(ToSchema)]
-#[serde(deny_unknown_fields)]
-#[allow(dead_code)]
-pub struct CallingToken {
-    key: String,
-    name: String,
-    scopes: Vec<String>,
-    account: AccountRef,
-    #[schema(format = DateTime)]
-    created_at: String,
-    #[schema(format = DateTime)]
-    expires_at: Option<String>,
-    rate_limit: Option<RateLimitView>,
-}
-
-#[derive(ToSchema)]
-#[serde(deny_unknown_fields)]
-#[allow(dead_code)]
-pub struct CallingTokenBody {
-    token: CallingToken,
-    status: u16,
-}
-
-#[derive(ToSchema)]
-#[serde(deny_unknown_fields)]
-#[allow(dead_code)]
-pub struct Message {
-    message: String,
-    status: u16,
-}
-
-#[derive(ToSchema)]
-#[serde(deny_unknown_fields)]
-#[allow(dead_code)]
-pub struct Plan {
-    slug: String,
-    name: String,
-    price_in_cents: u32,
-    billing_interval_in_months: u32,
-    single_tenant: bool,
-    private_network: bool,
-    available_releases: Vec<String>,
-    available_spaces: Vec<String>,
-    uri: String,
-}
-
-#[derive(ToSchema)]
-#[serde(deny_unknown_fields)]
-#[allow(dead_code)]
-pub struct PlanList {
-    plans: Vec<Plan>,
-    status: u16,
-}
-
-#[derive(ToSchema)]
-#[serde(deny_unknown_fields)]
-#[allow(dead_code)]
-pub struct Cloud {
-    provider: String,
-    region: String,
-}
-
-#[derive(ToSchema)]
-#[serde(deny_unknown_fields)]
-#[allow(dead_code)]
-pub struct Space {
-    path: String,
-    private_network: bool,
-    cloud: Cloud,
-    region: String,
-    uri: String,
-}
-
-#[derive(ToSchema)]
-#[serde(deny_unknown_fields)]
-#[allow(dead_code)]
-pub struct SpaceList {
-    spaces: Vec<Space>,
-    status: u16,
-}
-
-#[derive(ToSchema)]
-#[serde(deny_unknown_fields)]
-#[allow(dead_code)]
-pub struct Release {
-    name: String,
-    slug: String,
-    service_type: String,
-    version: String,
-    package_name: String,
-    multitenant: bool,
-    uri: String,
-}
-
-#[derive(ToSchema)]
-#[serde(deny_unknown_fields)]
-#[allow(dead_code)]
-pub struct ReleaseList {
-    releases: Vec<Release>,
-    status: u16,
-}
-
-#[derive(ToSchema)]
-#[serde(deny_unknown_fields)]
-#[allow(dead_code)]
-pub struct ReportedSecret {
-    /// The string found.
-    token: String,
-    #[serde(rename = "type")]
-    token_type: Option<String>,
-    url: Option<String>,
-    source: Option<String>,
-}
-
-#[derive(ToSchema)]
-#[allow(dead_code)]
-#[schema(rename_all = "snake_case")]
-pub enum Label {
-    TruePositive,
-    FalsePositive,
-}
-
-/// Per reported string: whether it was one of Keyward's secrets, never whose.
-#[derive(ToSchema)]
-#[serde(deny_unknown_fields)]
-#[allow(dead_code)]
-pub struct ReportVerdict {
-    /// SHA-256 of the reported string, in hex.
-    token_hash: String,
-    token_type: String,
-    label: Label,
+impl Pagination {
+    pub fn of(paging: crate::domain::Paging, total_records: i64) -> Self {
+        Self {
+            page_number: paging.number(),
+            page_size: paging.size(),
+            total_records,
+            total_pages: paging.pages_for(total_records),
+        }
+    }
 }
 
 /// A cluster's state, as the client spells it: the enum is the domain type's own list.
@@ -435,80 +153,17 @@ pub fn release_slug() -> Object {
     )
 }
 
+/// A token's status, as the store names them.
+pub fn token_status() -> Object {
+    one_of(crate::db::tokens::Status::ALL.map(|s| s.as_str()))
+}
+
 /// A token's scopes: at least one, each a scope's name.
 pub fn scope_list() -> Array {
     ArrayBuilder::new()
         .items(one_of(crate::domain::Scope::ALL.iter().map(|s| s.as_str())))
         .min_items(Some(1))
         .build()
-}
-
-/// `POST /keys/verify`'s answer. `NOT_FOUND` has only `valid`, `code` and `status`.
-#[derive(ToSchema)]
-#[serde(deny_unknown_fields)]
-#[allow(dead_code)]
-pub struct Verification {
-    valid: bool,
-    #[schema(value_type = String, pattern = "^(VALID|NOT_FOUND|EXPIRED|DISABLED|INSUFFICIENT_PERMISSIONS|USAGE_EXCEEDED|RATE_LIMITED|FORBIDDEN)$")]
-    code: String,
-    #[schema(required = false)]
-    key: Option<String>,
-    #[schema(required = false)]
-    name: Option<String>,
-    #[schema(required = false)]
-    external_id: Option<String>,
-    #[schema(required = false)]
-    meta: Option<BTreeMap<String, serde_json::Value>>,
-    #[schema(required = false)]
-    permissions: Option<Vec<String>>,
-    #[schema(required = false)]
-    scopes: Option<Vec<String>>,
-    #[schema(required = false, format = DateTime)]
-    expires: Option<String>,
-    #[schema(required = false)]
-    credits: Option<VerifiedCredits>,
-    #[schema(required = false)]
-    ratelimit: Option<VerifiedRateLimit>,
-    status: u16,
-}
-
-#[derive(ToSchema)]
-#[serde(deny_unknown_fields)]
-#[allow(dead_code)]
-pub struct VerifiedCredits {
-    remaining: i64,
-}
-
-/// The key's rate limit after this call; `reset` is when it is whole again, in
-/// milliseconds since the Unix epoch.
-#[derive(ToSchema)]
-#[serde(deny_unknown_fields)]
-#[allow(dead_code)]
-pub struct VerifiedRateLimit {
-    limit: u32,
-    remaining: u32,
-    reset: i64,
-}
-
-/// A token's credits: what is left, and its refill.
-#[derive(ToSchema)]
-#[serde(deny_unknown_fields)]
-#[allow(dead_code)]
-pub struct CreditsView {
-    #[schema(minimum = 0)]
-    remaining: i64,
-    refill: Option<RefillView>,
-}
-
-/// Back to `amount` credits at the first use after each UTC day or calendar month begins.
-#[derive(ToSchema)]
-#[serde(deny_unknown_fields)]
-#[allow(dead_code)]
-pub struct RefillView {
-    #[schema(pattern = "^(daily|monthly)$")]
-    interval: String,
-    #[schema(minimum = 0)]
-    amount: i64,
 }
 
 /// `null`-able: absent leaves a field as it is, `null` clears it.

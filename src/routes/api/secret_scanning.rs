@@ -24,6 +24,7 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use base64::Engine as _;
 use p256::ecdsa::Signature;
 use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 
 use crate::auth::client_addr;
 use crate::auth::report_keys::ReportKeys;
@@ -41,10 +42,11 @@ pub const SIGNATURE_HEADER: &str = "github-public-key-signature";
 /// The most of a reported URL or source that goes into the revocation's reason.
 const SHOWN_CHARS: usize = 200;
 
-/// One reported string, as GitHub sends it. Only `token` is required. Its `Debug` hides
-/// the string: a true positive is a live secret.
-#[derive(Deserialize)]
+// Its `Debug` hides the string: a true positive is a live secret.
+/// One reported string, as GitHub sends it. Only `token` is required.
+#[derive(Deserialize, ToSchema)]
 struct Reported {
+    /// The string found.
     token: String,
     #[serde(rename = "type", default)]
     token_type: String,
@@ -65,11 +67,21 @@ impl std::fmt::Debug for Reported {
     }
 }
 
-#[derive(Debug, Serialize, PartialEq, Eq)]
+/// Per reported string: whether it was one of Keyward's secrets, never whose.
+#[derive(Debug, Serialize, PartialEq, Eq, ToSchema)]
+#[serde(deny_unknown_fields)]
 struct Verdict {
+    /// SHA-256 of the reported string, in hex.
     token_hash: String,
     token_type: String,
-    label: &'static str,
+    label: Label,
+}
+
+#[derive(Debug, Serialize, PartialEq, Eq, ToSchema)]
+#[serde(rename_all = "snake_case")]
+enum Label {
+    TruePositive,
+    FalsePositive,
 }
 
 /// Reports leaked strings; every live Keyward secret among them is revoked.
@@ -81,9 +93,9 @@ struct Verdict {
         ("Github-Public-Key-Identifier" = Option<String>, Header, description = "Required when the server checks signatures"),
         ("Github-Public-Key-Signature" = Option<String>, Header, description = "Required when the server checks signatures"),
     ),
-    request_body(content = Vec<super::schemas::ReportedSecret>, description = "At most 100 items and 64 KiB"),
+    request_body(content = Vec<Reported>, description = "At most 100 items and 64 KiB"),
     responses(
-        (status = 200, description = "A verdict for every reported string", body = Vec<super::schemas::ReportVerdict>),
+        (status = 200, description = "A verdict for every reported string", body = Vec<Verdict>),
         (status = 403, response = super::schemas::Forbidden),
         (status = 422, response = super::schemas::Unprocessable),
         (status = 429, response = super::schemas::TooManyRequests),
@@ -156,9 +168,9 @@ pub async fn report(
                 token_hash: hex(digest.as_bytes()),
                 token_type: r.token_type.clone(),
                 label: if ours {
-                    "true_positive"
+                    Label::TruePositive
                 } else {
-                    "false_positive"
+                    Label::FalsePositive
                 },
             }
         })

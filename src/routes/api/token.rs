@@ -2,9 +2,9 @@
 //! one; `DELETE` revokes it, so a job that leaked its own token can kill it with the token
 //! alone.
 
+use super::token_views::{CallingTokenBody, CallingTokenView, Message};
 use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, web};
-use serde_json::json;
 
 use crate::auth::guard::ApiCaller;
 use crate::db;
@@ -17,25 +17,17 @@ use crate::state::AppState;
     tag = "tokens",
     security(("basic" = [])),
     responses(
-        (status = 200, description = "The calling token", body = super::schemas::CallingTokenBody),
+        (status = 200, description = "The calling token", body = CallingTokenBody),
         super::schemas::Guarded,
     )
 )]
 pub async fn show(caller: ApiCaller) -> Result<HttpResponse, AppError> {
-    let token = caller.token();
-    Ok(super::ok(
+    Ok(super::answer(
         StatusCode::OK,
-        json!({
-            "token": {
-                "key": token.key,
-                "name": token.name,
-                "scopes": token.scopes.names(),
-                "account": { "slug": token.account_slug, "name": token.account_name },
-                "created_at": crate::timefmt::rfc3339(&token.created_at),
-                "expires_at": token.expires_at.as_ref().map(crate::timefmt::rfc3339),
-                "rate_limit": token.rate_limit.map(|l| json!({ "requests_per_minute": l.per_minute() })),
-            }
-        }),
+        &CallingTokenBody {
+            token: CallingTokenView::of(caller.token()),
+            status: StatusCode::OK.as_u16(),
+        },
     ))
 }
 
@@ -45,7 +37,7 @@ pub async fn show(caller: ApiCaller) -> Result<HttpResponse, AppError> {
     tag = "tokens",
     security(("basic" = [])),
     responses(
-        (status = 200, description = "The calling token is revoked", body = super::schemas::Message),
+        (status = 200, description = "The calling token is revoked", body = Message),
         super::schemas::Guarded,
         (status = 503, response = super::schemas::Unavailable),
     )
@@ -60,13 +52,14 @@ pub async fn revoke_itself(
     let token = state
         .write(who, Some(caller.account()), db::tokens::revoke_itself)
         .await?;
-    Ok(super::ok(
+    Ok(super::answer(
         StatusCode::OK,
-        json!({
-            "message": format!(
+        &Message {
+            message: format!(
                 "The token {} is revoked. Every request that uses it now gets 401.",
                 token.key
             ),
-        }),
+            status: StatusCode::OK.as_u16(),
+        },
     ))
 }
