@@ -22,10 +22,6 @@ pub mod telemetry;
 pub(crate) mod timefmt;
 pub mod usage;
 
-/// Every JSON route and its methods, as the router serves them and `/openapi.json` describes
-/// them: for the tests that check the two agree.
-#[cfg(feature = "test-support")]
-
 /// The JSON API's routes and the per-worker catalogue they serve, for an in-process
 /// benchmark that builds an `App` of its own (bench/app_path.rs).
 #[cfg(feature = "test-support")]
