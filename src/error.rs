@@ -75,6 +75,9 @@ pub enum AppError {
     MethodNotAllowed,
     #[error("invalid input: {0:?}")]
     Invalid(Vec<String>),
+    /// A token lifecycle command the store refused: a 403 or a 422 (`TokenRefusal`).
+    #[error("token change refused: {0:?}")]
+    Token(crate::domain::TokenRefusal),
     /// 400: a request the server won't guess at, such as `/verify` with a parameter it
     /// doesn't know.
     #[error("bad request: {0:?}")]
@@ -144,6 +147,7 @@ impl AppError {
             | AppError::Invalid(messages)
             | AppError::BadRequest(messages) => messages.clone(),
             AppError::TooLarge(message) => vec![message.clone()],
+            AppError::Token(refusal) => vec![token_refusal(refusal)],
             AppError::NotFound => {
                 vec!["The requested resource could not be found.".into()]
             }
@@ -175,6 +179,8 @@ impl ResponseError for AppError {
             AppError::NotFound => StatusCode::NOT_FOUND,
             AppError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             AppError::Invalid(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            AppError::Token(refusal) if refusal.is_forbidden() => StatusCode::FORBIDDEN,
+            AppError::Token(_) => StatusCode::UNPROCESSABLE_ENTITY,
             AppError::BadRequest(_) => StatusCode::BAD_REQUEST,
             AppError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             AppError::TooManyRequests { .. }
@@ -193,6 +199,35 @@ impl ResponseError for AppError {
         self.response_builder()
             .insert_header((header::CONTENT_TYPE, HeaderValue::from_static(JSON_UTF8)))
             .body(body)
+    }
+}
+
+/// What a person reads when the store refuses a change to a token.
+fn token_refusal(refusal: &crate::domain::TokenRefusal) -> String {
+    use crate::domain::TokenRefusal as R;
+    match refusal {
+        R::RollRevoked => {
+            "This token is revoked, so it can't be rolled. Create a new token instead.".into()
+        }
+        R::RollExpired => {
+            "This token has expired, so it can't be rolled. Create a new token instead.".into()
+        }
+        R::AlreadyRolled { successor } => {
+            format!("This token was already rolled to {successor}. Roll that one instead.")
+        }
+        R::RollItself => "A token can't roll itself: a leaked token must not be able to make a \
+            successor that outlives its revocation. Revoke it with DELETE /token, and roll it \
+            from the dashboard or the command line."
+            .into(),
+        R::RollTokensScope => "This token holds the 'tokens' scope, so only the dashboard or \
+            the command line may roll it: its successor would hand that scope on."
+            .into(),
+        R::SuccessorTooBroad { key, why } => format!(
+            "This token can't roll {key}: its successor would carry what this token can't \
+             hand on. {why}"
+        ),
+        R::LimitOfRevoked => "This token is revoked: its rate limit can no longer change.".into(),
+        R::NoSuchKey { key } => format!("No token has the key {key}."),
     }
 }
 
@@ -386,6 +421,52 @@ impl From<actix_web::error::BlockingError> for AppError {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn a_refused_token_change_is_a_403_for_the_caller_and_a_422_for_the_token() {
+        use crate::domain::TokenRefusal as R;
+        let key = "kw_live_abc".to_string();
+        let cases = [
+            (R::RollRevoked, 422, "revoked, so it can't be rolled"),
+            (R::RollExpired, 422, "expired, so it can't be rolled"),
+            (
+                R::AlreadyRolled {
+                    successor: key.clone(),
+                },
+                422,
+                "already rolled to kw_live_abc",
+            ),
+            (R::RollItself, 403, "can't roll itself"),
+            (R::RollTokensScope, 403, "'tokens' scope"),
+            (
+                R::SuccessorTooBroad {
+                    key: key.clone(),
+                    why: "It expires sooner.".into(),
+                },
+                403,
+                "can't roll kw_live_abc: its successor would carry what this token can't hand on. It expires sooner.",
+            ),
+            (R::LimitOfRevoked, 422, "rate limit can no longer change"),
+            (
+                R::NoSuchKey { key },
+                422,
+                "No token has the key kw_live_abc.",
+            ),
+        ];
+        for (refusal, status, sentence) in cases {
+            let err = AppError::Token(refusal);
+            assert_eq!(err.status_code().as_u16(), status, "{err:?}");
+            let messages = err.messages();
+            assert!(
+                messages.len() == 1 && messages[0].contains(sentence),
+                "{messages:?}"
+            );
+            assert!(
+                !messages[0].contains("  "),
+                "no doubled space: {messages:?}"
+            );
+        }
+    }
 
     #[test]
     fn empty_password_sentence_comes_first() {

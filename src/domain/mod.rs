@@ -24,6 +24,7 @@ mod scope;
 mod signup_mode;
 mod sql;
 mod token;
+mod token_refusal;
 mod two_factor;
 
 pub use api_state::ApiState;
@@ -53,6 +54,7 @@ pub use role::Role;
 pub use scope::{Scope, Scopes};
 pub use signup_mode::SignupMode;
 pub use token::{SecretDigest, TokenKey, TokenSecret, random_base62};
+pub use token_refusal::TokenRefusal;
 pub use two_factor::{
     RECOVERY_CODES, RecoveryCode, SecondFactor, TotpCode, TotpSecret, current_step,
 };

@@ -5,7 +5,7 @@ use diesel::prelude::*;
 use crate::db::audit::{Event, action};
 use crate::db::schema::tokens;
 use crate::db::tx::Tx;
-use crate::domain::{RateLimit, TokenId, TokenKey};
+use crate::domain::{RateLimit, TokenId, TokenKey, TokenRefusal};
 use crate::error::AppError;
 use crate::policy::Action;
 
@@ -22,9 +22,7 @@ pub fn set_rate_limit(
 ) -> Result<Token, AppError> {
     let token = managed(tx, id)?;
     if token.revoked_at.is_some() {
-        return Err(AppError::invalid(
-            "This token is revoked: its rate limit can no longer change.",
-        ));
+        return Err(AppError::Token(TokenRefusal::LimitOfRevoked));
     }
     if token.rate_limit_per_minute == limit {
         return Ok(token);

@@ -9,7 +9,7 @@ use crate::db::DbConnection;
 use crate::db::audit::{self, Actor, Event, action};
 use crate::db::schema::tokens;
 use crate::db::tx::Tx;
-use crate::domain::{AccountId, Reason, SecretDigest, TokenId, TokenKey, UserId};
+use crate::domain::{AccountId, Reason, SecretDigest, TokenId, TokenKey, TokenRefusal, UserId};
 use crate::error::AppError;
 use crate::policy::Action;
 
@@ -174,7 +174,11 @@ pub fn revoke_by_key(tx: &mut Tx<'_>, key: &TokenKey, reason: &Reason) -> Result
         .select(Token::as_select())
         .first(tx.conn)
         .optional()?
-        .ok_or_else(|| AppError::invalid(format!("No token has the key {key}.")))?;
+        .ok_or_else(|| {
+            AppError::Token(TokenRefusal::NoSuchKey {
+                key: key.to_string(),
+            })
+        })?;
     let actor = tx.actor().clone();
     let was_active = token.revoked_at.is_none();
     let revoked = revoke_in_tx(tx.conn, token, &actor, reason.as_str())?;

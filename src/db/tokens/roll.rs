@@ -6,7 +6,7 @@ use diesel::prelude::*;
 use crate::db::audit::{Event, action};
 use crate::db::schema::tokens;
 use crate::db::tx::Tx;
-use crate::domain::{TokenId, TokenKey, TokenName, TokenSecret, UserId};
+use crate::domain::{TokenId, TokenKey, TokenName, TokenRefusal, TokenSecret, UserId};
 use crate::error::AppError;
 use crate::policy::Action;
 
@@ -41,16 +41,8 @@ pub fn roll(tx: &mut Tx<'_>, id: TokenId, grace: chrono::Duration) -> Result<Rol
     })?;
     let now = crate::db::now();
     match old.status_at(now) {
-        Status::Revoked => {
-            return Err(AppError::invalid(
-                "This token is revoked, so it can't be rolled. Create a new token instead.",
-            ));
-        }
-        Status::Expired => {
-            return Err(AppError::invalid(
-                "This token has expired, so it can't be rolled. Create a new token instead.",
-            ));
-        }
+        Status::Revoked => return Err(AppError::Token(TokenRefusal::RollRevoked)),
+        Status::Expired => return Err(AppError::Token(TokenRefusal::RollExpired)),
         Status::Active => {}
     }
     if let Some(successor) = old.rolled_to {
@@ -58,9 +50,9 @@ pub fn roll(tx: &mut Tx<'_>, id: TokenId, grace: chrono::Duration) -> Result<Rol
             .find(successor)
             .select(tokens::key)
             .first(tx.conn)?;
-        return Err(AppError::invalid(format!(
-            "This token was already rolled to {key}. Roll that one instead."
-        )));
+        return Err(AppError::Token(TokenRefusal::AlreadyRolled {
+            successor: key,
+        }));
     }
 
     // The successor lives as long as the old token was made to, within the policy.
@@ -131,12 +123,6 @@ pub fn roll(tx: &mut Tx<'_>, id: TokenId, grace: chrono::Duration) -> Result<Rol
     Ok(Rolled { old, new, secret })
 }
 
-/// What a token is told when it asks to roll itself.
-pub const ROLL_ITSELF: &str = "A token can't roll itself: a leaked token must not be able to make a successor that outlives its revocation. Revoke it with DELETE /token, and roll it from the dashboard or the command line.";
-
-/// What a token is told when it asks to roll a token that holds `tokens`.
-pub const ROLL_TOKENS_SCOPE: &str = "This token holds the 'tokens' scope, so only the dashboard or the command line may roll it: its successor would hand that scope on.";
-
 /// [`roll`] for a calling API token, by key. Besides the rules of a roll, a token may not
 /// roll itself (a leaked token must not mint a successor that outlives its revocation),
 /// nor a token holding `tokens` (which only a person grants), nor one whose successor it
@@ -158,20 +144,20 @@ pub fn roll_by_token(
         creator: target.user_id.map(UserId),
     })?;
     if target.token_id() == caller.id {
-        return Err(AppError::forbidden(ROLL_ITSELF));
+        return Err(AppError::Token(TokenRefusal::RollItself));
     }
     if target.scopes.contains(crate::domain::Scope::Tokens) {
-        return Err(AppError::forbidden(ROLL_TOKENS_SCOPE));
+        return Err(AppError::Token(TokenRefusal::RollTokensScope));
     }
     let rolled = roll(tx, target.token_id(), grace)?;
     // The error rolls the whole write back: no successor, no audit rows.
     crate::policy::may_mint(&caller, rolled.new.scopes, rolled.new.expires_at)
         .and_then(|()| crate::policy::may_limit(&caller, rolled.new.rate_limit_per_minute))
-        .map_err(|e| {
-        AppError::forbidden(format!(
-            "This token can't roll {}: its successor would carry what this token can't hand on. {e}",
-            rolled.old.key
-        ))
-    })?;
+        .map_err(|why| {
+            AppError::Token(TokenRefusal::SuccessorTooBroad {
+                key: rolled.old.key.clone(),
+                why,
+            })
+        })?;
     Ok(rolled)
 }

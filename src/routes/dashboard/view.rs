@@ -409,6 +409,8 @@ pub(crate) fn error_page(err: &AppError, layout: Option<Layout>) -> HttpResponse
     }
     let heading = match err {
         AppError::Forbidden(_) | AppError::SecondFactorRequired(_) => "Not allowed",
+        AppError::Token(refusal) if refusal.is_forbidden() => "Not allowed",
+        AppError::Token(_) => "This token can't be changed",
         AppError::NotFound => "Page not found",
         AppError::MethodNotAllowed => "Method not allowed",
         AppError::Invalid(_) | AppError::BadRequest(_) => "Please check what you entered",
