@@ -3,7 +3,10 @@
 # as bench/README.md says (the server and nginx on CPU 0 with one worker each, wrk on CPU 1
 # with one thread; PIN=0 turns that off):
 # - an A/A control: /healthz against itself, the noise floor every other ratio is read against;
-# - the unguarded /healthz against the guarded /plans with a valid token;
+# - the unguarded /healthz (29 bytes) against a guarded answer as small, one release of the
+#   catalogue (about 250 bytes, from memory), with a valid token: the guard's own cost, G3.2;
+# - the unguarded /healthz against the guarded /plans (Bonsai's whole catalogue, 14 KB),
+#   where sending the larger body weighs too;
 # - a flood of unknown credentials (random keys with checksum-valid secrets, a different
 #   one each request) against the valid token, both sent through the same wrk script, so
 #   the client does the same work; the target is at least 90% of the valid throughput;
@@ -89,6 +92,10 @@ start_server "$DB" guard
 status="$(curl -s -o /dev/null -w '%{http_code}' -H "Authorization: $AUTH" "$URL/verify")"
 [ "$status" = 204 ] || { echo "/verify answered $status, not 204" >&2; exit 1; }
 curl -sf -H "Authorization: $AUTH" "$URL/plans" >/dev/null || { echo "token was refused" >&2; exit 1; }
+# A guarded answer about as small as /healthz's: one release, by its slug.
+RELEASE="$(curl -sf -H "Authorization: $AUTH" "$URL/releases" | grep -o '"slug":"[^"]*"' | head -1 | cut -d'"' -f4)"
+[ -n "$RELEASE" ] || { echo "no release to ask for" >&2; exit 1; }
+echo "GET /releases/$RELEASE answers $(curl -sf -H "Authorization: $AUTH" "$URL/releases/$RELEASE" | wc -c) bytes, /healthz $(curl -sf "$URL/healthz" | wc -c)"
 for i in $(seq 1 50); do
     curl -sf -o /dev/null -H "Authorization: $AUTH" -H 'Content-Type: application/json' \
         -d "{\"name\": \"Bench cluster $i\"}" "$URL/clusters" || { echo "cluster $i was refused" >&2; exit 1; }
@@ -128,6 +135,7 @@ run wrong "GET /plans (wrong secret: 401)" -H "Authorization: $WRONG" "$URL/plan
 for _ in $(seq 1 "$ROUNDS"); do
     clusters_against_nginx
     run healthz "GET /healthz (unguarded)" "$URL/healthz"
+    run small "GET /releases/{slug} (guarded, small)" -H "Authorization: $AUTH" "$URL/releases/$RELEASE"
     run plans "GET /plans (guarded, valid token)" -H "Authorization: $AUTH" "$URL/plans"
     run control "GET /healthz (A/A control)" "$URL/healthz"
     bench_verify
@@ -140,7 +148,8 @@ done
 
 echo "RSS after load: $(rss_mib) MiB (peak $(peak_rss_mib) MiB)"
 ratio "A/A control, /healthz / /healthz:" healthz control
-ratio "guarded / unguarded throughput:" healthz plans
+ratio "G3.2, guarded small answer / unguarded:" healthz small
+ratio "guarded /plans (14 KB) / unguarded:" healthz plans
 ratio "unknown keys / valid token throughput:" valid unknown
 ratio "/verify / guarded /plans throughput:" plans verify
 ratio "guarded /clusters/ / nginx auth_basic:" nginx clusters

@@ -14,7 +14,7 @@ out="$(cd "$out" && pwd)"
 # Only the PNGs of an earlier run go: the folder may hold other things.
 find "$out" -maxdepth 1 -name '*.png' -delete
 
-KEYWARD_SCREENSHOTS="$out" cargo test --test browser -- --ignored
+KEYWARD_SCREENSHOTS="$out" cargo test --test browser
 echo
 echo "Screenshots in $out:"
 ls -1 "$out"

@@ -1,8 +1,10 @@
 //! A person in a real browser: sign up, create a token, call the API with it, revoke it, and see
 //! the API turn it away. Headless Chromium is driven over WebDriver by Debian's chromedriver.
 //!
-//! Run it with `cargo test --test browser -- --ignored`. With `KEYWARD_SCREENSHOTS=<dir>` set,
-//! it also saves a PNG of every page it visits, at desktop and phone sizes.
+//! `cargo test` runs it with the rest; it needs Debian's `chromium` and `chromium-driver`
+//! (`.ci/run` installs them), and says so when they are missing. With
+//! `KEYWARD_SCREENSHOTS=<dir>` set, it also saves a PNG of every page it visits, at desktop
+//! and phone sizes.
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
@@ -46,7 +48,6 @@ const OPERATOR_EMAIL: &str = "ops@example.test";
 const OPERATOR_PASSWORD: &str = "operators keep the lights on";
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "needs chromium and chromedriver: cargo test --test browser -- --ignored"]
 async fn a_person_creates_uses_and_revokes_a_token_in_a_browser() {
     let server = Server::start();
     server.make_operator(OPERATOR_EMAIL, OPERATOR_PASSWORD);
@@ -83,7 +84,6 @@ where
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "needs chromium and chromedriver: cargo test --test browser -- --ignored"]
 async fn a_person_resets_a_forgotten_password_from_the_mail_in_a_browser() {
     let mail = smtp::SmtpServer::start();
     let url = mail.url();
@@ -95,7 +95,6 @@ async fn a_person_resets_a_forgotten_password_from_the_mail_in_a_browser() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "needs chromium and chromedriver: cargo test --test browser -- --ignored"]
 async fn a_person_adds_a_passkey_and_signs_in_with_it_in_a_browser() {
     let server = Server::start();
     in_browser(server, passkey_story).await;
@@ -153,7 +152,6 @@ async fn passkey_story(b: Client, base: String, shots: Screenshots) {
 /// decides who is still a member, so a member's passkey, right as it is, signs no one in.
 /// Single sign-on is configured; its provider need not answer for this story.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "needs chromium and chromedriver: cargo test --test browser -- --ignored"]
 async fn a_members_passkey_does_not_get_past_an_account_that_requires_sso() {
     let port = free_port();
     let bind = format!("127.0.0.1:{port}");
@@ -328,7 +326,6 @@ async fn reset_story(b: Client, base: String, mail: smtp::SmtpServer, shots: Scr
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "needs chromium and chromedriver: cargo test --test browser -- --ignored"]
 async fn a_person_signs_in_through_the_identity_provider_in_a_browser() {
     let port = TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
         .and_then(|l| l.local_addr())
