@@ -51,12 +51,7 @@ pub fn list(conn: &mut DbConnection, user: UserId) -> Result<Vec<PasskeySummary>
 pub const MOST_PASSKEYS: usize = 20;
 const TOO_MANY: &str = "You have 20 passkeys, as many as Keyward keeps for one person. Remove one you no longer use first.";
 
-pub fn count(conn: &mut DbConnection, user: UserId) -> Result<i64, AppError> {
-    Ok(passkeys::table
-        .filter(passkeys::user_id.eq(user.0))
-        .count()
-        .get_result(conn)?)
-}
+pub use super::two_factor::passkey_count as count;
 
 /// A user's passkeys, as webauthn-rs takes them.
 fn credentials(conn: &mut DbConnection, user: UserId) -> Result<Vec<(i32, Passkey)>, AppError> {
