@@ -306,6 +306,14 @@ async fn live_answers_match_the_documented_statuses_and_bodies() {
             Some(json!({"key": "kw_nope", "secret": "nope", "permissions": "(("})),
         ),
         (
+            "/secret-scanning/report",
+            "post",
+            "/secret-scanning/report".into(),
+            Some(
+                json!([{"token": "not a secret", "type": "keyward", "url": "https://example.test"}]),
+            ),
+        ),
+        (
             "/clusters/{slug}",
             "get",
             "/clusters/no-such-cluster".into(),
@@ -334,7 +342,7 @@ async fn live_answers_match_the_documented_statuses_and_bodies() {
         expected_statuses,
         [
             200, 200, 200, 200, 200, 200, 200, 200, 200, 200, 200, 200, 202, 201, 201, 200, 200,
-            200, 200, 422, 404, 422, 422, 202
+            200, 200, 422, 200, 404, 422, 422, 202
         ],
         "the story's answers"
     );

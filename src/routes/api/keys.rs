@@ -284,6 +284,7 @@ impl Answer<'_> {
 /// `NOT_FOUND`: nothing more.
 #[derive(Serialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(as = UnknownKey)]
 pub struct Unknown {
     valid: bool,
     code: Code,
@@ -293,6 +294,7 @@ pub struct Unknown {
 /// The verdict on a key of the caller's account, and what the key carries.
 #[derive(Serialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(as = KeyVerdict)]
 pub struct Verdict<'a> {
     valid: bool,
     code: Code,

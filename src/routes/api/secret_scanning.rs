@@ -45,6 +45,7 @@ const SHOWN_CHARS: usize = 200;
 // Its `Debug` hides the string: a true positive is a live secret.
 /// One reported string, as GitHub sends it. Only `token` is required.
 #[derive(Deserialize, ToSchema)]
+#[schema(as = ReportedSecret)]
 struct Reported {
     /// The string found.
     token: String,
@@ -70,6 +71,7 @@ impl std::fmt::Debug for Reported {
 /// Per reported string: whether it was one of Keyward's secrets, never whose.
 #[derive(Debug, Serialize, PartialEq, Eq, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(as = ReportVerdict)]
 struct Verdict {
     /// SHA-256 of the reported string, in hex.
     token_hash: String,
@@ -79,6 +81,7 @@ struct Verdict {
 
 #[derive(Debug, Serialize, PartialEq, Eq, ToSchema)]
 #[serde(rename_all = "snake_case")]
+#[schema(as = ReportLabel)]
 enum Label {
     TruePositive,
     FalsePositive,
