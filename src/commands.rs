@@ -174,7 +174,7 @@ fn create_operator(
     }
     let hash = read_password_hash(stdin)?;
     write(conn, None, |tx| {
-        db::users::create(tx.conn, &email, &hash, true)
+        db::users::create(tx.conn, &email, &hash, true, db::users::Address::Assumed)
     })?;
     writeln!(out, "{email} is now an operator")?;
     Ok(())

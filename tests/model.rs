@@ -131,7 +131,13 @@ impl Real {
                     let email =
                         Email::parse(&format!("p{a}{p}@model.test")).map_err(AppError::invalid)?;
                     // Nobody signs in here, so no password needs hashing.
-                    let user = db::users::create(tx.conn, &email, "$argon2id$unused", false)?;
+                    let user = db::users::create(
+                        tx.conn,
+                        &email,
+                        "$argon2id$unused",
+                        false,
+                        db::users::Address::Assumed,
+                    )?;
                     let role = if p == 0 { Role::Owner } else { Role::Member };
                     db::memberships::create(tx.conn, user.user_id(), account, role)?;
                     people.push(user.user_id());

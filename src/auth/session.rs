@@ -235,9 +235,15 @@ mod tests {
         let user = {
             let mut conn = pool.get().unwrap();
             let email = Email::parse("sessions@example.test").unwrap();
-            db::users::create(&mut conn, &email, "not-a-real-hash", false)
-                .unwrap()
-                .user_id()
+            db::users::create(
+                &mut conn,
+                &email,
+                "not-a-real-hash",
+                false,
+                db::users::Address::Assumed,
+            )
+            .unwrap()
+            .user_id()
         };
         Fixture {
             _dir: dir,

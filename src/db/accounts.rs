@@ -93,7 +93,14 @@ pub fn sign_up(
     email: &Email,
     password_hash: &str,
 ) -> Result<(User, Account), AppError> {
-    let user = super::users::create(tx.conn, email, password_hash, false)?;
+    // Proven later if mail is on (`db::verification::sign_up`), else taken on trust.
+    let user = super::users::create(
+        tx.conn,
+        email,
+        password_hash,
+        false,
+        super::users::Address::Assumed,
+    )?;
     super::users::record_login(tx.conn, user.user_id())?;
     tx.act_as(Actor {
         user_id: Some(user.user_id()),
@@ -318,9 +325,9 @@ pub fn set_sso_policy(
             .email
             .rsplit_once('@')
             .is_some_and(|(_, own)| own.eq_ignore_ascii_case(domain));
-        if !at_domain || me.email_verified_at.is_none() {
+        if !at_domain || !me.address_proven() {
             return Err(AppError::invalid(format!(
-                "To claim {domain}, your own verified address must be at {domain} (you sign in as {}): a claim lets everyone there join this account.",
+                "To claim {domain}, your own address must be at {domain} and proven, by a link mailed to it or by connecting your single sign-on (you sign in as {}): a claim lets everyone there join this account.",
                 me.email
             )));
         }

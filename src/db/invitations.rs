@@ -181,7 +181,7 @@ pub fn open_for_email(
 /// link proves. Anything else is simply not found.
 pub fn accept_as_signed_in(tx: &mut Tx<'_>, id: i32) -> Result<Joined, AppError> {
     let user = super::users::find(tx.conn, tx.signed_in_user()?)?;
-    if user.email_verified_at.is_none() {
+    if !user.address_proven() {
         return Err(AppError::NotFound);
     }
     let (invitation, account_name) = open_for_email(tx.conn, &user.email)?
@@ -213,10 +213,11 @@ pub fn accept_as_signed_in(tx: &mut Tx<'_>, id: i32) -> Result<Joined, AppError>
 }
 
 /// Who is taking up an invitation: a person who already has a sign-in (their password
-/// checked before the write), or a new one with the hash of the password they chose.
+/// checked before the write), or a new one with the hash of the password they chose, whose
+/// address the link proves if it was mailed and doesn't if it was handed over.
 pub enum Joiner {
     Existing(UserId),
-    New(String),
+    New(String, super::users::Address),
 }
 
 /// What joining gave: the user, the account and its name.
@@ -253,7 +254,9 @@ pub fn accept(tx: &mut Tx<'_>, token: &str, joiner: Joiner) -> Result<Joined, Ap
     let existing = super::users::find_by_email(tx.conn, &email)?;
     let user = match (existing, joiner) {
         (Some(user), Joiner::Existing(id)) if user.user_id() == id => user,
-        (None, Joiner::New(hash)) => super::users::create(tx.conn, &email, &hash, false)?,
+        (None, Joiner::New(hash, address)) => {
+            super::users::create(tx.conn, &email, &hash, false, address)?
+        }
         // Someone signed up with this email between the form and now.
         _ => {
             return Err(AppError::invalid(

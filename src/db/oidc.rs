@@ -21,6 +21,8 @@ pub const FLOW_MINUTES: i64 = 10;
 pub const SIGN_IN: &str = "sign-in";
 /// Sudo mode: the signed-in user proves it is them again.
 pub const REAUTH: &str = "reauth";
+/// The signed-in user connects their identity at the provider (`connect`).
+pub const CONNECT: &str = "connect";
 
 /// A flow as it waits for the callback.
 pub struct NewFlow<'a> {
@@ -192,6 +194,14 @@ pub fn sign_in(tx: &mut Tx<'_>, vouched: &Vouched<'_>) -> Result<SignedIn, AppEr
                 "{email} already has a Keyward sign-in, but Keyward never verified that address, so it can't be linked. Reset that sign-in's password from the sign-in page (the mail proves the address), then sign in through your provider again."
             )));
         }
+        // Taken on trust (signed up while mail was off): whoever signed up first may not be
+        // the address's owner, who would be let into their sign-in. Only someone who holds
+        // that sign-in's password can connect the provider to it.
+        Some(user) if user.email_assumed => {
+            return Ok(SignedIn::Refused(format!(
+                "{email} already has a Keyward sign-in, but its address was taken on trust (this server sends no mail to prove it), so your provider can't be linked to it from here. If that sign-in is yours, sign in with its password and connect your provider on your email page. If it isn't, tell your Keyward operator."
+            )));
+        }
         Some(user) => (user, false),
         None => {
             let user =
@@ -230,6 +240,88 @@ pub fn sign_in(tx: &mut Tx<'_>, vouched: &Vouched<'_>) -> Result<SignedIn, AppEr
         )?;
     }
     Ok(SignedIn::User { user, account, new })
+}
+
+/// What connecting the provider to a signed-in person came to.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Connected {
+    /// Linked now, and the address proven.
+    Linked,
+    /// That identity was this person's already.
+    AlreadyLinked,
+    /// Refused, with the sentence the page shows.
+    Refused(String),
+}
+
+/// `user` connects their identity at the provider: a person who proved in this browser that
+/// they hold that Keyward sign-in (a session, or its password a moment ago) and whose
+/// provider vouched for the same address, verified. Both prove the address is theirs, so it
+/// stops being taken on trust. An identity linked to someone else, a second identity at the
+/// same provider, or another or unverified address links nothing.
+pub fn connect(
+    tx: &mut Tx<'_>,
+    user: UserId,
+    vouched: &Vouched<'_>,
+) -> Result<Connected, AppError> {
+    let user = super::users::find(tx.conn, user)?;
+    match linked_user(tx.conn, vouched.issuer, vouched.subject)? {
+        Some(linked) if linked.id == user.id => return Ok(Connected::AlreadyLinked),
+        Some(_) => {
+            return Ok(Connected::Refused(
+                "That identity at your provider is linked to another Keyward sign-in, so nothing changed.".into(),
+            ));
+        }
+        None => {}
+    }
+    if is_linked(tx.conn, user.user_id())? {
+        return Ok(Connected::Refused(
+            "Your sign-in is linked to another identity at your provider already, so nothing changed.".into(),
+        ));
+    }
+    let same = vouched
+        .email
+        .is_some_and(|e| e.eq_ignore_ascii_case(&user.email));
+    if !same || !vouched.email_verified {
+        let vouched_for = vouched.email.unwrap_or("no address");
+        return Ok(Connected::Refused(format!(
+            "Your provider vouched for {vouched_for}{}, and you sign in as {}: they must be the same verified address, so nothing changed.",
+            if vouched.email_verified {
+                ""
+            } else {
+                " (not verified)"
+            },
+            user.email
+        )));
+    }
+    let now = super::now();
+    diesel::insert_into(oidc_identities::table)
+        .values((
+            oidc_identities::user_id.eq(user.id),
+            oidc_identities::issuer.eq(vouched.issuer),
+            oidc_identities::subject.eq(vouched.subject),
+            oidc_identities::email.eq(vouched.email),
+            oidc_identities::created_at.eq(now),
+            oidc_identities::last_sign_in_at.eq(now),
+        ))
+        .execute(tx.conn)?;
+    super::users::prove_address(tx.conn, &user)?;
+    tx.act_as(Actor {
+        user_id: Some(user.user_id()),
+        label: user.email.clone(),
+        ip: tx.actor().ip.clone(),
+    });
+    if let Some(account) = super::memberships::first_account_of(tx.conn, user.user_id())? {
+        tx.log_to(
+            account,
+            Event {
+                action: action::SSO_LINKED,
+                target: &format!("user {}", user.email),
+                token: None,
+                detail: "connected by the person, who proved both their Keyward sign-in and the provider's verified address",
+            },
+        )?;
+    }
+    Ok(Connected::Linked)
 }
 
 /// A new user whose verified email's domain an account claimed joins it as a member.

@@ -24,6 +24,7 @@ diesel::table! {
         created_at -> Timestamp,
         last_login_at -> Nullable<Timestamp>,
         email_verified_at -> Nullable<Timestamp>,
+        email_assumed -> Bool,
     }
 }
 

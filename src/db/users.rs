@@ -21,6 +21,8 @@ pub struct User {
     pub last_login_at: Option<NaiveDateTime>,
     /// `None` until the address is proven by a mailed link (only while mail is on).
     pub email_verified_at: Option<NaiveDateTime>,
+    /// The address was taken on trust (see [`Address::Assumed`]).
+    pub email_assumed: bool,
 }
 
 impl User {
@@ -33,6 +35,23 @@ impl User {
     pub fn has_password(&self) -> bool {
         !self.password_hash.is_empty()
     }
+
+    /// Whether mail or the provider proved the address is this person's: only such an
+    /// address links a single sign-on, claims its domain or takes up an invitation
+    /// without its link. An address taken on trust lets its holder act, not more.
+    pub fn address_proven(&self) -> bool {
+        self.email_verified_at.is_some() && !self.email_assumed
+    }
+}
+
+/// How a new user's address is known to be theirs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Address {
+    /// A link mailed to it was followed, or the provider vouched for it.
+    Proven,
+    /// Taken on trust: no mail could prove it (mail is off, an operator typed it, or an
+    /// invitation link was handed over by hand). Someone else may hold that address.
+    Assumed,
 }
 
 /// What a user made by a single sign-on has instead of a password hash: nothing that
@@ -59,6 +78,7 @@ struct NewUser<'a> {
     created_at: NaiveDateTime,
     /// Set at once: only a sign-up while mail is on starts unverified (`db::verification`).
     email_verified_at: Option<NaiveDateTime>,
+    email_assumed: bool,
 }
 
 pub fn find_by_email(conn: &mut DbConnection, email: &Email) -> Result<Option<User>, AppError> {
@@ -82,6 +102,7 @@ pub fn create(
     email: &Email,
     password_hash: &str,
     operator: bool,
+    address: Address,
 ) -> Result<User, AppError> {
     diesel::insert_into(users::table)
         .values(NewUser {
@@ -90,6 +111,7 @@ pub fn create(
             operator,
             created_at: super::now(),
             email_verified_at: Some(super::now()),
+            email_assumed: address == Address::Assumed,
         })
         .returning(super::columns_of::<User>())
         .get_result(conn)
@@ -111,7 +133,7 @@ pub fn create_without_password(
     email: &Email,
     email_verified: bool,
 ) -> Result<User, AppError> {
-    let user = create(conn, email, NO_PASSWORD, false)?;
+    let user = create(conn, email, NO_PASSWORD, false, Address::Proven)?;
     if email_verified {
         return Ok(user);
     }
@@ -119,6 +141,18 @@ pub fn create_without_password(
         .set(users::email_verified_at.eq(None::<NaiveDateTime>))
         .returning(super::columns_of::<User>())
         .get_result(conn)?)
+}
+
+/// Mail or the provider has just proven `user`'s address: it is verified (since now, if it
+/// wasn't) and no longer taken on trust.
+pub fn prove_address(conn: &mut DbConnection, user: &User) -> Result<(), AppError> {
+    diesel::update(users::table.find(user.id))
+        .set((
+            users::email_verified_at.eq(user.email_verified_at.unwrap_or_else(super::now)),
+            users::email_assumed.eq(false),
+        ))
+        .execute(conn)?;
+    Ok(())
 }
 
 pub fn set_operator(conn: &mut DbConnection, id: UserId) -> Result<(), AppError> {

@@ -42,10 +42,11 @@ fn send_verification(tx: &mut Tx<'_>, user: UserId, email: &Email) -> Result<(),
     )
 }
 
-/// The signed-in user asks for another verification link. A verified address needs none.
+/// The signed-in user asks for another verification link. A proven address needs none; one
+/// taken on trust (mail was off when it came) may be proven now.
 pub fn resend(tx: &mut Tx<'_>) -> Result<(), AppError> {
     let user = super::users::find(tx.conn, tx.signed_in_user()?)?;
-    if user.email_verified_at.is_some() {
+    if user.address_proven() {
         return Err(AppError::invalid("Your email address is already verified."));
     }
     let email = Email::parse(&user.email).map_err(AppError::internal)?;
@@ -61,7 +62,10 @@ pub fn verify(tx: &mut Tx<'_>, token: &str) -> Result<String, AppError> {
             .find(link.user.0)
             .filter(users::email.eq(&link.email)),
     )
-    .set(users::email_verified_at.eq(super::now()))
+    .set((
+        users::email_verified_at.eq(super::now()),
+        users::email_assumed.eq(false),
+    ))
     .execute(tx.conn)?;
     if changed != 1 {
         return Err(AppError::NotFound);
@@ -109,6 +113,7 @@ pub fn confirm_change(tx: &mut Tx<'_>, token: &str) -> Result<String, AppError> 
         .set((
             users::email.eq(new_email.as_str()),
             users::email_verified_at.eq(super::now()),
+            users::email_assumed.eq(false),
         ))
         .execute(tx.conn)?;
     // Links mailed to the old address stop working.

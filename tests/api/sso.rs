@@ -11,11 +11,13 @@ use crate::support::admin::{audit_log, find_event, invite, join, submit};
 use crate::support::api::TestApp;
 use crate::support::browser::{Browser, PASSWORD, Page, email_for, signed_up};
 use crate::support::forged_provider::{self, ForgedProvider, Forgery};
+use crate::support::mail::verified_owner;
 use crate::support::oidc::{
-    NAME, OwnProvider, free_port, refused_at_provider, sign_in, spawn_sso_app, spawn_sso_app_with,
-    spawn_sso_app_with_short_id_tokens, spawn_with_provider, spawn_with_provider_down, start,
-    through_provider,
+    NAME, OwnProvider, connect, free_port, refused_at_provider, sign_in, spawn_sso_app,
+    spawn_sso_app_with, spawn_sso_app_with_short_id_tokens, spawn_with_provider,
+    spawn_with_provider_down, start, through_provider,
 };
+use crate::support::smtp::SmtpServer;
 use crate::support::two_factor::enrol;
 
 /// Keyward's answer to a callback that must sign nobody in: a page with `sentence`, the
@@ -80,8 +82,11 @@ async fn a_new_person_signs_in_through_the_provider_names_their_account_and_has_
 
 #[tokio::test]
 async fn a_verified_email_links_the_existing_user_who_keeps_their_password() {
-    let app = spawn_sso_app().await;
-    let owner = signed_up(&app.address, "Linked Co").await;
+    // The owner's address was proven by the link mailed at sign-up.
+    let smtp = SmtpServer::start();
+    let settings = smtp.settings();
+    let app = spawn_sso_app_with(move |config| config.mail = Some(settings)).await;
+    let owner = verified_owner(&app, &smtp, "Linked Co").await;
     let email = email_for("Linked Co");
     let browser = Browser::new(&app.address);
 
@@ -287,6 +292,27 @@ async fn require_sso_refuses_a_members_password_while_the_owner_keeps_theirs() {
         .get("/members")
         .await
         .assert_contains("Owners keep their password");
+    // The member joined with a password, on a server without mail: their right password
+    // takes them to the provider to connect it, and the provider's word signs them in.
+    let first = Browser::new(&app.address);
+    let sent = first.log_in(member_email, PASSWORD).await;
+    sent.assert_status(StatusCode::SEE_OTHER);
+    assert!(
+        sent.session_set_cookie().is_none(),
+        "no session before the provider"
+    );
+    let auth_url = sent
+        .header("location")
+        .expect("the provider's URL")
+        .to_string();
+    let callback = through_provider(&first, &auth_url, member_email).await;
+    first.get_url(&callback).await.assert_redirect("/tokens");
+    first.get("/tokens").await.assert_contains("Strict Co");
+    let log = audit_log(&owner, "").await;
+    let linked = find_event(&log, "user.sso_linked", member_email);
+    assert!(linked.detail.contains("proved both"), "{linked:?}");
+
+    // Connected now, their password is refused with the sentence that says why.
     let refused = Browser::new(&app.address)
         .log_in(member_email, PASSWORD)
         .await;
@@ -309,8 +335,11 @@ async fn require_sso_refuses_a_members_password_while_the_owner_keeps_theirs() {
     sign_in(&Browser::new(&app.address), member_email)
         .await
         .assert_redirect("/tokens");
-    let log = audit_log(&owner, "").await;
-    find_event(&log, "account.sso_policy_set", "Strict Co");
+    find_event(
+        &audit_log(&owner, "").await,
+        "account.sso_policy_set",
+        "Strict Co",
+    );
 }
 
 #[tokio::test]
@@ -318,16 +347,32 @@ async fn a_claimed_domain_makes_its_verified_people_members_at_their_first_sign_
     let app = spawn_sso_app().await;
     let owner = Browser::new(&app.address);
     owner.sign_up("Domain Co", "owner@domain-co.example").await;
-    // A domain not the owner's own is refused.
-    let csrf = owner.csrf_from("/members").await;
-    owner
-        .post(
-            "/account/sso-policy",
-            &[("csrf_token", &csrf), ("claimed_domain", "gmail.com")],
-        )
+    // A domain not the owner's own is refused; so is their own, while this mail-less
+    // server has only taken the address on trust.
+    for (domain, sentence) in [
+        (
+            "gmail.com",
+            "your own address must be at gmail.com and proven",
+        ),
+        (
+            "domain-co.example",
+            "your own address must be at domain-co.example and proven",
+        ),
+    ] {
+        let csrf = owner.csrf_from("/members").await;
+        owner
+            .post(
+                "/account/sso-policy",
+                &[("csrf_token", &csrf), ("claimed_domain", domain)],
+            )
+            .await
+            .assert_html_page(StatusCode::UNPROCESSABLE_ENTITY)
+            .assert_contains(sentence);
+    }
+    // Connecting the provider proves it.
+    connect(&owner, "owner@domain-co.example")
         .await
-        .assert_html_page(StatusCode::UNPROCESSABLE_ENTITY)
-        .assert_contains("your own verified address must be at gmail.com");
+        .assert_redirect("/account/email");
     set_policy(&owner, false, "@Domain-Co.example").await;
 
     let dana = Browser::new(&app.address);
@@ -355,6 +400,9 @@ async fn a_claimed_domain_makes_its_verified_people_members_at_their_first_sign_
     // And no second account may claim the same domain, even one owned from there.
     let rival = Browser::new(&app.address);
     rival.sign_up("Rival Co", "rival@domain-co.example").await;
+    connect(&rival, "rival@domain-co.example")
+        .await
+        .assert_redirect("/account/email");
     let csrf = rival.csrf_from("/members").await;
     rival
         .post(
@@ -658,9 +706,23 @@ async fn a_sign_in_through_the_provider_meets_the_accounts_two_factor_policy() {
         .await
         .assert_redirect("/account/two-factor/setup");
 
-    // Through the provider, which owns the second factor, they reach the account.
+    // Someone invited who signs in through the provider, which owns the second factor,
+    // joins and reaches the account.
+    let sso_email = "factor.sso@corp.example";
+    invite(&owner, sso_email, "member").await;
     let through_sso = Browser::new(&app.address);
-    sign_in(&through_sso, member_email)
+    sign_in(&through_sso, sso_email)
+        .await
+        .assert_redirect("/auth/oidc/welcome");
+    let welcome = through_sso.get("/auth/oidc/welcome").await;
+    let invitation = welcome
+        .field_value("invitation")
+        .expect("the invitation's id");
+    through_sso
+        .post(
+            "/auth/oidc/join",
+            &[("csrf_token", &welcome.csrf()), ("invitation", &invitation)],
+        )
         .await
         .assert_redirect("/tokens");
     through_sso
@@ -816,4 +878,96 @@ async fn accounts_in_store(app: &TestApp) -> i64 {
     })
     .await
     .expect("the query task")
+}
+
+#[tokio::test]
+async fn on_a_server_without_mail_an_address_taken_on_trust_gets_no_provider_link_and_no_domain() {
+    // Sign-up is open and mail is off: anyone may sign up as anyone's address.
+    let app = spawn_sso_app().await;
+    let squatter = Browser::new(&app.address);
+    squatter.sign_up("Squat Inc", "victim@corp.example").await;
+
+    // The address's real owner, verified at the provider, is not let into that sign-in.
+    let victim = Browser::new(&app.address);
+    let page = sign_in(&victim, "victim@corp.example").await;
+    assert_refused(&victim, &page, StatusCode::FORBIDDEN, "taken on trust").await;
+    // Nor does the squatter get the domain.
+    let csrf = squatter.csrf_from("/members").await;
+    squatter
+        .post(
+            "/account/sso-policy",
+            &[("csrf_token", &csrf), ("claimed_domain", "corp.example")],
+        )
+        .await
+        .assert_html_page(StatusCode::UNPROCESSABLE_ENTITY)
+        .assert_contains("and proven");
+    // And connecting takes the provider's verified word for the same address only.
+    connect(&squatter, "victim+unverified@corp.example")
+        .await
+        .assert_redirect("/account/email");
+    squatter
+        .get("/account/email")
+        .await
+        .assert_contains("must be the same verified address")
+        .assert_contains("taken on trust");
+    let page = sign_in(&victim, "victim@corp.example").await;
+    assert_refused(&victim, &page, StatusCode::FORBIDDEN, "taken on trust").await;
+}
+
+#[tokio::test]
+async fn a_person_with_a_password_connects_the_provider_and_then_signs_in_through_it() {
+    let app = spawn_sso_app().await;
+    let ada = Browser::new(&app.address);
+    ada.sign_up("Connect Co", "ada@connect-co.example").await;
+    let email_page = ada.get("/account/email").await;
+    email_page
+        .assert_html_page(StatusCode::OK)
+        .assert_contains("taken on trust")
+        .assert_contains(&format!("Connect {NAME}"));
+
+    // A connection started in one browser is not finished by another person's session.
+    let stranger = Browser::new(&app.address);
+    stranger
+        .get("/auth/oidc?connect=1")
+        .await
+        .assert_redirect("/login");
+
+    connect(&ada, "ada@connect-co.example")
+        .await
+        .assert_redirect("/account/email");
+    let email_page = ada.get("/account/email").await;
+    email_page
+        .assert_contains("is connected")
+        .assert_contains("a verified address");
+    assert!(
+        !email_page.body.contains("id=\"sso-connect\""),
+        "a connected person is not offered to connect again"
+    );
+    // Connecting again changes nothing, and says so.
+    connect(&ada, "ada@connect-co.example")
+        .await
+        .assert_redirect("/account/email");
+    ada.get("/account/email")
+        .await
+        .assert_contains("connected to your sign-in already");
+
+    // From now on the provider signs Ada in to her own sign-in, with her account.
+    let later = Browser::new(&app.address);
+    sign_in(&later, "ada@connect-co.example")
+        .await
+        .assert_redirect("/tokens");
+    later.get("/tokens").await.assert_contains("Connect Co");
+    let log = audit_log(&ada, "").await;
+    let linked = find_event(&log, "user.sso_linked", "ada@connect-co.example");
+    assert!(linked.detail.contains("proved both"), "{linked:?}");
+
+    // Another person's identity at the provider can't be connected to her sign-in.
+    let bob = Browser::new(&app.address);
+    bob.sign_up("Bob Co", "bob@connect-co.example").await;
+    connect(&bob, "ada@connect-co.example")
+        .await
+        .assert_redirect("/account/email");
+    bob.get("/account/email")
+        .await
+        .assert_contains("linked to another Keyward sign-in");
 }

@@ -155,6 +155,18 @@ async fn submit(
     if let (true, Some(account)) = (ok, &sso_required) {
         // Told only after the right password, so the page gives nothing away to a guesser.
         attempt.withdrawn().await;
+        // Someone who holds the password but isn't connected to the provider yet connects
+        // now: the provider's verified word for the same address then signs them in.
+        if let Some(user) = &user
+            && state.oidc.is_some()
+        {
+            let id = user.user_id();
+            let linked = db::run(&state.pool, move |conn| db::oidc::is_linked(conn, id)).await?;
+            if !linked {
+                return super::sso::begin(&req, &state, db::oidc::CONNECT, Some(id), String::new())
+                    .await;
+            }
+        }
         let layout = public_layout("Sign in", &req)?;
         let page = LoginPage::new(
             &state,

@@ -143,6 +143,8 @@ fn provider_failure(
 struct StartQuery {
     /// Sudo mode: prove it is you again, then go back to `next`.
     reauth: Option<String>,
+    /// The signed-in person connects their identity at the provider.
+    connect: Option<String>,
     next: Option<String>,
 }
 
@@ -159,17 +161,45 @@ async fn start(
     query: web::Query<StartQuery>,
     signed_in: Option<SignedIn>,
 ) -> Result<HttpResponse, HtmlError> {
-    let oidc = oidc(&state)?;
+    oidc(&state)?;
     state.oidc_starts.check(client_addr::of(&req))?;
     let reauth = query.reauth.is_some();
-    let user: Option<UserId> = match (reauth, &signed_in) {
-        (true, Some(signed_in)) => Some(signed_in.user_id()),
-        (true, None) => return Err(AppError::SignInRequired.into()),
-        (false, _) => None,
+    let purpose = if reauth {
+        db::oidc::REAUTH
+    } else if query.connect.is_some() {
+        db::oidc::CONNECT
+    } else {
+        db::oidc::SIGN_IN
     };
-    let started = match oidc.start(reauth).await {
+    // Sudo mode and connecting are for the signed-in person, and only theirs.
+    let user: Option<UserId> = match (purpose == db::oidc::SIGN_IN, &signed_in) {
+        (false, Some(signed_in)) => Some(signed_in.user_id()),
+        (false, None) => return Err(AppError::SignInRequired.into()),
+        (true, _) => None,
+    };
+    let return_to = if reauth {
+        local_path(query.next.as_deref())
+    } else if purpose == db::oidc::CONNECT {
+        CONNECT_PAGE.to_string()
+    } else {
+        String::new()
+    };
+    begin(&req, &state, purpose, user, return_to).await
+}
+
+/// Starts a flow at the provider for `purpose` (and `user`, for all but a plain sign-in):
+/// stored by its state's digest, bound to this browser's cookie, and the browser sent on.
+pub(super) async fn begin(
+    req: &HttpRequest,
+    state: &AppState,
+    purpose: &'static str,
+    user: Option<UserId>,
+    return_to: String,
+) -> Result<HttpResponse, HtmlError> {
+    let oidc = oidc(state)?;
+    let started = match oidc.start(purpose == db::oidc::REAUTH).await {
         Ok(started) => started,
-        Err(err) => return provider_failure(&req, oidc.name(), &err),
+        Err(err) => return provider_failure(req, oidc.name(), &err),
     };
     let https = state.config.is_https();
     // One cookie for every flow this browser has open: two tabs don't undo each other.
@@ -180,11 +210,6 @@ async fn start(
         .unwrap_or_else(|| random_base62(43));
     let state_digest = SecretDigest::of(&started.state);
     let browser_digest = SecretDigest::of(&browser);
-    let return_to = if reauth {
-        local_path(query.next.as_deref())
-    } else {
-        String::new()
-    };
     let (verifier, nonce) = (started.pkce_verifier, started.nonce);
     db::run(&state.pool, move |conn| {
         db::oidc::start_flow(
@@ -194,11 +219,7 @@ async fn start(
                 browser_digest: browser_digest.as_bytes(),
                 pkce_verifier: &verifier,
                 nonce: &nonce,
-                purpose: if reauth {
-                    db::oidc::REAUTH
-                } else {
-                    db::oidc::SIGN_IN
-                },
+                purpose,
                 user,
                 return_to: &return_to,
             },
@@ -283,19 +304,14 @@ async fn callback(
     if flow.purpose == db::oidc::REAUTH {
         return reauthenticated(&state, signed_in, flow.user_id, flow.return_to, identity).await;
     }
+    if flow.purpose == db::oidc::CONNECT {
+        return connected(&req, &state, signed_in, flow.user_id, &name, identity).await;
+    }
     let ip = client_addr::text_of(&req);
     let expires_at = identity.expires_at;
     let outcome = state
         .write(Principal::Visitor { ip }, None, move |tx| {
-            db::oidc::sign_in(
-                tx,
-                &Vouched {
-                    issuer: &identity.issuer,
-                    subject: &identity.subject,
-                    email: identity.email.as_deref(),
-                    email_verified: identity.email_verified,
-                },
-            )
+            db::oidc::sign_in(tx, &vouched(&identity))
         })
         .await?;
     match outcome {
@@ -310,6 +326,79 @@ async fn callback(
                 landing(user.operator, account)
             }))
         }
+    }
+}
+
+/// Where connecting the provider starts and ends: the person's email page.
+const CONNECT_PAGE: &str = "/account/email";
+
+/// Connecting the provider, for the person who started it in this browser: signed in (from
+/// their email page), or just past their password when their account requires SSO, in which
+/// case a connected identity signs them in.
+async fn connected(
+    req: &HttpRequest,
+    state: &AppState,
+    signed_in: Option<SignedIn>,
+    flow_user: Option<i32>,
+    name: &str,
+    identity: Identity,
+) -> Result<HttpResponse, HtmlError> {
+    let Some(user) = flow_user.map(UserId) else {
+        return Err(AppError::NotFound.into());
+    };
+    match signed_in {
+        Some(signed_in) if signed_in.user_id() == user => {
+            let outcome = state
+                .write(signed_in.principal(), None, move |tx| {
+                    db::oidc::connect(tx, user, &vouched(&identity))
+                })
+                .await?;
+            signed_in.flash(match outcome {
+                db::oidc::Connected::Linked => Flash::success(format!(
+                    "{name} is connected: you can sign in through it from now on, and your address is proven."
+                )),
+                db::oidc::Connected::AlreadyLinked => {
+                    Flash::success(format!("{name} was connected to your sign-in already."))
+                }
+                db::oidc::Connected::Refused(sentence) => Flash::error(sentence),
+            });
+            Ok(redirect(CONNECT_PAGE))
+        }
+        Some(_) => Err(AppError::SignInRequired.into()),
+        None => {
+            let ip = client_addr::text_of(req);
+            let expires_at = identity.expires_at;
+            let outcome = state
+                .write(Principal::Visitor { ip }, None, move |tx| {
+                    let vouched = vouched(&identity);
+                    match db::oidc::connect(tx, user, &vouched)? {
+                        db::oidc::Connected::Refused(sentence) => {
+                            Ok(db::oidc::SignedIn::Refused(sentence))
+                        }
+                        _ => db::oidc::sign_in(tx, &vouched),
+                    }
+                })
+                .await?;
+            match outcome {
+                db::oidc::SignedIn::Refused(sentence) => {
+                    refusal(req, StatusCode::FORBIDDEN, sentence)
+                }
+                db::oidc::SignedIn::User { user, account, .. } => {
+                    sign_in_via_sso(req, user.user_id(), account, expires_at)?;
+                    Ok(redirect(landing(user.operator, account)))
+                }
+            }
+        }
+    }
+}
+
+/// What the provider vouched for, as the store takes it.
+fn vouched(identity: &Identity) -> Vouched<'_> {
+    Vouched {
+        issuer: &identity.issuer,
+        subject: &identity.subject,
+        email: identity.email.as_deref(),
+        email_verified: identity.email_verified,
     }
 }
 
@@ -364,7 +453,7 @@ async fn invitations_of(
     state: &AppState,
     signed_in: &SignedIn,
 ) -> Result<Vec<(i32, String, String)>, AppError> {
-    if signed_in.user.email_verified_at.is_none() {
+    if !signed_in.user.address_proven() {
         return Ok(Vec::new());
     }
     let email = signed_in.user.email.clone();

@@ -192,22 +192,36 @@ struct EmailPage {
     layout: Layout,
     email: String,
     verified: bool,
+    /// Taken on trust: no mail proved it (see `db::users::Address`).
+    assumed: bool,
     mail_on: bool,
+    /// The single sign-on provider's name, while this person isn't connected to it.
+    connect_with: Option<String>,
     errors: Vec<String>,
     new_email: String,
 }
 
-fn email_page_for(
+async fn email_page_for(
     signed_in: &SignedIn,
     state: &AppState,
     errors: Vec<String>,
     new_email: String,
 ) -> Result<EmailPage, AppError> {
+    let connect_with = match state.oidc.as_deref() {
+        Some(oidc) => {
+            let user = signed_in.user_id();
+            let linked = db::run(&state.pool, move |conn| db::oidc::is_linked(conn, user)).await?;
+            (!linked).then(|| oidc.name().to_string())
+        }
+        None => None,
+    };
     Ok(EmailPage {
         layout: signed_in.layout("Your email address", "")?,
         email: signed_in.user.email.clone(),
         verified: signed_in.user.email_verified_at.is_some(),
+        assumed: signed_in.user.email_assumed,
         mail_on: state.mail_on(),
+        connect_with,
         errors,
         new_email,
     })
@@ -217,12 +231,7 @@ async fn email_page(
     signed_in: SignedIn,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, HtmlError> {
-    render(&email_page_for(
-        &signed_in,
-        &state,
-        Vec::new(),
-        String::new(),
-    )?)
+    render(&email_page_for(&signed_in, &state, Vec::new(), String::new()).await?)
 }
 
 #[derive(Deserialize)]
@@ -246,15 +255,15 @@ async fn change_email(
         )
         .into());
     }
-    let again = |errors: Vec<String>, typed: String| {
+    let again = async |errors: Vec<String>, typed: String| {
         render_with_status(
-            &email_page_for(&signed_in, &state, errors, typed)?,
+            &email_page_for(&signed_in, &state, errors, typed).await?,
             StatusCode::UNPROCESSABLE_ENTITY,
         )
     };
     let new_email = match Email::parse(&form.new_email) {
         Ok(email) => email,
-        Err(e) => return again(vec![e], form.new_email),
+        Err(e) => return again(vec![e], form.new_email).await,
     };
     let ip = signed_in.ip.clone().unwrap_or_default();
     let attempt = state.throttle.attempt(&signed_in.user.email, &ip).await?;
@@ -269,7 +278,8 @@ async fn change_email(
             return again(
                 vec!["That is not your current password.".into()],
                 form.new_email,
-            );
+            )
+            .await;
         }
         Err(busy) => {
             attempt.withdrawn().await;
@@ -290,7 +300,7 @@ async fn change_email(
             )));
             Ok(redirect("/account/email"))
         }
-        Err(AppError::Invalid(errors)) => again(errors, shown),
+        Err(AppError::Invalid(errors)) => again(errors, shown).await,
         Err(other) => Err(other.into()),
     }
 }

@@ -346,6 +346,14 @@ pub async fn refused_at_provider(browser: &Browser, auth_url: &str) -> String {
     }
 }
 
+/// The signed-in person connects the provider, signing in there as `login`: Keyward's
+/// answer to the callback.
+pub async fn connect(browser: &Browser, login: &str) -> Page {
+    let auth_url = start(browser, "/auth/oidc?connect=1").await;
+    let callback = through_provider(browser, &auth_url, login).await;
+    browser.get_url(&callback).await
+}
+
 /// Signs in at Keyward through the provider as `login`: Keyward's answer to the callback.
 pub async fn sign_in(browser: &Browser, login: &str) -> Page {
     let auth_url = start(browser, "/auth/oidc").await;
