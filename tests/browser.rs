@@ -393,6 +393,36 @@ async fn sso_story(b: Client, base: String, shots: Screenshots) {
     page.assert_text_contains("Grace Labs").await;
     page.open("/account/sessions").await;
     page.assert_text_contains("via Corp SSO").await;
+
+    // Someone who signed up with a password on this mail-less server connects the provider
+    // from their email page: the provider's verified word proves the address.
+    sign_out(&page).await;
+    page.open("/signup").await;
+    page.fill("account_name", "Hopper Labs").await;
+    page.fill("email", "hopper@corp.example").await;
+    page.fill("password", PASSWORD).await;
+    page.fill("password_confirmation", PASSWORD).await;
+    page.click_button("Create account").await;
+    page.wait_for_path("/tokens").await;
+    page.open("/account/email").await;
+    page.assert_text_contains("taken on trust").await;
+    page.shoot("email-connect").await;
+    page.click(Locator::Id("sso-connect")).await;
+    let login = page.wait_for(Locator::Css("input[name='login']")).await;
+    login
+        .send_keys("hopper@corp.example")
+        .await
+        .expect("typing the login");
+    let password = page.wait_for(Locator::Css("input[name='password']")).await;
+    password
+        .send_keys("any")
+        .await
+        .expect("typing the password");
+    page.click_button("Sign-in").await;
+    page.wait_for_path("/account/email").await;
+    page.assert_text_contains("Corp SSO is connected").await;
+    page.assert_text_contains("a verified address").await;
+    page.shoot("email-connected").await;
 }
 
 async fn story(b: Client, base: String, shots: Screenshots) {

@@ -197,7 +197,10 @@ pub(super) async fn begin(
     return_to: String,
 ) -> Result<HttpResponse, HtmlError> {
     let oidc = oidc(state)?;
-    let started = match oidc.start(purpose == db::oidc::REAUTH).await {
+    // Sudo mode wants a fresh sign-in; connecting asks which identity, rather than taking
+    // whoever is signed in at the provider in this browser.
+    let fresh = purpose == db::oidc::REAUTH || purpose == db::oidc::CONNECT;
+    let started = match oidc.start(fresh).await {
         Ok(started) => started,
         Err(err) => return provider_failure(req, oidc.name(), &err),
     };
