@@ -361,6 +361,18 @@ async fn a_person_signs_in_through_the_identity_provider_in_a_browser() {
     }
 }
 
+/// The provider's development sign-in form: any login name, any password.
+async fn at_provider(page: &Page<'_>, login_name: &str) {
+    let login = page.wait_for(Locator::Css("input[name='login']")).await;
+    login.send_keys(login_name).await.expect("typing the login");
+    let password = page.wait_for(Locator::Css("input[name='password']")).await;
+    password
+        .send_keys("any")
+        .await
+        .expect("typing the password");
+    page.click_button("Sign-in").await;
+}
+
 /// From the sign-in page, through the provider's own sign-in form, to a new account named
 /// on the welcome form; the session is listed as one through the provider.
 async fn sso_story(b: Client, base: String, shots: Screenshots) {
@@ -372,18 +384,7 @@ async fn sso_story(b: Client, base: String, shots: Screenshots) {
     page.open("/login").await;
     page.shoot("login-with-sso").await;
     page.click(Locator::Id("sso-sign-in")).await;
-    // The provider's development sign-in form: any login name, any password.
-    let login = page.wait_for(Locator::Css("input[name='login']")).await;
-    login
-        .send_keys("grace@corp.example")
-        .await
-        .expect("typing the login");
-    let password = page.wait_for(Locator::Css("input[name='password']")).await;
-    password
-        .send_keys("any")
-        .await
-        .expect("typing the password");
-    page.click_button("Sign-in").await;
+    at_provider(&page, "grace@corp.example").await;
     page.wait_for_path("/auth/oidc/welcome").await;
     page.assert_text_contains("grace@corp.example").await;
     page.shoot("sso-welcome").await;
@@ -408,17 +409,7 @@ async fn sso_story(b: Client, base: String, shots: Screenshots) {
     page.assert_text_contains("taken on trust").await;
     page.shoot("email-connect").await;
     page.click(Locator::Id("sso-connect")).await;
-    let login = page.wait_for(Locator::Css("input[name='login']")).await;
-    login
-        .send_keys("hopper@corp.example")
-        .await
-        .expect("typing the login");
-    let password = page.wait_for(Locator::Css("input[name='password']")).await;
-    password
-        .send_keys("any")
-        .await
-        .expect("typing the password");
-    page.click_button("Sign-in").await;
+    at_provider(&page, "hopper@corp.example").await;
     page.wait_for_path("/account/email").await;
     page.assert_text_contains("Corp SSO is connected").await;
     page.assert_text_contains("a verified address").await;

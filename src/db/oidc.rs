@@ -209,16 +209,7 @@ pub fn sign_in(tx: &mut Tx<'_>, vouched: &Vouched<'_>) -> Result<SignedIn, AppEr
             (user, true)
         }
     };
-    diesel::insert_into(oidc_identities::table)
-        .values((
-            oidc_identities::user_id.eq(user.id),
-            oidc_identities::issuer.eq(vouched.issuer),
-            oidc_identities::subject.eq(vouched.subject),
-            oidc_identities::email.eq(vouched.email),
-            oidc_identities::created_at.eq(now),
-            oidc_identities::last_sign_in_at.eq(now),
-        ))
-        .execute(tx.conn)?;
+    link(tx.conn, &user, vouched, now)?;
     tx.act_as(Actor {
         user_id: Some(user.user_id()),
         label: user.email.clone(),
@@ -240,6 +231,26 @@ pub fn sign_in(tx: &mut Tx<'_>, vouched: &Vouched<'_>) -> Result<SignedIn, AppEr
         )?;
     }
     Ok(SignedIn::User { user, account, new })
+}
+
+/// Links `user` to the identity the provider vouched for.
+fn link(
+    conn: &mut DbConnection,
+    user: &User,
+    vouched: &Vouched<'_>,
+    now: NaiveDateTime,
+) -> Result<(), AppError> {
+    diesel::insert_into(oidc_identities::table)
+        .values((
+            oidc_identities::user_id.eq(user.id),
+            oidc_identities::issuer.eq(vouched.issuer),
+            oidc_identities::subject.eq(vouched.subject),
+            oidc_identities::email.eq(vouched.email),
+            oidc_identities::created_at.eq(now),
+            oidc_identities::last_sign_in_at.eq(now),
+        ))
+        .execute(conn)?;
+    Ok(())
 }
 
 /// What connecting the provider to a signed-in person came to.
@@ -294,16 +305,7 @@ pub fn connect(
         )));
     }
     let now = super::now();
-    diesel::insert_into(oidc_identities::table)
-        .values((
-            oidc_identities::user_id.eq(user.id),
-            oidc_identities::issuer.eq(vouched.issuer),
-            oidc_identities::subject.eq(vouched.subject),
-            oidc_identities::email.eq(vouched.email),
-            oidc_identities::created_at.eq(now),
-            oidc_identities::last_sign_in_at.eq(now),
-        ))
-        .execute(tx.conn)?;
+    link(tx.conn, &user, vouched, now)?;
     super::users::prove_address(tx.conn, &user)?;
     tx.act_as(Actor {
         user_id: Some(user.user_id()),
