@@ -178,6 +178,34 @@ async fn a_person_adds_a_passkey_and_it_serves_as_the_second_step() {
 }
 
 #[tokio::test]
+async fn a_passkey_is_the_second_step_even_on_a_server_without_a_secret_key() {
+    // On PostgreSQL no key is made for the operator: without KEYWARD_SECRET_KEY there is
+    // no authenticator app, but passkeys, which need no key, still sign people in. (On
+    // SQLite a key file is made beside the database, so this runs with a key there.)
+    let app = spawn_app_with(|config| {
+        config.public_url = Some(ORIGIN.into());
+        config.secret_key = None;
+    })
+    .await;
+    let owner = signed_up(&app.address, "Keyless Co").await;
+    let email = email_for("Keyless Co");
+    let mut key = authenticator();
+    add_passkey(&owner, &mut key, "Laptop")
+        .await
+        .assert_redirect("/account/passkeys");
+
+    let browser = at_second_step(&app.address, &email).await;
+    let answer = second_step_answer(&browser, &mut key).await;
+    post_second_step_answer(&browser, &answer)
+        .await
+        .assert_redirect("/tokens");
+    browser
+        .get("/tokens")
+        .await
+        .assert_html_page(StatusCode::OK);
+}
+
+#[tokio::test]
 async fn a_replayed_answer_is_refused() {
     let app = passkey_app().await;
     let owner = signed_up(&app.address, "Replay Co").await;

@@ -182,7 +182,8 @@ async fn submit(
         // withdrawn, not forgiven: the pair's earlier failures (and the codes to come)
         // still count, so knowing the password buys no free guesses at the code.
         attempt.withdrawn().await;
-        state.secret_key()?;
+        // No key check here: a passkey needs none, and a code's check asks for it
+        // (`second_step::submit`), so a server without one still takes passkeys.
         let https = state.config.is_https();
         let (cookie, digest) =
             crate::auth::pending::COOKIE.issue(https, db::two_factor::PENDING_MINUTES);
