@@ -5,7 +5,7 @@ use diesel::prelude::*;
 
 use super::DbConnection;
 
-use super::audit::{Actor, Event, action};
+use super::audit::{Event, action};
 use super::schema::{accounts, clusters, memberships, tokens};
 use super::tx::Tx;
 use super::users::User;
@@ -102,11 +102,7 @@ pub fn sign_up(
         super::users::Address::Assumed,
     )?;
     super::users::record_login(tx.conn, user.user_id())?;
-    tx.act_as(Actor {
-        user_id: Some(user.user_id()),
-        label: user.email.clone(),
-        ip: tx.actor().ip.clone(),
-    });
+    tx.act_as(user.user_id(), &user.email);
     let account = create_owned(tx, user.user_id(), name, "signed up as owner")?;
     Ok((user, account))
 }

@@ -6,7 +6,7 @@ use diesel::prelude::*;
 
 use super::DbConnection;
 
-use super::audit::{Actor, Event, action};
+use super::audit::{Event, action};
 use super::schema::{accounts, invitations, users};
 use super::tx::Tx;
 use super::users::User;
@@ -274,11 +274,7 @@ pub fn accept(tx: &mut Tx<'_>, token: &str, joiner: Joiner) -> Result<Joined, Ap
         .execute(tx.conn)?;
     super::users::record_login(tx.conn, user.user_id())?;
     // From here on the visitor is the member they are becoming.
-    tx.act_as(Actor {
-        user_id: Some(user.user_id()),
-        label: user.email.clone(),
-        ip: tx.actor().ip.clone(),
-    });
+    tx.act_as(user.user_id(), &user.email);
     join(tx, &user, account, invitation.role, "")?;
     Ok(Joined {
         user: user.user_id(),

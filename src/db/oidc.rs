@@ -7,7 +7,7 @@ use chrono::NaiveDateTime;
 use diesel::prelude::*;
 
 use super::DbConnection;
-use super::audit::{Actor, Event, action};
+use super::audit::{Event, action};
 use super::schema::{accounts, oidc_flows, oidc_identities, users};
 use super::tx::Tx;
 use super::users::User;
@@ -210,11 +210,7 @@ pub fn sign_in(tx: &mut Tx<'_>, vouched: &Vouched<'_>) -> Result<SignedIn, AppEr
         }
     };
     link(tx.conn, &user, vouched, now)?;
-    tx.act_as(Actor {
-        user_id: Some(user.user_id()),
-        label: user.email.clone(),
-        ip: tx.actor().ip.clone(),
-    });
+    tx.act_as(user.user_id(), &user.email);
     if new && vouched.email_verified {
         join_claimed_domain(tx, &user, &email)?;
     }
@@ -307,11 +303,7 @@ pub fn connect(
     let now = super::now();
     link(tx.conn, &user, vouched, now)?;
     super::users::prove_address(tx.conn, &user)?;
-    tx.act_as(Actor {
-        user_id: Some(user.user_id()),
-        label: user.email.clone(),
-        ip: tx.actor().ip.clone(),
-    });
+    tx.act_as(user.user_id(), &user.email);
     if let Some(account) = super::memberships::first_account_of(tx.conn, user.user_id())? {
         tx.log_to(
             account,

@@ -143,8 +143,12 @@ impl Tx<'_> {
     /// A visitor who has just become a user (by signing up, signing in or accepting an
     /// invitation) is named as that user from here on. Their standing doesn't change: it
     /// was read at the start.
-    pub(super) fn act_as(&mut self, actor: Actor) {
-        self.actor = actor;
+    pub(super) fn act_as(&mut self, user: UserId, email: &str) {
+        self.actor = Actor {
+            user_id: Some(user),
+            label: email.to_string(),
+            ip: self.actor.ip.clone(),
+        };
     }
 }
 

@@ -218,17 +218,13 @@ pub fn record_sign_in(
     user: &User,
     succeeded: bool,
 ) -> Result<Option<crate::domain::AccountId>, AppError> {
-    use super::audit::{Actor, Event, action};
+    use super::audit::{Event, action};
     if succeeded {
         record_login(tx.conn, user.user_id())?;
     }
     let first = super::memberships::first_account_of(tx.conn, user.user_id())?;
     if let Some(account) = first {
-        tx.act_as(Actor {
-            user_id: Some(user.user_id()),
-            label: user.email.clone(),
-            ip: tx.actor().ip.clone(),
-        });
+        tx.act_as(user.user_id(), &user.email);
         tx.log_to(
             account,
             Event {

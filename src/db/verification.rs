@@ -3,7 +3,7 @@
 
 use diesel::prelude::*;
 
-use super::audit::{Actor, Event};
+use super::audit::Event;
 use super::email_links::{self, Purpose};
 use super::outbox;
 use super::schema::users;
@@ -159,11 +159,7 @@ pub(super) fn log_for_user(
         return Ok(());
     };
     if logged_as == LoggedAs::LinkHolder {
-        tx.act_as(Actor {
-            user_id: Some(user),
-            label: email.to_string(),
-            ip: tx.actor().ip.clone(),
-        });
+        tx.act_as(user, email);
     }
     tx.log_to(
         account,
