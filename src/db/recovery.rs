@@ -58,7 +58,8 @@ pub fn reset(tx: &mut Tx<'_>, token: &str, new_hash: &str) -> Result<String, App
         .set((
             users::password_hash.eq(new_hash),
             users::email_verified_at.eq(user.email_verified_at.unwrap_or(now)),
-            // The reset link reached the address: it is proven.
+            // The link was mailed to the address, or an operator handed it over and vouches
+            // for whom (`keyward user reset-password`): either way the address is proven.
             users::email_assumed.eq(false),
         ))
         .execute(tx.conn)?;

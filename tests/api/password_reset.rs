@@ -251,6 +251,10 @@ async fn without_mail_the_command_line_prints_a_one_time_link() {
     let app = spawn_app().await;
     let email = email_for("No Mail Co");
     let owner = signed_up(&app.address, "No Mail Co").await;
+    owner
+        .get("/account/email")
+        .await
+        .assert_contains("taken on trust");
 
     let page = Browser::new(&app.address).get("/password-reset").await;
     page.assert_html_page(StatusCode::OK)
@@ -280,10 +284,16 @@ async fn without_mail_the_command_line_prints_a_one_time_link() {
         .await
         .assert_redirect("/login?password_reset=1");
     owner.get("/tokens").await.assert_redirect("/login");
-    Browser::new(&app.address)
+    let again = Browser::new(&app.address);
+    again
         .log_in(&email, NEW_PASSWORD)
         .await
         .assert_redirect("/tokens");
+    // The link the operator handed over proves the address, as a mailed one does.
+    again
+        .get("/account/email")
+        .await
+        .assert_contains("a verified address");
 
     let unknown = app
         .cli(&["user", "reset-password", "ghost@example.test"])
