@@ -33,6 +33,21 @@ fn authenticator() -> SoftPasskey {
     SoftPasskey::new(true)
 }
 
+/// The owner of a new account `account`, signed in, with a passkey named `name` added:
+/// their browser, email and authenticator.
+async fn owner_with_passkey(
+    app: &TestApp,
+    account: &str,
+    name: &str,
+) -> (Browser, String, SoftPasskey) {
+    let owner = signed_up(&app.address, account).await;
+    let mut key = authenticator();
+    add_passkey(&owner, &mut key, name)
+        .await
+        .assert_redirect("/account/passkeys");
+    (owner, email_for(account), key)
+}
+
 /// Asks `begin` for a ceremony's options, as the page's script does.
 async fn begin(browser: &Browser, page: &str, begin: &str) -> Page {
     let csrf = browser.csrf_from(page).await;
@@ -187,12 +202,7 @@ async fn a_passkey_is_the_second_step_even_on_a_server_without_a_secret_key() {
         config.secret_key = None;
     })
     .await;
-    let owner = signed_up(&app.address, "Keyless Co").await;
-    let email = email_for("Keyless Co");
-    let mut key = authenticator();
-    add_passkey(&owner, &mut key, "Laptop")
-        .await
-        .assert_redirect("/account/passkeys");
+    let (_, email, mut key) = owner_with_passkey(&app, "Keyless Co", "Laptop").await;
 
     let browser = at_second_step(&app.address, &email).await;
     let answer = second_step_answer(&browser, &mut key).await;
@@ -208,12 +218,7 @@ async fn a_passkey_is_the_second_step_even_on_a_server_without_a_secret_key() {
 #[tokio::test]
 async fn a_replayed_answer_is_refused() {
     let app = passkey_app().await;
-    let owner = signed_up(&app.address, "Replay Co").await;
-    let email = email_for("Replay Co");
-    let mut key = authenticator();
-    add_passkey(&owner, &mut key, "Phone")
-        .await
-        .assert_redirect("/account/passkeys");
+    let (_, email, mut key) = owner_with_passkey(&app, "Replay Co", "Phone").await;
 
     let first = at_second_step(&app.address, &email).await;
     let answer = second_step_answer(&first, &mut key).await;
@@ -241,12 +246,7 @@ async fn a_replayed_answer_is_refused() {
 #[tokio::test]
 async fn the_ceremony_cannot_be_carried_to_another_browser() {
     let app = passkey_app().await;
-    let owner = signed_up(&app.address, "Carried Co").await;
-    let email = email_for("Carried Co");
-    let mut key = authenticator();
-    add_passkey(&owner, &mut key, "Key")
-        .await
-        .assert_redirect("/account/passkeys");
+    let (_, email, mut key) = owner_with_passkey(&app, "Carried Co", "Key").await;
 
     let began = at_second_step(&app.address, &email).await;
     let answer = second_step_answer(&began, &mut key).await;
@@ -319,11 +319,7 @@ async fn removing_a_passkey_asks_for_the_password_when_sudo_mode_has_lapsed() {
         config.sudo_window = chrono::Duration::seconds(-1);
     })
     .await;
-    let owner = signed_up(&app.address, "Sudo Passkey").await;
-    let mut key = authenticator();
-    add_passkey(&owner, &mut key, "Guarded")
-        .await
-        .assert_redirect("/account/passkeys");
+    let (owner, _, _) = owner_with_passkey(&app, "Sudo Passkey", "Guarded").await;
     let id = passkey_id(&owner.get("/account/passkeys").await, "Guarded");
 
     let asked = remove(&owner, id, &[]).await;
@@ -353,11 +349,7 @@ async fn removing_a_passkey_asks_for_the_password_when_sudo_mode_has_lapsed() {
 #[tokio::test]
 async fn the_last_second_factor_stays_while_the_account_requires_one() {
     let app = passkey_app().await;
-    let owner = signed_up(&app.address, "Requires It").await;
-    let mut key = authenticator();
-    add_passkey(&owner, &mut key, "Only one")
-        .await
-        .assert_redirect("/account/passkeys");
+    let (owner, _, _) = owner_with_passkey(&app, "Requires It", "Only one").await;
     execute_sql(&app, "UPDATE accounts SET require_two_factor = TRUE").await;
     let id = passkey_id(&owner.get("/account/passkeys").await, "Only one");
 
@@ -383,11 +375,7 @@ async fn the_last_second_factor_stays_while_the_account_requires_one() {
 #[tokio::test]
 async fn a_passkey_is_renamed_and_bad_names_are_refused() {
     let app = passkey_app().await;
-    let owner = signed_up(&app.address, "Rename Co").await;
-    let mut key = authenticator();
-    add_passkey(&owner, &mut key, "First name")
-        .await
-        .assert_redirect("/account/passkeys");
+    let (owner, _, _) = owner_with_passkey(&app, "Rename Co", "First name").await;
     let id = passkey_id(&owner.get("/account/passkeys").await, "First name");
     let rename = |name: String| {
         let owner = &owner;
@@ -472,11 +460,7 @@ async fn answers_that_are_not_a_ceremonys_are_refused_with_a_sentence() {
 #[tokio::test]
 async fn a_passkey_sign_in_without_a_user_handle_or_ceremony_is_refused() {
     let app = passkey_app().await;
-    let owner = signed_up(&app.address, "Passwordless").await;
-    let mut key = authenticator();
-    add_passkey(&owner, &mut key, "Not discoverable")
-        .await
-        .assert_redirect("/account/passkeys");
+    let (_, _, mut key) = owner_with_passkey(&app, "Passwordless", "Not discoverable").await;
 
     let visitor = Browser::new(&app.address);
     let login = visitor.get("/login").await;
