@@ -83,17 +83,24 @@ async fn registration_answer(browser: &Browser, key: &mut SoftPasskey, origin: U
 
 /// Sends a registration answer as the "Add a passkey" form does, naming the passkey.
 async fn register(browser: &Browser, name: &str, credential: &str) -> Page {
+    register_with(browser, name, credential, &[]).await
+}
+
+/// The same, with `extra` fields (the sudo page's password).
+async fn register_with(
+    browser: &Browser,
+    name: &str,
+    credential: &str,
+    extra: &[(&str, &str)],
+) -> Page {
     let csrf = browser.csrf_from("/account/passkeys").await;
-    browser
-        .post(
-            "/account/passkeys/register",
-            &[
-                ("csrf_token", &csrf),
-                ("name", name),
-                ("credential", credential),
-            ],
-        )
-        .await
+    let mut fields = vec![
+        ("csrf_token", csrf.as_str()),
+        ("name", name),
+        ("credential", credential),
+    ];
+    fields.extend_from_slice(extra);
+    browser.post("/account/passkeys/register", &fields).await
 }
 
 /// Adds a passkey named `name` with `key`, as a person presses "Add a passkey".
@@ -313,13 +320,37 @@ async fn a_removed_passkey_is_refused() {
 }
 
 #[tokio::test]
-async fn removing_a_passkey_asks_for_the_password_when_sudo_mode_has_lapsed() {
+async fn adding_or_removing_a_passkey_asks_for_the_password_when_sudo_mode_has_lapsed() {
     let app = spawn_app_with(|config| {
         config.public_url = Some(ORIGIN.into());
         config.sudo_window = chrono::Duration::seconds(-1);
     })
     .await;
-    let (owner, _, _) = owner_with_passkey(&app, "Sudo Passkey", "Guarded").await;
+    let owner = signed_up(&app.address, "Sudo Passkey").await;
+    let mut key = authenticator();
+
+    // A session alone (a borrowed one, say) can't plant a passkey: adding asks first, and
+    // the answer waits on the sudo page.
+    let credential = registration_answer(&owner, &mut key, origin()).await;
+    let asked = register(&owner, "Guarded", &credential).await;
+    asked.assert_html_page(StatusCode::OK);
+    asked.assert_contains("Confirm it");
+    assert!(
+        !owner
+            .get("/account/passkeys")
+            .await
+            .body
+            .contains("Guarded"),
+        "nothing added before the password"
+    );
+    register_with(
+        &owner,
+        "Guarded",
+        &credential,
+        &[("sudo_password", PASSWORD)],
+    )
+    .await
+    .assert_redirect("/account/passkeys");
     let id = passkey_id(&owner.get("/account/passkeys").await, "Guarded");
 
     let asked = remove(&owner, id, &[]).await;

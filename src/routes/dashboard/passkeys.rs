@@ -128,12 +128,19 @@ struct RegisterForm {
     credential: String,
 }
 
+/// Adds the passkey. A sudo-mode change, as removing one is: a passkey signs in alone and
+/// outlives a password change, so a borrowed session must not plant one. The sudo page
+/// carries the answer on, within the ceremony's 5 minutes.
 async fn register(
     req: HttpRequest,
     signed_in: SignedIn,
     state: web::Data<AppState>,
-    CsrfForm(form): CsrfForm<RegisterForm>,
+    sudo_form: SudoForm<RegisterForm>,
 ) -> Result<HttpResponse, HtmlError> {
+    if let Some(check) = sudo::check(&req, &signed_in, &state, &sudo_form).await? {
+        return Ok(check);
+    }
+    let form = sudo_form.form;
     let name = match PasskeyName::parse(&form.name) {
         Ok(name) => name,
         Err(e) => return page(&signed_in, &state, form.name, vec![e]).await,
@@ -159,8 +166,6 @@ async fn register(
         let refused = page(&signed_in, &state, form.name, vec![refusal]).await;
         return with_cookie_removed(refused, https);
     }
-    // Adding one proved the person holds it: as fresh as a password check.
-    signed_in.session.mark_checked()?;
     signed_in.flash(Flash::success(format!(
         "The passkey \"{name}\" was added. Use it to sign in, with or without your password."
     )));
