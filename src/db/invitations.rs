@@ -213,11 +213,10 @@ pub fn accept_as_signed_in(tx: &mut Tx<'_>, id: i32) -> Result<Joined, AppError>
 }
 
 /// Who is taking up an invitation: a person who already has a sign-in (their password
-/// checked before the write), or a new one with the hash of the password they chose, whose
-/// address the link proves if it was mailed and doesn't if it was handed over.
+/// checked before the write), or a new one with the hash of the password they chose.
 pub enum Joiner {
     Existing(UserId),
-    New(String, super::users::Address),
+    New(String),
 }
 
 /// What joining gave: the user, the account and its name.
@@ -254,9 +253,15 @@ pub fn accept(tx: &mut Tx<'_>, token: &str, joiner: Joiner) -> Result<Joined, Ap
     let existing = super::users::find_by_email(tx.conn, &email)?;
     let user = match (existing, joiner) {
         (Some(user), Joiner::Existing(id)) if user.user_id() == id => user,
-        (None, Joiner::New(hash, address)) => {
-            super::users::create(tx.conn, &email, &hash, false, address)?
-        }
+        // The inviter sees the link too, mailed or not: whoever follows it may be the
+        // inviter, so it proves no address (a mailed link of one's own, or the provider, does).
+        (None, Joiner::New(hash)) => super::users::create(
+            tx.conn,
+            &email,
+            &hash,
+            false,
+            super::users::Address::Assumed,
+        )?,
         // Someone signed up with this email between the form and now.
         _ => {
             return Err(AppError::invalid(

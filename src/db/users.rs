@@ -50,7 +50,7 @@ pub enum Address {
     /// A link mailed to it was followed, or the provider vouched for it.
     Proven,
     /// Taken on trust: no mail could prove it (mail is off, an operator typed it, or an
-    /// invitation link was handed over by hand). Someone else may hold that address.
+    /// invitation link, which its inviter sees too). Someone else may hold that address.
     Assumed,
 }
 

@@ -915,6 +915,21 @@ async fn on_a_server_without_mail_an_address_taken_on_trust_gets_no_provider_lin
 }
 
 #[tokio::test]
+async fn an_invitation_link_proves_no_address_even_when_it_was_mailed() {
+    // The inviter sees the link too: one who follows it themselves must not hold a user
+    // that the address's real owner is let into.
+    let smtp = SmtpServer::start();
+    let settings = smtp.settings();
+    let app = spawn_sso_app_with(move |config| config.mail = Some(settings)).await;
+    let inviter = verified_owner(&app, &smtp, "Lure Co").await;
+    join(&inviter, "ceo@corp.example", "member").await;
+
+    let ceo = Browser::new(&app.address);
+    let page = sign_in(&ceo, "ceo@corp.example").await;
+    assert_refused(&ceo, &page, StatusCode::FORBIDDEN, "taken on trust").await;
+}
+
+#[tokio::test]
 async fn a_person_with_a_password_connects_the_provider_and_then_signs_in_through_it() {
     let app = spawn_sso_app().await;
     let ada = Browser::new(&app.address);

@@ -1,8 +1,8 @@
 -- Whether a user's address was taken on trust rather than proven: signed up while mail
--- was off, typed in by an operator, or joined through an invitation link handed over by
--- hand. Such a user acts as verified, but their address links no single sign-on, claims
--- no domain and takes up no invitation without its link, until mail or the provider
--- proves it (a followed link, a password reset, a connected provider).
+-- was off, typed in by an operator, or joined through an invitation link (which its
+-- inviter sees too). Such a user acts as verified, but their address links no single
+-- sign-on, claims no domain and takes up no invitation without its link, until mail or
+-- the provider proves it (a followed link, a password reset, a connected provider).
 ALTER TABLE users ADD COLUMN email_assumed BOOLEAN NOT NULL DEFAULT FALSE;
 -- Users from before this column whose address was verified the moment they were made, and
 -- no provider vouched for: most were taken on trust, and which can't be told, so all are.

@@ -168,13 +168,7 @@ async fn joiner(
                 return Err(AppError::invalid("The two passwords don't match."));
             }
             let password = Password::parse(form.password.clone()).map_err(AppError::invalid)?;
-            // With mail on, the link reached the address; with mail off, it was handed over.
-            let address = if state.mail_on() {
-                db::users::Address::Proven
-            } else {
-                db::users::Address::Assumed
-            };
-            Joiner::New(state.passwords.hash(&password).await?, address)
+            Joiner::New(state.passwords.hash(&password).await?)
         }
     };
     Ok((account, joiner))
