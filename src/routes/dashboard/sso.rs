@@ -162,7 +162,6 @@ async fn start(
     signed_in: Option<SignedIn>,
 ) -> Result<HttpResponse, HtmlError> {
     oidc(&state)?;
-    state.oidc_starts.check(client_addr::of(&req))?;
     let reauth = query.reauth.is_some();
     let purpose = if reauth {
         db::oidc::REAUTH
@@ -197,6 +196,8 @@ pub(super) async fn begin(
     return_to: String,
 ) -> Result<HttpResponse, HtmlError> {
     let oidc = oidc(state)?;
+    // Every flow is a row and a call to the provider: each start counts, from any page.
+    state.oidc_starts.check(client_addr::of(req))?;
     // Sudo mode wants a fresh sign-in; connecting asks which identity, rather than taking
     // whoever is signed in at the provider in this browser.
     let fresh = purpose == db::oidc::REAUTH || purpose == db::oidc::CONNECT;
