@@ -25,8 +25,6 @@ use crate::error::AppError;
 /// Live passwordless ceremonies kept at once: anyone may start one, so their number is
 /// bounded (each is also limited per address, `AppState::passkey_starts`).
 const MAX_ANONYMOUS_CEREMONIES: i64 = 10_000;
-/// The most passkeys one person may register.
-pub const MAX_PER_USER: i64 = 20;
 
 /// One passkey, as the security page lists it.
 #[derive(Debug, Clone, Queryable, Selectable)]
@@ -49,7 +47,12 @@ pub fn list(conn: &mut DbConnection, user: UserId) -> Result<Vec<PasskeySummary>
 /// Passkeys one person may hold: more than anyone carries, and few enough that a script
 /// with a software authenticator can't grow the table, or every sign-in's list, without end.
 pub const MOST_PASSKEYS: usize = 20;
-const TOO_MANY: &str = "You have 20 passkeys, as many as Keyward keeps for one person. Remove one you no longer use first.";
+
+fn too_many() -> String {
+    format!(
+        "You have {MOST_PASSKEYS} passkeys, as many as Keyward keeps for one person. Remove one you no longer use first."
+    )
+}
 
 pub use super::two_factor::passkey_count as count;
 
@@ -243,7 +246,7 @@ pub fn register(
     };
     // Checked again here, under the write lock: starting is checked outside it.
     if count(tx.conn, user)? >= MOST_PASSKEYS as i64 {
-        return Ok(Registered::Refused(TOO_MANY.into()));
+        return Ok(Registered::Refused(too_many()));
     }
     let credential_id: &[u8] = passkey.cred_id().as_ref();
     let taken: i64 = passkeys::table
@@ -254,11 +257,6 @@ pub fn register(
         return Ok(Registered::Refused(
             "That passkey is already registered.".into(),
         ));
-    }
-    if count(tx.conn, user)? >= MAX_PER_USER {
-        return Ok(Registered::Refused(format!(
-            "You have {MAX_PER_USER} passkeys, the most one person may have. Remove one first."
-        )));
     }
     let json = serde_json::to_string(&passkey)
         .map_err(|e| AppError::internal(format!("a passkey: {e}")))?;
@@ -557,7 +555,7 @@ pub fn start_registration(
     let handle = user_handle(conn, id)?;
     let exclude = credential_ids(conn, id)?;
     if exclude.len() >= MOST_PASSKEYS {
-        return Err(AppError::invalid(TOO_MANY));
+        return Err(AppError::invalid(too_many()));
     }
     let (challenge, state) = webauthn
         .start_passkey_registration(handle, &user.email, &user.email, Some(exclude))

@@ -61,7 +61,7 @@ struct PasskeysPage {
     layout: Layout,
     passkeys: Vec<PasskeyView>,
     /// The most one person may have, and whether they have it.
-    max: i64,
+    max: usize,
     full: bool,
     /// What the add form held, shown again with its errors.
     name: String,
@@ -85,8 +85,8 @@ async fn page(
     render_with_status(
         &PasskeysPage {
             layout: signed_in.layout("Passkeys", "")?,
-            full: rows.len() as i64 >= db::passkeys::MAX_PER_USER,
-            max: db::passkeys::MAX_PER_USER,
+            full: rows.len() >= db::passkeys::MOST_PASSKEYS,
+            max: db::passkeys::MOST_PASSKEYS,
             passkeys: rows.into_iter().map(PasskeyView::from).collect(),
             name,
             errors,

@@ -1,0 +1,1 @@
+DROP INDEX passkey_ceremonies_user;
