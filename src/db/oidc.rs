@@ -38,7 +38,6 @@ pub struct NewFlow<'a> {
 /// A flow taken back at the callback.
 #[derive(Queryable)]
 pub struct Flow {
-    pub browser_digest: Vec<u8>,
     pub pkce_verifier: String,
     pub nonce: String,
     pub purpose: String,
@@ -101,7 +100,6 @@ pub fn take_flow(
                 .filter(oidc_flows::browser_digest.eq(browser_digest)),
         )
         .returning((
-            oidc_flows::browser_digest,
             oidc_flows::pkce_verifier,
             oidc_flows::nonce,
             oidc_flows::purpose,

@@ -261,8 +261,6 @@ pub fn find_by_key_for_account(
     Ok(row.into())
 }
 
-/// Revokes one of the account's tokens by its key, if the actor may manage it. Another
-/// account's key is `NotFound`; revoking a revoked token changes and logs nothing.
 /// One of the account's tokens' id, by its key; another account's key is `NotFound`.
 pub fn id_by_key_in_account(tx: &mut Tx<'_>, key: &TokenKey) -> Result<TokenId, AppError> {
     let id: i32 = tokens::table

@@ -231,6 +231,8 @@ pub fn log_expired(conn: &mut DbConnection) -> Result<usize, AppError> {
     })
 }
 
+/// Revokes one of the account's tokens by its key, if the actor may manage it. Another
+/// account's key is `NotFound`; revoking a revoked token changes and logs nothing.
 pub fn revoke_by_key_in_account(
     tx: &mut Tx<'_>,
     key: &TokenKey,
