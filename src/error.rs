@@ -226,8 +226,8 @@ fn token_refusal(refusal: &crate::domain::TokenRefusal) -> String {
             "This token can't roll {key}: its successor would carry what this token can't \
              hand on. {why}"
         ),
-        R::LimitOfRevoked => "This token is revoked: its rate limit can no longer change.".into(),
-        R::NoSuchKey { key } => format!("No token has the key {key}."),
+        R::LimitOfRevoked => "This token is revoked: its rate limit can no longer change. Create a new token with the limit you want.".into(),
+        R::NoSuchKey { key } => format!("No token has the key {key}. Check the key (it starts with kw_) and try again."),
     }
 }
 

@@ -69,6 +69,10 @@ async fn an_operator_revokes_a_leaked_token_found_by_its_secret_and_the_account_
         &operator_revoke(&op, &leaked.token.key, "  ").await,
         "Give a reason",
     );
+    // A key no token has is a typo to fix, said as one.
+    let typo = operator_revoke(&op, &unknown_key(), "leaked").await;
+    assert_invalid(&typo, "Check the key");
+    typo.assert_contains("Please check what you entered");
     assert_api_works(&app, &leaked.token).await;
 
     operator_revoke(&op, &leaked.token.key, reason)

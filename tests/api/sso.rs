@@ -293,7 +293,24 @@ async fn require_sso_refuses_a_members_password_while_the_owner_keeps_theirs() {
         .await
         .assert_contains("Owners keep their password");
     // The member joined with a password, on a server without mail: their right password
-    // takes them to the provider to connect it, and the provider's word signs them in.
+    // takes them to the provider to connect it. Another identity there connects nothing,
+    // and the page says who can help, since the password is no way in for them.
+    let wrong = Browser::new(&app.address);
+    let sent = wrong.log_in(member_email, PASSWORD).await;
+    let auth_url = sent
+        .header("location")
+        .expect("the provider's URL")
+        .to_string();
+    let callback = through_provider(&wrong, &auth_url, "someone.else@example.test").await;
+    let page = wrong.get_url(&callback).await;
+    assert_refused(
+        &wrong,
+        &page,
+        StatusCode::FORBIDDEN,
+        "ask an owner of your account",
+    )
+    .await;
+    // With their own identity there, the provider's word signs them in.
     let first = Browser::new(&app.address);
     let sent = first.log_in(member_email, PASSWORD).await;
     sent.assert_status(StatusCode::SEE_OTHER);

@@ -368,7 +368,11 @@ async fn connected(
             });
             Ok(redirect(CONNECT_PAGE))
         }
-        Some(_) => Err(AppError::SignInRequired.into()),
+        Some(_) => refusal(
+            req,
+            StatusCode::FORBIDDEN,
+            "This browser is signed in as someone other than the person who started connecting, so nothing changed. Sign out, sign in as yourself, and connect again from your email page.",
+        ),
         None => {
             let ip = client_addr::text_of(req);
             let expires_at = identity.expires_at;
@@ -384,9 +388,15 @@ async fn connected(
                 })
                 .await?;
             match outcome {
-                db::oidc::SignedIn::Refused(sentence) => {
-                    refusal(req, StatusCode::FORBIDDEN, sentence)
-                }
+                // Their account requires the provider and refuses their password: say who
+                // can help, since there is no other way in for them here.
+                db::oidc::SignedIn::Refused(sentence) => refusal(
+                    req,
+                    StatusCode::FORBIDDEN,
+                    format!(
+                        "{sentence} If you can't change that at your provider, ask an owner of your account or your Keyward operator."
+                    ),
+                ),
                 db::oidc::SignedIn::User { user, account, .. } => {
                     sign_in_via_sso(req, user.user_id(), account, expires_at)?;
                     Ok(redirect(landing(user.operator, account)))

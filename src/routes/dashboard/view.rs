@@ -410,6 +410,9 @@ pub(crate) fn error_page(err: &AppError, layout: Option<Layout>) -> HttpResponse
     let heading = match err {
         AppError::Forbidden(_) | AppError::SecondFactorRequired(_) => "Not allowed",
         AppError::Token(refusal) if refusal.is_forbidden() => "Not allowed",
+        AppError::Token(crate::domain::TokenRefusal::NoSuchKey { .. }) => {
+            "Please check what you entered"
+        }
         AppError::Token(_) => "This token can't be changed",
         AppError::NotFound => "Page not found",
         AppError::MethodNotAllowed => "Method not allowed",
