@@ -31,14 +31,7 @@ pub struct Rolled {
 /// one successor, and the second attempt is told so.
 pub fn roll(tx: &mut Tx<'_>, id: TokenId, grace: chrono::Duration) -> Result<Rolled, AppError> {
     let account = tx.account()?;
-    let old: Token = tokens::table
-        .filter(tokens::account_id.eq(account.0))
-        .filter(tokens::id.eq(id.0))
-        .select(Token::as_select())
-        .first(tx.conn)?;
-    tx.require(Action::ManageToken {
-        creator: old.user_id.map(UserId),
-    })?;
+    let old = super::revoke::managed(tx, id)?;
     let now = crate::db::now();
     match old.status_at(now) {
         Status::Revoked => return Err(AppError::Token(TokenRefusal::RollRevoked)),
