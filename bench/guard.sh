@@ -7,6 +7,8 @@
 #   catalogue (about 250 bytes, from memory), with a valid token: the guard's own cost, G3.2;
 # - the unguarded /healthz against the guarded /plans (Bonsai's whole catalogue, 14 KB),
 #   where sending the larger body weighs too;
+# - /healthz against the guarded GET /token (195 bytes, a static path like /healthz's, its
+#   body built per call), and against GET /verify (the guard alone, 204);
 # - a flood of unknown credentials (random keys with checksum-valid secrets, a different
 #   one each request) against the valid token, both sent through the same wrk script, so
 #   the client does the same work; the target is at least 90% of the valid throughput;
@@ -17,6 +19,7 @@
 # - forward auth: GET /verify (204) with the same valid token, against guarded /plans;
 # - a token with a rate limit it never reaches against the unlimited one.
 # Each ratio is the median of the rounds' own ratios, with the server's CPU µs per request.
+# The loads run in an order that turns around every round.
 # Bounded: each load runs DURATION seconds, and the loads are repeated ROUNDS times.
 #
 #   bench/guard.sh            # 5 rounds of 5 s per load, 1 wrk thread, 32 connections
@@ -132,24 +135,38 @@ if [ "${ONLY:-}" = clusters ]; then
 fi
 
 run wrong "GET /plans (wrong secret: 401)" -H "Authorization: $WRONG" "$URL/plans"
-for _ in $(seq 1 "$ROUNDS"); do
-    clusters_against_nginx
-    run healthz "GET /healthz (unguarded)" "$URL/healthz"
-    run small "GET /releases/{slug} (guarded, small)" -H "Authorization: $AUTH" "$URL/releases/$RELEASE"
-    run plans "GET /plans (guarded, valid token)" -H "Authorization: $AUTH" "$URL/plans"
-    run control "GET /healthz (A/A control)" "$URL/healthz"
-    bench_verify
-    limited_round
-    AUTH_FILE="$WORK/valid.headers" AUTH_SENT=1 \
-        run valid "GET /plans (valid token, via script)" -s "$BENCH/rotate_auth.lua" "$URL/plans"
-    AUTH_FILE="$WORK/unknown.headers" \
-        run unknown "GET /plans (50,000 unknown keys: 401)" -s "$BENCH/rotate_auth.lua" "$URL/plans"
+# load NAME: one run of one load.
+load() {
+    case "$1" in
+        clusters) clusters_against_nginx ;;
+        healthz) run healthz "GET /healthz (unguarded)" "$URL/healthz" ;;
+        small) run small "GET /releases/{slug} (guarded, small)" -H "Authorization: $AUTH" "$URL/releases/$RELEASE" ;;
+        token) run token "GET /token (guarded, small, static path)" -H "Authorization: $AUTH" "$URL/token" ;;
+        plans) run plans "GET /plans (guarded, valid token)" -H "Authorization: $AUTH" "$URL/plans" ;;
+        control) run control "GET /healthz (A/A control)" "$URL/healthz" ;;
+        verify) bench_verify ;;
+        limited) limited_round ;;
+        valid) AUTH_FILE="$WORK/valid.headers" AUTH_SENT=1 \
+            run valid "GET /plans (valid token, via script)" -s "$BENCH/rotate_auth.lua" "$URL/plans" ;;
+        unknown) AUTH_FILE="$WORK/unknown.headers" \
+            run unknown "GET /plans (50,000 unknown keys: 401)" -s "$BENCH/rotate_auth.lua" "$URL/plans" ;;
+    esac
+}
+# Each ratio's two loads run side by side, and the order turns around every round: a load
+# that runs later in a round (after the floods, say) is not always the same one.
+ORDER="clusters healthz small token control verify plans limited valid unknown"
+for i in $(seq 1 "$ROUNDS"); do
+    order="$ORDER"
+    [ $((i % 2)) = 1 ] || order="$(tr ' ' '\n' <<<"$ORDER" | tac | tr '\n' ' ')"
+    for name in $order; do load "$name"; done
 done
 
 echo "RSS after load: $(rss_mib) MiB (peak $(peak_rss_mib) MiB)"
 ratio "A/A control, /healthz / /healthz:" healthz control
 ratio "G3.2, guarded small answer / unguarded:" healthz small
 ratio "guarded /plans (14 KB) / unguarded:" healthz plans
+ratio "guarded /token / unguarded:" healthz token
+ratio "/verify / unguarded:" healthz verify
 ratio "unknown keys / valid token throughput:" valid unknown
 ratio "/verify / guarded /plans throughput:" plans verify
 ratio "guarded /clusters/ / nginx auth_basic:" nginx clusters
