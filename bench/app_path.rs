@@ -94,7 +94,10 @@ fn main() {
         let pool = keyward::db::connect_to(&config.database_url).expect("the store opens");
         let state = AppState::new(pool.clone(), config);
         let mut conn = pool.get().expect("a connection");
-        state.cache.start(&mut conn).expect("the cache loads the keys");
+        state
+            .cache
+            .start(&mut conn)
+            .expect("the cache loads the keys");
         drop(conn);
         let links = keyward::Links::new(None, "127.0.0.1:8080".parse().expect("an address"));
         let app = init_service(
@@ -107,7 +110,12 @@ fn main() {
 
         let routes: [(&str, &str, Option<&str>, u16); 7] = [
             ("GET /healthz (unguarded)", "/healthz", None, 200),
-            ("GET /releases/{slug} (valid token)", RELEASE, Some(&valid), 200),
+            (
+                "GET /releases/{slug} (valid token)",
+                RELEASE,
+                Some(&valid),
+                200,
+            ),
             ("GET /plans (valid token)", "/plans", Some(&valid), 200),
             ("GET /plans (wrong secret)", "/plans", Some(&wrong), 401),
             ("GET /verify (valid token)", "/verify", Some(&valid), 204),
@@ -115,9 +123,10 @@ fn main() {
             ("GET /plans/{slug} (valid token)", PLAN, Some(&valid), 200),
         ];
         let only = std::env::var("ONLY").ok();
-        let chosen = |name: &str| only
-            .as_deref()
-            .is_none_or(|only| only.split(',').any(|word| name.contains(word)));
+        let chosen = |name: &str| {
+            only.as_deref()
+                .is_none_or(|only| only.split(',').any(|word| name.contains(word)))
+        };
         let mut batches: Vec<Vec<f64>> = vec![Vec::new(); routes.len()];
         // One unmeasured batch each first: the cache's first read, the allocator's warm-up.
         for round in 0..=BATCHES {
@@ -157,7 +166,11 @@ fn main() {
                 times[times.len() - 1]
             );
         }
-        let over = [(1, "a small guarded answer"), (2, "guarded /plans"), (5, "guarded /token")];
+        let over = [
+            (1, "a small guarded answer"),
+            (2, "guarded /plans"),
+            (5, "guarded /token"),
+        ];
         for (i, what) in over {
             println!(
                 "{what} over /healthz: {:+.0} ns per request (fastest batches), {:+.0} (medians)",

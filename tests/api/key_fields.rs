@@ -506,3 +506,41 @@ async fn the_command_line_sets_the_fields_and_refuses_bad_ones() {
         assert!(err.contains(expected), "{flag} {value}: {err}");
     }
 }
+
+#[tokio::test]
+async fn a_stored_field_that_cant_be_read_is_an_internal_error_not_no_limit() {
+    use diesel::prelude::*;
+    use keyward::db::schema::tokens;
+
+    let app = spawn_app().await;
+    let manager = manager(&app, "Damaged Inc", &[]).await;
+    let limited = json!({"name": "metered", "scopes": ["read"], "credits": {"remaining": 5, "refill": {"interval": "daily", "amount": 5}}});
+    let key = token_of(&create(&app, &manager, limited).await).key;
+    let shown = expect_json(
+        app.get_with_auth(&format!("/access-tokens/{key}"), &manager)
+            .await,
+        StatusCode::OK,
+    )
+    .await;
+    assert_eq!(shown["access_token"]["credits"]["remaining"], 5);
+
+    // The store is damaged by hand: a refill interval no version of Keyward writes.
+    let changed = diesel::update(tokens::table.filter(tokens::key.eq(&key)))
+        .set(tokens::credits_refill_interval.eq("fortnightly"))
+        .execute(&mut app.db.connect())
+        .expect("the row is changed");
+    assert_eq!(changed, 1);
+
+    // Neither the token nor the list shows `credits: null`, which reads as "no limit".
+    for path in [
+        format!("/access-tokens/{key}"),
+        "/access-tokens".to_string(),
+    ] {
+        let response = app.get_with_auth(&path, &manager).await;
+        let errors = assert_error_envelope(response, StatusCode::INTERNAL_SERVER_ERROR).await;
+        assert!(
+            !errors.iter().any(|e| e.contains("fortnightly")),
+            "{path}: the answer keeps the store's details to the log: {errors:?}"
+        );
+    }
+}

@@ -72,7 +72,7 @@ pub async fn list(
             access_tokens: views
                 .into_iter()
                 .map(|v| AccessToken::of(v.token, v.creator_email))
-                .collect(),
+                .collect::<Result<_, _>>()?,
             pagination: Pagination::of(paging, total),
             status: StatusCode::OK.as_u16(),
         },
@@ -114,7 +114,7 @@ pub async fn show(
         }
     })
     .await?;
-    Ok(one(AccessToken::of(view.token, view.creator_email)))
+    Ok(one(AccessToken::of(view.token, view.creator_email)?))
 }
 
 /// One token, as `GET`, `PATCH` and `DELETE` answer it.
@@ -275,7 +275,7 @@ pub async fn create(
     Ok(with_secret(super::answer(
         StatusCode::CREATED,
         &CreatedAccessToken {
-            access_token: AccessToken::with_secret(token, &secret),
+            access_token: AccessToken::with_secret(token, &secret)?,
             message: "Store the secret now: it will not be shown again.",
             status: StatusCode::CREATED.as_u16(),
         },
@@ -347,7 +347,7 @@ pub async fn change(
             db::token_edits::set_key_fields(tx, id, &change)
         })
         .await?;
-    Ok(one(AccessToken::of(token, None)))
+    Ok(one(AccessToken::of(token, None)?))
 }
 
 #[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
@@ -392,7 +392,7 @@ pub async fn revoke(
             db::tokens::revoke_by_key_in_account(tx, &key, &reason)
         })
         .await?;
-    Ok(one(AccessToken::of(token, None)))
+    Ok(one(AccessToken::of(token, None)?))
 }
 
 #[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
@@ -448,8 +448,8 @@ pub async fn roll(
     Ok(with_secret(super::answer(
         StatusCode::CREATED,
         &RolledAccessToken {
-            access_token: AccessToken::with_secret(rolled.new, &rolled.secret),
-            rolled_from: AccessToken::of(rolled.old, None),
+            access_token: AccessToken::with_secret(rolled.new, &rolled.secret)?,
+            rolled_from: AccessToken::of(rolled.old, None)?,
             message: "Store the secret now: it will not be shown again. The old secret works until the old token's expires_at.",
             status: StatusCode::CREATED.as_u16(),
         },

@@ -8,6 +8,7 @@ use super::schemas::Pagination;
 use crate::auth::cache::CachedToken;
 use crate::db::tokens::Token;
 use crate::domain::{Credits, RateLimit};
+use crate::error::AppError;
 use crate::timefmt::rfc3339;
 
 /// A token as `/access-tokens` shows it: never its secret's digest or hint.
@@ -50,10 +51,12 @@ pub struct AccessToken {
 }
 
 impl AccessToken {
-    /// A stored token; `creator` is its maker's email where the query joined it.
-    pub fn of(token: Token, creator: Option<String>) -> Self {
-        let fields = token.key_fields().unwrap_or_default();
-        Self {
+    /// A stored token; `creator` is its maker's email where the query joined it. A stored
+    /// field that can't be read is an internal error, not a default: `credits: null` would
+    /// tell a client the token has no limit.
+    pub fn of(token: Token, creator: Option<String>) -> Result<Self, AppError> {
+        let fields = token.key_fields()?;
+        Ok(Self {
             status: token.status().as_str(),
             scopes: token.scopes.names(),
             created_at: rfc3339(&token.created_at),
@@ -71,15 +74,20 @@ impl AccessToken {
             credits: fields.credits.map(CreditsView::of),
             allowed_ips: fields.allowed_ips.names(),
             secret: None,
-        }
+        })
     }
 
-    /// A token just made, with its secret: shown in this answer only.
-    pub fn with_secret(token: Token, secret: &crate::domain::TokenSecret) -> Self {
-        Self {
+    /// A token just made, with its secret: shown in this answer only. Its fields were
+    /// written from checked input by the same request, so reading them back can't fail but
+    /// through a bug.
+    pub fn with_secret(
+        token: Token,
+        secret: &crate::domain::TokenSecret,
+    ) -> Result<Self, AppError> {
+        Ok(Self {
             secret: Some(secret.expose().to_string()),
-            ..Self::of(token, None)
-        }
+            ..Self::of(token, None)?
+        })
     }
 }
 

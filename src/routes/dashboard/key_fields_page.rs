@@ -12,6 +12,7 @@ use super::view::{Flash, HtmlError, Layout, redirect, render, render_with_status
 use crate::db;
 use crate::db::tokens::Token;
 use crate::domain::{KeyFieldsChange, KeyFieldsText, describe_credits};
+use crate::error::AppError;
 use crate::state::AppState;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
@@ -33,8 +34,10 @@ pub struct KeyFieldsShown {
 }
 
 impl KeyFieldsShown {
-    pub fn of(token: &Token) -> Self {
-        let fields = token.key_fields().unwrap_or_default();
+    /// An unreadable stored field is an internal error: "No limit" for unreadable credits
+    /// would be a lie.
+    pub fn of(token: &Token) -> Result<Self, AppError> {
+        let fields = token.key_fields()?;
         let or = |text: String, none: &str| {
             if text.is_empty() {
                 none.to_string()
@@ -42,7 +45,7 @@ impl KeyFieldsShown {
                 text
             }
         };
-        KeyFieldsShown {
+        Ok(KeyFieldsShown {
             permissions: or(
                 fields.permissions.iter().collect::<Vec<_>>().join(", "),
                 "None",
@@ -65,7 +68,7 @@ impl KeyFieldsShown {
                 .credits
                 .map_or("No limit".to_string(), |c| describe_credits(&c)),
             allowed_ips: or(fields.allowed_ips.names().join(", "), "Anywhere"),
-        }
+        })
     }
 }
 

@@ -337,7 +337,7 @@ async fn show(
         made_by,
         made,
         usage,
-        key_fields: super::key_fields_page::KeyFieldsShown::of(&view.token),
+        key_fields: super::key_fields_page::KeyFieldsShown::of(&view.token)?,
     })
 }
 
