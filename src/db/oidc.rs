@@ -278,7 +278,7 @@ pub fn connect(
         }
         None => {}
     }
-    if is_linked(tx.conn, user.user_id())? {
+    if is_linked(tx.conn, user.user_id(), vouched.issuer)? {
         return Ok(Connected::Refused(
             "Your sign-in is linked to another identity at your provider already, so nothing changed.".into(),
         ));
@@ -333,10 +333,13 @@ fn join_claimed_domain(tx: &mut Tx<'_>, user: &User, email: &Email) -> Result<()
     Ok(())
 }
 
-/// Whether `user` is linked to the provider at all.
-pub fn is_linked(conn: &mut DbConnection, user: UserId) -> Result<bool, AppError> {
+/// Whether `user` is linked to an identity at the provider `issuer`. A link to a provider
+/// the operator has since replaced doesn't count: it can sign nobody in, and the person
+/// must be able to connect the new one.
+pub fn is_linked(conn: &mut DbConnection, user: UserId, issuer: &str) -> Result<bool, AppError> {
     let n: i64 = oidc_identities::table
         .filter(oidc_identities::user_id.eq(user.0))
+        .filter(oidc_identities::issuer.eq(issuer))
         .count()
         .get_result(conn)?;
     Ok(n > 0)

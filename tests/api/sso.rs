@@ -1003,3 +1003,59 @@ async fn a_person_with_a_password_connects_the_provider_and_then_signs_in_throug
         .await
         .assert_contains("linked to another Keyward sign-in");
 }
+
+#[tokio::test]
+async fn a_link_to_a_provider_the_operator_replaced_doesnt_stop_connecting_the_new_one() {
+    use diesel::prelude::*;
+    use keyward::db::schema::{oidc_identities, users};
+
+    let app = spawn_sso_app().await;
+    let ada = Browser::new(&app.address);
+    ada.sign_up("Moved Co", "ada@moved-co.example").await;
+    // Ada was linked to the provider this server used before its operator changed it.
+    {
+        let mut conn = app.db.connect();
+        let ada_id: i32 = users::table
+            .filter(users::email.eq("ada@moved-co.example"))
+            .select(users::id)
+            .first(&mut conn)
+            .expect("Ada's user");
+        let now = chrono::Utc::now().naive_utc();
+        diesel::insert_into(oidc_identities::table)
+            .values((
+                oidc_identities::user_id.eq(ada_id),
+                oidc_identities::issuer.eq("https://old-provider.example"),
+                oidc_identities::subject.eq("ada-at-the-old-provider"),
+                oidc_identities::email.eq("ada@moved-co.example"),
+                oidc_identities::created_at.eq(now),
+                oidc_identities::last_sign_in_at.eq(now),
+            ))
+            .execute(&mut conn)
+            .expect("the old link");
+    }
+
+    // The old link signs nobody in, so it neither hides the offer to connect the new
+    // provider nor refuses the connection.
+    ada.get("/account/email")
+        .await
+        .assert_html_page(StatusCode::OK)
+        .assert_contains(&format!("Connect {NAME}"));
+    connect(&ada, "ada@moved-co.example")
+        .await
+        .assert_redirect("/account/email");
+    ada.get("/account/email")
+        .await
+        .assert_contains("is connected");
+    let later = Browser::new(&app.address);
+    sign_in(&later, "ada@moved-co.example")
+        .await
+        .assert_redirect("/tokens");
+
+    // Linked to the new provider, she can't connect a second identity there.
+    connect(&ada, "someone-else@moved-co.example")
+        .await
+        .assert_redirect("/account/email");
+    ada.get("/account/email")
+        .await
+        .assert_contains("linked to another identity at your provider already");
+}

@@ -158,10 +158,14 @@ async fn submit(
         // Someone who holds the password but isn't connected to the provider yet connects
         // now: the provider's verified word for the same address then signs them in.
         if let Some(user) = &user
-            && state.oidc.is_some()
+            && let Some(oidc) = &state.oidc
         {
             let id = user.user_id();
-            let linked = db::run(&state.pool, move |conn| db::oidc::is_linked(conn, id)).await?;
+            let issuer = oidc.issuer().to_string();
+            let linked = db::run(&state.pool, move |conn| {
+                db::oidc::is_linked(conn, id, &issuer)
+            })
+            .await?;
             if !linked {
                 return super::sso::begin(&req, &state, db::oidc::CONNECT, Some(id), String::new())
                     .await;

@@ -99,12 +99,13 @@ pub(crate) async fn check<T>(
         return Ok(None);
     }
     let user = signed_in.user_id();
-    let sso_on = state.oidc.is_some();
+    let issuer = state.oidc.as_ref().map(|oidc| oidc.issuer().to_string());
     let (two_factor, linked) = db::run(&state.pool, move |conn| {
-        Ok((
-            db::two_factor::is_enabled(conn, user)?,
-            sso_on && db::oidc::is_linked(conn, user)?,
-        ))
+        let linked = match &issuer {
+            Some(issuer) => db::oidc::is_linked(conn, user, issuer)?,
+            None => false,
+        };
+        Ok((db::two_factor::is_enabled(conn, user)?, linked))
     })
     .await?;
     let sso = state

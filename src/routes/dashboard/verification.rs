@@ -210,7 +210,11 @@ async fn email_page_for(
     let connect_with = match state.oidc.as_deref() {
         Some(oidc) => {
             let user = signed_in.user_id();
-            let linked = db::run(&state.pool, move |conn| db::oidc::is_linked(conn, user)).await?;
+            let issuer = oidc.issuer().to_string();
+            let linked = db::run(&state.pool, move |conn| {
+                db::oidc::is_linked(conn, user, &issuer)
+            })
+            .await?;
             (!linked).then(|| oidc.name().to_string())
         }
         None => None,
