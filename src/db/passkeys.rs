@@ -179,7 +179,15 @@ fn take(
     if owner != user.map(|u| u.0) || expires_at <= super::now() {
         return Ok(None);
     }
-    Ok(serde_json::from_str(&state).ok())
+    // A state that no longer reads (a webauthn-rs upgrade during the ceremony's 5 minutes,
+    // say) is gone for the person, who starts again; the operator is told.
+    match serde_json::from_str(&state) {
+        Ok(ceremony) => Ok(Some(ceremony)),
+        Err(e) => {
+            tracing::warn!(error = %e, "a stored passkey ceremony could not be read");
+            Ok(None)
+        }
+    }
 }
 
 /// A browser's answer, as JSON, read into `T`; anything else is refused as the person's
