@@ -544,3 +544,28 @@ async fn a_stored_field_that_cant_be_read_is_an_internal_error_not_no_limit() {
         );
     }
 }
+
+#[tokio::test]
+async fn get_token_tells_a_token_its_permissions_where_it_may_be_used_and_its_credits_left() {
+    let app = spawn_app().await;
+    let manager = manager(&app, "Self Inc", &["--permissions", "docs.read"]).await;
+    let bounded = json!({"name": "bounded", "scopes": ["read"], "permissions": ["docs.read"],
+        "allowed_ips": ["127.0.0.0/8"], "credits": {"remaining": 3}});
+    let bounded = token_of(&create(&app, &manager, bounded).await);
+
+    // Each call spends a credit, this one too: the answer counts it.
+    for left in [2, 1] {
+        let described =
+            expect_json(app.get_with_auth("/token", &bounded).await, StatusCode::OK).await;
+        let token = &described["token"];
+        assert_eq!(token["permissions"], json!(["docs.read"]));
+        assert_eq!(token["allowed_ips"], json!(["127.0.0.0/8"]));
+        assert_eq!(token["credits"], json!({"remaining": left}), "{described}");
+    }
+
+    // A token with no limits says so.
+    let described = expect_json(app.get_with_auth("/token", &manager).await, StatusCode::OK).await;
+    assert_eq!(described["token"]["permissions"], json!(["docs.read"]));
+    assert_eq!(described["token"]["allowed_ips"], json!([]));
+    assert_eq!(described["token"]["credits"], Value::Null);
+}

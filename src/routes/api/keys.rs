@@ -15,6 +15,7 @@ use serde::{Deserialize, Serialize, Serializer};
 use serde_json::Value;
 use utoipa::ToSchema;
 
+use super::token_views::CreditsLeft;
 use crate::auth::cache::{CachedToken, Found};
 use crate::auth::guard::ApiCaller;
 use crate::domain::{PermissionQuery, Scope, Scopes, TokenKey, TokenSecret};
@@ -334,12 +335,6 @@ impl<'a> Verdict<'a> {
             status: 200,
         }
     }
-}
-
-#[derive(Serialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct CreditsLeft {
-    remaining: i64,
 }
 
 /// The key's rate limit after this call.

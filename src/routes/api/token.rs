@@ -21,11 +21,12 @@ use crate::state::AppState;
         super::schemas::Guarded,
     )
 )]
-pub async fn show(caller: ApiCaller) -> Result<HttpResponse, AppError> {
+pub async fn show(caller: ApiCaller, state: web::Data<AppState>) -> Result<HttpResponse, AppError> {
+    let remaining = state.credits.remaining(caller.token());
     Ok(super::answer(
         StatusCode::OK,
         &CallingTokenBody {
-            token: CallingTokenView::of(caller.token()),
+            token: CallingTokenView::of(caller.token(), remaining),
             status: StatusCode::OK.as_u16(),
         },
     ))

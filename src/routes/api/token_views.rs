@@ -187,6 +187,19 @@ pub struct CallingTokenView<'a> {
     #[schema(format = DateTime)]
     expires_at: Option<String>,
     rate_limit: Option<RateLimitView>,
+    /// The permissions it carries for its verifiers.
+    permissions: Vec<&'a str>,
+    /// CIDRs it may be used from; empty for anywhere.
+    allowed_ips: Vec<String>,
+    /// Its credits left after this call, if it has a credit limit.
+    credits: Option<CreditsLeft>,
+}
+
+/// What a token with a credit limit has left: `GET /token` and `POST /keys/verify` say it.
+#[derive(Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreditsLeft {
+    pub remaining: i64,
 }
 
 #[derive(Serialize, ToSchema)]
@@ -197,7 +210,8 @@ pub struct AccountRef<'a> {
 }
 
 impl<'a> CallingTokenView<'a> {
-    pub fn of(token: &'a CachedToken) -> Self {
+    /// `remaining`: the live balance of its credits, from the ledger.
+    pub fn of(token: &'a CachedToken, remaining: Option<i64>) -> Self {
         Self {
             key: &token.key,
             name: &token.name,
@@ -209,6 +223,9 @@ impl<'a> CallingTokenView<'a> {
             created_at: rfc3339(&token.created_at),
             expires_at: token.expires_at.as_ref().map(rfc3339),
             rate_limit: token.rate_limit.map(RateLimitView::of),
+            permissions: token.permissions.iter().collect(),
+            allowed_ips: token.allowed_ips.names(),
+            credits: remaining.map(|remaining| CreditsLeft { remaining }),
         }
     }
 }
