@@ -7,7 +7,7 @@
 #   catalogue (about 250 bytes, from memory), with a valid token: the guard's own cost, G3.2;
 # - the unguarded /healthz against the guarded /plans (Bonsai's whole catalogue, 14 KB),
 #   where sending the larger body weighs too;
-# - /healthz against the guarded GET /token (195 bytes, a static path like /healthz's, its
+# - /healthz against the guarded GET /token (about 250 bytes, a static path like /healthz's, its
 #   body built per call), and against GET /verify (the guard alone, 204);
 # - a flood of unknown credentials (random keys with checksum-valid secrets, a different
 #   one each request) against the valid token, both sent through the same wrk script, so
