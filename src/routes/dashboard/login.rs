@@ -158,18 +158,12 @@ async fn submit(
         // Someone who holds the password but isn't connected to the provider yet connects
         // now: the provider's verified word for the same address then signs them in.
         if let Some(user) = &user
-            && let Some(oidc) = &state.oidc
+            && state.oidc.is_some()
+            && !super::sso::linked_here(&state, user.user_id()).await?
         {
             let id = user.user_id();
-            let issuer = oidc.issuer().to_string();
-            let linked = db::run(&state.pool, move |conn| {
-                db::oidc::is_linked(conn, id, &issuer)
-            })
-            .await?;
-            if !linked {
-                return super::sso::begin(&req, &state, db::oidc::CONNECT, Some(id), String::new())
-                    .await;
-            }
+            return super::sso::begin(&req, &state, db::oidc::CONNECT, Some(id), String::new())
+                .await;
         }
         let layout = public_layout("Sign in", &req)?;
         let page = LoginPage::new(

@@ -99,15 +99,11 @@ pub(crate) async fn check<T>(
         return Ok(None);
     }
     let user = signed_in.user_id();
-    let issuer = state.oidc.as_ref().map(|oidc| oidc.issuer().to_string());
-    let (two_factor, linked) = db::run(&state.pool, move |conn| {
-        let linked = match &issuer {
-            Some(issuer) => db::oidc::is_linked(conn, user, issuer)?,
-            None => false,
-        };
-        Ok((db::two_factor::is_enabled(conn, user)?, linked))
+    let two_factor = db::run(&state.pool, move |conn| {
+        db::two_factor::is_enabled(conn, user)
     })
     .await?;
+    let linked = super::sso::linked_here(state, user).await?;
     let sso = state
         .oidc
         .as_ref()

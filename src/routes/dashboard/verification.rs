@@ -209,12 +209,7 @@ async fn email_page_for(
 ) -> Result<EmailPage, AppError> {
     let connect_with = match state.oidc.as_deref() {
         Some(oidc) => {
-            let user = signed_in.user_id();
-            let issuer = oidc.issuer().to_string();
-            let linked = db::run(&state.pool, move |conn| {
-                db::oidc::is_linked(conn, user, &issuer)
-            })
-            .await?;
+            let linked = super::sso::linked_here(state, signed_in.user_id()).await?;
             (!linked).then(|| oidc.name().to_string())
         }
         None => None,
