@@ -128,14 +128,23 @@ impl Token {
             (Some(interval), Some(amount)) => Some(
                 RefillInterval::parse(interval)
                     .and_then(|i| Refill::new(i, amount))
-                    .map_err(AppError::internal)?,
+                    .map_err(|e| self.unreadable("credit refill", e))?,
             ),
             _ => None,
         };
         // A balance spent below zero by several instances at once reads as none left.
         Credits::new(remaining.max(0), refill)
             .map(Some)
-            .map_err(AppError::internal)
+            .map_err(|e| self.unreadable("credits", e))
+    }
+
+    /// A stored field that doesn't read, named with the token's key so the operator can
+    /// find the row: the person is only told something went wrong.
+    fn unreadable(&self, field: &str, error: impl std::fmt::Display) -> AppError {
+        AppError::internal(format!(
+            "token {} has an unreadable stored {field}: {error}",
+            self.key
+        ))
     }
 
     /// What the token carries for its verifiers, typed.
@@ -147,13 +156,13 @@ impl Token {
                 .as_deref()
                 .map(KeyMeta::parse)
                 .transpose()
-                .map_err(AppError::internal)?,
+                .map_err(|e| self.unreadable("meta", e))?,
             external_id: self
                 .external_id
                 .as_deref()
                 .map(ExternalId::parse)
                 .transpose()
-                .map_err(AppError::internal)?,
+                .map_err(|e| self.unreadable("external id", e))?,
             credits: self.credits()?,
             allowed_ips: self.allowed_ips.clone(),
         })
@@ -202,9 +211,8 @@ mod tests {
         }
     }
 
-    #[test]
-    fn a_revoke_reads_the_token_once_and_answers_with_the_row_as_stored() {
-        let dir = tempfile::tempdir().unwrap();
+    /// An account with one token, in a store of its own in `dir`.
+    fn one_token(dir: &tempfile::TempDir) -> (crate::db::Conn, AccountId, Token) {
         let pool = crate::db::connect(dir.path().join("t.db").to_str().unwrap()).unwrap();
         let mut conn = pool.get().unwrap();
         let (account, token) = transact(&mut conn, &Principal::CommandLine, None, |tx| {
@@ -224,6 +232,28 @@ mod tests {
             })
         })
         .unwrap();
+        (conn, account, token)
+    }
+
+    #[test]
+    fn an_unreadable_stored_field_is_an_error_that_names_the_token_and_the_field() {
+        let dir = tempfile::tempdir().unwrap();
+        let (_, _, mut token) = one_token(&dir);
+        token.credits_remaining = Some(5);
+        token.credits_refill_interval = Some("fortnightly".into());
+        token.credits_refill_amount = Some(5);
+        let Err(AppError::Internal(error)) = token.key_fields() else {
+            panic!("an unknown refill interval must not read as a token without limits");
+        };
+        let logged = format!("{error:#}");
+        assert!(logged.contains(&token.key), "{logged}");
+        assert!(logged.contains("credit refill"), "{logged}");
+    }
+
+    #[test]
+    fn a_revoke_reads_the_token_once_and_answers_with_the_row_as_stored() {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut conn, account, token) = one_token(&dir);
 
         let statements = Statements::default();
         conn.set_instrumentation(statements.clone());
