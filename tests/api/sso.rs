@@ -28,6 +28,15 @@ async fn assert_refused(browser: &Browser, page: &Page, status: StatusCode, sent
     browser.get("/tokens").await.assert_redirect("/login");
 }
 
+/// Connects the provider as `login` from `browser`'s sign-in, and the email page that the
+/// connection lands on, which says how it went.
+async fn connect_from_email_page(browser: &Browser, login: &str) -> Page {
+    connect(browser, login)
+        .await
+        .assert_redirect("/account/email");
+    browser.get("/account/email").await
+}
+
 #[tokio::test]
 async fn a_new_person_signs_in_through_the_provider_names_their_account_and_has_no_password() {
     let app = spawn_sso_app().await;
@@ -919,11 +928,7 @@ async fn on_a_server_without_mail_an_address_taken_on_trust_gets_no_provider_lin
         .assert_html_page(StatusCode::UNPROCESSABLE_ENTITY)
         .assert_contains("and proven");
     // And connecting takes the provider's verified word for the same address only.
-    connect(&squatter, "victim+unverified@corp.example")
-        .await
-        .assert_redirect("/account/email");
-    squatter
-        .get("/account/email")
+    connect_from_email_page(&squatter, "victim+unverified@corp.example")
         .await
         .assert_contains("must be the same verified address")
         .assert_contains("taken on trust");
@@ -964,10 +969,7 @@ async fn a_person_with_a_password_connects_the_provider_and_then_signs_in_throug
         .await
         .assert_redirect("/login");
 
-    connect(&ada, "ada@connect-co.example")
-        .await
-        .assert_redirect("/account/email");
-    let email_page = ada.get("/account/email").await;
+    let email_page = connect_from_email_page(&ada, "ada@connect-co.example").await;
     email_page
         .assert_contains("is connected")
         .assert_contains("a verified address");
@@ -976,10 +978,7 @@ async fn a_person_with_a_password_connects_the_provider_and_then_signs_in_throug
         "a connected person is not offered to connect again"
     );
     // Connecting again changes nothing, and says so.
-    connect(&ada, "ada@connect-co.example")
-        .await
-        .assert_redirect("/account/email");
-    ada.get("/account/email")
+    connect_from_email_page(&ada, "ada@connect-co.example")
         .await
         .assert_contains("connected to your sign-in already");
 
@@ -996,10 +995,7 @@ async fn a_person_with_a_password_connects_the_provider_and_then_signs_in_throug
     // Another person's identity at the provider can't be connected to her sign-in.
     let bob = Browser::new(&app.address);
     bob.sign_up("Bob Co", "bob@connect-co.example").await;
-    connect(&bob, "ada@connect-co.example")
-        .await
-        .assert_redirect("/account/email");
-    bob.get("/account/email")
+    connect_from_email_page(&bob, "ada@connect-co.example")
         .await
         .assert_contains("linked to another Keyward sign-in");
 }
@@ -1040,10 +1036,7 @@ async fn a_link_to_a_provider_the_operator_replaced_doesnt_stop_connecting_the_n
         .await
         .assert_html_page(StatusCode::OK)
         .assert_contains(&format!("Connect {NAME}"));
-    connect(&ada, "ada@moved-co.example")
-        .await
-        .assert_redirect("/account/email");
-    ada.get("/account/email")
+    connect_from_email_page(&ada, "ada@moved-co.example")
         .await
         .assert_contains("is connected");
     let later = Browser::new(&app.address);
@@ -1052,10 +1045,7 @@ async fn a_link_to_a_provider_the_operator_replaced_doesnt_stop_connecting_the_n
         .assert_redirect("/tokens");
 
     // Linked to the new provider, she can't connect a second identity there.
-    connect(&ada, "someone-else@moved-co.example")
-        .await
-        .assert_redirect("/account/email");
-    ada.get("/account/email")
+    connect_from_email_page(&ada, "someone-else@moved-co.example")
         .await
         .assert_contains("linked to another identity at your provider already");
 }
