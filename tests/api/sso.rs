@@ -1049,3 +1049,41 @@ async fn a_link_to_a_provider_the_operator_replaced_doesnt_stop_connecting_the_n
         .await
         .assert_contains("linked to another identity at your provider already");
 }
+
+#[tokio::test]
+async fn a_connection_finished_in_a_browser_now_signed_in_as_someone_else_links_nobody() {
+    let app = spawn_sso_app().await;
+    let bob = Browser::new(&app.address);
+    bob.sign_up("Bob Shared Co", "bob@shared-co.example").await;
+    let shared = Browser::new(&app.address);
+    shared
+        .sign_up("Ada Shared Co", "ada@shared-co.example")
+        .await;
+    let auth_url = start(&shared, "/auth/oidc?connect=1").await;
+    let callback = through_provider(&shared, &auth_url, "ada@shared-co.example").await;
+
+    // Ada walks away; Bob signs in on the same browser before her callback arrives.
+    shared.log_out().await;
+    shared
+        .log_in("bob@shared-co.example", PASSWORD)
+        .await
+        .assert_redirect("/tokens");
+    shared
+        .get_url(&callback)
+        .await
+        .assert_html_page(StatusCode::FORBIDDEN)
+        .assert_contains("signed in as someone other than the person who started connecting")
+        .assert_contains("connect again from your email page");
+
+    // Neither of them was connected.
+    let ada = Browser::new(&app.address);
+    ada.log_in("ada@shared-co.example", PASSWORD)
+        .await
+        .assert_redirect("/tokens");
+    for browser in [&shared, &ada] {
+        browser
+            .get("/account/email")
+            .await
+            .assert_contains(&format!("Connect {NAME}"));
+    }
+}
