@@ -150,7 +150,7 @@ pub enum SignedIn {
 }
 
 /// An SSO sign-in, in one transaction: the linked user; else the user with the verified
-/// email, linked now; else a new user with no password (joining the account that claimed
+/// email, linked now unless linked to another identity at this provider already; else a new user with no password (joining the account that claimed
 /// their email's domain, if one did). An unverified email never links to anyone.
 pub fn sign_in(tx: &mut Tx<'_>, vouched: &Vouched<'_>) -> Result<SignedIn, AppError> {
     let now = super::now();
@@ -198,6 +198,14 @@ pub fn sign_in(tx: &mut Tx<'_>, vouched: &Vouched<'_>) -> Result<SignedIn, AppEr
         Some(user) if user.email_assumed => {
             return Ok(SignedIn::Refused(format!(
                 "{email} already has a Keyward sign-in, but its address was taken on trust (this server sends no mail to prove it), so your provider can't be linked to it from here. If that sign-in is yours, sign in with its password and connect your provider on your email page. If it isn't, tell your Keyward operator."
+            )));
+        }
+        // One identity per provider, as connecting allows: a second account at the same
+        // provider that claims the address (a renamed, recycled or shared one) must not
+        // become a second way into a sign-in that already has its link there.
+        Some(user) if is_linked(tx.conn, user.user_id(), vouched.issuer)? => {
+            return Ok(SignedIn::Refused(format!(
+                "{email} already has a Keyward sign-in, linked to another identity at your provider, so this one can't be linked. Sign in through your provider as the identity you linked before; if you can't, ask an owner of your account or your Keyward operator."
             )));
         }
         Some(user) => (user, false),

@@ -118,6 +118,42 @@ async fn a_verified_email_links_the_existing_user_who_keeps_their_password() {
 }
 
 #[tokio::test]
+async fn a_second_identity_at_the_provider_with_her_address_doesnt_sign_in_as_her() {
+    let smtp = SmtpServer::start();
+    let settings = smtp.settings();
+    let app = spawn_sso_app_with(move |config| config.mail = Some(settings)).await;
+    let owner = verified_owner(&app, &smtp, "Pinned Co").await;
+    let email = email_for("Pinned Co");
+    let (local, domain) = email.split_once('@').unwrap();
+    // Her first sign-in through the provider links her identity there.
+    sign_in(&Browser::new(&app.address), &email)
+        .await
+        .assert_redirect("/tokens");
+
+    // Another of the provider's accounts claims her address, verified.
+    let intruder = Browser::new(&app.address);
+    let page = sign_in(&intruder, &format!("{local}+second@{domain}")).await;
+
+    assert_refused(
+        &intruder,
+        &page,
+        StatusCode::FORBIDDEN,
+        "linked to another identity at your provider, so this one can't be linked",
+    )
+    .await;
+    // Her own identity still signs her in, and it is the only link she has.
+    sign_in(&Browser::new(&app.address), &email)
+        .await
+        .assert_redirect("/tokens");
+    let links = audit_log(&owner, "")
+        .await
+        .into_iter()
+        .filter(|row| row.action == "user.sso_linked")
+        .count();
+    assert_eq!(links, 1, "one identity linked, not two");
+}
+
+#[tokio::test]
 async fn an_unverified_email_never_links_to_an_existing_user() {
     let app = spawn_sso_app().await;
     signed_up(&app.address, "Careful Co").await;

@@ -3,7 +3,9 @@
 //
 // The login name decides who signs in: it is the subject (`sub`) and the email, except
 // that `+unverified` in it (alice+unverified@example.com) gives the email without that
-// tag and `email_verified: false`. A test controls the claims by the name it types.
+// tag and `email_verified: false`; `+second` in it is another identity (another `sub`) with
+// the address without that tag, verified, as at a provider that lets two of its accounts
+// claim one address. A test controls the claims by the name it types.
 //
 // Each test registers a client of its own (dynamic registration, `POST /reg`) with its
 // server's redirect URI, so one provider serves a whole test binary. It listens on a free
@@ -16,7 +18,7 @@ import Provider from 'oidc-provider';
 function claimsOf(login) {
   return {
     sub: login,
-    email: login.replace('+unverified', ''),
+    email: login.replace('+unverified', '').replace('+second', ''),
     email_verified: !login.includes('+unverified'),
     // 70 000 characters, for an ID token over Keyward's 64 KiB limit: asked for with the
     // `claims` parameter, {"id_token":{"padding":null}}.
