@@ -215,15 +215,17 @@ fn user_handle(conn: &mut DbConnection, user: UserId) -> Result<Uuid, AppError> 
         .unwrap_or_else(Uuid::new_v4))
 }
 
-/// The ids of the person's passkeys, so an authenticator isn't registered twice.
+/// The ids of the person's passkeys, so an authenticator isn't registered twice: read from
+/// their own column, with no stored passkey to parse.
 fn credential_ids(
     conn: &mut DbConnection,
     user: UserId,
 ) -> Result<Vec<webauthn_rs::prelude::CredentialID>, AppError> {
-    Ok(credentials(conn, user)?
-        .into_iter()
-        .map(|(_, p)| p.cred_id().clone())
-        .collect())
+    let ids: Vec<Vec<u8>> = passkeys::table
+        .filter(passkeys::user_id.eq(user.0))
+        .select(passkeys::credential_id)
+        .load(conn)?;
+    Ok(ids.into_iter().map(Into::into).collect())
 }
 
 /// What adding a passkey came to.

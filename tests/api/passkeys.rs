@@ -9,7 +9,9 @@ use reqwest::StatusCode;
 use serde_json::Value;
 use webauthn_authenticator_rs::WebauthnAuthenticator;
 use webauthn_authenticator_rs::softpasskey::SoftPasskey;
-use webauthn_rs::prelude::{CreationChallengeResponse, RequestChallengeResponse, Url};
+use webauthn_rs::prelude::{
+    CreationChallengeResponse, RegisterPublicKeyCredential, RequestChallengeResponse, Url,
+};
 
 use crate::support::admin::{audit_log, execute_sql, find_event};
 use crate::support::api::{TestApp, spawn_app, spawn_app_with};
@@ -697,4 +699,35 @@ async fn a_person_holds_at_most_twenty_passkeys_and_is_told_to_remove_one() {
         20,
         "twenty passkeys listed"
     );
+}
+
+#[tokio::test]
+async fn adding_another_passkey_tells_the_authenticator_which_ones_the_person_has() {
+    let app = passkey_app().await;
+    let owner = signed_up(&app.address, "Exclude Co").await;
+    let mut key = authenticator();
+    let credential = registration_answer(&owner, &mut key, origin()).await;
+    register(&owner, "Phone", &credential)
+        .await
+        .assert_redirect("/account/passkeys");
+    let made: RegisterPublicKeyCredential = serde_json::from_str(&credential).expect("JSON");
+
+    let started = begin(
+        &owner,
+        "/account/passkeys",
+        "/account/passkeys/register/begin",
+    )
+    .await;
+
+    // A browser leaves out an authenticator that holds one of these, so a person can't
+    // register the same passkey twice.
+    let challenge: CreationChallengeResponse = options(&started);
+    let excluded: Vec<_> = challenge
+        .public_key
+        .exclude_credentials
+        .unwrap_or_default()
+        .into_iter()
+        .map(|descriptor| descriptor.id)
+        .collect();
+    assert_eq!(excluded, vec![made.raw_id]);
 }
