@@ -221,11 +221,10 @@ fn credential_ids(
     conn: &mut DbConnection,
     user: UserId,
 ) -> Result<Vec<webauthn_rs::prelude::CredentialID>, AppError> {
-    let ids: Vec<Vec<u8>> = passkeys::table
+    Ok(passkeys::table
         .filter(passkeys::user_id.eq(user.0))
         .select(passkeys::credential_id)
-        .load(conn)?;
-    Ok(ids.into_iter().map(Into::into).collect())
+        .load(conn)?)
 }
 
 /// What adding a passkey came to.
