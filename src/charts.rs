@@ -23,14 +23,15 @@ const BOTTOM: f64 = 126.0;
 
 /// One part of a day's stacked bar.
 pub struct Segment {
-    /// The series' CSS class: `ok`, `refused`, `forbidden` or `limited`.
+    /// The series' CSS class: `ok`, `refused`, `forbidden`, `limited` or `failed`.
     pub class: &'static str,
     pub y: String,
     pub height: String,
 }
 
 /// One day's stacked bar of calls made with the secret (successes at the bottom, then
-/// other refusals, 403s and 429s), and its wrong-secret attempts, drawn apart.
+/// other refusals, 403s, 429s and the server's failures), and its wrong-secret attempts,
+/// drawn apart.
 pub struct DayBar {
     /// `2026-11-28`.
     pub date: String,
@@ -40,6 +41,7 @@ pub struct DayBar {
     pub refused: i64,
     pub forbidden: i64,
     pub rate_limited: i64,
+    pub failed: i64,
     pub wrong_secret: i64,
     pub x: String,
     pub width: String,
@@ -73,6 +75,7 @@ pub struct BarChart {
     pub total_refused: i64,
     pub total_forbidden: i64,
     pub total_rate_limited: i64,
+    pub total_failed: i64,
     pub total_wrong_secret: i64,
     /// Where the wrong-secret strip's label sits.
     pub strip_label_y: String,
@@ -190,6 +193,7 @@ pub fn daily_bars(
                 ("refused", c.refused),
                 ("forbidden", c.forbidden),
                 ("limited", c.rate_limited),
+                ("failed", c.failed),
             ]
             .into_iter()
             .filter(|(_, n)| *n > 0)
@@ -211,6 +215,7 @@ pub fn daily_bars(
                 refused: c.refused,
                 forbidden: c.forbidden,
                 rate_limited: c.rate_limited,
+                failed: c.failed,
                 wrong_secret: c.wrong_secret,
                 x: px(x),
                 width: px(slot * 0.7),
@@ -242,6 +247,7 @@ pub fn daily_bars(
     let total_refused = sum(|c| c.refused);
     let total_forbidden = sum(|c| c.forbidden);
     let total_rate_limited = sum(|c| c.rate_limited);
+    let total_failed = sum(|c| c.failed);
     let total_wrong_secret = sum(|c| c.wrong_secret);
     let first = series.first().map(|(d, _)| *d).unwrap_or(today);
     let busiest = series
@@ -256,10 +262,15 @@ pub fn daily_bars(
             plural(n, "attempt", "attempts")
         ),
     };
+    // Rare, and the server's doing rather than the token's: named only when there were some.
+    let failed = match total_failed {
+        0 => String::new(),
+        n => format!(", and {} the server failed to answer", grouped(n)),
+    };
     let desc = match busiest {
         None => format!("No calls with the secret from {span} (UTC).{wrong}"),
         Some((day, c)) => format!(
-            "From {span} (UTC): {} successful calls, {} refused, {} forbidden and {} rate-limited. The busiest day was {}, with {} calls.{wrong}",
+            "From {span} (UTC): {} successful calls, {} refused, {} forbidden and {} rate-limited{failed}. The busiest day was {}, with {} calls.{wrong}",
             grouped(total_succeeded),
             grouped(total_refused),
             grouped(total_forbidden),
@@ -285,6 +296,7 @@ pub fn daily_bars(
         total_refused,
         total_forbidden,
         total_rate_limited,
+        total_failed,
         total_wrong_secret,
         strip_label_y: px(STRIP_TOP - 6.0),
         strip_bottom: px(strip_bottom),
@@ -396,22 +408,30 @@ mod tests {
     }
 
     #[test]
-    fn four_answers_stack_in_order_and_wrong_secrets_stay_apart() {
+    fn five_answers_stack_in_order_and_wrong_secrets_stay_apart() {
         let today = day("2026-11-28");
         let counts = Counts {
             succeeded: 10,
             refused: 2,
             forbidden: 3,
             rate_limited: 4,
+            failed: 1,
             wrong_secret: 500,
         };
         let chart = daily_bars("c", "Calls", today, 30, &[(today, counts)]);
         let bar = &chart.bars[29];
         let classes: Vec<&str> = bar.segments.iter().map(|s| s.class).collect();
-        assert_eq!(classes, ["ok", "refused", "forbidden", "limited"]);
+        assert_eq!(classes, ["ok", "refused", "forbidden", "limited", "failed"]);
         // A flood of wrong secrets does not change the scale of the token's own calls.
         let labels: Vec<&str> = chart.y_ticks.iter().map(|t| t.label.as_str()).collect();
         assert_eq!(labels, ["0", "5", "10", "15", "20"]);
+        assert!(
+            chart
+                .desc
+                .contains("4 rate-limited, and 1 the server failed to answer."),
+            "{}",
+            chart.desc
+        );
         assert_eq!(bar.wrong_height, "30.0");
         assert!(
             chart

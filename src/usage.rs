@@ -30,18 +30,21 @@ pub enum Outcome {
     RateLimited,
     /// Another 4xx a handler answered after the guard let the call in (404, 422...).
     Refused,
+    /// A 5xx: the guard let the call in and the server failed to answer it.
+    Failed,
 }
 
 impl Outcome {
     /// The outcome of a call the guard let in, by the status it was answered with: a
     /// handler's 403 is a missing scope; any other 4xx (an unknown cluster, a body that
-    /// is not valid) is a refusal, not a success.
+    /// is not valid) is a refusal, and a 5xx a failure: neither is a success.
     pub fn of(status: actix_web::http::StatusCode) -> Self {
         use actix_web::http::StatusCode;
         match status {
             StatusCode::FORBIDDEN => Outcome::Forbidden,
             StatusCode::TOO_MANY_REQUESTS => Outcome::RateLimited,
             s if s.is_client_error() => Outcome::Refused,
+            s if s.is_server_error() => Outcome::Failed,
             _ => Outcome::Succeeded,
         }
     }
@@ -74,6 +77,7 @@ impl Pending {
             Outcome::Forbidden => counts.forbidden += n,
             Outcome::RateLimited => counts.rate_limited += n,
             Outcome::Refused => counts.refused += n,
+            Outcome::Failed => counts.failed += n,
         }
     }
 
@@ -218,7 +222,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_handlers_4xx_is_a_refusal_not_a_success() {
+    fn a_handlers_4xx_is_a_refusal_and_its_5xx_a_failure_neither_a_success() {
         use actix_web::http::StatusCode;
         let cases = [
             (StatusCode::OK, Outcome::Succeeded),
@@ -229,7 +233,8 @@ mod tests {
             (StatusCode::NOT_FOUND, Outcome::Refused),
             (StatusCode::UNPROCESSABLE_ENTITY, Outcome::Refused),
             (StatusCode::METHOD_NOT_ALLOWED, Outcome::Refused),
-            (StatusCode::INTERNAL_SERVER_ERROR, Outcome::Succeeded),
+            (StatusCode::INTERNAL_SERVER_ERROR, Outcome::Failed),
+            (StatusCode::SERVICE_UNAVAILABLE, Outcome::Failed),
         ];
         for (status, outcome) in cases {
             assert_eq!(Outcome::of(status), outcome, "{status}");
@@ -263,6 +268,7 @@ mod tests {
             at("2026-11-28 00:00:03"),
             ip(2),
         );
+        recorder.record(token, Outcome::Failed, at("2026-11-28 00:00:03"), ip(2));
 
         let batch = recorder.take();
         assert_eq!(batch.len(), 1);
@@ -286,6 +292,7 @@ mod tests {
                         forbidden: 1,
                         rate_limited: 1,
                         refused: 0,
+                        failed: 1,
                     }
                 ),
             ]

@@ -162,6 +162,7 @@ diesel::table! {
         forbidden -> BigInt,
         rate_limited -> BigInt,
         refused -> BigInt,
+        failed -> BigInt,
     }
 }
 

@@ -37,12 +37,14 @@ pub struct Counts {
     pub rate_limited: i64,
     /// Another 4xx after the guard let the call in (a 404, a 422 from a handler).
     pub refused: i64,
+    /// A 5xx after the guard let the call in: the server failed to answer it.
+    pub failed: i64,
 }
 
 impl Counts {
     /// Calls made with the secret, whatever the answer: the token's own use.
     pub fn with_secret(&self) -> i64 {
-        self.succeeded + self.forbidden + self.rate_limited + self.refused
+        self.succeeded + self.forbidden + self.rate_limited + self.refused + self.failed
     }
 
     /// Every call counted, wrong secrets included.
@@ -56,6 +58,7 @@ impl Counts {
         self.forbidden += other.forbidden;
         self.rate_limited += other.rate_limited;
         self.refused += other.refused;
+        self.failed += other.failed;
     }
 }
 
@@ -126,6 +129,7 @@ fn record_one(conn: &mut DbConnection, usage: &TokenUsage) -> Result<(), AppErro
                 days::forbidden.eq(days::forbidden + counts.forbidden),
                 days::rate_limited.eq(days::rate_limited + counts.rate_limited),
                 days::refused.eq(days::refused + counts.refused),
+                days::failed.eq(days::failed + counts.failed),
             ))
             .execute(conn)?;
         if added == 0 {
@@ -138,6 +142,7 @@ fn record_one(conn: &mut DbConnection, usage: &TokenUsage) -> Result<(), AppErro
                     days::forbidden.eq(counts.forbidden),
                     days::rate_limited.eq(counts.rate_limited),
                     days::refused.eq(counts.refused),
+                    days::failed.eq(counts.failed),
                 ))
                 .execute(conn)?;
         }
@@ -197,6 +202,7 @@ macro_rules! counts_of_row {
             days::forbidden,
             days::rate_limited,
             days::refused,
+            days::failed,
         )
     };
 }
@@ -266,6 +272,7 @@ pub fn daily_for_account(
                 total("forbidden"),
                 total("rate_limited"),
                 total("refused"),
+                total("failed"),
             ),
         ))
         .load(conn)?)
@@ -333,6 +340,7 @@ mod tests {
             forbidden: 1,
             rate_limited: 0,
             refused: 0,
+            failed: 1,
         }
     }
 
@@ -371,7 +379,8 @@ mod tests {
                     wrong_secret: 2,
                     forbidden: 2,
                     rate_limited: 0,
-                    refused: 0
+                    refused: 0,
+                    failed: 2,
                 }
             )]
         );

@@ -1,7 +1,7 @@
 //! Usage history: what the guard counts for each token and day (successes, wrong secrets,
-//! 403s and 429s), the last addresses a token was used from, and the charts that show them.
-//! The counts are written in batches; these stories flush the batch themselves instead of
-//! waiting for the background loop.
+//! 403s, 429s, other refusals and the server's failures), the last addresses a token was
+//! used from, and the charts that show them. The counts are written in batches; these
+//! stories flush the batch themselves instead of waiting for the background loop.
 
 use reqwest::StatusCode;
 
@@ -30,13 +30,13 @@ fn today() -> String {
 }
 
 /// The chart's row for `day` in its table for screen readers (the first chart on the
-/// page): successful, refused (4xx), forbidden, rate-limited, wrong secret.
+/// page): successful, refused (4xx), forbidden, rate-limited, failed (5xx), wrong secret.
 fn chart_row(page: &Page, day: &str) -> Option<Vec<i64>> {
     let row = page.body.find(&format!("<tr data-day=\"{day}\">"))?;
     page.body[row..]
         .split("<td>")
         .skip(1)
-        .take(5)
+        .take(6)
         .map(|cell| cell[..cell.find('<')?].trim().parse().ok())
         .collect()
 }
@@ -113,7 +113,7 @@ async fn a_tokens_page_charts_todays_calls_and_what_was_refused() {
         Some((3, 3)),
         "today's row: 3 successful, 3 refused"
     );
-    assert_eq!(chart_row(&page, &today()), Some(vec![3, 0, 1, 0, 2]));
+    assert_eq!(chart_row(&page, &today()), Some(vec![3, 0, 1, 0, 0, 2]));
     // Accessible: the SVG names itself, and carries a description of the numbers.
     page.assert_contains("<svg class=\"bars\"")
         .assert_contains("<title id=\"token-usage-title\">Calls in the last 30 days</title>")
@@ -167,11 +167,41 @@ async fn a_handlers_404_or_422_counts_as_refused_not_as_a_success() {
     flush(&app).await;
 
     let page = owner.get(&format!("/tokens/{}", made.id)).await;
-    assert_eq!(chart_row(&page, &today()), Some(vec![1, 2, 0, 0, 0]));
+    assert_eq!(chart_row(&page, &today()), Some(vec![1, 2, 0, 0, 0, 0]));
     page.assert_contains("1 successful calls, 2 refused, 0 forbidden and 0 rate-limited");
     let stored = count_rows(
         &app,
         "SELECT COUNT(*) FROM token_usage_days WHERE succeeded = 1 AND refused = 2",
+    )
+    .await;
+    assert_eq!(stored, 1);
+}
+
+#[tokio::test]
+async fn a_call_the_server_failed_to_answer_counts_as_failed_not_as_a_success() {
+    crate::sqlite_only!("the full disk is simulated through SQLite's max_page_count");
+    use keyward::db::simulated_full_disk;
+    let app = spawn_app().await;
+    let owner = signed_up(&app.address, "Failed Inc").await;
+    let made = owner.create_token("writer").await;
+    let (key, secret) = (&made.token.key, &made.token.secret);
+
+    assert_eq!(get_plans(&app, key, secret).await, StatusCode::OK);
+    // Let in by the guard, then the store can't take the new cluster: a 503.
+    simulated_full_disk::fill(&app.db.path).expect("the test database exists");
+    let created = call(&app, reqwest::Method::POST, "/clusters", key, secret).await;
+    simulated_full_disk::free(&app.db.path).expect("the test database exists");
+    assert_eq!(created, StatusCode::SERVICE_UNAVAILABLE);
+    flush(&app).await;
+
+    let page = owner.get(&format!("/tokens/{}", made.id)).await;
+    assert_eq!(chart_row(&page, &today()), Some(vec![1, 0, 0, 0, 1, 0]));
+    page.assert_contains(
+        "1 successful calls, 0 refused, 0 forbidden and 0 rate-limited, and 1 the server failed to answer.",
+    );
+    let stored = count_rows(
+        &app,
+        "SELECT COUNT(*) FROM token_usage_days WHERE succeeded = 1 AND failed = 1",
     )
     .await;
     assert_eq!(stored, 1);

@@ -1,0 +1,1 @@
+ALTER TABLE token_usage_days DROP COLUMN failed;
