@@ -62,6 +62,11 @@ pub enum UserCommand {
     /// password; using it ends every session of theirs. For servers without mail, or a
     /// person whose mail doesn't arrive.
     ResetPassword { email: String },
+    /// Remove EMAIL's second factors (authenticator app, recovery codes and passkeys) and
+    /// end their sessions, for a person who lost them: their password then signs them in,
+    /// and an account that requires a second factor asks them to set one up. Make sure
+    /// first that whoever asks is that person.
+    ResetTwoFactor { email: String },
 }
 
 #[derive(Subcommand, Debug)]

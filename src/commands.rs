@@ -59,6 +59,9 @@ pub fn execute(cli: Cli, stdin: &mut impl BufRead, out: &mut impl Write) -> anyh
         Command::User(UserCommand::ResetPassword { email }) => {
             reset_password_link(&mut open(&config)?, &config, &email, out)
         }
+        Command::User(UserCommand::ResetTwoFactor { email }) => {
+            reset_two_factor(&mut open(&config)?, &config, &email, out)
+        }
     }
 }
 
@@ -78,6 +81,28 @@ fn reset_password_link(
     writeln!(out, "{base}/password-reset/{}", token.expose())?;
     eprintln!(
         "Give this link to {email} only: it sets a new password, works once, for 30 minutes, and signs them out everywhere."
+    );
+    Ok(())
+}
+
+/// Removes the second factors of a person who lost them, and says what went.
+fn reset_two_factor(
+    conn: &mut DbConnection,
+    config: &Config,
+    email: &str,
+    out: &mut impl Write,
+) -> anyhow::Result<()> {
+    let email = parsed(Email::parse(email))?;
+    let mail_on = config.mail.is_some();
+    let removed = write(conn, None, |tx| {
+        db::recovery::reset_second_factors(tx, &email, mail_on)
+    })?;
+    writeln!(
+        out,
+        "removed {removed} of {email}, and ended every session of theirs"
+    )?;
+    eprintln!(
+        "{email} signs in with their password alone now; an account that requires a second factor asks them to set one up."
     );
     Ok(())
 }

@@ -1,11 +1,15 @@
-//! Password reset: a one-time link, mailed (or printed by the command line), that sets a
-//! new password and ends every session of its user.
+//! The ways back into a sign-in: a password reset, through a one-time link, mailed (or
+//! printed by the command line), that sets a new password and ends every session of its
+//! user; and an operator's reset of a person's second factors, from the command line.
+
+use std::fmt;
 
 use diesel::prelude::*;
 
 use super::email_links::{self, LinkToken, Purpose};
 use super::outbox;
 use super::schema::users;
+use super::schema::{passkey_ceremonies, passkeys, pending_sign_ins, recovery_codes, two_factor};
 use super::tx::Tx;
 use super::verification::{LoggedAs, log_for_user};
 use crate::domain::{AuditAction, Email, Mail};
@@ -74,4 +78,112 @@ pub fn reset(tx: &mut Tx<'_>, token: &str, new_hash: &str) -> Result<String, App
         "with a mailed link; every session ended",
     )?;
     Ok(user.email)
+}
+
+/// What an operator's reset of a person's second factors took away.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Removed {
+    pub authenticator_app: bool,
+    pub passkeys: i64,
+    /// Recovery codes not yet used.
+    pub recovery_codes: i64,
+}
+
+impl fmt::Display for Removed {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let plural =
+            |n: i64, one: &str, many: &str| format!("{n} {}", if n == 1 { one } else { many });
+        let mut parts = Vec::new();
+        if self.authenticator_app {
+            parts.push("the authenticator app".to_string());
+        }
+        if self.passkeys > 0 {
+            parts.push(plural(self.passkeys, "passkey", "passkeys"));
+        }
+        if self.authenticator_app {
+            parts.push(plural(
+                self.recovery_codes,
+                "recovery code",
+                "recovery codes",
+            ));
+        }
+        match parts.split_last() {
+            Some((last, [])) => write!(f, "{last}"),
+            Some((last, rest)) => write!(f, "{} and {last}", rest.join(", ")),
+            None => write!(f, "nothing"),
+        }
+    }
+}
+
+/// The way back in for a person who lost every second factor, from the command line: their
+/// authenticator app, recovery codes and passkeys are deleted, with any ceremony or sign-in
+/// waiting on them, and every session of theirs ends (whoever holds one may be why they
+/// lost them). Their password then signs them in; an account that requires a second factor
+/// sends them to set one up. They are mailed a notice, and their first account's log says
+/// who did it. The operator vouches that whoever asked is that person.
+pub fn reset_second_factors(
+    tx: &mut Tx<'_>,
+    email: &Email,
+    mail_on: bool,
+) -> Result<Removed, AppError> {
+    let user = super::users::find_by_email(tx.conn, email)?
+        .ok_or_else(|| AppError::invalid(format!("No user has the email {email}.")))?;
+    let id = user.user_id();
+    let status = super::two_factor::status(tx.conn, id)?;
+    let removed = Removed {
+        authenticator_app: status.enabled(),
+        passkeys: super::two_factor::passkey_count(tx.conn, id)?,
+        recovery_codes: status.codes_left,
+    };
+    if !removed.authenticator_app && removed.passkeys == 0 {
+        return Err(AppError::invalid(format!(
+            "{email} has no second factor: their password alone signs them in."
+        )));
+    }
+    diesel::delete(two_factor::table.find(id.0)).execute(tx.conn)?;
+    diesel::delete(recovery_codes::table.filter(recovery_codes::user_id.eq(id.0)))
+        .execute(tx.conn)?;
+    diesel::delete(passkeys::table.filter(passkeys::user_id.eq(id.0))).execute(tx.conn)?;
+    diesel::delete(passkey_ceremonies::table.filter(passkey_ceremonies::user_id.eq(id.0)))
+        .execute(tx.conn)?;
+    diesel::delete(pending_sign_ins::table.filter(pending_sign_ins::user_id.eq(id.0)))
+        .execute(tx.conn)?;
+    super::sessions::delete_all_of(tx.conn, id)?;
+    log_for_user(
+        tx,
+        (id, &user.email),
+        LoggedAs::Actor,
+        AuditAction::SecondFactorsReset,
+        &format!("{removed} removed; every session ended"),
+    )?;
+    super::two_factor::notify(
+        tx.conn,
+        id,
+        mail_on,
+        "Your Keyward operator removed your second factors and signed you out everywhere, as you asked: your password alone signs you in until you set one up again".into(),
+    )?;
+    Ok(removed)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Removed;
+
+    #[test]
+    fn what_a_reset_removed_reads_as_a_list() {
+        let removed = |authenticator_app, passkeys, recovery_codes| Removed {
+            authenticator_app,
+            passkeys,
+            recovery_codes,
+        };
+        assert_eq!(removed(false, 1, 0).to_string(), "1 passkey");
+        assert_eq!(
+            removed(true, 0, 10).to_string(),
+            "the authenticator app and 10 recovery codes"
+        );
+        assert_eq!(
+            removed(true, 2, 1).to_string(),
+            "the authenticator app, 2 passkeys and 1 recovery code"
+        );
+    }
 }

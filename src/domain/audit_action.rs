@@ -65,6 +65,7 @@ audit_actions! {
     RecoveryCodeUsed => "user.recovery_code_used",
     PasskeyAdded => "user.passkey_added",
     PasskeyRemoved => "user.passkey_removed",
+    SecondFactorsReset => "user.second_factors_reset",
     TwoFactorPolicySet => "account.two_factor_policy_set",
     SsoLinked => "user.sso_linked",
     SsoPolicySet => "account.sso_policy_set",

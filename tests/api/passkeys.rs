@@ -731,3 +731,66 @@ async fn adding_another_passkey_tells_the_authenticator_which_ones_the_person_ha
         .collect();
     assert_eq!(excluded, vec![made.raw_id]);
 }
+
+#[tokio::test]
+async fn a_person_who_lost_every_second_factor_is_let_back_in_by_the_operator() {
+    let app = passkey_app().await;
+    let (owner, email, _lost) = owner_with_passkey(&app, "Lost Keys", "Phone").await;
+    let enrolled = enrol(&owner).await;
+    let earlier = at_second_step(&app.address, &email).await;
+    second_step(&earlier, &enrolled.recovery_codes[0])
+        .await
+        .assert_redirect("/tokens");
+    // With the phone and the passkey gone, the second step is as far as she gets; its page
+    // says who can help.
+    let stuck = at_second_step(&app.address, &email).await;
+    stuck
+        .get("/login/two-factor")
+        .await
+        .assert_contains("Ask your Keyward operator to remove your second factors");
+
+    let printed = app
+        .cli(&["user", "reset-two-factor", &email])
+        .await
+        .expect("the command resets her second factors");
+
+    assert_eq!(
+        printed.trim(),
+        format!(
+            "removed the authenticator app, 1 passkey and 9 recovery codes of {email}, and ended every session of theirs"
+        )
+    );
+    // Every session of hers ended, and the sign-in that waited for a factor with them.
+    owner.get("/tokens").await.assert_redirect("/login");
+    earlier.get("/tokens").await.assert_redirect("/login");
+    stuck
+        .get("/login/two-factor")
+        .await
+        .assert_redirect("/login?second_step=ended");
+    // Her password alone signs her in now, and her account's log says who reset what.
+    let back = Browser::new(&app.address);
+    back.log_in(&email, PASSWORD)
+        .await
+        .assert_redirect("/tokens");
+    let log = audit_log(&back, "").await;
+    let event = find_event(&log, "user.second_factors_reset", &email);
+    assert_eq!(event.actor, "command line", "{event:?}");
+    assert!(
+        event
+            .detail
+            .contains("the authenticator app, 1 passkey and 9 recovery codes removed"),
+        "{event:?}"
+    );
+
+    // Nothing left to remove, or nobody with that address: said plainly, nothing changed.
+    let again = app
+        .cli(&["user", "reset-two-factor", &email])
+        .await
+        .expect_err("nothing to reset");
+    assert!(again.contains("has no second factor"), "{again}");
+    let unknown = app
+        .cli(&["user", "reset-two-factor", "ghost@example.test"])
+        .await
+        .expect_err("no such person");
+    assert!(unknown.contains("No user has the email"), "{unknown}");
+}
