@@ -1,7 +1,9 @@
 // Passkeys: the one part of the dashboard that needs JavaScript, because only a script can
 // reach navigator.credentials. Each form marked data-passkey="create" or "get" asks its
 // data-begin address for the ceremony's options (JSON), hands them to the browser, and
-// posts the browser's answer, as JSON in the form's "credential" field, like any form.
+// posts the browser's answer, as JSON in the form's "credential" field (or the field its
+// data-answer names: the sudo page carries a form that may have a "credential" of its own),
+// like any form.
 // Without JavaScript or WebAuthn these forms stay hidden and the rest of the page works.
 
 const fromB64url = (text) =>
@@ -81,7 +83,7 @@ async function run(form, button) {
       ? await navigator.credentials.create(creationOptions(json))
       : await navigator.credentials.get(requestOptions(json));
     if (!credential) throw new Error("No passkey was chosen.");
-    form.elements.credential.value = JSON.stringify(answer(credential));
+    form.elements[form.dataset.answer || "credential"].value = JSON.stringify(answer(credential));
     form.submit();
   } catch (error) {
     button.disabled = false;

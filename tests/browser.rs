@@ -97,13 +97,18 @@ async fn a_person_resets_a_forgotten_password_from_the_mail_in_a_browser() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_person_adds_a_passkey_and_signs_in_with_it_in_a_browser() {
     let server = Server::start();
-    in_browser(server, passkey_story).await;
+    let database = server.database.clone();
+    in_browser(server, move |b, base, shots| {
+        passkey_story(b, base, shots, database)
+    })
+    .await;
 }
 
 /// Adds a passkey held by Chromium's virtual authenticator (chromedriver's WebDriver
 /// extension), signs in with it alone from the sign-in page, then with the password and
-/// the passkey as the second step; removes it, and sees it refused.
-async fn passkey_story(b: Client, base: String, shots: Screenshots) {
+/// the passkey as the second step; confirms its removal with it on the sudo page, and sees
+/// it refused.
+async fn passkey_story(b: Client, base: String, shots: Screenshots, database: PathBuf) {
     // WebAuthn wants a domain name, not an IP address: the same server, as localhost.
     let base = base.replace("://127.0.0.1:", "://localhost:");
     let page = Page {
@@ -135,9 +140,14 @@ async fn passkey_story(b: Client, base: String, shots: Screenshots) {
     page.click_button("Use a passkey").await;
     page.wait_for_path("/tokens").await;
 
-    // Removed, the passkey the authenticator still holds signs no one in.
+    // An hour later, removing it asks for a fresh check, and the passkey itself gives it.
+    forget_the_last_check(&database, EMAIL);
     page.open("/account/passkeys").await;
     page.click_button("Remove Laptop authenticator").await;
+    page.wait_for_text("Confirm it's you").await;
+    page.shoot("sudo-passkey").await;
+    page.click_button("Use a passkey").await;
+    // Removed, the passkey the authenticator still holds signs no one in.
     page.wait_for_text("The passkey was removed").await;
     sign_out(&page).await;
     page.open("/login").await;
@@ -191,6 +201,25 @@ async fn passkey_under_sso_story(b: Client, base: String, shots: Screenshots, da
         .await;
     page.open("/tokens").await;
     page.wait_for_path("/login").await;
+}
+
+/// Makes `email`'s sessions look an hour past their last password or second-factor check,
+/// as the sudo window sees it, so the next sensitive change asks again.
+fn forget_the_last_check(database: &Path, email: &str) {
+    use diesel::connection::SimpleConnection;
+    use diesel::sql_types::Text;
+    use diesel::{Connection, RunQueryDsl, SqliteConnection};
+    let url = database.to_str().expect("a UTF-8 database path");
+    let mut conn = SqliteConnection::establish(url).expect("the server's database opens");
+    conn.batch_execute("PRAGMA busy_timeout = 5000;")
+        .expect("a busy timeout");
+    let changed = diesel::sql_query(
+        "UPDATE sessions SET state = json_set(state, '$.checked_at', '0') WHERE user_id = (SELECT id FROM users WHERE email = ?)",
+    )
+    .bind::<Text, _>(email)
+    .execute(&mut conn)
+    .expect("the sessions' last check is forgotten");
+    assert!(changed > 0, "the person has a session");
 }
 
 fn require_sso_of_member(database: &Path, email: &str) {

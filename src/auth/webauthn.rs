@@ -37,6 +37,11 @@ pub fn relying_party(req: &HttpRequest) -> Result<Webauthn, AppError> {
 /// The cookie that names a ceremony under way (`db::passkeys` keeps its digest).
 pub const COOKIE: StepCookie = StepCookie::new("__Host-keyward_passkey", "keyward_passkey");
 
+/// Sudo mode's own ceremony: the sudo page can interrupt a passkey's registration, whose
+/// ceremony waits under [`COOKIE`] until the change goes on.
+pub const SUDO_COOKIE: StepCookie =
+    StepCookie::new("__Host-keyward_passkey_sudo", "keyward_passkey_sudo");
+
 /// The answer to a ceremony's start: its options for `navigator.credentials`, as JSON,
 /// with the cookie that names it. Never cached: each challenge is used once.
 pub fn challenge(options: serde_json::Value, cookie: Cookie<'static>) -> actix_web::HttpResponse {

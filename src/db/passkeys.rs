@@ -86,6 +86,8 @@ enum Ceremony {
     },
     /// A passkey as a sign-in's second step.
     SecondStep { state: PasskeyAuthentication },
+    /// A passkey confirming a signed-in person for sudo mode.
+    Sudo { state: PasskeyAuthentication },
     /// Signing in with a passkey alone.
     SignIn { state: DiscoverableAuthentication },
 }
@@ -95,6 +97,7 @@ impl Ceremony {
         match self {
             Ceremony::Register { .. } => "register",
             Ceremony::SecondStep { .. } => "second_step",
+            Ceremony::Sudo { .. } => "sudo",
             Ceremony::SignIn { .. } => "sign_in",
         }
     }
@@ -372,12 +375,22 @@ fn record_use(
     Ok(())
 }
 
-/// Starts a sign-in's second step with `user`'s passkeys; `None` if they have none.
-pub fn start_second_step(
+/// What a passkey check of a known person is for: each has ceremonies of its own.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CheckFor {
+    /// A sign-in's second step, after a right password.
+    SecondStep,
+    /// Sudo mode, for a signed-in person.
+    Sudo,
+}
+
+/// Starts a check of `user` with their passkeys; `None` if they have none.
+pub fn start_check(
     conn: &mut DbConnection,
     webauthn: &Webauthn,
     key_digest: &[u8],
     user: UserId,
+    check: CheckFor,
 ) -> Result<Option<serde_json::Value>, AppError> {
     let creds: Vec<Passkey> = credentials(conn, user)?
         .into_iter()
@@ -389,31 +402,33 @@ pub fn start_second_step(
     let (challenge, state) = webauthn
         .start_passkey_authentication(&creds)
         .map_err(|e| AppError::internal(format!("a passkey challenge: {e}")))?;
-    start(
-        conn,
-        key_digest,
-        Some(user),
-        &Ceremony::SecondStep { state },
-    )?;
+    let ceremony = match check {
+        CheckFor::SecondStep => Ceremony::SecondStep { state },
+        CheckFor::Sudo => Ceremony::Sudo { state },
+    };
+    start(conn, key_digest, Some(user), &ceremony)?;
     Ok(Some(to_json(&challenge)?))
 }
 
-/// Checks `answer` to the second-step ceremony the cookie names as `user`'s, and spends
-/// it. `false` for any refusal, which the second step counts as a wrong code.
-fn check_second_step(
+/// Checks `answer` to the `check` ceremony the cookie names as `user`'s, and spends it.
+/// `false` for any refusal, which the caller counts as a wrong code.
+fn check_answer(
     conn: &mut DbConnection,
     webauthn: &Webauthn,
     key_digest: &[u8],
     user: UserId,
     answer: &PublicKeyCredential,
+    check: CheckFor,
 ) -> Result<bool, AppError> {
-    let Some(Ceremony::SecondStep { state }) = take(conn, key_digest, Some(user))? else {
-        return Ok(false);
+    let state = match (take(conn, key_digest, Some(user))?, check) {
+        (Some(Ceremony::SecondStep { state }), CheckFor::SecondStep)
+        | (Some(Ceremony::Sudo { state }), CheckFor::Sudo) => state,
+        _ => return Ok(false),
     };
     let result = match webauthn.finish_passkey_authentication(answer, &state) {
         Ok(result) => result,
         Err(e) => {
-            tracing::info!(error = %e, "a passkey answer at the second step was refused");
+            tracing::info!(error = %e, ?check, "a passkey answer was refused");
             return Ok(false);
         }
     };
@@ -442,11 +457,31 @@ pub fn answer_check(
         else {
             return Ok(None);
         };
-        Ok(
-            check_second_step(conn, &webauthn, &key_digest, user, &answer)?
-                .then_some(Spent::Passkey),
-        )
+        Ok(check_answer(
+            conn,
+            &webauthn,
+            &key_digest,
+            user,
+            &answer,
+            CheckFor::SecondStep,
+        )?
+        .then_some(Spent::Passkey))
     }
+}
+
+/// A passkey's answer confirming `user` for sudo mode, checked and spent; an answer that
+/// can't be read, or to no live sudo ceremony of theirs, is a wrong one.
+pub fn sudo_check(
+    conn: &mut DbConnection,
+    webauthn: &Webauthn,
+    key_digest: &[u8],
+    user: UserId,
+    raw: &str,
+) -> Result<bool, AppError> {
+    let Ok(answer) = parse_answer::<PublicKeyCredential>(raw) else {
+        return Ok(false);
+    };
+    check_answer(conn, webauthn, key_digest, user, &answer, CheckFor::Sudo)
 }
 
 /// Starts a passwordless sign-in: the browser offers whichever passkey the person picks.

@@ -1,7 +1,7 @@
 //! `/account/passkeys`, a passkey at `/login/two-factor`, and `/login/passkey`: a person adds
 //! a passkey (made here by webauthn-rs's software authenticator, answering what the page's
-//! script would), names it, signs in with it as the second step, and removes it in sudo
-//! mode. A removed passkey, a replayed answer and a ceremony carried to another browser are
+//! script would), names it, signs in with it as the second step, confirms sudo mode with
+//! it, and removes it in sudo mode. A removed passkey, a replayed answer and a ceremony carried to another browser are
 //! refused. The discoverable sign-in's full ceremony runs in the browser story, whose
 //! Chromium authenticator keeps the user handle this one doesn't.
 
@@ -337,6 +337,10 @@ async fn adding_or_removing_a_passkey_asks_for_the_password_when_sudo_mode_has_l
     let asked = register(&owner, "Guarded", &credential).await;
     asked.assert_html_page(StatusCode::OK);
     asked.assert_contains("Confirm it");
+    assert!(
+        !asked.body.contains("Use a passkey"),
+        "no passkey is offered to someone who has none"
+    );
     assert!(
         !owner
             .get("/account/passkeys")
@@ -793,4 +797,78 @@ async fn a_person_who_lost_every_second_factor_is_let_back_in_by_the_operator() 
         .await
         .expect_err("no such person");
     assert!(unknown.contains("No user has the email"), "{unknown}");
+}
+
+#[tokio::test]
+async fn sudo_mode_takes_the_persons_passkey_once_per_ceremony() {
+    let app = spawn_app_with(|config| {
+        config.public_url = Some(ORIGIN.into());
+        config.sudo_window = chrono::Duration::seconds(-1);
+    })
+    .await;
+    let owner = signed_up(&app.address, "Sudo Key").await;
+    let mut phone = authenticator();
+    let first = registration_answer(&owner, &mut phone, origin()).await;
+    register_with(&owner, "Phone", &first, &[("sudo_password", PASSWORD)])
+        .await
+        .assert_redirect("/account/passkeys");
+
+    // Adding a second passkey stops at the sudo page, which offers the first.
+    let mut laptop = authenticator();
+    let second = registration_answer(&owner, &mut laptop, origin()).await;
+    let asked = register(&owner, "Laptop", &second).await;
+    asked.assert_html_page(StatusCode::OK);
+    asked.assert_contains("or use your passkey");
+    asked.assert_contains("data-begin=\"/account/sudo/passkey/begin\"");
+    // Its script asks for a ceremony of its own, the phone answers, and the change goes on:
+    // the registration's own ceremony waited meanwhile.
+    let started = begin(&owner, "/account/passkeys", "/account/sudo/passkey/begin").await;
+    let challenge: RequestChallengeResponse = options(&started);
+    let confirmed = phone
+        .do_authentication(origin(), challenge)
+        .expect("the phone signs the challenge");
+    let confirmed = serde_json::to_string(&confirmed).expect("JSON");
+    register_with(&owner, "Laptop", &second, &[("sudo_passkey", &confirmed)])
+        .await
+        .assert_redirect("/account/passkeys");
+    owner
+        .get("/account/passkeys")
+        .await
+        .assert_contains("Laptop");
+
+    // The same answer again proves nothing: its ceremony is spent.
+    let mut tablet = authenticator();
+    let third = registration_answer(&owner, &mut tablet, origin()).await;
+    let refused = register_with(&owner, "Tablet", &third, &[("sudo_passkey", &confirmed)]).await;
+    refused.assert_html_page(StatusCode::UNAUTHORIZED);
+    refused.assert_contains("Your passkey's answer was not accepted. Nothing was changed yet.");
+    assert!(
+        !owner.get("/account/passkeys").await.body.contains("Tablet"),
+        "nothing added without a fresh proof"
+    );
+}
+
+#[tokio::test]
+async fn the_sudo_ceremony_is_for_people_with_a_passkey_and_only_their_own() {
+    let app = passkey_app().await;
+    let (ada, _, _) = owner_with_passkey(&app, "Own Keys", "Phone").await;
+    let bob = signed_up(&app.address, "No Keys").await;
+
+    // Someone without a passkey is told to use their password.
+    let refused = begin(&bob, "/account/passkeys", "/account/sudo/passkey/begin").await;
+    assert_eq!(
+        refused.status,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "{}",
+        refused.body
+    );
+    assert!(
+        refused.body.contains("You have no passkeys"),
+        "{}",
+        refused.body
+    );
+    // Ada's options name her passkey only.
+    let started = begin(&ada, "/account/passkeys", "/account/sudo/passkey/begin").await;
+    let challenge: RequestChallengeResponse = options(&started);
+    assert_eq!(challenge.public_key.allow_credentials.len(), 1);
 }

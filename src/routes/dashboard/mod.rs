@@ -53,6 +53,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .configure(signup::configure)
         .configure(login::configure)
         .configure(second_step::configure)
+        .configure(sudo::configure)
         .configure(sso::configure)
         .configure(recovery::configure)
         .configure(verification::configure)

@@ -23,6 +23,7 @@ use super::view::{
 use crate::auth::{client_addr, pending, webauthn};
 use crate::db::{
     self,
+    passkeys::CheckFor,
     two_factor::{Spent, Step},
     tx::Principal,
 };
@@ -122,7 +123,7 @@ async fn begin_passkey(
         webauthn::COOKIE.issue(state.config.is_https(), webauthn::CEREMONY_MINUTES);
     let id = user.user_id();
     let options = db::run(&state.pool, move |conn| {
-        db::passkeys::start_second_step(conn, &relying_party, &digest, id)
+        db::passkeys::start_check(conn, &relying_party, &digest, id, CheckFor::SecondStep)
     })
     .await?
     .ok_or_else(|| AppError::invalid("You have no passkeys. Type a code instead."))?;

@@ -2,7 +2,8 @@
 //! turning the second factor off or making new recovery codes, the email address, the
 //! account's settings) needs the person to have proved it was them within the window
 //! (`KEYWARD_SUDO_MINUTES`, an hour by default): by their password, or by their second
-//! factor if they have one. Signing in counts.
+//! factor if they have one (a code, or a passkey through the page's script and its own
+//! ceremony, `/account/sudo/passkey/begin`). Signing in counts.
 //!
 //! When it is stale, the change is interrupted by a page that asks for the proof and
 //! carries every field of the form as it was sent, and posts it all back to the same
@@ -15,10 +16,11 @@ use askama::Template;
 use futures_util::future::LocalBoxFuture;
 use serde::de::DeserializeOwned;
 
-use super::session::{SignedIn, checked_form};
-use super::view::{HtmlError, Layout, render_with_status};
-use crate::auth::client_addr;
-use crate::db;
+use super::assets;
+use super::session::{CsrfForm, NoFields, SignedIn, checked_form};
+use super::view::{HtmlError, Layout, post_only, render_with_status};
+use crate::auth::{client_addr, webauthn};
+use crate::db::{self, passkeys::CheckFor};
 use crate::domain::{Password, SecondFactor};
 use crate::error::AppError;
 use crate::state::AppState;
@@ -26,6 +28,12 @@ use crate::state::AppState;
 /// The proof fields the sudo page adds; never handed on to the change itself.
 const PASSWORD_FIELD: &str = "sudo_password";
 const CODE_FIELD: &str = "sudo_code";
+/// A passkey's answer to the sudo ceremony, as JSON (`static/passkeys.js` fills it in).
+const PASSKEY_FIELD: &str = "sudo_passkey";
+
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.service(post_only("/account/sudo/passkey/begin", begin_passkey));
+}
 
 /// A form that passed the CSRF checks, with its raw fields kept for the sudo page and the
 /// proof it carries, if any.
@@ -34,6 +42,7 @@ pub(crate) struct SudoForm<T> {
     fields: Vec<(String, String)>,
     password: Option<String>,
     code: Option<String>,
+    passkey: Option<String>,
 }
 
 impl<T: DeserializeOwned + 'static> FromRequest for SudoForm<T> {
@@ -50,11 +59,13 @@ impl<T: DeserializeOwned + 'static> FromRequest for SudoForm<T> {
                 .map_err(|e| AppError::invalid(format!("The form could not be read: {e}.")))?;
             let mut password = None;
             let mut code = None;
+            let mut passkey = None;
             let mut fields = Vec::new();
             for (name, value) in pairs {
                 match name.as_str() {
                     PASSWORD_FIELD => password = Some(value),
                     CODE_FIELD => code = Some(value),
+                    PASSKEY_FIELD => passkey = Some(value),
                     "csrf_token" => {}
                     _ => fields.push((name, value)),
                 }
@@ -64,6 +75,7 @@ impl<T: DeserializeOwned + 'static> FromRequest for SudoForm<T> {
                 fields,
                 password: password.filter(|p| !p.is_empty()),
                 code: code.filter(|c| !c.trim().is_empty()),
+                passkey: passkey.filter(|p| !p.is_empty()),
             })
         })
     }
@@ -76,6 +88,9 @@ struct SudoPage {
     action: String,
     fields: Vec<(String, String)>,
     two_factor: bool,
+    /// Whether the person has a passkey, which the page's script offers.
+    passkeys: bool,
+    passkeys_js: String,
     /// A fresh sign-in at the provider instead: its name and where it starts.
     sso: Option<(String, String)>,
     error: Option<String>,
@@ -99,8 +114,11 @@ pub(crate) async fn check<T>(
         return Ok(None);
     }
     let user = signed_in.user_id();
-    let two_factor = db::run(&state.pool, move |conn| {
-        db::two_factor::is_enabled(conn, user)
+    let (two_factor, passkeys) = db::run(&state.pool, move |conn| {
+        Ok((
+            db::two_factor::is_enabled(conn, user)?,
+            db::passkeys::count(conn, user)? > 0,
+        ))
     })
     .await?;
     let linked = super::sso::linked_here(state, user).await?;
@@ -109,14 +127,24 @@ pub(crate) async fn check<T>(
         .as_ref()
         .filter(|_| linked)
         .map(|oidc| (oidc.name().to_string(), reauth_href(req)));
-    let page = |error| page(req, signed_in, form, two_factor, sso.clone(), error);
-    let proved = match (&form.password, &form.code) {
-        (None, None) => return page(None).map(Some),
-        (Some(password), _) => check_password(req, signed_in, state, password).await?,
-        (None, Some(code)) => two_factor && check_code(signed_in, state, code).await?,
+    let offered = Offered {
+        two_factor,
+        passkeys,
+        sso,
+    };
+    let page = |error| page(req, signed_in, form, &offered, error);
+    let proved = match (&form.password, &form.code, &form.passkey) {
+        (None, None, None) => return page(None).map(Some),
+        (Some(password), ..) => check_password(req, signed_in, state, password).await?,
+        (None, Some(code), _) => two_factor && check_code(signed_in, state, code).await?,
+        (None, None, Some(answer)) => {
+            passkeys && check_passkey(req, signed_in, state, answer).await?
+        }
     };
     if !proved {
-        let refusal = if two_factor {
+        let refusal = if form.password.is_none() && form.code.is_none() {
+            "Your passkey's answer was not accepted. Nothing was changed yet."
+        } else if two_factor {
             "That password or code is not right. Nothing was changed yet."
         } else {
             "That password is not right. Nothing was changed yet."
@@ -141,12 +169,18 @@ fn reauth_href(req: &HttpRequest) -> String {
     format!("/auth/oidc?reauth=1&next={next}")
 }
 
+/// The ways of proving it that the page offers, besides the password.
+struct Offered {
+    two_factor: bool,
+    passkeys: bool,
+    sso: Option<(String, String)>,
+}
+
 fn page<T>(
     req: &HttpRequest,
     signed_in: &SignedIn,
     form: &SudoForm<T>,
-    two_factor: bool,
-    sso: Option<(String, String)>,
+    offered: &Offered,
     error: Option<String>,
 ) -> Result<HttpResponse, HtmlError> {
     let status = if error.is_some() {
@@ -159,8 +193,10 @@ fn page<T>(
             layout: signed_in.layout("Confirm it's you", "")?,
             action: req.path().to_string(),
             fields: form.fields.clone(),
-            two_factor,
-            sso,
+            two_factor: offered.two_factor,
+            passkeys: offered.passkeys,
+            passkeys_js: assets::passkeys_js_href(),
+            sso: offered.sso.clone(),
             error,
         },
         status,
@@ -215,4 +251,52 @@ async fn check_code(signed_in: &SignedIn, state: &AppState, code: &str) -> Resul
         attempt.succeeded().await;
     }
     Ok(spent.is_some())
+}
+
+/// Starts the sudo page's passkey ceremony for the signed-in person: the options for
+/// `navigator.credentials.get`, as JSON, naming only their passkeys.
+async fn begin_passkey(
+    req: HttpRequest,
+    signed_in: SignedIn,
+    state: web::Data<AppState>,
+    _form: CsrfForm<NoFields>,
+) -> Result<HttpResponse, AppError> {
+    let relying_party = webauthn::relying_party(&req)?;
+    let (cookie, digest) =
+        webauthn::SUDO_COOKIE.issue(state.config.is_https(), webauthn::CEREMONY_MINUTES);
+    let user = signed_in.user_id();
+    let options = db::run(&state.pool, move |conn| {
+        db::passkeys::start_check(conn, &relying_party, &digest, user, CheckFor::Sudo)
+    })
+    .await?
+    .ok_or_else(|| AppError::invalid("You have no passkeys. Confirm with your password."))?;
+    Ok(webauthn::challenge(options, cookie))
+}
+
+/// A passkey's answer to the sudo ceremony this browser started, spent whatever comes of
+/// it, and counted as an attempt like a code.
+async fn check_passkey(
+    req: &HttpRequest,
+    signed_in: &SignedIn,
+    state: &AppState,
+    answer: &str,
+) -> Result<bool, AppError> {
+    let ip = signed_in.ip.clone().unwrap_or_default();
+    let attempt = state.throttle.attempt(&signed_in.user.email, &ip).await?;
+    let Some(ceremony) = webauthn::SUDO_COOKIE.digest_of(req, state.config.is_https()) else {
+        return Ok(false);
+    };
+    let relying_party = webauthn::relying_party(req)?;
+    let user = signed_in.user_id();
+    let answer = answer.to_string();
+    let proved = db::run(&state.pool, move |conn| {
+        db::tx::as_system(conn, |tx| {
+            db::passkeys::sudo_check(tx.conn, &relying_party, &ceremony, user, &answer)
+        })
+    })
+    .await?;
+    if proved {
+        attempt.succeeded().await;
+    }
+    Ok(proved)
 }
