@@ -1,8 +1,8 @@
 //! `/account/passkeys`, a passkey at `/login/two-factor`, and `/login/passkey`: a person adds
 //! a passkey (made here by webauthn-rs's software authenticator, answering what the page's
 //! script would), names it, signs in with it as the second step, confirms sudo mode with
-//! it, and removes it in sudo mode. A removed passkey, a replayed answer and a ceremony carried to another browser are
-//! refused. The discoverable sign-in's full ceremony runs in the browser story, whose
+//! it, and removes it in sudo mode. A removed passkey, a replayed answer and a ceremony
+//! carried to another browser are refused. The discoverable sign-in's full ceremony runs in the browser story, whose
 //! Chromium authenticator keeps the user handle this one doesn't.
 
 use reqwest::StatusCode;
