@@ -872,3 +872,23 @@ async fn the_sudo_ceremony_is_for_people_with_a_passkey_and_only_their_own() {
     let challenge: RequestChallengeResponse = options(&started);
     assert_eq!(challenge.public_key.allow_credentials.len(), 1);
 }
+
+#[tokio::test]
+async fn an_operators_reset_on_a_full_disk_says_so_and_removes_nothing() {
+    crate::sqlite_only!("the full disk is simulated through SQLite's max_page_count");
+    use keyward::db::simulated_full_disk;
+    let app = spawn_app().await;
+    let owner = signed_up(&app.address, "Full Reset").await;
+    let email = email_for("Full Reset");
+    enrol(&owner).await;
+
+    simulated_full_disk::fill(&app.db.path).expect("the test database exists");
+    let refused = app.cli(&["user", "reset-two-factor", &email]).await;
+    simulated_full_disk::free(&app.db.path).expect("the test database exists");
+
+    let error = refused.expect_err("nothing can be removed on a full disk");
+    assert!(error.contains("storage is full"), "a clear reason: {error}");
+    // Her authenticator app still guards her sign-in, and her session still works.
+    at_second_step(&app.address, &email).await;
+    owner.get("/tokens").await.assert_html_page(StatusCode::OK);
+}
