@@ -15,6 +15,7 @@ use askama::Template;
 use serde::Deserialize;
 
 use super::assets;
+use super::passkeys::begin_ceremony;
 use super::session::{CsrfForm, NoFields, UserSession, landing, public_layout, sign_in};
 use super::view::{
     Flash, HtmlError, Layout, page_method_not_allowed, post_only, redirect, render,
@@ -236,14 +237,7 @@ async fn begin_passkey(
     _form: CsrfForm<NoFields>,
 ) -> Result<HttpResponse, AppError> {
     state.passkey_starts.check(client_addr::of(&req))?;
-    let relying_party = webauthn::relying_party(&req)?;
-    let (cookie, digest) =
-        webauthn::COOKIE.issue(state.config.is_https(), webauthn::CEREMONY_MINUTES);
-    let options = db::run(&state.pool, move |conn| {
-        db::passkeys::start_sign_in(conn, &relying_party, &digest)
-    })
-    .await?;
-    Ok(webauthn::challenge(options, cookie))
+    begin_ceremony(&req, &state, &webauthn::COOKIE, db::passkeys::start_sign_in).await
 }
 
 #[derive(Deserialize)]

@@ -11,7 +11,7 @@ use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
 use askama::Template;
 use serde::Deserialize;
-use webauthn_rs::prelude::RegisterPublicKeyCredential;
+use webauthn_rs::prelude::{RegisterPublicKeyCredential, Webauthn};
 
 use super::assets;
 use super::session::{CsrfForm, NoFields, SignedIn};
@@ -19,9 +19,10 @@ use super::sudo::{self, SudoForm};
 use super::view::{
     Flash, HtmlError, Layout, TimeView, get_only, post_only, redirect, render_with_status,
 };
+use crate::auth::step_cookie::StepCookie;
 use crate::auth::webauthn;
 use crate::db::{
-    self,
+    self, DbConnection,
     passkeys::{PasskeySummary, Registered},
 };
 use crate::domain::PasskeyName;
@@ -108,12 +109,36 @@ async fn begin(
     state: web::Data<AppState>,
     _form: CsrfForm<NoFields>,
 ) -> Result<HttpResponse, AppError> {
-    let relying_party = webauthn::relying_party(&req)?;
-    let (cookie, digest) =
-        webauthn::COOKIE.issue(state.config.is_https(), webauthn::CEREMONY_MINUTES);
     let user = signed_in.user.clone();
+    begin_ceremony(
+        &req,
+        &state,
+        &webauthn::COOKIE,
+        move |conn, relying_party, digest| {
+            db::passkeys::start_registration(conn, relying_party, digest, &user)
+        },
+    )
+    .await
+}
+
+/// Starts a ceremony named by a new `cookie` for this site: `start` keeps its state under
+/// the cookie's digest and gives the options for `navigator.credentials`, which go back
+/// with the cookie. Every page's "begin" is this.
+pub(super) async fn begin_ceremony<F>(
+    req: &HttpRequest,
+    state: &AppState,
+    cookie: &StepCookie,
+    start: F,
+) -> Result<HttpResponse, AppError>
+where
+    F: FnOnce(&mut DbConnection, &Webauthn, &[u8]) -> Result<serde_json::Value, AppError>
+        + Send
+        + 'static,
+{
+    let relying_party = webauthn::relying_party(req)?;
+    let (cookie, digest) = cookie.issue(state.config.is_https(), webauthn::CEREMONY_MINUTES);
     let options = db::run(&state.pool, move |conn| {
-        db::passkeys::start_registration(conn, &relying_party, &digest, &user)
+        start(conn, &relying_party, &digest)
     })
     .await?;
     Ok(webauthn::challenge(options, cookie))

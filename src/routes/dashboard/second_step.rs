@@ -16,6 +16,7 @@ use askama::Template;
 use serde::Deserialize;
 
 use super::assets;
+use super::passkeys::begin_ceremony;
 use super::session::{CsrfForm, NoFields, landing, public_layout, sign_in};
 use super::view::{
     HtmlError, Layout, page_method_not_allowed, post_only, redirect, render_with_status,
@@ -118,16 +119,17 @@ async fn begin_passkey(
             "This sign-in has ended. Sign in again with your password.",
         ));
     };
-    let relying_party = webauthn::relying_party(&req)?;
-    let (cookie, digest) =
-        webauthn::COOKIE.issue(state.config.is_https(), webauthn::CEREMONY_MINUTES);
     let id = user.user_id();
-    let options = db::run(&state.pool, move |conn| {
-        db::passkeys::start_check(conn, &relying_party, &digest, id, CheckFor::SecondStep)
-    })
-    .await?
-    .ok_or_else(|| AppError::invalid("You have no passkeys. Type a code instead."))?;
-    Ok(webauthn::challenge(options, cookie))
+    begin_ceremony(
+        &req,
+        &state,
+        &webauthn::COOKIE,
+        move |conn, relying_party, digest| {
+            db::passkeys::start_check(conn, relying_party, digest, id, CheckFor::SecondStep)?
+                .ok_or_else(|| AppError::invalid("You have no passkeys. Type a code instead."))
+        },
+    )
+    .await
 }
 
 #[derive(Deserialize)]

@@ -17,6 +17,7 @@ use futures_util::future::LocalBoxFuture;
 use serde::de::DeserializeOwned;
 
 use super::assets;
+use super::passkeys::begin_ceremony;
 use super::session::{CsrfForm, NoFields, SignedIn, checked_form};
 use super::view::{HtmlError, Layout, post_only, render_with_status};
 use crate::auth::{client_addr, webauthn};
@@ -261,16 +262,19 @@ async fn begin_passkey(
     state: web::Data<AppState>,
     _form: CsrfForm<NoFields>,
 ) -> Result<HttpResponse, AppError> {
-    let relying_party = webauthn::relying_party(&req)?;
-    let (cookie, digest) =
-        webauthn::SUDO_COOKIE.issue(state.config.is_https(), webauthn::CEREMONY_MINUTES);
     let user = signed_in.user_id();
-    let options = db::run(&state.pool, move |conn| {
-        db::passkeys::start_check(conn, &relying_party, &digest, user, CheckFor::Sudo)
-    })
-    .await?
-    .ok_or_else(|| AppError::invalid("You have no passkeys. Confirm with your password."))?;
-    Ok(webauthn::challenge(options, cookie))
+    begin_ceremony(
+        &req,
+        &state,
+        &webauthn::SUDO_COOKIE,
+        move |conn, relying_party, digest| {
+            db::passkeys::start_check(conn, relying_party, digest, user, CheckFor::Sudo)?
+                .ok_or_else(|| {
+                    AppError::invalid("You have no passkeys. Confirm with your password.")
+                })
+        },
+    )
+    .await
 }
 
 /// A passkey's answer to the sudo ceremony this browser started, spent whatever comes of
