@@ -68,15 +68,20 @@ fn options<T: serde::de::DeserializeOwned>(page: &Page) -> T {
     serde_json::from_str(&page.body).unwrap_or_else(|e| panic!("options as JSON: {e}"))
 }
 
-/// The answer `key` gives, for `origin`, to a passkey registration begun in `browser`.
-async fn registration_answer(browser: &Browser, key: &mut SoftPasskey, origin: Url) -> String {
+/// The options of a passkey registration begun in `browser`, as the page's script gets them.
+async fn registration_options(browser: &Browser) -> CreationChallengeResponse {
     let started = begin(
         browser,
         "/account/passkeys",
         "/account/passkeys/register/begin",
     )
     .await;
-    let challenge: CreationChallengeResponse = options(&started);
+    options(&started)
+}
+
+/// The answer `key` gives, for `origin`, to a passkey registration begun in `browser`.
+async fn registration_answer(browser: &Browser, key: &mut SoftPasskey, origin: Url) -> String {
+    let challenge = registration_options(browser).await;
     let credential = key
         .do_registration(origin, challenge)
         .expect("the authenticator makes a credential");
@@ -716,16 +721,10 @@ async fn adding_another_passkey_tells_the_authenticator_which_ones_the_person_ha
         .assert_redirect("/account/passkeys");
     let made: RegisterPublicKeyCredential = serde_json::from_str(&credential).expect("JSON");
 
-    let started = begin(
-        &owner,
-        "/account/passkeys",
-        "/account/passkeys/register/begin",
-    )
-    .await;
+    let challenge = registration_options(&owner).await;
 
     // A browser leaves out an authenticator that holds one of these, so a person can't
     // register the same passkey twice.
-    let challenge: CreationChallengeResponse = options(&started);
     let excluded: Vec<_> = challenge
         .public_key
         .exclude_credentials

@@ -23,9 +23,9 @@ use crate::auth::step_cookie::StepCookie;
 use crate::auth::webauthn;
 use crate::db::{
     self, DbConnection,
-    passkeys::{PasskeySummary, Registered},
+    passkeys::{CheckFor, PasskeySummary, Registered},
 };
-use crate::domain::PasskeyName;
+use crate::domain::{PasskeyName, UserId};
 use crate::error::AppError;
 use crate::state::AppState;
 
@@ -118,6 +118,31 @@ async fn begin(
             db::passkeys::start_registration(conn, relying_party, digest, &user)
         },
     )
+    .await
+}
+
+/// Starts a check of `user` with their passkeys, a sign-in's second step or sudo mode, each
+/// under a cookie of its own; someone with none is told what to use instead.
+pub(super) async fn begin_check(
+    req: &HttpRequest,
+    state: &AppState,
+    user: UserId,
+    check: CheckFor,
+) -> Result<HttpResponse, AppError> {
+    let (cookie, instead) = match check {
+        CheckFor::SecondStep => (
+            &webauthn::COOKIE,
+            "You have no passkeys. Type a code instead.",
+        ),
+        CheckFor::Sudo => (
+            &webauthn::SUDO_COOKIE,
+            "You have no passkeys. Confirm with your password.",
+        ),
+    };
+    begin_ceremony(req, state, cookie, move |conn, relying_party, digest| {
+        db::passkeys::start_check(conn, relying_party, digest, user, check)?
+            .ok_or_else(|| AppError::invalid(instead))
+    })
     .await
 }
 

@@ -16,7 +16,7 @@ use askama::Template;
 use serde::Deserialize;
 
 use super::assets;
-use super::passkeys::begin_ceremony;
+use super::passkeys::begin_check;
 use super::session::{CsrfForm, NoFields, landing, public_layout, sign_in};
 use super::view::{
     HtmlError, Layout, page_method_not_allowed, post_only, redirect, render_with_status,
@@ -119,17 +119,7 @@ async fn begin_passkey(
             "This sign-in has ended. Sign in again with your password.",
         ));
     };
-    let id = user.user_id();
-    begin_ceremony(
-        &req,
-        &state,
-        &webauthn::COOKIE,
-        move |conn, relying_party, digest| {
-            db::passkeys::start_check(conn, relying_party, digest, id, CheckFor::SecondStep)?
-                .ok_or_else(|| AppError::invalid("You have no passkeys. Type a code instead."))
-        },
-    )
-    .await
+    begin_check(&req, &state, user.user_id(), CheckFor::SecondStep).await
 }
 
 #[derive(Deserialize)]

@@ -17,7 +17,7 @@ use futures_util::future::LocalBoxFuture;
 use serde::de::DeserializeOwned;
 
 use super::assets;
-use super::passkeys::begin_ceremony;
+use super::passkeys::begin_check;
 use super::session::{CsrfForm, NoFields, SignedIn, checked_form};
 use super::view::{HtmlError, Layout, post_only, render_with_status};
 use crate::auth::{client_addr, webauthn};
@@ -262,19 +262,7 @@ async fn begin_passkey(
     state: web::Data<AppState>,
     _form: CsrfForm<NoFields>,
 ) -> Result<HttpResponse, AppError> {
-    let user = signed_in.user_id();
-    begin_ceremony(
-        &req,
-        &state,
-        &webauthn::SUDO_COOKIE,
-        move |conn, relying_party, digest| {
-            db::passkeys::start_check(conn, relying_party, digest, user, CheckFor::Sudo)?
-                .ok_or_else(|| {
-                    AppError::invalid("You have no passkeys. Confirm with your password.")
-                })
-        },
-    )
-    .await
+    begin_check(&req, &state, signed_in.user_id(), CheckFor::Sudo).await
 }
 
 /// A passkey's answer to the sudo ceremony this browser started, spent whatever comes of
