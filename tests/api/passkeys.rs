@@ -26,6 +26,15 @@ async fn passkey_app() -> TestApp {
     spawn_app_with(|config| config.public_url = Some(ORIGIN.into())).await
 }
 
+/// The same, where sudo mode has always lapsed: every sensitive change asks for a proof.
+async fn passkey_app_with_sudo_lapsed() -> TestApp {
+    spawn_app_with(|config| {
+        config.public_url = Some(ORIGIN.into());
+        config.sudo_window = chrono::Duration::seconds(-1);
+    })
+    .await
+}
+
 fn origin() -> Url {
     Url::parse(ORIGIN).expect("a URL")
 }
@@ -328,11 +337,7 @@ async fn a_removed_passkey_is_refused() {
 
 #[tokio::test]
 async fn adding_or_removing_a_passkey_asks_for_the_password_when_sudo_mode_has_lapsed() {
-    let app = spawn_app_with(|config| {
-        config.public_url = Some(ORIGIN.into());
-        config.sudo_window = chrono::Duration::seconds(-1);
-    })
-    .await;
+    let app = passkey_app_with_sudo_lapsed().await;
     let owner = signed_up(&app.address, "Sudo Passkey").await;
     let mut key = authenticator();
 
@@ -800,11 +805,7 @@ async fn a_person_who_lost_every_second_factor_is_let_back_in_by_the_operator() 
 
 #[tokio::test]
 async fn sudo_mode_takes_the_persons_passkey_once_per_ceremony() {
-    let app = spawn_app_with(|config| {
-        config.public_url = Some(ORIGIN.into());
-        config.sudo_window = chrono::Duration::seconds(-1);
-    })
-    .await;
+    let app = passkey_app_with_sudo_lapsed().await;
     let owner = signed_up(&app.address, "Sudo Key").await;
     let mut phone = authenticator();
     let first = registration_answer(&owner, &mut phone, origin()).await;
