@@ -77,6 +77,24 @@ fn options<T: serde::de::DeserializeOwned>(page: &Page) -> T {
     serde_json::from_str(&page.body).unwrap_or_else(|e| panic!("options as JSON: {e}"))
 }
 
+/// A ceremony's start refused with a 422 whose JSON error (for the page's script to show)
+/// says `sentence`.
+fn assert_begin_refused(page: &Page, sentence: &str) {
+    assert_eq!(
+        page.status,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "{}",
+        page.body
+    );
+    let json: Value = serde_json::from_str(&page.body).expect("a JSON error");
+    assert!(
+        json["errors"][0]
+            .as_str()
+            .is_some_and(|e| e.contains(sentence)),
+        "{json}"
+    );
+}
+
 /// The options of a passkey registration begun in `browser`, as the page's script gets them.
 async fn registration_options(browser: &Browser) -> CreationChallengeResponse {
     let started = begin(
@@ -607,19 +625,7 @@ async fn a_site_reached_by_ip_address_says_passkeys_need_a_domain_name() {
     )
     .await;
 
-    assert_eq!(
-        refused.status,
-        StatusCode::UNPROCESSABLE_ENTITY,
-        "{}",
-        refused.body
-    );
-    let json: Value = serde_json::from_str(&refused.body).expect("a JSON error");
-    assert!(
-        json["errors"][0]
-            .as_str()
-            .is_some_and(|e| e.contains("domain name")),
-        "{json}"
-    );
+    assert_begin_refused(&refused, "domain name");
 }
 
 #[tokio::test]
@@ -695,17 +701,7 @@ async fn a_person_holds_at_most_twenty_passkeys_and_is_told_to_remove_one() {
         "/account/passkeys/register/begin",
     )
     .await;
-    assert_eq!(
-        refused.status,
-        StatusCode::UNPROCESSABLE_ENTITY,
-        "{}",
-        refused.body
-    );
-    assert!(
-        refused.body.contains("Remove one you no longer use first"),
-        "{}",
-        refused.body
-    );
+    assert_begin_refused(&refused, "Remove one you no longer use first");
     let listed = owner.get("/account/passkeys").await;
     listed.assert_contains("Key 19");
     assert_eq!(
@@ -856,16 +852,9 @@ async fn the_sudo_ceremony_is_for_people_with_a_passkey_and_only_their_own() {
 
     // Someone without a passkey is told to use their password.
     let refused = begin(&bob, "/account/passkeys", "/account/sudo/passkey/begin").await;
-    assert_eq!(
-        refused.status,
-        StatusCode::UNPROCESSABLE_ENTITY,
-        "{}",
-        refused.body
-    );
-    assert!(
-        refused.body.contains("You have no passkeys"),
-        "{}",
-        refused.body
+    assert_begin_refused(
+        &refused,
+        "You have no passkeys. Confirm with your password.",
     );
     // Ada's options name her passkey only.
     let started = begin(&ada, "/account/passkeys", "/account/sudo/passkey/begin").await;
