@@ -150,8 +150,9 @@ pub enum SignedIn {
 }
 
 /// An SSO sign-in, in one transaction: the linked user; else the user with the verified
-/// email, linked now unless linked to another identity at this provider already; else a new user with no password (joining the account that claimed
-/// their email's domain, if one did). An unverified email never links to anyone.
+/// email, linked now unless linked to another identity at this provider already; else a
+/// new user with no password (joining the account that claimed their email's domain, if
+/// one did). An unverified email never links to anyone.
 pub fn sign_in(tx: &mut Tx<'_>, vouched: &Vouched<'_>) -> Result<SignedIn, AppError> {
     let now = super::now();
     if let Some(user) = linked_user(tx.conn, vouched.issuer, vouched.subject)? {

@@ -160,7 +160,7 @@ pub fn reset_second_factors(
         tx.conn,
         id,
         mail_on,
-        "Your Keyward operator removed your second factors and signed you out everywhere, as you asked: your password alone signs you in until you set one up again".into(),
+        "Your Keyward operator removed your second factors and signed you out everywhere: your password alone signs you in until you set one up again".into(),
     )?;
     Ok(removed)
 }
