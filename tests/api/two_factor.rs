@@ -330,3 +330,39 @@ async fn each_change_is_mailed_to_the_person_and_a_policy_change_to_the_owners()
         policy.text
     );
 }
+
+#[tokio::test]
+async fn an_operators_reset_is_mailed_to_the_person_by_a_command_with_the_mail_settings() {
+    let smtp = crate::support::smtp::SmtpServer::start();
+    let app = crate::support::mail::spawn_mailing_app(&smtp).await;
+    let owner = crate::support::mail::verified_owner(&app, &smtp, "Mailed Reset").await;
+    let email = email_for("Mailed Reset");
+    enrol(&owner).await;
+    smtp.wait_for(&email, "Your Keyward two-factor sign-in changed")
+        .await;
+    let before = smtp.messages_to(&email).len();
+
+    // The operator runs the command with the server's own settings, mail's included.
+    let url = smtp.url();
+    app.cli(&[
+        "--smtp-url",
+        &url,
+        "--mail-from",
+        "Keyward <keys@keyward.test>",
+        "user",
+        "reset-two-factor",
+        &email,
+    ])
+    .await
+    .expect("the command resets her second factors");
+
+    let mails = smtp.wait_for_count(&email, before + 1).await;
+    let notice = mails.last().expect("the notice");
+    assert!(
+        notice.text.contains(
+            "Your Keyward operator removed your second factors and signed you out everywhere"
+        ),
+        "{}",
+        notice.text
+    );
+}
