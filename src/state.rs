@@ -197,6 +197,19 @@ impl AppState {
         self
     }
 
+    /// Whether `user` is linked to this server's provider; never with single sign-on off. A
+    /// link to a provider the operator has since replaced counts for nothing.
+    pub async fn linked_to_provider(&self, user: crate::domain::UserId) -> Result<bool, AppError> {
+        let Some(oidc) = self.oidc.as_deref() else {
+            return Ok(false);
+        };
+        let issuer = oidc.issuer().to_string();
+        db::run(&self.pool, move |conn| {
+            db::oidc::is_linked(conn, user, &issuer)
+        })
+        .await
+    }
+
     /// Whether mail is on: sign-ups are verified and links are mailed.
     pub fn mail_on(&self) -> bool {
         self.mailer.is_some()

@@ -15,7 +15,7 @@ use askama::Template;
 use serde::Deserialize;
 
 use super::assets;
-use super::passkeys::begin_ceremony;
+use super::ceremony::begin_ceremony;
 use super::session::{CsrfForm, NoFields, UserSession, landing, public_layout, sign_in};
 use super::view::{
     Flash, HtmlError, Layout, page_method_not_allowed, post_only, redirect, render,
@@ -160,7 +160,7 @@ async fn submit(
         // now: the provider's verified word for the same address then signs them in.
         if let Some(user) = &user
             && state.oidc.is_some()
-            && !super::sso::linked_here(&state, user.user_id()).await?
+            && !state.linked_to_provider(user.user_id()).await?
         {
             let id = user.user_id();
             return super::sso::begin(&req, &state, db::oidc::CONNECT, Some(id), String::new())

@@ -10,6 +10,7 @@ mod admin;
 mod admin_accounts;
 mod assets;
 mod audit;
+mod ceremony;
 mod clusters;
 mod confirm;
 mod docs;

@@ -16,7 +16,7 @@ use askama::Template;
 use serde::Deserialize;
 
 use super::assets;
-use super::passkeys::begin_check;
+use super::ceremony::begin_check;
 use super::session::{CsrfForm, NoFields, landing, public_layout, sign_in};
 use super::view::{
     HtmlError, Layout, page_method_not_allowed, post_only, redirect, render_with_status,

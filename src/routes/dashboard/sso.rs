@@ -66,19 +66,6 @@ fn oidc(state: &AppState) -> Result<&Oidc, AppError> {
     state.oidc.as_deref().ok_or(AppError::NotFound)
 }
 
-/// Whether `user` is linked to this server's provider; never with single sign-on off. A
-/// link to a provider the operator has since replaced counts for nothing.
-pub(super) async fn linked_here(state: &AppState, user: UserId) -> Result<bool, AppError> {
-    let Some(oidc) = state.oidc.as_deref() else {
-        return Ok(false);
-    };
-    let issuer = oidc.issuer().to_string();
-    db::run(&state.pool, move |conn| {
-        db::oidc::is_linked(conn, user, &issuer)
-    })
-    .await
-}
-
 #[derive(Template)]
 #[template(path = "message.html")]
 struct MessagePage {

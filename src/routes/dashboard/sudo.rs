@@ -17,7 +17,7 @@ use futures_util::future::LocalBoxFuture;
 use serde::de::DeserializeOwned;
 
 use super::assets;
-use super::passkeys::begin_check;
+use super::ceremony::begin_check;
 use super::session::{CsrfForm, NoFields, SignedIn, checked_form};
 use super::view::{HtmlError, Layout, post_only, render_with_status};
 use crate::auth::{client_addr, webauthn};
@@ -122,7 +122,7 @@ pub(crate) async fn check<T>(
         ))
     })
     .await?;
-    let linked = super::sso::linked_here(state, user).await?;
+    let linked = state.linked_to_provider(user).await?;
     let sso = state
         .oidc
         .as_ref()

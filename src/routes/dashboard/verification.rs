@@ -209,7 +209,7 @@ async fn email_page_for(
 ) -> Result<EmailPage, AppError> {
     let connect_with = match state.oidc.as_deref() {
         Some(oidc) => {
-            let linked = super::sso::linked_here(state, signed_in.user_id()).await?;
+            let linked = state.linked_to_provider(signed_in.user_id()).await?;
             (!linked).then(|| oidc.name().to_string())
         }
         None => None,
