@@ -23,8 +23,11 @@ use crate::domain::{PasskeyName, UserId};
 use crate::error::AppError;
 
 /// Live passwordless ceremonies kept at once: anyone may start one, so their number is
-/// bounded (each is also limited per address, `AppState::passkey_starts`).
-const MAX_ANONYMOUS_CEREMONIES: i64 = 10_000;
+/// bounded (each is also limited per address, `AppState::passkey_starts`). At the bound the
+/// oldest gives way, so a flood can't turn passkey sign-in away for everyone: to spoil a
+/// person's sign-in it must start 10,000 others in the seconds that person takes to answer,
+/// not once every 5 minutes.
+pub const MAX_ANONYMOUS_CEREMONIES: i64 = 10_000;
 
 /// One passkey, as the security page lists it.
 #[derive(Debug, Clone, Queryable, Selectable)]
@@ -104,8 +107,9 @@ impl Ceremony {
 }
 
 /// Keeps `ceremony` for `user` (none for a passwordless sign-in) under the cookie whose
-/// SHA-256 is `key_digest`. Expired ones are cleared first, and a person's older ones of
-/// the same kind replaced, so the table holds only live ones.
+/// SHA-256 is `key_digest`. Expired ones are cleared first, a person's older ones of the
+/// same kind replaced, and at [`MAX_ANONYMOUS_CEREMONIES`] the oldest passwordless one
+/// dropped, so the table holds only live ones, and boundedly many.
 fn start(
     conn: &mut DbConnection,
     key_digest: &[u8],
@@ -135,10 +139,16 @@ fn start(
                     .count()
                     .get_result(conn)?;
                 if live >= MAX_ANONYMOUS_CEREMONIES {
-                    return Err(AppError::Unavailable {
-                        retry_after_secs: 60,
-                        message: "Too many passkey sign-ins are under way. Try again in a minute, or sign in with your password.".into(),
-                    });
+                    let oldest: Vec<i32> = passkey_ceremonies::table
+                        .filter(passkey_ceremonies::user_id.is_null())
+                        .order(passkey_ceremonies::id.asc())
+                        .limit(live - MAX_ANONYMOUS_CEREMONIES + 1)
+                        .select(passkey_ceremonies::id)
+                        .load(conn)?;
+                    diesel::delete(
+                        passkey_ceremonies::table.filter(passkey_ceremonies::id.eq_any(oldest)),
+                    )
+                    .execute(conn)?;
                 }
             }
         }

@@ -13,9 +13,10 @@ use webauthn_rs::prelude::{
     CreationChallengeResponse, RegisterPublicKeyCredential, RequestChallengeResponse, Url,
 };
 
-use crate::support::admin::{audit_log, execute_sql, find_event};
+use crate::support::admin::{audit_log, count_rows, execute_sql, find_event};
 use crate::support::api::{TestApp, spawn_app, spawn_app_with};
 use crate::support::browser::{Browser, PASSWORD, Page, email_for, signed_up};
+use crate::support::store::on_postgres;
 use crate::support::two_factor::{at_second_step, code_for, enrol, second_step};
 
 /// The site's origin as the browser shows it. WebAuthn wants a domain name, so the test
@@ -880,4 +881,38 @@ async fn an_operators_reset_on_a_full_disk_says_so_and_removes_nothing() {
     // Her authenticator app still guards her sign-in, and her session still works.
     at_second_step(&app.address, &email).await;
     owner.get("/tokens").await.assert_html_page(StatusCode::OK);
+}
+
+#[tokio::test]
+async fn at_the_cap_the_oldest_unanswered_passkey_sign_in_gives_way() {
+    use keyward::db::passkeys::MAX_ANONYMOUS_CEREMONIES;
+    let app = passkey_app().await;
+    // As many unanswered passwordless sign-ins as are kept, as a flood from many networks
+    // would leave them.
+    let rows = if on_postgres() {
+        format!(
+            "INSERT INTO passkey_ceremonies (key_digest, purpose, user_id, state, expires_at) \
+             SELECT sha256(int4send(i)), 'sign_in', NULL, '{{}}', \
+             (now() AT TIME ZONE 'utc') + interval '5 minutes' \
+             FROM generate_series(1, {MAX_ANONYMOUS_CEREMONIES}) AS i"
+        )
+    } else {
+        format!(
+            "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < {MAX_ANONYMOUS_CEREMONIES}) \
+             INSERT INTO passkey_ceremonies (key_digest, purpose, user_id, state, expires_at) \
+             SELECT randomblob(32), 'sign_in', NULL, '{{}}', datetime('now', '+5 minutes') FROM n"
+        )
+    };
+    execute_sql(&app, &rows).await;
+    let anonymous = "SELECT COUNT(*) FROM passkey_ceremonies WHERE user_id IS NULL";
+    assert_eq!(count_rows(&app, anonymous).await, MAX_ANONYMOUS_CEREMONIES);
+
+    // Someone who starts one now is not turned away; the oldest gives way.
+    let browser = Browser::new(&app.address);
+    let started = begin(&browser, "/login", "/login/passkey/begin").await;
+    let _options: RequestChallengeResponse = options(&started);
+
+    assert_eq!(count_rows(&app, anonymous).await, MAX_ANONYMOUS_CEREMONIES);
+    let first_left = "SELECT COUNT(*) FROM passkey_ceremonies WHERE id = 1";
+    assert_eq!(count_rows(&app, first_left).await, 0, "the oldest is gone");
 }
