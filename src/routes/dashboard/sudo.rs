@@ -231,27 +231,38 @@ async fn check_password(
     }
 }
 
-/// A code from the person's second factor, spent like one at sign-in, and counted as an
-/// attempt too.
+/// A code from the person's second factor, spent like one at sign-in.
 async fn check_code(signed_in: &SignedIn, state: &AppState, code: &str) -> Result<bool, AppError> {
-    let ip = signed_in.ip.clone().unwrap_or_default();
-    let attempt = state.throttle.attempt(&signed_in.user.email, &ip).await?;
-    let Some(factor) = SecondFactor::parse(code) else {
-        return Ok(false);
-    };
     let key = state.secret_key()?;
+    let factor = SecondFactor::parse(code);
     let user = signed_in.user_id();
     let unix_now = db::now().and_utc().timestamp();
-    let spent = db::run(&state.pool, move |conn| {
-        db::tx::as_system(conn, |tx| {
-            db::two_factor::spend(tx.conn, &key, user, &factor, unix_now)
-        })
+    spend_proof(signed_in, state, move |conn| {
+        let Some(factor) = factor else {
+            return Ok(false);
+        };
+        Ok(db::two_factor::spend(conn, &key, user, &factor, unix_now)?.is_some())
+    })
+    .await
+}
+
+/// A second-factor proof, counted as a sign-in attempt like one at the second step, and
+/// spent in the store by `spend`, which says whether it was right. What the server itself
+/// lacks (its key, the site's address) is an error before anything is counted.
+async fn spend_proof<F>(signed_in: &SignedIn, state: &AppState, spend: F) -> Result<bool, AppError>
+where
+    F: FnOnce(&mut db::DbConnection) -> Result<bool, AppError> + Send + 'static,
+{
+    let ip = signed_in.ip.clone().unwrap_or_default();
+    let attempt = state.throttle.attempt(&signed_in.user.email, &ip).await?;
+    let proved = db::run(&state.pool, move |conn| {
+        db::tx::as_system(conn, |tx| spend(tx.conn))
     })
     .await?;
-    if spent.is_some() {
+    if proved {
         attempt.succeeded().await;
     }
-    Ok(spent.is_some())
+    Ok(proved)
 }
 
 /// Starts the sudo page's passkey ceremony for the signed-in person: the options for
@@ -273,22 +284,13 @@ async fn check_passkey(
     state: &AppState,
     answer: &str,
 ) -> Result<bool, AppError> {
-    let ip = signed_in.ip.clone().unwrap_or_default();
-    let attempt = state.throttle.attempt(&signed_in.user.email, &ip).await?;
-    let Some(ceremony) = webauthn::SUDO_COOKIE.digest_of(req, state.config.is_https()) else {
-        return Ok(false);
-    };
     let relying_party = webauthn::relying_party(req)?;
+    let ceremony = webauthn::SUDO_COOKIE.digest_of(req, state.config.is_https());
     let user = signed_in.user_id();
     let answer = answer.to_string();
-    let proved = db::run(&state.pool, move |conn| {
-        db::tx::as_system(conn, |tx| {
-            db::passkeys::sudo_check(tx.conn, &relying_party, &ceremony, user, &answer)
-        })
+    spend_proof(signed_in, state, move |conn| match ceremony {
+        Some(ceremony) => db::passkeys::sudo_check(conn, &relying_party, &ceremony, user, &answer),
+        None => Ok(false),
     })
-    .await?;
-    if proved {
-        attempt.succeeded().await;
-    }
-    Ok(proved)
+    .await
 }
