@@ -9,7 +9,7 @@ use diesel::prelude::*;
 use super::email_links::{self, LinkToken, Purpose};
 use super::outbox;
 use super::schema::users;
-use super::schema::{passkey_ceremonies, passkeys, pending_sign_ins, recovery_codes, two_factor};
+use super::schema::{passkey_ceremonies, passkeys, pending_sign_ins};
 use super::tx::Tx;
 use super::verification::{LoggedAs, log_for_user};
 use crate::domain::{AuditAction, Email, Mail};
@@ -140,9 +140,7 @@ pub fn reset_second_factors(
             "{email} has no second factor: their password alone signs them in."
         )));
     }
-    diesel::delete(two_factor::table.find(id.0)).execute(tx.conn)?;
-    diesel::delete(recovery_codes::table.filter(recovery_codes::user_id.eq(id.0)))
-        .execute(tx.conn)?;
+    super::two_factor::forget_authenticator(tx.conn, id)?;
     diesel::delete(passkeys::table.filter(passkeys::user_id.eq(id.0))).execute(tx.conn)?;
     diesel::delete(passkey_ceremonies::table.filter(passkey_ceremonies::user_id.eq(id.0)))
         .execute(tx.conn)?;

@@ -265,9 +265,7 @@ pub fn disable(tx: &mut Tx<'_>, mail_on: bool) -> Result<(), AppError> {
             "{account} requires two-factor sign-in of its members, so it stays on. You can make new recovery codes instead."
         )));
     }
-    diesel::delete(two_factor::table.find(user.0)).execute(tx.conn)?;
-    diesel::delete(recovery_codes::table.filter(recovery_codes::user_id.eq(user.0)))
-        .execute(tx.conn)?;
+    forget_authenticator(tx.conn, user)?;
     log(
         tx,
         action::TWO_FACTOR_DISABLED,
@@ -279,6 +277,15 @@ pub fn disable(tx: &mut Tx<'_>, mail_on: bool) -> Result<(), AppError> {
         mail_on,
         "Two-factor sign-in was turned off: your password alone signs you in now".into(),
     )?;
+    Ok(())
+}
+
+/// Deletes `user`'s authenticator app (its sealed secret) and their recovery codes: turning
+/// it off, and an operator's reset.
+pub(super) fn forget_authenticator(conn: &mut DbConnection, user: UserId) -> Result<(), AppError> {
+    diesel::delete(two_factor::table.find(user.0)).execute(conn)?;
+    diesel::delete(recovery_codes::table.filter(recovery_codes::user_id.eq(user.0)))
+        .execute(conn)?;
     Ok(())
 }
 
